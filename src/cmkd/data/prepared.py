@@ -1,0 +1,213 @@
+"""The prepared-data format shared by every data set (synthetic, DEAP, MAHNOB-HCI, SEED-IV).
+
+A prepared directory holds one memory-mappable ``.npy`` per array and a ``meta.json``. The first
+axis of every array is one 4 s segment. Arrays:
+
+- ``subject``, ``trial``, ``segment`` (int64): who, which trial, which 4 s window of the trial;
+- ``valence``, ``arousal``, ``dominance``, ``liking`` (float32): raw 1-9 ratings, repeated for
+  every segment of the trial (a data set without a rating omits that array);
+- one array per modality present: ``eeg`` (N, C, T) float32, ``eog`` (N, 2, T) float32,
+  ``face`` (N, F, 3, H, W) uint8, ``eye`` (N, 31) float32; SEED-IV adds ``eeg_de`` (N, 62, 5),
+  ``label`` (N,) int64 and ``session`` (N,) int64.
+
+``meta.json`` holds ``dataset``, ``sampling_rates`` (Hz per time-series modality), ``channels``
+(names per modality), ``source_hash`` (hash of the raw inputs and preprocessing parameters, the
+cache key), ``content_hash`` (hash of the arrays written) and ``arrays`` (shape and dtype of each).
+
+The directory is written to a temporary sibling and renamed into place, so a killed job leaves
+no directory that looks complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from cmkd.errors import DataError
+from cmkd.io import dumps
+
+INDEX_ARRAYS = ("subject", "trial", "segment")
+RATING_ARRAYS = ("valence", "arousal", "dominance", "liking")
+MODALITIES = ("eeg", "eog", "face", "eye", "eeg_de")
+
+# expected number of dimensions and dtype kind per known array ('f' float, 'i' int, 'u' uint)
+_EXPECTED: dict[str, tuple[int, str]] = {
+    "subject": (1, "i"), "trial": (1, "i"), "segment": (1, "i"), "session": (1, "i"),
+    "label": (1, "i"),
+    "valence": (1, "f"), "arousal": (1, "f"), "dominance": (1, "f"), "liking": (1, "f"),
+    "eeg": (3, "f"), "eog": (3, "f"), "face": (5, "u"), "eye": (2, "f"), "eeg_de": (3, "f"),
+}
+
+
+def hash_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over names, shapes, dtypes and bytes of the arrays, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.shape).encode())
+        h.update(a.dtype.str.encode())
+        # hash in chunks so that memory-mapped arrays are not copied whole
+        flat = a.reshape(-1)
+        step = max(1, (1 << 24) // max(1, a.itemsize))
+        for i in range(0, flat.size, step):
+            h.update(flat[i:i + step].tobytes())
+    return h.hexdigest()
+
+
+def hash_params(obj: Any) -> str:
+    """A stable hash of a JSON-serialisable object (config fragment, preprocessing params)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def validate_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> int:
+    """Check the arrays against the format; return the number of segments N.
+
+    Raises :class:`DataError` naming the array and what was expected.
+    """
+    missing = [k for k in INDEX_ARRAYS if k not in arrays]
+    if missing:
+        raise DataError(f"{where}: missing required array(s) {missing}")
+    n = None
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise DataError(f"{where}: array '{name}' is a {type(a).__name__}, expected numpy.ndarray")
+        if name in _EXPECTED:
+            ndim, kind = _EXPECTED[name]
+            if a.ndim != ndim:
+                raise DataError(f"{where}: array '{name}' has shape {a.shape} ({a.ndim}-d), expected {ndim}-d")
+            if a.dtype.kind != kind and not (kind == "i" and a.dtype.kind == "u"):
+                raise DataError(f"{where}: array '{name}' has dtype {a.dtype}, expected kind '{kind}'")
+        if n is None:
+            n = a.shape[0]
+        elif a.shape[0] != n:
+            raise DataError(f"{where}: array '{name}' has {a.shape[0]} rows, expected {n} (one per segment)")
+    if "eog" in arrays and arrays["eog"].shape[1] != 2:
+        raise DataError(f"{where}: array 'eog' has {arrays['eog'].shape[1]} channels, expected 2")
+    if "eye" in arrays and arrays["eye"].shape[1] != 31:
+        raise DataError(f"{where}: array 'eye' has {arrays['eye'].shape[1]} features, expected 31")
+    if "face" in arrays and arrays["face"].shape[2] != 3:
+        raise DataError(f"{where}: array 'face' has shape {arrays['face'].shape}, expected (N, F, 3, H, W)")
+    return int(n or 0)
+
+
+def write_prepared(out_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
+    """Validate and write a prepared directory atomically; return its path.
+
+    ``meta`` must hold ``dataset``; ``source_hash`` should be the hash of raw inputs and
+    preprocessing parameters. ``content_hash`` and ``arrays`` are added here.
+    """
+    out_dir = Path(out_dir)
+    n = validate_arrays(arrays, where=str(out_dir))
+    if "dataset" not in meta:
+        raise DataError(f"{out_dir}: meta has no 'dataset'")
+    full_meta = dict(meta)
+    full_meta["n_segments"] = n
+    full_meta["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in sorted(arrays.items())}
+    full_meta["content_hash"] = hash_arrays(arrays)
+    full_meta.setdefault("format_version", 1)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        for name, a in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        (tmp / "meta.json").write_text(dumps(full_meta), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+@dataclass
+class Prepared:
+    """A prepared data set opened for reading (arrays memory-mapped, loaded on first access)."""
+
+    path: Path
+    meta: dict
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.meta["n_segments"])
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.meta["arrays"])
+
+    @property
+    def modalities(self) -> list[str]:
+        return [m for m in MODALITIES if m in self.meta["arrays"]]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.meta["arrays"]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            if name not in self.meta["arrays"]:
+                raise DataError(f"{self.path}: no array '{name}' (has {self.names})")
+            f = self.path / f"{name}.npy"
+            try:
+                a = np.load(f, mmap_mode="r", allow_pickle=False)
+            except FileNotFoundError:
+                raise DataError(f"{f}: file missing from prepared directory") from None
+            except Exception as e:  # corrupt header, truncated file
+                raise DataError(f"{f}: cannot read ({e})") from None
+            spec = self.meta["arrays"][name]
+            if list(a.shape) != spec["shape"] or a.dtype.str != spec["dtype"]:
+                raise DataError(
+                    f"{f}: shape {list(a.shape)} dtype {a.dtype.str} differ from meta.json "
+                    f"({spec['shape']} {spec['dtype']}); the prepared directory is corrupt: delete it and prepare again")
+            self._cache[name] = a
+        return self._cache[name]
+
+    @property
+    def data_hash(self) -> str:
+        return self.meta["content_hash"]
+
+
+def load_prepared(path: str | os.PathLike) -> Prepared:
+    """Open a prepared directory; raise :class:`DataError` naming the file on any problem."""
+    path = Path(path)
+    meta_file = path / "meta.json"
+    if not path.is_dir():
+        raise DataError(f"{path}: prepared data directory not found (run `python -m cmkd prepare` first)")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{meta_file}: missing; the prepared directory is incomplete") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{meta_file}: not valid JSON ({e})") from None
+    for key in ("dataset", "arrays", "n_segments", "content_hash"):
+        if key not in meta:
+            raise DataError(f"{meta_file}: missing key '{key}'")
+    return Prepared(path=path, meta=meta)
+
+
+def check_finite(prep: Prepared, names: list[str]) -> None:
+    """Raise :class:`DataError` naming the array, segment and channel of the first NaN/inf."""
+    for name in names:
+        a = prep[name]
+        if a.dtype.kind != "f":
+            continue
+        for start in range(0, a.shape[0], 4096):
+            block = np.asarray(a[start:start + 4096])
+            bad = ~np.isfinite(block)
+            if bad.any():
+                idx = np.argwhere(bad)[0]
+                seg = start + int(idx[0])
+                chan = ""
+                if block.ndim >= 3:
+                    names_ch = prep.meta.get("channels", {}).get(name)
+                    c = int(idx[1])
+                    chan = f", channel {names_ch[c] if names_ch and c < len(names_ch) else c}"
+                raise DataError(f"{prep.path / (name + '.npy')}: non-finite value in segment {seg}{chan}")
