@@ -1,0 +1,24 @@
+# cmkd-bench: cross-modal knowledge distillation for emotion recognition.
+# Default: the embedded synthetic grid (config.yaml). Paper grid: --configfile config/paper.yaml.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,116 @@
+"""Command line: ``python -m cmkd <command>``; every workflow rule calls one of these.
+
+User errors (bad config value, missing or corrupt file) print one line naming the culprit and
+exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import time
+
+_T_START = time.perf_counter()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from cmkd.errors import CmkdError, ConfigError  # noqa: E402
+
+
+def _json_arg(value: str):
+    """A JSON string, or @path to a JSON/YAML file."""
+    if value.startswith("@"):
+        p = Path(value[1:])
+        text = p.read_text(encoding="utf-8")
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"argument is not valid JSON: {e}") from None
+
+
+def cmd_prepare(a) -> None:
+    params = _json_arg(a.params) if a.params else {}
+    name = a.dataset
+    if name == "synthetic":
+        from cmkd.data.synthetic import write_synthetic
+
+        write_synthetic(a.out, params, int(a.seed))
+        return
+    if not a.root:
+        raise ConfigError(f"prepare {name}: --root (datasets.{name}.root) is required for a real data set")
+    if name == "deap":
+        from cmkd.data.deap import prepare_deap as f
+    elif name == "mahnob_hci":
+        from cmkd.data.mahnob import prepare_mahnob as f
+    elif name == "seed_iv":
+        from cmkd.data.seed_iv import prepare_seed_iv as f
+    else:
+        raise ConfigError(f"prepare: unknown data set loader '{name}' (known: synthetic, deap, mahnob_hci, seed_iv)")
+    f(a.root, a.out, params)
+
+
+def cmd_train(a) -> None:
+    from cmkd.train import run
+
+    spec = _json_arg(a.spec)
+    run(spec, a.out, t_process_start=_T_START)
+
+
+def cmd_aggregate(a) -> None:
+    from cmkd.tables import aggregate_runs
+
+    files = list(a.metrics)
+    if a.metrics_list:
+        files += [line.strip() for line in Path(a.metrics_list).read_text().splitlines() if line.strip()]
+    aggregate_runs(files, a.out)
+
+
+def cmd_tables(a) -> None:
+    from cmkd.tables import write_tables
+
+    write_tables(a.runs, _json_arg(a.spec), a.out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    p = argparse.ArgumentParser(prog="python -m cmkd", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("prepare", help="raw data set -> prepared directory (.npy per array + meta.json)")
+    s.add_argument("dataset", help="synthetic | deap | mahnob_hci | seed_iv")
+    s.add_argument("--root", help="raw data root (not needed for synthetic)")
+    s.add_argument("--out", required=True, help="prepared directory to write")
+    s.add_argument("--params", help="loader/generator parameters as JSON or @file")
+    s.add_argument("--seed", default=0, help="generator seed (synthetic)")
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("train", help="train one run from its spec")
+    s.add_argument("--spec", required=True, help="run spec as JSON or @file")
+    s.add_argument("--out", required=True, help="run directory")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("aggregate", help="metrics.json files -> runs.csv")
+    s.add_argument("metrics", nargs="*")
+    s.add_argument("--metrics-list", help="file with one metrics.json path per line")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_aggregate)
+
+    s = sub.add_parser("tables", help="runs.csv -> mean ± std tables (CSV, Markdown, LaTeX, HTML)")
+    s.add_argument("--runs", required=True)
+    s.add_argument("--spec", required=True, help="tables spec as JSON or @file")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=cmd_tables)
+
+    a = p.parse_args(argv)
+    try:
+        a.func(a)
+    except CmkdError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

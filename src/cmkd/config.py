@@ -1,0 +1,177 @@
+"""Config semantics beyond the JSON schema, and resolution of one run's specification.
+
+The workflow calls :func:`check_config` right after ``validate(config, schema)``: every error
+names the config key at fault and stops Snakemake before any job runs. :func:`run_spec` turns the
+config and one cell (dataset, track, dimension, method, seed) into the self-contained JSON spec a
+training job receives; its hash is the run's config hash in the provenance.
+
+Nothing here imports torch: the DAG of the paper grid must build fast.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any, Iterable
+
+from cmkd.errors import ConfigError
+from cmkd.methods import REGISTRY
+
+KNOWN_MODALITIES = ("eeg", "eog", "face", "eye", "eeg_de")
+TASKS = ("classification", "regression")
+
+
+def deep_merge(base: dict, override: dict | None) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def spec_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _modalities(config: dict, method: str, track: str, where: str) -> list[str]:
+    m = config["methods"][method]
+    sel = m.get("modalities", "student")
+    tr = config["tracks"][track]
+    if sel in ("teacher", "student"):
+        return list(tr[sel])
+    if isinstance(sel, list):
+        return list(sel)
+    raise ConfigError(f"{where}.modalities: must be 'teacher', 'student' or a list of modalities, got {sel!r}")
+
+
+def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:
+    """Every (dataset, track, dimension, method) cell of the grid, with required runs added."""
+    seen = set()
+    for exp in config["experiments"]:
+        for dim in exp["dimensions"]:
+            stack = list(exp["methods"])
+            while stack:
+                m = stack.pop(0)
+                cell = (exp["dataset"], exp["track"], dim, m)
+                if cell in seen:
+                    continue
+                seen.add(cell)
+                yield cell
+                stack.extend(config["methods"][m].get("requires", {}).values())
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks; raise :class:`ConfigError` naming the key."""
+    datasets, tracks, methods, dims = config["datasets"], config["tracks"], config["methods"], config["dimensions"]
+    for name, t in tracks.items():
+        for side in ("teacher", "student"):
+            for mod in t[side]:
+                if mod not in KNOWN_MODALITIES:
+                    raise ConfigError(f"tracks.{name}.{side}: unknown modality '{mod}' (known: {', '.join(KNOWN_MODALITIES)})")
+    for name, m in methods.items():
+        where = f"methods.{name}"
+        cls = m["class"]
+        if cls not in REGISTRY:
+            raise ConfigError(f"{where}.class: unknown method class '{cls}' (registered: {', '.join(sorted(REGISTRY))})")
+        info = REGISTRY[cls]
+        req = m.get("requires", {}) or {}
+        for role, target in req.items():
+            if target not in methods:
+                raise ConfigError(f"{where}.requires.{role}: unknown method '{target}'")
+            if not info.variadic_roles and role not in info.roles:
+                raise ConfigError(f"{where}.requires.{role}: method class '{cls}' takes no role '{role}' (roles: {list(info.roles)})")
+        if not info.variadic_roles:
+            for role in info.roles:
+                if role not in req:
+                    raise ConfigError(f"{where}.requires: method class '{cls}' needs a '{role}' checkpoint")
+        # cycles
+        path, node = [name], name
+        stack = [(name, [name])]
+        while stack:
+            node, path = stack.pop()
+            for target in (methods[node].get("requires", {}) or {}).values():
+                if target in path:
+                    raise ConfigError(f"{where}.requires: circular dependency {' -> '.join(path + [target])}")
+                stack.append((target, path + [target]))
+        sel = m.get("modalities", "student")
+        if not (sel in ("teacher", "student") or isinstance(sel, list)):
+            raise ConfigError(f"{where}.modalities: must be 'teacher', 'student' or a list, got {sel!r}")
+        for mod, enc in (m.get("encoders") or {}).items():
+            if mod not in KNOWN_MODALITIES:
+                raise ConfigError(f"{where}.encoders.{mod}: unknown modality")
+    for i, exp in enumerate(config["experiments"]):
+        where = f"experiments[{i}]"
+        if exp["dataset"] not in datasets:
+            raise ConfigError(f"{where}.dataset: unknown dataset '{exp['dataset']}' (known: {', '.join(datasets)})")
+        if exp["track"] not in tracks:
+            raise ConfigError(f"{where}.track: unknown track '{exp['track']}' (known: {', '.join(tracks)})")
+        for d in exp["dimensions"]:
+            if d not in dims:
+                raise ConfigError(f"{where}.dimensions: unknown dimension '{d}' (known: {', '.join(dims)})")
+        for m in exp["methods"]:
+            if m not in methods:
+                raise ConfigError(f"{where}.methods: unknown method '{m}' (known: {', '.join(methods)})")
+        have = set(datasets[exp["dataset"]]["modalities"])
+        tr = tracks[exp["track"]]
+        for mod in set(tr["teacher"]) | set(tr["student"]):
+            if mod not in have:
+                raise ConfigError(
+                    f"{where}.track: track '{exp['track']}' needs modality '{mod}', which dataset "
+                    f"'{exp['dataset']}' does not provide (datasets.{exp['dataset']}.modalities: {sorted(have)})")
+    for ds, tr, dim, m in iter_cells(config):
+        for mod in _modalities(config, m, tr, f"methods.{m}"):
+            if mod not in set(datasets[ds]["modalities"]):
+                raise ConfigError(f"methods.{m}.modalities: '{mod}' is not provided by dataset '{ds}'")
+            if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
+                raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
+    for t in config.get("tables", []) or []:
+        for m in t.get("rows", {}):
+            if m not in methods:
+                raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
+
+
+def prepared_dir(config: dict, dataset: str) -> str:
+    return f"{config['results']}/prepared/{dataset}"
+
+
+def run_dir(config: dict, dataset: str, track: str, dimension: str, method: str, seed: int | str) -> str:
+    return f"{config['results']}/{dataset}/{track}/{dimension}/{method}/seed{seed}"
+
+
+def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str, seed: int) -> dict:
+    """The complete, self-contained specification of one training run."""
+    m = config["methods"][method]
+    where = f"methods.{method}"
+    modalities = _modalities(config, method, track, where)
+    encoders = {mod: deep_merge(config["encoders"][mod], (m.get("encoders") or {}).get(mod)) for mod in modalities}
+    training = deep_merge(config["training"], m.get("training"))
+    split = deep_merge(config["split"], m.get("split"))
+    dim = dict(config["dimensions"][dimension])
+    requires = {
+        role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}
+        for role, target in (m.get("requires") or {}).items()
+    }
+    spec = {
+        "dataset": dataset,
+        "track": track,
+        "dimension": dimension,
+        "dimension_spec": dim,
+        "method": method,
+        "class": m["class"],
+        "params": copy.deepcopy(m.get("params", {}) or {}),
+        "modalities": modalities,
+        "encoders": encoders,
+        "head": deep_merge(config["head"], m.get("head")),
+        "training": training,
+        "split": split,
+        "requires": requires,
+        "seed": int(seed),
+        "threads": int(config["threads"]),
+        "device": config.get("device", "auto"),
+        "prepared": prepared_dir(config, dataset),
+        "synthetic": bool(config["datasets"][dataset].get("synthetic", False)),
+    }
+    spec["config_hash"] = spec_hash({k: v for k, v in spec.items() if k not in ("prepared",)})
+    return spec

@@ -1,0 +1,32 @@
+"""Hinton et al. 2015, "Distilling the knowledge in a neural network" (arXiv:1503.02531)."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from cmkd import losses
+from cmkd.methods.base import Method
+
+
+class KD(Method):
+    """L = (1 − α) · CE(y, s) + α · T² · KL(softmax(t/T) ‖ softmax(s/T))  (Hinton et al. 2015, §2).
+
+    The teacher is the checkpoint of role ``teacher`` (any modalities); the student sees only its
+    own modalities. For regression the soft-target term is the MSE between the two outputs.
+    """
+
+    roles = ("teacher",)
+    defaults = {"alpha": 0.5, "temperature": 4.0}
+
+    def training_step(self, batch):
+        out = self.student(batch)
+        t = self.teacher_outputs(batch)["teacher"]
+        a = float(self.params["alpha"])
+        terms = {"ce": (1 - a) * self.task_loss(out.logits, batch["y"])}
+        if self.task == "regression":
+            terms["kd"] = a * F.mse_loss(out.logits, t.logits)
+        else:
+            terms["kd"] = a * losses.kd(out.logits, t.logits, float(self.params["temperature"]))
+        return out.logits, terms
+
+
+METHODS = {"kd": KD}

@@ -1,0 +1,40 @@
+"""Eye-movement encoder: an MLP over the 31 eye-tracking features of a segment.
+
+Input ``(B, 31)`` (pupil, fixation, saccade, blink statistics, on very different scales), so the
+input first passes a ``BatchNorm1d``; then one ``Linear -> BatchNorm1d -> ReLU -> Dropout`` block
+per entry of ``hidden``. ``feat``: the last block's output ``(B, hidden[-1])``; ``hint``: the
+first block's output ``(B, hidden[0])`` (the same as ``feat`` with a single hidden layer).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class EyeMLPEncoder(nn.Module):
+    """An MLP with batch norm for (B, n_features) vectors; output ``(feat, hint)``."""
+
+    def __init__(self, n_features: int = 31, hidden: Sequence[int] = (64, 32),
+                 dropout: float = 0.25):
+        super().__init__()
+        if not hidden:
+            raise ValueError("hidden must list at least one layer size")
+        self.input_norm = nn.BatchNorm1d(n_features)
+        blocks, d_in = [], n_features
+        for d in hidden:
+            blocks.append(nn.Sequential(nn.Linear(d_in, d), nn.BatchNorm1d(d), nn.ReLU(),
+                                        nn.Dropout(dropout)))
+            d_in = d
+        self.blocks = nn.ModuleList(blocks)
+        self.out_dim = d_in
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.input_norm(x)
+        hint = None
+        for block in self.blocks:
+            out = block(out)
+            if hint is None:
+                hint = out
+        return out, hint

@@ -1,0 +1,110 @@
+"""Face-video encoder: a timm image backbone applied to every frame, averaged over frames.
+
+Input ``(B, F, 3, H, W)``: uint8 pixels (0-255) or floats already in [0, 1]. Each frame is scaled
+to [0, 1], normalised with the ImageNet mean and std, resized (bilinear) to ``img_size`` when it
+differs, and passed through the backbone built with ``num_classes=0``, whose pooled output is the
+per-frame feature; ``feat`` is its mean over the F frames, ``(B, D)``. The ``hint`` is the
+backbone's last feature map (``forward_features``) averaged over frames, always channels first:
+``(B, C, h, w)`` for convolutional and pyramid models (NHWC outputs are permuted), and for
+ViT-like token outputs ``(B, D, h, w)`` when the patch tokens form a known grid (prefix tokens
+such as the class token dropped), else ``(B, D, N)``.
+
+The paper size is ``pvt_v2_b0`` (3.4 M parameters) at 224 px; the fast default is timm's
+``test_vit`` (0.3 M parameters) at the data's own size. Weights are never downloaded: the model
+is randomly initialised unless ``pretrained_path`` names a local weights file (``.pth``/``.bin``
+or ``.safetensors``), which timm loads with its usual checkpoint adaptation (classifier removed,
+position embeddings resampled to ``img_size``).
+
+timm is imported only when an encoder is built (importing torch + timm takes seconds), after
+:func:`cmkd.models._torchvision_shim.ensure_timm_importable`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PAPER_ARCH = "pvt_v2_b0"
+DEFAULT_ARCH = "test_vit"
+
+
+def import_timm():
+    """Import timm (through the torchvision shim) and return the module."""
+    from cmkd.models._torchvision_shim import ensure_timm_importable
+
+    ensure_timm_importable()
+    import timm
+
+    return timm
+
+
+def create_backbone(arch: str, img_size: tuple[int, int], pretrained_path: str | None = None):
+    """A timm model with ``num_classes=0``; ``img_size`` is passed to models that take one."""
+    timm = import_timm()
+    kwargs = dict(num_classes=0)
+    if pretrained_path:
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_path)))
+    else:
+        kwargs.update(pretrained=False)
+    try:
+        return timm.create_model(arch, img_size=img_size, **kwargs)
+    except TypeError as err:  # the architecture has no img_size argument (CNNs, PVT v2)
+        if "img_size" not in str(err):
+            raise
+        return timm.create_model(arch, **kwargs)
+
+
+class TimmFrameEncoder(nn.Module):
+    """A timm backbone over the frames of a clip; input (B, F, 3, H, W), output ``(feat, hint)``."""
+
+    def __init__(self, arch: str = DEFAULT_ARCH, img_size: int | tuple[int, int] = 32,
+                 pretrained_path: str | None = None):
+        super().__init__()
+        if isinstance(img_size, int):
+            img_size = (img_size, img_size)
+        self.arch = arch
+        self.img_size = tuple(int(s) for s in img_size)
+        self.backbone = create_backbone(arch, self.img_size, pretrained_path)
+        self.out_dim = int(getattr(self.backbone, "head_hidden_size", None)
+                           or self.backbone.num_features)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) uint8 or [0, 1] float -> normalised float at ``img_size``."""
+        x = frames.float()
+        if frames.dtype == torch.uint8:
+            x = x / 255.0
+        x = (x - self.mean) / self.std
+        if tuple(x.shape[-2:]) != self.img_size:
+            x = F.interpolate(x, size=self.img_size, mode="bilinear", align_corners=False)
+        return x
+
+    def _channels_first(self, fmap: torch.Tensor) -> torch.Tensor:
+        if fmap.dim() == 4:
+            if getattr(self.backbone, "output_fmt", "NCHW") == "NHWC":
+                fmap = fmap.permute(0, 3, 1, 2)
+            return fmap
+        if fmap.dim() == 3:  # tokens (N, L, D)
+            fmap = fmap[:, int(getattr(self.backbone, "num_prefix_tokens", 0)):]
+            grid = getattr(getattr(self.backbone, "patch_embed", None), "grid_size", None)
+            n, length, dim = fmap.shape
+            fmap = fmap.transpose(1, 2)
+            if grid is not None and len(grid) == 2 and grid[0] * grid[1] == length:
+                fmap = fmap.reshape(n, dim, int(grid[0]), int(grid[1]))
+            return fmap
+        return fmap
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 5:
+            raise ValueError(f"expected face clips (B, F, 3, H, W), got shape {tuple(x.shape)}")
+        b, f = x.shape[:2]
+        frames = self._prepare(x.reshape(b * f, *x.shape[2:]))
+        fmap = self.backbone.forward_features(frames)
+        pooled = self.backbone.forward_head(fmap)  # num_classes=0: pooled pre-logits
+        feat = pooled.reshape(b, f, -1).mean(dim=1)
+        hint = self._channels_first(fmap)
+        hint = hint.reshape(b, f, *hint.shape[1:]).mean(dim=1)
+        return feat, hint

@@ -1,0 +1,239 @@
+"""Aggregation of runs and the results tables (CSV, Markdown, LaTeX, sortable HTML).
+
+``runs.csv`` has one row per run: ``dataset, track, dimension, method, seed, accuracy, f1, rmse``
+then status and provenance columns. Tables give mean ± std over seeds per dataset × track ×
+dimension × method, and, where the config maps a row to a published cell, the published number
+and the difference. Numbers published for a real data set are shown beside synthetic results as a
+reference only, and every such table says so.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmkd import io
+from cmkd.errors import DataError
+
+RUN_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
+EXTRA_COLUMNS = ["status", "reason", "f1_macro", "class", "task", "synthetic", "best_epoch", "epochs_run",
+                 "config_hash", "code_version", "code_hash", "data_hash", "split_hash", "device", "threads",
+                 "train_s", "process_s", "path"]
+METRICS = ("accuracy", "f1", "rmse")
+
+
+def aggregate_runs(files, out_csv) -> pd.DataFrame:
+    rows = []
+    for f in files:
+        f = Path(f)
+        try:
+            m = json.loads(f.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"{f}: metrics file missing") from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"{f}: not valid JSON ({e})") from None
+        cell, test, prov = m["cell"], m.get("test", {}), m.get("provenance", {})
+        rows.append({
+            **{k: cell[k] for k in ("dataset", "track", "dimension", "method", "seed")},
+            **{k: test.get(k, math.nan) for k in METRICS},
+            "status": m.get("status", "ok"), "reason": m.get("reason", ""),
+            "f1_macro": test.get("f1_macro", math.nan), "class": m.get("class"), "task": m.get("task"),
+            "synthetic": m.get("synthetic"), "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
+            "config_hash": prov.get("config_hash"), "code_version": prov.get("code_version"),
+            "code_hash": prov.get("code_hash"), "data_hash": prov.get("data_hash"), "split_hash": prov.get("split_hash"),
+            "device": prov.get("device"), "threads": prov.get("threads"),
+            "train_s": m.get("timing", {}).get("train_s"), "process_s": m.get("timing", {}).get("process_s"),
+            "path": str(f.parent),
+        })
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS + EXTRA_COLUMNS)
+    df = df.sort_values(["dataset", "track", "dimension", "method", "seed"]).reset_index(drop=True)
+    io.write_csv(out_csv, df)
+    return df
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and n over seeds of each metric per dataset × track × dimension × method (ok runs only)."""
+    keys = ["dataset", "track", "dimension", "method"]
+    ok = runs[runs["status"].fillna("ok") == "ok"]
+    failed = runs[runs["status"].fillna("ok") != "ok"].groupby(keys).size().rename("n_failed")
+    agg = {}
+    for m in METRICS:
+        agg[f"{m}_mean"] = (m, "mean")
+        agg[f"{m}_std"] = (m, lambda s: float(s.std(ddof=1)) if s.notna().sum() > 1 else math.nan)
+    agg["n"] = ("seed", "nunique")
+    out = ok.groupby(keys).agg(**agg).reset_index() if len(ok) else pd.DataFrame(columns=keys + list(agg))
+    out = out.merge(failed.reset_index(), on=keys, how="outer")
+    out["n_failed"] = out["n_failed"].fillna(0).astype(int)
+    out["n"] = out["n"].fillna(0).astype(int)
+    return out.sort_values(keys).reset_index(drop=True)
+
+
+def fmt(mean: float, std: float, metric: str) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    d = 3 if metric == "rmse" else 2
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{d}f}"
+    return f"{mean:.{d}f} ± {std:.{d}f}"
+
+
+def published_value(published: dict, path: str | None, dataset_key: str, row_key: str | None, dimension: str, metric: str):
+    """Look a published number up: ``published[block][table][dataset][row][dimension]`` (or a nested metric)."""
+    if not path or row_key is None:
+        return None
+    node = published
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    node = node.get(dataset_key) if isinstance(node, dict) else None
+    node = node.get(row_key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        v = node.get(dimension)
+        if isinstance(v, dict):
+            v = v.get(metric)
+        return float(v) if isinstance(v, (int, float)) else None
+    return None
+
+
+def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict) -> pd.DataFrame:
+    """One configured table: rows = methods; per dataset × dimension the reproduced and published values."""
+    metric = table.get("metric", "accuracy")
+    sel = summary[summary["track"] == table["track"]] if "track" in table else summary
+    if table.get("datasets"):
+        sel = sel[sel["dataset"].isin(table["datasets"])]
+    rows = table.get("rows") or {m: None for m in sorted(sel["method"].unique())}
+    records = []
+    for (ds, dim), g in sel.groupby(["dataset", "dimension"], sort=True):
+        if table.get("dimensions") and dim not in table["dimensions"]:
+            continue
+        dinfo = datasets.get(ds, {})
+        pub_ds = dinfo.get("published_as", ds)
+        for method, key in rows.items():
+            r = g[g["method"] == method]
+            mean = float(r[f"{metric}_mean"].iloc[0]) if len(r) else math.nan
+            std = float(r[f"{metric}_std"].iloc[0]) if len(r) else math.nan
+            n = int(r["n"].iloc[0]) if len(r) else 0
+            n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
+            pub = published_value(published, table.get("published"), pub_ds, key, dim, metric)
+            records.append({
+                "dataset": ds, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
+                "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,
+                "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else ""),
+                "published": pub, "published_source": f"{table.get('published')} [{pub_ds}]" if pub is not None else "",
+                "diff": (mean - pub) if (pub is not None and not math.isnan(mean)) else math.nan,
+                "synthetic": bool(dinfo.get("synthetic", False)),
+            })
+    return pd.DataFrame(records)
+
+
+def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
+    lines = [f"# {title}", "", note, ""]
+    cols = ["dataset", "dimension", "label", "reproduced", "published", "diff", "n"]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    for _, r in df.iterrows():
+        vals = []
+        for c in cols:
+            v = r[c]
+            if c in ("published", "diff"):
+                v = "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}" if c == "diff" else f"{v:.2f}"
+            vals.append(str(v))
+        lines.append("| " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(df: pd.DataFrame, title: str) -> str:
+    def esc(s):
+        return str(s).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
+
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{lllrrr}", r"\toprule",
+             r"Dataset & Dimension & Method & Reproduced & Published & $\Delta$ \\", r"\midrule"]
+    for _, r in df.iterrows():
+        pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else f"{r['published']:.2f}"
+        diff = "--" if isinstance(r["diff"], float) and math.isnan(r["diff"]) else f"{r['diff']:+.2f}"
+        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])} & {pub} & {diff} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+_SORT_JS = """<script>
+document.querySelectorAll('table.sortable th').forEach(function(th, i){
+  th.style.cursor='pointer'; th.title='click to sort';
+  th.addEventListener('click', function(){
+    var t=th.closest('table'), b=t.tBodies[0], rows=Array.from(b.rows), asc=th.dataset.asc!=='1';
+    rows.sort(function(a,c){var x=a.cells[i].dataset.v||a.cells[i].textContent, y=c.cells[i].dataset.v||c.cells[i].textContent;
+      var fx=parseFloat(x), fy=parseFloat(y); var r=(!isNaN(fx)&&!isNaN(fy))?fx-fy:x.localeCompare(y); return asc?r:-r;});
+    rows.forEach(function(r){b.appendChild(r);}); th.dataset.asc=asc?'1':'0';});
+});
+</script>"""
+
+
+def to_html(df: pd.DataFrame, title: str, note: str) -> str:
+    cols = [("dataset", "Dataset"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
+            ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
+           "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
+           "th{background:#eee}td.num{text-align:right}.note{color:#555;max-width:60em}</style></head><body>",
+           f"<h2>{html.escape(title)}</h2>", f"<p class='note'>{html.escape(note)}</p>",
+           "<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in cols) + "</tr></thead><tbody>"]
+    for _, r in df.iterrows():
+        cells = []
+        for c, _ in cols:
+            v = r[c]
+            sortv = ""
+            if c == "reproduced":
+                sortv = "" if math.isnan(r["mean"]) else f"{r['mean']:.6f}"
+                txt = str(v)
+            elif c in ("published", "diff"):
+                isnan = v is None or (isinstance(v, float) and math.isnan(v))
+                txt = "–" if isnan else (f"{v:+.2f}" if c == "diff" else f"{v:.2f}")
+                sortv = "" if isnan else f"{v:.6f}"
+            else:
+                txt = str(v)
+            cls = " class='num'" if c in ("reproduced", "published", "diff", "n") else ""
+            dv = f" data-v='{sortv}'" if sortv else ""
+            cells.append(f"<td{cls}{dv}>{html.escape(txt)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    out.append(_SORT_JS)
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
+    syn = bool(len(df) and df["synthetic"].any())
+    parts = [table.get("caption", "")]
+    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; split {protocol.get('split', '?')}; "
+                 f"seeds {protocol.get('seeds', '?')}; model selection on validation, test evaluated once.")
+    if syn:
+        parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
+                     "and are shown as a reference only; they are not comparable to the reproduced values.")
+    return " ".join(p for p in parts if p)
+
+
+def write_tables(runs_csv, spec: dict, out_dir) -> list[Path]:
+    """Write ``summary.*`` and one set of files per configured table; return the paths written."""
+    out_dir = Path(out_dir)
+    runs = pd.read_csv(runs_csv)
+    summary = summarise(runs)
+    written = []
+    io.write_csv(out_dir / "summary.csv", summary)
+    written.append(out_dir / "summary.csv")
+    published = spec.get("published", {})
+    protocol = spec.get("protocol", {})
+    for table in spec.get("tables", []):
+        df = build_table(summary, table, published, spec.get("datasets", {}))
+        title = table.get("title", table["name"])
+        note = table_note(df, table, protocol)
+        base = out_dir / table["name"]
+        io.write_csv(base.with_suffix(".csv"), df)
+        io.write_text(base.with_suffix(".md"), to_markdown(df, title, note))
+        io.write_text(base.with_suffix(".tex"), to_latex(df, title))
+        io.write_text(base.with_suffix(".html"), to_html(df, title, note))
+        written += [base.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]
+    return written

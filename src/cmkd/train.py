@@ -1,0 +1,320 @@
+"""The one training loop every method uses.
+
+Protocol (the same for every method, or it is not a benchmark):
+- the split is made from the seed at the trial level (8:1:1) unless the spec asks for another kind,
+  and is checked for trial overlap; inputs are standardised with statistics of the training part only;
+- Adam; after every epoch the student is evaluated on the validation part; the best epoch on
+  validation is kept (early stopping after ``patience`` epochs without improvement);
+- the test part is evaluated once, with the best-on-validation weights, at the end;
+- a teacher checkpoint is accepted only if it was trained on the same data and the same split
+  (else the teacher would have seen the student's test trials);
+- deterministic on CPU: the seed fixes the split, the initialisation and the batch order, and the
+  thread count is set from the spec (results differ between 1 and 2 threads).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cmkd import io, metrics, provenance
+from cmkd.data import labels as labels_mod
+from cmkd.data import splits as splits_mod
+from cmkd.data.prepared import check_finite, load_prepared
+from cmkd.errors import ConfigError, DataError, DivergenceError
+from cmkd.methods import REGISTRY, method_class
+
+CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def setup_torch(threads: int, seed: int, device: str) -> torch.device:
+    torch.set_num_threads(int(threads))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    torch.set_flush_denormal(True)
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but no CUDA device is available")
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    return dev
+
+
+def split_hash(split: dict) -> str:
+    h = hashlib.sha256()
+    for part in ("train", "val", "test"):
+        h.update(part.encode())
+        h.update(np.asarray(split[part], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Part:
+    """One part of the split, held in memory as tensors."""
+
+    x: dict
+    y: torch.Tensor
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batch(self, idx, device) -> dict:
+        b = {k: v[idx].to(device, non_blocking=True) for k, v in self.x.items()}
+        b["y"] = self.y[idx].to(device)
+        return b
+
+
+def load_checkpoint(run_dir: str | Path) -> dict:
+    f = Path(run_dir) / "model.pt"
+    if not f.exists():
+        raise DataError(f"{f}: required checkpoint missing (train that run first)")
+    try:
+        return torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise DataError(f"{f}: cannot read checkpoint ({e})") from None
+
+
+def build_parts(prep, modalities, y, split, task):
+    """Gather each split part into memory and standardise continuous modalities with train statistics."""
+    parts, norm = {}, {}
+    train_idx = split["train"]
+    for mod in modalities:
+        if mod in CONTINUOUS:
+            tr = np.asarray(prep[mod][train_idx], dtype=np.float32)
+            axes = (0,) + tuple(range(2, tr.ndim))  # per channel / feature
+            mean = tr.mean(axis=axes, keepdims=True)
+            std = tr.std(axis=axes, keepdims=True)
+            std[std < 1e-8] = 1.0
+            norm[mod] = (mean, std)
+    for part, idx in split.items():
+        x = {}
+        for mod in modalities:
+            a = np.asarray(prep[mod][idx])
+            if mod in norm:
+                a = (a.astype(np.float32) - norm[mod][0]) / norm[mod][1]
+            x[mod] = torch.from_numpy(np.ascontiguousarray(a))
+        yy = torch.from_numpy(y[idx].astype(np.float32 if task == "regression" else np.int64))
+        parts[part] = Part(x=x, y=yy, index=np.asarray(idx))
+    return parts, {k: {"mean": v[0].reshape(-1).tolist(), "std": v[1].reshape(-1).tolist()} for k, v in norm.items()}
+
+
+def model_inputs(prep, modalities) -> dict:
+    info = {}
+    for mod in modalities:
+        shape = list(prep.meta["arrays"][mod]["shape"][1:])
+        d = {"shape": shape}
+        sr = prep.meta.get("sampling_rates", {}).get(mod)
+        if sr:
+            d["sampling_rate"] = sr
+        ch = prep.meta.get("channels", {}).get(mod)
+        if ch:
+            d["channel_names"] = ch
+        info[mod] = d
+    return info
+
+
+@torch.no_grad()
+def predict(model, part: Part, device, batch_size: int, keep_features: bool = False):
+    model.eval()
+    outs, feats = [], []
+    for s in range(0, len(part), batch_size):
+        idx = torch.arange(s, min(s + batch_size, len(part)))
+        o = model(part.batch(idx, device))
+        outs.append(o.logits.float().cpu())
+        if keep_features:
+            feats.append(o.features["embedding"].float().cpu())
+    logits = torch.cat(outs).numpy() if outs else np.zeros((0, 1), np.float32)
+    emb = torch.cat(feats).numpy() if feats else None
+    return logits, emb
+
+
+def evaluate(task, model, part, device, batch_size, keep_features=False):
+    logits, emb = predict(model, part, device, batch_size, keep_features)
+    y = part.y.numpy()
+    out = logits.reshape(-1) if task == "regression" else logits
+    m = metrics.compute(task, y, out)
+    if task == "regression":
+        m["loss"] = float(np.mean((out - y) ** 2)) if len(y) else math.nan
+    else:
+        t = torch.from_numpy(logits)
+        m["loss"] = float(torch.nn.functional.cross_entropy(t, part.y).item()) if len(y) else math.nan
+    return m, logits, emb
+
+
+def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
+    """Train one run described by ``spec`` (see :func:`cmkd.config.run_spec`) and write its outputs."""
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    tr = spec["training"]
+    seed = int(spec["seed"])
+    tag = f"[{spec['dataset']}/{spec['track']}/{spec['dimension']}/{spec['method']} seed{seed}]"
+    device = setup_torch(spec["threads"], seed, spec.get("device", "auto"))
+    dim = spec["dimension_spec"]
+    task = dim.get("task", "classification")
+
+    prep = load_prepared(spec["prepared"])
+    teachers_ck = {role: load_checkpoint(req["dir"]) for role, req in spec["requires"].items()}
+    modalities = list(spec["modalities"])
+    needed = list(dict.fromkeys(modalities + [m for ck in teachers_ck.values() for m in ck["spec"]["modalities"]]))
+    for mod in needed:
+        if mod not in prep:
+            raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data set lacks (has {prep.modalities})")
+    check_finite(prep, needed)
+
+    y = labels_mod.targets(prep, spec["dimension"], task, float(dim.get("threshold", 5.0)))
+    sp = spec["split"]
+    stratify = y if (task == "classification" and sp.get("stratify", True)) else None
+    split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
+                                  kind=sp.get("kind", "trial"), ratios=tuple(sp.get("ratios", (0.8, 0.1, 0.1))),
+                                  stratify=stratify)
+    shash = split_hash(split)
+    for role, ck in teachers_ck.items():
+        if ck.get("split_hash") != shash or ck.get("data_hash") != prep.data_hash:
+            raise DataError(
+                f"{spec['requires'][role]['dir']}/model.pt: the '{role}' checkpoint was trained on another split or data "
+                f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
+                "or it has seen the student's test trials")
+    parts, norm = build_parts(prep, needed, y, split, task)
+    n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
+    t_data = time.perf_counter()
+
+    from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
+
+    model_spec = {
+        "modalities": modalities,
+        "encoders": spec["encoders"],
+        "inputs": model_inputs(prep, modalities),
+        "head": spec["head"],
+        "n_outputs": n_classes,
+    }
+    torch.manual_seed(seed)
+    student = build_model(model_spec)
+    teachers = {}
+    for role, ck in teachers_ck.items():
+        t = build_model(ck["spec"])
+        t.load_state_dict(ck["state_dict"])
+        teachers[role] = t
+    cls = method_class(spec["class"])
+    method = cls(student, teachers, spec["params"], task, n_classes).to(device)
+    params = method.trainable_parameters()
+    opt_name = tr.get("optimizer", "adam")
+    if opt_name != "adam":
+        raise ConfigError(f"training.optimizer: only 'adam' is supported, got {opt_name!r}")
+    opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
+    if hasattr(method, "configure"):
+        method.configure(parts=parts, device=device, optimizer=opt)
+
+    bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
+    max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
+    g = torch.Generator().manual_seed(seed)
+    history, best = [], None
+    best_state, best_epoch, since_best = None, -1, 0
+    t_train0 = time.perf_counter()
+    for epoch in range(1, max_epochs + 1):
+        te = time.perf_counter()
+        method.train()
+        method.on_epoch_start(epoch, g)
+        perm = torch.randperm(len(parts["train"]), generator=g)
+        sums, nb = {}, 0
+        for s in range(0, len(perm), bs):
+            idx = perm[s:s + bs]
+            if len(idx) < 2:  # BatchNorm cannot train on a single sample
+                continue
+            batch = parts["train"].batch(idx, device)
+            _, terms = method.training_step(batch)
+            total = sum(terms.values())
+            if not torch.isfinite(total):
+                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                raise DivergenceError(f"{tag} method '{spec['method']}' diverged at epoch {epoch}: non-finite loss term(s) {bad}")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            if hasattr(method, "after_step"):
+                method.after_step(batch)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            sums["total"] = sums.get("total", 0.0) + float(total.detach())
+            nb += 1
+        vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
+        score = metrics.selection_score(task, vm)
+        improved = best is None or score > best
+        if improved:
+            best, best_epoch, since_best = score, epoch, 0
+            best_state = copy.deepcopy(method.student.state_dict())
+        else:
+            since_best += 1
+        row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
+               "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
+               "time_s": time.perf_counter() - te}
+        history.append(row)
+        terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total")
+        vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"
+        log(f"{tag} epoch {epoch}/{max_epochs} loss={sums.get('total', 0) / max(nb, 1):.4f} ({terms_s}) "
+            f"{vshow} best@{best_epoch} {row['time_s']:.1f}s")
+        if since_best >= patience:
+            log(f"{tag} early stop: no validation improvement for {patience} epochs")
+            break
+    method.student.load_state_dict(best_state)
+    val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
+    test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)
+    t_end = time.perf_counter()
+    log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
+
+    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash})
+    trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
+    result = {
+        "status": "ok",
+        "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
+        "class": spec["class"],
+        "task": task,
+        "synthetic": spec.get("synthetic", False),
+        "test": {k: v for k, v in test_m.items()},
+        "val": {k: v for k, v in val_m.items()},
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "n_segments": {k: int(len(v)) for k, v in split.items()},
+        "n_trials": {k: trials(v) for k, v in split.items()},
+        "split": spec["split"],
+        "timing": {
+            "data_s": t_data - t0,
+            "train_s": t_end - t_train0,
+            "setup_s": t_train0 - t_data,
+            "in_process_s": t_end - t0,
+        },
+        "provenance": prov,
+        "spec": spec,
+    }
+    io.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
+                 logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index)
+    ckpt = {"spec": model_spec, "state_dict": best_state, "split_hash": shash, "data_hash": prep.data_hash,
+            "config_hash": spec["config_hash"], "norm": norm, "task": task, "provenance": prov}
+    with io.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save(ckpt, tmp)
+    import pandas as pd
+
+    io.write_csv(out_dir / "history.csv", pd.DataFrame(history))
+    if t_process_start is not None:
+        result["timing"]["process_s"] = time.perf_counter() - t_process_start
+    io.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
+    return result

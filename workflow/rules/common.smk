@@ -1,0 +1,58 @@
+# Shared helpers of the rules: config checks and path/spec resolution (logic lives in cmkd.config).
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.errors import ConfigError  # noqa: E402
+
+try:
+    check_config(config)
+except ConfigError as e:
+    raise WorkflowError(f"invalid config: {e}") from None
+
+R = config["results"]
+PY = sys.executable
+CELLS = list(iter_cells(config))
+SEEDS = [int(s) for s in config["seeds"]]
+
+
+wildcard_constraints:
+    dataset=r"[a-z0-9_]+",
+    track=r"[a-z0-9_+\-]+",
+    dimension=r"[a-z0-9_]+",
+    method=r"[a-z0-9_]+",
+    seed=r"\d+",
+
+
+def metrics_path(ds, tr, dim, m, seed):
+    return f"{run_dir(config, ds, tr, dim, m, seed)}/metrics.json"
+
+
+def all_metrics():
+    return [metrics_path(ds, tr, dim, m, s) for ds, tr, dim, m in CELLS for s in SEEDS]
+
+
+def teacher_checkpoints(wildcards):
+    reqs = config["methods"][wildcards.method].get("requires") or {}
+    return [
+        f"{run_dir(config, wildcards.dataset, wildcards.track, wildcards.dimension, t, wildcards.seed)}/model.pt"
+        for t in reqs.values()
+    ]
+
+
+def spec_json(wildcards):
+    return json.dumps(
+        run_spec(config, wildcards.dataset, wildcards.track, wildcards.dimension, wildcards.method, int(wildcards.seed)),
+        sort_keys=True,
+    )
+
+
+def table_names():
+    return [t["name"] for t in config.get("tables", [])]
+
+
+def all_targets():
+    return [f"{R}/summary/runs.csv"] + [f"{R}/summary/tables/{n}.html" for n in table_names()]
