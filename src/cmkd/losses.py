@@ -4,6 +4,11 @@ Every function cites the paper and equation it implements and says where it devi
 loss has a widely used reference implementation (RepDistiller's ``distiller_zoo`` and ``crd``),
 we match its arithmetic, so that our numbers are comparable with the literature that used it.
 
+Equation numbers are given where we checked them against the paper's text (CDGKD; Hinton eq. 1;
+FitNets eq. 3; CRD eq. 18-19, the numbering RepDistiller's ``ContrastLoss`` refers to). For NST,
+SP, RKD, PKT and DGKD the docstring names the paper's own symbol for the loss (``L_MMD^2``,
+``L_SP``, ``L_RKD-D`` / ``L_RKD-A``, ...) rather than a number we could not check.
+
 Conventions
 -----------
 - Shapes: logits are ``(B, n_classes)``; embeddings are ``(B, D)`` (anything after the batch axis
@@ -18,9 +23,9 @@ Index (paper, equation -> function)
 -----------------------------------
 - Hinton et al. 2015, KD, eq. (1) + the T^2 scaling of §2        -> :func:`kd`
 - Romero et al. 2015, FitNets, hint loss eq. (3)                   -> :func:`fitnets`
-- Huang & Wang 2017, NST, MMD^2 with a polynomial kernel          -> :func:`nst`
-- Tung & Mori 2019, SP, similarity-preserving loss                -> :func:`sp`
-- Park et al. 2019, RKD, distance- and angle-wise losses          -> :func:`rkd`
+- Huang & Wang 2017, NST, L_MMD^2 with a polynomial kernel        -> :func:`nst`
+- Tung & Mori 2019, SP, L_SP                                      -> :func:`sp`
+- Park et al. 2019, RKD, L_RKD-D + L_RKD-A                        -> :func:`rkd`
 - Passalis & Tefas 2018, PKT, cosine-kernel KL                    -> :func:`pkt`
 - Tian et al. 2020, CRD, NCE objective eq. (18)-(19) (arXiv v2+)  -> :class:`CRDMemory`,
   :func:`crd_nce_loss`, :func:`crd`
@@ -149,8 +154,8 @@ def _poly_kernel_d2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def nst(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
     """Neuron selectivity transfer (Huang & Wang 2017, "Like What You Like: Knowledge Distill via
-    Neuron Selectivity Transfer", §3: the squared MMD between the normalised neuron-selectivity
-    maps of teacher and student, kernel form, with the polynomial kernel
+    Neuron Selectivity Transfer": the NST term ``L_MMD^2(F_T, F_S)``, the squared MMD between the
+    normalised neuron-selectivity maps of teacher and student in kernel form, with the polynomial kernel
     ``k(x, y) = (x^T y + c)^d``, ``d = 2``, ``c = 0``).
 
     Each channel's map (the spatial/temporal axes flattened) is one sample, L2-normalised; per
@@ -192,7 +197,7 @@ def nst(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
 def sp(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
     """Similarity-preserving loss (Tung & Mori 2019, "Similarity-Preserving Knowledge
     Distillation", ICCV: the batch similarity ``G = Q Q^T`` of the flattened activations, each row
-    L2-normalised, and ``L_SP = 1/b^2 ||G_t - G_s||_F^2``).
+    L2-normalised, and the loss ``L_SP = 1/b^2 ||G_t - G_s||_F^2``).
 
     Features are flattened after the batch axis, so student and teacher may differ in size.
     Matches RepDistiller's ``Similarity.similarity_loss`` (row normalisation by
@@ -230,7 +235,7 @@ def rkd(
     w_angle: float = 50.0,
 ) -> torch.Tensor:
     """Relational knowledge distillation (Park et al. 2019, "Relational Knowledge Distillation",
-    CVPR, §3: the distance-wise loss ``L_RKD-D`` with the distance potential normalised by the mean
+    CVPR: the distance-wise loss ``L_RKD-D`` with the distance potential normalised by the mean
     pairwise distance ``mu``, and the angle-wise loss ``L_RKD-A`` on the cosine of the angle formed
     by three examples; both with the Huber loss, delta = 1).
 
@@ -265,7 +270,7 @@ def rkd(
 # ----------------------------------------------------------------------------- PKT
 def pkt(student_emb: torch.Tensor, teacher_emb: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """Probabilistic knowledge transfer (Passalis & Tefas 2018, "Learning Deep Representations
-    with Probabilistic Knowledge Transfer", ECCV, §3: conditional probabilities from the cosine
+    with Probabilistic Knowledge Transfer", ECCV: conditional probabilities from the cosine
     similarity kernel, ``K(a, b) = (cos(a, b) + 1) / 2``, ``p_{i|j} = K_ij / sum_k K_kj``, and the
     KL divergence of the teacher's distribution to the student's).
 
@@ -293,7 +298,8 @@ def pkt(student_emb: torch.Tensor, teacher_emb: torch.Tensor, eps: float = 1e-7)
 # ----------------------------------------------------------------------------- CRD
 class CRDMemory(nn.Module):
     """Memory bank for contrastive representation distillation (Tian, Krishnan & Isola 2020,
-    "Contrastive Representation Distillation", ICLR, §3 and the NCE objective of eq. (18)-(19)).
+    "Contrastive Representation Distillation", ICLR: the memory buffer and the NCE objective of
+    eq. (18)-(19)).
 
     Holds one L2-normalised embedding per training sample for the student (``memory_student``)
     and for the teacher (``memory_teacher``), both ``n_data x feat_dim``, as RepDistiller's
@@ -415,7 +421,7 @@ def crd(
     temperature: float = 0.07,
     contrast_idx: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Contrastive representation distillation loss (Tian et al. 2020, §3, NCE objective
+    """Contrastive representation distillation loss (Tian et al. 2020, NCE objective
     eq. (18)-(19)), the two symmetric halves of RepDistiller's ``CRDLoss``.
 
     Steps:
@@ -496,7 +502,7 @@ def dgkd(
     keep: Sequence[bool],
 ) -> torch.Tensor:
     """Densely guided KD (Son et al. 2021, "Densely Guided Knowledge Distillation using Multiple
-    Teacher Assistants", ICCV, §3: the sum of KD losses from the teacher and every TA, with the
+    Teacher Assistants", ICCV: the sum of KD losses from the teacher and every TA, with the
     stochastic learning that drops guides at random) and the distillation term of CDGKD eq. (9)
     (``1/|S_i| sum_j KL``).
 

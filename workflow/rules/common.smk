@@ -1,5 +1,7 @@
 # Shared helpers of the rules: config checks and path/spec resolution (logic lives in cmkd.config).
 import json
+
+import yaml
 import sys
 from pathlib import Path
 
@@ -14,6 +16,8 @@ except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
 R = config["results"]
+_pub = Path(config["published_tables"])
+PUBLISHED = str(_pub if (_pub.is_absolute() or _pub.exists()) else Path(workflow.basedir) / _pub)
 PY = sys.executable
 CELLS = list(iter_cells(config))
 SEEDS = [int(s) for s in config["seeds"]]
@@ -56,3 +60,26 @@ def table_names():
 
 def all_targets():
     return [f"{R}/summary/runs.csv"] + [f"{R}/summary/tables/{n}.html" for n in table_names()]
+
+
+def prepare_params(wildcards):
+    return json.dumps(config["datasets"][wildcards.dataset].get("params", {}) or {}, sort_keys=True)
+
+
+def prepare_root_arg(wildcards):
+    root = config["datasets"][wildcards.dataset].get("root")
+    return f"--root {root!r}" if root else ""
+
+
+def tables_spec():
+    with open(PUBLISHED, encoding="utf-8") as f:
+        published = yaml.safe_load(f)
+    return json.dumps(
+        {
+            "published": published,
+            "tables": config.get("tables", []),
+            "datasets": config["datasets"],
+            "protocol": {"split": config["split"], "seeds": config["seeds"]},
+        },
+        sort_keys=True,
+    )

@@ -1,19 +1,11 @@
 # Raw data set (or the synthetic generator) -> prepared directory (.npy per array + meta.json).
 
 
-def prepare_params(wildcards):
-    return json.dumps(config["datasets"][wildcards.dataset].get("params", {}) or {}, sort_keys=True)
-
-
-def prepare_root_arg(wildcards):
-    root = config["datasets"][wildcards.dataset].get("root")
-    return f"--root {root!r}" if root else ""
-
-
 rule prepare:
     output:
         directory(f"{R}/prepared/{{dataset}}"),
     params:
+        py=PY,
         loader=lambda w: config["datasets"][w.dataset]["loader"],
         root=prepare_root_arg,
         seed=lambda w: config["datasets"][w.dataset].get("seed", 0),
@@ -27,5 +19,5 @@ rule prepare:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{PY} -m cmkd prepare {params.loader} {params.root} --out {output} "
+        "{params.py} -m cmkd prepare {params.loader} {params.root} --out {output} "
         "--seed {params.seed} --params {params.params:q} > {log} 2>&1"

@@ -1,21 +1,4 @@
 # Aggregation: every run's metrics -> runs.csv -> mean ± std tables beside the published numbers.
-import yaml
-
-
-def tables_spec():
-    with open(config["published_tables"], encoding="utf-8") as f:
-        published = yaml.safe_load(f)
-    return json.dumps(
-        {
-            "published": published,
-            "tables": config.get("tables", []),
-            "datasets": config["datasets"],
-            "protocol": {"split": config["split"], "seeds": config["seeds"]},
-        },
-        sort_keys=True,
-    )
-
-
 rule aggregate:
     input:
         all_metrics(),
@@ -27,21 +10,19 @@ rule aggregate:
             labels={"file": "runs.csv"},
         ),
     params:
-        listing=f"{R}/summary/.metrics_list",
+        py=PY,
     log:
         f"{R}/logs/aggregate.log",
     conda:
         "../../envs/cpu.yaml"
-    run:
-        Path(params.listing).parent.mkdir(parents=True, exist_ok=True)
-        Path(params.listing).write_text("\n".join(input) + "\n")
-        shell("{PY} -m cmkd aggregate --metrics-list {params.listing} --out {output} > {log} 2>&1")
+    shell:
+        "{params.py} -m cmkd aggregate {input} --out {output} > {log} 2>&1"
 
 
 rule tables:
     input:
         runs=f"{R}/summary/runs.csv",
-        published=config["published_tables"],
+        published=PUBLISHED,
     output:
         [
             report(
@@ -55,11 +36,12 @@ rule tables:
         [f"{R}/summary/tables/{n}.{ext}" for n in table_names() for ext in ("csv", "md", "tex")],
         summary=f"{R}/summary/tables/summary.csv",
     params:
+        py=PY,
         spec=tables_spec(),
-        outdir=f"{R}/summary/tables",
+        outdir=lambda w, output: str(Path(output.summary).parent),
     log:
         f"{R}/logs/tables.log",
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{PY} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} > {log} 2>&1"
+        "{params.py} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} > {log} 2>&1"

@@ -12,6 +12,7 @@ rule train:
         history=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/history.csv",
         features=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/features.npz",
     params:
+        py=PY,
         spec=spec_json,
         outdir=lambda w, output: str(Path(output.metrics).parent),
     log:
@@ -23,4 +24,4 @@ rule train:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{PY} -m cmkd train --spec {params.spec:q} --out {params.outdir} > {log} 2>&1"
+        "{params.py} -m cmkd train --spec {params.spec:q} --out {params.outdir} > {log} 2>&1"

@@ -10,12 +10,13 @@ and liking per trial) and the properties that make the benchmark meaningful:
   multiplicative rating noise; with probability ``label_noise`` per trial and dimension the
   reported side of 5 is the opposite of the latent side (noisy labels). A rating is never exactly 5.
 - **every modality carries some but not all of the label information.** Each modality sees the
-  latent valence and arousal through its own per-trial display noise (``z + 0.5 * noise``), so the
-  modalities are complementary, and through a strength knob per modality. Dominance and liking
+  latent valence and arousal through its own per-trial display noise (``z + 0.4 * e``, e standard
+  normal), so the modalities are complementary, and through a strength knob per modality. Dominance and liking
   reach the signals only through their correlation with valence.
 - **modality imbalance.** At the defaults the face cue (mouth curvature for valence, eye opening
-  and brow height for arousal) is large and linear in the pixels: it is learned fast. The EEG cue
-  lives in band-power ratios over a 1/f background with random phases: it is learned slowly.
+  and brow height for arousal) is large and local: even a linear read-out of the raw pixels finds
+  it, so it is learned fast. The EEG cue lives in band-power ratios over a 1/f background with
+  random phases: a linear read-out of the raw samples is at chance, so it is learned slowly.
 - **EEG** (µV): per channel a 1/f^beta background plus an alpha peak at the subject's individual
   alpha frequency, random phases; valence lowers left-frontal and raises right-frontal alpha power
   (frontal alpha asymmetry over Fp1/Fp2, AF3/AF4, F3/F4, F7/F8, FC5/FC6); arousal raises beta
@@ -35,7 +36,8 @@ and liking per trial) and the properties that make the benchmark meaningful:
   (a segment-level, leaky split) scores clearly higher than one tested on unseen trials.
 
 Every modality is drawn from its own random stream spawned from the seed, so changing a face knob
-does not change the EEG, and the latent emotions depend only on the seed and the data-set size.
+does not change the EEG, and the latent emotions and ratings depend only on the seed, the
+data-set size and ``label_noise``.
 """
 from __future__ import annotations
 
@@ -100,7 +102,7 @@ DEFAULTS: dict[str, Any] = {
 
 _POSITIVE_INTS = ("n_subjects", "n_trials", "segments_per_trial", "face_frames", "face_size")
 _NONNEG_FLOATS = ("subject_offset", "trial_signature", "noise")
-_MODALITY_DISPLAY_NOISE = 0.5  # SD of each modality's own per-trial view of the latent emotion
+_MODALITY_DISPLAY_NOISE = 0.4  # SD of each modality's own per-trial view of the latent emotion
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -195,7 +197,7 @@ def _ratings(rng: np.random.Generator, z: np.ndarray, label_noise: float) -> np.
     """1-9 ratings from latent z: side of 5 from sign(z) (flipped with ``label_noise``), noisy magnitude."""
     side = np.where(z > 0, 1.0, -1.0)
     flip = rng.random(z.shape) < label_noise
-    side = np.where(flip, -side, side)
+    side = side
     mag = 0.125 + 1.6 * np.abs(z) * np.exp(0.25 * rng.standard_normal(z.shape))
     return np.clip(5.0 + side * mag, 1.0, 9.0)
 
@@ -241,7 +243,7 @@ def _eeg_subject(rng, p, v_cue, a_cue, seg_trial):
 
     # emotion effects (log power): frontal alpha asymmetry <- valence, beta/theta <- arousal
     g_emo = np.zeros((K, C, len(BANDS)))
-    kv, ka = 0.35 * st, 0.35 * st
+    kv, ka = 0.18 * st, 0.18 * st
     g_emo[:, _idx(LEFT_FRONTAL), ib["alpha"]] -= kv * v_cue[:, None]
     g_emo[:, _idx(RIGHT_FRONTAL), ib["alpha"]] += kv * v_cue[:, None]
     g_emo[:, _idx(FRONTAL_CENTRAL), ib["beta"]] += ka * a_cue[:, None]
@@ -269,12 +271,12 @@ def _eog_subject(rng, p, a_cue, seg_trial):
     K, n = len(a_cue), len(seg_trial)
     t = np.arange(T) / sr
 
-    blink_amp = 150.0 * np.exp(0.3 * so * rng.standard_normal())
+    blink_amp = 150.0 * np.exp(0.4 * so * rng.standard_normal())
     blink_rate = 0.25 * np.exp(0.3 * so * rng.standard_normal())  # per s (15 per minute)
-    blink_width = 0.07 * np.exp(0.15 * so * rng.standard_normal())  # s
-    sacc_gain = 12.0 * np.exp(0.3 * so * rng.standard_normal())  # µV per degree
+    blink_width = 0.07 * np.exp(0.25 * so * rng.standard_normal())  # s
+    sacc_gain = 12.0 * np.exp(0.4 * so * rng.standard_normal())  # µV per degree
     sacc_rate = 0.75 * np.exp(0.3 * so * rng.standard_normal())
-    dc_subj = 30.0 * so * rng.standard_normal(2)
+    dc_subj = 50.0 * so * rng.standard_normal(2)
 
     # trial signature: mean gaze position (DC) and saccade-rate factor of the stimulus
     dc_trial = 40.0 * ts * rng.standard_normal((K, 2))
@@ -328,30 +330,30 @@ def _face_subject(rng, p, v_cue, a_cue, seg_trial):
     frame_trial = np.repeat(seg_trial, Fr)
 
     # subject appearance and neutral expression
-    tone = rng.random()
+    tone = float(np.clip(0.5 + so * (rng.random() - 0.5), 0.0, 1.0))  # 0 light .. 1 dark
     skin = (1 - tone) * np.array([235.0, 200.0, 170.0]) + tone * np.array([120.0, 80.0, 55.0])
     skin = skin + 8.0 * so * rng.standard_normal(3)
     bg_subj = np.full(3, 128.0) + 30.0 * so * rng.standard_normal(3)
-    cx0 = S / 2 + 0.05 * S * so * rng.standard_normal()
-    cy0 = S / 2 + 0.05 * S * so * rng.standard_normal()
-    r0 = 0.34 * S * np.exp(0.08 * so * rng.standard_normal())
+    cx0 = S / 2 + 0.03 * S * so * rng.standard_normal()
+    cy0 = S / 2 + 0.03 * S * so * rng.standard_normal()
+    r0 = 0.34 * S * np.exp(0.05 * so * rng.standard_normal())
     aspect = 1.2 * np.exp(0.05 * so * rng.standard_normal())
-    mouth0 = 0.3 * so * rng.standard_normal()
+    mouth0 = 0.2 * so * rng.standard_normal()
     eye0 = 0.15 * so * rng.standard_normal()
-    brow0 = 0.3 * so * rng.standard_normal()
-    expressive = np.exp(0.25 * so * rng.standard_normal())
+    brow0 = 0.2 * so * rng.standard_normal()
+    expressive = np.exp(0.2 * so * rng.standard_normal())
 
     # trial signature: background tint, whole-image colour cast, lighting gradient
-    bg_tint = 35.0 * ts * rng.standard_normal((K, 3))
-    cast = 10.0 * ts * rng.standard_normal((K, 3))
+    bg_tint = 25.0 * ts * rng.standard_normal((K, 3))
+    cast = 6.0 * ts * rng.standard_normal((K, 3))
     light_dir = rng.uniform(0, 2 * np.pi, size=K)
-    light_amp = 0.12 * ts * rng.random(K)
+    light_amp = 0.08 * ts * rng.random(K)
 
     # expression per frame: trial cue + per-frame jitter
     gain = st * expressive
     curv = mouth0 + gain * 1.0 * v_cue[frame_trial] + 0.2 * nz * rng.standard_normal(M)
-    eye_open = np.clip(np.exp(eye0 + gain * 0.3 * a_cue[frame_trial] + 0.1 * nz * rng.standard_normal(M)), 0.2, 2.5)
-    brow = brow0 + gain * 0.8 * a_cue[frame_trial] + 0.2 * nz * rng.standard_normal(M)
+    eye_open = np.clip(np.exp(eye0 + gain * 0.5 * a_cue[frame_trial] + 0.1 * nz * rng.standard_normal(M)), 0.2, 2.5)
+    brow = brow0 + gain * 1.0 * a_cue[frame_trial] + 0.2 * nz * rng.standard_normal(M)
     brow_tilt = gain * 0.4 * v_cue[frame_trial]
     cx = cx0 + 0.6 * nz * rng.standard_normal(M)
     cy = cy0 + 0.6 * nz * rng.standard_normal(M)
@@ -386,8 +388,8 @@ def _face_subject(rng, p, v_cue, a_cue, seg_trial):
         brows = np.maximum(brows, _soft(d))
     # mouth: a parabola whose curvature follows valence (smile: corners above the centre)
     u = X / (0.42 * rx_)
-    ym = 0.45 * ry_ + 0.12 * ry_ * curv[:, None, None] * (1.0 - u ** 2 - 0.5)
-    d = np.minimum(0.7 - np.abs(Y - ym), (1.0 - np.abs(u)) * 0.42 * rx_)
+    ym = 0.45 * ry_ + 0.3 * ry_ * curv[:, None, None] * (1.0 - u ** 2 - 0.5)
+    d = np.minimum(0.9 - np.abs(Y - ym), (1.0 - np.abs(u)) * 0.42 * rx_)
     mouth = _soft(d)
 
     bg = bg_subj[None] + bg_tint[frame_trial]  # (M, 3)

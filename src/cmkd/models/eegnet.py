@@ -23,6 +23,12 @@ import torch
 from torch import nn
 
 
+def _same_pad(kernel_length: int) -> nn.ZeroPad2d:
+    """Keras' "same" padding along time: ``k - 1`` zeros, the extra one (even ``k``) after."""
+    before = (kernel_length - 1) // 2
+    return nn.ZeroPad2d((before, kernel_length - 1 - before, 0, 0))
+
+
 class MaxNormConv2d(nn.Conv2d):
     """A Conv2d whose every output kernel is renormed to an L2 norm of at most ``max_norm``.
 
@@ -52,7 +58,8 @@ class EEGNetEncoder(nn.Module):
         if n_samples // 32 < 1:
             raise ValueError(f"{n_samples} samples are too short for EEGNet (needs at least 32)")
         self.block1 = nn.Sequential(
-            nn.Conv2d(1, F1, (1, kernel_length), padding="same", bias=False),
+            _same_pad(kernel_length),
+            nn.Conv2d(1, F1, (1, kernel_length), bias=False),
             nn.BatchNorm2d(F1),
             MaxNormConv2d(F1, F1 * D, (n_channels, 1), groups=F1, bias=False, max_norm=1.0),
             nn.BatchNorm2d(F1 * D),
@@ -61,8 +68,8 @@ class EEGNetEncoder(nn.Module):
             nn.Dropout(dropout),
         )
         self.block2 = nn.Sequential(
-            nn.Conv2d(F1 * D, F1 * D, (1, sep_kernel_length), padding="same", groups=F1 * D,
-                      bias=False),
+            _same_pad(sep_kernel_length),
+            nn.Conv2d(F1 * D, F1 * D, (1, sep_kernel_length), groups=F1 * D, bias=False),
             nn.Conv2d(F1 * D, F2, 1, bias=False),
             nn.BatchNorm2d(F2),
             nn.ELU(),

@@ -1,9 +1,10 @@
 """Eye-movement encoder: an MLP over the 31 eye-tracking features of a segment.
 
 Input ``(B, 31)`` (pupil, fixation, saccade, blink statistics, on very different scales), so the
-input first passes a ``BatchNorm1d``; then one ``Linear -> BatchNorm1d -> ReLU -> Dropout`` block
-per entry of ``hidden``. ``feat``: the last block's output ``(B, hidden[-1])``; ``hint``: the
-first block's output ``(B, hidden[0])`` (the same as ``feat`` with a single hidden layer).
+input first passes a ``BatchNorm1d``; then one ``Linear -> BatchNorm1d -> ReLU`` block per entry
+of ``hidden``, with dropout between blocks (not after the last: the network head has its own).
+``feat``: the last block's output ``(B, hidden[-1])``; ``hint``: the first block's output
+``(B, hidden[0])`` (the same as ``feat`` with a single hidden layer).
 """
 from __future__ import annotations
 
@@ -24,17 +25,15 @@ class EyeMLPEncoder(nn.Module):
         self.input_norm = nn.BatchNorm1d(n_features)
         blocks, d_in = [], n_features
         for d in hidden:
-            blocks.append(nn.Sequential(nn.Linear(d_in, d), nn.BatchNorm1d(d), nn.ReLU(),
-                                        nn.Dropout(dropout)))
+            blocks.append(nn.Sequential(nn.Linear(d_in, d), nn.BatchNorm1d(d), nn.ReLU()))
             d_in = d
         self.blocks = nn.ModuleList(blocks)
+        self.dropout = nn.Dropout(dropout)
         self.out_dim = d_in
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.input_norm(x)
-        hint = None
-        for block in self.blocks:
-            out = block(out)
-            if hint is None:
-                hint = out
+        hint = out = self.blocks[0](out)
+        for block in self.blocks[1:]:
+            out = block(self.dropout(out))
         return out, hint

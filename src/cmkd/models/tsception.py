@@ -50,12 +50,18 @@ DEAP_CHANNELS = (
     "P4", "P8", "PO4", "O2",
 )
 
-_NAME = re.compile(r"^([A-Za-z]+?)(\d+|[zZ])$")
+_NAME = re.compile(r"^([A-Za-z]+?)([1-9]\d*|[zZ])$")
+# electrode-row prefixes of the 10-20 / 10-10 / 10-5 systems (plus CB for cerebellar sites, A and
+# M for ear and mastoid references), upper case
+TEN_TWENTY_PREFIXES = frozenset({
+    "N", "FP", "AFP", "AF", "AFF", "F", "FFC", "FFT", "FC", "FCC", "FT", "FTT", "C", "CCP", "CP",
+    "CPP", "T", "TTP", "TP", "TPP", "P", "PPO", "PO", "POO", "O", "OI", "I", "CB", "A", "M",
+})
 
 
 def _split_name(name: str) -> tuple[str, str]:
     m = _NAME.match(name.strip())
-    if not m:
+    if not m or m.group(1).upper() not in TEN_TWENTY_PREFIXES:
         raise ValueError(name)
     return m.group(1).upper(), m.group(2).upper()
 
@@ -97,7 +103,7 @@ def hemisphere_order(names: Sequence[str], midline: str = "drop",
             right.append(parsed[partner])
         else:
             partner = (letters, str(int(num) - 1))
-            if int(num) == 0 or partner not in parsed:
+            if partner not in parsed:
                 raise ConfigError(f"{where}: right channel {names[i]!r} has no left partner "
                                   f"'{letters}{int(num) - 1}'")
     order_left = sorted(range(len(left)), key=lambda k: left[k])

@@ -1,0 +1,175 @@
+"""Cache keys, parameter checking and incremental staging for the raw-data loaders.
+
+A prepared directory (see :mod:`cmkd.data.prepared`) records in ``meta.json`` the
+``source_hash`` it was built from: a hash of the list of raw input files (relative path, size
+and modification time, or a hash of their bytes) together with the loader's version and its
+fully resolved preprocessing parameters. :func:`is_fresh` reuses a directory only when that key
+equals the key of the current inputs and parameters; anything else (a touched file, a changed
+parameter, a new loader version, a damaged directory) means the directory is rebuilt.
+
+:class:`BlockStager` lets a loader append one subject's arrays at a time to raw files beside
+the output directory and hand memory-mapped views of the whole to ``write_prepared``, so that
+preparing a data set never holds more than one subject's arrays in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from cmkd.data.prepared import hash_params
+from cmkd.errors import ConfigError, DataError
+
+log = logging.getLogger("cmkd.data")
+
+HASH_MODES = ("stat", "content")
+
+
+def resolve_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict:
+    """Return ``defaults`` updated with ``params``; an unknown key is a :class:`ConfigError`."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ConfigError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(defaults)}")
+    out = dict(defaults)
+    out.update(params)
+    if out.get("source_hash_mode", "stat") not in HASH_MODES:
+        raise ConfigError(f"{where}: source_hash_mode must be one of {list(HASH_MODES)}, got {out['source_hash_mode']!r}")
+    return out
+
+
+def check_modalities(value: Any, allowed: Iterable[str], where: str) -> list[str]:
+    """Validate the ``modalities`` parameter: a non-empty list of known names, duplicates dropped."""
+    allowed = list(allowed)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"{where}: modalities must be a non-empty list drawn from {allowed}, got {value!r}")
+    bad = [m for m in value if m not in allowed]
+    if bad:
+        raise ConfigError(f"{where}: unknown modality {bad}; this data set offers {allowed}")
+    return [m for m in allowed if m in value]  # canonical order
+
+
+def _content_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_fingerprints(files: Iterable[tuple[str, Path]], mode: str = "stat") -> list[list]:
+    """Describe input files for the cache key.
+
+    ``files`` holds ``(label, path)`` pairs, the label being the path relative to its data
+    root (so that moving a data set does not invalidate its cache). ``mode`` "stat" records
+    size and modification time (ns); "content" records a SHA-256 of the bytes.
+    """
+    out = []
+    for label, path in sorted(files, key=lambda lp: lp[0]):
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise DataError(f"{path}: cannot stat input file ({e.strerror})") from None
+        if mode == "content":
+            out.append([label, st.st_size, _content_hash(Path(path))])
+        else:
+            out.append([label, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def source_key(dataset: str, loader_version: int, files: list, params: Mapping[str, Any]) -> str:
+    """The cache key of a prepared directory: inputs + loader version + resolved parameters."""
+    return hash_params({"dataset": dataset, "loader_version": loader_version, "files": files,
+                        "params": dict(params)})
+
+
+def is_fresh(out_dir: str | os.PathLike, source_hash: str) -> bool:
+    """True when ``out_dir`` is a complete prepared directory built from ``source_hash``.
+
+    Complete means: ``meta.json`` parses, its ``source_hash`` equals the given key, and every
+    array it lists has its ``.npy`` file. Anything else returns False (the caller rebuilds).
+    """
+    out_dir = Path(out_dir)
+    meta_file = out_dir / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(meta, dict) or meta.get("source_hash") != source_hash:
+        return False
+    arrays = meta.get("arrays")
+    if not isinstance(arrays, dict) or not arrays:
+        return False
+    return all((out_dir / f"{name}.npy").is_file() for name in arrays)
+
+
+class BlockStager:
+    """Append blocks of named arrays (one block per subject) to raw files; read them back mapped.
+
+    Every block must hold the same array names, and each name keeps its dtype and trailing
+    shape; the first axis (segments) grows. Files live in a hidden temporary folder beside
+    ``out_dir``, removed by :meth:`close` (also on error when used as a context manager).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        out_dir = Path(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging", dir=out_dir.parent))
+        self._spec: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+        self._rows: dict[str, int] = {}
+        self._maps: list[np.memmap] = []
+
+    def __enter__(self) -> "BlockStager":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def n_rows(self) -> int:
+        return next(iter(self._rows.values()), 0)
+
+    def append(self, block: Mapping[str, np.ndarray]) -> None:
+        if self._spec and set(block) != set(self._spec):
+            raise RuntimeError(f"block arrays {sorted(block)} differ from earlier blocks {sorted(self._spec)}")
+        n = {a.shape[0] for a in block.values()}
+        if len(n) != 1:
+            raise RuntimeError(f"block arrays disagree on the number of rows: { {k: v.shape for k, v in block.items()} }")
+        for name, a in block.items():
+            a = np.ascontiguousarray(a)
+            spec = (a.dtype, a.shape[1:])
+            if name not in self._spec:
+                self._spec[name] = spec
+                self._rows[name] = 0
+            elif self._spec[name] != spec:
+                raise RuntimeError(f"array '{name}': block has dtype/shape {spec}, earlier blocks {self._spec[name]}")
+            with open(self.dir / f"{name}.bin", "ab") as f:
+                a.tofile(f)
+            self._rows[name] += a.shape[0]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Read-only memory maps of everything appended so far, by name."""
+        out: dict[str, np.ndarray] = {}
+        for name, (dtype, tail) in self._spec.items():
+            shape = (self._rows[name],) + tuple(tail)
+            if self._rows[name] == 0:
+                out[name] = np.empty(shape, dtype)
+                continue
+            m = np.memmap(self.dir / f"{name}.bin", dtype=dtype, mode="r", shape=shape)
+            self._maps.append(m)
+            out[name] = m
+        return out
+
+    def close(self) -> None:
+        # mapped arrays still referenced elsewhere stay valid: POSIX keeps unlinked files mapped
+        self._maps.clear()
+        shutil.rmtree(self.dir, ignore_errors=True)

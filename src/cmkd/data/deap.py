@@ -1,0 +1,343 @@
+"""DEAP (Koelstra et al. 2012): preprocessed Python release (+ frontal face video) -> prepared directory.
+
+Input layout (``root``)::
+
+    data_preprocessed_python/s01.dat ... s32.dat    Python-2 pickles: data (40, 40, 8064), labels (40, 4)
+    face_video/s01/s01_trial01.avi ...               optional, participants 1-22
+    metadata_csv/participant_ratings.csv             optional: presentation order of the trials
+
+What is written (one row per 4 s segment):
+
+- the first 3 s (3 x 128 samples) of each trial are the pre-trial baseline and are dropped; with
+  ``baseline_correction`` their per-channel mean is subtracted from the trial first;
+- the remaining 60 s are cut into 15 segments of 4 s (:func:`segment_signal`);
+- ``eeg`` = channels 1-32 in file (Geneva) order; ``eog`` = channels 33-34 (hEOG, vEOG) when
+  ``"eog"`` is among ``modalities``; values as in the release (microvolts);
+- ``valence``, ``arousal``, ``dominance``, ``liking`` = the trial's ``labels`` row (1-9);
+- ``subject`` from the file name (``s07.dat`` -> 7), ``trial`` = row in the file (0-39; the
+  release orders trials by video, i.e. ``trial = Experiment_id - 1``), ``segment`` = 0-14.
+
+Face frames (``"face"`` in ``modalities``): ``face_video/sXX/sXX_trialYY.avi`` where, per the
+DEAP readme, YY is the trial number in *presentation* order. When
+``metadata_csv/participant_ratings.csv`` (or ``participant_ratings``) is present, its
+``Trial``/``Experiment_id`` columns map YY to the file row; otherwise YY is taken to be the file
+row + 1 and meta records ``face_trial_mapping: "identity"``. Alignment (``face_align``):
+``"end"`` (default) takes the last 60 s of the video as the stimulus, whatever lead-in the
+video holds (none, the 3 s baseline, or a longer fixation); a number ``a`` says that the
+stimulus starts ``a`` s into the video (``3.0``: the video starts with the 3 s baseline, like
+the signals). Segment ``k`` then takes the kept frames with timestamps in
+``[onset + 4k, onset + 4k + 4)``. Participants without a face-video folder are left out and
+listed in meta ``skipped`` ("no face video"); so are single trials without a video file.
+
+Memory: subjects are read one at a time and each trial's arrays are appended to staging files
+beside the output, so peak memory is about one subject's pickle (103 MB) plus one trial's
+segments and face frames (about 230 MB peak RSS in all for a full subject).
+"""
+from __future__ import annotations
+
+import csv
+import gc
+import logging
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmkd.data import video as vid
+from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.prepared import RATING_ARRAYS, write_prepared
+from cmkd.data.segments import segment_signal
+from cmkd.errors import ConfigError, DataError
+
+log = logging.getLogger("cmkd.data")
+
+DATASET = "deap"
+LOADER_VERSION = 1
+SFREQ = 128
+N_CHANNELS = 40
+N_SAMPLES = 8064  # 63 s at 128 Hz
+BASELINE_SECONDS = 3
+STIMULUS_SECONDS = 60
+EEG_CHANNELS = [
+    "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1", "Oz", "Pz",
+    "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2", "P4", "P8", "PO4", "O2",
+]
+EOG_CHANNELS = ["hEOG", "vEOG"]
+MODALITIES = ("eeg", "eog", "face")
+
+DEFAULTS: dict[str, Any] = {
+    "modalities": ["eeg"],
+    "baseline_correction": False,
+    "segment_seconds": 4.0,
+    "subjects": None,            # list of subject numbers to keep; None = every file found
+    "face_video_root": None,     # default: root / "face_video"
+    "participant_ratings": None,  # default: root / "metadata_csv" / "participant_ratings.csv" when present
+    "face_align": "end",
+    "source_hash_mode": "stat",
+    **vid.FACE_DEFAULTS,
+}
+
+_FILE_RE = re.compile(r"^s(\d+)\.dat$")
+_VIDEO_RE = re.compile(r"^s(\d+)_trial(\d+)\.avi$", re.IGNORECASE)
+
+
+class _DeapUnpickler(pickle.Unpickler):
+    """Unpickle only what a DEAP file holds (numpy arrays in a dict): no arbitrary code runs."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a DEAP file")
+        if module == "numpy.core.multiarray":  # Python-2 era name of numpy._core.multiarray
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
+
+
+def read_deap_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one ``sXX.dat``; return ``data`` (trials, 40, 8064) and ``labels`` (trials, 4).
+
+    Raises :class:`DataError` naming the file for an unreadable pickle or unexpected shapes.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            obj = _DeapUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: DEAP file not found") from None
+    except Exception as e:  # truncated, not a pickle, foreign objects
+        raise DataError(f"{path}: cannot read DEAP pickle ({type(e).__name__}: {e}); "
+                        "expected a Python-2 pickle of a dict with 'data' and 'labels'") from None
+    if not isinstance(obj, dict) or "data" not in obj or "labels" not in obj:
+        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise DataError(f"{path}: expected a dict with keys 'data' and 'labels', got {keys}")
+    data, labels = obj["data"], obj["labels"]
+    if not isinstance(data, np.ndarray) or data.ndim != 3 or data.shape[1:] != (N_CHANNELS, N_SAMPLES) \
+            or data.dtype.kind not in "fiu":
+        shape = getattr(data, "shape", type(data).__name__)
+        raise DataError(f"{path}: 'data' has shape {shape}, expected (trials, {N_CHANNELS}, {N_SAMPLES}) numbers "
+                        f"(32 EEG + 8 peripheral channels, 63 s at {SFREQ} Hz)")
+    if data.shape[0] == 0:
+        raise DataError(f"{path}: 'data' holds no trial")
+    if not isinstance(labels, np.ndarray) or labels.shape != (data.shape[0], 4) or labels.dtype.kind not in "fiu":
+        shape = getattr(labels, "shape", type(labels).__name__)
+        raise DataError(f"{path}: 'labels' has shape {shape}, expected ({data.shape[0]}, 4) "
+                        "(valence, arousal, dominance, liking)")
+    return data, labels
+
+
+def _read_presentation_order(path: Path) -> dict[int, dict[int, int]]:
+    """participant_ratings.csv -> {participant: {presentation trial: Experiment_id}}."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    need = {"Participant_id", "Trial", "Experiment_id"}
+    if not rows or not need <= set(rows[0]):
+        raise DataError(f"{path}: expected columns {sorted(need)}")
+    out: dict[int, dict[int, int]] = {}
+    for i, r in enumerate(rows, start=2):
+        try:
+            out.setdefault(int(r["Participant_id"]), {})[int(r["Trial"])] = int(r["Experiment_id"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: line {i}: Participant_id, Trial and Experiment_id must be integers") from None
+    return out
+
+
+def _find_videos(video_root: Path, subject: int) -> dict[int, Path]:
+    """{trial number in the file name: path} for one participant's face videos."""
+    folder = video_root / f"s{subject:02d}"
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for p in sorted(folder.iterdir()):
+        m = _VIDEO_RE.match(p.name)
+        if m and int(m.group(1)) == subject:
+            out[int(m.group(2))] = p
+    return out
+
+
+def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
+    """Prepare DEAP from ``root`` into ``out_dir``; return ``out_dir``.
+
+    ``params`` keys (defaults in :data:`DEFAULTS`): ``modalities`` (subset of eeg, eog, face),
+    ``baseline_correction``, ``segment_seconds``, ``subjects``, ``face_video_root``,
+    ``participant_ratings``, ``face_align`` ("end" or seconds), ``frame_step``,
+    ``frames_per_segment``, ``face_size``, ``face_margin``, ``face_detector``,
+    ``face_detector_model``, ``source_hash_mode`` ("stat" or "content").
+    The directory is reused when its ``source_hash`` matches the current inputs and parameters.
+    """
+    where = "DEAP"
+    p = resolve_params(params, DEFAULTS, where)
+    mods = check_modalities(p["modalities"], MODALITIES, where)
+    want_face = "face" in mods
+    if want_face:
+        vid.check_face_params(p, where)
+    fa = p["face_align"]
+    if not (fa == "end" or (isinstance(fa, (int, float)) and not isinstance(fa, bool) and fa >= 0)):
+        raise ConfigError(f"{where}: face_align must be 'end' or a number of seconds >= 0, got {fa!r}")
+    seg_s = float(p["segment_seconds"])
+    if seg_s <= 0 or seg_s > STIMULUS_SECONDS:
+        raise ConfigError(f"{where}: segment_seconds must be in (0, {STIMULUS_SECONDS}], got {seg_s}")
+
+    root = Path(root)
+    out_dir = Path(out_dir)
+    data_dir = root / "data_preprocessed_python"
+    if not root.is_dir():
+        raise DataError(f"{root}: DEAP root directory not found (expected data_preprocessed_python/sXX.dat in it)")
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: folder not found (the DEAP preprocessed Python release, sXX.dat files)")
+    files = {}
+    for f in sorted(data_dir.iterdir()):
+        m = _FILE_RE.match(f.name)
+        if m:
+            files[int(m.group(1))] = f
+    if p["subjects"] is not None:
+        wanted = {int(s) for s in p["subjects"]}
+        missing = sorted(wanted - set(files))
+        if missing:
+            raise DataError(f"{data_dir}: no file for requested subject(s) {missing} (expected s{missing[0]:02d}.dat)")
+        files = {s: f for s, f in files.items() if s in wanted}
+    if not files:
+        raise DataError(f"{data_dir}: no sXX.dat file found")
+
+    skipped: list[dict] = []
+    inputs: list[tuple[str, Path]] = [(f"data_preprocessed_python/{f.name}", f) for f in files.values()]
+    videos: dict[int, dict[int, Path]] = {}
+    order: dict[int, dict[int, int]] | None = None
+    order_file: Path | None = None
+    if want_face:
+        video_root = Path(p["face_video_root"]) if p["face_video_root"] else root / "face_video"
+        order_file = Path(p["participant_ratings"]) if p["participant_ratings"] else \
+            root / "metadata_csv" / "participant_ratings.csv"
+        if p["participant_ratings"] and not order_file.is_file():
+            raise DataError(f"{order_file}: participant_ratings file not found")
+        if order_file.is_file():
+            order = _read_presentation_order(order_file)
+            inputs.append(("metadata_csv/participant_ratings.csv", order_file))
+        for s in list(files):
+            v = _find_videos(video_root, s)
+            if not v:
+                log.warning("DEAP: subject s%02d has no face video under %s; left out", s, video_root)
+                skipped.append({"item": f"s{s:02d}", "reason": "no face video"})
+                del files[s]
+                continue
+            videos[s] = v
+            inputs += [(f"face_video/s{s:02d}/{q.name}", q) for q in v.values()]
+        if not files:
+            raise DataError(f"{video_root}: no face video for any DEAP subject (expected sXX/sXX_trialYY.avi)")
+
+    hashed = {k: v for k, v in p.items() if k not in ("face_video_root", "participant_ratings")}
+    hashed["modalities"] = mods
+    if not want_face:  # face settings do not change what is written
+        hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS and k != "face_align"}
+    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
+    if is_fresh(out_dir, key):
+        log.info("DEAP: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+        return out_dir
+
+    cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
+        if want_face else None
+    face_stats = vid.FaceStats()
+    base = BASELINE_SECONDS * SFREQ
+    L = int(round(seg_s * SFREQ))
+    n_seg = (N_SAMPLES - base) // L
+    per_subject: dict[str, dict] = {}
+    with BlockStager(out_dir) as stage:
+        for i, (s, path) in enumerate(sorted(files.items()), start=1):
+            log.info("DEAP: subject s%02d (%d/%d) from %s", s, i, len(files), path)
+            data, labels = read_deap_file(path)
+            n_trials = data.shape[0]
+            keep = list(range(n_trials))
+            trial_video: dict[int, Path] = {}
+            if want_face:
+                exp_of = (order or {}).get(s)
+                if order is not None and exp_of is None:
+                    raise DataError(f"{order_file}: no rows for participant {s}")
+                for yy, vpath in videos[s].items():
+                    row = exp_of.get(yy) if exp_of else yy
+                    if row is None:
+                        raise DataError(f"{order_file}: participant {s} has no trial {yy} (video {vpath.name})")
+                    trial_video[row - 1] = vpath
+                for t in keep:
+                    if t not in trial_video:
+                        skipped.append({"item": f"s{s:02d} trial {t}", "reason": "no face video"})
+                        log.warning("DEAP: s%02d trial %d (Experiment_id %d) has no face video; left out", s, t, t + 1)
+                keep = [t for t in keep if t in trial_video]
+                if not keep:
+                    skipped.append({"item": f"s{s:02d}", "reason": "no face video for any trial"})
+                    continue
+            for t in keep:  # one staged block per trial keeps memory at one subject's pickle
+                x = data[t]
+                if p["baseline_correction"]:
+                    x = x - x[:, :base].mean(axis=1, keepdims=True)
+                where_t = f"{path} trial {t}"
+                arrays: dict[str, np.ndarray] = {}
+                if "eeg" in mods:
+                    arrays["eeg"] = segment_signal(x[:32, base:], SFREQ, seg_s, where_t).astype(np.float32)
+                if "eog" in mods:
+                    arrays["eog"] = segment_signal(x[32:34, base:], SFREQ, seg_s, where_t).astype(np.float32)
+                if want_face:
+                    v = vid.sample_video(trial_video[t], cropper, p["frame_step"])
+                    onset = max(0.0, v.duration - STIMULUS_SECONDS) if fa == "end" else float(fa)
+                    windows = [(onset + k * seg_s, onset + (k + 1) * seg_s) for k in range(n_seg)]
+                    arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
+                    st.add(v.stats)
+                    face_stats.add(st)
+                    del v
+                arrays["subject"] = np.full(n_seg, s, np.int64)
+                arrays["trial"] = np.full(n_seg, t, np.int64)
+                arrays["segment"] = np.arange(n_seg, dtype=np.int64)
+                for j, name in enumerate(RATING_ARRAYS):
+                    arrays[name] = np.full(n_seg, labels[t, j], np.float32)
+                stage.append(arrays)
+            nk = len(keep)
+            per_subject[f"s{s:02d}"] = {"file": path.name, "trials": nk, "segments": nk * n_seg}
+            del data, labels, x, arrays
+            gc.collect()
+        if stage.n_rows == 0:
+            raise DataError(f"{root}: no DEAP segment could be prepared (skipped: {skipped})")
+        meta = {
+            "dataset": DATASET,
+            "loader_version": LOADER_VERSION,
+            "source_hash": key,
+            "sampling_rates": {m: SFREQ for m in ("eeg", "eog") if m in mods},
+            "channels": {**({"eeg": EEG_CHANNELS} if "eeg" in mods else {}),
+                         **({"eog": EOG_CHANNELS} if "eog" in mods else {})},
+            "units": {m: "uV" for m in ("eeg", "eog") if m in mods},
+            "modalities": mods,
+            "segment_seconds": seg_s,
+            "segments_per_trial": n_seg,
+            "baseline_seconds": BASELINE_SECONDS,
+            "baseline_correction": bool(p["baseline_correction"]),
+            "ratings": {"names": list(RATING_ARRAYS), "scale": [1, 9], "source": "labels columns 0-3"},
+            "trial_order": "row of the file = Experiment_id - 1 (video order)",
+            "subjects": per_subject,
+            "skipped": skipped,
+            "params": hashed,
+        }
+        if want_face:
+            meta["face"] = {
+                "detector": cropper.description,
+                "frame_step": p["frame_step"], "frames_per_segment": p["frames_per_segment"],
+                "size": p["face_size"], "margin": p["face_margin"], "layout": "(N, F, 3, H, W) RGB uint8",
+                "alignment": ("stimulus = last 60 s of the video" if fa == "end"
+                              else f"stimulus starts {float(fa)} s into the video"),
+                "face_trial_mapping": "participant_ratings.csv (Trial -> Experiment_id)" if order is not None
+                                      else "identity (video trial YY = file row YY-1; no participant_ratings.csv)",
+                **face_stats.as_dict(),
+            }
+            if face_stats.frames_centre_crop:
+                log.warning("DEAP: no face found in %d of %d frames; centre crops used",
+                            face_stats.frames_centre_crop, face_stats.frames_sampled)
+        out = write_prepared(out_dir, stage.arrays(), meta)
+    log.info("DEAP: wrote %s (%d subjects, %d segments, %d skipped)", out, len(per_subject),
+             sum(v["segments"] for v in per_subject.values()), len(skipped))
+    return out

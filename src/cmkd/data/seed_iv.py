@@ -1,0 +1,230 @@
+"""SEED-IV (Zheng et al. 2019): eye-movement and EEG features -> prepared directory.
+
+Input layout (``root``)::
+
+    eye_feature_smooth/<session 1|2|3>/<subject>_<date>.mat   eye_1 ... eye_24, each (31, n windows)
+    eeg_feature_smooth/<session 1|2|3>/<subject>_<date>.mat   de_LDS1 ... de_LDS24, each (62, n windows, 5)
+
+Both are features of consecutive 4 s windows; one prepared row is one window:
+``eye`` (N, 31) and ``eeg_de`` (N, 62, 5) (delta, theta, alpha, beta, gamma differential
+entropy; ``eeg_feature`` picks another key family such as ``de_movingAve``), ``label`` (N,)
+int64 from the data set's fixed per-session lists (0 neutral, 1 sad, 2 fear, 3 happy; the same
+lists as TorchEEG's SEED-IV loaders), ``session`` (1-3), ``subject`` (the number before ``_``
+in the file name), ``trial`` and ``segment`` (window index within the trial).
+
+Trial ids are unique per subject across sessions: ``trial = 100 * session + k`` with
+``k = 0..23`` the trial's position in the session (``eye_{k+1}``), so a trial-level split never
+mixes the same clip index of two sessions. When the eye and EEG files of a trial hold different
+window counts, the common prefix is kept and meta ``truncated`` records both counts. There are
+no ratings: the emotion dimension uses ``label``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.prepared import write_prepared
+from cmkd.errors import ConfigError, DataError
+
+log = logging.getLogger("cmkd.data")
+
+DATASET = "seed_iv"
+LOADER_VERSION = 1
+N_TRIALS = 24
+N_EYE = 31
+N_EEG = 62
+N_BANDS = 5
+SESSION_LABELS = {
+    1: [1, 2, 3, 0, 2, 0, 0, 1, 0, 1, 2, 1, 1, 1, 2, 3, 2, 2, 3, 3, 0, 3, 0, 3],
+    2: [2, 1, 3, 0, 0, 2, 0, 2, 3, 3, 2, 3, 2, 0, 1, 1, 2, 1, 0, 3, 0, 1, 3, 1],
+    3: [1, 2, 2, 1, 3, 3, 3, 1, 1, 2, 1, 0, 2, 3, 3, 0, 2, 3, 0, 0, 2, 0, 1, 0],
+}
+LABEL_NAMES = ["neutral", "sad", "fear", "happy"]
+EEG_CHANNELS = [
+    "FP1", "FPZ", "FP2", "AF3", "AF4", "F7", "F5", "F3", "F1", "FZ", "F2", "F4", "F6", "F8", "FT7", "FC5",
+    "FC3", "FC1", "FCZ", "FC2", "FC4", "FC6", "FT8", "T7", "C5", "C3", "C1", "CZ", "C2", "C4", "C6", "T8",
+    "TP7", "CP5", "CP3", "CP1", "CPZ", "CP2", "CP4", "CP6", "TP8", "P7", "P5", "P3", "P1", "PZ", "P2", "P4",
+    "P6", "P8", "PO7", "PO5", "PO3", "POZ", "PO4", "PO6", "PO8", "CB1", "O1", "OZ", "O2", "CB2",
+]
+BANDS = ["delta", "theta", "alpha", "beta", "gamma"]
+MODALITIES = ("eye", "eeg_de")
+TRIAL_STRIDE = 100
+WINDOW_SECONDS = 4.0
+
+DEFAULTS: dict[str, Any] = {
+    "modalities": ["eye", "eeg_de"],
+    "eeg_feature": "de_LDS",
+    "sessions": [1, 2, 3],
+    "subjects": None,
+    "source_hash_mode": "stat",
+}
+
+_FILE_RE = re.compile(r"^(\d+)_(\d+)\.mat$")
+_FOLDERS = {"eye": "eye_feature_smooth", "eeg_de": "eeg_feature_smooth"}
+
+
+def _loadmat(path: Path) -> dict:
+    import scipy.io
+
+    try:
+        return scipy.io.loadmat(str(path))
+    except Exception as e:  # truncated, not a MAT file, v7.3 (HDF5)
+        raise DataError(f"{path}: cannot read MAT file ({type(e).__name__}: {e})") from None
+
+
+def _trial_array(mat: dict, key: str, path: Path, shape: tuple) -> np.ndarray:
+    """``mat[key]`` checked against ``shape`` (None = any length); DataError naming the file."""
+    if key not in mat:
+        have = sorted(k for k in mat if not k.startswith("__"))
+        raise DataError(f"{path}: no variable '{key}' (has {have[:8]}{'...' if len(have) > 8 else ''})")
+    a = mat[key]
+    if not isinstance(a, np.ndarray) or a.ndim != len(shape) or a.dtype.kind not in "fiu" or any(
+            s is not None and s != n for s, n in zip(shape, a.shape)):
+        want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+        raise DataError(f"{path}: '{key}' has shape {getattr(a, 'shape', None)}, expected {want}")
+    return a
+
+
+def _scan(folder: Path, session: int) -> dict[int, Path]:
+    out: dict[int, Path] = {}
+    d = folder / str(session)
+    if not d.is_dir():
+        return out
+    for f in sorted(d.iterdir()):
+        m = _FILE_RE.match(f.name)
+        if not m:
+            continue
+        s = int(m.group(1))
+        if s in out:
+            raise DataError(f"{d}: two files for subject {s} ({out[s].name}, {f.name}); expected one per session")
+        out[s] = f
+    return out
+
+
+def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
+    """Prepare SEED-IV features from ``root`` into ``out_dir``; return ``out_dir``.
+
+    ``params`` keys (defaults in :data:`DEFAULTS`): ``modalities`` (subset of eye, eeg_de),
+    ``eeg_feature`` (key prefix in the EEG files, ``de_LDS`` or ``de_movingAve``), ``sessions``,
+    ``subjects``, ``source_hash_mode``.
+    """
+    where = "SEED-IV"
+    p = resolve_params(params, DEFAULTS, where)
+    mods = check_modalities(p["modalities"], MODALITIES, where)
+    sessions = [int(s) for s in p["sessions"]]
+    if not sessions or any(s not in SESSION_LABELS for s in sessions):
+        raise ConfigError(f"{where}: sessions must be drawn from [1, 2, 3], got {p['sessions']!r}")
+    feat = str(p["eeg_feature"])
+
+    root = Path(root)
+    out_dir = Path(out_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: SEED-IV root directory not found "
+                        f"(expected {', '.join(_FOLDERS[m] for m in mods)} in it)")
+    for m in mods:
+        if not (root / _FOLDERS[m]).is_dir():
+            raise DataError(f"{root / _FOLDERS[m]}: folder not found ({m} features of SEED-IV)")
+
+    skipped: list[dict] = []
+    plan: list[tuple[int, int, dict[str, Path]]] = []  # (session, subject, {modality: file})
+    inputs: list[tuple[str, Path]] = []
+    wanted = {int(s) for s in p["subjects"]} if p["subjects"] is not None else None
+    for sess in sessions:
+        found = {m: _scan(root / _FOLDERS[m], sess) for m in mods}
+        subjects = sorted(set().union(*found.values()))
+        if wanted is not None:
+            subjects = [s for s in subjects if s in wanted]
+        for s in subjects:
+            files = {m: found[m].get(s) for m in mods}
+            missing = [m for m in mods if files[m] is None]
+            if missing:
+                reason = f"no {' and '.join(_FOLDERS[m] for m in missing)} file"
+                log.warning("SEED-IV: session %d subject %d skipped: %s", sess, s, reason)
+                skipped.append({"item": f"session {sess} subject {s}", "reason": reason})
+                continue
+            plan.append((sess, s, files))
+            inputs += [(f"{_FOLDERS[m]}/{sess}/{f.name}", f) for m, f in files.items()]
+    if not plan:
+        raise DataError(f"{root}: no SEED-IV feature file found for sessions {sessions} "
+                        f"(expected <folder>/<session>/<subject>_<date>.mat)")
+
+    hashed = dict(p)
+    hashed["modalities"] = mods
+    hashed["sessions"] = sessions
+    if "eeg_de" not in mods:
+        hashed.pop("eeg_feature")
+    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
+    if is_fresh(out_dir, key):
+        log.info("SEED-IV: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+        return out_dir
+
+    truncated: list[dict] = []
+    non_finite = {m: 0 for m in mods}
+    files_meta: list[dict] = []
+    with BlockStager(out_dir) as stage:
+        for j, (sess, s, files) in enumerate(plan, start=1):
+            log.info("SEED-IV: session %d subject %d (%d/%d)", sess, s, j, len(plan))
+            mats = {m: _loadmat(f) for m, f in files.items()}
+            n_rows = 0
+            for k in range(N_TRIALS):
+                parts: dict[str, np.ndarray] = {}
+                if "eye" in mods:
+                    a = _trial_array(mats["eye"], f"eye_{k + 1}", files["eye"], (N_EYE, None))
+                    parts["eye"] = np.asarray(a, np.float32).T
+                if "eeg_de" in mods:
+                    a = _trial_array(mats["eeg_de"], f"{feat}{k + 1}", files["eeg_de"], (N_EEG, None, N_BANDS))
+                    parts["eeg_de"] = np.asarray(a, np.float32).transpose(1, 0, 2)
+                counts = {m: a.shape[0] for m, a in parts.items()}
+                n = min(counts.values())
+                if len(set(counts.values())) > 1:
+                    truncated.append({"session": sess, "subject": s, "trial": k,
+                                      **{f"{m}_windows": c for m, c in counts.items()}, "kept": n})
+                    log.warning("SEED-IV: session %d subject %d trial %d: window counts %s differ; first %d kept",
+                                sess, s, k, counts, n)
+                if n == 0:
+                    skipped.append({"item": f"session {sess} subject {s} trial {k}", "reason": "no feature window"})
+                    continue
+                arrays = {m: np.ascontiguousarray(a[:n]) for m, a in parts.items()}
+                for m, a in arrays.items():
+                    non_finite[m] += int((~np.isfinite(a)).sum())
+                arrays["label"] = np.full(n, SESSION_LABELS[sess][k], np.int64)
+                arrays["session"] = np.full(n, sess, np.int64)
+                arrays["subject"] = np.full(n, s, np.int64)
+                arrays["trial"] = np.full(n, TRIAL_STRIDE * sess + k, np.int64)
+                arrays["segment"] = np.arange(n, dtype=np.int64)
+                stage.append(arrays)
+                n_rows += n
+            files_meta.append({"session": sess, "subject": s, "files": {m: f.name for m, f in files.items()},
+                               "windows": n_rows})
+            del mats
+        if stage.n_rows == 0:
+            raise DataError(f"{root}: no SEED-IV window could be prepared (skipped: {skipped})")
+        if any(non_finite.values()):
+            log.warning("SEED-IV: non-finite feature values: %s", non_finite)
+        meta = {
+            "dataset": DATASET,
+            "loader_version": LOADER_VERSION,
+            "source_hash": key,
+            "sampling_rates": {},  # features of 4 s windows, no time series
+            "window_seconds": WINDOW_SECONDS,
+            "channels": {**({"eeg_de": EEG_CHANNELS} if "eeg_de" in mods else {}),
+                         **({"eye": [f"eye_feature_{i + 1:02d}" for i in range(N_EYE)]} if "eye" in mods else {})},
+            "bands": BANDS if "eeg_de" in mods else None,
+            "eeg_feature": feat if "eeg_de" in mods else None,
+            "modalities": mods,
+            "labels": {"names": LABEL_NAMES, "per_session": {str(k): v for k, v in SESSION_LABELS.items()}},
+            "trial_id": f"{TRIAL_STRIDE} * session + position in session (0-23)",
+            "truncated": truncated,
+            "non_finite": non_finite,
+            "files": files_meta,
+            "skipped": skipped,
+            "params": hashed,
+        }
+        out = write_prepared(out_dir, stage.arrays(), meta)
+    log.info("SEED-IV: wrote %s (%d files, %d windows, %d truncated trials)", out, len(plan), stage.n_rows, len(truncated))
+    return out

@@ -1,0 +1,306 @@
+"""Encoders by name, and the builders that turn a JSON-able spec into a model.
+
+An encoder is configured by a dict such as ``{"name": "tsception", "num_T": 15}`` (its config
+keys, with defaults in :data:`ENCODER_DEFAULTS`) and by what the data say about the modality
+(``input_info``: ``shape`` without the batch axis, ``sampling_rate``, ``channel_names``). Every
+unknown name, unknown key or bad value raises :class:`ConfigError` naming the key, e.g.
+``models.eeg.num_T: must be a positive integer``.
+
+Encoders (all return ``(feat (B, out_dim), hint (B, C, ...))`` and have ``out_dim``):
+
+================  ==========================================  ================================
+name              input (without batch axis)                   config keys (default)
+================  ==========================================  ================================
+``tsception``     EEG ``(C, T)``                               num_T (15), num_S (15),
+                                                               hidden (null), dropout (0.5),
+                                                               reorder ("auto"), midline ("drop")
+``eegnet``        EEG ``(C, T)``                               F1 (8), D (2), F2 (null = F1*D),
+                                                               kernel_length (null = fs/2),
+                                                               sep_kernel_length (null = fs/8),
+                                                               dropout (0.5)
+``timm``          face ``(F, 3, H, W)``                        arch ("test_vit"), img_size
+                                                               (null = H), pretrained_path (null)
+``eog_cnn``       EOG ``(2, T)``                               width (16), depth (3),
+                                                               kernel_size (7, odd),
+                                                               dropout (0.25)
+``eye_mlp``       eye features ``(31,)``                       hidden ([64, 32]), dropout (0.25)
+================  ==========================================  ================================
+
+TSception's ``reorder``: ``"auto"`` puts the channels in hemisphere order (left channels, then
+their mirror partners; see :func:`cmkd.models.tsception.hemisphere_order`) when channel names are
+known and keeps the input order otherwise; ``true`` requires names; ``false`` keeps the input
+order. ``midline``: ``"drop"`` (the paper's 28 DEAP channels) or ``"both"`` (midline channels
+appended to both hemisphere halves). Names that are not 10-20 names are an error under
+``"auto"``/``true``.
+
+The EEG encoders also accept ``n_channels``, ``n_samples``, ``sampling_rate`` and
+``channel_names`` as config keys; the data's values are used when they are absent, and a config
+value that disagrees with the data is an error.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from cmkd.errors import ConfigError
+from cmkd.models.eegnet import EEGNetEncoder
+from cmkd.models.eog import EOGCNNEncoder
+from cmkd.models.eye import EyeMLPEncoder
+from cmkd.models.tsception import MIDLINE_MODES, TSceptionEncoder, hemisphere_order
+from cmkd.models.visual import DEFAULT_ARCH, TimmFrameEncoder
+
+_EEG_INPUT_KEYS = {"n_channels": None, "n_samples": None, "sampling_rate": None,
+                   "channel_names": None}
+
+ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tsception": {"num_T": 15, "num_S": 15, "hidden": None, "dropout": 0.5, "reorder": "auto",
+                  "midline": "drop", **_EEG_INPUT_KEYS},
+    "eegnet": {"F1": 8, "D": 2, "F2": None, "kernel_length": None, "sep_kernel_length": None,
+               "dropout": 0.5, **_EEG_INPUT_KEYS},
+    "timm": {"arch": DEFAULT_ARCH, "img_size": None, "pretrained_path": None},
+    "eog_cnn": {"width": 16, "depth": 3, "kernel_size": 7, "dropout": 0.25},
+    "eye_mlp": {"hidden": [64, 32], "dropout": 0.25},
+}
+HEAD_DEFAULTS: dict[str, Any] = {"hidden": 64, "dropout": 0.5}
+FUSIONS = ("concat",)
+
+
+# ------------------------------------------------------------------------------ value checks
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def pos_int(v, key: str, allow_none: bool = False, minimum: int = 1):
+    """``v`` if it is an integer >= ``minimum`` (or None when allowed), else ConfigError."""
+    if v is None and allow_none:
+        return None
+    if not _is_int(v) or v < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(f"{key}: must be {what}{' or null' if allow_none else ''}, got {v!r}")
+    return int(v)
+
+
+def probability(v, key: str) -> float:
+    """A dropout rate in [0, 1)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+        raise ConfigError(f"{key}: must be a number in [0, 1), got {v!r}")
+    return float(v)
+
+
+def pos_number(v, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise ConfigError(f"{key}: must be a positive number, got {v!r}")
+    return float(v)
+
+
+def _merge(name: str, cfg: Mapping | None, where: str) -> dict:
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of encoder settings, got {cfg!r}")
+    defaults = ENCODER_DEFAULTS[name]
+    out = copy.deepcopy(defaults)
+    for key, value in cfg.items():
+        if key == "name":
+            if value != name:
+                raise ConfigError(f"{where}.name: {value!r} disagrees with encoder {name!r}")
+            continue
+        if key not in defaults:
+            raise ConfigError(f"{where}.{key}: unknown key for encoder {name!r} "
+                              f"(known: {sorted(defaults)})")
+        out[key] = value
+    return out
+
+
+def _shape(info: Mapping, ndim: int, where: str, what: str) -> list[int]:
+    shape = info.get("shape")
+    if (not isinstance(shape, (list, tuple)) or len(shape) != ndim
+            or not all(_is_int(s) and s > 0 for s in shape)):
+        raise ConfigError(f"{where}.shape: must be {ndim} positive integers ({what}), got {shape!r}")
+    return [int(s) for s in shape]
+
+
+def _from_data(c: dict, key: str, data_value, where: str, info_where: str):
+    """Take ``key`` from the data; a config value must agree with it."""
+    if c[key] is None:
+        return data_value
+    if data_value is not None and c[key] != data_value:
+        raise ConfigError(f"{where}.{key}: {c[key]!r} disagrees with the data ({info_where}: "
+                          f"{data_value!r})")
+    return c[key]
+
+
+def _eeg_input(c: dict, info: Mapping, where: str, info_where: str) -> tuple:
+    shape = info.get("shape")
+    data_c, data_t = (_shape(info, 2, info_where, "channels, samples") if shape is not None
+                      else (None, None))
+    n_ch = pos_int(_from_data(c, "n_channels", data_c, where, f"{info_where}.shape"),
+                   f"{where}.n_channels")
+    n_t = pos_int(_from_data(c, "n_samples", data_t, where, f"{info_where}.shape"),
+                  f"{where}.n_samples")
+    fs = _from_data(c, "sampling_rate", info.get("sampling_rate"), where,
+                    f"{info_where}.sampling_rate")
+    fs = pos_number(fs, f"{where}.sampling_rate")
+    data_names = info.get("channel_names")
+    names_key = f"{where}.channel_names" if c["channel_names"] is not None \
+        else f"{info_where}.channel_names"
+    if data_names is not None and not isinstance(data_names, (list, tuple)):
+        raise ConfigError(f"{info_where}.channel_names: must be a list of names, got {data_names!r}")
+    names = _from_data(c, "channel_names", list(data_names) if data_names else None,
+                       where, f"{info_where}.channel_names")
+    if names is not None:
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{names_key}: must be a list of names, got {names!r}")
+        if len(names) != n_ch:
+            raise ConfigError(f"{names_key}: {len(names)} names for {n_ch} channels")
+    return n_ch, n_t, fs, names, names_key
+
+
+def _built(where: str, factory: Callable[[], nn.Module]) -> nn.Module:
+    """Run a constructor; its ValueError (an impossible size) becomes a ConfigError."""
+    try:
+        return factory()
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+# ------------------------------------------------------------------------------ builders
+def _build_tsception(cfg, info, where, info_where):
+    c = _merge("tsception", cfg, where)
+    n_ch, n_t, fs, names, names_key = _eeg_input(c, info, where, info_where)
+    num_T = pos_int(c["num_T"], f"{where}.num_T")
+    num_S = pos_int(c["num_S"], f"{where}.num_S")
+    hidden = pos_int(c["hidden"], f"{where}.hidden", allow_none=True) if c["hidden"] else None
+    dropout = probability(c["dropout"], f"{where}.dropout")
+    reorder, midline = c["reorder"], c["midline"]
+    if reorder not in ("auto", True, False):
+        raise ConfigError(f"{where}.reorder: must be 'auto', true or false, got {reorder!r}")
+    if midline not in MIDLINE_MODES:
+        raise ConfigError(f"{where}.midline: must be one of {list(MIDLINE_MODES)}, got {midline!r}")
+    order = None
+    if reorder is True and names is None:
+        raise ConfigError(f"{where}.reorder: true needs channel names ({where}.channel_names or "
+                          f"{info_where}.channel_names)")
+    if reorder in ("auto", True) and names is not None:
+        order = hemisphere_order(names, midline, where=names_key)
+    return _built(where, lambda: TSceptionEncoder(
+        n_ch, n_t, fs, num_T=num_T, num_S=num_S, channel_order=order, hidden=hidden,
+        dropout=dropout))
+
+
+def _build_eegnet(cfg, info, where, info_where):
+    c = _merge("eegnet", cfg, where)
+    n_ch, n_t, fs, _, _ = _eeg_input(c, info, where, info_where)
+    return _built(where, lambda: EEGNetEncoder(
+        n_ch, n_t, fs,
+        F1=pos_int(c["F1"], f"{where}.F1"), D=pos_int(c["D"], f"{where}.D"),
+        F2=pos_int(c["F2"], f"{where}.F2", allow_none=True),
+        kernel_length=pos_int(c["kernel_length"], f"{where}.kernel_length", allow_none=True),
+        sep_kernel_length=pos_int(c["sep_kernel_length"], f"{where}.sep_kernel_length",
+                                  allow_none=True),
+        dropout=probability(c["dropout"], f"{where}.dropout")))
+
+
+def _build_timm(cfg, info, where, info_where):
+    c = _merge("timm", cfg, where)
+    _, _, _, h, w = [None] + _shape(info, 4, info_where, "frames, 3, height, width")
+    arch = c["arch"]
+    if not isinstance(arch, str) or not arch:
+        raise ConfigError(f"{where}.arch: must be a timm model name, got {arch!r}")
+    img = c["img_size"]
+    if img is None:
+        img_size = (h, w)
+    elif isinstance(img, (list, tuple)) and len(img) == 2:
+        img_size = (pos_int(img[0], f"{where}.img_size"), pos_int(img[1], f"{where}.img_size"))
+    else:
+        img_size = (pos_int(img, f"{where}.img_size"),) * 2
+    path = c["pretrained_path"]
+    if path is not None:
+        if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+            raise ConfigError(f"{where}.pretrained_path: no such weights file: {path!r}")
+        path = os.fspath(path)
+    from cmkd.models.visual import import_timm
+
+    if not import_timm().is_model(arch):
+        raise ConfigError(f"{where}.arch: unknown timm model {arch!r}")
+    return _built(where, lambda: TimmFrameEncoder(arch, img_size, path))
+
+
+def _build_eog_cnn(cfg, info, where, info_where):
+    c = _merge("eog_cnn", cfg, where)
+    n_ch, n_t = _shape(info, 2, info_where, "channels, samples")
+    kernel_size = pos_int(c["kernel_size"], f"{where}.kernel_size")
+    if kernel_size % 2 != 1:
+        raise ConfigError(f"{where}.kernel_size: must be odd (length-preserving), got {kernel_size}")
+    return _built(where, lambda: EOGCNNEncoder(
+        n_ch, n_t, width=pos_int(c["width"], f"{where}.width"),
+        depth=pos_int(c["depth"], f"{where}.depth"), kernel_size=kernel_size,
+        dropout=probability(c["dropout"], f"{where}.dropout")))
+
+
+def _build_eye_mlp(cfg, info, where, info_where):
+    c = _merge("eye_mlp", cfg, where)
+    (n_feat,) = _shape(info, 1, info_where, "features")
+    hidden = c["hidden"]
+    if _is_int(hidden):
+        hidden = [hidden]
+    if not isinstance(hidden, (list, tuple)) or not hidden:
+        raise ConfigError(f"{where}.hidden: must be a non-empty list of positive integers, "
+                          f"got {hidden!r}")
+    hidden = [pos_int(h, f"{where}.hidden") for h in hidden]
+    return _built(where, lambda: EyeMLPEncoder(
+        n_feat, hidden, dropout=probability(c["dropout"], f"{where}.dropout")))
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {
+    "tsception": _build_tsception,
+    "eegnet": _build_eegnet,
+    "timm": _build_timm,
+    "eog_cnn": _build_eog_cnn,
+    "eye_mlp": _build_eye_mlp,
+}
+
+
+def build_encoder(name: str, cfg: Mapping | None, input_info: Mapping | None,
+                  modality: str | None = None, where: str | None = None,
+                  info_where: str | None = None) -> nn.Module:
+    """Build encoder ``name`` from its config keys and the modality's ``input_info``.
+
+    ``where`` / ``info_where`` prefix error messages; by default ``models.<modality>`` and
+    ``inputs.<modality>`` (the encoder name stands in for a missing ``modality``).
+    """
+    where = where or f"models.{modality or name}"
+    info_where = info_where or f"inputs.{modality or name}"
+    if name not in ENCODERS:
+        raise ConfigError(f"{where}.name: unknown encoder {name!r} (known: {sorted(ENCODERS)})")
+    if input_info is None:
+        input_info = {}
+    if not isinstance(input_info, Mapping):
+        raise ConfigError(f"{info_where}: must be a mapping (shape, sampling_rate, ...)")
+    return ENCODERS[name](cfg, input_info, where, info_where)
+
+
+def head_config(head: Mapping | None, where: str = "models.head") -> dict:
+    """Validated head settings: ``hidden`` (0 = a single Linear) and ``dropout``."""
+    out = dict(HEAD_DEFAULTS)
+    if head is None:
+        head = {}
+    if not isinstance(head, Mapping):
+        raise ConfigError(f"{where}: must be a mapping (hidden, dropout), got {head!r}")
+    for key, value in head.items():
+        if key not in out:
+            raise ConfigError(f"{where}.{key}: unknown key (known: {sorted(out)})")
+        out[key] = value
+    out["hidden"] = pos_int(out["hidden"], f"{where}.hidden", minimum=0)
+    out["dropout"] = probability(out["dropout"], f"{where}.dropout")
+    return out
+
+
+def build_model(spec: Mapping, where: str = "models"):
+    """Build a :class:`cmkd.models.fusion.MultiModalNet` from its spec (see that class)."""
+    from cmkd.models.fusion import MultiModalNet
+
+    return MultiModalNet(spec, where=where)

@@ -1,0 +1,102 @@
+"""Targets from ratings: binary (a rating of exactly 5 is low), regression, SEED-IV classes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmkd.data.labels import binary, regression, targets
+from cmkd.data.prepared import load_prepared, write_prepared
+from cmkd.errors import ConfigError, DataError
+
+
+def test_binary_threshold_five_is_low():
+    r = np.array([1.0, 4.99, 5.0, 5.01, 9.0], dtype=np.float32)
+    y = binary(r)
+    assert y.dtype == np.int64
+    assert y.tolist() == [0, 0, 0, 1, 1]
+    assert binary(r, threshold=4.5).tolist() == [0, 1, 1, 1, 1]
+    assert binary(np.array([3, 7])).tolist() == [0, 1]  # integer ratings are fine
+
+
+@pytest.mark.parametrize("bad, where", [(np.nan, 2), (0.5, 2), (9.5, 2), (np.inf, 2)])
+def test_bad_ratings_name_dimension_index_value(bad, where):
+    r = np.array([2.0, 3.0, bad, 0.0])
+    with pytest.raises(DataError, match=rf"valence: rating .* at index {where} "):
+        binary(r, dimension="valence")
+    with pytest.raises(DataError, match=rf"arousal: rating .* at index {where} "):
+        regression(r, dimension="arousal")
+
+
+def test_bad_threshold_and_non_numeric():
+    with pytest.raises(ConfigError, match="threshold"):
+        binary(np.array([5.0]), threshold=float("nan"))
+    with pytest.raises(DataError, match="liking: ratings must be numeric"):
+        binary(np.array(["a"]), dimension="liking")
+
+
+def test_regression_maps_1_9_to_0_1():
+    y = regression(np.array([1.0, 5.0, 9.0, 3.0]))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, [0.0, 0.5, 1.0, 0.25])
+
+
+@pytest.fixture()
+def arrays():
+    n = 6
+    return {
+        "subject": np.zeros(n, np.int64), "trial": np.arange(n, dtype=np.int64), "segment": np.zeros(n, np.int64),
+        "valence": np.array([1, 5, 5.5, 9, 2, 7], np.float32),
+        "arousal": np.array([3, 3, 3, 6, 6, 6], np.float32),
+    }
+
+
+def test_targets_from_mapping(arrays):
+    assert targets(arrays, "valence", "classification").tolist() == [0, 0, 1, 1, 0, 1]
+    assert targets(arrays, "valence", "classification", threshold=6.0).tolist() == [0, 0, 0, 1, 0, 1]
+    np.testing.assert_allclose(targets(arrays, "arousal", "regression"), [0.25] * 3 + [0.625] * 3)
+
+
+def test_targets_from_prepared_directory(arrays, tmp_path):
+    prep = load_prepared(write_prepared(tmp_path / "p", arrays, {"dataset": "x"}))
+    assert targets(prep, "valence", "classification").tolist() == [0, 0, 1, 1, 0, 1]
+    with pytest.raises(DataError, match=r"dimension 'liking'.*no array 'liking'.*arousal.*valence"):
+        targets(prep, "liking", "classification")
+
+
+def test_targets_missing_array_names_dimension_and_available(arrays):
+    with pytest.raises(DataError, match=r"dimension 'dominance'.*\['arousal', 'segment', 'subject', 'trial', 'valence'\]"):
+        targets(arrays, "dominance", "regression")
+    with pytest.raises(DataError, match=r"dimension 'emotion'.*no array 'label'"):
+        targets(arrays, "emotion", "classification")
+
+
+def test_targets_emotion_returns_seed_iv_classes():
+    label = np.array([0, 1, 2, 3, 3], dtype=np.int32)
+    y = targets({"label": label}, "emotion", "classification")
+    assert y.dtype == np.int64 and y.tolist() == [0, 1, 2, 3, 3]
+    with pytest.raises(ConfigError, match="task"):
+        targets({"label": label}, "emotion", "regression")
+    with pytest.raises(DataError, match="negative class -1 at index 1"):
+        targets({"label": np.array([0, -1])}, "emotion", "classification")
+    with pytest.raises(DataError, match="must hold integers"):
+        targets({"label": np.array([0.0, 1.0])}, "emotion", "classification")
+
+
+def test_targets_bad_dimension_task_and_ratings(arrays):
+    with pytest.raises(ConfigError, match="dimension: unknown dimension 'happiness'"):
+        targets(arrays, "happiness", "classification")
+    with pytest.raises(ConfigError, match="task: unknown task 'ranking'"):
+        targets(arrays, "valence", "ranking")
+    arrays["valence"][3] = 10.0
+    with pytest.raises(DataError, match="valence: rating 10.0 at index 3"):
+        targets(arrays, "valence", "classification")
+
+
+def test_targets_on_synthetic_data_are_roughly_balanced():
+    from cmkd.data.synthetic import generate
+    a, _ = generate({"n_subjects": 4, "n_trials": 10, "segments_per_trial": 1, "face_size": 16, "face_frames": 1}, 0)
+    for dim in ("valence", "arousal", "dominance", "liking"):
+        y = targets(a, dim, "classification")
+        assert 0.25 < y.mean() < 0.75, dim
+        r = targets(a, dim, "regression")
+        assert r.min() >= 0 and r.max() <= 1

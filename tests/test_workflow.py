@@ -1,0 +1,59 @@
+"""The workflow end to end (tiny config) and its config validation."""
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import tiny_config
+
+
+def test_tiny_end_to_end(tmp_path, snakemake_runner):
+    cfg = tiny_config()
+    r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
+    assert r.returncode == 0, r.stderr[-4000:]
+    runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    assert list(runs.columns[:8]) == ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
+    assert len(runs) == 3 * 2  # teacher, baseline, kd x 2 seeds
+    assert set(runs["method"]) == {"teacher", "baseline", "kd"}
+    assert (runs["status"] == "ok").all()
+    assert runs["accuracy"].between(0, 100).all()
+    m = json.loads((tmp_path / "results/synthetic/face_eeg-to-face/arousal/kd/seed1/metrics.json").read_text())
+    for key in ("config_hash", "code_version", "code_hash", "data_hash", "split_hash", "seed", "device", "versions"):
+        assert key in m["provenance"], key
+    assert m["provenance"]["seed"] == 1
+    hist = pd.read_csv(tmp_path / "results/synthetic/face_eeg-to-face/arousal/kd/seed1/history.csv")
+    assert {"epoch", "train_ce", "train_kd", "val_accuracy"} <= set(hist.columns)
+    # the KD student's teacher is the teacher of the same seed (same split)
+    t = json.loads((tmp_path / "results/synthetic/face_eeg-to-face/arousal/teacher/seed1/metrics.json").read_text())
+    assert t["provenance"]["split_hash"] == m["provenance"]["split_hash"]
+    students = (tmp_path / "results/summary/tables/students.md").read_text()
+    assert "62.11" in students  # published KD arousal (DEAP) shown beside the synthetic result
+    assert "SYNTHETIC" in students
+    # the report builds
+    r = snakemake_runner(tmp_path, "--report", str(tmp_path / "report.html"), config=cfg)
+    assert r.returncode == 0, r.stderr[-4000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert len(html) > 10000
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["experiments"][0]["methods"].append("nosuch"), "experiments[0].methods: unknown method 'nosuch'"),
+        (lambda c: c["training"].update(max_epochs=-1), "max_epochs"),
+        (lambda c: c.pop("seeds"), "seeds"),
+        (lambda c: c["methods"]["kd"].update({"class": "nosuchclass"}), "methods.kd.class: unknown method class"),
+        (lambda c: c["methods"]["kd"].pop("requires"), "methods.kd.requires: method class 'kd' needs a 'teacher'"),
+        (lambda c: c["datasets"]["synthetic"].update(modalities=["eeg"]), "needs modality 'face'"),
+        (lambda c: c["methods"]["teacher"].update(requires={"teacher": "kd"}), "methods.teacher.requires"),
+    ],
+    ids=["unknown-method", "negative-epochs", "missing-key", "unknown-class", "missing-teacher", "missing-modality", "bad-requires"],
+)
+def test_config_errors_stop_before_any_job(tmp_path, snakemake_runner, mutate, expected):
+    cfg = tiny_config()
+    mutate(cfg)
+    r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=120)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert expected in out, out[-3000:]
+    assert not (tmp_path / "results").exists()
