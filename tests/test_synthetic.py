@@ -200,27 +200,39 @@ def test_modalities_use_independent_streams():
 
 # ----------------------------------------------------------------------------- config errors
 @pytest.mark.parametrize("params, culprit", [
-    ({"foo": 1}, "datasets.synthetic.generator.foo: unknown key"),
-    ({"strength": {"emg": 1.0}}, "datasets.synthetic.generator.strength.emg: unknown key"),
-    ({"strength": 1.0}, "datasets.synthetic.generator.strength"),
-    ({"n_subjects": 0}, "datasets.synthetic.generator.n_subjects"),
-    ({"n_trials": -3}, "datasets.synthetic.generator.n_trials"),
-    ({"segments_per_trial": 2.5}, "datasets.synthetic.generator.segments_per_trial"),
-    ({"face_frames": True}, "datasets.synthetic.generator.face_frames"),
-    ({"face_size": 8}, "datasets.synthetic.generator.face_size"),
-    ({"eeg_channels": 16}, "datasets.synthetic.generator.eeg_channels"),
-    ({"sampling_rate": 32}, "datasets.synthetic.generator.sampling_rate"),
-    ({"segment_seconds": 0}, "datasets.synthetic.generator.segment_seconds"),
-    ({"label_noise": 1.5}, "datasets.synthetic.generator.label_noise"),
-    ({"label_noise": -0.1}, "datasets.synthetic.generator.label_noise"),
-    ({"noise": -1}, "datasets.synthetic.generator.noise"),
-    ({"subject_offset": float("nan")}, "datasets.synthetic.generator.subject_offset"),
-    ({"trial_signature": "big"}, "datasets.synthetic.generator.trial_signature"),
-    ({"strength": {"eeg": -0.5}}, "datasets.synthetic.generator.strength.eeg"),
+    ({"foo": 1}, "datasets.synthetic.params.foo: unknown key"),
+    ({"strength": {"emg": 1.0}}, "datasets.synthetic.params.strength.emg: unknown key"),
+    ({"strength": 1.0}, "datasets.synthetic.params.strength"),
+    ({"n_subjects": 0}, "datasets.synthetic.params.n_subjects"),
+    ({"n_trials": -3}, "datasets.synthetic.params.n_trials"),
+    ({"segments_per_trial": 2.5}, "datasets.synthetic.params.segments_per_trial"),
+    ({"face_frames": True}, "datasets.synthetic.params.face_frames"),
+    ({"face_size": 8}, "datasets.synthetic.params.face_size"),
+    ({"eeg_channels": 16}, "datasets.synthetic.params.eeg_channels"),
+    ({"sampling_rate": 24}, "datasets.synthetic.params.sampling_rate"),
+    ({"segment_seconds": 0}, "datasets.synthetic.params.segment_seconds"),
+    ({"label_noise": 1.5}, "datasets.synthetic.params.label_noise"),
+    ({"label_noise": -0.1}, "datasets.synthetic.params.label_noise"),
+    ({"noise": -1}, "datasets.synthetic.params.noise"),
+    ({"subject_offset": float("nan")}, "datasets.synthetic.params.subject_offset"),
+    ({"trial_signature": "big"}, "datasets.synthetic.params.trial_signature"),
+    ({"strength": {"eeg": -0.5}}, "datasets.synthetic.params.strength.eeg"),
 ])
 def test_bad_params_name_the_key(params, culprit):
     with pytest.raises(ConfigError, match=culprit.replace(".", r"\.")):
         syn.generate(params, 0)
+
+
+def test_error_names_the_config_path_given():
+    with pytest.raises(ConfigError, match=r"datasets\.big_synth\.params\.foo: unknown key"):
+        syn.generate({"foo": 1}, 0, where="datasets.big_synth.params")
+
+
+def test_low_sampling_rate_keeps_alpha_asymmetry():
+    # at 32 Hz (Nyquist 16 Hz) the alpha band is intact and the beta band is cut to 13-16 Hz
+    arrays, meta = syn.generate({**WIDE, "sampling_rate": 32, "face_size": 16, "face_frames": 1}, 0)
+    assert arrays["eeg"].shape[-1] == 128 and np.isfinite(arrays["eeg"]).all()
+    assert stats.pearsonr(frontal_alpha_asymmetry(arrays["eeg"], 32), arrays["valence"])[0] > 0.15
 
 
 def test_bad_seed_and_partial_strength():

@@ -53,7 +53,7 @@ from cmkd.data.prepared import hash_params, write_prepared
 from cmkd.errors import ConfigError
 
 GENERATOR_VERSION = 1
-CONFIG_KEY = "datasets.synthetic.generator"
+CONFIG_KEY = "datasets.synthetic.params"  # where the knobs live in config.yaml (error messages)
 
 EEG_CHANNELS = (
     "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1", "Oz", "Pz",
@@ -80,7 +80,8 @@ RIGHT_FRONTAL = ("Fp2", "AF4", "F4", "F8", "FC6")
 FRONTAL_CENTRAL = ("F3", "Fz", "F4", "FC1", "FC2", "FC5", "FC6", "C3", "Cz", "C4")
 POSTERIOR = ("P3", "P7", "PO3", "O1", "Oz", "Pz", "P4", "P8", "PO4", "O2")
 
-#: EEG bands (Hz) in which band-power gains act; alpha and beta must lie below Nyquist.
+#: EEG bands (Hz) in which band-power gains act. Below 64 Hz sampling the beta band is cut at Nyquist
+#: (at 32 Hz it spans 13-16 Hz): the arousal effect then acts on what remains of it.
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0)}
 
 DEFAULTS: dict[str, Any] = {
@@ -89,7 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "segments_per_trial": 6,  # segments cut from each trial
     "segment_seconds": 4.0,   # length of one segment (s)
     "eeg_channels": 32,       # fixed by the format (DEAP montage); validated, not free
-    "sampling_rate": 64,      # Hz, EEG and EOG; >= 64 so the beta band (13-30 Hz) is below Nyquist
+    "sampling_rate": 64,      # Hz, EEG and EOG; >= 64 keeps the whole beta band (13-30 Hz) below Nyquist
     "face_frames": 2,         # face frames per segment
     "face_size": 32,          # face frames are face_size x face_size pixels
     # strength of the emotion effect per modality (1.0 = the calibrated effect; 0 = no effect)
@@ -110,25 +111,28 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def merge_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Merge ``params`` over :data:`DEFAULTS` and validate; raise :class:`ConfigError` naming the key."""
+def merge_params(params: Mapping[str, Any] | None, where: str = CONFIG_KEY) -> dict[str, Any]:
+    """Merge ``params`` over :data:`DEFAULTS` and validate; raise :class:`ConfigError` naming the key.
+
+    ``where`` is the config path of ``params``, used in error messages.
+    """
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
-        raise ConfigError(f"{CONFIG_KEY}: expected a mapping, got {type(params).__name__}")
+        raise ConfigError(f"{where}: expected a mapping, got {type(params).__name__}")
     merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     for key, value in params.items():
         if key not in DEFAULTS:
-            raise ConfigError(f"{CONFIG_KEY}.{key}: unknown key (known: {sorted(DEFAULTS)})")
+            raise ConfigError(f"{where}.{key}: unknown key (known: {sorted(DEFAULTS)})")
         if key == "strength":
             if value is None:
                 continue
             if not isinstance(value, Mapping):
-                raise ConfigError(f"{CONFIG_KEY}.strength: expected a mapping of modality -> strength, "
+                raise ConfigError(f"{where}.strength: expected a mapping of modality -> strength, "
                                   f"got {type(value).__name__}")
             for m, s in value.items():
                 if m not in DEFAULTS["strength"]:
-                    raise ConfigError(f"{CONFIG_KEY}.strength.{m}: unknown key (known: {sorted(DEFAULTS['strength'])})")
+                    raise ConfigError(f"{where}.strength.{m}: unknown key (known: {sorted(DEFAULTS['strength'])})")
                 merged["strength"][m] = s
         else:
             merged[key] = value
@@ -136,35 +140,35 @@ def merge_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in _POSITIVE_INTS:
         v = merged[key]
         if not (isinstance(v, numbers.Integral) and not isinstance(v, bool)) or v <= 0:
-            raise ConfigError(f"{CONFIG_KEY}.{key}: must be a positive integer, got {v!r}")
+            raise ConfigError(f"{where}.{key}: must be a positive integer, got {v!r}")
         merged[key] = int(v)
     if merged["face_size"] < 16:
-        raise ConfigError(f"{CONFIG_KEY}.face_size: must be at least 16 pixels to draw a face, got {merged['face_size']}")
+        raise ConfigError(f"{where}.face_size: must be at least 16 pixels to draw a face, got {merged['face_size']}")
     v = merged["eeg_channels"]
     if not (isinstance(v, numbers.Integral) and not isinstance(v, bool)) or v != len(EEG_CHANNELS):
-        raise ConfigError(f"{CONFIG_KEY}.eeg_channels: must be {len(EEG_CHANNELS)} (the DEAP montage), got {v!r}")
+        raise ConfigError(f"{where}.eeg_channels: must be {len(EEG_CHANNELS)} (the DEAP montage), got {v!r}")
     merged["eeg_channels"] = int(v)
     v = merged["sampling_rate"]
-    if not _is_number(v) or not np.isfinite(v) or v < 64:
-        raise ConfigError(f"{CONFIG_KEY}.sampling_rate: must be a number >= 64 Hz (so the beta band, "
-                          f"13-30 Hz, lies below Nyquist), got {v!r}")
+    if not _is_number(v) or not np.isfinite(v) or v < 32:
+        raise ConfigError(f"{where}.sampling_rate: must be a number >= 32 Hz (so the alpha band, 8-13 Hz, "
+                          f"lies below Nyquist; >= 64 Hz keeps the whole beta band, 13-30 Hz), got {v!r}")
     merged["sampling_rate"] = float(v) if not isinstance(v, numbers.Integral) else int(v)
     v = merged["segment_seconds"]
     if not _is_number(v) or not np.isfinite(v) or v < 1:
-        raise ConfigError(f"{CONFIG_KEY}.segment_seconds: must be a number >= 1 s, got {v!r}")
+        raise ConfigError(f"{where}.segment_seconds: must be a number >= 1 s, got {v!r}")
     merged["segment_seconds"] = float(v)
     v = merged["label_noise"]
     if not _is_number(v) or not (0.0 <= v <= 1.0):
-        raise ConfigError(f"{CONFIG_KEY}.label_noise: must be a probability in [0, 1], got {v!r}")
+        raise ConfigError(f"{where}.label_noise: must be a probability in [0, 1], got {v!r}")
     merged["label_noise"] = float(v)
     for key in _NONNEG_FLOATS:
         v = merged[key]
         if not _is_number(v) or not np.isfinite(v) or v < 0:
-            raise ConfigError(f"{CONFIG_KEY}.{key}: must be a finite number >= 0, got {v!r}")
+            raise ConfigError(f"{where}.{key}: must be a finite number >= 0, got {v!r}")
         merged[key] = float(v)
     for m, v in merged["strength"].items():
         if not _is_number(v) or not np.isfinite(v) or v < 0:
-            raise ConfigError(f"{CONFIG_KEY}.strength.{m}: must be a finite number >= 0, got {v!r}")
+            raise ConfigError(f"{where}.strength.{m}: must be a finite number >= 0, got {v!r}")
         merged["strength"][m] = float(v)
     return merged
 
@@ -197,7 +201,7 @@ def _ratings(rng: np.random.Generator, z: np.ndarray, label_noise: float) -> np.
     """1-9 ratings from latent z: side of 5 from sign(z) (flipped with ``label_noise``), noisy magnitude."""
     side = np.where(z > 0, 1.0, -1.0)
     flip = rng.random(z.shape) < label_noise
-    side = side
+    side = np.where(flip, -side, side)
     mag = 0.125 + 1.6 * np.abs(z) * np.exp(0.25 * rng.standard_normal(z.shape))
     return np.clip(5.0 + side * mag, 1.0, 9.0)
 
@@ -452,14 +456,16 @@ def _eye_all(rng, p, v_cue, a_cue, seg_trial, seg_subject, n_subjects):
 
 
 # ----------------------------------------------------------------------------- public API
-def generate(params: Mapping[str, Any] | None, seed: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def generate(params: Mapping[str, Any] | None, seed: int,
+             where: str = CONFIG_KEY) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Generate the data set; return ``(arrays, meta)`` in the prepared format.
 
     ``meta`` holds what :func:`write_synthetic` writes to ``meta.json`` plus ``latent``: per-trial
     arrays (``subject``, ``trial``, latent ``valence``/``arousal``/``dominance``/``liking`` as
-    standard-normal z scores), for analysis and tests only (it is not written).
+    standard-normal z scores), for analysis and tests only (it is not written). ``where`` is the
+    config path of ``params``, used in error messages.
     """
-    p = merge_params(params)
+    p = merge_params(params, where)
     seed = _check_seed(seed)
     S, K, G = p["n_subjects"], p["n_trials"], p["segments_per_trial"]
     T = int(round(p["sampling_rate"] * p["segment_seconds"]))
@@ -522,8 +528,9 @@ def generate(params: Mapping[str, Any] | None, seed: int) -> tuple[dict[str, np.
     return arrays, meta
 
 
-def write_synthetic(out_dir: str | os.PathLike, params: Mapping[str, Any] | None, seed: int) -> Path:
+def write_synthetic(out_dir: str | os.PathLike, params: Mapping[str, Any] | None, seed: int,
+                    where: str = CONFIG_KEY) -> Path:
     """Generate the data set and write it as a prepared directory at ``out_dir``; return the path."""
-    arrays, meta = generate(params, seed)
+    arrays, meta = generate(params, seed, where)
     meta = {k: v for k, v in meta.items() if k != "latent"}
     return write_prepared(out_dir, arrays, meta)
