@@ -19,7 +19,7 @@ def tiny_config(results: str = "results") -> dict:
     cfg["published_tables"] = str(ROOT / "config" / "published_tables.yaml")
     cfg["seeds"] = [0, 1]
     cfg["datasets"]["synthetic"]["params"] = {
-        "n_subjects": 3, "n_trials": 6, "segments_per_trial": 3, "sampling_rate": 32, "face_frames": 1, "face_size": 16,
+        "n_subjects": 3, "n_trials": 6, "segments_per_trial": 3, "sampling_rate": 32, "face_frames": 1, "face_size": 32,
     }
     cfg["training"].update({"max_epochs": 2, "patience": 1, "batch_size": 16})
     cfg["encoders"]["eeg"].update({"num_T": 4, "num_S": 4})

@@ -209,7 +209,7 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
         "n_outputs": n_classes,
     }
     torch.manual_seed(seed)
-    student = build_model(model_spec)
+    student = build_model(model_spec, where="encoders")
     teachers = {}
     for role, ck in teachers_ck.items():
         t = build_model(ck["spec"])

@@ -71,6 +71,20 @@ class TimmFrameEncoder(nn.Module):
                            or self.backbone.num_features)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self._check_input_size()
+
+    def _check_input_size(self) -> None:
+        """Fail at build time, naming the size, when the backbone cannot take ``img_size`` frames."""
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with torch.no_grad():
+                self.backbone.forward_features(torch.zeros(1, 3, *self.img_size))
+        except RuntimeError as e:
+            raise ValueError(f"timm model '{self.arch}' cannot take {self.img_size[0]}x{self.img_size[1]} px frames "
+                             f"({str(e).splitlines()[0]}); use a larger img_size or face_size") from None
+        finally:
+            self.backbone.train(was_training)
 
     def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8 or [0, 1] float -> normalised float at ``img_size``."""
