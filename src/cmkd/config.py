@@ -164,6 +164,8 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
         "modalities": modalities,
         "encoders": encoders,
         "head": deep_merge(config["head"], m.get("head")),
+        "architecture": m.get("architecture"),
+        "model": copy.deepcopy(m.get("model") or {}),
         "training": training,
         "split": split,
         "requires": requires,

@@ -80,8 +80,10 @@ class Part:
         return len(self.y)
 
     def batch(self, idx, device) -> dict:
+        """Tensors of the modalities, ``y``, and ``index``: positions within this part (for memory banks)."""
         b = {k: v[idx].to(device, non_blocking=True) for k, v in self.x.items()}
         b["y"] = self.y[idx].to(device)
+        b["index"] = torch.as_tensor(idx).to(device)
         return b
 
 
@@ -202,6 +204,8 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
     from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
 
     model_spec = {
+        "architecture": spec.get("architecture"),
+        "model": spec.get("model") or {},
         "modalities": modalities,
         "encoders": spec["encoders"],
         "inputs": model_inputs(prep, modalities),

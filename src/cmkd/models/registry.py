@@ -264,6 +264,39 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+#: modules that contribute more encoders (a dict ``ENCODERS`` of builders with the signature of
+#: the ones above, and ``ENCODER_DEFAULTS``) and whole architectures (a dict ``ARCHITECTURES`` of
+#: ``builder(spec, where) -> nn.Module`` returning :class:`cmkd.models.base.Output`). They are
+#: imported on first use only.
+EXTRA_MODULES = (
+    "cmkd.models.eeg_convnets",       # ShallowConvNet, DeepConvNet (eye <-> EEG track)
+    "cmkd.models.teacher_baselines",  # CDGKD Table 3 teachers: CNN+SVM, CNN+LSTM, DGC+JCA, EmotionKD
+    "cmkd.models.mkd",                # MKD dual-stream transformer teacher and EOG student
+    "cmkd.models.seed_features",      # encoders of pre-computed features (SEED-IV differential entropy)
+)
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+_extras_loaded = False
+
+
+def _load_extras() -> None:
+    global _extras_loaded
+    if _extras_loaded:
+        return
+    import importlib
+
+    for mod_name in EXTRA_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue  # not written yet
+            raise
+        ENCODERS.update(getattr(mod, "ENCODERS", {}))
+        ENCODER_DEFAULTS.update(getattr(mod, "ENCODER_DEFAULTS", {}))
+        ARCHITECTURES.update(getattr(mod, "ARCHITECTURES", {}))
+    _extras_loaded = True
+
+
 def build_encoder(name: str, cfg: Mapping | None, input_info: Mapping | None,
                   modality: str | None = None, where: str | None = None,
                   info_where: str | None = None) -> nn.Module:
@@ -272,6 +305,7 @@ def build_encoder(name: str, cfg: Mapping | None, input_info: Mapping | None,
     ``where`` / ``info_where`` prefix error messages; by default ``models.<modality>`` and
     ``inputs.<modality>`` (the encoder name stands in for a missing ``modality``).
     """
+    _load_extras()
     where = where or f"models.{modality or name}"
     info_where = info_where or f"inputs.{modality or name}"
     if name not in ENCODERS:
@@ -300,7 +334,14 @@ def head_config(head: Mapping | None, where: str = "models.head") -> dict:
 
 
 def build_model(spec: Mapping, where: str = "models"):
-    """Build a :class:`cmkd.models.fusion.MultiModalNet` from its spec (see that class)."""
+    """Build the network a spec describes: ``spec["architecture"]`` names a registered whole
+    architecture (e.g. the MKD teacher); without it, a :class:`cmkd.models.fusion.MultiModalNet`."""
+    _load_extras()
+    arch = spec.get("architecture")
+    if arch:
+        if arch not in ARCHITECTURES:
+            raise ConfigError(f"{where}.architecture: unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
+        return ARCHITECTURES[arch](spec, where)
     from cmkd.models.fusion import MultiModalNet
 
     return MultiModalNet(spec, where=where)
