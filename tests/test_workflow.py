@@ -57,3 +57,25 @@ def test_config_errors_stop_before_any_job(tmp_path, snakemake_runner, mutate, e
     out = r.stdout + r.stderr
     assert expected in out, out[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_cell_command_reruns_one_cell(tmp_path, snakemake_runner):
+    """`python -m cmkd cell` re-runs every seed of one cell and compares with the previous values."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tiny_config()
+    cfg["experiments"][0]["methods"] = ["baseline"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [sys.executable, "-m", "cmkd", "cell", "synthetic", "face_eeg-to-face", "arousal", "baseline"]
+    r1 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    assert "previous       : none" in r1.stdout
+    r2 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert "agree within the seeds' spread" in r2.stdout  # deterministic on CPU: identical values
+    assert "61.47" in r2.stdout  # published visual-only arousal (CDGKD Table 1, DEAP) as a reference
+    bad = subprocess.run(cmd[:-1] + ["nosuch"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not in the configured grid" in bad.stderr

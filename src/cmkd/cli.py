@@ -77,6 +77,12 @@ def cmd_tables(a) -> None:
     write_tables(a.runs, _json_arg(a.spec), a.out_dir)
 
 
+def cmd_cell(a) -> None:
+    from cmkd.cell import run_cell
+
+    run_cell(a.dataset, a.track, a.dimension, a.method, a.configfile or [], cores=a.cores, dry_run=a.dry_run)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m cmkd", description=__doc__)
@@ -106,6 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--spec", required=True, help="tables spec as JSON or @file")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=cmd_tables)
+
+    s = sub.add_parser("cell", help="re-run one table cell (all seeds) and compare with published and previous values")
+    s.add_argument("dataset")
+    s.add_argument("track")
+    s.add_argument("dimension")
+    s.add_argument("method")
+    s.add_argument("--configfile", action="append", help="extra config file(s) over config.yaml (e.g. config/paper.yaml)")
+    s.add_argument("--cores", type=int, default=2)
+    s.add_argument("--dry-run", action="store_true")
+    s.set_defaults(func=cmd_cell)
 
     a = p.parse_args(argv)
     try:

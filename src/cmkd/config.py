@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Iterable
 
 from cmkd.errors import ConfigError
@@ -113,7 +114,15 @@ def check_config(config: dict) -> None:
         for m in exp["methods"]:
             if m not in methods:
                 raise ConfigError(f"{where}.methods: unknown method '{m}' (known: {', '.join(methods)})")
-        have = set(datasets[exp["dataset"]]["modalities"])
+        ds = datasets[exp["dataset"]]
+        if ds["loader"] != "synthetic":
+            root = ds.get("root")
+            if not root:
+                raise ConfigError(f"datasets.{exp['dataset']}.root: not set; give the folder of the raw '{ds['loader']}' files "
+                                  f"(used by {where})")
+            if not Path(root).is_dir():
+                raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' does not exist")
+        have = set(ds["modalities"])
         tr = tracks[exp["track"]]
         for mod in set(tr["teacher"]) | set(tr["student"]):
             if mod not in have:

@@ -184,7 +184,7 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
             raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data set lacks (has {prep.modalities})")
     check_finite(prep, needed)
 
-    y = labels_mod.targets(prep, spec["dimension"], task, float(dim.get("threshold", 5.0)))
+    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)))
     sp = spec["split"]
     stratify = y if (task == "classification" and sp.get("stratify", True)) else None
     split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
@@ -221,6 +221,7 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
         teachers[role] = t
     cls = method_class(spec["class"])
     method = cls(student, teachers, spec["params"], task, n_classes).to(device)
+    method.run_seed = seed  # for methods with their own random choices (stochastic guides ...)
     params = method.trainable_parameters()
     opt_name = tr.get("optimizer", "adam")
     if opt_name != "adam":
@@ -258,6 +259,8 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
                 method.after_step(batch)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in (getattr(method, "diagnostics", None) or {}).items():  # logged, not optimised
+                sums[f"diag_{k}"] = sums.get(f"diag_{k}", 0.0) + float(v)
             sums["total"] = sums.get("total", 0.0) + float(total.detach())
             nb += 1
         vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
@@ -272,7 +275,7 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
                "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
                "time_s": time.perf_counter() - te}
         history.append(row)
-        terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total")
+        terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total" and not k.startswith("diag_"))
         vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"
         log(f"{tag} epoch {epoch}/{max_epochs} loss={sums.get('total', 0) / max(nb, 1):.4f} ({terms_s}) "
             f"{vshow} best@{best_epoch} {row['time_s']:.1f}s")

@@ -66,6 +66,11 @@ def prepare_params(wildcards):
     return json.dumps(config["datasets"][wildcards.dataset].get("params", {}) or {}, sort_keys=True)
 
 
+def raw_root(wildcards):
+    root = config["datasets"][wildcards.dataset].get("root")
+    return [root] if root else []
+
+
 def prepare_root_arg(wildcards):
     root = config["datasets"][wildcards.dataset].get("root")
     return f"--root {root!r}" if root else ""

@@ -2,6 +2,8 @@
 
 
 rule prepare:
+    input:
+        raw_root,
     output:
         directory(f"{R}/prepared/{{dataset}}"),
     params:

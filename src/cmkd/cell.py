@@ -1,0 +1,125 @@
+"""Re-run one table cell (dataset × track × dimension × method, all seeds) with one command.
+
+``python -m cmkd cell DATASET TRACK DIMENSION METHOD [--configfile ...]`` forces the training
+runs of that cell (every seed; teachers and assistants it needs are trained only if missing),
+then prints the reproduced mean ± std beside the published value and the previous reproduced
+value, and says whether the new and previous values agree within the seeds' spread.
+"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from cmkd.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[2]
+METRICS = ("accuracy", "f1", "rmse")
+
+
+def _load_config(configfiles: list[str]) -> dict:
+    import yaml
+
+    from cmkd.config import deep_merge
+
+    cfg: dict = {}
+    for f in ["config.yaml", *configfiles]:
+        p = Path(f)
+        if not p.exists():
+            raise ConfigError(f"config file '{f}' not found")
+        cfg = deep_merge(cfg, yaml.safe_load(p.read_text(encoding="utf-8")) or {})
+    return cfg
+
+
+def _read(paths: list[Path]) -> dict:
+    vals = {m: [] for m in METRICS}
+    status = []
+    for p in paths:
+        if not p.exists():
+            continue
+        m = json.loads(p.read_text(encoding="utf-8"))
+        status.append(m.get("status", "ok"))
+        if m.get("status", "ok") == "ok":
+            for k in METRICS:
+                vals[k].append(float(m["test"].get(k, math.nan)))
+    return {"values": vals, "status": status}
+
+
+def _summary(values: list[float]) -> tuple[float, float, int]:
+    v = np.array([x for x in values if not math.isnan(x)])
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
+
+
+def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: str) -> list[tuple[str, float]]:
+    import yaml
+
+    from cmkd.tables import published_value
+
+    pub_file = Path(cfg["published_tables"])
+    if not pub_file.is_absolute():
+        pub_file = ROOT / pub_file
+    published = yaml.safe_load(pub_file.read_text(encoding="utf-8"))
+    ds_key = cfg["datasets"][dataset].get("published_as", dataset)
+    out = []
+    for t in cfg.get("tables", []) or []:
+        if t.get("track", track) != track or method not in (t.get("rows") or {}):
+            continue
+        v = published_value(published, t.get("published"), ds_key, t["rows"][method], dimension, t.get("metric", "accuracy"))
+        if v is not None:
+            out.append((f"{t['name']} ({t.get('published')} [{ds_key}], {t.get('metric', 'accuracy')})", v))
+    return out
+
+
+def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
+             cores: int = 2, extra: list[str] | None = None, dry_run: bool = False) -> dict:
+    from cmkd.config import check_config, iter_cells, run_dir
+
+    cfg = _load_config(configfiles)
+    check_config(cfg)
+    cells = set(iter_cells(cfg))
+    if (dataset, track, dimension, method) not in cells:
+        known = sorted({c for c in cells if c[0] == dataset and c[1] == track})
+        raise ConfigError(f"cell {dataset}/{track}/{dimension}/{method} is not in the configured grid "
+                          f"(cells of {dataset}/{track}: {[f'{c[2]}/{c[3]}' for c in known][:20]})")
+    targets = [Path(run_dir(cfg, dataset, track, dimension, method, s)) / "metrics.json" for s in cfg["seeds"]]
+    old = _read(targets)
+    snakemake = Path(sys.executable).parent / "snakemake"
+    cmd = [str(snakemake), "-s", str(ROOT / "Snakefile"), "--cores", str(cores), "--force", "--rerun-incomplete"]
+    for f in configfiles:
+        cmd += ["--configfile", f]
+    if dry_run:
+        cmd.append("-n")
+    cmd += [str(t) for t in targets] + list(extra or [])
+    print("running:", " ".join(cmd), file=sys.stderr, flush=True)
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        raise DataError(f"snakemake failed (exit {r.returncode}) while re-running the cell; see the job logs under {cfg['results']}/logs/train/{dataset}/{track}/{dimension}/{method}/")
+    new = _read(targets)
+    task = cfg["dimensions"][dimension].get("task", "classification")
+    metric = "rmse" if task == "regression" else "accuracy"
+    nm, ns, nn = _summary(new["values"][metric])
+    om, os_, on = _summary(old["values"][metric])
+    pubs = published_for(cfg, dataset, track, dimension, method)
+    lines = [f"cell {dataset} / {track} / {dimension} / {method}: {metric} over {nn} seed(s)"]
+    lines.append(f"  reproduced now : {nm:.3f} ± {ns:.3f}" if nn else "  reproduced now : no successful run")
+    lines.append(f"  previous       : {om:.3f} ± {os_:.3f} ({on} seeds)" if on else "  previous       : none")
+    for name, v in pubs:
+        lines.append(f"  published      : {v:.2f}  [{name}]" + ("  (synthetic data: a reference only)" if cfg["datasets"][dataset].get("synthetic") else ""))
+    if not pubs:
+        lines.append("  published      : none for this cell")
+    verdict = None
+    if nn and on:
+        spread = max(x for x in (ns, os_, 0.0) if not math.isnan(x))
+        se = spread / math.sqrt(min(nn, on)) if spread > 0 else 0.0
+        diff = abs(nm - om)
+        verdict = diff <= 2 * se + 1e-9
+        lines.append(f"  agreement      : |Δ| = {diff:.3f} {'≤' if verdict else '>'} 2·sd/√n = {2 * se:.3f}: "
+                     + ("agree within the seeds' spread" if verdict else "DIFFER beyond the seeds' spread"))
+    print("\n".join(lines))
+    return {"new": (nm, ns, nn), "old": (om, os_, on), "published": pubs, "agree": verdict}

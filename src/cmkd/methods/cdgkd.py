@@ -1,0 +1,114 @@
+"""CDGKD §3.2: cross-modal densely guided knowledge distillation (eqs. 7-9)."""
+from __future__ import annotations
+
+import zlib
+
+import torch
+import torch.nn.functional as F
+
+from cmkd import losses
+from cmkd.errors import ConfigError
+from cmkd.methods.base import Method
+
+
+class CDGKD(Method):
+    """A TA or the student of CDGKD, trained with eq. (9):
+
+    ``L_CDGKD = (1 - beta) * L_CE + beta * 1/|S_i| * sum_{j in S_i} KL_j``
+
+    - Guides (eqs. 7-8): every checkpoint in ``requires`` (variadic roles), e.g.
+      ``requires: {teacher: teacher_proto, ta1: cdgkd_ta1, ta2: cdgkd_ta2}`` for the student and
+      ``{teacher: teacher_proto, ta1: cdgkd_ta1}`` for the second TA. Who guides whom is the
+      config's ``requires``, so level-by-level training is the workflow DAG: each TA is a
+      separate job that needs its higher levels' ``model.pt``. Guides are frozen, each sees its
+      own modalities of the batch (the teacher and TAs face + EEG, the student face only).
+    - TAs (§3.2) are config entries of this class with ``modalities: teacher`` and a simplified
+      EEG encoder (``encoders: {eeg: {num_T: .., num_S: ..}}``), the visual encoder unchanged.
+    - ``KL_j`` is :func:`cmkd.losses.kd` (``T^2 KL(softmax(g/T) || softmax(s/T))``; at the default
+      ``temperature = 1`` exactly a KL between the softmax outputs), the whole loss
+      :func:`cmkd.losses.cdgkd`. For regression, ``KL_j`` becomes the MSE to guide j's output.
+    - Stochastic learning strategy (``stochastic: true``): per batch, each guide is kept with
+      probability ``keep_prob`` (0.5, DGKD's drop rate); if none is kept, one guide drawn
+      uniformly is kept, so ``S_i`` is never empty. ``stochastic: false`` uses every guide
+      (CDGKD Table 5, variant 4). ``|S_i|`` is the number kept (a mean, eq. 9).
+    - Randomness: the keep flags come from a private ``torch.Generator`` seeded once, at the first
+      ``on_epoch_start``, from the run seed (``run_seed``, set by the training loop) mixed with a
+      constant, so the subsets are reproducible for a seed and differ across seeds, and the data
+      order (the loop's generator) is the same as for every other method of that seed. Without a
+      ``run_seed`` the seed is drawn from the loop's generator instead.
+
+    Terms: ``ce = (1 - beta) L_CE``, ``kd = beta * mean_j KL_j``. Diagnostic: ``n_guides`` (the
+    mean number of guides kept per batch). Params: ``beta`` (0.5), ``temperature`` (1.0),
+    ``stochastic`` (true), ``keep_prob`` (0.5).
+    """
+
+    defaults = {"beta": 0.5, "temperature": 1.0, "stochastic": True, "keep_prob": 0.5}
+    SALT = 0xCD6
+
+    def __init__(self, student, teachers, params, task, n_classes):
+        super().__init__(student, teachers, params, task, n_classes)
+        where = "methods.<cdgkd>.params"
+        p = self.params
+        b = p["beta"]
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 1:
+            raise ConfigError(f"{where}.beta: must be in [0, 1], got {b!r}")
+        t = p["temperature"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+            raise ConfigError(f"{where}.temperature: must be a positive number, got {t!r}")
+        if not isinstance(p["stochastic"], bool):
+            raise ConfigError(f"{where}.stochastic: must be true or false, got {p['stochastic']!r}")
+        k = p["keep_prob"]
+        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= 1:
+            raise ConfigError(f"{where}.keep_prob: must be in (0, 1], got {k!r}")
+        if not self.teachers:
+            raise ConfigError("methods.<cdgkd>.requires: CDGKD needs at least one guide (teacher, TAs)")
+        self.guide_roles = list(self.teachers)
+        self.rng: torch.Generator | None = None
+        self.diagnostics: dict[str, float] = {}
+
+    def _seed_rng(self, generator: torch.Generator | None) -> None:
+        seed = getattr(self, "run_seed", None)
+        if seed is not None:
+            s = zlib.crc32(f"cdgkd:{int(seed)}:{self.SALT}".encode())
+        elif generator is not None:
+            s = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        else:
+            s = self.SALT
+        self.rng = torch.Generator().manual_seed(int(s))
+
+    def on_epoch_start(self, epoch, generator):
+        if self.rng is None:
+            self._seed_rng(generator)
+
+    def sample_keep(self) -> list[bool]:
+        """The guides of this batch: all of them, or a random non-empty subset (stochastic)."""
+        n = len(self.guide_roles)
+        if not self.params["stochastic"]:
+            return [True] * n
+        if self.rng is None:
+            self._seed_rng(None)
+        keep = (torch.rand(n, generator=self.rng) < float(self.params["keep_prob"])).tolist()
+        if not any(keep):
+            keep[int(torch.randint(0, n, (1,), generator=self.rng))] = True
+        return keep
+
+    def training_step(self, batch):
+        out = self.student(batch)
+        guides = self.teacher_outputs(batch)
+        keep = self.sample_keep() if self.training else [True] * len(self.guide_roles)
+        logits = [guides[r].logits for r in self.guide_roles]
+        b = float(self.params["beta"])
+        y = batch["y"]
+        if self.task == "regression":
+            kept = [g for g, k in zip(logits, keep) if k]
+            dist = torch.stack([F.mse_loss(out.logits, g) for g in kept]).mean()
+            terms = {"ce": (1 - b) * self.task_loss(out.logits, y), "kd": b * dist}
+        else:
+            dist = losses.dgkd(out.logits, logits, float(self.params["temperature"]), keep)
+            terms = {"ce": (1 - b) * self.task_loss(out.logits, y), "kd": b * dist}
+        self.last_keep = keep
+        self.diagnostics = {"n_guides": float(sum(keep))}
+        return out.logits, terms
+
+
+METHODS = {"cdgkd": CDGKD}

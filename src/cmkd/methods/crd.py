@@ -1,0 +1,99 @@
+"""Contrastive representation distillation (Tian, Krishnan & Isola 2020, "Contrastive
+Representation Distillation", ICLR), cross-modal.
+
+Objective (RepDistiller ``--distill crd -a 0 -b 0.8``):
+
+    L = gamma * CE(y, s) + alpha * KD + beta * L_CRD
+
+``L_CRD`` is the NCE objective of Tian et al. eq. (18)-(19) in both directions (student anchor
+against the teacher memory and teacher anchor against the student memory), as RepDistiller's
+``CRDLoss`` (:func:`cmkd.losses.crd`, :class:`cmkd.losses.CRDMemory`):
+
+- embedding heads ``g_s``, ``g_t``: ``Linear(D, feat_dim)`` followed by L2 normalisation
+  (RepDistiller's ``Embed``), on the penultimate ``embedding`` of the student and of the teacher.
+  Both heads belong to the method and are trained (the teacher's backbone stays frozen, its head
+  ``embed_t`` is in :meth:`trainable_parameters`), as in CRD;
+- a memory bank of one embedding per training sample for each side (``n_data`` = the size of the
+  training part, from :meth:`configure`), momentum ``nce_m`` (0.5), temperature ``nce_t`` (0.07),
+  indexed by ``batch["index"]`` (positions within the training part);
+- ``K`` negatives per positive: ``nce_k`` (default 4096; RepDistiller uses 16384 on CIFAR-100's
+  50 000 images) capped at ``n_data - 1``, so a small data set still gets a valid problem.
+
+``feature`` (``embedding``) and ``teacher_feature`` (null: the same name) select the features
+the heads read (e.g. ``fused``). The memory and heads are built in :meth:`configure`, which the
+training loop calls with the data parts and the optimiser (the heads are added to it).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from cmkd import losses
+from cmkd.errors import ConfigError
+from cmkd.methods.zoo_common import ZooMethod, feature, integer, number, where
+
+
+class Embed(nn.Module):
+    """``x -> normalise(W x + b)`` (RepDistiller's ``Embed``: linear projection + L2 norm)."""
+
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.linear = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x):
+        return F.normalize(self.linear(x.reshape(x.shape[0], -1)), dim=1)
+
+
+class CRD(ZooMethod):
+    name = "crd"
+    defaults = {**ZooMethod.common_defaults, "beta": 0.8, "feat_dim": 128, "nce_k": 4096,
+                "nce_t": 0.07, "nce_m": 0.5, "feature": "embedding", "teacher_feature": None}
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        p = self.params
+        p["feat_dim"] = integer(p["feat_dim"], where(self.name, "feat_dim"), 1)
+        p["nce_k"] = integer(p["nce_k"], where(self.name, "nce_k"), 1)
+        p["nce_t"] = number(p["nce_t"], where(self.name, "nce_t"), lo=0.0, lo_open=True)
+        p["nce_m"] = number(p["nce_m"], where(self.name, "nce_m"), lo=0.0, hi=1.0)
+        for key in ("feature", "teacher_feature"):
+            v = p[key]
+            if not (v is None and key == "teacher_feature") and (not isinstance(v, str) or not v):
+                raise ConfigError(f"{where(self.name, key)}: must be a feature name, got {v!r}")
+        self.embed_s = self.embed_t = self.memory = None
+
+    def _pair(self, s_out, t_out):
+        p = self.params
+        s = feature(s_out, p["feature"], where(self.name, "feature"), "student")
+        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self.name, "teacher_feature"), "teacher")
+        return s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1).detach()
+
+    def configure(self, parts=None, device=None, optimizer=None, **_):
+        s_out, t_out = self.probe(parts, device)
+        s, t = self._pair(s_out, t_out)
+        n_data = len(parts["train"])
+        if n_data < 2:
+            raise ConfigError(f"methods.<{self.name}>: the training part has {n_data} sample(s); CRD needs >= 2")
+        p = self.params
+        self.embed_s = Embed(s.shape[1], p["feat_dim"])
+        self.embed_t = Embed(t.shape[1], p["feat_dim"])
+        self.memory = losses.CRDMemory(n_data, p["feat_dim"], k=p["nce_k"], momentum=p["nce_m"])
+        dev = device if device is not None else s.device
+        for m in (self.embed_s, self.embed_t, self.memory):
+            m.to(dev)
+        self.memory.train(self.training)
+        self.add_to_optimizer(optimizer, self.embed_s)
+        self.add_to_optimizer(optimizer, self.embed_t)
+
+    def feature_terms(self, batch, s_out, t_out):
+        if self.memory is None:
+            raise RuntimeError("crd: call configure(parts=..., device=..., optimizer=...) before training "
+                               "(it builds the heads and the memory)")
+        s, t = self._pair(s_out, t_out)
+        loss = losses.crd(self.embed_s(s), self.embed_t(t), batch["index"], self.memory,
+                          temperature=self.params["nce_t"])
+        return {"crd": self.params["beta"] * loss}
+
+
+METHODS = {"crd": CRD}

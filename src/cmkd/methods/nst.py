@@ -1,0 +1,49 @@
+"""Neuron selectivity transfer (Huang & Wang 2017, "Like What You Like: Knowledge Distill via
+Neuron Selectivity Transfer", arXiv:1707.01219), cross-modal.
+
+Objective (RepDistiller ``--distill nst -a 0 -b 50``):
+
+    L = gamma * CE(y, s) + alpha * KD + beta * L_MMD^2(F_T, F_S)
+
+with the squared MMD of the L2-normalised channel maps under the polynomial kernel
+``k(x, y) = (x^T y)^2`` (:func:`cmkd.losses.nst`; the paper's ``lambda / 2`` is our ``beta``).
+RepDistiller sums NST over several intermediate layer pairs; our networks expose one hint map
+per encoder, so one pair is used: the student's ``feature`` (default ``hint``) and the teacher's
+``teacher_feature`` (null: the same name; ``hint_eeg`` to match the teacher's EEG map).
+
+NST compares maps channel by channel over the same positions, so the two maps must share their
+spatial size: both are adaptive-average-pooled to a common size first
+(:func:`cmkd.methods.zoo_common.match_spatial`: the element-wise smaller size for equal ranks,
+flattened and pooled to the shorter length for different ranks; RepDistiller pools the larger map
+to the smaller one). Channel counts may differ (the kernel compares channels pairwise). A map with
+a single position makes NST degenerate (each normalised channel is +-1): use inputs large enough
+to leave a spatial map (face frames of 64 px or more for the 32x-strided visual encoders).
+No learned parameters.
+"""
+from __future__ import annotations
+
+from cmkd import losses
+from cmkd.errors import ConfigError
+from cmkd.methods.zoo_common import ZooMethod, feature, match_spatial, where
+
+
+class NST(ZooMethod):
+    name = "nst"
+    defaults = {**ZooMethod.common_defaults, "beta": 50.0, "feature": "hint", "teacher_feature": None}
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for key in ("feature", "teacher_feature"):
+            v = self.params[key]
+            if not (v is None and key == "teacher_feature") and (not isinstance(v, str) or not v):
+                raise ConfigError(f"{where(self.name, key)}: must be a feature name, got {v!r}")
+
+    def feature_terms(self, batch, s_out, t_out):
+        p = self.params
+        s = feature(s_out, p["feature"], where(self.name, "feature"), "student")
+        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self.name, "teacher_feature"), "teacher")
+        s, t = match_spatial(s, t)
+        return {"nst": p["beta"] * losses.nst(s, t.detach())}
+
+
+METHODS = {"nst": NST}

@@ -1,0 +1,30 @@
+"""Probabilistic knowledge transfer (Passalis & Tefas 2018, "Learning Deep Representations with
+Probabilistic Knowledge Transfer", ECCV), cross-modal.
+
+Objective (RepDistiller ``--distill pkt -a 0 -b 30000``):
+
+    L = gamma * CE(y, s) + alpha * KD + beta * KL(P_T || P_S)
+
+with ``P`` the conditional probabilities of the cosine-similarity kernel over the batch
+(:func:`cmkd.losses.pkt`). PKT matches distributions of pairwise similarities, so the student and
+teacher features may differ in size and modality.
+
+``feature``: ``embedding`` (default; RepDistiller uses the penultimate vector ``feat[-1]``) or
+``hint`` (flattened); ``teacher_feature`` (null: the same name). No learned parameters.
+"""
+from __future__ import annotations
+
+from cmkd import losses
+from cmkd.methods.zoo_common import RelationalMethod, ZooMethod
+
+
+class PKT(RelationalMethod):
+    name = "pkt"
+    defaults = {**ZooMethod.common_defaults, "beta": 30000.0, "feature": "embedding", "teacher_feature": None}
+
+    def feature_terms(self, batch, s_out, t_out):
+        s, t = self.pair(s_out, t_out)
+        return {"pkt": self.params["beta"] * losses.pkt(s, t)}
+
+
+METHODS = {"pkt": PKT}

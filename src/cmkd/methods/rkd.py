@@ -1,0 +1,39 @@
+"""Relational knowledge distillation (Park et al. 2019, "Relational Knowledge Distillation",
+CVPR), cross-modal.
+
+Objective (RepDistiller ``--distill rkd -a 0 -b 1``, ``RKDLoss(w_d=25, w_a=50)``):
+
+    L = gamma * CE(y, s) + alpha * KD + beta * (w_d * L_RKD-D + w_a * L_RKD-A)
+
+``L_RKD-D``: Huber loss between the pairwise distances of the batch, each normalised by its mean
+distance; ``L_RKD-A``: Huber loss between the cosines of the angles of all triplets
+(:func:`cmkd.losses.rkd`). Distances and angles are computed within each network's own space, so
+the student and teacher features may differ in size and modality.
+
+``feature``: ``embedding`` (default; RepDistiller uses the penultimate vector ``feat[-1]``) or
+``hint`` (flattened); ``teacher_feature`` (null: the same name). Params ``w_d`` (25), ``w_a`` (50)
+as in Park et al. and RepDistiller. No learned parameters.
+"""
+from __future__ import annotations
+
+from cmkd import losses
+from cmkd.methods.zoo_common import RelationalMethod, ZooMethod, number, where
+
+
+class RKD(RelationalMethod):
+    name = "rkd"
+    defaults = {**ZooMethod.common_defaults, "beta": 1.0, "w_d": 25.0, "w_a": 50.0,
+                "feature": "embedding", "teacher_feature": None}
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for key in ("w_d", "w_a"):
+            self.params[key] = number(self.params[key], where(self.name, key), lo=0.0)
+
+    def feature_terms(self, batch, s_out, t_out):
+        s, t = self.pair(s_out, t_out)
+        p = self.params
+        return {"rkd": p["beta"] * losses.rkd(s, t, w_distance=p["w_d"], w_angle=p["w_a"])}
+
+
+METHODS = {"rkd": RKD}

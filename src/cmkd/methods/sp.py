@@ -1,0 +1,34 @@
+"""Similarity-preserving KD (Tung & Mori 2019, "Similarity-Preserving Knowledge Distillation",
+ICCV), cross-modal.
+
+Objective (RepDistiller ``--distill similarity -a 0 -b 3000``):
+
+    L = gamma * CE(y, s) + alpha * KD + beta * L_SP,   L_SP = 1/b^2 ||G_T - G_S||_F^2
+
+with ``G = normalise_rows(Q Q^T)`` the batch similarity of the flattened activations
+(:func:`cmkd.losses.sp`; the paper's ``gamma`` weight is our ``beta``). SP compares ``b x b``
+similarity matrices, so the student and teacher features may differ in size and modality.
+
+``feature``: ``embedding`` (default: the penultimate vector each network's classifier reads) or
+``hint`` (the hint map, flattened). RepDistiller takes the last convolutional map before
+pooling (``feat[-2]``); in a cross-modal pair that map is modality-specific, while the embedding
+is the representation both networks classify from, hence our default. ``teacher_feature``
+(null: the same name) selects another teacher feature (e.g. ``hint_eeg``, ``fused``).
+No learned parameters.
+"""
+from __future__ import annotations
+
+from cmkd import losses
+from cmkd.methods.zoo_common import RelationalMethod, ZooMethod
+
+
+class SP(RelationalMethod):
+    name = "sp"
+    defaults = {**ZooMethod.common_defaults, "beta": 3000.0, "feature": "embedding", "teacher_feature": None}
+
+    def feature_terms(self, batch, s_out, t_out):
+        s, t = self.pair(s_out, t_out)
+        return {"sp": self.params["beta"] * losses.sp(s, t)}
+
+
+METHODS = {"sp": SP}
