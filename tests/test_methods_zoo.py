@@ -79,7 +79,7 @@ def test_zoo_method_trains_and_loss_decreases(name):
     batch = parts["train"].batch(torch.arange(B), torch.device("cpu"))
     m.train()
     m.on_epoch_start(1, torch.Generator().manual_seed(0))
-    totals = []
+    totals, feats = [], []
     for _ in range(20):
         logits, terms = m.training_step(batch)
         assert logits.shape == (B, 2)
@@ -89,8 +89,10 @@ def test_zoo_method_trains_and_loss_decreases(name):
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        totals.append(float(total))
+        totals.append(float(total.detach()))
+        feats.append(float(terms[name].detach()))
     assert np.mean(totals[-3:]) < totals[0], totals
+    assert np.mean(feats[-3:]) < feats[0], feats  # the distillation term itself is learnt
     # the teacher network is frozen and outside the optimiser
     trainable = _ids(m.trainable_parameters())
     assert not (_ids(teacher.parameters()) & trainable)
@@ -252,9 +254,9 @@ def test_fitnets_objective_hand():
             for pos in range(2):
                 sq += (w * pooled[b][pos] + bias - t_hint[b][c][pos]) ** 2
     want_fit = 100.0 * sq / 8  # mean over 2 x 2 x 2 elements
-    assert terms["fitnets"].item() == pytest.approx(want_fit, rel=1e-6)
-    assert terms["ce"].item() == pytest.approx(_ce(s_logits, y), rel=1e-6)
-    assert terms["kd"].item() == pytest.approx(0.3 * _kl_T2(s_logits, t_logits, 2.0), rel=1e-6)
+    assert terms["fitnets"].item() == pytest.approx(want_fit, rel=1e-5)
+    assert terms["ce"].item() == pytest.approx(_ce(s_logits, y), rel=1e-5)
+    assert terms["kd"].item() == pytest.approx(0.3 * _kl_T2(s_logits, t_logits, 2.0), rel=1e-5)
 
 
 def test_relational_objectives_hand():
@@ -271,8 +273,8 @@ def test_relational_objectives_hand():
     m = method_class("sp")(Stub(logits, embedding=s_emb), {"teacher": Stub(logits, embedding=t_emb)}, {},
                            "classification", 2)
     _, terms = m.training_step({"y": torch.tensor(y)})
-    assert terms["sp"].item() == pytest.approx(want_sp, rel=1e-6)
-    assert terms["ce"].item() == pytest.approx(math.log(2), rel=1e-6) and "kd" not in terms
+    assert terms["sp"].item() == pytest.approx(want_sp, rel=1e-5)
+    assert terms["ce"].item() == pytest.approx(math.log(2), rel=1e-5) and "kd" not in terms
 
     # PKT: cosine kernel (cos + 1) / 2, rows normalised, mean of p_t log(p_t / p_s) over b^2 entries
     def cond(q):
@@ -339,14 +341,14 @@ def test_dgkd_objective_hand():
     _, terms = m.training_step({"y": torch.tensor(y)})
     assert m.last_keep == [True, True, True]
     want = 0.4 * sum(_kl_T2(s_logits, v, 3.0) for v in g.values()) / 3
-    assert terms["dgkd"].item() == pytest.approx(want, rel=1e-6)
-    assert terms["ce"].item() == pytest.approx(0.6 * _ce(s_logits, y), rel=1e-6)
+    assert terms["dgkd"].item() == pytest.approx(want, rel=1e-5)
+    assert terms["ce"].item() == pytest.approx(0.6 * _ce(s_logits, y), rel=1e-5)
     # one guide kept: only its KL
     m.params.update(drop_rate=1.0, min_keep=1)
     _, terms = m.training_step({"y": torch.tensor(y)})
     (i,) = [j for j, k in enumerate(m.last_keep) if k]
     role = m.guide_roles[i]
-    assert terms["dgkd"].item() == pytest.approx(0.4 * _kl_T2(s_logits, g[role], 3.0), rel=1e-6)
+    assert terms["dgkd"].item() == pytest.approx(0.4 * _kl_T2(s_logits, g[role], 3.0), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- DGKD keep masks

@@ -181,6 +181,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
         "seed": int(seed),
         "threads": int(config["threads"]),
         "device": config.get("device", "auto"),
+        "on_failure": config.get("on_failure", "record"),
         "prepared": prepared_dir(config, dataset),
         "synthetic": bool(config["datasets"][dataset].get("synthetic", False)),
     }

@@ -22,11 +22,17 @@ from cmkd.errors import DataError
 RUN_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
 EXTRA_COLUMNS = ["status", "reason", "f1_macro", "class", "task", "synthetic", "best_epoch", "epochs_run",
                  "config_hash", "code_version", "code_hash", "data_hash", "split_hash", "device", "threads",
-                 "train_s", "process_s", "path"]
+                 "train_s", "process_s", "peak_rss_mb", "stale", "path"]
 METRICS = ("accuracy", "f1", "rmse")
 
 
-def aggregate_runs(files, out_csv) -> pd.DataFrame:
+def aggregate_runs(files, out_csv, current_code_hash: str | None = None) -> pd.DataFrame:
+    """One row per run. A run whose code hash differs from the current code's is flagged ``stale``
+    (its numbers came from other code): the tables count and mark such runs, never mix them silently."""
+    if current_code_hash is None:
+        from cmkd.provenance import code_hash
+
+        current_code_hash = code_hash()
     rows = []
     for f in files:
         f = Path(f)
@@ -47,6 +53,8 @@ def aggregate_runs(files, out_csv) -> pd.DataFrame:
             "code_hash": prov.get("code_hash"), "data_hash": prov.get("data_hash"), "split_hash": prov.get("split_hash"),
             "device": prov.get("device"), "threads": prov.get("threads"),
             "train_s": m.get("timing", {}).get("train_s"), "process_s": m.get("timing", {}).get("process_s"),
+            "peak_rss_mb": m.get("peak_rss_mb"),
+            "stale": bool(prov.get("code_hash") and prov.get("code_hash") != current_code_hash),
             "path": str(f.parent),
         })
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + EXTRA_COLUMNS)
@@ -60,6 +68,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     keys = ["dataset", "track", "dimension", "method"]
     ok = runs[runs["status"].fillna("ok") == "ok"]
     failed = runs[runs["status"].fillna("ok") != "ok"].groupby(keys).size().rename("n_failed")
+    stale = runs[runs["stale"].fillna(False).astype(bool)].groupby(keys).size().rename("n_stale") if "stale" in runs else None
     agg = {}
     for m in METRICS:
         agg[f"{m}_mean"] = (m, "mean")
@@ -68,6 +77,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     out = ok.groupby(keys).agg(**agg).reset_index() if len(ok) else pd.DataFrame(columns=keys + list(agg))
     out = out.merge(failed.reset_index(), on=keys, how="outer")
     out["n_failed"] = out["n_failed"].fillna(0).astype(int)
+    if stale is not None:
+        out = out.merge(stale.reset_index(), on=keys, how="left")
+        out["n_stale"] = out["n_stale"].fillna(0).astype(int)
+    else:
+        out["n_stale"] = 0
     out["n"] = out["n"].fillna(0).astype(int)
     return out.sort_values(keys).reset_index(drop=True)
 
@@ -119,11 +133,14 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             std = float(r[f"{metric}_std"].iloc[0]) if len(r) else math.nan
             n = int(r["n"].iloc[0]) if len(r) else 0
             n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
+            n_stale = int(r["n_stale"].iloc[0]) if len(r) else 0
             pub = published_value(published, table.get("published"), pub_ds, key, dim, metric)
             records.append({
                 "dataset": ds, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
                 "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,
-                "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else ""),
+                "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else "")
+                + (f" [{n_stale} stale: older code]" if n_stale else ""),
+                "n_stale": n_stale,
                 "published": pub, "published_source": f"{table.get('published')} [{pub_ds}]" if pub is not None else "",
                 "diff": (mean - pub) if (pub is not None and not math.isnan(mean)) else math.nan,
                 "synthetic": bool(dinfo.get("synthetic", False)),

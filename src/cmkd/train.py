@@ -92,9 +92,16 @@ def load_checkpoint(run_dir: str | Path) -> dict:
     if not f.exists():
         raise DataError(f"{f}: required checkpoint missing (train that run first)")
     try:
-        return torch.load(f, map_location="cpu", weights_only=False)
+        ck = torch.load(f, map_location="cpu", weights_only=False)
     except Exception as e:
         raise DataError(f"{f}: cannot read checkpoint ({e})") from None
+    if ck.get("status") == "failed":
+        raise RequiredRunFailed(f"{f}: the required run failed ({ck.get('reason')})")
+    return ck
+
+
+class RequiredRunFailed(DataError):
+    """A teacher/assistant this run needs has failed: this run is recorded as failed too."""
 
 
 def build_parts(prep, modalities, y, split, task):
@@ -165,7 +172,49 @@ def evaluate(task, model, part, device, batch_size, keep_features=False):
 
 
 def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
-    """Train one run described by ``spec`` (see :func:`cmkd.config.run_spec`) and write its outputs."""
+    """Train one run and write its outputs.
+
+    A divergence (NaN/inf loss) or a failed required run is, by default (``on_failure: record``),
+    written as a complete run with ``status: failed`` and the reason, so the tables mark the cell
+    as failed instead of dropping it and the rest of the grid goes on; with ``on_failure: fail``
+    the job fails instead.
+    """
+    try:
+        return _run(spec, out_dir, t_process_start)
+    except (DivergenceError, RequiredRunFailed) as e:
+        if spec.get("on_failure", "record") != "record":
+            raise
+        log(f"error: {e}")
+        return write_failed(spec, out_dir, str(e), t_process_start)
+
+
+def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: float | None = None) -> dict:
+    """Outputs of a failed run: metrics.json with status 'failed', empty history/features, a marker checkpoint."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    result = {
+        "status": "failed",
+        "reason": reason,
+        "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
+        "class": spec["class"],
+        "task": spec["dimension_spec"].get("task", "classification"),
+        "synthetic": spec.get("synthetic", False),
+        "test": {k: math.nan for k in ("accuracy", "f1", "f1_macro", "rmse")},
+        "provenance": provenance.collect(spec, "", "n/a"),
+        "spec": spec,
+        "timing": {"process_s": (time.perf_counter() - t_process_start) if t_process_start else math.nan},
+    }
+    io.write_npz(out_dir / "features.npz", embedding=np.zeros((0,)), logits=np.zeros((0,)), y=np.zeros((0,)), index=np.zeros((0,)))
+    with io.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"status": "failed", "reason": reason}, tmp)
+    if not (out_dir / "history.csv").exists():
+        io.write_csv(out_dir / "history.csv", pd.DataFrame({"epoch": []}))
+    io.write_json(out_dir / "metrics.json", result)
+    return result
+
+
+def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     tr = spec["training"]
@@ -251,6 +300,9 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
             total = sum(terms.values())
             if not torch.isfinite(total):
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+                import pandas as pd
+
+                io.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
                 raise DivergenceError(f"{tag} method '{spec['method']}' diverged at epoch {epoch}: non-finite loss term(s) {bad}")
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -323,5 +375,8 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
     io.write_csv(out_dir / "history.csv", pd.DataFrame(history))
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
+    import resource
+
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     io.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
     return result

@@ -451,16 +451,18 @@ class EmotionKDTeacherNet(_Base):
 
 # ------------------------------------------------------------------------------ AMBOKD
 class GradScale(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``scale`` (OGM-style modulation)."""
+    """Identity forward; backward multiplies the gradient by ``holder[key]`` read *at backward
+    time*, so a factor computed from this very forward's outputs (OGM-style gradient modulation)
+    can be set between the forward and ``backward()``."""
 
     @staticmethod
-    def forward(ctx, x, scale):
-        ctx.scale = float(scale)
+    def forward(ctx, x, holder, key):
+        ctx.holder, ctx.key = holder, key
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.scale, None
+        return g * float(ctx.holder[ctx.key]), None, None
 
 
 class AMBOKDNet(_Base):
@@ -475,8 +477,9 @@ class AMBOKDNet(_Base):
     track. Without an ``eeg`` array in the batch, only the visual branch runs (deployment with
     video alone). With EEG, ``features`` also hold ``logits_eeg``, ``logits_fusion``.
 
-    ``grad_scale`` (a dict modality -> factor, set by the method before each forward) scales the
-    gradient reaching each encoder (the adaptive balancing of training gradients).
+    ``grad_scale`` (a dict modality -> factor, read at backward time, set by the method between
+    forward and backward) scales the gradient reaching each encoder (the adaptive balancing of
+    training gradients).
     """
 
     def __init__(self, spec: Mapping, where: str = "models"):
@@ -495,13 +498,13 @@ class AMBOKDNet(_Base):
 
     def forward(self, batch):
         zv, hint_v = self.encoders[VISUAL](_get(batch, VISUAL, self.modalities))
-        zv_s = GradScale.apply(zv, self.grad_scale[VISUAL]) if self.training else zv
+        zv_s = GradScale.apply(zv, self.grad_scale, VISUAL) if self.training else zv
         lv, emb = _classify(self.heads[VISUAL], zv_s)
         feats = {VISUAL: zv, "fused": zv, "embedding": emb, "hint": hint_v, f"hint_{VISUAL}": hint_v,
                  f"logits_{VISUAL}": lv}
         if EEG in batch:
             ze, hint_e = self.encoders[EEG](batch[EEG])
-            ze_s = GradScale.apply(ze, self.grad_scale[EEG]) if self.training else ze
+            ze_s = GradScale.apply(ze, self.grad_scale, EEG) if self.training else ze
             le, _ = _classify(self.heads[EEG], ze_s)
             toks = torch.stack([self.proj[VISUAL](zv_s), self.proj[EEG](ze_s)], dim=1)  # (B, 2, d)
             att, _ = self.mha(toks, toks, toks, need_weights=False)

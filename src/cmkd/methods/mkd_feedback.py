@@ -1,0 +1,345 @@
+"""MKD with dynamic feedback ("Multimodal Knowledge Distillation for Emotion Recognition", Zhang &
+Lu, Brain Sciences 2025, 15(7):707): the EEG+EOG teacher (§3.1) and the EOG student (§3.2)
+trained by the teaching phase (§3.3.1) alternating with the feedback phase (§3.3.2).
+
+The paper numbers no equations; we cite them by section and by order in the section.
+
+Teaching phase (§3.3.1, the objective ``L_S``, last display of the section)::
+
+    L_S = λ1 · L_CE(y, f_S(x)) + λ2 · L_KL(f_T(x), f_S(x)) + λ3 · L_MSE(F_S, F_T)
+
+- ``L_CE``: cross-entropy with the labels (first display of §3.3.1);
+- ``L_KL = Σ_k y_k^T log(y_k^T / ŷ_k)``: teacher probabilities against the student's, batch
+  mean (third display); with ``temperature`` T ≠ 1 the probabilities are softened and the term is
+  scaled by T² (Hinton et al. 2015; the paper has no temperature: the default T = 1 is its
+  formula exactly); implemented by :func:`cmkd.losses.kd`;
+- ``L_MSE = 1/N Σ_n (f_n − f_n^T)²`` (second display): F_S are the student's HDF extractor
+  outputs ``hetero_1..3`` (``(B, tokens, d)``), F_T the teacher's heterogeneous features (its
+  transformer stream outputs, §3.1.2) at the same three stream positions; the mean squared error
+  over all elements, averaged over the three positions (our choice: the paper does not say how
+  the three features are combined). Which teacher stream: ``hetero_source`` = ``student`` (the
+  teacher's stream of the student's modality, EOG, the default: the counterpart with the
+  student's structure and input), a modality name (e.g. ``eeg``), or ``mean`` (the mean of the
+  streams). λ1:λ2:λ3 = 1:1:1 (§4.3).
+
+For regression, L_CE becomes the MSE with the targets and L_KL the MSE between the two outputs.
+
+Feedback phase (§3.3.2), every ``feedback_every`` teaching steps, ``feedback_steps`` times:
+
+1. a temporary student ``θ_ts = θ_s − α ∇_θs L_S(θ_s; θ_T)`` on the current training batch
+   (first display of §3.3.2; one SGD step of size α = ``temp_lr``, default the student
+   optimiser's learning rate), computed functionally (``torch.func.functional_call`` with
+   ``create_graph=True``), so that ``θ_ts`` is a differentiable function of the teacher's
+   parameters through the KL and MSE terms;
+2. the teacher takes one Adam step (``teacher_lr``) on
+   ``L_CE(y, f_s(x_V; θ_ts)) + λ_t · L_CE(y, f_t(x_V; θ_t))`` (second display; λ_t = 1, §4.3),
+   on a batch ``x_V`` of VALIDATION data (as the paper prescribes), a second-order step through
+   the temporary student as in meta-learning (MetaDistil, Zhou et al. 2022; student-friendly
+   teachers).
+
+The student's parameters, gradients and BatchNorm statistics are untouched by the feedback
+phase (its buffers are cloned for the functional calls; the gradients are taken with
+``torch.autograd.grad``). The teacher runs in eval mode throughout (BatchNorm keeps the
+statistics of its own training, dropout is off); it is updated only in the feedback phase.
+
+Validation data and model selection (our protocol, not in the paper): the feedback trains the
+teacher on validation data, so the student's model selection must use validation trials the
+feedback never saw. :meth:`MKDStudent.configure` splits the validation part BY TRIAL into a
+feedback half and a selection half (``feedback_fraction`` of the trials, default 0.5: trials
+ordered by class, then by trial id, and assigned alternately, so both halves keep the class
+ratio), keeps the feedback half for itself and replaces ``parts["val"]`` in place with the
+selection half, on which the training loop selects the best epoch. The test part is never
+touched. Without feedback (the ablation variations 1 and 2) the validation part is left whole.
+Trial identity: ``Part.groups`` (one trial key per segment) when the training loop provides it;
+otherwise runs of consecutive segment indices (every loader writes the segments of a trial
+consecutively, so a run is one or more whole trials).
+
+The updated teacher is not saved: the run's result is the student's; the teacher's feedback
+losses are kept in ``MKDStudent.feedback_log``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from cmkd import losses
+from cmkd.errors import ConfigError, DataError
+from cmkd.methods.base import Method
+
+
+# ----------------------------------------------------------------------------- the loss
+def student_loss(student_logits, teacher_logits, y, student_feats, teacher_feats,
+                 lambda1: float = 1.0, lambda2: float = 1.0, lambda3: float = 1.0,
+                 temperature: float = 1.0, task: str = "classification") -> dict:
+    """The terms of L_S (MKD §3.3.1): ``{"ce": λ1 L_CE, "kl": λ2 L_KL, "mse": λ3 L_MSE}``.
+
+    ``student_feats`` / ``teacher_feats``: equal-length lists of equal-shape tensors (F_S, F_T);
+    ``L_MSE`` is the mean over the pairs of the element-wise mean squared error. A term whose
+    weight is 0 is left out. The teacher tensors are used as given (detach them to hold the
+    teacher fixed, as in the teaching phase).
+    """
+    terms = {}
+    if task == "regression":
+        terms["ce"] = lambda1 * F.mse_loss(student_logits.squeeze(-1), y.float())
+    else:
+        terms["ce"] = lambda1 * F.cross_entropy(student_logits, y)
+    if lambda2:
+        if task == "regression":
+            terms["kl"] = lambda2 * F.mse_loss(student_logits, teacher_logits)
+        else:
+            terms["kl"] = lambda2 * losses.kd(student_logits, teacher_logits, temperature)
+    if lambda3:
+        if len(student_feats) != len(teacher_feats) or not student_feats:
+            raise ValueError(f"student_loss: {len(student_feats)} student features for {len(teacher_feats)} teacher features")
+        for s, t in zip(student_feats, teacher_feats):
+            if s.shape != t.shape:
+                raise ValueError(f"student_loss: student feature {tuple(s.shape)} and teacher feature {tuple(t.shape)} differ in shape")
+        terms["mse"] = lambda3 * torch.stack([F.mse_loss(s, t) for s, t in zip(student_feats, teacher_feats)]).mean()
+    return terms
+
+
+# ----------------------------------------------------------------------------- validation halves
+def trial_groups(part) -> np.ndarray:
+    """One trial key per segment of ``part``: ``part.groups`` when present, else runs of
+    consecutive segment indices (``part.index``) numbered 0, 1, ..."""
+    g = getattr(part, "groups", None)
+    if g is not None:
+        g = np.asarray(g)
+        if len(g) != len(part):
+            raise DataError(f"validation part: {len(g)} trial keys for {len(part)} segments")
+        return g
+    idx = np.asarray(part.index, dtype=np.int64)
+    if len(idx) == 0:
+        return idx
+    order = np.argsort(idx, kind="stable")
+    runs = np.concatenate([[0], np.cumsum(np.diff(idx[order]) != 1)])
+    out = np.empty(len(idx), np.int64)
+    out[order] = runs
+    return out
+
+
+def split_validation(part, fraction: float = 0.5, task: str = "classification") -> tuple[np.ndarray, np.ndarray]:
+    """Split a validation part BY TRIAL into ``(feedback positions, selection positions)``.
+
+    Trials are ordered by class (the label of their first segment; one class for regression),
+    then by trial key, and dealt out so that trial ``i`` of that order goes to the feedback half
+    when ``floor((i + 1) f) > floor(i f)`` (f = ``fraction``): alternately for f = 0.5, the
+    first trial to the selection half. Both halves must receive at least one trial.
+    """
+    groups = trial_groups(part)
+    keys, first = np.unique(groups, return_index=True)
+    if len(keys) < 2:
+        raise DataError(f"validation part: {len(keys)} trial(s); the MKD feedback phase needs at least two "
+                        "validation trials (one for the feedback, one for model selection)")
+    y = np.asarray(part.y)
+    cls = np.zeros(len(keys)) if task == "regression" else y[first]
+    order = np.lexsort((keys, cls))
+    fb_keys = [keys[j] for i, j in enumerate(order) if math.floor((i + 1) * fraction) > math.floor(i * fraction)]
+    is_fb = np.isin(groups, np.asarray(fb_keys))
+    fb, sel = np.flatnonzero(is_fb), np.flatnonzero(~is_fb)
+    if len(fb) == 0 or len(sel) == 0:
+        raise DataError(f"validation part: feedback_fraction {fraction} leaves a half without trials ({len(keys)} trials)")
+    return fb, sel
+
+
+def subset(part, pos: np.ndarray):
+    """The segments of ``part`` at positions ``pos``, as a part of the same type."""
+    t = torch.as_tensor(pos, dtype=torch.long)
+    fields = {"x": {k: v[t] for k, v in part.x.items()}, "y": part.y[t], "index": np.asarray(part.index)[pos]}
+    if getattr(part, "groups", None) is not None:
+        fields["groups"] = np.asarray(part.groups)[pos]
+    if dataclasses.is_dataclass(part):
+        return dataclasses.replace(part, **fields)
+    return type(part)(**fields)
+
+
+# ----------------------------------------------------------------------------- methods
+class MKDTeacher(Method):
+    """The MKD multimodal teacher (§3.1; architecture ``mkd_teacher``) trained with the
+    cross-entropy of its fused classifier: L = L_CE(y, f_T(x))."""
+
+    def training_step(self, batch):
+        out = self.student(batch)
+        return out.logits, {"ce": self.task_loss(out.logits, batch["y"])}
+
+
+def _number(params, key, lo=0.0, lo_open=False, hi=None):
+    v = params[key]
+    where = f"methods.<mkd_student>.params.{key}"
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{where}: must be a number, got {v!r}")
+    if v < lo or (lo_open and v == lo) or (hi is not None and v > hi):
+        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
+        raise ConfigError(f"{where}: must be in {rng}, got {v!r}")
+    return float(v)
+
+
+class MKDStudent(Method):
+    """The MKD EOG student (§3.2; architecture ``mkd_student``) trained with L_S (§3.3.1) and,
+    with ``feedback: true``, the dynamic feedback phase (§3.3.2) that updates the teacher. See
+    the module docstring for the equations and the validation protocol."""
+
+    roles = ("teacher",)
+    teachers_trainable = True
+    defaults = {
+        "lambda1": 1.0, "lambda2": 1.0, "lambda3": 1.0, "temperature": 1.0,
+        "feedback": True, "feedback_every": 10, "feedback_steps": 1, "teacher_lr": 1.0e-4,
+        "lambda_t": 1.0, "temp_lr": None, "feedback_fraction": 0.5, "hetero_source": "student",
+    }
+
+    def __init__(self, student, teachers, params, task, n_classes):
+        super().__init__(student, teachers, params, task, n_classes)
+        p = self.params
+        for k in ("lambda1", "lambda2", "lambda3", "lambda_t"):
+            p[k] = _number(p, k)
+        p["temperature"] = _number(p, "temperature", lo_open=True)
+        p["teacher_lr"] = _number(p, "teacher_lr", lo_open=True)
+        if p["temp_lr"] is not None:
+            p["temp_lr"] = _number(p, "temp_lr", lo_open=True)
+        p["feedback_fraction"] = _number(p, "feedback_fraction", lo_open=True, hi=1.0)
+        if p["feedback_fraction"] >= 1.0:
+            raise ConfigError("methods.<mkd_student>.params.feedback_fraction: must be in (0, 1), got 1.0")
+        for k in ("feedback_every", "feedback_steps"):
+            if isinstance(p[k], bool) or not isinstance(p[k], int) or p[k] < 1:
+                raise ConfigError(f"methods.<mkd_student>.params.{k}: must be a positive integer, got {p[k]!r}")
+        if not isinstance(p["feedback"], bool):
+            raise ConfigError(f"methods.<mkd_student>.params.feedback: must be true or false, got {p['feedback']!r}")
+        t_mods = list(getattr(self.teacher, "modalities", []))
+        src = p["hetero_source"]
+        s_mods = list(getattr(student, "modalities", []))
+        if src == "student":
+            src = s_mods[0] if s_mods else None
+        if p["lambda3"] and src != "mean" and src not in t_mods:
+            raise ConfigError(f"methods.<mkd_student>.params.hetero_source: {p['hetero_source']!r} is not a stream of the "
+                              f"teacher (its modalities: {t_mods}); use 'student', 'mean' or one of them")
+        self._src = src
+        self._positions = list(getattr(student, "config", {}).get("hdf_positions", [1, 2, 3]))
+        self.teacher.eval()
+        if not p["feedback"]:  # variations 1 and 2: the teacher is fixed
+            self.teacher.requires_grad_(False)
+        self._steps = 0
+        self._fb_part = None
+        self._teacher_opt = None
+        self._fb_perm, self._fb_pos = None, 0
+        self.feedback_log: list[dict] = []
+
+    @property
+    def teacher(self):
+        """The teacher (kept in the plain ``teachers`` dict: not a sub-module, not in the student's optimiser)."""
+        return self.teachers["teacher"]
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for t in self.teachers.values():
+            t.eval()
+        return self
+
+    # -- configuration: validation halves and the teacher's optimiser
+    def configure(self, parts, device=None, optimizer=None):
+        self._device = device
+        if self.params["temp_lr"] is None:
+            if optimizer is None:
+                raise ConfigError("methods.<mkd_student>.params.temp_lr: no student optimiser to take the default from; set it")
+            self.params["temp_lr"] = float(optimizer.param_groups[0]["lr"])
+        if not self.params["feedback"]:
+            return
+        fb, sel = split_validation(parts["val"], self.params["feedback_fraction"], self.task)
+        val = parts["val"]
+        self._fb_part = subset(val, fb)
+        parts["val"] = subset(val, sel)  # model selection on trials the feedback never sees
+        self._teacher_opt = torch.optim.Adam([p for p in self.teacher.parameters() if p.requires_grad],
+                                             lr=self.params["teacher_lr"])
+        self._fb_gen = torch.Generator().manual_seed(int(torch.initial_seed()) + 1)
+
+    # -- L_S
+    def _feature_pairs(self, s_out, t_out):
+        s_feats = [s_out.features[f"hetero_{k}"] for k in range(1, len(self._positions) + 1)]
+        if self._src == "mean":
+            t_feats = [t_out.features[f"hetero_{p}"] for p in self._positions]
+        else:
+            t_feats = [t_out.features[f"hetero_{p}_{self._src}"] for p in self._positions]
+        for s, t in zip(s_feats, t_feats):
+            if s.shape != t.shape:
+                raise ConfigError(
+                    f"methods.<mkd_student>.model: the student's heterogeneous features {tuple(s.shape)} do not match the "
+                    f"teacher's {tuple(t.shape)}; give the student the teacher's model settings (d_model, tokens, stream_layers)")
+        return s_feats, t_feats
+
+    def loss_terms(self, s_out, t_out, y) -> dict:
+        p = self.params
+        s_f, t_f = self._feature_pairs(s_out, t_out) if p["lambda3"] else ([], [])
+        return student_loss(s_out.logits, t_out.logits, y, s_f, t_f, p["lambda1"], p["lambda2"], p["lambda3"],
+                            p["temperature"], self.task)
+
+    def training_step(self, batch):
+        """Teaching phase (§3.3.1): L_S with the teacher fixed."""
+        out = self.student(batch)
+        with torch.no_grad():
+            t = self.teacher(batch)
+        return out.logits, self.loss_terms(out, t, batch["y"])
+
+    # -- feedback phase
+    def after_step(self, batch):
+        self._steps += 1
+        if self.params["feedback"] and self._steps % self.params["feedback_every"] == 0:
+            for _ in range(self.params["feedback_steps"]):
+                self.feedback_step(batch)
+
+    def _next_feedback_batch(self, size: int):
+        part = self._fb_part
+        if self._fb_perm is None or self._fb_pos >= len(self._fb_perm):
+            self._fb_perm, self._fb_pos = torch.randperm(len(part), generator=self._fb_gen), 0
+        idx = self._fb_perm[self._fb_pos:self._fb_pos + size]
+        self._fb_pos += size
+        if len(idx) < 2 and len(part) >= 2:  # BatchNorm (train mode) needs two or more
+            self._fb_perm, self._fb_pos = None, 0
+            return self._next_feedback_batch(size)
+        return part.batch(idx, self._device if self._device is not None else part.y.device)
+
+    def temporary_student(self, batch):
+        """``θ_ts = θ_s − α ∇θs L_S(θ_s; θ_T)`` on ``batch`` (§3.3.2, first display): returns the
+        temporary parameters (a differentiable function of the teacher's parameters), the cloned
+        buffers to run them with, and L_S."""
+        student, teacher, p = self.student, self.teacher, self.params
+        names = [n for n, q in student.named_parameters() if q.requires_grad]
+        params = {n: q for n, q in student.named_parameters() if q.requires_grad}
+        buffers = {n: b.clone() for n, b in student.named_buffers()}  # the real statistics stay untouched
+        s_out = functional_call(student, (params, buffers), (batch,))
+        t_out = teacher(batch)
+        l_s = sum(self.loss_terms(s_out, t_out, batch["y"]).values())
+        grads = torch.autograd.grad(l_s, [params[n] for n in names], create_graph=True, allow_unused=True)
+        temp = {n: (params[n] if g is None else params[n] - p["temp_lr"] * g) for n, g in zip(names, grads)}
+        return temp, buffers, l_s
+
+    def feedback_step(self, batch, val_batch=None) -> dict:
+        """One feedback iteration (§3.3.2): temporary student, then one teacher step on validation data."""
+        if self._teacher_opt is None:
+            raise RuntimeError("MKDStudent.feedback_step: call configure(parts=..., device=..., optimizer=...) first")
+        if val_batch is None:
+            val_batch = self._next_feedback_batch(len(batch["y"]))
+        teacher, p = self.teacher, self.params
+        temp, buffers, l_s = self.temporary_student(batch)
+        # min_θT L_CE(y, f_s(x_V; θ_ts)) + λ_t L_CE(y, f_t(x_V; θ_T))
+        s_val = functional_call(self.student, (temp, buffers), (val_batch,))
+        t_val = teacher(val_batch)
+        l_student = self.task_loss(s_val.logits, val_batch["y"])
+        l_teacher = self.task_loss(t_val.logits, val_batch["y"])
+        l_fb = l_student + p["lambda_t"] * l_teacher
+        t_params = [q for q in teacher.parameters() if q.requires_grad]
+        t_grads = torch.autograd.grad(l_fb, t_params, allow_unused=True)
+        self._teacher_opt.zero_grad(set_to_none=True)
+        for q, g in zip(t_params, t_grads):
+            q.grad = None if g is None else g.detach()
+        self._teacher_opt.step()
+        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()), "fb_teacher_ce": float(l_teacher.detach()),
+               "l_s": float(l_s.detach())}
+        self.feedback_log.append(rec)
+        return rec
+
+
+METHODS = {"mkd_teacher": MKDTeacher, "mkd_student": MKDStudent}

@@ -1,0 +1,233 @@
+"""CMCRD (eye <-> EEG): MCC and entropy weights against hand computation, the new encoders, the
+methods' training steps, and a tiny Snakemake run of the eye-to-eeg track."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cmkd.errors import ConfigError
+from cmkd.methods import method_class
+from cmkd.methods.cmcrd import CMCRD, CMCRDTeacher, entropy_weights, mcc_loss
+from cmkd.models.registry import build_encoder, build_model
+from cmkd.train import Part
+
+from conftest import tiny_config
+
+
+# ----------------------------------------------------------------------------- hand computations
+def _softmax_rows(rows, t=1.0):
+    out = []
+    for r in rows:
+        e = [math.exp(v / t) for v in r]
+        s = sum(e)
+        out.append([v / s for v in e])
+    return out
+
+
+def _entropy(p):
+    return -sum(v * math.log(v) for v in p if v > 0)
+
+
+def _mcc_by_hand(logits, t):
+    p = _softmax_rows(logits, t)
+    b, k = len(p), len(p[0])
+    a = [1 + math.exp(-_entropy(row)) for row in p]
+    w = [b * ai / sum(a) for ai in a]
+    c = [[sum(w[i] * p[i][j] * p[i][jj] for i in range(b)) for jj in range(k)] for j in range(k)]
+    c = [[v / sum(row) for v in row] for row in c]
+    return sum(c[j][jj] for j in range(k) for jj in range(k) if j != jj) / k
+
+
+def test_mcc_three_samples_two_classes_by_hand():
+    logits = [[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    t = 2.0
+    # written out: p = softmax(z / 2): [e/(e+1), 1/(e+1)], [1/(1+e^.5), e^.5/(1+e^.5)], [.5, .5]
+    e = math.e
+    p = [[e / (e + 1), 1 / (e + 1)], [1 / (1 + e ** 0.5), e ** 0.5 / (1 + e ** 0.5)], [0.5, 0.5]]
+    a = [1 + math.exp(sum(v * math.log(v) for v in row)) for row in p]
+    w = [3 * x / sum(a) for x in a]
+    c01 = sum(w[i] * p[i][0] * p[i][1] for i in range(3))
+    c00 = sum(w[i] * p[i][0] ** 2 for i in range(3))
+    c11 = sum(w[i] * p[i][1] ** 2 for i in range(3))
+    expected = (c01 / (c00 + c01) + c01 / (c11 + c01)) / 2
+    assert expected == pytest.approx(_mcc_by_hand(logits, t), rel=1e-12)
+    got = mcc_loss(torch.tensor(logits, dtype=torch.float64), temperature=t)
+    assert float(got) == pytest.approx(expected, rel=1e-10)
+    # temperature matters
+    assert float(mcc_loss(torch.tensor(logits, dtype=torch.float64), 1.0)) != pytest.approx(expected, rel=1e-3)
+
+
+def test_mcc_limits():
+    # confident, distinct classes: no confusion
+    assert float(mcc_loss(torch.tensor([[50.0, -50.0], [-50.0, 50.0]]), 1.0)) == pytest.approx(0.0, abs=1e-6)
+    # uniform predictions: normalised confusion 1/K everywhere -> (K (K-1) / K) / K = (K - 1) / K
+    for k in (2, 3, 4):
+        assert float(mcc_loss(torch.zeros(5, k), 2.5)) == pytest.approx((k - 1) / k, rel=1e-6)
+    rand = mcc_loss(torch.randn(7, 3, dtype=torch.float64), 2.5)
+    assert 0.0 <= float(rand) <= 1.0
+    with pytest.raises(ValueError):
+        mcc_loss(torch.zeros(4, 1))
+
+
+def test_entropy_weights_sum_and_bounds():
+    probs = [[1.0, 0.0], [0.5, 0.5], [0.8, 0.2], [0.3, 0.7]]
+    a = [1 + math.exp(-_entropy(p)) for p in probs]
+    expected = [4 * x / sum(a) for x in a]
+    w = entropy_weights(torch.tensor(probs, dtype=torch.float64))
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-12)
+    assert float(w.sum()) == pytest.approx(4.0)
+    # the confident sample weighs most, the uniform one least
+    assert int(w.argmax()) == 0 and int(w.argmin()) == 1
+    for k in (2, 4):
+        lo, hi = (k + 1) / (2 * k), 2 * k / (k + 1)
+        g = torch.Generator().manual_seed(k)
+        for scale in (0.1, 1.0, 20.0):
+            p = torch.softmax(scale * torch.randn(16, k, generator=g, dtype=torch.float64), dim=1)
+            ww = entropy_weights(p)
+            assert float(ww.sum()) == pytest.approx(16.0)
+            assert float(ww.min()) >= lo - 1e-12 and float(ww.max()) <= hi + 1e-12
+        # extreme: one confident sample among uniform ones approaches the upper bound
+        p = torch.full((1000, k), 1.0 / k, dtype=torch.float64)
+        p[0] = 0
+        p[0, 0] = 1
+        assert float(entropy_weights(p)[0]) == pytest.approx(hi, rel=1e-2)
+
+
+# ----------------------------------------------------------------------------- encoders
+@pytest.mark.parametrize("name, fs, t, hint", [
+    ("shallowconvnet", 32, 128, (40, 59)),   # kernel 3, pool 10 stride 2: (126 - 10) // 2 + 1
+    ("shallowconvnet", 250, 1000, (40, 61)),  # the paper's 25 / 75 / 15 samples at 250 Hz
+    ("deepconvnet", 32, 128, (200, 1)),      # kernel 2: 127//3=42, 41//3=13, 12//3=4, 3//3=1
+    ("deepconvnet", 250, 1000, (200, 7)),    # kernel 10: 991//3=330, 321//3=107, 98//3=32, 23//3=7
+])
+def test_eeg_convnet_shapes(name, fs, t, hint):
+    enc = build_encoder(name, {"name": name}, {"shape": [32, t], "sampling_rate": fs}, modality="eeg")
+    enc.eval()
+    feat, h = enc(torch.randn(3, 32, t))
+    assert tuple(h.shape) == (3, *hint)
+    assert tuple(feat.shape) == (3, hint[0] * hint[1]) and enc.out_dim == hint[0] * hint[1]
+
+
+def test_de_mlp_shapes_and_errors():
+    enc = build_encoder("de_mlp", {"name": "de_mlp", "hidden": [32, 16], "band_dim": 8}, {"shape": [62, 5]},
+                        modality="eeg_de")
+    feat, hint = enc(torch.randn(4, 62, 5))
+    assert tuple(feat.shape) == (4, 16) and tuple(hint.shape) == (4, 8, 62) and enc.out_dim == 16
+    with pytest.raises(ConfigError, match="models.eeg_de.bogus"):
+        build_encoder("de_mlp", {"bogus": 1}, {"shape": [62, 5]}, modality="eeg_de")
+    with pytest.raises(ConfigError, match="models.eeg.n_filters"):
+        build_encoder("shallowconvnet", {"n_filters": 0}, {"shape": [32, 128], "sampling_rate": 32}, modality="eeg")
+    with pytest.raises(ConfigError, match="too short"):
+        build_encoder("deepconvnet", {"kernel_length": 30}, {"shape": [32, 128], "sampling_rate": 32}, modality="eeg")
+
+
+# ----------------------------------------------------------------------------- methods
+def _spec(mod, enc, shape, n_out=2):
+    info = {"shape": shape}
+    if mod == "eeg":
+        info["sampling_rate"] = 32
+    return {"modalities": [mod], "encoders": {mod: enc}, "inputs": {mod: info},
+            "head": {"hidden": 16, "dropout": 0.0}, "n_outputs": n_out}
+
+
+def _data(n=24, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    eye = torch.randn(n, 31, generator=g) + y[:, None].float()
+    eeg = torch.randn(n, 32, 128, generator=g) + 0.5 * y[:, None, None].float()
+    return Part(x={"eye": eye, "eeg": eeg}, y=y, index=np.arange(n))
+
+
+def _fit(method, part, steps=25, lr=1e-2):
+    opt = torch.optim.Adam(method.trainable_parameters(), lr=lr)
+    if hasattr(method, "configure"):
+        method.configure(parts={"train": part}, device=torch.device("cpu"), optimizer=opt)
+    method.train()
+    batch = part.batch(torch.arange(len(part)), "cpu")
+    totals = []
+    for _ in range(steps):
+        _, terms = method.training_step(batch)
+        total = sum(terms.values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        totals.append(float(total.detach()))
+    return totals, terms
+
+
+def test_cmcrd_teacher_loss_decreases_and_mcc_term():
+    torch.manual_seed(0)
+    part = _data()
+    teacher = build_model(_spec("eye", {"name": "eye_mlp", "dropout": 0.0}, [31]))
+    m = method_class("cmcrd_teacher")(teacher, {}, {"mu": 1.0, "temperature": 2.5}, "classification", 2)
+    totals, terms = _fit(m, part)
+    assert set(terms) == {"ce", "mcc"}
+    assert totals[-1] < 0.5 * totals[0]
+    with pytest.raises(ConfigError, match="params.mu"):
+        CMCRDTeacher(teacher, {}, {"mu": -1}, "classification", 2)
+    with pytest.raises(ConfigError, match="classification only"):
+        CMCRDTeacher(teacher, {}, {}, "regression", 1)
+
+
+@pytest.mark.parametrize("encoder", [{"name": "shallowconvnet", "dropout": 0.0}, {"name": "eegnet", "dropout": 0.0}])
+def test_cmcrd_student_loss_decreases(encoder):
+    torch.manual_seed(0)
+    part = _data()
+    teacher = build_model(_spec("eye", {"name": "eye_mlp", "dropout": 0.0}, [31]))
+    student = build_model(_spec("eeg", encoder, [32, 128]))
+    m = CMCRD(student, {"teacher": teacher}, {"nce_k": 8}, "classification", 2)
+    assert m.memory is None
+    totals, terms = _fit(m, part, steps=30)
+    assert set(terms) == {"ce", "crd"}
+    assert m.memory.k == 8 and m.memory.n_data == len(part)
+    assert np.mean(totals[-3:]) < np.mean(totals[:3])
+    # the teacher stays frozen; the CRD heads are trained
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert m.embed_t.linear.weight.grad is not None
+
+
+def test_cmcrd_entropy_weighting_uses_teacher_confidence():
+    torch.manual_seed(0)
+    student = build_model(_spec("eeg", {"name": "eegnet"}, [32, 128]))
+    teacher = build_model(_spec("eye", {"name": "eye_mlp"}, [31]))
+    m = CMCRD(student, {"teacher": teacher}, {}, "classification", 2)
+    s = torch.zeros(3, 2)
+    t = torch.tensor([[10.0, -10.0], [0.0, 0.0], [1.0, 0.0]])
+    w = m.unimodal_weights(s, t)
+    assert float(w.sum()) == pytest.approx(3.0) and int(w.argmax()) == 0 and int(w.argmin()) == 1
+    m.params["weighting"] = "none"
+    assert torch.equal(m.unimodal_weights(s, t), torch.ones(3))
+    m.params["weighting"] = "student"
+    assert torch.allclose(m.unimodal_weights(s, t), torch.ones(3))  # uniform student -> equal weights
+    with pytest.raises(ConfigError, match="params.weighting"):
+        CMCRD(student, {"teacher": teacher}, {"weighting": "bogus"}, "classification", 2)
+
+
+# ----------------------------------------------------------------------------- workflow
+def test_tiny_snakemake_eye_to_eeg(tmp_path, snakemake_runner):
+    cfg = tiny_config()
+    cfg["seeds"] = [0]
+    cfg["training"].update({"max_epochs": 1, "patience": 1})
+    cfg["encoders"]["eeg"] = {"name": "shallowconvnet"}
+    cfg["tracks"] = {"eye-to-eeg": {"teacher": ["eye"], "student": ["eeg"]}}
+    cfg["methods"] = {
+        "cmcrd_teacher": {"class": "cmcrd_teacher", "modalities": "teacher", "params": {"mu": 1.0, "temperature": 2.5}},
+        "cmcrd": {"class": "cmcrd", "modalities": "student", "requires": {"teacher": "cmcrd_teacher"},
+                  "params": {"beta": 0.8, "nce_k": 64}},
+    }
+    cfg["experiments"] = [{"dataset": "synthetic", "track": "eye-to-eeg", "dimensions": ["arousal"],
+                           "methods": ["cmcrd_teacher", "cmcrd"]}]
+    cfg["tables"] = [{"name": "cmcrd", "title": "CMCRD", "track": "eye-to-eeg", "metric": "accuracy",
+                      "rows": {"cmcrd_teacher": None, "cmcrd": None}}]
+    r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
+    assert r.returncode == 0, r.stderr[-4000:]
+    runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
+    assert set(runs["method"]) == {"cmcrd_teacher", "cmcrd"} and (runs["status"] == "ok").all()
+    base = tmp_path / "results/synthetic/eye-to-eeg/arousal"
+    hist = pd.read_csv(base / "cmcrd/seed0/history.csv")
+    assert {"train_ce", "train_crd"} <= set(hist.columns)
+    assert {"train_ce", "train_mcc"} <= set(pd.read_csv(base / "cmcrd_teacher/seed0/history.csv").columns)
