@@ -5,13 +5,17 @@
 #   bash scripts/slurm_local.sh down     stop the daemons this script started (by PID) and
 #                                        delete the state directory
 #   bash scripts/slurm_local.sh status   sinfo / squeue of the cluster
-#   bash scripts/slurm_local.sh env      print `export SLURM_CONF=...` (eval it in your shell)
+#   bash scripts/slurm_local.sh env      print the exports that point clients at this cluster:
+#                                        eval "$(bash scripts/slurm_local.sh env)"
 #
 # Needs root and Debian's packages: apt-get install slurmctld slurmd slurm-client munge
 # (Slurm 22.05 on Debian 12). No systemd: the daemons are started by hand. Everything lives in
 # one state directory, $CMKD_SLURM_DIR (default /tmp/cmkd-slurm): slurm.conf, its own munge key
 # and socket (the system munged, if any, is left alone), spool, state, logs and PID files.
-# Clients find the cluster through SLURM_CONF=$CMKD_SLURM_DIR/slurm.conf.
+# Clients find the cluster through SLURM_CONF=$CMKD_SLURM_DIR/slurm.conf, and through an srun
+# wrapper in $CMKD_SLURM_DIR/bin (put first in PATH): the Snakemake job-step plugin removes every
+# SLURM_* variable, SLURM_CONF included, before it starts a job's command with srun inside the
+# allocation, and srun would then look for /etc/slurm/slurm.conf (a real cluster has it there).
 #
 # Settings that the Slurm profile relies on, measured with Slurm 22.05:
 #   - No slurmdbd: sacct does not work, so the profile queries job status with squeue, which
@@ -49,7 +53,7 @@ EOF
 
 need_tools() {
     local missing=()
-    for t in munged slurmctld slurmd sbatch squeue sinfo scontrol; do
+    for t in munged slurmctld slurmd sbatch srun squeue sinfo scontrol; do
         command -v "$t" >/dev/null || missing+=("$t")
     done
     ((${#missing[@]} == 0)) || die "missing ${missing[*]}: apt-get install slurmctld slurmd slurm-client munge"
@@ -132,7 +136,11 @@ cmd_up() {
     cmd_down --keep >/dev/null 2>&1 || true   # half-started leftovers of an earlier call
     mkdir -p "$DIR"/{state,spool,log}
     chmod 0755 "$DIR" "$DIR/log"
+    runuser -u munge -- test -x "$DIR" || die "user munge cannot enter $DIR (a parent directory is not world-executable)"
     write_conf
+    mkdir -p "$DIR/bin"
+    printf '#!/bin/sh\nSLURM_CONF=%q exec %q "$@"\n' "$CONF" "$(command -v srun)" >"$DIR/bin/srun"
+    chmod 0755 "$DIR/bin/srun"
     export SLURM_CONF=$CONF
     start_munged
     local t0=$SECONDS
@@ -148,7 +156,7 @@ cmd_up() {
         ((SECONDS - t0 < WAIT_S)) || { tail -n 5 "$DIR"/log/*.log >&2; die "node not idle after ${WAIT_S}s (state: $(node_state))"; }
         sleep 0.5
     done
-    log "up in $((SECONDS - t0)) s: node localhost idle; export SLURM_CONF=$CONF"
+    log "up in $((SECONDS - t0)) s: node localhost idle; $(cmd_env)"
 }
 
 stop_pidfile() {  # stop_pidfile FILE NAME
@@ -177,6 +185,8 @@ cmd_down() {
     fi
 }
 
+cmd_env() { echo "export SLURM_CONF=$CONF PATH=$DIR/bin:\$PATH"; }
+
 cmd_status() {
     export SLURM_CONF=$CONF
     sinfo || true
@@ -187,6 +197,6 @@ case ${1:-} in
     up) cmd_up ;;
     down) cmd_down "${2:-}" ;;
     status) cmd_status ;;
-    env) echo "export SLURM_CONF=$CONF" ;;
+    env) cmd_env ;;
     *) echo "usage: $0 up|down|status|env   (state directory: \$CMKD_SLURM_DIR, default /tmp/cmkd-slurm)" >&2; exit 2 ;;
 esac

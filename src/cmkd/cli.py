@@ -83,6 +83,12 @@ def cmd_cell(a) -> None:
     run_cell(a.dataset, a.track, a.dimension, a.method, a.configfile or [], cores=a.cores, dry_run=a.dry_run)
 
 
+def cmd_bench(a) -> None:
+    from cmkd.bench import main as bench_main
+
+    bench_main(a.results, a.configfile)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m cmkd", description=__doc__)
@@ -122,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--cores", type=int, default=2)
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_cell)
+
+    s = sub.add_parser("bench", help="benchmark the workflow: per-job overhead, dry-run time, throughput, memory")
+    s.add_argument("--results", default="results")
+    s.add_argument("--configfile", action="append", help="grid for the dry-run timing (default config/paper.yaml)")
+    s.set_defaults(func=cmd_bench)
 
     a = p.parse_args(argv)
     try:

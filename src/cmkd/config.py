@@ -135,10 +135,17 @@ def check_config(config: dict) -> None:
                 raise ConfigError(f"methods.{m}.modalities: '{mod}' is not provided by dataset '{ds}'")
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
+    cells = set(iter_cells(config))
     for t in config.get("tables", []) or []:
-        for m in t.get("rows", {}):
+        if "track" in t and t["track"] not in tracks:
+            raise ConfigError(f"tables.{t['name']}.track: unknown track '{t['track']}'")
+        for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
+            # every table cell maps to runs in the DAG
+            if not any(c[3] == m and ("track" not in t or c[1] == t["track"]) for c in cells):
+                raise ConfigError(f"tables.{t['name']}.rows: method '{m}' is not run on track "
+                                  f"'{t.get('track', 'any')}' by any experiment, so the table cell would stay empty")
 
 
 def prepared_dir(config: dict, dataset: str) -> str:

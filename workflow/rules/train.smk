@@ -15,6 +15,8 @@ rule train:
         py=PY,
         spec=spec_json,
         outdir=lambda w, output: str(Path(output.metrics).parent),
+    benchmark:
+        f"{R}/benchmarks/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.tsv"
     log:
         f"{R}/logs/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.log",
     threads: config["threads"]

@@ -151,11 +151,14 @@ def subset(part, pos: np.ndarray):
     """The segments of ``part`` at positions ``pos``, as a part of the same type."""
     t = torch.as_tensor(pos, dtype=torch.long)
     fields = {"x": {k: v[t] for k, v in part.x.items()}, "y": part.y[t], "index": np.asarray(part.index)[pos]}
-    if getattr(part, "groups", None) is not None:
-        fields["groups"] = np.asarray(part.groups)[pos]
-    if dataclasses.is_dataclass(part):
-        return dataclasses.replace(part, **fields)
-    return type(part)(**fields)
+    groups = getattr(part, "groups", None)
+    is_field = dataclasses.is_dataclass(part) and "groups" in {f.name for f in dataclasses.fields(part)}
+    if is_field:
+        fields["groups"] = None if groups is None else np.asarray(groups)[pos]
+    out = dataclasses.replace(part, **fields) if dataclasses.is_dataclass(part) else type(part)(**fields)
+    if groups is not None and not is_field:
+        out.groups = np.asarray(groups)[pos]
+    return out
 
 
 # ----------------------------------------------------------------------------- methods

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# CI step for the Slurm profile: bring up a one-node Slurm cluster on localhost, run a small grid
+# through `snakemake --profile slurm` twice (seeds of a cell grouped into one Slurm job, and one
+# Slurm job per run), check every output, count the sbatch submissions, measure the wall time,
+# tear the cluster down. Needs root (Debian 12: installs slurmctld slurmd slurm-client munge when
+# missing) and the project's .venv (scripts/setup.sh).
+#
+#   bash scripts/slurm_ci.sh
+#
+# Knobs: CMKD_SLURM_CI_SEEDS (default 4), CMKD_SLURM_CI_TIMEOUT (seconds per Snakemake run,
+# default 600), CMKD_SLURM_CI_KEEP=1 keeps the temporary directory (logs) after the run.
+# Prints one summary line:  slurm-ci: OK grouped: N sbatch, T s; ungrouped: N sbatch, T s ...
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+PY=$ROOT/.venv/bin/python
+SNAKEMAKE=$ROOT/.venv/bin/snakemake
+SEEDS=${CMKD_SLURM_CI_SEEDS:-4}
+TIMEOUT=${CMKD_SLURM_CI_TIMEOUT:-600}
+
+log() { echo "[slurm_ci] $*" >&2; }
+die() { log "FAILED: $*"; echo "slurm-ci: FAILED $*"; exit 1; }
+
+[[ -x $SNAKEMAKE ]] || die "no $SNAKEMAKE: run scripts/setup.sh first"
+
+# --- packages ----------------------------------------------------------------------------------
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v sbatch >/dev/null \
+    || ! command -v munged >/dev/null; then
+    log "installing slurmctld slurmd slurm-client munge"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null
+fi
+
+# --- cluster (torn down on every exit) -----------------------------------------------------------
+WORK=$(mktemp -d /tmp/cmkd-slurm-ci.XXXXXX)
+chmod 0755 "$WORK"   # munged runs as user munge and must reach its socket under it
+export CMKD_SLURM_DIR=$WORK/cluster
+cleanup() {
+    local rc=$?
+    bash "$ROOT/scripts/slurm_local.sh" down --keep || true
+    if [[ ${CMKD_SLURM_CI_KEEP:-0} == 1 || $rc != 0 ]]; then
+        log "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+t0=$SECONDS
+bash "$ROOT/scripts/slurm_local.sh" up
+UP_S=$((SECONDS - t0))
+eval "$(bash "$ROOT/scripts/slurm_local.sh" env)"   # SLURM_CONF, and the srun wrapper first in PATH
+CTLD_LOG=$CMKD_SLURM_DIR/log/slurmctld.log
+
+# --- the grid: tiny config of the tests, SEEDS seeds x (teacher, kd), one dimension -----------
+# kd requires the teacher of its seed, so the student cell waits for the teacher cell.
+"$PY" - "$WORK/config.yaml" "$SEEDS" <<'EOF'
+import sys
+import yaml
+sys.path.insert(0, "tests")
+from conftest import tiny_config
+
+cfg = tiny_config()
+cfg["seeds"] = list(range(int(sys.argv[2])))
+cfg["experiments"][0]["methods"] = ["teacher", "kd"]
+with open(sys.argv[1], "w") as f:
+    yaml.safe_dump(cfg, f, sort_keys=False)
+EOF
+N_TRAIN=$((SEEDS * 2))
+
+# run_grid NAME GROUPS: one Snakemake run into $WORK/NAME; sets SUBMITS, TRAIN_SUBMITS, WALL
+run_grid() {
+    local name=$1 groups=$2 dir=$WORK/$1 before ids start rc
+    mkdir -p "$dir"
+    before=$(grep -c _slurm_rpc_submit_batch_job "$CTLD_LOG" || true)
+    start=$(date +%s.%N)
+    set +e
+    # a hung Snakemake ignores SIGTERM: bound it with SIGINT (it then cancels its Slurm jobs)
+    CMKD_SLURM_GPUS=0 CMKD_SLURM_PARTITION=debug CMKD_SLURM_GROUPS=$groups \
+        CMKD_SLURM_SEEDS_PER_JOB=$SEEDS OMP_NUM_THREADS=1 \
+        timeout -s INT -k 30 "$TIMEOUT" "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci \
+        -s "$ROOT/Snakefile" --directory "$dir" --configfile "$WORK/config.yaml" --verbose \
+        >"$dir/snakemake.log" 2>&1
+    rc=$?
+    set -e
+    WALL=$("$PY" -c "import time,sys; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$start")
+    if ((rc != 0)); then
+        tail -n 40 "$dir/snakemake.log" >&2
+        die "$name: snakemake exited with $rc after ${WALL}s (log: $dir/snakemake.log)"
+    fi
+    sleep 1
+    SUBMITS=$(($(grep -c _slurm_rpc_submit_batch_job "$CTLD_LOG" || true) - before))
+    # the Slurm comment names rule and wildcards (or group); jobs stay in squeue for MinJobAge
+    ids=$(grep -oE 'SLURM jobid [0-9]+' "$dir/snakemake.log" | awk '{print $3}' | sort -un | paste -sd, -)
+    squeue --states=all -h -j "$ids" -o "%i|%T|%j|%k" >"$dir/squeue.txt"
+    TRAIN_SUBMITS=$(grep -cE '\|rule_(train_|cell_)' "$dir/squeue.txt" || true)
+    if grep -vq '|COMPLETED|' "$dir/squeue.txt"; then
+        cat "$dir/squeue.txt" >&2
+        die "$name: a Slurm job did not complete"
+    fi
+    # every output exists, and Snakemake has nothing left to do
+    "$PY" - "$dir" "$SEEDS" <<'EOF' || die "$name: outputs missing"
+import sys
+from pathlib import Path
+d, seeds = Path(sys.argv[1]), int(sys.argv[2])
+run = d / "results/synthetic/face_eeg-to-face/arousal"
+want = [run / m / f"seed{s}" / f for m in ("teacher", "kd") for s in range(seeds)
+        for f in ("metrics.json", "model.pt", "history.csv", "features.npz")]
+want += [d / "results/summary/runs.csv", d / "results/summary/tables/summary.csv"]
+missing = [str(p) for p in want if not p.is_file() or p.stat().st_size == 0]
+rows = (d / "results/summary/runs.csv").read_text().strip().splitlines()
+if missing or len(rows) != 1 + 2 * seeds:
+    sys.exit(f"missing outputs: {missing}; runs.csv rows: {len(rows) - 1}")
+EOF
+    CMKD_SLURM_GPUS=0 "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci -s "$ROOT/Snakefile" \
+        --directory "$dir" --configfile "$WORK/config.yaml" -n >"$dir/dryrun.log" 2>&1 \
+        || die "$name: dry-run after the run failed"
+    grep -q "Nothing to be done" "$dir/dryrun.log" || die "$name: jobs left to run after the run"
+    log "$name: $SUBMITS sbatch ($TRAIN_SUBMITS for $N_TRAIN training runs), ${WALL}s"
+    log "$name: Slurm jobs (id|state|name|comment):"
+    sed 's/^/    /' "$dir/squeue.txt" >&2
+}
+
+run_grid grouped 1
+G_SUB=$SUBMITS G_TRAIN=$TRAIN_SUBMITS G_WALL=$WALL
+# a grouped training job asks for one run's CPUs and memory and the sum of the runtimes
+grep -E "sbatch call: .*--comment '?rule_cell_" "$WORK/grouped/snakemake.log" | head -1 \
+    | grep -oE -- "(-t [0-9]+|--mem [0-9]+|--cpus-per-task=[0-9]+)" | paste -sd' ' - \
+    | sed 's/^/[slurm_ci] grouped job asks: /' >&2 || true
+grep -qE "sbatch call: .*--comment '?rule_cell_.* -t '?$((SEEDS * 60))'? .*--mem 4000 .*--cpus-per-task=1 " \
+    "$WORK/grouped/snakemake.log" || die "grouped: unexpected resources of a grouped job (see sbatch calls)"
+
+run_grid ungrouped 0
+U_SUB=$SUBMITS U_TRAIN=$TRAIN_SUBMITS U_WALL=$WALL
+
+((G_TRAIN == 2)) || die "grouped: $G_TRAIN training submissions, expected 2 (one per cell)"
+((U_TRAIN == N_TRAIN)) || die "ungrouped: $U_TRAIN training submissions, expected $N_TRAIN"
+echo "slurm-ci: OK ${N_TRAIN} training runs; cluster up in ${UP_S}s;" \
+    "grouped: ${G_SUB} sbatch (${G_TRAIN} training), ${G_WALL}s;" \
+    "ungrouped: ${U_SUB} sbatch (${U_TRAIN} training), ${U_WALL}s"
