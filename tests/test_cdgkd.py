@@ -272,6 +272,7 @@ def test_ta_chain_builds_the_dag(tmp_path, snakemake_runner):
     cfg["methods"].update(CHAIN)
     cfg["seeds"] = [0]
     cfg["experiments"][0]["methods"] = ["cdgkd"]
+    cfg["tables"] = []  # the default tables name methods this experiment does not run
     r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=120)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     out = r.stdout + r.stderr
@@ -290,3 +291,14 @@ def test_ta_chain_builds_the_dag(tmp_path, snakemake_runner):
     assert models("cdgkd_ta2") == ["cdgkd_ta1", "teacher_proto"]
     assert models("cdgkd_ta1") == ["teacher_proto"]
     assert models("teacher_proto") == []
+
+
+def test_subset_seed_falls_back_to_the_loop_generator():
+    def keeps(seed):
+        guides = {r: ConstNet([0.0, 0.0]) for r in ("teacher", "ta1", "ta2")}
+        m = CDGKD(Stub(), guides, {}, "classification", 2)  # no run_seed
+        m.on_epoch_start(1, torch.Generator().manual_seed(seed))
+        return _keeps(m)
+
+    assert keeps(5) == keeps(5)
+    assert keeps(5) != keeps(6)

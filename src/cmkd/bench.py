@@ -26,15 +26,15 @@ def overhead(results: str | Path) -> dict:
     rows = []
     for b in results.glob("benchmarks/train/**/*.tsv"):
         rel = b.relative_to(results / "benchmarks/train").with_suffix("")
-        m = results / rel / "metrics.json"
-        if not m.exists():
-            continue
-        met = json.loads(m.read_text())
-        if met.get("status", "ok") != "ok":
+        # one job per seed (.../method/seedN.tsv) or per cell (.../method.tsv, all seeds)
+        runs = [results / rel] if rel.name.startswith("seed") else sorted((results / rel).glob("seed*"))
+        mets = [json.loads((r / "metrics.json").read_text()) for r in runs if (r / "metrics.json").exists()]
+        if not mets or any(m.get("status", "ok") != "ok" for m in mets):
             continue
         wall = float(pd.read_csv(b, sep="\t")["s"].iloc[0])
-        rows.append({"run": str(rel), "class": met.get("class"), "wall_s": wall, "train_s": met["timing"]["train_s"],
-                     "peak_rss_mb": met.get("peak_rss_mb")})
+        rows.append({"run": str(rel), "class": mets[0].get("class"), "wall_s": wall,
+                     "train_s": sum(m["timing"]["train_s"] for m in mets),
+                     "peak_rss_mb": max(m.get("peak_rss_mb") or 0 for m in mets)})
     df = pd.DataFrame(rows)
     if df.empty:
         return {"n_jobs": 0}

@@ -56,10 +56,21 @@ def cmd_prepare(a) -> None:
 
 
 def cmd_train(a) -> None:
+    """Train one run (--spec + --out) or several in one process (--specs: a list of {spec, out})."""
     from cmkd.train import run
 
-    spec = _json_arg(a.spec)
-    run(spec, a.out, t_process_start=_T_START)
+    if a.specs:
+        items = _json_arg(a.specs)
+        if not isinstance(items, list) or not all(isinstance(i, dict) and {"spec", "out"} <= set(i) for i in items):
+            raise ConfigError("train --specs: expected a JSON list of {\"spec\": ..., \"out\": ...}")
+    elif a.spec and a.out:
+        items = [{"spec": _json_arg(a.spec), "out": a.out}]
+    else:
+        raise ConfigError("train: give --specs, or --spec and --out")
+    t_start = _T_START
+    for item in items:
+        run(item["spec"], item["out"], t_process_start=t_start)
+        t_start = time.perf_counter()  # later runs of this process start where the previous ended
 
 
 def cmd_aggregate(a) -> None:
@@ -89,6 +100,17 @@ def cmd_bench(a) -> None:
     bench_main(a.results, a.configfile)
 
 
+def cmd_check(a) -> None:
+    """Check config.yaml (+ overlays) strictly: every table cell must map to runs in the DAG."""
+    from cmkd.cell import _load_config
+    from cmkd.config import check_config, iter_cells
+
+    cfg = _load_config(a.configfile or [])
+    check_config(cfg, strict_tables=True)
+    n_cells = len(list(iter_cells(cfg)))
+    print(f"config OK: {n_cells} cells x {len(cfg['seeds'])} seeds; every table cell maps to runs in the DAG")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m cmkd", description=__doc__)
@@ -103,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("train", help="train one run from its spec")
-    s.add_argument("--spec", required=True, help="run spec as JSON or @file")
-    s.add_argument("--out", required=True, help="run directory")
+    s.add_argument("--spec", help="run spec as JSON or @file")
+    s.add_argument("--out", help="run directory")
+    s.add_argument("--specs", help="JSON list (or @file) of {spec, out}: several runs (e.g. all seeds of a cell) in one process")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("aggregate", help="metrics.json files -> runs.csv")
@@ -133,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--results", default="results")
     s.add_argument("--configfile", action="append", help="grid for the dry-run timing (default config/paper.yaml)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("check", help="strict config check (CI): schema-level semantics and table cells -> runs")
+    s.add_argument("--configfile", action="append", help="overlay(s) over config.yaml")
+    s.set_defaults(func=cmd_check)
 
     a = p.parse_args(argv)
     try:

@@ -96,7 +96,8 @@ def fmt(mean: float, std: float, metric: str) -> str:
 
 
 def published_value(published: dict, path: str | None, dataset_key: str, row_key: str | None, dimension: str, metric: str):
-    """Look a published number up: ``published[block][table][dataset][row][dimension]`` (or a nested metric)."""
+    """Look a published number up: ``published[block][table][dataset][row][dimension]`` (or a nested
+    metric). A row key ``"."`` means the block has no row level (``[dataset][dimension][metric]``)."""
     if not path or row_key is None:
         return None
     node = published
@@ -105,7 +106,8 @@ def published_value(published: dict, path: str | None, dataset_key: str, row_key
         if node is None:
             return None
     node = node.get(dataset_key) if isinstance(node, dict) else None
-    node = node.get(row_key) if isinstance(node, dict) else None
+    if row_key != ".":
+        node = node.get(row_key) if isinstance(node, dict) else None
     if isinstance(node, dict):
         v = node.get(dimension)
         if isinstance(v, dict):
@@ -134,7 +136,8 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             n = int(r["n"].iloc[0]) if len(r) else 0
             n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
             n_stale = int(r["n_stale"].iloc[0]) if len(r) else 0
-            pub = published_value(published, table.get("published"), pub_ds, key, dim, metric)
+            pub_dim = (table.get("dimension_keys") or {}).get(dim, dim)
+            pub = published_value(published, table.get("published"), pub_ds, key, pub_dim, metric)
             records.append({
                 "dataset": ds, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
                 "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,

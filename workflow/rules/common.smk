@@ -11,7 +11,8 @@ from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spe
 from cmkd.errors import ConfigError  # noqa: E402
 
 try:
-    check_config(config)
+    for _w in check_config(config):
+        print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
@@ -47,11 +48,28 @@ def teacher_checkpoints(wildcards):
     ]
 
 
-def spec_json(wildcards):
-    return json.dumps(
-        run_spec(config, wildcards.dataset, wildcards.track, wildcards.dimension, wildcards.method, int(wildcards.seed)),
-        sort_keys=True,
-    )
+def _run_item(w, seed):
+    return {
+        "spec": run_spec(config, w.dataset, w.track, w.dimension, w.method, int(seed)),
+        "out": run_dir(config, w.dataset, w.track, w.dimension, w.method, seed),
+    }
+
+
+def seed_specs_json(wildcards):
+    return json.dumps([_run_item(wildcards, wildcards.seed)], sort_keys=True)
+
+
+def cell_specs_json(wildcards):
+    return json.dumps([_run_item(wildcards, s) for s in SEEDS], sort_keys=True)
+
+
+def cell_teacher_checkpoints(wildcards):
+    reqs = config["methods"][wildcards.method].get("requires") or {}
+    return [
+        f"{run_dir(config, wildcards.dataset, wildcards.track, wildcards.dimension, t, s)}/model.pt"
+        for t in reqs.values()
+        for s in SEEDS
+    ]
 
 
 def table_names():

@@ -1,29 +1,60 @@
-# One training run: dataset x track x dimension x method x seed. A student's inputs are the
+# Training runs: dataset x track x dimension x method x seed. A student's inputs are the
 # checkpoints of the runs its method requires (teacher, teacher assistants), so the DAG follows.
+#
+# seeds_per_job: all (default) trains every seed of one cell in one process, one output per seed:
+# the fixed cost of a job (interpreter, torch/timm imports, data loading) is paid once per cell.
+# seeds_per_job: 1 makes one job per seed (more parallelism for few cells).
 
+if config.get("seeds_per_job", "all") == "all":
 
-rule train:
-    input:
-        prepared=lambda w: prepared_dir(config, w.dataset),
-        teachers=teacher_checkpoints,
-    output:
-        metrics=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/metrics.json",
-        model=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/model.pt",
-        history=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/history.csv",
-        features=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/features.npz",
-    params:
-        py=PY,
-        spec=spec_json,
-        outdir=lambda w, output: str(Path(output.metrics).parent),
-    benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.tsv"
-    log:
-        f"{R}/logs/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.log",
-    threads: config["threads"]
-    resources:
-        mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
-        runtime=lambda w: config["methods"][w.method].get("resources", {}).get("runtime", 60),
-    conda:
-        "../../envs/cpu.yaml"
-    shell:
-        "{params.py} -m cmkd train --spec {params.spec:q} --out {params.outdir} > {log} 2>&1"
+    rule train:
+        input:
+            prepared=lambda w: prepared_dir(config, w.dataset),
+            teachers=cell_teacher_checkpoints,
+        output:
+            metrics=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/metrics.json" for s in SEEDS],
+            model=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/model.pt" for s in SEEDS],
+            history=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/history.csv" for s in SEEDS],
+            features=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/features.npz" for s in SEEDS],
+        params:
+            py=PY,
+            specs=cell_specs_json,
+        benchmark:
+            f"{R}/benchmarks/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}.tsv"
+        log:
+            f"{R}/logs/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}.log",
+        threads: config["threads"]
+        resources:
+            mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
+            runtime=lambda w: len(SEEDS) * config["methods"][w.method].get("resources", {}).get("runtime", 60),
+        conda:
+            "../../envs/cpu.yaml"
+        shell:
+            "{params.py} -m cmkd train --specs {params.specs:q} > {log} 2>&1"
+
+else:
+
+    rule train:
+        input:
+            prepared=lambda w: prepared_dir(config, w.dataset),
+            teachers=teacher_checkpoints,
+        output:
+            metrics=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/metrics.json",
+            model=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/model.pt",
+            history=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/history.csv",
+            features=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/features.npz",
+        params:
+            py=PY,
+            specs=seed_specs_json,
+        benchmark:
+            f"{R}/benchmarks/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.tsv"
+        log:
+            f"{R}/logs/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.log",
+        threads: config["threads"]
+        resources:
+            mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
+            runtime=lambda w: config["methods"][w.method].get("resources", {}).get("runtime", 60),
+        conda:
+            "../../envs/cpu.yaml"
+        shell:
+            "{params.py} -m cmkd train --specs {params.specs:q} > {log} 2>&1"

@@ -25,9 +25,8 @@ training loop calls with the data parts and the optimiser (the heads are added t
 """
 from __future__ import annotations
 
-import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from cmkd import losses
 from cmkd.errors import ConfigError
@@ -61,7 +60,10 @@ class CRD(ZooMethod):
             v = p[key]
             if not (v is None and key == "teacher_feature") and (not isinstance(v, str) or not v):
                 raise ConfigError(f"{where(self.name, key)}: must be a feature name, got {v!r}")
-        self.embed_s = self.embed_t = self.memory = None
+
+    def __init__(self, student, teachers, params, task, n_classes):
+        super().__init__(student, teachers, params, task, n_classes)
+        self.embed_s = self.embed_t = self.memory = None  # built in configure()
 
     def _pair(self, s_out, t_out):
         p = self.params

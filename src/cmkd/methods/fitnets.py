@@ -49,6 +49,10 @@ class FitNets(ZooMethod):
     name = "fitnets"
     defaults = {**ZooMethod.common_defaults, "beta": 100.0, "feature": "hint", "teacher_feature": None}
 
+    def __init__(self, student, teachers, params, task, n_classes):
+        super().__init__(student, teachers, params, task, n_classes)
+        self.regressor = None  # built in configure() from the real feature shapes
+
     def _check_params(self) -> None:
         super()._check_params()
         p = self.params
@@ -56,7 +60,6 @@ class FitNets(ZooMethod):
         tf = p["teacher_feature"]
         if tf is not None and (not isinstance(tf, str) or not tf):
             raise ConfigError(f"{where(self.name, 'teacher_feature')}: must be a feature name or null, got {tf!r}")
-        self.regressor = None
 
     @property
     def _teacher_key(self) -> str:

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import torch
@@ -191,7 +192,7 @@ class MKDStudent(Method):
     teachers_trainable = True
     defaults = {
         "lambda1": 1.0, "lambda2": 1.0, "lambda3": 1.0, "temperature": 1.0,
-        "feedback": True, "feedback_every": 10, "feedback_steps": 1, "teacher_lr": 1.0e-4,
+        "feedback": True, "feedback_every": 5, "feedback_steps": 1, "teacher_lr": 1.0e-4,
         "lambda_t": 1.0, "temp_lr": None, "feedback_fraction": 0.5, "hetero_source": "student",
     }
 
@@ -255,6 +256,10 @@ class MKDStudent(Method):
         val = parts["val"]
         self._fb_part = subset(val, fb)
         parts["val"] = subset(val, sel)  # model selection on trials the feedback never sees
+        groups = trial_groups(val)
+        print(f"[mkd_student] validation part split by trial: feedback half {len(np.unique(groups[fb]))} trials / "
+              f"{len(fb)} segments (teacher updates), selection half {len(np.unique(groups[sel]))} trials / {len(sel)} "
+              "segments (model selection)", file=sys.stderr, flush=True)
         self._teacher_opt = torch.optim.Adam([p for p in self.teacher.parameters() if p.requires_grad],
                                              lr=self.params["teacher_lr"])
         self._fb_gen = torch.Generator().manual_seed(int(torch.initial_seed()) + 1)

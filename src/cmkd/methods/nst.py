@@ -22,6 +22,8 @@ No learned parameters.
 """
 from __future__ import annotations
 
+import warnings
+
 from cmkd import losses
 from cmkd.errors import ConfigError
 from cmkd.methods.zoo_common import ZooMethod, feature, match_spatial, where
@@ -38,12 +40,24 @@ class NST(ZooMethod):
             if not (v is None and key == "teacher_feature") and (not isinstance(v, str) or not v):
                 raise ConfigError(f"{where(self.name, key)}: must be a feature name, got {v!r}")
 
-    def feature_terms(self, batch, s_out, t_out):
+    def _pair(self, s_out, t_out):
         p = self.params
         s = feature(s_out, p["feature"], where(self.name, "feature"), "student")
         t = feature(t_out, p["teacher_feature"] or p["feature"], where(self.name, "teacher_feature"), "teacher")
-        s, t = match_spatial(s, t)
-        return {"nst": p["beta"] * losses.nst(s, t.detach())}
+        return match_spatial(s, t)
+
+    def configure(self, parts=None, device=None, optimizer=None, **_):
+        """Check the feature names and warn when the common map has a single position (NST is
+        then constant: every normalised channel is +-1). Nothing to build."""
+        s, _t = self._pair(*self.probe(parts, device))
+        if s[0, 0].numel() == 1:
+            warnings.warn(f"nst: the student and teacher maps share a single spatial position "
+                          f"(student map {tuple(s.shape[1:])}); the NST term is constant and transfers "
+                          "nothing. Use larger inputs (e.g. face frames of 64 px or more).", stacklevel=2)
+
+    def feature_terms(self, batch, s_out, t_out):
+        s, t = self._pair(s_out, t_out)
+        return {"nst": self.params["beta"] * losses.nst(s, t.detach())}
 
 
 METHODS = {"nst": NST}

@@ -36,7 +36,8 @@ number of prototypes.
   ``L_head = MSE(y_{t|s}, y_t)``.
 - (U7) ``L = L_task + lambda_proto L_proto + lambda_feat L_feat + lambda_head L_head``, with
   ``L_task`` the student's own cross-entropy (classification) or MSE on [0, 1] targets
-  (regression); all lambdas 1 by default (set one to 0 for an ablation).
+  (regression); all lambdas 1 by default (set one to 0 for an ablation). ``uncertainty: false``
+  sets every ``w_i = 1`` (the ablation without uncertainty-aware weighting).
 
 The teacher must be a :class:`cmkd.models.fusion.MultiModalNet` (it needs ``classify``, its head).
 """
@@ -122,7 +123,7 @@ class UAProto(Method):
 
     roles = ("teacher",)
     defaults = {"lambda_proto": 1.0, "lambda_feat": 1.0, "lambda_head": 1.0, "tau": 0.1, "tau_u": 0.5,
-                "temperature": 4.0, "n_bins": 2}
+                "temperature": 4.0, "n_bins": 2, "uncertainty": True}
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -131,6 +132,8 @@ class UAProto(Method):
             p[key] = _number(p[key], w + key, lo=0.0)
         for key in ("tau", "tau_u", "temperature"):
             p[key] = _number(p[key], w + key, lo=0.0, lo_open=True)
+        if not isinstance(p["uncertainty"], bool):
+            raise ConfigError(f"{w}uncertainty: must be true or false, got {p['uncertainty']!r}")
         nb = p["n_bins"]
         if isinstance(nb, bool) or not isinstance(nb, int) or nb < 2:
             raise ConfigError(f"{w}n_bins: must be an integer >= 2, got {nb!r}")
@@ -190,7 +193,7 @@ class UAProto(Method):
 
         cos_t = cosine_to_prototypes(z_t, self.prototypes)
         u, _ = evidential_uncertainty(cos_t, p["tau_u"])
-        w = (1.0 - u).detach()
+        w = (1.0 - u).detach() if p["uncertainty"] else torch.ones_like(u)
         if p["lambda_proto"] > 0:
             cos_s = cosine_to_prototypes(g, self.prototypes)
             kl = prototype_alignment(cos_s / p["tau"], cos_t / p["tau"])

@@ -1,0 +1,196 @@
+# Figures of the report (cmkd.plots), each as PNG (in the report) and SVG (beside it):
+# feature maps (t-SNE and UMAP, one job for every cell: UMAP's numba compilation is paid once),
+# learning curves per cell, published vs reproduced, critical difference diagrams per track and
+# metric, and one bar plot per results table.
+
+FIG = f"{R}/summary/figures"
+# every dataset x track x dimension cell of the grid
+PLOT_CELLS = sorted({c[:3] for c in CELLS})
+# methods in the order the experiments list them (teacher, no-KD student, distilled students ...)
+PLOT_ORDER = json.dumps(list(dict.fromkeys(c[3] for c in CELLS)))
+# methods trained on the leaky segment-level split: left out of feature maps and rankings
+# (their test part is not the trial-level one; they belong to the leakage table only)
+PLOT_LEAKY = sorted(m for m, v in config["methods"].items() if (v.get("split") or {}).get("kind") == "leaky")
+PLOT_KINDS = ["tsne", "umap"]
+# metrics ranked in the CD diagrams: accuracy for classification dimensions, RMSE for regression
+PLOT_CD_METRICS = sorted(
+    {
+        "rmse" if config["dimensions"][c[2]].get("task", "classification") == "regression" else "accuracy"
+        for c in PLOT_CELLS
+    }
+)
+PLOT_TRACKS = sorted({c[1] for c in PLOT_CELLS})
+PLOT_TARGETS = (
+    [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS]
+    + [f"{FIG}/{ds}/{tr}/{dim}/curves.png" for ds, tr, dim in PLOT_CELLS]
+    + [f"{FIG}/published_vs_reproduced.png"]
+    + [f"{FIG}/cd/{tr}/{m}.png" for tr in PLOT_TRACKS for m in PLOT_CD_METRICS]
+    + [f"{FIG}/tables/{n}.png" for n in table_names()]
+)
+
+
+rule feature_maps:
+    input:
+        runs=f"{R}/summary/runs.csv",
+        features=[
+            f"{run_dir(config, ds, tr, dim, m, s)}/features.npz"
+            for ds, tr, dim, m in CELLS
+            if m not in PLOT_LEAKY
+            for s in SEEDS
+        ],
+    output:
+        [
+            report(
+                f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png",
+                caption="../../report/features.rst",
+                category="Feature maps",
+                subcategory=tr,
+                labels={"dataset": ds, "dimension": dim, "projection": {"tsne": "t-SNE", "umap": "UMAP"}[k]},
+            )
+            for ds, tr, dim in PLOT_CELLS
+            for k in PLOT_KINDS
+        ],
+        [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.svg" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS],
+    params:
+        py=PY,
+        out_dir=FIG,
+        kinds=" ".join(PLOT_KINDS),
+        order=PLOT_ORDER,
+        exclude=json.dumps(PLOT_LEAKY),
+        class_names=json.dumps(
+            {
+                d: ["low", "high"]
+                for d, v in config["dimensions"].items()
+                if v.get("task", "classification") == "classification" and "threshold" in v
+            }
+        ),
+    log:
+        f"{R}/logs/plots/feature_maps.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd plots features --runs {input.runs} --out-dir {params.out_dir} --kinds {params.kinds} "
+        "--order {params.order:q} --exclude {params.exclude:q} --class-names {params.class_names:q} > {log} 2>&1"
+
+
+rule learning_curves:
+    input:
+        lambda w: [
+            f"{run_dir(config, ds, tr, dim, m, s)}/history.csv"
+            for ds, tr, dim, m in CELLS
+            if (ds, tr, dim) == (w.dataset, w.track, w.dimension)
+            for s in SEEDS
+        ],
+    output:
+        png=report(
+            f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/curves.png",
+            caption="../../report/curves.rst",
+            category="Learning curves",
+            subcategory="{track}",
+            labels={"dataset": "{dataset}", "dimension": "{dimension}"},
+        ),
+        svg=f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/curves.svg",
+    params:
+        py=PY,
+        order=PLOT_ORDER,
+        title=lambda w: f"{w.dataset} / {w.track} / {w.dimension}",
+    log:
+        f"{R}/logs/plots/curves/{{dataset}}/{{track}}/{{dimension}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd plots curves {input} --out-png {output.png} --out-svg {output.svg} "
+        "--order {params.order:q} --title {params.title:q} > {log} 2>&1"
+
+
+rule published_vs_reproduced:
+    input:
+        [f"{R}/summary/tables/{n}.csv" for n in table_names()],
+    output:
+        png=report(
+            f"{FIG}/published_vs_reproduced.png",
+            caption="../../report/published_vs_reproduced.rst",
+            category="Published vs reproduced",
+            labels={"figure": "scatter of every cell with a published number"},
+        ),
+        svg=f"{FIG}/published_vs_reproduced.svg",
+    params:
+        py=PY,
+    log:
+        f"{R}/logs/plots/published_vs_reproduced.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd plots scatter {input} --out-png {output.png} --out-svg {output.svg} > {log} 2>&1"
+
+
+rule cd_diagram:
+    input:
+        runs=f"{R}/summary/runs.csv",
+    output:
+        png=report(
+            f"{FIG}/cd/{{track}}/{{metric}}.png",
+            caption="../../report/cd.rst",
+            category="Statistics",
+            subcategory="Critical difference",
+            labels={"track": "{track}", "metric": "{metric}"},
+        ),
+        svg=f"{FIG}/cd/{{track}}/{{metric}}.svg",
+        json=f"{FIG}/cd/{{track}}/{{metric}}.json",
+    wildcard_constraints:
+        metric="accuracy|f1|rmse",
+    params:
+        py=PY,
+        exclude=json.dumps(PLOT_LEAKY),
+    log:
+        f"{R}/logs/plots/cd/{{track}}/{{metric}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd plots cd --runs {input.runs} --track {wildcards.track:q} --metric {wildcards.metric} "
+        "--exclude {params.exclude:q} --out-png {output.png} --out-svg {output.svg} --out-json {output.json} "
+        "> {log} 2>&1"
+
+
+rule table_bars:
+    input:
+        table=f"{R}/summary/tables/{{table}}.csv",
+        runs=f"{R}/summary/runs.csv",
+    output:
+        png=report(
+            f"{FIG}/tables/{{table}}.png",
+            caption="../../report/bars.rst",
+            category="Tables",
+            subcategory="Bar plots",
+            labels={"table": "{table}"},
+        ),
+        svg=f"{FIG}/tables/{{table}}.svg",
+    wildcard_constraints:
+        table=r"[A-Za-z0-9_\-]+",
+    params:
+        py=PY,
+        track=lambda w: next((t.get("track", "") for t in config.get("tables", []) if t["name"] == w.table), ""),
+        title=lambda w: next((t.get("title", w.table) for t in config.get("tables", []) if t["name"] == w.table), w.table),
+    log:
+        f"{R}/logs/plots/bars/{{table}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd plots bars --table {input.table} --runs {input.runs} --track {params.track:q} "
+        "--title {params.title:q} --out-png {output.png} --out-svg {output.svg} > {log} 2>&1"

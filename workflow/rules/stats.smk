@@ -1,0 +1,36 @@
+# Paired tests per dataset x track x dimension cell (cmkd.stats): runs.csv -> stats.csv.
+# References per track: config tracks.<track>.references (default [baseline]); the Nadeau-Bengio
+# correction uses the test/train fractions of the config's split ratios.
+
+
+rule stats:
+    input:
+        runs=f"{R}/summary/runs.csv",
+    output:
+        report(
+            f"{R}/summary/stats.csv",
+            caption="../../report/stats.rst",
+            category="Statistics",
+            subcategory="Paired tests",
+            labels={"file": "stats.csv"},
+        ),
+    params:
+        py=PY,
+        references=json.dumps(
+            {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
+            sort_keys=True,
+        ),
+        test_fraction=config["split"].get("ratios", [0.8, 0.1, 0.1])[2]
+        / sum(config["split"].get("ratios", [0.8, 0.1, 0.1])),
+        train_fraction=config["split"].get("ratios", [0.8, 0.1, 0.1])[0]
+        / sum(config["split"].get("ratios", [0.8, 0.1, 0.1])),
+    log:
+        f"{R}/logs/stats.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd stats --runs {input.runs} --out {output} --references {params.references:q} "
+        "--test-fraction {params.test_fraction} --train-fraction {params.train_fraction} > {log} 2>&1"
