@@ -16,9 +16,13 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:
     input:
         all_targets(),
+        f"{R}/summary/stats.csv",
+        PLOT_TARGETS,
     default_target: True

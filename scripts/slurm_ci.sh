@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # CI step for the Slurm profile: bring up a one-node Slurm cluster on localhost, run a small grid
-# through `snakemake --profile slurm` twice (seeds of a cell grouped into one Slurm job, and one
-# Slurm job per run), check every output, count the sbatch submissions, measure the wall time,
-# tear the cluster down. Needs root (Debian 12: installs slurmctld slurmd slurm-client munge when
+# through `snakemake --profile slurm` with a test override (no GPU, the node's partition), check
+# every output, count the sbatch submissions, measure the wall time, tear the cluster down. Needs root (Debian 12: installs slurmctld slurmd slurm-client munge when
 # missing) and the project's .venv (scripts/setup.sh).
 #
 #   bash scripts/slurm_ci.sh
 #
-# Knobs: CMKD_SLURM_CI_SEEDS (default 4), CMKD_SLURM_CI_TIMEOUT (seconds per Snakemake run,
-# default 600), CMKD_SLURM_CI_KEEP=1 keeps the temporary directory (logs) after the run.
-# Prints one summary line:  slurm-ci: OK grouped: N sbatch, T s; ungrouped: N sbatch, T s ...
+# The grid (SEEDS seeds x teacher, kd) runs three ways: "cells" (the config's default
+# seeds_per_job: all, one training job per cell), "grouped" (seeds_per_job: 1, the profile groups
+# the seeds of a cell into one Slurm job), "ungrouped" (seeds_per_job: 1, CMKD_SLURM_GROUPS=0).
+# Knobs: CMKD_SLURM_CI_SEEDS (default 4), CMKD_SLURM_CI_VARIANTS (default "cells grouped
+# ungrouped"), CMKD_SLURM_CI_TIMEOUT (seconds per Snakemake run, default 600),
+# CMKD_SLURM_CI_KEEP=1 keeps the temporary directory (logs) after the run.
+# Prints one summary line:  slurm-ci: OK ... cells: N sbatch (n training), T s; grouped: ...
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,9 +59,12 @@ UP_S=$((SECONDS - t0))
 eval "$(bash "$ROOT/scripts/slurm_local.sh" env)"   # SLURM_CONF, and the srun wrapper first in PATH
 CTLD_LOG=$CMKD_SLURM_DIR/log/slurmctld.log
 
+
 # --- the grid: tiny config of the tests, SEEDS seeds x (teacher, kd), one dimension -----------
 # kd requires the teacher of its seed, so the student cell waits for the teacher cell.
-"$PY" - "$WORK/config.yaml" "$SEEDS" <<'EOF'
+# Two configs: seeds_per_job all (the default: one training job per cell, every seed in one
+# process) and seeds_per_job 1 (one training job per seed).
+"$PY" - "$WORK" "$SEEDS" <<'EOF'
 import sys
 import yaml
 sys.path.insert(0, "tests")
@@ -70,23 +76,26 @@ methods = ["teacher", "kd"]
 cfg["experiments"][0]["methods"] = methods
 # only the tables whose rows this grid fills (the config check refuses tables left empty)
 cfg["tables"] = [t for t in cfg.get("tables", []) if set(t.get("rows") or {}) <= set(methods)]
-with open(sys.argv[1], "w") as f:
-    yaml.safe_dump(cfg, f, sort_keys=False)
+for name, per_job in (("cells", "all"), ("seeds", 1)):
+    cfg["seeds_per_job"] = per_job
+    with open(f"{sys.argv[1]}/config-{name}.yaml", "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
 EOF
-N_TRAIN=$((SEEDS * 2))
+N_RUNS=$((SEEDS * 2))
 
-# run_grid NAME GROUPS: one Snakemake run into $WORK/NAME; sets SUBMITS, TRAIN_SUBMITS, WALL
+# run_grid NAME CONFIG GROUPS: one Snakemake run into $WORK/NAME; sets SUBMITS, TRAIN_SUBMITS, WALL
 run_grid() {
-    local name=$1 groups=$2 dir=$WORK/$1 before ids start rc
+    local name=$1 config=$WORK/config-$2.yaml groups=$3 dir=$WORK/$1 before ids start rc
     mkdir -p "$dir"
     before=$(grep -c _slurm_rpc_submit_batch_job "$CTLD_LOG" || true)
     start=$(date +%s.%N)
     set +e
+    # the test override: this node's partition, no GPU (CMKD_SLURM_*), and profiles/slurm-ci;
     # a hung Snakemake ignores SIGTERM: bound it with SIGINT (it then cancels its Slurm jobs)
     CMKD_SLURM_GPUS=0 CMKD_SLURM_PARTITION=debug CMKD_SLURM_GROUPS=$groups \
         CMKD_SLURM_SEEDS_PER_JOB=$SEEDS OMP_NUM_THREADS=1 \
         timeout -s INT -k 30 "$TIMEOUT" "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci \
-        -s "$ROOT/Snakefile" --directory "$dir" --configfile "$WORK/config.yaml" --verbose \
+        -s "$ROOT/Snakefile" --directory "$dir" --configfile "$config" --verbose \
         >"$dir/snakemake.log" 2>&1
     rc=$?
     set -e
@@ -121,28 +130,36 @@ if missing or len(rows) != 1 + 2 * seeds:
     sys.exit(f"missing outputs: {missing}; runs.csv rows: {len(rows) - 1}")
 EOF
     CMKD_SLURM_GPUS=0 "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci -s "$ROOT/Snakefile" \
-        --directory "$dir" --configfile "$WORK/config.yaml" -n --rerun-triggers mtime >"$dir/dryrun.log" 2>&1 \
+        --directory "$dir" --configfile "$config" -n --rerun-triggers mtime >"$dir/dryrun.log" 2>&1 \
         || die "$name: dry-run after the run failed"
     grep -q "Nothing to be done" "$dir/dryrun.log" || die "$name: jobs left to run after the run"
-    log "$name: $SUBMITS sbatch ($TRAIN_SUBMITS for $N_TRAIN training runs), ${WALL}s"
+    log "$name: $SUBMITS sbatch ($TRAIN_SUBMITS for the $N_RUNS training runs), ${WALL}s"
     log "$name: Slurm jobs (id|state|name|comment):"
     sed 's/^/    /' "$dir/squeue.txt" >&2
 }
 
-run_grid grouped 1
-G_SUB=$SUBMITS G_TRAIN=$TRAIN_SUBMITS G_WALL=$WALL
-# a grouped training job asks for one run's CPUs and memory and the sum of the runtimes
-grep -E "sbatch call: .*--comment '?rule_cell_" "$WORK/grouped/snakemake.log" | head -1 \
-    | grep -oE -- "(-t [0-9]+|--mem [0-9]+|--cpus-per-task=[0-9]+)" | paste -sd' ' - \
-    | sed 's/^/[slurm_ci] grouped job asks: /' >&2 || true
-grep -qE "sbatch call: .*--comment '?rule_cell_.* -t '?$((SEEDS * 60))'? .*--mem 4000 .*--cpus-per-task=1 " \
-    "$WORK/grouped/snakemake.log" || die "grouped: unexpected resources of a grouped job (see sbatch calls)"
+# check_train_job NAME: the first training submission asks for one run's CPUs and memory and
+# the runtime of all its seeds (SEEDS x 60 min, the default runtime of a run)
+check_train_job() {
+    local call
+    call=$(grep -E "sbatch call: .*--comment '?rule_(cell|train)_" "$WORK/$1/snakemake.log" | head -1)
+    log "$1: a training job asks for: $(grep -oE -- "(-t '?[0-9]+'?|--mem [0-9]+|--cpus-per-task=[0-9]+)" <<<"$call" | paste -sd' ' -)"
+    grep -qE -- " -t '?$((SEEDS * 60))'? .*--mem 4000 .*--cpus-per-task=1( |$)" <<<"$call" \
+        || die "$1: unexpected resources of a training job: $call"
+}
 
-run_grid ungrouped 0
-U_SUB=$SUBMITS U_TRAIN=$TRAIN_SUBMITS U_WALL=$WALL
-
-((G_TRAIN == 2)) || die "grouped: $G_TRAIN training submissions, expected 2 (one per cell)"
-((U_TRAIN == N_TRAIN)) || die "ungrouped: $U_TRAIN training submissions, expected $N_TRAIN"
-echo "slurm-ci: OK ${N_TRAIN} training runs; cluster up in ${UP_S}s;" \
-    "grouped: ${G_SUB} sbatch (${G_TRAIN} training), ${G_WALL}s;" \
-    "ungrouped: ${U_SUB} sbatch (${U_TRAIN} training), ${U_WALL}s"
+SUMMARY=""
+for variant in ${CMKD_SLURM_CI_VARIANTS:-cells grouped ungrouped}; do
+    case $variant in
+        # one job per cell from the workflow (seeds_per_job: all), the profile as it is
+        cells) run_grid cells cells 1; want=2; check_train_job cells ;;
+        # one job per seed, grouped by the profile: the seeds of a cell in one submission
+        grouped) run_grid grouped seeds 1; want=2; check_train_job grouped ;;
+        # one job per seed, one submission each
+        ungrouped) run_grid ungrouped seeds 0; want=$N_RUNS ;;
+        *) die "unknown variant $variant (cells, grouped, ungrouped)" ;;
+    esac
+    ((TRAIN_SUBMITS == want)) || die "$variant: $TRAIN_SUBMITS training submissions, expected $want"
+    SUMMARY+=" $variant: ${SUBMITS} sbatch (${TRAIN_SUBMITS} training), ${WALL}s;"
+done
+echo "slurm-ci: OK ${N_RUNS} training runs; cluster up in ${UP_S}s;${SUMMARY%;}"

@@ -23,6 +23,9 @@ def tiny_config(results: str = "results") -> dict:
     }
     cfg["training"].update({"max_epochs": 2, "patience": 1, "batch_size": 16})
     cfg["encoders"]["eeg"].update({"num_T": 4, "num_S": 4})
+    cfg["tables"] = [t for t in cfg["tables"] if t["name"] in ("students", "leakage", "all_methods")]
+    cfg["tables"][0]["rows"] = {"baseline": None, "kd": "kd"}
+    cfg["tables"][1]["rows"] = {"teacher": None}
     cfg["experiments"] = [{"dataset": "synthetic", "track": "face_eeg-to-face", "dimensions": ["arousal"],
                            "methods": ["teacher", "baseline", "kd"]}]
     return cfg

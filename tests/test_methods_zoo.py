@@ -387,6 +387,9 @@ def test_dgkd_keep_masks_reproducible_and_seed_dependent():
     m = _dgkd(p)
     m.configure(seed=7)
     assert _masks(m, 0) == _masks(_dgkd(p), 7)
+    m = _dgkd(p)
+    m.run_seed = 7  # as the training loop sets it
+    assert _masks(m, 0) == _masks(_dgkd(p), 7)
 
 
 def test_dgkd_keep_masks_respect_drop_rate_and_min_keep():

@@ -140,6 +140,7 @@ def test_silhouette_hand_computed():
     assert math.isnan(plots.silhouette(x, np.array([0.1, 0.2, 0.3, 0.4])))  # regression targets
 
 
+@pytest.mark.slow  # numba compiles UMAP on its first fit: ~13 s of CPU
 def test_umap_feature_map(grid, tmp_path):
     """The one UMAP test: tiny data, one method; the first fit in a process pays numba's
     compilation (~13 s of CPU), the second is fast."""

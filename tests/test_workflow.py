@@ -68,6 +68,8 @@ def test_cell_command_reruns_one_cell(tmp_path, snakemake_runner):
 
     cfg = tiny_config()
     cfg["experiments"][0]["methods"] = ["baseline"]
+    cfg["tables"] = [{"name": "unimodal", "track": "face_eeg-to-face", "published": "cdgkd.table1_unimodal_vs_fusion",
+                      "rows": {"baseline": "visual"}}]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     cmd = [sys.executable, "-m", "cmkd", "cell", "synthetic", "face_eeg-to-face", "arousal", "baseline"]
     r1 = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)

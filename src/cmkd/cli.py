@@ -100,6 +100,18 @@ def cmd_bench(a) -> None:
     bench_main(a.results, a.configfile)
 
 
+def cmd_plots(a) -> None:
+    from cmkd.plots import main_plots
+
+    main_plots(a.rest)
+
+
+def cmd_stats(a) -> None:
+    from cmkd.plots import main_stats
+
+    main_stats(a.rest)
+
+
 def cmd_check(a) -> None:
     """Check config.yaml (+ overlays) strictly: every table cell must map to runs in the DAG."""
     from cmkd.cell import _load_config
@@ -161,7 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--configfile", action="append", help="overlay(s) over config.yaml")
     s.set_defaults(func=cmd_check)
 
-    a = p.parse_args(argv)
+    s = sub.add_parser("plots", add_help=False, help="figures: features | curves | scatter | cd | bars (`plots -h`)")
+    s.set_defaults(func=cmd_plots)
+    s = sub.add_parser("stats", add_help=False, help="runs.csv -> stats.csv: paired tests per cell (`stats -h`)")
+    s.set_defaults(func=cmd_stats)
+
+    a, rest = p.parse_known_args(argv)
+    if a.command in ("plots", "stats"):
+        a.rest = rest
+    elif rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         a.func(a)
     except CmkdError as e:

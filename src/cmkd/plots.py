@@ -158,8 +158,8 @@ def project(x: np.ndarray, kind: str = "tsne", seed: int = 0) -> np.ndarray:
     """2-D map of the rows of ``x`` (n, D): t-SNE or UMAP with ``random_state=seed``.
 
     Features are standardised per dimension first (constant dimensions left at zero).
-    t-SNE: PCA initialisation, perplexity ``min(30, (n - 1) / 3)`` (with the PCA start and the
-    exact gradient of Barnes-Hut, the map does not depend on ``seed``); UMAP: ``n_neighbors =
+    t-SNE: PCA initialisation, perplexity ``min(30, (n - 1) / 3)`` (the PCA start and the
+    Barnes-Hut optimisation involve no random draw, so the map does not depend on ``seed``); UMAP: ``n_neighbors =
     min(15, n - 1)``, spectral initialisation (random for fewer than 10 points), ``random_state``
     fixed (single-threaded). Deterministic for fixed inputs and seed. Fewer than 3 points, or ``D < 2``, raise :class:`DataError`.
     """

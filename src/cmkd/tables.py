@@ -124,13 +124,15 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
         sel = sel[sel["dataset"].isin(table["datasets"])]
     rows = table.get("rows") or {m: None for m in sorted(sel["method"].unique())}
     records = []
-    for (ds, dim), g in sel.groupby(["dataset", "dimension"], sort=True):
+    for (ds, tr, dim), g in sel.groupby(["dataset", "track", "dimension"], sort=True):
         if table.get("dimensions") and dim not in table["dimensions"]:
             continue
         dinfo = datasets.get(ds, {})
         pub_ds = dinfo.get("published_as", ds)
         for method, key in rows.items():
             r = g[g["method"] == method]
+            if not len(r) and "track" not in table:
+                continue  # a table across tracks lists each track's own methods
             mean = float(r[f"{metric}_mean"].iloc[0]) if len(r) else math.nan
             std = float(r[f"{metric}_std"].iloc[0]) if len(r) else math.nan
             n = int(r["n"].iloc[0]) if len(r) else 0
@@ -139,7 +141,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             pub_dim = (table.get("dimension_keys") or {}).get(dim, dim)
             pub = published_value(published, table.get("published"), pub_ds, key, pub_dim, metric)
             records.append({
-                "dataset": ds, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
+                "dataset": ds, "track": tr, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
                 "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,
                 "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else "")
                 + (f" [{n_stale} stale: older code]" if n_stale else ""),
@@ -153,7 +155,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
 
 def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
     lines = [f"# {title}", "", note, ""]
-    cols = ["dataset", "dimension", "label", "reproduced", "published", "diff", "n"]
+    cols = ["dataset", "track", "dimension", "label", "reproduced", "published", "diff", "n"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for _, r in df.iterrows():
@@ -194,7 +196,7 @@ document.querySelectorAll('table.sortable th').forEach(function(th, i){
 
 
 def to_html(df: pd.DataFrame, title: str, note: str) -> str:
-    cols = [("dataset", "Dataset"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
+    cols = [("dataset", "Dataset"), ("track", "Track"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
             ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
            "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
@@ -228,8 +230,11 @@ def to_html(df: pd.DataFrame, title: str, note: str) -> str:
 def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     syn = bool(len(df) and df["synthetic"].any())
     parts = [table.get("caption", "")]
-    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; split {protocol.get('split', '?')}; "
-                 f"seeds {protocol.get('seeds', '?')}; model selection on validation, test evaluated once.")
+    sp = protocol.get("split", {}) or {}
+    ratios = ":".join(f"{r * 10:g}" for r in sp.get("ratios", (0.8, 0.1, 0.1)))
+    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; {sp.get('kind', 'trial')}-level "
+                 f"split {ratios} unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
+                 "validation, test evaluated once.")
     if syn:
         parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
                      "and are shown as a reference only; they are not comparable to the reproduced values.")

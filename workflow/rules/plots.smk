@@ -53,7 +53,7 @@ rule feature_maps:
         [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.svg" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS],
     params:
         py=PY,
-        out_dir=FIG,
+        out_dir=lambda w, output: str(Path(output[0]).parents[3]),
         kinds=" ".join(PLOT_KINDS),
         order=PLOT_ORDER,
         exclude=json.dumps(PLOT_LEAKY),
@@ -141,7 +141,7 @@ rule cd_diagram:
         png=report(
             f"{FIG}/cd/{{track}}/{{metric}}.png",
             caption="../../report/cd.rst",
-            category="Statistics",
+            category="Statistical tests",
             subcategory="Critical difference",
             labels={"track": "{track}", "metric": "{metric}"},
         ),
@@ -192,5 +192,5 @@ rule table_bars:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.py} -m cmkd plots bars --table {input.table} --runs {input.runs} --track {params.track:q} "
+        "{params.py} -m cmkd plots bars --table {input.table} --runs {input.runs} --track={params.track:q} "
         "--title {params.title:q} --out-png {output.png} --out-svg {output.svg} > {log} 2>&1"

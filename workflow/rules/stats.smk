@@ -10,7 +10,7 @@ rule stats:
         report(
             f"{R}/summary/stats.csv",
             caption="../../report/stats.rst",
-            category="Statistics",
+            category="Statistical tests",
             subcategory="Paired tests",
             labels={"file": "stats.csv"},
         ),

@@ -20,12 +20,13 @@ are restored until ``min_keep`` are kept (documented choice: the student always 
 ``drop_rate: 0`` is dense guidance without drop.
 
 The flags come from a private :class:`torch.Generator`, reseeded at each epoch from the run seed
-and the epoch number. The training loop passes the seed-fixed batch-order generator to
-:meth:`on_epoch_start`; we read its ``initial_seed()`` (the run seed), which does not advance
-it, so the batch order is the same as every other method's for the same seed. The flags are
-therefore reproducible for a seed and differ across seeds. (A ``seed`` passed to
-:meth:`configure` takes precedence.) For regression the distillation term is the MSE between the
-student's and each kept guide's output.
+and the epoch number, so they are reproducible for a seed and differ across seeds. The run seed
+is, in order of precedence: a ``seed`` passed to :meth:`configure`; ``self.run_seed`` (set by the
+training loop); else the ``initial_seed()`` of the batch-order generator the loop passes to
+:meth:`on_epoch_start` (the run seed too; reading it does not advance that generator, so the
+batch order stays the same as every other method's for the same seed). Nothing is drawn from the
+global RNG, so dropout and initialisation are unaffected by the number of guides. For regression
+the distillation term is the MSE between the student's and each kept guide's output.
 
 Params: ``alpha`` (0.5), ``temperature`` (4), ``drop_rate`` (0.5, in [0, 1]), ``min_keep``
 (1, at most the number of guides).
@@ -78,8 +79,11 @@ class DGKD(Method):
             self._gen.manual_seed(self._seed)
 
     def on_epoch_start(self, epoch, generator):
-        if not self._seed_from_configure and generator is not None:
-            self._seed = int(generator.initial_seed())
+        if not self._seed_from_configure:
+            if getattr(self, "run_seed", None) is not None:
+                self._seed = int(self.run_seed)
+            elif generator is not None:
+                self._seed = int(generator.initial_seed())
         self._gen.manual_seed((self._seed * _SEED_MIX + int(epoch)) % (2**63))
 
     def draw_keep(self) -> list[bool]:
