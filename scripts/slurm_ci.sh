@@ -11,7 +11,8 @@
 # the seeds of a cell into one Slurm job), "ungrouped" (seeds_per_job: 1, CMKD_SLURM_GROUPS=0).
 # Knobs: CMKD_SLURM_CI_SEEDS (default 4), CMKD_SLURM_CI_VARIANTS (default "cells grouped
 # ungrouped"), CMKD_SLURM_CI_TIMEOUT (seconds per Snakemake run, default 600),
-# CMKD_SLURM_CI_KEEP=1 keeps the temporary directory (logs) after the run.
+# CMKD_SLURM_CI_TARGETS (default: runs.csv and the tables), CMKD_SLURM_CI_KEEP=1 keeps the
+# temporary directory (logs) after the run.
 # Prints one summary line:  slurm-ci: OK ... cells: N sbatch (n training), T s; grouped: ...
 set -euo pipefail
 
@@ -21,6 +22,9 @@ PY=$ROOT/.venv/bin/python
 SNAKEMAKE=$ROOT/.venv/bin/snakemake
 SEEDS=${CMKD_SLURM_CI_SEEDS:-4}
 TIMEOUT=${CMKD_SLURM_CI_TIMEOUT:-600}
+# what each run builds: the training runs, the aggregation and the tables (the plots and
+# statistics rules are the workflow tests' business; CMKD_SLURM_CI_TARGETS=all runs everything)
+read -r -a TARGETS <<<"${CMKD_SLURM_CI_TARGETS:-results/summary/runs.csv results/summary/tables/summary.csv}"
 
 log() { echo "[slurm_ci] $*" >&2; }
 die() { log "FAILED: $*"; echo "slurm-ci: FAILED $*"; exit 1; }
@@ -95,7 +99,7 @@ run_grid() {
     CMKD_SLURM_GPUS=0 CMKD_SLURM_PARTITION=debug CMKD_SLURM_GROUPS=$groups \
         CMKD_SLURM_SEEDS_PER_JOB=$SEEDS OMP_NUM_THREADS=1 \
         timeout -s INT -k 30 "$TIMEOUT" "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci \
-        -s "$ROOT/Snakefile" --directory "$dir" --configfile "$config" --verbose \
+        -s "$ROOT/Snakefile" --directory "$dir" --configfile "$config" --verbose "${TARGETS[@]}" \
         >"$dir/snakemake.log" 2>&1
     rc=$?
     set -e
@@ -130,7 +134,7 @@ if missing or len(rows) != 1 + 2 * seeds:
     sys.exit(f"missing outputs: {missing}; runs.csv rows: {len(rows) - 1}")
 EOF
     CMKD_SLURM_GPUS=0 "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci -s "$ROOT/Snakefile" \
-        --directory "$dir" --configfile "$config" -n --rerun-triggers mtime >"$dir/dryrun.log" 2>&1 \
+        --directory "$dir" --configfile "$config" -n --rerun-triggers mtime "${TARGETS[@]}" >"$dir/dryrun.log" 2>&1 \
         || die "$name: dry-run after the run failed"
     grep -q "Nothing to be done" "$dir/dryrun.log" || die "$name: jobs left to run after the run"
     log "$name: $SUBMITS sbatch ($TRAIN_SUBMITS for the $N_RUNS training runs), ${WALL}s"

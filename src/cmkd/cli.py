@@ -85,7 +85,7 @@ def cmd_aggregate(a) -> None:
 def cmd_tables(a) -> None:
     from cmkd.tables import write_tables
 
-    write_tables(a.runs, _json_arg(a.spec), a.out_dir)
+    write_tables(a.runs, _json_arg(a.spec), a.out_dir, stats_csv=a.stats)
 
 
 def cmd_cell(a) -> None:
@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--runs", required=True)
     s.add_argument("--spec", required=True, help="tables spec as JSON or @file")
     s.add_argument("--out-dir", required=True)
+    s.add_argument("--stats", help="stats.csv for the significance marks")
     s.set_defaults(func=cmd_tables)
 
     s = sub.add_parser("cell", help="re-run one table cell (all seeds) and compare with published and previous values")

@@ -116,9 +116,13 @@ def published_value(published: dict, path: str | None, dataset_key: str, row_key
     return None
 
 
-def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict) -> pd.DataFrame:
-    """One configured table: rows = methods; per dataset × dimension the reproduced and published values."""
+def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict,
+                marks: dict | None = None, references: dict | None = None) -> pd.DataFrame:
+    """One configured table: rows = methods; per dataset × dimension the reproduced and published values,
+    and a significance mark against the track's first reference method (Holm-corrected, corrected t-test)."""
     metric = table.get("metric", "accuracy")
+    marks = marks or {}
+    references = references or {}
     sel = summary[summary["track"] == table["track"]] if "track" in table else summary
     if table.get("datasets"):
         sel = sel[sel["dataset"].isin(table["datasets"])]
@@ -138,6 +142,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             n = int(r["n"].iloc[0]) if len(r) else 0
             n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
             n_stale = int(r["n_stale"].iloc[0]) if len(r) else 0
+            ref = table.get("reference") or (references.get(tr) or ["baseline"])[0]
             pub_dim = (table.get("dimension_keys") or {}).get(dim, dim)
             pub = published_value(published, table.get("published"), pub_ds, key, pub_dim, metric)
             records.append({
@@ -146,6 +151,8 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
                 "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else "")
                 + (f" [{n_stale} stale: older code]" if n_stale else ""),
                 "n_stale": n_stale,
+                "sig": "" if method == ref else marks.get((ds, tr, dim, metric, method, ref), ""),
+                "reference": ref,
                 "published": pub, "published_source": f"{table.get('published')} [{pub_ds}]" if pub is not None else "",
                 "diff": (mean - pub) if (pub is not None and not math.isnan(mean)) else math.nan,
                 "synthetic": bool(dinfo.get("synthetic", False)),
@@ -155,7 +162,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
 
 def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
     lines = [f"# {title}", "", note, ""]
-    cols = ["dataset", "track", "dimension", "label", "reproduced", "published", "diff", "n"]
+    cols = ["dataset", "track", "dimension", "label", "reproduced", "sig", "published", "diff", "n"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for _, r in df.iterrows():
@@ -178,7 +185,7 @@ def to_latex(df: pd.DataFrame, title: str) -> str:
     for _, r in df.iterrows():
         pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else f"{r['published']:.2f}"
         diff = "--" if isinstance(r["diff"], float) and math.isnan(r["diff"]) else f"{r['diff']:+.2f}"
-        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])} & {pub} & {diff} \\\\")
+        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{'$^*$' if r.get('sig') else ''} & {pub} & {diff} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -197,7 +204,8 @@ document.querySelectorAll('table.sortable th').forEach(function(th, i){
 
 def to_html(df: pd.DataFrame, title: str, note: str) -> str:
     cols = [("dataset", "Dataset"), ("track", "Track"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
-            ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
+            ("sig", "Sig. vs reference"), ("reference", "Reference"),
+        ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
            "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
            "th{background:#eee}td.num{text-align:right}.note{color:#555;max-width:60em}</style></head><body>",
@@ -235,16 +243,25 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; {sp.get('kind', 'trial')}-level "
                  f"split {ratios} unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
+    parts.append("* = differs from the reference method (corrected resampled t-test, Holm-adjusted p < 0.05).")
     if syn:
         parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
                      "and are shown as a reference only; they are not comparable to the reproduced values.")
     return " ".join(p for p in parts if p)
 
 
-def write_tables(runs_csv, spec: dict, out_dir) -> list[Path]:
-    """Write ``summary.*`` and one set of files per configured table; return the paths written."""
+def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None) -> list[Path]:
+    """Write ``summary.*`` and one set of files per configured table; return the paths written.
+
+    With ``stats_csv`` (cmkd.stats output) each row carries a significance mark ``*`` against the
+    track's first reference method: Holm-adjusted p < 0.05 of the corrected resampled t-test."""
     out_dir = Path(out_dir)
     runs = pd.read_csv(runs_csv)
+    marks = {}
+    if stats_csv:
+        from cmkd.stats import significance_marks
+
+        marks = significance_marks(pd.read_csv(stats_csv))
     summary = summarise(runs)
     written = []
     io.write_csv(out_dir / "summary.csv", summary)
@@ -252,7 +269,7 @@ def write_tables(runs_csv, spec: dict, out_dir) -> list[Path]:
     published = spec.get("published", {})
     protocol = spec.get("protocol", {})
     for table in spec.get("tables", []):
-        df = build_table(summary, table, published, spec.get("datasets", {}))
+        df = build_table(summary, table, published, spec.get("datasets", {}), marks, spec.get("references", {}))
         title = table.get("title", table["name"])
         note = table_note(df, table, protocol)
         base = out_dir / table["name"]

@@ -103,6 +103,7 @@ def tables_spec():
             "tables": config.get("tables", []),
             "datasets": config["datasets"],
             "protocol": {"split": config["split"], "seeds": config["seeds"]},
+            "references": {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
         },
         sort_keys=True,
     )

@@ -22,6 +22,7 @@ rule aggregate:
 rule tables:
     input:
         runs=f"{R}/summary/runs.csv",
+        stats=f"{R}/summary/stats.csv",
         published=PUBLISHED,
     output:
         [
@@ -44,4 +45,4 @@ rule tables:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.py} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} > {log} 2>&1"
+        "{params.py} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} --stats {input.stats} > {log} 2>&1"

@@ -262,7 +262,7 @@ class MKDStudent(Method):
               "segments (model selection)", file=sys.stderr, flush=True)
         self._teacher_opt = torch.optim.Adam([p for p in self.teacher.parameters() if p.requires_grad],
                                              lr=self.params["teacher_lr"])
-        self._fb_gen = torch.Generator().manual_seed(int(torch.initial_seed()) + 1)
+        self._fb_gen = torch.Generator().manual_seed(int(getattr(self, "run_seed", torch.initial_seed())) + 1)  # feedback batch order
 
     # -- L_S
     def _feature_pairs(self, s_out, t_out):
