@@ -20,6 +20,18 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/plots.smk"
 
 
+localrules:
+    all,
+    aggregate,
+    tables,
+    stats,
+    feature_maps,
+    learning_curves,
+    published_vs_reproduced,
+    cd_diagram,
+    table_bars,
+
+
 rule all:
     input:
         all_targets(),

@@ -14,7 +14,7 @@
 # CMKD_SLURM_CI_TARGETS (default: runs.csv and the tables), CMKD_SLURM_CI_KEEP=1 keeps the
 # temporary directory (logs) after the run.
 # Prints one summary line:  slurm-ci: OK ... cells: N sbatch (n training), T s; grouped: ...
-set -euo pipefail
+set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -55,6 +55,7 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
+trap 'log "FAILED: line $LINENO: $BASH_COMMAND"' ERR   # never fail without saying where
 trap 'exit 130' INT TERM
 
 t0=$SECONDS
@@ -134,7 +135,7 @@ if missing or len(rows) != 1 + 2 * seeds:
     sys.exit(f"missing outputs: {missing}; runs.csv rows: {len(rows) - 1}")
 EOF
     CMKD_SLURM_GPUS=0 "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci -s "$ROOT/Snakefile" \
-        --directory "$dir" --configfile "$config" -n --rerun-triggers mtime "${TARGETS[@]}" >"$dir/dryrun.log" 2>&1 \
+        --directory "$dir" --configfile "$config" -n "${TARGETS[@]}" --rerun-triggers mtime >"$dir/dryrun.log" 2>&1 \
         || die "$name: dry-run after the run failed"
     grep -q "Nothing to be done" "$dir/dryrun.log" || die "$name: jobs left to run after the run"
     log "$name: $SUBMITS sbatch ($TRAIN_SUBMITS for the $N_RUNS training runs), ${WALL}s"
@@ -146,7 +147,7 @@ EOF
 # the runtime of all its seeds (SEEDS x 60 min, the default runtime of a run)
 check_train_job() {
     local call
-    call=$(grep -E "sbatch call: .*--comment '?rule_(cell|train)_" "$WORK/$1/snakemake.log" | head -1)
+    call=$(grep -m1 -E "sbatch call: .*--comment '?rule_(cell|train)_" "$WORK/$1/snakemake.log" | sed -n 1p)
     log "$1: a training job asks for: $(grep -oE -- "(-t '?[0-9]+'?|--mem [0-9]+|--cpus-per-task=[0-9]+)" <<<"$call" | paste -sd' ' -)"
     grep -qE -- " -t '?$((SEEDS * 60))'? .*--mem 4000 .*--cpus-per-task=1( |$)" <<<"$call" \
         || die "$1: unexpected resources of a training job: $call"

@@ -61,13 +61,13 @@ need_tools() {
     id munge >/dev/null 2>&1 || die "no user munge (install the munge package)"
 }
 
-node_state() { SLURM_CONF=$CONF sinfo -h -n localhost -o %t 2>/dev/null | head -1 || true; }
+node_state() { SLURM_CONF=$CONF sinfo -h -n localhost -o %t 2>/dev/null | sed -n 1p || true; }
 
 write_conf() {
     local cpus_line mem ctld_port slurmd_port
     # slurmd -C: "NodeName=x CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=24105"
-    cpus_line=$(slurmd -C | head -1 | tr ' ' '\n' | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')
-    mem=$(slurmd -C | head -1 | tr ' ' '\n' | sed -n 's/^RealMemory=//p')
+    cpus_line=$(slurmd -C | sed -n 1p | tr ' ' '\n' | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')
+    mem=$(slurmd -C | sed -n 1p | tr ' ' '\n' | sed -n 's/^RealMemory=//p')
     mem=$((mem * 9 / 10))   # below the reported memory, or the node is INVAL
     ctld_port=${CMKD_SLURM_CTLD_PORT:-$(free_port)}
     slurmd_port=${CMKD_SLURM_SLURMD_PORT:-$(free_port)}
