@@ -485,3 +485,38 @@ def test_zoo_workflow(tmp_path, snakemake_runner):
             continue
         assert f"train_{m}" in hist(m).columns, m
     assert "train_dgkd" in hist("dgkd").columns and "train_kd" in hist("takd").columns
+
+
+# ----------------------------------------------------------------------------- cached teacher outputs
+@pytest.mark.parametrize("name", ["fitnets", "rkd", "crd"])
+def test_cached_teacher_outputs_match_running_the_teacher(name):
+    """The teacher run once over the training part gives, batch by batch, what running it per
+    batch gives (logits and every feature), and the distillation terms are the same."""
+    m, _, parts, teacher = _method(name)
+    dev = torch.device("cpu")
+    m.train()
+    idx = torch.tensor([5, 0, 17, 3, 9, 22])
+    batch = parts["train"].batch(idx, dev)
+    direct = m.teacher_outputs(batch)["teacher"]
+    terms_direct = m.training_step(batch)[1]
+    assert m.cache_teacher_outputs(parts["train"], dev, batch_size=7, budget_mb=64)
+    cached = m.teacher_outputs(batch)["teacher"]
+    torch.testing.assert_close(cached.logits, direct.logits, rtol=1e-5, atol=1e-6)
+    assert set(cached.features) == set(direct.features)
+    for k in direct.features:
+        torch.testing.assert_close(cached.features[k], direct.features[k], rtol=1e-5, atol=1e-6)
+    terms_cached = m.training_step(batch)[1]
+    for k in terms_direct if name != "crd" else ():  # CRD's step updates its memory bank and draws negatives
+        torch.testing.assert_close(terms_cached[k], terms_direct[k], rtol=1e-4, atol=1e-6)
+    # evaluation mode (no "training part" positions) runs the teacher itself
+    m.eval()
+    assert m.teacher_outputs({k: v for k, v in batch.items() if k != "index"})["teacher"].logits.shape == (6, 2)
+
+
+def test_teacher_cache_respects_budget_and_trainable_teachers():
+    m, _, parts, _ = _method("fitnets")
+    assert not m.cache_teacher_outputs(parts["train"], torch.device("cpu"), 8, budget_mb=1e-4)
+    assert m._teacher_cache is None
+    assert not m.cache_teacher_outputs(parts["train"], torch.device("cpu"), 8, budget_mb=0)
+    m.teachers_trainable = True  # a teacher that learns (MKD feedback) must run every step
+    assert not m.cache_teacher_outputs(parts["train"], torch.device("cpu"), 8, budget_mb=64)

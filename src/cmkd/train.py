@@ -38,6 +38,19 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True)`` without its side import of the compiler
+    stack (torch._dynamo/_inductor: 1.4 s per training job, and nothing here compiles). The
+    public function sets the same C++ flag and then the inductor option; where the private
+    setter is missing, the public function is called."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:
+        torch.use_deterministic_algorithms(True)
+    else:
+        setter(True)
+    assert torch.are_deterministic_algorithms_enabled()
+
+
 def setup_torch(threads: int, seed: int, device: str) -> torch.device:
     torch.set_num_threads(int(threads))
     try:
@@ -53,7 +66,7 @@ def setup_torch(threads: int, seed: int, device: str) -> torch.device:
         raise ConfigError("device: 'cuda' requested but no CUDA device is available")
     dev = torch.device(device)
     if dev.type == "cpu":
-        torch.use_deterministic_algorithms(True)
+        _deterministic_algorithms()
     else:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
@@ -278,6 +291,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     if hasattr(method, "configure"):
         method.configure(parts=parts, device=device, optimizer=opt)
+    cache_mb = float(tr.get("teacher_cache_mb", 1024))
+    if method.cache_teacher_outputs(parts["train"], device, int(tr.get("eval_batch_size", 256)), cache_mb):
+        log(f"{tag} teacher outputs on the training part computed once and cached")
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
