@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 start=$(date +%s)
+.venv/bin/python -m cmkd unlock-stale   # a run killed with SIGKILL leaves its lock behind
 .venv/bin/snakemake --cores "${CORES:-$(nproc)}" --rerun-incomplete "$@"
 .venv/bin/snakemake --report report.html
 end=$(date +%s)

@@ -361,7 +361,7 @@ def _session_xml(spec: dict, bdf_name: str | None) -> str:
     if spec.get("ratings"):
         attrs.update(spec["ratings"])
     a = " ".join(f'{k}="{v}"' for k, v in attrs.items())
-    parts = [f"<?xml version=\"1.0\" encoding=\"utf-8\"?>", f"<session {a}>", f'  <subject id="{spec["subject"]}" />']
+    parts = ["<?xml version=\"1.0\" encoding=\"utf-8\"?>", f"<session {a}>", f'  <subject id="{spec["subject"]}" />']
     if bdf_name:
         parts.append(f'  <track type="Physiological" id="0" filename="{bdf_name}" />')
     parts.append("</session>")

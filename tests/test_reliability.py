@@ -115,7 +115,7 @@ def test_corrupt_array_file_is_named(prepared, tmp_path):
 def test_stale_runs_are_flagged(prepared, tmp_path):
     """Inject: a run whose provenance carries another code hash. Holds: runs.csv flags it stale
     and the summary counts it."""
-    r = run(_spec(prepared, "baseline", 0), tmp_path / "synthetic/face_eeg-to-face/arousal/baseline/seed0")
+    run(_spec(prepared, "baseline", 0), tmp_path / "synthetic/face_eeg-to-face/arousal/baseline/seed0")
     f = tmp_path / "synthetic/face_eeg-to-face/arousal/baseline/seed0/metrics.json"
     runs = aggregate_runs([f], tmp_path / "runs.csv")
     assert not runs["stale"].iloc[0]

@@ -123,6 +123,12 @@ def cmd_check(a) -> None:
     print(f"config OK: {n_cells} cells x {len(cfg['seeds'])} seeds; every table cell maps to runs in the DAG")
 
 
+def cmd_unlock(a) -> None:
+    from cmkd.locks import clear_stale_lock
+
+    print(f"{a.directory}: {clear_stale_lock(a.directory)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m cmkd", description=__doc__)
@@ -173,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("check", help="strict config check (CI): schema-level semantics and table cells -> runs")
     s.add_argument("--configfile", action="append", help="overlay(s) over config.yaml")
     s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("unlock-stale", help="remove the Snakemake lock a killed run left (never a live run's lock)")
+    s.add_argument("--directory", default=".")
+    s.set_defaults(func=cmd_unlock)
 
     s = sub.add_parser("plots", add_help=False, help="figures: features | curves | scatter | cd | bars (`plots -h`)")
     s.set_defaults(func=cmd_plots)

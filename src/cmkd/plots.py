@@ -88,6 +88,19 @@ def _figure(width: float, height: float):
     return fig
 
 
+def _panel_grid(n: int, max_cols: int, panel_w: float, panel_h: float, pad_w: float = 0.0, pad_h: float = 0.0):
+    """A figure with ``n`` panels on a grid at most ``max_cols`` wide: ``(fig, axes)``, ``axes``
+    flat; the cells beyond ``n`` are switched off. Call inside :func:`_style`."""
+    n = max(1, n)
+    ncols = min(n, max_cols)
+    nrows = math.ceil(n / ncols)
+    fig = _figure(panel_w * ncols + pad_w, panel_h * nrows + pad_h)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes
+
+
 def save_figure(fig, out_png: str | os.PathLike, out_svg: str | os.PathLike | None = None,
                 dpi: int = 150) -> None:
     """Write ``fig`` as PNG (and SVG), each atomically, without time stamps."""
@@ -239,13 +252,9 @@ def feature_maps(
         raise ConfigError(f"plots.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
     methods = _ordered(run_dirs_by_method, method_order)
     coords: dict[str, np.ndarray] = {}
-    n = max(1, len(methods))
-    ncols = min(n, 4)
-    nrows = math.ceil(n / ncols)
     label = {"tsne": "t-SNE", "umap": "UMAP"}[kind]
     with _style():
-        fig = _figure(3.4 * ncols + 0.6, 3.3 * nrows + 0.7)
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        fig, axes = _panel_grid(len(methods), 4, 3.4, 3.3, 0.6, 0.7)
         handles = None
         cont = None
         for ax, method in zip(axes, methods):
@@ -287,8 +296,6 @@ def feature_maps(
             ax.set_yticks([])
             ax.set_xlabel(f"{label} 1", fontsize=8)
             ax.set_ylabel(f"{label} 2", fontsize=8)
-        for ax in axes[len(methods):]:
-            ax.set_axis_off()
         if not methods:
             _message(axes[0], "no runs to draw")
         if handles is not None and handles[0]:
@@ -352,12 +359,8 @@ def learning_curves(
     hist = {m: [read_history(p) for p in histories_by_method[m]] for m in methods}
     panels = _curve_panels([h for hs in hist.values() for h in hs])
     colours = dict(zip(methods, _palette(len(methods))))
-    n = max(1, len(panels))
-    ncols = min(n, 3)
-    nrows = math.ceil(n / ncols)
     with _style():
-        fig = _figure(4.0 * ncols + 0.4, 3.0 * nrows + 0.9)
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        fig, axes = _panel_grid(len(panels), 3, 4.0, 3.0, 0.4, 0.9)
         for ax, col in zip(axes, panels):
             for m in methods:
                 runs = [h[["epoch", col]].dropna() for h in hist[m] if col in h.columns]
@@ -375,8 +378,6 @@ def learning_curves(
             from matplotlib.ticker import MaxNLocator
 
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        for ax in axes[len(panels):]:
-            ax.set_axis_off()
         if not panels:
             _message(axes[0], "no history to draw")
         handles = [(colours[m], m) for m in methods]
@@ -611,10 +612,8 @@ def table_bars(
     df = pd.DataFrame(bars)
     facets = list(dict.fromkeys(zip(df["dataset"], df["dimension"]))) if len(df) else []
     with _style():
-        n = max(1, len(facets))
         nrows_bars = max([int(((df["dataset"] == d) & (df["dimension"] == x)).sum()) for d, x in facets] or [1])
-        fig = _figure(max(3.8, 0.9 * nrows_bars + 1.5) * min(n, 3), 4.2 * math.ceil(n / 3))
-        axes = fig.subplots(math.ceil(n / 3), min(n, 3), squeeze=False).ravel()
+        fig, axes = _panel_grid(len(facets), 3, max(3.8, 0.9 * nrows_bars + 1.5), 4.2)
         if not facets:
             _message(axes[0], "empty table")
         legend: dict = {}
@@ -648,8 +647,6 @@ def table_bars(
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(lab, h)
             sns.despine(ax=ax)
-        for ax in axes[len(facets):]:
-            ax.set_axis_off()
         if legend:
             fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend), fontsize=8)
         fig.suptitle((title or Path(table_csv).stem) + "\nbars: mean over seeds; whiskers: 95 % CI of the mean (t)",

@@ -29,7 +29,7 @@ from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.errors import ConfigError, DataError, DivergenceError
-from cmkd.methods import REGISTRY, method_class
+from cmkd.methods import method_class
 
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 
@@ -291,9 +291,6 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     if hasattr(method, "configure"):
         method.configure(parts=parts, device=device, optimizer=opt)
-    cache_mb = float(tr.get("teacher_cache_mb", 1024))
-    if method.cache_teacher_outputs(parts["train"], device, int(tr.get("eval_batch_size", 256)), cache_mb):
-        log(f"{tag} teacher outputs on the training part computed once and cached")
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
@@ -301,6 +298,10 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     history, best = [], None
     best_state, best_epoch, since_best = None, -1, 0
     t_train0 = time.perf_counter()
+    # the teachers' forward passes are training work (the loop made them every step before)
+    cache_mb = float(tr.get("teacher_cache_mb", 1024))
+    if method.cache_teacher_outputs(parts["train"], device, ebs, cache_mb):
+        log(f"{tag} teacher outputs on the training part computed once and cached")
     for epoch in range(1, max_epochs + 1):
         te = time.perf_counter()
         method.train()

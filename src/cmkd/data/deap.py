@@ -47,7 +47,7 @@ import numpy as np
 
 from cmkd.data import video as vid
 from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
-from cmkd.data.prepared import RATING_ARRAYS, write_prepared
+from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
 from cmkd.errors import ConfigError, DataError
 
@@ -308,10 +308,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             "dataset": DATASET,
             "loader_version": LOADER_VERSION,
             "source_hash": key,
-            "sampling_rates": {m: SFREQ for m in ("eeg", "eog") if m in mods},
-            "channels": {**({"eeg": EEG_CHANNELS} if "eeg" in mods else {}),
-                         **({"eog": EOG_CHANNELS} if "eog" in mods else {})},
-            "units": {m: "uV" for m in ("eeg", "eog") if m in mods},
+            **signal_meta(mods, SFREQ, {"eeg": EEG_CHANNELS, "eog": EOG_CHANNELS}),
             "modalities": mods,
             "segment_seconds": seg_s,
             "segments_per_trial": n_seg,
@@ -324,16 +321,12 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             "params": hashed,
         }
         if want_face:
-            meta["face"] = {
-                "detector": cropper.description,
-                "frame_step": p["frame_step"], "frames_per_segment": p["frames_per_segment"],
-                "size": p["face_size"], "margin": p["face_margin"], "layout": "(N, F, 3, H, W) RGB uint8",
-                "alignment": ("stimulus = last 60 s of the video" if fa == "end"
-                              else f"stimulus starts {float(fa)} s into the video"),
-                "face_trial_mapping": "participant_ratings.csv (Trial -> Experiment_id)" if order is not None
-                                      else "identity (video trial YY = file row YY-1; no participant_ratings.csv)",
-                **face_stats.as_dict(),
-            }
+            meta["face"] = vid.face_meta(
+                cropper, p,
+                ("stimulus = last 60 s of the video" if fa == "end" else f"stimulus starts {float(fa)} s into the video"),
+                face_stats,
+                face_trial_mapping=("participant_ratings.csv (Trial -> Experiment_id)" if order is not None
+                                    else "identity (video trial YY = file row YY-1; no participant_ratings.csv)"))
             if face_stats.frames_centre_crop:
                 log.warning("DEAP: no face found in %d of %d frames; centre crops used",
                             face_stats.frames_centre_crop, face_stats.frames_sampled)

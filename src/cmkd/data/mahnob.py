@@ -47,7 +47,7 @@ import numpy as np
 
 from cmkd.data import video as vid
 from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
-from cmkd.data.prepared import write_prepared
+from cmkd.data.prepared import signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
 from cmkd.errors import ConfigError, DataError
 
@@ -308,10 +308,7 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
             "dataset": DATASET,
             "loader_version": LOADER_VERSION,
             "source_hash": key,
-            "sampling_rates": {m: sr for m in ("eeg", "eog") if m in mods},
-            "channels": {**({"eeg": eeg_names} if "eeg" in mods else {}),
-                         **({"eog": EOG_CHANNELS} if "eog" in mods else {})},
-            "units": {m: "uV" for m in ("eeg", "eog") if m in mods},
+            **signal_meta(mods, sr, {"eeg": eeg_names, "eog": EOG_CHANNELS}),
             "eog_derivation": {"hEOG": "EXG1 - EXG2", "vEOG": "EXG3 - EXG4"} if "eog" in mods else None,
             "modalities": mods,
             "segment_seconds": seg_s,
@@ -325,13 +322,7 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
             "params": hashed,
         }
         if want_face:
-            meta["face"] = {
-                "detector": cropper.description,
-                "frame_step": p["frame_step"], "frames_per_segment": p["frames_per_segment"],
-                "size": p["face_size"], "margin": p["face_margin"], "layout": "(N, F, 3, H, W) RGB uint8",
-                "alignment": f"video time = BDF time - {float(p['face_offset_s'])} s",
-                **face_stats.as_dict(),
-            }
+            meta["face"] = vid.face_meta(cropper, p, f"video time = BDF time - {float(p['face_offset_s'])} s", face_stats)
         out = write_prepared(out_dir, stage.arrays(), meta)
     log.info("MAHNOB-HCI: wrote %s (%d sessions, %d skipped)", out, len(sessions_meta), len(skipped))
     return out

@@ -46,6 +46,17 @@ _EXPECTED: dict[str, tuple[int, str]] = {
 }
 
 
+def signal_meta(modalities, sampling_rate: float, channels: Mapping[str, list], unit: str = "uV") -> dict:
+    """The ``sampling_rates``, ``channels`` and ``units`` entries of meta.json for the
+    time-series modalities in ``channels`` that were prepared (``modalities``)."""
+    present = [m for m in channels if m in modalities]
+    return {
+        "sampling_rates": {m: sampling_rate for m in present},
+        "channels": {m: list(channels[m]) for m in present},
+        "units": {m: unit for m in present},
+    }
+
+
 def hash_arrays(arrays: Mapping[str, np.ndarray]) -> str:
     """SHA-256 over names, shapes, dtypes and bytes of the arrays, in name order."""
     h = hashlib.sha256()

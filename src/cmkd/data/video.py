@@ -36,7 +36,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -83,6 +83,18 @@ def check_face_params(p: dict, where: str) -> None:
         raise ConfigError(f"{where}: face_margin must be a number in [0, 2], got {p['face_margin']!r}")
     if p["face_detector"] not in DETECTORS:
         raise ConfigError(f"{where}: face_detector must be one of {list(DETECTORS)}, got {p['face_detector']!r}")
+
+
+def face_meta(cropper: "FaceCropper", p: Mapping[str, Any], alignment: str, stats: "FaceStats", **extra) -> dict:
+    """The ``face`` entry of meta.json: detector, sampling, crop, alignment and face counts."""
+    return {
+        "detector": cropper.description,
+        "frame_step": p["frame_step"], "frames_per_segment": p["frames_per_segment"],
+        "size": p["face_size"], "margin": p["face_margin"], "layout": "(N, F, 3, H, W) RGB uint8",
+        "alignment": alignment,
+        **extra,
+        **stats.as_dict(),
+    }
 
 
 @dataclass

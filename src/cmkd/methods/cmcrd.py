@@ -49,11 +49,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from cmkd import losses
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
+from cmkd.methods.crd import CRD
+from cmkd.methods.zoo_common import choice, number, where
 
 
 # ----------------------------------------------------------------------------- pure losses
@@ -98,38 +98,10 @@ def weighted_ce(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) ->
 
 
 # ----------------------------------------------------------------------------- helpers
-def _number(v, key, lo=None, lo_open=False, hi=None) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
-        raise ConfigError(f"{key}: must be a number, got {v!r}")
-    v = float(v)
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise ConfigError(f"{key}: must be {'>' if lo_open else '>='} {lo}, got {v!r}")
-    if hi is not None and v > hi:
-        raise ConfigError(f"{key}: must be <= {hi}, got {v!r}")
-    return v
-
-
-def _int(v, key, lo=1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ConfigError(f"{key}: must be an integer >= {lo}, got {v!r}")
-    return int(v)
-
-
 def _classification_only(method: Method, name: str) -> None:
     if method.task != "classification" or method.n_classes < 2:
         raise ConfigError(f"methods.<{name}>: classification only (the class confusion matrix and the entropy "
                           f"weights need class probabilities), got task {method.task!r}")
-
-
-class Embed(nn.Module):
-    """``x -> Linear(x)`` (the CRD head; :func:`cmkd.losses.crd` L2-normalises)."""
-
-    def __init__(self, dim_in: int, dim_out: int):
-        super().__init__()
-        self.linear = nn.Linear(dim_in, dim_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.reshape(x.shape[0], -1))
 
 
 # ----------------------------------------------------------------------------- methods
@@ -140,8 +112,8 @@ class CMCRDTeacher(Method):
 
     def _check_params(self) -> None:
         super()._check_params()
-        self.params["mu"] = _number(self.params["mu"], "methods.<cmcrd_teacher>.params.mu", lo=0.0)
-        self.params["temperature"] = _number(self.params["temperature"], "methods.<cmcrd_teacher>.params.temperature",
+        self.params["mu"] = number(self.params["mu"], "methods.<cmcrd_teacher>.params.mu", lo=0.0)
+        self.params["temperature"] = number(self.params["temperature"], "methods.<cmcrd_teacher>.params.temperature",
                                              lo=0.0, lo_open=True)
         _classification_only(self, "cmcrd_teacher")
 
@@ -153,62 +125,22 @@ class CMCRDTeacher(Method):
         return out.logits, terms
 
 
-class CMCRD(Method):
-    """``L = gamma * entropy-weighted CE + beta * L_CRD(student, teacher)`` (CMCRD student)."""
+class CMCRD(CRD):
+    """``L = gamma * entropy-weighted CE + beta * L_CRD(student, teacher)`` (CMCRD student).
 
-    roles = ("teacher",)
-    defaults = {"gamma": 1.0, "beta": 0.8, "weighting": "teacher", "feat_dim": 128, "nce_k": 4096,
-                "nce_t": 0.07, "nce_m": 0.5, "feature": "embedding"}
+    CRD (:class:`cmkd.methods.crd.CRD`: heads, memory bank, NCE objective, ``alpha`` KD term off
+    by default) with the cross-entropy replaced by the entropy-weighted cross-entropy
+    (:func:`weighted_ce`, weights from :meth:`unimodal_weights`).
+    """
+
+    name = "cmcrd"
+    defaults = {**CRD.defaults, "weighting": "teacher"}
     WEIGHTINGS = ("teacher", "student", "none")
 
     def _check_params(self) -> None:
         super()._check_params()
-        p, w = self.params, "methods.<cmcrd>.params."
-        p["gamma"] = _number(p["gamma"], w + "gamma", lo=0.0)
-        p["beta"] = _number(p["beta"], w + "beta", lo=0.0)
-        if p["weighting"] not in self.WEIGHTINGS:
-            raise ConfigError(f"{w}weighting: must be one of {list(self.WEIGHTINGS)}, got {p['weighting']!r}")
-        p["feat_dim"] = _int(p["feat_dim"], w + "feat_dim")
-        p["nce_k"] = _int(p["nce_k"], w + "nce_k")
-        p["nce_t"] = _number(p["nce_t"], w + "nce_t", lo=0.0, lo_open=True)
-        p["nce_m"] = _number(p["nce_m"], w + "nce_m", lo=0.0, hi=1.0)
-        if not isinstance(p["feature"], str) or not p["feature"]:
-            raise ConfigError(f"{w}feature: must be a feature name, got {p['feature']!r}")
-        _classification_only(self, "cmcrd")
-        if "teacher" not in self.teachers:
-            raise ConfigError("methods.<cmcrd>.requires.teacher: CMCRD needs a pre-trained teacher checkpoint")
-        self.embed_s = self.embed_t = self.memory = None
-
-    def _features(self, out, who: str) -> torch.Tensor:
-        name = self.params["feature"]
-        if name not in out.features:
-            raise ConfigError(f"methods.<cmcrd>.params.feature: the {who} network outputs no feature {name!r} "
-                              f"(it has: {sorted(out.features)})")
-        f = out.features[name]
-        return f.reshape(f.shape[0], -1)
-
-    def configure(self, parts=None, device=None, optimizer=None, **_):
-        """Build the CRD heads (sized from one probe batch) and the memory over the training part."""
-        train = parts["train"]
-        n_data = len(train)
-        if n_data < 3:
-            raise ConfigError(f"methods.<cmcrd>: the training part has {n_data} samples; CRD needs at least 3")
-        probe = train.batch(torch.arange(2), device if device is not None else "cpu")
-        was = self.student.training
-        self.student.eval()
-        with torch.no_grad():
-            ds = self._features(self.student(probe), "student").shape[1]
-            dt = self._features(self.teachers["teacher"](probe), "teacher").shape[1]
-        self.student.train(was)
-        p = self.params
-        self.embed_s = Embed(ds, p["feat_dim"])
-        self.embed_t = Embed(dt, p["feat_dim"])
-        self.memory = losses.CRDMemory(n_data, p["feat_dim"], k=p["nce_k"], momentum=p["nce_m"])
-        for m in (self.embed_s, self.embed_t, self.memory):
-            m.to(device if device is not None else "cpu")
-        self.memory.train(self.training)
-        if optimizer is not None:
-            optimizer.add_param_group({"params": list(self.embed_s.parameters()) + list(self.embed_t.parameters())})
+        choice(self.params["weighting"], where(self.name, "weighting"), self.WEIGHTINGS)
+        _classification_only(self, self.name)
 
     def unimodal_weights(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         mode = self.params["weighting"]
@@ -217,19 +149,14 @@ class CMCRD(Method):
         src = teacher_logits if mode == "teacher" else student_logits
         return entropy_weights(F.softmax(src.detach(), dim=1))
 
-    def training_step(self, batch):
-        if self.memory is None:
-            raise RuntimeError("cmcrd: call configure(parts=..., device=..., optimizer=...) before training")
-        out = self.student(batch)
-        t_out = self.teacher_outputs(batch)["teacher"]
-        w = self.unimodal_weights(out.logits, t_out.logits)
-        p = self.params
-        terms = {"ce": p["gamma"] * weighted_ce(out.logits, batch["y"], w)}
-        if p["beta"] > 0:
-            s = self.embed_s(self._features(out, "student"))
-            t = self.embed_t(self._features(t_out, "teacher").detach())
-            terms["crd"] = p["beta"] * losses.crd(s, t, batch["index"], self.memory, temperature=p["nce_t"])
-        return out.logits, terms
+    def base_terms(self, s_out, t_out, y) -> dict:
+        terms = super().base_terms(s_out, t_out, y)
+        w = self.unimodal_weights(s_out.logits, t_out.logits)
+        terms["ce"] = self.params["gamma"] * weighted_ce(s_out.logits, y, w)
+        return terms
+
+    def feature_terms(self, batch, s_out, t_out) -> dict:
+        return super().feature_terms(batch, s_out, t_out) if self.params["beta"] > 0 else {}
 
 
 METHODS = {"cmcrd_teacher": CMCRDTeacher, "cmcrd": CMCRD}

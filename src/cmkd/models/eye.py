@@ -14,16 +14,17 @@ import torch
 from torch import nn
 
 
-class EyeMLPEncoder(nn.Module):
-    """An MLP with batch norm for (B, n_features) vectors; output ``(feat, hint)``."""
+class NormMLP(nn.Module):
+    """``BatchNorm1d`` on the input, then one ``Linear -> BatchNorm1d -> ReLU`` block per entry of
+    ``hidden`` with dropout between blocks (not after the last). :meth:`mlp` returns the last
+    block's output and the first block's output. Shared by the eye and DE feature encoders."""
 
-    def __init__(self, n_features: int = 31, hidden: Sequence[int] = (64, 32),
-                 dropout: float = 0.25):
+    def __init__(self, d_in: int, hidden: Sequence[int], dropout: float):
         super().__init__()
         if not hidden:
             raise ValueError("hidden must list at least one layer size")
-        self.input_norm = nn.BatchNorm1d(n_features)
-        blocks, d_in = [], n_features
+        self.input_norm = nn.BatchNorm1d(d_in)
+        blocks = []
         for d in hidden:
             blocks.append(nn.Sequential(nn.Linear(d_in, d), nn.BatchNorm1d(d), nn.ReLU()))
             d_in = d
@@ -31,9 +32,19 @@ class EyeMLPEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out_dim = d_in
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.input_norm(x)
-        hint = out = self.blocks[0](out)
+    def mlp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = out = self.blocks[0](self.input_norm(x))
         for block in self.blocks[1:]:
             out = block(self.dropout(out))
-        return out, hint
+        return out, first
+
+
+class EyeMLPEncoder(NormMLP):
+    """An MLP with batch norm for (B, n_features) vectors; output ``(feat, hint)``."""
+
+    def __init__(self, n_features: int = 31, hidden: Sequence[int] = (64, 32),
+                 dropout: float = 0.25):
+        super().__init__(n_features, hidden, dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mlp(x)

@@ -22,34 +22,23 @@ import torch
 from torch import nn
 
 from cmkd.models import registry
+from cmkd.models.eye import NormMLP
 
 
-class DEMLPEncoder(nn.Module):
+class DEMLPEncoder(NormMLP):
     """Band embedding per channel, then an MLP; input ``(B, n_channels, n_bands)``."""
 
     def __init__(self, n_channels: int = 62, n_bands: int = 5, band_dim: int = 16,
                  hidden: Sequence[int] = (128, 64), dropout: float = 0.25):
-        super().__init__()
-        if not hidden:
-            raise ValueError("hidden must list at least one layer size")
-        self.band = nn.Sequential(nn.Linear(n_bands, band_dim), nn.ReLU())
-        self.input_norm = nn.BatchNorm1d(n_channels * band_dim)
-        blocks, d_in = [], n_channels * band_dim
-        for d in hidden:
-            blocks.append(nn.Sequential(nn.Linear(d_in, d), nn.BatchNorm1d(d), nn.ReLU()))
-            d_in = d
-        self.blocks = nn.ModuleList(blocks)
-        self.dropout = nn.Dropout(dropout)
-        self.out_dim = d_in
+        band = nn.Sequential(nn.Linear(n_bands, band_dim), nn.ReLU())  # built first: same initialisation order
+        super().__init__(n_channels * band_dim, hidden, dropout)
+        self.band = band
         self.hint_shape = (band_dim, n_channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         e = self.band(x)  # (B, C, band_dim)
-        hint = e.transpose(1, 2)  # (B, band_dim, C)
-        out = self.blocks[0](self.input_norm(e.flatten(1)))
-        for block in self.blocks[1:]:
-            out = block(self.dropout(out))
-        return out, hint
+        out, _ = self.mlp(e.flatten(1))
+        return out, e.transpose(1, 2)  # hint (B, band_dim, C)
 
 
 ENCODER_DEFAULTS = {"de_mlp": {"band_dim": 16, "hidden": [128, 64], "dropout": 0.25}}

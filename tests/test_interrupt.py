@@ -1,0 +1,186 @@
+"""Interrupted workflows resume: SIGINT of Snakemake, SIGKILL of a training job, SIGKILL of the
+whole workflow (Snakemake and its jobs, as a lost node or the OOM killer).
+
+Each test injects the interruption while the second training job runs (one core, so jobs run one
+after another: prepare -> teacher -> kd). What must hold after a rerun with the README's flag
+(``--rerun-incomplete``):
+
+- the rerun completes;
+- it redoes only the incomplete jobs: the teacher, finished before the interruption, keeps its
+  outputs (same modification times);
+- the final tables and per-run metrics equal those of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, SNAKEMAKE, tiny_config
+
+METRIC_COLS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse", "status"]
+TEACHER = "results/synthetic/face_eeg-to-face/arousal/teacher"
+KD = "results/synthetic/face_eeg-to-face/arousal/kd"
+
+
+def _config() -> dict:
+    cfg = tiny_config()
+    cfg["experiments"][0]["methods"] = ["teacher", "kd"]
+    cfg["tables"] = [t for t in cfg["tables"] if t["name"] == "students"]
+    cfg["tables"][0]["rows"] = {"kd": "kd"}
+    cfg["training"].update({"max_epochs": 3, "patience": 3})
+    return cfg
+
+
+def _cmd(workdir: Path, *extra: str) -> list[str]:
+    return [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile",
+            str(workdir / "config.yaml"), "--cores", "1", *extra]
+
+
+def _env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(workdir, *extra), capture_output=True, text=True, timeout=300, env=_env())
+
+
+def _setup(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(_config(), sort_keys=False))
+
+
+def _results(workdir: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    runs = pd.read_csv(workdir / "results/summary/runs.csv")[METRIC_COLS].sort_values(["method", "seed"])
+    tables = {p.name: p.read_text() for p in sorted((workdir / "results/summary/tables").glob("*.csv"))}
+    assert tables, "no table written"
+    return runs.reset_index(drop=True), tables
+
+
+def _train_pids(workdir: Path) -> list[int]:
+    """Training processes (``python -m cmkd train``) whose working directory is ``workdir``."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(d / "cwd")
+        except OSError:
+            continue
+        if b"cmkd" in cmd and b"train" in cmd and Path(cwd) == workdir:
+            pids.append(int(d.name))
+    return pids
+
+
+def _start_and_wait_for_kd(workdir: Path) -> subprocess.Popen:
+    """Start the workflow; return once the teacher is done and the kd job's process runs."""
+    proc = subprocess.Popen(_cmd(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env(), start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the workflow ended before the injection point:\n{proc.stdout.read()[-3000:]}")
+        teacher_done = all((workdir / TEACHER / f"seed{s}/metrics.json").exists() for s in (0, 1))
+        if teacher_done and (workdir / "results/logs/train/synthetic/face_eeg-to-face/arousal/kd.log").exists() \
+                and _train_pids(workdir):
+            time.sleep(1.0)  # well inside the job (imports done, training under way)
+            return proc
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("the kd training job did not start in time")
+
+
+def _mtimes(workdir: Path, run: str) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted((workdir / run).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run."""
+    wd = tmp_path_factory.mktemp("uninterrupted")
+    _setup(wd)
+    r = _run(wd)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return _results(wd)
+
+
+def _inject(proc: subprocess.Popen, workdir: Path, how: str) -> None:
+    if how == "sigint":  # Ctrl-C on the Snakemake process
+        os.kill(proc.pid, signal.SIGINT)
+    elif how == "kill_job":  # the training job dies (OOM killer, scancel of one step)
+        for pid in _train_pids(workdir):
+            os.kill(pid, signal.SIGKILL)
+    elif how == "kill_all":  # Snakemake and every job die at once (lost node)
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while _train_pids(workdir) and time.monotonic() < deadline:  # a SIGINT stops the jobs too
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("how", ["sigint", "kill_job", "kill_all"])
+def test_interrupted_workflow_resumes_and_matches(how, tmp_path, reference):
+    wd = tmp_path / how
+    _setup(wd)
+    proc = _start_and_wait_for_kd(wd)
+    teacher_before = _mtimes(wd, TEACHER)
+    _inject(proc, wd, how)
+    assert proc.returncode != 0, f"{how}: the interrupted workflow reported success"
+    assert not _train_pids(wd), f"{how}: a training process survived"
+    # nothing of the interrupted job that Snakemake would take as complete
+    assert not (wd / "results/summary/runs.csv").exists()
+
+    if how == "kill_all":
+        # a killed Snakemake leaves its lock: a plain rerun refuses, the main command clears it first
+        r = _run(wd, "--rerun-incomplete")
+        assert r.returncode != 0 and "cannot be locked" in r.stderr, r.stderr[-2000:]
+        u = subprocess.run([sys.executable, "-m", "cmkd", "unlock-stale", "--directory", str(wd)],
+                           capture_output=True, text=True, timeout=60)
+        assert u.returncode == 0 and "removed a stale Snakemake lock" in u.stdout, u.stdout + u.stderr
+    r = _run(wd, "--rerun-incomplete")
+    assert r.returncode == 0, f"{how}: rerun failed\n{r.stderr[-4000:]}"
+    assert _mtimes(wd, TEACHER) == teacher_before, f"{how}: the finished teacher job was redone"
+    assert "rule train" in r.stdout + r.stderr and "method=kd" in r.stdout + r.stderr
+    assert "method=teacher" not in r.stdout + r.stderr, f"{how}: the teacher was scheduled again"
+
+    runs, tables = _results(wd)
+    ref_runs, ref_tables = reference
+    pd.testing.assert_frame_equal(runs, ref_runs)
+    assert tables == ref_tables
+
+
+def test_unlock_leaves_a_live_runs_lock(tmp_path):
+    """A lock whose Snakemake process still runs in that directory is never removed."""
+    from cmkd.locks import clear_stale_lock
+
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("x")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    exe = fake / "snakemake"  # a process named snakemake, working in tmp_path
+    exe.write_text("#!/bin/sh\nsleep 30\n")
+    exe.chmod(0o755)
+    p = subprocess.Popen([str(exe)], cwd=tmp_path)
+    try:
+        time.sleep(0.3)
+        assert "left in place" in clear_stale_lock(tmp_path)
+        assert (locks / "0.input.lock").exists()
+    finally:
+        p.kill()
+        p.wait()
+    assert "removed" in clear_stale_lock(tmp_path)
+    assert not any(locks.iterdir())
+    assert clear_stale_lock(tmp_path) == "no Snakemake lock"
