@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Dry-run of the full paper grid (config/paper.yaml) against small generated data roots in the
+# Dry-run and lint of the full paper grid (config/paper.yaml) against small generated data roots in the
 # documented on-disk formats, so the paper DAG is checked without the licensed data sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +17,9 @@ start=$(date +%s%N)
 .venv/bin/snakemake -n --configfile config/paper.yaml "$tmp/roots.yaml" --quiet rules "$@"
 end=$(date +%s%N)
 echo "paper grid dry-run: $(( (end - start) / 1000000 )) ms"
+# lint of the paper-scale grid (the same rules; config values change only what the DAG holds)
+lint_out=$(.venv/bin/snakemake --lint --configfile config/paper.yaml "$tmp/roots.yaml" 2>&1) || { echo "$lint_out"; exit 1; }
+if ! echo "$lint_out" | grep -q "Congratulations, your workflow is in a good condition"; then
+  echo "$lint_out"; echo "paper grid: lint reported problems"; exit 1
+fi
+echo "paper grid lint: clean"

@@ -206,6 +206,29 @@ def test_visual_convolutional_backbone_hint_is_channels_first():
     assert feat.shape == (2, enc.out_dim) and hint.shape == (2, 128, 2, 2)
 
 
+def test_visual_hint_stage_is_a_middle_feature_map():
+    """hint_stage = k takes stage k of forward_intermediates as the hint; the pooled feature is
+    the same as without it (one pass, same final map)."""
+    x = torch.randint(0, 256, (3, 2, 3, 32, 32), dtype=torch.uint8)
+    torch.manual_seed(0)
+    last = build_encoder("timm", {"arch": "test_convnext3"}, {"shape": [2, 3, 32, 32]}).eval()
+    torch.manual_seed(0)
+    mid = build_encoder("timm", {"arch": "test_convnext3", "hint_stage": 1}, {"shape": [2, 3, 32, 32]}).eval()
+    with torch.no_grad():
+        f_last, h_last = last(x)
+        f_mid, h_mid = mid(x)
+        frames = mid._prepare(x.reshape(6, 3, 32, 32))
+        ref = mid.backbone.stages[1](mid.backbone.stages[0](mid.backbone.stem(frames)))
+    assert tuple(h_last.shape) == (3, 128, 1, 1)  # at 32 px the last map is a single position
+    assert tuple(h_mid.shape) == (3, 64, 4, 4)
+    torch.testing.assert_close(h_mid, ref.reshape(3, 2, 64, 4, 4).mean(1))
+    torch.testing.assert_close(f_mid, f_last)
+    with pytest.raises(ConfigError, match="hint_stage"):
+        build_encoder("timm", {"arch": "test_convnext3", "hint_stage": 9}, {"shape": [2, 3, 32, 32]})
+    with pytest.raises(ConfigError, match="hint_stage"):
+        build_encoder("timm", {"arch": "test_convnext3", "hint_stage": "mid"}, {"shape": [2, 3, 32, 32]})
+
+
 def test_visual_loads_local_weights(tmp_path):
     from cmkd.models.visual import import_timm
 

@@ -18,7 +18,7 @@ name              input (without batch axis)                   config keys (defa
                                                                kernel_length (null = fs/2),
                                                                sep_kernel_length (null = fs/8),
                                                                dropout (0.5)
-``timm``          face ``(F, 3, H, W)``                        arch ("test_vit"), img_size
+``timm``          face ``(F, 3, H, W)``                        arch ("test_vit"), img_size, hint_stage
                                                                (null = H), pretrained_path (null)
 ``eog_cnn``       EOG ``(2, T)``                               width (16), depth (3),
                                                                kernel_size (7, odd),
@@ -60,7 +60,7 @@ ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
                   "midline": "drop", **_EEG_INPUT_KEYS},
     "eegnet": {"F1": 8, "D": 2, "F2": None, "kernel_length": None, "sep_kernel_length": None,
                "dropout": 0.5, **_EEG_INPUT_KEYS},
-    "timm": {"arch": DEFAULT_ARCH, "img_size": None, "pretrained_path": None},
+    "timm": {"arch": DEFAULT_ARCH, "img_size": None, "pretrained_path": None, "hint_stage": None},
     "eog_cnn": {"width": 16, "depth": 3, "kernel_size": 7, "dropout": 0.25},
     "eye_mlp": {"hidden": [64, 32], "dropout": 0.25},
 }
@@ -226,7 +226,10 @@ def _build_timm(cfg, info, where, info_where):
 
     if not import_timm().is_model(arch):
         raise ConfigError(f"{where}.arch: unknown timm model {arch!r}")
-    return _built(where, lambda: TimmFrameEncoder(arch, img_size, path))
+    stage = c["hint_stage"]
+    if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int)):
+        raise ConfigError(f"{where}.hint_stage: must be an integer (stage index; negative from the end) or null, got {stage!r}")
+    return _built(where, lambda: TimmFrameEncoder(arch, img_size, path, hint_stage=stage))
 
 
 def _build_eog_cnn(cfg, info, where, info_where):

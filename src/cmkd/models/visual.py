@@ -4,7 +4,9 @@ Input ``(B, F, 3, H, W)``: uint8 pixels (0-255) or floats already in [0, 1]. Eac
 to [0, 1], normalised with the ImageNet mean and std, resized (bilinear) to ``img_size`` when it
 differs, and passed through the backbone built with ``num_classes=0``, whose pooled output is the
 per-frame feature; ``feat`` is its mean over the F frames, ``(B, D)``. The ``hint`` is the
-backbone's last feature map (``forward_features``) averaged over frames, always channels first:
+backbone's last feature map (``forward_features``) averaged over frames -- or, with ``hint_stage``
+= k, the output of stage/block k of timm's ``forward_intermediates`` (a middle layer, as FitNets'
+hint; negative k counts from the end) -- always channels first:
 ``(B, C, h, w)`` for convolutional and pyramid models (NHWC outputs are permuted), and for
 ViT-like token outputs ``(B, D, h, w)`` when the patch tokens form a known grid (prefix tokens
 such as the class token dropped), else ``(B, D, N)``.
@@ -60,8 +62,9 @@ class TimmFrameEncoder(nn.Module):
     """A timm backbone over the frames of a clip; input (B, F, 3, H, W), output ``(feat, hint)``."""
 
     def __init__(self, arch: str = DEFAULT_ARCH, img_size: int | tuple[int, int] = 32,
-                 pretrained_path: str | None = None):
+                 pretrained_path: str | None = None, hint_stage: int | None = None):
         super().__init__()
+        self.hint_stage = hint_stage
         if isinstance(img_size, int):
             img_size = (img_size, img_size)
         self.arch = arch
@@ -79,8 +82,11 @@ class TimmFrameEncoder(nn.Module):
         self.backbone.eval()
         try:
             with torch.no_grad():
-                self.backbone.forward_features(torch.zeros(1, 3, *self.img_size))
-        except RuntimeError as e:
+                self._features(torch.zeros(1, 3, *self.img_size))
+        except (RuntimeError, NotImplementedError, AttributeError, IndexError, AssertionError) as e:
+            if self.hint_stage is not None and not isinstance(e, RuntimeError):
+                raise ValueError(f"hint_stage {self.hint_stage}: timm model '{self.arch}' has no such "
+                                 f"intermediate output ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
             raise ValueError(f"timm model '{self.arch}' cannot take {self.img_size[0]}x{self.img_size[1]} px frames "
                              f"({str(e).splitlines()[0]}); use a larger img_size or face_size") from None
         finally:
@@ -116,9 +122,17 @@ class TimmFrameEncoder(nn.Module):
             raise ValueError(f"expected face clips (B, F, 3, H, W), got shape {tuple(x.shape)}")
         b, f = x.shape[:2]
         frames = self._prepare(x.reshape(b * f, *x.shape[2:]))
-        fmap = self.backbone.forward_features(frames)
+        fmap, hint_map = self._features(frames)
         pooled = self.backbone.forward_head(fmap)  # num_classes=0: pooled pre-logits
         feat = pooled.reshape(b, f, -1).mean(dim=1)
-        hint = self._channels_first(fmap)
+        hint = self._channels_first(hint_map)
         hint = hint.reshape(b, f, *hint.shape[1:]).mean(dim=1)
         return feat, hint
+
+    def _features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(last feature map, hint map): one pass through the backbone."""
+        if self.hint_stage is None:
+            fmap = self.backbone.forward_features(frames)
+            return fmap, fmap
+        fmap, inter = self.backbone.forward_intermediates(frames, indices=[self.hint_stage])
+        return fmap, inter[0]
