@@ -43,7 +43,7 @@ def overhead(results: str | Path) -> dict:
             "peak_rss_mb_by_class": df.groupby("class")["peak_rss_mb"].max().round(0).to_dict()}
 
 
-def dag_time(configfiles: list[str], config_args: list[str] | None = None) -> dict:
+def dag_time(configfiles: list[str], overlay: dict | None = None) -> dict:
     import tempfile
 
     import yaml
@@ -57,8 +57,10 @@ def dag_time(configfiles: list[str], config_args: list[str] | None = None) -> di
         rf.write_text(yaml.safe_dump({"datasets": {k: {"root": str(v)} for k, v in roots.items()}}))
         cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(ROOT / "Snakefile"), "-n", "--quiet", "rules",
                "--configfile", *configfiles, str(rf)]
-        if config_args:
-            cmd += ["--config", *config_args]
+        if overlay:
+            of = Path(tmp) / "overlay.yaml"
+            of.write_text(yaml.safe_dump(overlay))
+            cmd.append(str(of))
         t0 = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         dt = time.perf_counter() - t0
@@ -67,6 +69,8 @@ def dag_time(configfiles: list[str], config_args: list[str] | None = None) -> di
         parts = line.split()
         if len(parts) == 2 and parts[0] == "train":
             n = int(parts[1])
+    if r.returncode != 0:
+        print(r.stderr[-2000:], file=sys.stderr)
     return {"returncode": r.returncode, "dry_run_s": dt, "train_jobs": n}
 
 
@@ -154,7 +158,7 @@ def main(results: str = "results", configfiles: list[str] | None = None) -> None
     d = dag_time(grid)
     print(f"one job per cell: train jobs: {d['train_jobs']}; dry-run: {d['dry_run_s']:.1f} s (exit {d['returncode']})")
     # the same grid at its largest: one job per seed and 20 seeds (> 3,000 training jobs)
-    d = dag_time(grid, ["seeds_per_job=1", "seeds=[" + ",".join(map(str, range(20))) + "]"])
+    d = dag_time(grid, {"seeds_per_job": 1, "seeds": list(range(20))})
     print(f"one job per seed, 20 seeds: train jobs: {d['train_jobs']}; dry-run: {d['dry_run_s']:.1f} s "
           f"(exit {d['returncode']})")
     print("== training throughput, project loop vs plain PyTorch loop (1 thread)")

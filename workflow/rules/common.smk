@@ -76,6 +76,12 @@ def table_names():
     return [t["name"] for t in config.get("tables", [])]
 
 
+def table_track(name):
+    """The report subcategory of a table: its track, or "all tracks"."""
+    t = next(t for t in config.get("tables", []) if t["name"] == name)
+    return t.get("track") or "all tracks"
+
+
 def all_targets():
     return [f"{R}/summary/runs.csv"] + [f"{R}/summary/tables/{n}.html" for n in table_names()]
 
@@ -100,7 +106,8 @@ def tables_spec():
     return json.dumps(
         {
             "published": published,
-            "tables": config.get("tables", []),
+            # the rows in the config's order (sort_keys below would sort them by method name)
+            "tables": [dict(t, row_order=list(t.get("rows") or {})) for t in config.get("tables", [])],
             "datasets": config["datasets"],
             "protocol": {"split": config["split"], "seeds": config["seeds"]},
             "references": {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},

@@ -30,6 +30,7 @@ rule tables:
                 f"{R}/summary/tables/{n}.html",
                 caption="../../report/table.rst",
                 category="Tables",
+                subcategory=table_track(n),
                 labels={"table": n},
             )
             for n in table_names()
