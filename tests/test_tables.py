@@ -15,15 +15,14 @@ def _summary(methods):
 def test_rows_follow_the_configured_order_not_the_alphabet():
     summary = _summary(["ambokd", "baseline", "cdgkd", "kd"])
     table = {"track": "t", "metric": "accuracy", "published": "p",
-             "rows": {"ambokd": "ambokd", "baseline": None, "cdgkd": "cdgkd", "kd": "kd"},
-             "row_order": ["baseline", "kd", "ambokd", "cdgkd"]}
+             "rows": {"baseline": None, "kd": "kd", "ambokd": "ambokd", "cdgkd": "cdgkd"}}
     published = {"p": {"deap": {"kd": {"arousal": 62.11}}}}
     df = build_table(summary, table, published, {"synthetic": {"synthetic": True, "published_as": "deap"}})
     assert list(df["method"]) == ["baseline", "kd", "ambokd", "cdgkd"]
     kd = df[df["method"] == "kd"].iloc[0]
     assert kd["mean"] == 63.0 and kd["published"] == 62.11 and math.isclose(kd["diff"], 0.89)
     assert kd["reproduced"].startswith("63.00")
-    # without row_order (a spec written by hand), the rows keep their own order
-    del table["row_order"]
+    # without rows, every method of the track, by name
+    del table["rows"]
     df = build_table(summary, table, published, {"synthetic": {"synthetic": True, "published_as": "deap"}})
     assert list(df["method"]) == ["ambokd", "baseline", "cdgkd", "kd"]

@@ -9,8 +9,10 @@ from conftest import tiny_config
 
 def test_tiny_end_to_end(tmp_path, snakemake_runner):
     cfg = tiny_config()
+    cfg["tables"][0]["rows"] = {"kd": "kd", "baseline": None}  # not alphabetical: the table keeps this order
     r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]
+    assert list(pd.read_csv(tmp_path / "results/summary/tables/students.csv")["method"]) == ["kd", "baseline"]
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
     assert list(runs.columns[:8]) == ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
     assert len(runs) == 3 * 2  # teacher, baseline, kd x 2 seeds

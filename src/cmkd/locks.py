@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 
-def _snakemake_dirs(pid_dir: Path) -> Path | None:
+def _snakemake_workdir(pid_dir: Path) -> Path | None:
     """The working directory of a Snakemake process, or None if ``pid_dir`` is not one."""
     try:
         argv = [a.decode(errors="replace") for a in (pid_dir / "cmdline").read_bytes().split(b"\0") if a]
@@ -37,7 +37,7 @@ def live_snakemake_pids(workdir: str | os.PathLike) -> list[int]:
         return []
     me = os.getpid()
     return [int(d.name) for d in proc.iterdir()
-            if d.name.isdigit() and int(d.name) != me and _snakemake_dirs(d) == workdir]
+            if d.name.isdigit() and int(d.name) != me and _snakemake_workdir(d) == workdir]
 
 
 def clear_stale_lock(workdir: str | os.PathLike = ".") -> str:

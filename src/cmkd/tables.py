@@ -126,8 +126,6 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
     if table.get("datasets"):
         sel = sel[sel["dataset"].isin(table["datasets"])]
     rows = table.get("rows") or {m: None for m in sorted(sel["method"].unique())}
-    if table.get("row_order"):  # the config's row order (JSON with sorted keys loses it)
-        rows = {m: rows[m] for m in table["row_order"] if m in rows} | {m: v for m, v in rows.items() if m not in table["row_order"]}
     records = []
     for (ds, tr, dim), g in sel.groupby(["dataset", "track", "dimension"], sort=True):
         if table.get("dimensions") and dim not in table["dimensions"]:

@@ -53,7 +53,8 @@ class NST(ZooMethod):
         if s[0, 0].numel() == 1:
             warnings.warn(f"nst: the student and teacher maps share a single spatial position "
                           f"(student map {tuple(s.shape[1:])}); the NST term is constant and transfers "
-                          "nothing. Use larger inputs (e.g. face frames of 64 px or more).", stacklevel=2)
+                          "nothing. Take the hint from an earlier stage (encoders.face.hint_stage) or use larger "
+                          "inputs (e.g. face frames of 64 px or more).", stacklevel=2)
 
     def feature_terms(self, batch, s_out, t_out):
         s, t = self._pair(s_out, t_out)
