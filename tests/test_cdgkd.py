@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cmkd.errors import ConfigError
+from cmkd.methods.base import RunContext
 from cmkd.methods.cdgkd import CDGKD
 from cmkd.methods.proto_teacher import ProtoTeacher
 from cmkd.models.base import Output
@@ -193,8 +194,7 @@ class ConstNet(nn.Module):
 
 def _cdgkd(params=None, n_guides=3, seed=0):
     guides = {r: ConstNet([float(i), -float(i)]) for i, r in enumerate(["teacher", "ta1", "ta2"][:n_guides])}
-    m = CDGKD(Stub(), guides, params or {}, "classification", 2)
-    m.run_seed = seed
+    m = CDGKD(Stub(), guides, params or {}, "classification", 2, context=RunContext(seed=seed))
     m.on_epoch_start(1, torch.Generator().manual_seed(seed))
     return m
 

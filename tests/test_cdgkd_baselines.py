@@ -11,6 +11,7 @@ from torch import nn
 
 from cmkd.errors import ConfigError
 from cmkd.methods import method_class
+from cmkd.methods.base import RunContext
 from cmkd.methods.ambokd import balance_coefficients, importance_weights
 from cmkd.models.base import Output
 from cmkd.models.registry import build_model
@@ -197,8 +198,7 @@ def test_method_loss_decreases_on_a_fixed_batch(name):
     case = CASES[name]
     torch.manual_seed(0)
     net = build_model(case["spec"])
-    m = method_class(name)(net, case["teachers"](), case["params"], "classification", 2)
-    m.run_seed = 0
+    m = method_class(name)(net, case["teachers"](), case["params"], "classification", 2, context=RunContext(seed=0))
     b = tiny_batch(12)
     part = Part(x={"face": b["face"], "eeg": b["eeg"]}, y=b["y"], index=np.arange(12))
     opt = torch.optim.Adam(m.trainable_parameters(), lr=3e-3)

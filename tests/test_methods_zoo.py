@@ -17,6 +17,7 @@ from torch import nn
 
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY, method_class
+from cmkd.methods.base import RunContext
 from cmkd.models.base import Output
 from cmkd.models.tsception import DEAP_CHANNELS
 from cmkd.methods.zoo_common import match_spatial
@@ -361,9 +362,9 @@ def test_dgkd_objective_hand():
 
 
 # ----------------------------------------------------------------------------- DGKD keep masks
-def _dgkd(params, n_guides=3):
+def _dgkd(params, n_guides=3, context=None):
     guides = {("teacher" if i == 0 else f"ta{i}"): Stub([[0.0, 1.0]]) for i in range(n_guides)}
-    return method_class("dgkd")(Stub([[0.0, 0.0]]), guides, params, "classification", 2)
+    return method_class("dgkd")(Stub([[0.0, 0.0]]), guides, params, "classification", 2, context=context)
 
 
 def _masks(m, seed, epochs=2, per_epoch=50):
@@ -387,8 +388,7 @@ def test_dgkd_keep_masks_reproducible_and_seed_dependent():
     m = _dgkd(p)
     m.configure(seed=7)
     assert _masks(m, 0) == _masks(_dgkd(p), 7)
-    m = _dgkd(p)
-    m.run_seed = 7  # as the training loop sets it
+    m = _dgkd(p, context=RunContext(seed=7))  # as the training loop builds it
     assert _masks(m, 0) == _masks(_dgkd(p), 7)
 
 

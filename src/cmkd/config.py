@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cmkd.errors import ConfigError
-from cmkd.methods import REGISTRY
+from cmkd.methods import REGISTRY, method_params
 
 KNOWN_MODALITIES = ("eeg", "eog", "face", "eye", "eeg_de")
 TASKS = ("classification", "regression")
@@ -79,6 +79,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         if cls not in REGISTRY:
             raise ConfigError(f"{where}.class: unknown method class '{cls}' (registered: {', '.join(sorted(REGISTRY))})")
         info = REGISTRY[cls]
+        method_params(cls, m.get("params"), f"{where}.params")  # unknown or ill-typed parameter
         req = m.get("requires", {}) or {}
         for role, target in req.items():
             if target not in methods:

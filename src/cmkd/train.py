@@ -30,6 +30,7 @@ from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import method_class
+from cmkd.methods.base import RunContext
 
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 
@@ -282,15 +283,14 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         t.load_state_dict(ck["state_dict"])
         teachers[role] = t
     cls = method_class(spec["class"])
-    method = cls(student, teachers, spec["params"], task, n_classes).to(device)
-    method.run_seed = seed  # for methods with their own random choices (stochastic guides ...)
+    context = RunContext(seed=seed, key=spec["method"], device=device)  # seed: for methods' own random choices
+    method = cls(student, teachers, spec["params"], task, n_classes, context=context).to(device)
     params = method.trainable_parameters()
     opt_name = tr.get("optimizer", "adam")
     if opt_name != "adam":
         raise ConfigError(f"training.optimizer: only 'adam' is supported, got {opt_name!r}")
     opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
-    if hasattr(method, "configure"):
-        method.configure(parts=parts, device=device, optimizer=opt)
+    method.configure(parts=parts, device=device, optimizer=opt)
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
@@ -324,11 +324,10 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
-            if hasattr(method, "after_step"):
-                method.after_step(batch)
+            method.after_step(batch)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-            for k, v in (getattr(method, "diagnostics", None) or {}).items():  # logged, not optimised
+            for k, v in method.diagnostics.items():  # logged, not optimised
                 sums[f"diag_{k}"] = sums.get(f"diag_{k}", 0.0) + float(v)
             sums["total"] = sums.get("total", 0.0) + float(total.detach())
             nb += 1

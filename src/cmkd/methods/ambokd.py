@@ -69,7 +69,6 @@ class AMBOKD(Method):
     """
 
     teachers_trainable = False
-    defaults = {"lambda_kd": 1.0, "temperature": 3.0, "balance_gamma": 0.5, "balance": True}
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
@@ -81,16 +80,6 @@ class AMBOKD(Method):
                               "(and modalities: teacher)")
         if task != "classification":
             raise ConfigError(f"{where}: needs a classification dimension, got {task!r}")
-        p = self.params
-        for k in ("lambda_kd", "balance_gamma"):
-            v = p[k]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(f"{where}.params.{k}: must be a non-negative number, got {v!r}")
-        t = p["temperature"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-            raise ConfigError(f"{where}.params.temperature: must be a positive number, got {t!r}")
-        if not isinstance(p["balance"], bool):
-            raise ConfigError(f"{where}.params.balance: must be true or false, got {p['balance']!r}")
         self.diagnostics: dict[str, float] = {}
 
     def training_step(self, batch):

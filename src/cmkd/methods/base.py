@@ -5,18 +5,55 @@ training loop sums the terms, back-propagates and logs every term.
 Teachers are in eval mode and take no gradient unless the method says so (``teachers_trainable``).
 They are kept in a plain dict, not as sub-modules, so that they are neither saved with the
 student nor handed to the student's optimiser.
+
+The whole contract is declared here: every hook (:meth:`configure`, :meth:`on_epoch_start`,
+:meth:`after_step`, :attr:`diagnostics`) has a no-op default, so the training loop calls each one
+on every method without probing; the run context (seed, config key, device) is passed at
+construction (``cls(student, teachers, params, task, n_classes, context=RunContext(...))``); the
+parameters are resolved against the method's registry entry (:data:`cmkd.methods.REGISTRY`: names,
+kinds, defaults, ranges), the single source of the defaults.
 """
 from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-class Method(nn.Module):
+@dataclass(frozen=True)
+class RunContext:
+    """What a method knows of its run: the run seed (for its own random choices: stochastic guides,
+    feedback batches ...), the config key (``methods.<key>``, named in errors) and the device."""
+
+    seed: int | None = None
+    key: str | None = None
+    device: Any = None
+
+
+class _ContextAtConstruction(type(nn.Module)):
+    """Takes ``context=`` off the constructor call and sets it before ``__init__`` runs, so that
+    every method accepts a run context without each subclass repeating the argument."""
+
+    def __call__(cls, *args, context: RunContext | None = None, **kwargs):
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "context", context if context is not None else RunContext())
+        obj.__init__(*args, **kwargs)
+        return obj
+
+
+class Method(nn.Module, metaclass=_ContextAtConstruction):
     #: the checkpoint roles this method needs (mirrors cmkd.methods.REGISTRY)
     roles: tuple = ()
+    #: True: the method also trains the checkpoints it receives (else they are frozen, eval mode)
     teachers_trainable: bool = False
+    #: the run context (set at construction, see :class:`RunContext`)
+    context: RunContext = RunContext()
+    #: values logged each step beside the loss terms, not optimised (a method sets it in its step)
+    diagnostics: dict = types.MappingProxyType({})
 
     def __init__(self, student: nn.Module, teachers: dict[str, nn.Module], params: dict, task: str, n_classes: int):
         super().__init__()
@@ -31,16 +68,47 @@ class Method(nn.Module):
                 t.requires_grad_(False)
         self._check_params()
 
-    #: parameter names and defaults this method accepts (unknown keys are a config error)
-    defaults: dict = {}
+    @property
+    def run_seed(self) -> int | None:
+        """The run seed (``context.seed``); read-only: the seed is given at construction."""
+        return self.context.seed
+
+    @run_seed.setter
+    def run_seed(self, value) -> None:
+        raise AttributeError("Method.run_seed is read-only: pass context=RunContext(seed=...) at construction")
+
+    @classmethod
+    def param_spec(cls) -> dict:
+        """The parameters this class accepts: a ``defaults`` dict set on the class (or a base below
+        :class:`Method`) if any, else its registry entry's declarations."""
+        from cmkd.methods import REGISTRY, registered_name
+
+        for c in cls.__mro__:
+            if c is Method:
+                break
+            if "defaults" in c.__dict__:
+                return c.__dict__["defaults"]
+        name = registered_name(cls)
+        return REGISTRY[name].params if name else {}
+
+    @classmethod
+    def default_params(cls) -> dict:
+        from cmkd.params import defaults_of
+
+        return defaults_of(cls.param_spec())
+
+    @property
+    def params_key(self) -> str:
+        """The config key of this method's parameters: ``methods.<key>.params`` (the class's
+        registry name in angle brackets when no config key is known)."""
+        from cmkd.methods import registered_name
+
+        return f"methods.{self.context.key or '<' + (registered_name(type(self)) or type(self).__name__) + '>'}.params"
 
     def _check_params(self) -> None:
-        from cmkd.errors import ConfigError
+        from cmkd.params import resolve
 
-        unknown = set(self.params) - set(self.defaults)
-        if unknown:
-            raise ConfigError(f"methods.<{type(self).__name__}>.params: unknown key(s) {sorted(unknown)} (accepted: {sorted(self.defaults)})")
-        self.params = {**self.defaults, **self.params}
+        self.params = resolve(self.params, self.param_spec(), self.params_key)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -114,8 +182,16 @@ class Method(nn.Module):
             return F.mse_loss(logits.squeeze(-1), y.float())
         return F.cross_entropy(logits, y)
 
+    # ----------------------------------------------------------------- hooks (no-op defaults)
+    def configure(self, parts=None, device=None, optimizer=None, **_) -> None:
+        """Called once before training, with the split parts, the device and the student's
+        optimiser (e.g. to build heads or a memory bank and add their parameters)."""
+
     def on_epoch_start(self, epoch: int, generator: torch.Generator) -> None:
         """Hook called before each training epoch (e.g. to refresh prototypes)."""
+
+    def after_step(self, batch: dict) -> None:
+        """Called after each optimiser step (e.g. a teacher update, a memory-bank write)."""
 
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError

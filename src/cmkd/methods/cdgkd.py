@@ -32,34 +32,20 @@ class CDGKD(Method):
       uniformly is kept, so ``S_i`` is never empty. ``stochastic: false`` uses every guide
       (CDGKD Table 5, variant 4). ``|S_i|`` is the number kept (a mean, eq. 9).
     - Randomness: the keep flags come from a private ``torch.Generator`` seeded once, at the first
-      ``on_epoch_start``, from the run seed (``run_seed``, set by the training loop) mixed with a
+      ``on_epoch_start``, from the run seed (``context.seed``, given at construction) mixed with a
       constant, so the subsets are reproducible for a seed and differ across seeds, and the data
       order (the loop's generator) is the same as for every other method of that seed. Without a
-      ``run_seed`` the seed is drawn from the loop's generator instead.
+      run seed the seed is drawn from the loop's generator instead.
 
     Terms: ``ce = (1 - beta) L_CE``, ``kd = beta * mean_j KL_j``. Diagnostic: ``n_guides`` (the
     mean number of guides kept per batch). Params: ``beta`` (0.5), ``temperature`` (1.0),
     ``stochastic`` (true), ``keep_prob`` (0.5).
     """
 
-    defaults = {"beta": 0.5, "temperature": 1.0, "stochastic": True, "keep_prob": 0.5}
     SALT = 0xCD6
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
-        where = "methods.<cdgkd>.params"
-        p = self.params
-        b = p["beta"]
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b <= 1:
-            raise ConfigError(f"{where}.beta: must be in [0, 1], got {b!r}")
-        t = p["temperature"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-            raise ConfigError(f"{where}.temperature: must be a positive number, got {t!r}")
-        if not isinstance(p["stochastic"], bool):
-            raise ConfigError(f"{where}.stochastic: must be true or false, got {p['stochastic']!r}")
-        k = p["keep_prob"]
-        if isinstance(k, bool) or not isinstance(k, (int, float)) or not 0 < k <= 1:
-            raise ConfigError(f"{where}.keep_prob: must be in (0, 1], got {k!r}")
         if not self.teachers:
             raise ConfigError("methods.<cdgkd>.requires: CDGKD needs at least one guide (teacher, TAs)")
         self.guide_roles = list(self.teachers)
@@ -67,7 +53,7 @@ class CDGKD(Method):
         self.diagnostics: dict[str, float] = {}
 
     def _seed_rng(self, generator: torch.Generator | None) -> None:
-        seed = getattr(self, "run_seed", None)
+        seed = self.context.seed
         if seed is not None:
             s = zlib.crc32(f"cdgkd:{int(seed)}:{self.SALT}".encode())
         elif generator is not None:

@@ -53,7 +53,6 @@ import torch.nn.functional as F
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
 from cmkd.methods.crd import CRD
-from cmkd.methods.zoo_common import choice, number, where
 
 
 # ----------------------------------------------------------------------------- pure losses
@@ -108,13 +107,8 @@ def _classification_only(method: Method, name: str) -> None:
 class CMCRDTeacher(Method):
     """``L = CE + mu * L_MCC(logits / T)`` (CMCRD teacher; Jin et al. 2020 eq. (1)-(6))."""
 
-    defaults = {"mu": 1.0, "temperature": 2.5}
-
     def _check_params(self) -> None:
         super()._check_params()
-        self.params["mu"] = number(self.params["mu"], "methods.<cmcrd_teacher>.params.mu", lo=0.0)
-        self.params["temperature"] = number(self.params["temperature"], "methods.<cmcrd_teacher>.params.temperature",
-                                             lo=0.0, lo_open=True)
         _classification_only(self, "cmcrd_teacher")
 
     def training_step(self, batch):
@@ -134,12 +128,10 @@ class CMCRD(CRD):
     """
 
     name = "cmcrd"
-    defaults = {**CRD.defaults, "weighting": "teacher"}
     WEIGHTINGS = ("teacher", "student", "none")
 
     def _check_params(self) -> None:
         super()._check_params()
-        choice(self.params["weighting"], where(self.name, "weighting"), self.WEIGHTINGS)
         _classification_only(self, self.name)
 
     def unimodal_weights(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

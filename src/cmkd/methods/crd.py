@@ -30,7 +30,7 @@ from torch import nn
 
 from cmkd import losses
 from cmkd.errors import ConfigError
-from cmkd.methods.zoo_common import ZooMethod, feature, integer, number, where
+from cmkd.methods.zoo_common import ZooMethod, feature, where
 
 
 class Embed(nn.Module):
@@ -46,20 +46,6 @@ class Embed(nn.Module):
 
 class CRD(ZooMethod):
     name = "crd"
-    defaults = {**ZooMethod.common_defaults, "beta": 0.8, "feat_dim": 128, "nce_k": 4096,
-                "nce_t": 0.07, "nce_m": 0.5, "feature": "embedding", "teacher_feature": None}
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        p = self.params
-        p["feat_dim"] = integer(p["feat_dim"], where(self.name, "feat_dim"), 1)
-        p["nce_k"] = integer(p["nce_k"], where(self.name, "nce_k"), 1)
-        p["nce_t"] = number(p["nce_t"], where(self.name, "nce_t"), lo=0.0, lo_open=True)
-        p["nce_m"] = number(p["nce_m"], where(self.name, "nce_m"), lo=0.0, hi=1.0)
-        for key in ("feature", "teacher_feature"):
-            v = p[key]
-            if not (v is None and key == "teacher_feature") and (not isinstance(v, str) or not v):
-                raise ConfigError(f"{where(self.name, key)}: must be a feature name, got {v!r}")
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)

@@ -21,8 +21,8 @@ are restored until ``min_keep`` are kept (documented choice: the student always 
 
 The flags come from a private :class:`torch.Generator`, reseeded at each epoch from the run seed
 and the epoch number, so they are reproducible for a seed and differ across seeds. The run seed
-is, in order of precedence: a ``seed`` passed to :meth:`configure`; ``self.run_seed`` (set by the
-training loop); else the ``initial_seed()`` of the batch-order generator the loop passes to
+is, in order of precedence: a ``seed`` passed to :meth:`configure`; ``self.context.seed`` (given
+at construction); else the ``initial_seed()`` of the batch-order generator the loop passes to
 :meth:`on_epoch_start` (the run seed too; reading it does not advance that generator, so the
 batch order stays the same as every other method's for the same seed). Nothing is drawn from the
 global RNG, so dropout and initialisation are unaffected by the number of guides. For regression
@@ -39,15 +39,14 @@ import torch.nn.functional as F
 from cmkd import losses
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
-from cmkd.methods.zoo_common import integer, number, where
+from cmkd.methods.zoo_common import where
 
-_SEED_MIX = 1_000_003  # epoch seeds: run_seed * _SEED_MIX + epoch
+_SEED_MIX = 1_000_003  # epoch seeds: run seed * _SEED_MIX + epoch
 
 
 class DGKD(Method):
     name = "dgkd"
     roles = ()  # variadic: any number of guides (teacher, ta1, ta2 ...)
-    defaults = {"alpha": 0.5, "temperature": 4.0, "drop_rate": 0.5, "min_keep": 1}
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
@@ -63,10 +62,6 @@ class DGKD(Method):
         if not self.teachers:
             raise ConfigError(f"methods.<{self.name}>.requires: needs at least one guide checkpoint "
                               "(e.g. {teacher: teacher, ta1: ..., ta2: ...})")
-        p["alpha"] = number(p["alpha"], where(self.name, "alpha"), lo=0.0, hi=1.0)
-        p["temperature"] = number(p["temperature"], where(self.name, "temperature"), lo=0.0, lo_open=True)
-        p["drop_rate"] = number(p["drop_rate"], where(self.name, "drop_rate"), lo=0.0, hi=1.0)
-        p["min_keep"] = integer(p["min_keep"], where(self.name, "min_keep"), 0)
         if p["min_keep"] > len(self.teachers):
             raise ConfigError(f"{where(self.name, 'min_keep')}: {p['min_keep']} exceeds the number of guides "
                               f"({len(self.teachers)}: {list(self.teachers)})")
@@ -80,8 +75,8 @@ class DGKD(Method):
 
     def on_epoch_start(self, epoch, generator):
         if not self._seed_from_configure:
-            if getattr(self, "run_seed", None) is not None:
-                self._seed = int(self.run_seed)
+            if self.context.seed is not None:
+                self._seed = int(self.context.seed)
             elif generator is not None:
                 self._seed = int(generator.initial_seed())
         self._gen.manual_seed((self._seed * _SEED_MIX + int(epoch)) % (2**63))

@@ -37,18 +37,9 @@ class EmotionKD(Method):
     """
 
     roles = ("teacher",)
-    defaults = {"e1": 1.0, "e2": 0.1, "e3": 1.0, "temperature": 1.0}
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
-        where = "methods.<emotionkd>.params"
-        for k in ("e1", "e2", "e3"):
-            v = self.params[k]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(f"{where}.{k}: must be a non-negative number, got {v!r}")
-        t = self.params["temperature"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-            raise ConfigError(f"{where}.temperature: must be a positive number, got {t!r}")
         if task != "classification":
             raise ConfigError(f"methods.<emotionkd>: soft-label distillation needs a classification dimension, got {task!r}")
         if "teacher" not in self.teachers:

@@ -42,24 +42,15 @@ from torch import nn
 
 from cmkd import losses
 from cmkd.errors import ConfigError
-from cmkd.methods.zoo_common import ZooMethod, choice, feature, match_spatial, where
+from cmkd.methods.zoo_common import ZooMethod, feature, match_spatial, where
 
 
 class FitNets(ZooMethod):
     name = "fitnets"
-    defaults = {**ZooMethod.common_defaults, "beta": 100.0, "feature": "hint", "teacher_feature": None}
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         self.regressor = None  # built in configure() from the real feature shapes
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        p = self.params
-        choice(p["feature"], where(self.name, "feature"), ("hint", "embedding"))
-        tf = p["teacher_feature"]
-        if tf is not None and (not isinstance(tf, str) or not tf):
-            raise ConfigError(f"{where(self.name, 'teacher_feature')}: must be a feature name or null, got {tf!r}")
 
     @property
     def _teacher_key(self) -> str:

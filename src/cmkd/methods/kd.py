@@ -15,7 +15,6 @@ class KD(Method):
     """
 
     roles = ("teacher",)
-    defaults = {"alpha": 0.5, "temperature": 4.0}
 
     def training_step(self, batch):
         out = self.student(batch)

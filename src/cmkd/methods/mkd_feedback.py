@@ -172,17 +172,6 @@ class MKDTeacher(Method):
         return out.logits, {"ce": self.task_loss(out.logits, batch["y"])}
 
 
-def _number(params, key, lo=0.0, lo_open=False, hi=None):
-    v = params[key]
-    where = f"methods.<mkd_student>.params.{key}"
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"{where}: must be a number, got {v!r}")
-    if v < lo or (lo_open and v == lo) or (hi is not None and v > hi):
-        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-        raise ConfigError(f"{where}: must be in {rng}, got {v!r}")
-    return float(v)
-
-
 class MKDStudent(Method):
     """The MKD EOG student (§3.2; architecture ``mkd_student``) trained with L_S (§3.3.1) and,
     with ``feedback: true``, the dynamic feedback phase (§3.3.2) that updates the teacher. See
@@ -190,29 +179,10 @@ class MKDStudent(Method):
 
     roles = ("teacher",)
     teachers_trainable = True
-    defaults = {
-        "lambda1": 1.0, "lambda2": 1.0, "lambda3": 1.0, "temperature": 1.0,
-        "feedback": True, "feedback_every": 5, "feedback_steps": 1, "teacher_lr": 1.0e-4,
-        "lambda_t": 1.0, "temp_lr": None, "feedback_fraction": 0.5, "hetero_source": "student",
-    }
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         p = self.params
-        for k in ("lambda1", "lambda2", "lambda3", "lambda_t"):
-            p[k] = _number(p, k)
-        p["temperature"] = _number(p, "temperature", lo_open=True)
-        p["teacher_lr"] = _number(p, "teacher_lr", lo_open=True)
-        if p["temp_lr"] is not None:
-            p["temp_lr"] = _number(p, "temp_lr", lo_open=True)
-        p["feedback_fraction"] = _number(p, "feedback_fraction", lo_open=True, hi=1.0)
-        if p["feedback_fraction"] >= 1.0:
-            raise ConfigError("methods.<mkd_student>.params.feedback_fraction: must be in (0, 1), got 1.0")
-        for k in ("feedback_every", "feedback_steps"):
-            if isinstance(p[k], bool) or not isinstance(p[k], int) or p[k] < 1:
-                raise ConfigError(f"methods.<mkd_student>.params.{k}: must be a positive integer, got {p[k]!r}")
-        if not isinstance(p["feedback"], bool):
-            raise ConfigError(f"methods.<mkd_student>.params.feedback: must be true or false, got {p['feedback']!r}")
         t_mods = list(getattr(self.teacher, "modalities", []))
         src = p["hetero_source"]
         s_mods = list(getattr(student, "modalities", []))
@@ -262,7 +232,7 @@ class MKDStudent(Method):
               "segments (model selection)", file=sys.stderr, flush=True)
         self._teacher_opt = torch.optim.Adam([p for p in self.teacher.parameters() if p.requires_grad],
                                              lr=self.params["teacher_lr"])
-        self._fb_gen = torch.Generator().manual_seed(int(getattr(self, "run_seed", torch.initial_seed())) + 1)  # feedback batch order
+        self._fb_gen = torch.Generator().manual_seed(int(self.context.seed if self.context.seed is not None else torch.initial_seed()) + 1)  # feedback batch order
 
     # -- L_S
     def _feature_pairs(self, s_out, t_out):

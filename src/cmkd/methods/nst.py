@@ -25,20 +25,11 @@ from __future__ import annotations
 import warnings
 
 from cmkd import losses
-from cmkd.errors import ConfigError
 from cmkd.methods.zoo_common import ZooMethod, feature, match_spatial, where
 
 
 class NST(ZooMethod):
     name = "nst"
-    defaults = {**ZooMethod.common_defaults, "beta": 50.0, "feature": "hint", "teacher_feature": None}
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        for key in ("feature", "teacher_feature"):
-            v = self.params[key]
-            if not (v is None and key == "teacher_feature") and (not isinstance(v, str) or not v):
-                raise ConfigError(f"{where(self.name, key)}: must be a feature name, got {v!r}")
 
     def _pair(self, s_out, t_out):
         p = self.params

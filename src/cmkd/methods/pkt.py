@@ -15,12 +15,11 @@ teacher features may differ in size and modality.
 from __future__ import annotations
 
 from cmkd import losses
-from cmkd.methods.zoo_common import RelationalMethod, ZooMethod
+from cmkd.methods.zoo_common import RelationalMethod
 
 
 class PKT(RelationalMethod):
     name = "pkt"
-    defaults = {**ZooMethod.common_defaults, "beta": 30000.0, "feature": "embedding", "teacher_feature": None}
 
     def feature_terms(self, batch, s_out, t_out):
         s, t = self.pair(s_out, t_out)

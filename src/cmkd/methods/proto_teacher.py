@@ -56,23 +56,9 @@ class ProtoTeacher(Method):
     ``eval_batch_size`` (batch of the prototype pass, 256). Classification only.
     """
 
-    defaults = {"alpha": 0.5, "prototype_update": "epoch", "momentum": 0.9, "visual": "face", "eeg": "eeg",
-                "eval_batch_size": 256}
-
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         p = self.params
-        where = "methods.<proto_teacher>.params"
-        a = p["alpha"]
-        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
-            raise ConfigError(f"{where}.alpha: must be in [0, 1], got {a!r}")
-        if p["prototype_update"] not in UPDATES:
-            raise ConfigError(f"{where}.prototype_update: must be one of {list(UPDATES)}, got {p['prototype_update']!r}")
-        m = p["momentum"]
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
-            raise ConfigError(f"{where}.momentum: must be in [0, 1), got {m!r}")
-        if not isinstance(p["eval_batch_size"], int) or p["eval_batch_size"] < 1:
-            raise ConfigError(f"{where}.eval_batch_size: must be a positive integer, got {p['eval_batch_size']!r}")
         if task != "classification":
             raise ConfigError("methods.<proto_teacher>: prototypes need class labels; the dimension's task must be "
                               f"'classification', got {task!r}")

@@ -17,18 +17,11 @@ as in Park et al. and RepDistiller. No learned parameters.
 from __future__ import annotations
 
 from cmkd import losses
-from cmkd.methods.zoo_common import RelationalMethod, ZooMethod, number, where
+from cmkd.methods.zoo_common import RelationalMethod
 
 
 class RKD(RelationalMethod):
     name = "rkd"
-    defaults = {**ZooMethod.common_defaults, "beta": 1.0, "w_d": 25.0, "w_a": 50.0,
-                "feature": "embedding", "teacher_feature": None}
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        for key in ("w_d", "w_a"):
-            self.params[key] = number(self.params[key], where(self.name, key), lo=0.0)
 
     def feature_terms(self, batch, s_out, t_out):
         s, t = self.pair(s_out, t_out)

@@ -19,12 +19,11 @@ No learned parameters.
 from __future__ import annotations
 
 from cmkd import losses
-from cmkd.methods.zoo_common import RelationalMethod, ZooMethod
+from cmkd.methods.zoo_common import RelationalMethod
 
 
 class SP(RelationalMethod):
     name = "sp"
-    defaults = {**ZooMethod.common_defaults, "beta": 3000.0, "feature": "embedding", "teacher_feature": None}
 
     def feature_terms(self, batch, s_out, t_out):
         s, t = self.pair(s_out, t_out)

@@ -71,13 +71,9 @@ class CNNSVM(_ArchTeacher):
     """
 
     architecture = "cnn_svm"
-    defaults = {"svm_l2": 1.0e-3}
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
-        v = self.params["svm_l2"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ConfigError(f"methods.<cnn_svm>.params.svm_l2: must be a non-negative number, got {v!r}")
         if task != "classification":
             raise ConfigError(f"methods.<cnn_svm>: the SVM's hinge loss needs a classification dimension, got {task!r}")
 

@@ -43,7 +43,6 @@ The teacher must be a :class:`cmkd.models.fusion.MultiModalNet` (it needs ``clas
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -109,34 +108,14 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- method
-def _number(v, key, lo=None, lo_open=False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"{key}: must be a finite number, got {v!r}")
-    v = float(v)
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise ConfigError(f"{key}: must be {'>' if lo_open else '>='} {lo}, got {v!r}")
-    return v
-
-
 class UAProto(Method):
     """Uncertainty-aware prototype KD, (U1)-(U7) of the module docstring."""
 
     roles = ("teacher",)
-    defaults = {"lambda_proto": 1.0, "lambda_feat": 1.0, "lambda_head": 1.0, "tau": 0.1, "tau_u": 0.5,
-                "temperature": 4.0, "n_bins": 2, "uncertainty": True}
 
     def _check_params(self) -> None:
         super()._check_params()
-        p, w = self.params, "methods.<uaproto>.params."
-        for key in ("lambda_proto", "lambda_feat", "lambda_head"):
-            p[key] = _number(p[key], w + key, lo=0.0)
-        for key in ("tau", "tau_u", "temperature"):
-            p[key] = _number(p[key], w + key, lo=0.0, lo_open=True)
-        if not isinstance(p["uncertainty"], bool):
-            raise ConfigError(f"{w}uncertainty: must be true or false, got {p['uncertainty']!r}")
-        nb = p["n_bins"]
-        if isinstance(nb, bool) or not isinstance(nb, int) or nb < 2:
-            raise ConfigError(f"{w}n_bins: must be an integer >= 2, got {nb!r}")
+        p = self.params
         teacher = self.teachers.get("teacher")
         if teacher is None:
             raise ConfigError("methods.<uaproto>.requires.teacher: needs a pre-trained teacher checkpoint")

@@ -6,14 +6,13 @@
   beta (FitNets 100, NST 50, SP 3000, RKD 1, PKT 30000, CRD 0.8), which are our defaults.
   For regression the CE is the mean squared error and the KD term the MSE between the outputs
   (as :class:`cmkd.methods.kd.KD`).
-- parameter checks that raise :class:`cmkd.errors.ConfigError` naming the key;
+- the parameter checks (:mod:`cmkd.params`; declared in :data:`cmkd.methods.REGISTRY`);
 - :func:`feature`: a named feature of a model output, with an error naming the config key;
 - :func:`match_spatial`: the adaptation that lets feature-map losses compare maps of different
   spatial size and rank (a face map ``(B, C, h, w)`` against an EEG map ``(B, C', L)``).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from cmkd import losses
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
+from cmkd.params import choice, integer, number  # noqa: F401  (the shared value checks)
 
 
 # ----------------------------------------------------------------------------- parameter checks
@@ -28,31 +28,6 @@ def where(name: str, key: str) -> str:
     """The config key of a method parameter (the method's config name is not known to the class,
     so its class name stands in, as in :meth:`Method._check_params`)."""
     return f"methods.<{name}>.params.{key}"
-
-
-def number(value, key: str, lo: float | None = None, hi: float | None = None,
-           lo_open: bool = False) -> float:
-    """A finite number within ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``), else ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-    v = float(value)
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        raise ConfigError(f"{key}: must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and v > hi:
-        raise ConfigError(f"{key}: must be <= {hi}, got {value!r}")
-    return v
-
-
-def integer(value, key: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise ConfigError(f"{key}: must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
-def choice(value, key: str, options) -> str:
-    if value not in options:
-        raise ConfigError(f"{key}: must be one of {list(options)}, got {value!r}")
-    return value
 
 
 def feature(out, name: str, key: str, who: str) -> torch.Tensor:
@@ -111,22 +86,15 @@ def match_spatial(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.T
 class ZooMethod(Method):
     """``L = gamma * task_loss + alpha * KD(T) + beta * L_feature`` (RepDistiller's objective).
 
-    Subclasses set ``name`` (the registry name), ``defaults`` (including ``beta``) and implement
+    Subclasses set ``name`` (the registry name; parameters incl. ``beta`` in its entry) and implement
     :meth:`feature_terms` returning ``{term: tensor}`` already multiplied by beta. The teacher is
     the checkpoint of role ``teacher``; the student sees only its own modalities.
     """
 
     name = "zoo"
     roles = ("teacher",)
-    common_defaults = {"gamma": 1.0, "alpha": 0.0, "temperature": 4.0}
-
     def _check_params(self) -> None:
         super()._check_params()
-        p = self.params
-        p["gamma"] = number(p["gamma"], where(self.name, "gamma"), lo=0.0)
-        p["alpha"] = number(p["alpha"], where(self.name, "alpha"), lo=0.0)
-        p["temperature"] = number(p["temperature"], where(self.name, "temperature"), lo=0.0, lo_open=True)
-        p["beta"] = number(p["beta"], where(self.name, "beta"), lo=0.0)
         if "teacher" not in self.teachers:
             raise ConfigError(f"methods.<{self.name}>.requires: needs a 'teacher' checkpoint "
                               f"(got roles {sorted(self.teachers)})")
@@ -180,13 +148,6 @@ class ZooMethod(Method):
 
 class RelationalMethod(ZooMethod):
     """Shared by SP, RKD and PKT: a loss on the (flattened) ``feature`` of student and teacher."""
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        choice(self.params["feature"], where(self.name, "feature"), ("embedding", "hint"))
-        tf = self.params["teacher_feature"]
-        if tf is not None and (not isinstance(tf, str) or not tf):
-            raise ConfigError(f"{where(self.name, 'teacher_feature')}: must be a feature name or null, got {tf!r}")
 
     def pair(self, s_out, t_out):
         p = self.params
