@@ -247,7 +247,7 @@ def test_deap_bad_inputs(tmp_path):
     bad.write_bytes(pickle.dumps({"data": os.getcwd}, protocol=2))
     with pytest.raises(DataError, match="unexpected object"):
         prepare_deap(root, out)
-    with pytest.raises(ConfigError, match="unknown parameter"):
+    with pytest.raises(ConfigError, match=r"\.\w+: unknown key"):
         prepare_deap(root, out, {"modality": ["eeg"]})
     with pytest.raises(ConfigError, match="unknown modality"):
         prepare_deap(root, out, {"modalities": ["eye"]})

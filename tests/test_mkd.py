@@ -96,7 +96,7 @@ def test_imf_and_hdf_modules():
 
 
 def test_model_config_errors():
-    with pytest.raises(ConfigError, match=r"model: unknown key"):
+    with pytest.raises(ConfigError, match=r"model\.\w+: unknown key"):
         model_config({"nosuch": 1})
     with pytest.raises(ConfigError, match=r"model.heads: must divide"):
         model_config({"d_model": 10, "heads": 3})

@@ -47,12 +47,31 @@ def _modalities(config: dict, method: str, track: str, where: str) -> list[str]:
     raise ConfigError(f"{where}.modalities: must be 'teacher', 'student' or a list of modalities, got {sel!r}")
 
 
+def experiment_methods(config: dict, exp: dict) -> list[str]:
+    """An experiment's methods, with each name of ``method_groups`` replaced by its members
+    (groups may name groups), in order, without repeats."""
+    groups = config.get("method_groups") or {}
+    out: list[str] = []
+
+    def add(names, trail):
+        for n in names:
+            if n in groups:
+                if n in trail:
+                    raise ConfigError(f"method_groups.{n}: circular group {' -> '.join(trail + [n])}")
+                add(groups[n], trail + [n])
+            elif n not in out:
+                out.append(n)
+
+    add(exp["methods"], [])
+    return out
+
+
 def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:
     """Every (dataset, track, dimension, method) cell of the grid, with required runs added."""
     seen = set()
     for exp in config["experiments"]:
         for dim in exp["dimensions"]:
-            stack = list(exp["methods"])
+            stack = experiment_methods(config, exp)
             while stack:
                 m = stack.pop(0)
                 cell = (exp["dataset"], exp["track"], dim, m)
@@ -105,6 +124,12 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         for mod, enc in (m.get("encoders") or {}).items():
             if mod not in KNOWN_MODALITIES:
                 raise ConfigError(f"{where}.encoders.{mod}: unknown modality")
+    for g, members in (config.get("method_groups") or {}).items():
+        if g in methods:
+            raise ConfigError(f"method_groups.{g}: the name is also a method (methods.{g}); a group needs its own name")
+        for m in members:
+            if m not in methods and m not in config["method_groups"]:
+                raise ConfigError(f"method_groups.{g}: unknown method or group '{m}'")
     for i, exp in enumerate(config["experiments"]):
         where = f"experiments[{i}]"
         if exp["dataset"] not in datasets:
@@ -115,8 +140,10 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
             if d not in dims:
                 raise ConfigError(f"{where}.dimensions: unknown dimension '{d}' (known: {', '.join(dims)})")
         for m in exp["methods"]:
-            if m not in methods:
-                raise ConfigError(f"{where}.methods: unknown method '{m}' (known: {', '.join(methods)})")
+            if m not in methods and m not in (config.get("method_groups") or {}):
+                raise ConfigError(f"{where}.methods: unknown method '{m}' (known: {', '.join(methods)}; "
+                                  f"groups: {', '.join(config.get('method_groups') or {}) or 'none'})")
+        experiment_methods(config, exp)  # a circular group
         ds = datasets[exp["dataset"]]
         if ds["loader"] != "synthetic":
             root = ds.get("root")

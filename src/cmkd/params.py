@@ -10,6 +10,7 @@ or a ``{name: Param(...)}`` mapping (values checked too); both may be mixed.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -64,8 +65,8 @@ def default_of(decl: Any) -> Any:
 
 
 def defaults_of(spec: Mapping[str, Any]) -> dict:
-    """``{name: default}`` of a declaration."""
-    return {k: default_of(v) for k, v in spec.items()}
+    """``{name: default}`` of a declaration (a copy: mutable defaults are not shared)."""
+    return {k: copy.deepcopy(default_of(v)) for k, v in spec.items()}
 
 
 def resolve(params: Mapping[str, Any] | None, spec: Mapping[str, Any], where: str) -> dict:

@@ -251,7 +251,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     sp = spec["split"]
     stratify = y if (task == "classification" and sp.get("stratify", True)) else None
     split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
-                                  kind=sp.get("kind", "trial"), ratios=tuple(sp.get("ratios", (0.8, 0.1, 0.1))),
+                                  kind=sp.get("kind", "trial"), ratios=tuple(sp["ratios"]),
                                   stratify=stratify)
     shash = split_hash(split)
     for role, ck in teachers_ck.items():

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
 from cmkd.errors import ConfigError  # noqa: E402
+from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
 try:
     for _w in check_config(config):
@@ -19,7 +20,9 @@ except ConfigError as e:
 R = config["results"]
 _pub = Path(config["published_tables"])
 PUBLISHED = str(_pub if (_pub.is_absolute() or _pub.exists()) else Path(workflow.basedir) / _pub)
-PY = sys.executable
+# the interpreter of a job: under --sdm conda the one of the rule's env (which installs the
+# project), else the one running Snakemake
+PY = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
 CELLS = list(iter_cells(config))
 SEEDS = [int(s) for s in config["seeds"]]
 

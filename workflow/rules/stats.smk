@@ -20,10 +20,8 @@ rule stats:
             {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
             sort_keys=True,
         ),
-        test_fraction=config["split"].get("ratios", [0.8, 0.1, 0.1])[2]
-        / sum(config["split"].get("ratios", [0.8, 0.1, 0.1])),
-        train_fraction=config["split"].get("ratios", [0.8, 0.1, 0.1])[0]
-        / sum(config["split"].get("ratios", [0.8, 0.1, 0.1])),
+        test_fraction=config["split"]["ratios"][2] / sum(config["split"]["ratios"]),
+        train_fraction=config["split"]["ratios"][0] / sum(config["split"]["ratios"]),
     log:
         f"{R}/logs/stats.log",
     resources:

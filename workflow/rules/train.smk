@@ -5,6 +5,9 @@
 # the fixed cost of a job (interpreter, torch/timm imports, data loading) is paid once per cell.
 # seeds_per_job: 1 makes one job per seed (more parallelism for few cells).
 
+# GPU training jobs (device: cuda) run in the CUDA env, every other job in the CPU env
+TRAIN_ENV = "../../envs/cuda.yaml" if config.get("device") == "cuda" else "../../envs/cpu.yaml"
+
 if config.get("seeds_per_job", "all") == "all":
 
     rule train:
@@ -28,7 +31,7 @@ if config.get("seeds_per_job", "all") == "all":
             mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
             runtime=lambda w: len(SEEDS) * config["methods"][w.method].get("resources", {}).get("runtime", 60),
         conda:
-            "../../envs/cpu.yaml"
+            TRAIN_ENV
         shell:
             "{params.py} -m cmkd train --specs {params.specs:q} > {log} 2>&1"
 
@@ -55,6 +58,6 @@ else:
             mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
             runtime=lambda w: config["methods"][w.method].get("resources", {}).get("runtime", 60),
         conda:
-            "../../envs/cpu.yaml"
+            TRAIN_ENV
         shell:
             "{params.py} -m cmkd train --specs {params.specs:q} > {log} 2>&1"

@@ -26,6 +26,7 @@ import numpy as np
 
 from cmkd.data.prepared import hash_params
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import resolve
 
 log = logging.getLogger("cmkd.data")
 
@@ -34,12 +35,7 @@ HASH_MODES = ("stat", "content")
 
 def resolve_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str) -> dict:
     """Return ``defaults`` updated with ``params``; an unknown key is a :class:`ConfigError`."""
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise ConfigError(f"{where}: unknown parameter(s) {unknown}; known: {sorted(defaults)}")
-    out = dict(defaults)
-    out.update(params)
+    out = resolve(params, defaults, where)
     if out.get("source_hash_mode", "stat") not in HASH_MODES:
         raise ConfigError(f"{where}: source_hash_mode must be one of {list(HASH_MODES)}, got {out['source_hash_mode']!r}")
     return out

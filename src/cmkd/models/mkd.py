@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import resolve
 from cmkd.models import registry
 from cmkd.models.base import Output
 
@@ -179,10 +180,7 @@ def model_config(model: Mapping | None, where: str = "methods.<mkd>.model") -> d
         model = {}
     if not isinstance(model, Mapping):
         raise ConfigError(f"{where}: must be a mapping of model settings, got {model!r}")
-    unknown = set(model) - set(MODEL_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} (known: {sorted(MODEL_DEFAULTS)})")
-    c = {**MODEL_DEFAULTS, **model}
+    c = resolve(model, MODEL_DEFAULTS, where)
     for k in ("d_model", "heads", "stream_layers", "tokens", "kernel"):
         c[k] = registry.pos_int(c[k], f"{where}.{k}")
     c["fusion_layers"] = registry.pos_int(c["fusion_layers"], f"{where}.fusion_layers", minimum=0)

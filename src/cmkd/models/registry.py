@@ -46,6 +46,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from cmkd.errors import ConfigError
+from cmkd.params import resolve
 from cmkd.models.eegnet import EEGNetEncoder
 from cmkd.models.eog import EOGCNNEncoder
 from cmkd.models.eye import EyeMLPEncoder
@@ -290,10 +291,8 @@ def _load_extras() -> None:
     for mod_name in EXTRA_MODULES:
         try:
             mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as e:
-            if e.name == mod_name:
-                continue  # not written yet
-            raise
+        except ImportError as e:  # a listed module must load: a silent skip would hide its encoders
+            raise ImportError(f"cmkd.models.registry.EXTRA_MODULES lists {mod_name!r}, which cannot be imported: {e}") from e
         ENCODERS.update(getattr(mod, "ENCODERS", {}))
         ENCODER_DEFAULTS.update(getattr(mod, "ENCODER_DEFAULTS", {}))
         ARCHITECTURES.update(getattr(mod, "ARCHITECTURES", {}))
@@ -322,15 +321,9 @@ def build_encoder(name: str, cfg: Mapping | None, input_info: Mapping | None,
 
 def head_config(head: Mapping | None, where: str = "models.head") -> dict:
     """Validated head settings: ``hidden`` (0 = a single Linear) and ``dropout``."""
-    out = dict(HEAD_DEFAULTS)
-    if head is None:
-        head = {}
-    if not isinstance(head, Mapping):
+    if head is not None and not isinstance(head, Mapping):
         raise ConfigError(f"{where}: must be a mapping (hidden, dropout), got {head!r}")
-    for key, value in head.items():
-        if key not in out:
-            raise ConfigError(f"{where}.{key}: unknown key (known: {sorted(out)})")
-        out[key] = value
+    out = resolve(head, HEAD_DEFAULTS, where)
     out["hidden"] = pos_int(out["hidden"], f"{where}.hidden", minimum=0)
     out["dropout"] = probability(out["dropout"], f"{where}.dropout")
     return out

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import resolve
 from cmkd.models.base import Output
 
 VISUAL, EEG = "face", "eeg"
@@ -37,11 +38,7 @@ VISUAL, EEG = "face", "eeg"
 
 # ------------------------------------------------------------------------------ helpers
 def _model_cfg(spec: Mapping, where: str, defaults: dict) -> dict:
-    cfg = dict(spec.get("model") or {})
-    unknown = set(cfg) - set(defaults)
-    if unknown:
-        raise ConfigError(f"{where}.model: unknown key(s) {sorted(unknown)} (known: {sorted(defaults)})")
-    out = {**defaults, **cfg}
+    out = resolve(spec.get("model"), defaults, f"{where}.model")
     for k, v in out.items():
         if isinstance(defaults[k], bool):
             if not isinstance(v, bool):
