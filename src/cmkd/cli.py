@@ -37,21 +37,14 @@ def _json_arg(value: str):
 def cmd_prepare(a) -> None:
     params = _json_arg(a.params) if a.params else {}
     name = a.dataset
-    if name == "synthetic":
-        from cmkd.data.synthetic import write_synthetic
+    from cmkd.data import loader
 
-        write_synthetic(a.out, params, int(a.seed))
+    f = loader(name)  # cmkd.data.LOADERS
+    if name == "synthetic":
+        f(a.out, params, int(a.seed))
         return
     if not a.root:
         raise ConfigError(f"prepare {name}: --root (datasets.{name}.root) is required for a real data set")
-    if name == "deap":
-        from cmkd.data.deap import prepare_deap as f
-    elif name == "mahnob_hci":
-        from cmkd.data.mahnob import prepare_mahnob as f
-    elif name == "seed_iv":
-        from cmkd.data.seed_iv import prepare_seed_iv as f
-    else:
-        raise ConfigError(f"prepare: unknown data set loader '{name}' (known: synthetic, deap, mahnob_hci, seed_iv)")
     f(a.root, a.out, params)
 
 
@@ -135,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="raw data set -> prepared directory (.npy per array + meta.json)")
-    s.add_argument("dataset", help="synthetic | deap | mahnob_hci | seed_iv")
+    s.add_argument("dataset", help="a loader of cmkd.data.LOADERS (synthetic, deap, mahnob_hci, seed_iv ...)")
     s.add_argument("--root", help="raw data root (not needed for synthetic)")
     s.add_argument("--out", required=True, help="prepared directory to write")
     s.add_argument("--params", help="loader/generator parameters as JSON or @file")

@@ -15,10 +15,11 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from cmkd.data import LOADERS, MODALITIES
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY, method_params
 
-KNOWN_MODALITIES = ("eeg", "eog", "face", "eye", "eeg_de")
+KNOWN_MODALITIES = MODALITIES  # the modality table: cmkd.data.MODALITY_KINDS
 TASKS = ("classification", "regression")
 
 
@@ -87,6 +88,12 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     that no experiment runs (an error with ``strict_tables``, as CI checks the shipped configs)."""
     warnings: list[str] = []
     datasets, tracks, methods, dims = config["datasets"], config["tracks"], config["methods"], config["dimensions"]
+    for name, ds in datasets.items():
+        if ds["loader"] not in LOADERS:
+            raise ConfigError(f"datasets.{name}.loader: unknown loader '{ds['loader']}' (known: {', '.join(LOADERS)})")
+        for mod in ds["modalities"]:
+            if mod not in KNOWN_MODALITIES:
+                raise ConfigError(f"datasets.{name}.modalities: unknown modality '{mod}' (known: {', '.join(KNOWN_MODALITIES)})")
     for name, t in tracks.items():
         for side in ("teacher", "student"):
             for mod in t[side]:
@@ -130,6 +137,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         for m in members:
             if m not in methods and m not in config["method_groups"]:
                 raise ConfigError(f"method_groups.{g}: unknown method or group '{m}'")
+        experiment_methods(config, {"methods": [g]})  # a circular group
     for i, exp in enumerate(config["experiments"]):
         where = f"experiments[{i}]"
         if exp["dataset"] not in datasets:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from cmkd import io, metrics, provenance
+from cmkd.data import CONTINUOUS as _CONTINUOUS
 from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import check_finite, load_prepared
@@ -32,7 +33,7 @@ from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import method_class
 from cmkd.methods.base import RunContext
 
-CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
+CONTINUOUS = _CONTINUOUS  # the modality table: cmkd.data.MODALITY_KINDS
 
 
 def log(msg: str) -> None:

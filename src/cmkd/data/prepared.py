@@ -30,12 +30,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from cmkd.data import MODALITIES as _MODALITIES
 from cmkd.errors import DataError
 from cmkd.io import dumps
 
 INDEX_ARRAYS = ("subject", "trial", "segment")
 RATING_ARRAYS = ("valence", "arousal", "dominance", "liking")
-MODALITIES = ("eeg", "eog", "face", "eye", "eeg_de")
+MODALITIES = _MODALITIES  # the modality table: cmkd.data.MODALITY_KINDS
 
 # expected number of dimensions and dtype kind per known array ('f' float, 'i' int, 'u' uint)
 _EXPECTED: dict[str, tuple[int, str]] = {

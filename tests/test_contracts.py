@@ -1,0 +1,315 @@
+"""The contracts that let a method (or a method group) be added in one place: the registry entry
+declares the method's parameters, the config check enforces them before any job runs, and every
+registered class fulfils the method interface of :class:`cmkd.methods.base.Method`."""
+from __future__ import annotations
+
+import copy
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, tiny_config
+from cmkd.config import check_config, deep_merge, iter_cells, run_spec
+from cmkd.errors import ConfigError
+from cmkd.methods import REGISTRY, MethodInfo, method_class, method_params, registered_name
+from cmkd.methods.base import Method, RunContext
+from cmkd.params import Param, defaults_of
+
+
+def _default_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+# ----------------------------------------------------------------------------- the registry
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_registry_entry_resolves_and_declares_its_parameters(name):
+    info = REGISTRY[name]
+    cls = method_class(name)
+    assert issubclass(cls, Method)
+    assert registered_name(cls) == name  # the class finds its own entry (its parameters)
+    for p, decl in info.params.items():
+        assert isinstance(decl, Param), f"{name}.{p}: declare a Param (kind, range), not a bare default"
+        decl.check(decl.default, f"methods.x.params.{p}")  # every default passes its own check
+    assert cls.default_params() == defaults_of(info.params)
+    assert method_params(name, None, "methods.x.params") == defaults_of(info.params)
+    if not info.variadic_roles:
+        assert tuple(cls.roles) == tuple(info.roles)
+
+
+def test_every_method_module_is_registered():
+    """A class in a module's METHODS table and not in the registry would be unreachable."""
+    import importlib
+    import pkgutil
+
+    import cmkd.methods as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        m = importlib.import_module(f"cmkd.methods.{mod.name}")
+        for name, cls in getattr(m, "METHODS", {}).items():
+            assert name in REGISTRY and REGISTRY[name].module == m.__name__, name
+            assert method_class(name) is cls
+
+
+# ----------------------------------------------------------------------------- check_config
+def test_check_config_accepts_the_shipped_configs():
+    cfg = _default_config()
+    assert check_config(cfg) == []
+    paper = deep_merge(cfg, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    for key, m in paper["methods"].items():  # the paper grid's parameters (its data roots are not here)
+        method_params(m["class"], m.get("params"), f"methods.{key}.params")
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"alpah": 0.5}, r"^methods\.kd\.params\.alpah: unknown key \(accepted: alpha, temperature\)$"),
+    ({"alpha": "half"}, r"^methods\.kd\.params\.alpha: must be a finite number, got 'half'$"),
+    ({"alpha": 1.5}, r"^methods\.kd\.params\.alpha: must be <= 1\.0, got 1\.5$"),
+    ({"temperature": 0}, r"^methods\.kd\.params\.temperature: must be > 0\.0, got 0$"),
+    ({"alpha": True}, r"^methods\.kd\.params\.alpha: must be a finite number, got True$"),
+    ([0.5], r"^methods\.kd\.params: must be a mapping"),
+], ids=["unknown", "string", "range", "open-bound", "bool", "not-a-mapping"])
+def test_check_config_rejects_bad_method_parameters(params, expected):
+    cfg = _default_config()
+    cfg["methods"]["kd"]["params"] = params
+    with pytest.raises(ConfigError, match=expected):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda c: c["methods"]["crd"]["params"].update(nce_k=4096.5), r"methods\.crd\.params\.nce_k: must be an integer"),
+    (lambda c: c["methods"]["cmcrd"].setdefault("params", {}).update(weighting="both"),
+     r"methods\.cmcrd\.params\.weighting: must be one of \['teacher', 'student', 'none'\]"),
+    (lambda c: c["methods"]["cdgkd"].setdefault("params", {}).update(stochastic="yes"),
+     r"methods\.cdgkd\.params\.stochastic: must be true or false"),
+    (lambda c: c["method_groups"].update(kd=["baseline"]), r"method_groups\.kd: the name is also a method"),
+    (lambda c: c["method_groups"].update(extra=["nosuch"]), r"method_groups\.extra: unknown method or group 'nosuch'"),
+    (lambda c: c["method_groups"].update(a=["b"], b=["a"]), r"method_groups\.a: circular group a -> b -> a"),
+    (lambda c: c["experiments"][0]["methods"].append("nosuch"), r"experiments\[0\]\.methods: unknown method 'nosuch'"),
+], ids=["int", "choice", "bool", "group-name-clash", "group-member", "group-cycle", "experiment-method"])
+def test_check_config_errors_name_the_key(mutate, expected):
+    cfg = _default_config()
+    mutate(cfg)
+    with pytest.raises(ConfigError, match=expected):
+        check_config(cfg)
+
+
+def test_method_groups_expand_in_order():
+    cfg = _default_config()
+    cells = [c for c in iter_cells(cfg) if c[1] == "face-to-eeg" and c[2] == "arousal"]
+    assert [c[3] for c in cells] == cfg["method_groups"]["uaproto_setting"]
+
+
+def test_parameter_typo_stops_snakemake_before_any_job(tmp_path, snakemake_runner):
+    cfg = tiny_config()
+    cfg["methods"]["kd"]["params"]["alpah"] = 0.5
+    r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "methods.kd.params.alpah" in ln]
+    assert len(lines) == 1, lines
+    assert "unknown key" in lines[0]
+    assert not (tmp_path / "results").exists()
+
+
+# ----------------------------------------------------------------------------- the method interface
+def test_train_loop_calls_hooks_without_probing():
+    src = (ROOT / "src" / "cmkd" / "train.py").read_text()
+    assert not re.search(r"hasattr\(method|getattr\(method", src)
+    assert "run_seed" not in src
+    m = Method(torch.nn.Linear(1, 1), {}, {}, "classification", 2)
+    m.configure(parts=None, device=None, optimizer=None)
+    m.after_step({})
+    m.on_epoch_start(1, torch.Generator())
+    assert dict(m.diagnostics) == {}
+    with pytest.raises(AttributeError, match="context=RunContext"):
+        m.run_seed = 3  # the seed is given at construction
+    m = Method(torch.nn.Linear(1, 1), {}, {}, "classification", 2, context=RunContext(seed=5, key="kd_x"))
+    assert m.context.seed == 5 and m.run_seed == 5 and m.params_key == "methods.kd_x.params"
+
+
+def _tiny_grid() -> dict:
+    cfg = _default_config()
+    cfg["datasets"]["synthetic"]["params"] = {
+        "n_subjects": 3, "n_trials": 6, "segments_per_trial": 2, "sampling_rate": 32, "face_frames": 1, "face_size": 32}
+    cfg["encoders"]["eeg"].update({"num_T": 4, "num_S": 4})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    from cmkd.data.prepared import load_prepared
+    from cmkd.data.synthetic import write_synthetic
+
+    cfg = _tiny_grid()
+    out = tmp_path_factory.mktemp("prep") / "synthetic"
+    write_synthetic(out, cfg["datasets"]["synthetic"]["params"], 0)
+    return cfg, load_prepared(out)
+
+
+def _build(spec, prep, n_classes):
+    from cmkd.models.registry import build_model
+    from cmkd.train import model_inputs
+
+    return build_model({"architecture": spec.get("architecture"), "model": spec.get("model") or {},
+                        "modalities": spec["modalities"], "encoders": spec["encoders"],
+                        "inputs": model_inputs(prep, spec["modalities"]), "head": spec["head"], "n_outputs": n_classes})
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_one_step_of_every_registered_method(name, grid):
+    """Built as the training loop builds it (first cell of the default grid using the class): one
+    step gives finite terms, the step changes the student and leaves the frozen checkpoints alone
+    (unless the class declares ``teachers_trainable``)."""
+    from cmkd.data import labels as labels_mod
+    from cmkd.data import splits as splits_mod
+    from cmkd.train import build_parts
+
+    cfg, prep = grid
+    cell = next((c for c in iter_cells(cfg) if cfg["methods"][c[3]]["class"] == name
+                 and cfg["dimensions"][c[2]]["task"] == "classification"), None)
+    assert cell is not None, f"no classification cell of the default grid uses method class {name!r}"
+    ds, tr, dim, key = cell
+    spec = run_spec(cfg, ds, tr, dim, key, 0)
+    torch.manual_seed(0)
+    student = _build(spec, prep, 2)
+    teachers, needed = {}, list(spec["modalities"])
+    for role, req in spec["requires"].items():
+        tspec = run_spec(cfg, ds, tr, dim, req["method"], 0)
+        teachers[role] = _build(tspec, prep, 2)
+        needed += [m for m in tspec["modalities"] if m not in needed]
+    y = labels_mod.targets(prep, spec["dimension_spec"].get("target", dim), "classification", 5.0)
+    split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), 0, ratios=spec["split"]["ratios"])
+    parts, _ = build_parts(prep, needed, y, split, "classification")
+    cls = method_class(name)
+    m = cls(student, teachers, spec["params"], "classification", 2, context=RunContext(seed=0, key=key, device="cpu"))
+    opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-2)
+    m.configure(parts=parts, device=torch.device("cpu"), optimizer=opt)
+    m.train()
+    m.on_epoch_start(1, torch.Generator().manual_seed(0))
+    batch = parts["train"].batch(torch.arange(min(8, len(parts["train"]))), torch.device("cpu"))
+    before_s = [p.detach().clone() for p in m.student.parameters()]
+    before_t = {r: [p.detach().clone() for p in t.parameters()] for r, t in m.teachers.items()}
+    logits, terms = m.training_step(batch)
+    assert terms and logits.shape[0] == len(batch["y"])
+    for k, v in terms.items():
+        assert torch.isfinite(v).all(), f"{name}: term {k} is not finite"
+    total = sum(terms.values())
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    opt.step()
+    m.after_step(batch)
+    assert any(not torch.equal(a, p) for a, p in zip(before_s, m.student.parameters())), f"{name}: the student did not change"
+    if not cls.teachers_trainable:
+        for r, t in m.teachers.items():
+            assert all(torch.equal(a, p) for a, p in zip(before_t[r], t.parameters())), f"{name}: frozen {r} changed"
+    for k, v in dict(m.diagnostics).items():
+        assert np.isfinite(float(v)), f"{name}: diagnostic {k}"
+
+
+# ----------------------------------------------------------------------------- adding a method
+def test_a_new_method_is_one_module_plus_its_entries(tmp_path, monkeypatch, grid):
+    """A throwaway method: its module, its registry entry and its config entry are all it takes
+    for the config check, the grid and a training run (no schema, CLI or table list to edit)."""
+    from cmkd.train import run
+
+    (tmp_path / "toy_method.py").write_text(textwrap.dedent('''
+        from cmkd.methods.base import Method
+
+        class Toy(Method):
+            def training_step(self, batch):
+                out = self.student(batch)
+                return out.logits, {"ce": self.params["weight"] * self.task_loss(out.logits, batch["y"])}
+
+        METHODS = {"toy": Toy}
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(REGISTRY, "toy", MethodInfo("toy_method", (), False, "a throwaway method",
+                                                    {"weight": Param(1.0, "number", lo=0.0)}))
+    cfg, prep = grid
+    cfg = copy.deepcopy(cfg)
+    cfg["methods"]["toy"] = {"class": "toy", "modalities": ["eeg"], "params": {"weight": 2.0}}
+    cfg["experiments"] = [{"dataset": "synthetic", "track": "face-to-eeg", "dimensions": ["arousal"], "methods": ["toy"]}]
+    cfg["training"].update(max_epochs=1, patience=1)
+    cfg["tables"] = []
+    assert check_config(cfg) == []
+    assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
+    spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
+    spec["prepared"] = str(prep.path)
+    res = run(spec, tmp_path / "out")
+    assert res["status"] == "ok" and res["class"] == "toy"
+    cfg["methods"]["toy"]["params"] = {"weight": -1}
+    with pytest.raises(ConfigError, match=r"^methods\.toy\.params\.weight: must be >= 0\.0, got -1$"):
+        check_config(cfg)
+    monkeypatch.delitem(sys.modules, "toy_method", raising=False)
+
+
+# ----------------------------------------------------------------------------- deployment
+def _pins(path: Path, seen=None) -> dict:
+    """``{name: version}`` of the ``name==version`` lines of a pip requirements file (and of the
+    files it includes with ``-r``)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            out.update(_pins(path.parent / line[3:].strip()))
+        m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==([^\s;]+)", line)
+        if m:
+            out[m.group(1).lower().replace("_", "-")] = m.group(3)
+    return out
+
+
+@pytest.mark.parametrize("env", ["cpu.yaml", "cuda.yaml"])
+def test_conda_envs_pin_the_lock_versions_and_install_the_project(env, tmp_path):
+    doc = yaml.safe_load((ROOT / "envs" / env).read_text())
+    pip = next(d["pip"] for d in doc["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert "-e .." in pip, f"envs/{env}: the project itself must be installed (a job runs `python -m cmkd`)"
+    # the pip lines as a requirements file beside the env file, so that -r paths resolve the same
+    req = ROOT / "envs" / f".{env}.requirements.txt"
+    try:
+        req.write_text("\n".join(pip) + "\n")
+        pins = _pins(req)
+    finally:
+        req.unlink()
+    lock = _pins(ROOT / "requirements.lock.txt")
+    assert "torch" in pins
+    for name, version in pins.items():
+        assert name in lock, f"envs/{env}: {name} is not in requirements.lock.txt"
+        assert version.split("+")[0] == lock[name].split("+")[0], f"envs/{env}: {name}=={version}, lock {lock[name]}"
+
+
+def test_jobs_run_the_env_python_under_sdm_conda(tmp_path, snakemake_runner):
+    """``--sdm conda -n -p`` prints each job's command: the env's ``python`` (not this venv's),
+    and the CUDA env for training with ``device: cuda``. A stand-in ``conda`` answers the version
+    and info queries of the dry run (no channel is reached)."""
+    import os
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "conda").write_text(textwrap.dedent('''\
+        #!/bin/sh
+        case "$*" in
+          *--version*) echo "conda 24.7.1";;
+          *"config --get"*) echo '{"get": {"channel_priority": "strict"}, "rc_path": null, "success": true, "warnings": []}';;
+          *info*) echo '{"conda_version": "24.7.1", "root_prefix": "/nonexistent", "conda_prefix": "/nonexistent", "envs_dirs": ["/nonexistent/envs"], "pkgs_dirs": [], "platform": "linux-64", "channels": [], "active_prefix": null}';;
+          *) exit 1;;
+        esac
+    '''))
+    (fake / "conda").chmod(0o755)
+    cfg = tiny_config()
+    cfg["device"] = "cuda"
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    try:
+        r = snakemake_runner(tmp_path, "--sdm", "conda", "-n", "-p", config=cfg, timeout=180)
+    finally:
+        monkeypatch.undo()
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "envs/cuda.yaml will be created" in out and "envs/cpu.yaml will be created" in out
+    cmds = [ln for ln in out.splitlines() if "-m cmkd " in ln]
+    assert cmds and all(re.search(r"(^|\s)python -m cmkd ", ln) for ln in cmds), cmds[:3]
+    assert sys.executable not in out
