@@ -235,6 +235,9 @@ def test_a_new_method_is_one_module_plus_its_entries(tmp_path, monkeypatch, grid
     cfg["experiments"] = [{"dataset": "synthetic", "track": "face-to-eeg", "dimensions": ["arousal"], "methods": ["toy"]}]
     cfg["training"].update(max_epochs=1, patience=1)
     cfg["tables"] = []
+    from snakemake.utils import validate
+
+    validate(copy.deepcopy(cfg), str(ROOT / "config" / "schema.yaml"))  # no schema list of classes either
     assert check_config(cfg) == []
     assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
     spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
@@ -313,3 +316,47 @@ def test_jobs_run_the_env_python_under_sdm_conda(tmp_path, snakemake_runner):
     cmds = [ln for ln in out.splitlines() if "-m cmkd " in ln]
     assert cmds and all(re.search(r"(^|\s)python -m cmkd ", ln) for ln in cmds), cmds[:3]
     assert sys.executable not in out
+
+
+# ----------------------------------------------------------------------------- models
+def test_models_import_graph_is_acyclic():
+    """Static imports (module level and inside functions) among cmkd.models modules form no
+    cycle; the registry reaches its contributing modules only through EXTRA_MODULES."""
+    import ast
+
+    pkg = ROOT / "src" / "cmkd" / "models"
+    graph = {}
+    for f in pkg.glob("*.py"):
+        mod = f"cmkd.models.{f.stem}" if f.stem != "__init__" else "cmkd.models"
+        deps = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cmkd.models"):
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)  # from cmkd.models import registry
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names if a.name.startswith("cmkd.models"))
+        graph[mod] = deps
+    graph = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    state = {}
+
+    def visit(m, path):
+        if state.get(m) == 1:
+            raise AssertionError(f"import cycle: {' -> '.join(path + [m])}")
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for d in sorted(graph[m]):
+            visit(d, path + [m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        visit(m, [])
+
+
+def test_registry_reports_a_broken_extra_module(monkeypatch):
+    from cmkd.models import registry
+
+    monkeypatch.setattr(registry, "EXTRA_MODULES", registry.EXTRA_MODULES + ("cmkd.models.nosuch",))
+    monkeypatch.setattr(registry, "_extras_loaded", False)
+    with pytest.raises(ImportError, match=r"EXTRA_MODULES lists 'cmkd.models.nosuch'"):
+        registry.build_model({"modalities": []})

@@ -113,3 +113,7 @@ class MultiModalNet(nn.Module):
         features["fused"] = fused
         features["hint"] = features[f"hint_{self.modalities[0]}"]
         return Output(logits, features)
+
+
+#: registered with cmkd.models.registry (EXTRA_MODULES): the architecture of a spec without one
+ARCHITECTURES = {"multimodal": lambda spec, where: MultiModalNet(spec, where=where)}

@@ -273,12 +273,15 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 #: ``builder(spec, where) -> nn.Module`` returning :class:`cmkd.models.base.Output`). They are
 #: imported on first use only.
 EXTRA_MODULES = (
+    "cmkd.models.fusion",             # the default: encoders + concatenation fusion (MultiModalNet)
     "cmkd.models.eeg_convnets",       # ShallowConvNet, DeepConvNet (eye <-> EEG track)
     "cmkd.models.teacher_baselines",  # CDGKD Table 3 teachers: CNN+SVM, CNN+LSTM, DGC+JCA, EmotionKD
     "cmkd.models.mkd",                # MKD dual-stream transformer teacher and EOG student
     "cmkd.models.seed_features",      # encoders of pre-computed features (SEED-IV differential entropy)
 )
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
+#: the architecture of a spec without ``architecture`` (registered by cmkd.models.fusion)
+DEFAULT_ARCHITECTURE = "multimodal"
 _extras_loaded = False
 
 
@@ -333,11 +336,7 @@ def build_model(spec: Mapping, where: str = "models"):
     """Build the network a spec describes: ``spec["architecture"]`` names a registered whole
     architecture (e.g. the MKD teacher); without it, a :class:`cmkd.models.fusion.MultiModalNet`."""
     _load_extras()
-    arch = spec.get("architecture")
-    if arch:
-        if arch not in ARCHITECTURES:
-            raise ConfigError(f"{where}.architecture: unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
-        return ARCHITECTURES[arch](spec, where)
-    from cmkd.models.fusion import MultiModalNet
-
-    return MultiModalNet(spec, where=where)
+    arch = spec.get("architecture") or DEFAULT_ARCHITECTURE
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"{where}.architecture: unknown architecture {arch!r} (known: {sorted(ARCHITECTURES)})")
+    return ARCHITECTURES[arch](spec, where)
