@@ -194,8 +194,13 @@ def prepared_dir(config: dict, dataset: str) -> str:
     return f"{config['results']}/prepared/{dataset}"
 
 
+#: the folder of one run; the rules use it with wildcards (``run_dir(config, "{dataset}", ...)``)
+RUN_DIR = "{results}/{dataset}/{track}/{dimension}/{method}/seed{seed}"
+
+
 def run_dir(config: dict, dataset: str, track: str, dimension: str, method: str, seed: int | str) -> str:
-    return f"{config['results']}/{dataset}/{track}/{dimension}/{method}/seed{seed}"
+    return RUN_DIR.format(results=config["results"], dataset=dataset, track=track, dimension=dimension,
+                          method=method, seed=seed)
 
 
 def _encoder(base: dict, override: dict | None) -> dict:

@@ -5,6 +5,9 @@
 # the fixed cost of a job (interpreter, torch/timm imports, data loading) is paid once per cell.
 # seeds_per_job: 1 makes one job per seed (more parallelism for few cells).
 
+# the run folder (cmkd.config.RUN_DIR) with the cell's wildcards; seed filled per output
+RUN = run_dir(config, "{{dataset}}", "{{track}}", "{{dimension}}", "{{method}}", "{seed}")
+
 # GPU training jobs (device: cuda) run in the CUDA env, every other job in the CPU env
 TRAIN_ENV = "../../envs/cuda.yaml" if config.get("device") == "cuda" else "../../envs/cpu.yaml"
 
@@ -15,10 +18,10 @@ if config.get("seeds_per_job", "all") == "all":
             prepared=lambda w: prepared_dir(config, w.dataset),
             teachers=cell_teacher_checkpoints,
         output:
-            metrics=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/metrics.json" for s in SEEDS],
-            model=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/model.pt" for s in SEEDS],
-            history=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/history.csv" for s in SEEDS],
-            features=[f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{s}/features.npz" for s in SEEDS],
+            metrics=[f"{RUN.format(seed=s)}/metrics.json" for s in SEEDS],
+            model=[f"{RUN.format(seed=s)}/model.pt" for s in SEEDS],
+            history=[f"{RUN.format(seed=s)}/history.csv" for s in SEEDS],
+            features=[f"{RUN.format(seed=s)}/features.npz" for s in SEEDS],
         params:
             py=PY,
             specs=cell_specs_json,
@@ -42,10 +45,10 @@ else:
             prepared=lambda w: prepared_dir(config, w.dataset),
             teachers=teacher_checkpoints,
         output:
-            metrics=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/metrics.json",
-            model=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/model.pt",
-            history=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/history.csv",
-            features=f"{R}/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}/features.npz",
+            metrics=f"{RUN.format(seed='{seed}')}/metrics.json",
+            model=f"{RUN.format(seed='{seed}')}/model.pt",
+            history=f"{RUN.format(seed='{seed}')}/history.csv",
+            features=f"{RUN.format(seed='{seed}')}/features.npz",
         params:
             py=PY,
             specs=seed_specs_json,
