@@ -48,9 +48,10 @@ def _modalities(config: dict, method: str, track: str, where: str) -> list[str]:
     raise ConfigError(f"{where}.modalities: must be 'teacher', 'student' or a list of modalities, got {sel!r}")
 
 
-def experiment_methods(config: dict, exp: dict) -> list[str]:
+def experiment_methods(config: dict, exp: dict, where: str = "experiments") -> list[str]:
     """An experiment's methods, with each name of ``method_groups`` replaced by its members
-    (groups may name groups), in order, without repeats."""
+    (groups may name groups), in order, without repeats. A group is checked when an experiment
+    uses it (a config trimmed to a few methods may keep groups it does not use)."""
     groups = config.get("method_groups") or {}
     out: list[str] = []
 
@@ -60,6 +61,10 @@ def experiment_methods(config: dict, exp: dict) -> list[str]:
                 if n in trail:
                     raise ConfigError(f"method_groups.{n}: circular group {' -> '.join(trail + [n])}")
                 add(groups[n], trail + [n])
+            elif n not in config["methods"]:
+                at = f"method_groups.{trail[-1]}" if trail else f"{where}.methods"
+                raise ConfigError(f"{at}: unknown method '{n}' (known: {', '.join(config['methods'])}; "
+                                  f"groups: {', '.join(groups) or 'none'})")
             elif n not in out:
                 out.append(n)
 
@@ -131,13 +136,9 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         for mod, enc in (m.get("encoders") or {}).items():
             if mod not in KNOWN_MODALITIES:
                 raise ConfigError(f"{where}.encoders.{mod}: unknown modality")
-    for g, members in (config.get("method_groups") or {}).items():
+    for g in config.get("method_groups") or {}:
         if g in methods:
             raise ConfigError(f"method_groups.{g}: the name is also a method (methods.{g}); a group needs its own name")
-        for m in members:
-            if m not in methods and m not in config["method_groups"]:
-                raise ConfigError(f"method_groups.{g}: unknown method or group '{m}'")
-        experiment_methods(config, {"methods": [g]})  # a circular group
     for i, exp in enumerate(config["experiments"]):
         where = f"experiments[{i}]"
         if exp["dataset"] not in datasets:
@@ -147,11 +148,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         for d in exp["dimensions"]:
             if d not in dims:
                 raise ConfigError(f"{where}.dimensions: unknown dimension '{d}' (known: {', '.join(dims)})")
-        for m in exp["methods"]:
-            if m not in methods and m not in (config.get("method_groups") or {}):
-                raise ConfigError(f"{where}.methods: unknown method '{m}' (known: {', '.join(methods)}; "
-                                  f"groups: {', '.join(config.get('method_groups') or {}) or 'none'})")
-        experiment_methods(config, exp)  # a circular group
+        experiment_methods(config, exp, where)  # unknown method, unknown group member, circular group
         ds = datasets[exp["dataset"]]
         if ds["loader"] != "synthetic":
             root = ds.get("root")
