@@ -262,6 +262,39 @@ def test_a_new_method_is_one_module_plus_its_entries(tmp_path, monkeypatch, grid
     monkeypatch.delitem(sys.modules, "toy_method", raising=False)
 
 
+def test_a_new_data_set_is_one_loader_module_plus_its_entries(tmp_path, monkeypatch):
+    """A throwaway loader: its module and its LOADERS line are all the command line and the
+    config check need (the schema lists no loader or modality)."""
+    from snakemake.utils import validate
+
+    from cmkd import cli
+    from cmkd.data import LOADERS
+    from cmkd.data.prepared import load_prepared
+
+    (tmp_path / "toy_loader.py").write_text(textwrap.dedent('''
+        from cmkd.data.synthetic import write_synthetic
+
+        def prepare_toy(root, out, params):
+            return write_synthetic(out, {"n_subjects": 2, "n_trials": 4, "segments_per_trial": 1,
+                                         "face_frames": 1, "face_size": 32, **params}, 0)
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(LOADERS, "toy", "toy_loader:prepare_toy")
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    assert cli.main(["prepare", "toy", "--root", str(raw), "--out", str(tmp_path / "prep")]) in (0, None)
+    assert set(load_prepared(tmp_path / "prep").modalities) >= {"eeg", "face"}
+    cfg = _default_config()
+    cfg["datasets"]["toy"] = {"loader": "toy", "root": str(raw), "modalities": ["eeg", "eog", "face", "eye"]}
+    cfg["experiments"][0]["dataset"] = "toy"
+    validate(copy.deepcopy(cfg), str(ROOT / "config" / "schema.yaml"))
+    check_config(cfg)
+    cfg["datasets"]["toy"]["loader"] = "nosuch"
+    with pytest.raises(ConfigError, match=r"^datasets\.toy\.loader: unknown loader 'nosuch'"):
+        check_config(cfg)
+    monkeypatch.delitem(sys.modules, "toy_loader", raising=False)
+
+
 # ----------------------------------------------------------------------------- deployment
 def _pins(path: Path, seen=None) -> dict:
     """``{name: version}`` of the ``name==version`` lines of a pip requirements file (and of the
