@@ -206,12 +206,16 @@ def load_prepared(path: str | os.PathLike) -> Prepared:
 
 def check_finite(prep: Prepared, names: list[str]) -> None:
     """Raise :class:`DataError` naming the array, segment and channel of the first NaN/inf."""
+    from cmkd.data.stream import RowReader  # plain file reads: a scanned memory map would stay in the RSS
+
     for name in names:
-        a = prep[name]
+        a = prep[name]  # checks the file against meta.json
         if a.dtype.kind != "f":
             continue
-        for start in range(0, a.shape[0], 4096):
-            block = np.asarray(a[start:start + 4096])
+        reader = RowReader(prep.path / f"{name}.npy")
+        step = max(1, (32 << 20) // max(1, reader.row_bytes))
+        for start in range(0, a.shape[0], step):
+            block = reader.rows(np.arange(start, min(a.shape[0], start + step)))
             bad = ~np.isfinite(block)
             if bad.any():
                 idx = np.argwhere(bad)[0]
