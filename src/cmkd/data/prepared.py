@@ -213,7 +213,7 @@ def check_finite(prep: Prepared, names: list[str]) -> None:
         if a.dtype.kind != "f":
             continue
         reader = RowReader(prep.path / f"{name}.npy")
-        step = max(1, (32 << 20) // max(1, reader.row_bytes))
+        step = max(1, (8 << 20) // max(1, reader.row_bytes))
         for start in range(0, a.shape[0], step):
             block = reader.rows(np.arange(start, min(a.shape[0], start + step)))
             bad = ~np.isfinite(block)

@@ -37,7 +37,7 @@ from cmkd.errors import ConfigError, DataError
 #: default of ``training.stream_threshold_mb``: input arrays up to this size are held in memory
 DEFAULT_STREAM_THRESHOLD_MB = 1024.0
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
-_STATS_CHUNK_BYTES = 32 * 2**20
+_STATS_CHUNK_BYTES = 8 * 2**20
 
 
 def data_mb(prep, modalities: Iterable[str]) -> float:
