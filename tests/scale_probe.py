@@ -1,5 +1,5 @@
 """Subprocess helper of tests/test_stream.py: prepare a synthetic set, read it as a training job
-does, or train one run on it, and print this process's peak RSS (MiB) as the last line. Usage:
+does, or train one run on it, and print this process's peak RSS (MiB, VmHWM) as the last line. Usage:
     python tests/scale_probe.py prepare OUT N_SUBJECTS
     python tests/scale_probe.py data PREPARED STREAM_THRESHOLD_MB
     python tests/scale_probe.py train PREPARED OUT [training overrides key=value ...]
@@ -62,7 +62,16 @@ def main() -> None:
         r = train.run(spec, sys.argv[3])
         assert r["status"] == "ok", r
         print("data_access", r["provenance"]["data_access"])
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM). Not ``ru_maxrss``: Linux carries a parent's maximum
+    over fork and exec, so a child of a large test process would report the parent's peak."""
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
