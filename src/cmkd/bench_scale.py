@@ -2,11 +2,11 @@
 
 1. Writes a DEAP-sized synthetic data set in chunks into a temporary folder: 22 subjects x 40
    trials x 15 segments of 4 s (13,200 segments: DEAP's subjects with face video), EEG and EOG at
-   128 Hz, 5 face frames of 224 px per segment (9.9 GB), and a SEED-IV-sized set of eye features
-   and DE features (64,800 segments). Rendering 66,000 face frames would take this machine longer
-   than the whole rehearsal, so the faces of ``face_subjects`` subjects are rendered and the other
-   subjects' frames are copies of them (read back from the file): the files have DEAP's size, and
-   a step's cost does not depend on the pixels.
+   128 Hz, 5 face frames of 224 px per segment (10 GB), and a SEED-IV-sized set of eye features
+   and DE features (64,800 segments). Rendering 66,000 face frames would take a 2-core machine
+   longer than the whole rehearsal, so ``face_segments`` segments of frames are rendered and
+   repeated over the rest: the files have DEAP's size, and a step's cost does not depend on the
+   pixels.
 2. Runs a bounded number of training steps of each kind of training job (:data:`JOBS`) in its
    own process, with the components a training job uses (prepared data, the streamed or
    in-memory parts of :mod:`cmkd.data.stream`, the model registry, the method's training step,
@@ -41,13 +41,13 @@ SEED_IV_SEGMENTS = 15 * 3 * 24 * 60
 
 #: job kinds: (name, data set, track, dimension, method, student modalities, two batch sizes, steps)
 JOBS = [
-    ("TSception EEG 128 Hz (baseline_eeg)", "deap", "face_eeg-to-face", "arousal", "baseline_eeg", (32, 64), 4),
-    ("pvt_v2_b0 face 224 px x5 (baseline)", "deap", "face_eeg-to-face", "arousal", "baseline", (2, 4), 2),
-    ("face+EEG teacher (teacher)", "deap", "face_eeg-to-face", "arousal", "teacher", (2, 4), 2),
-    ("MKD teacher EEG+EOG (mkd_teacher)", "deap", "eeg_eog-to-eog", "arousal", "mkd_teacher", (32, 64), 4),
-    ("MKD student EOG (mkd_student_nokd)", "deap", "eeg_eog-to-eog", "arousal", "mkd_student_nokd", (32, 64), 4),
-    ("eye MLP (seed_iv teacher)", "seed_iv", "eye-to-eeg_de", "emotion", "teacher", (128, 256), 8),
-    ("DE MLP (seed_iv baseline)", "seed_iv", "eye-to-eeg_de", "emotion", "baseline", (128, 256), 8),
+    ("TSception EEG 128 Hz (baseline_eeg)", "deap", "face_eeg-to-face", "arousal", "baseline_eeg", (8, 16), 2),
+    ("pvt_v2_b0 face 224 px x5 (baseline)", "deap", "face_eeg-to-face", "arousal", "baseline", (1, 2), 1),
+    ("face+EEG teacher (teacher)", "deap", "face_eeg-to-face", "arousal", "teacher", (1, 2), 1),
+    ("MKD teacher EEG+EOG (mkd_teacher)", "deap", "eeg_eog-to-eog", "arousal", "mkd_teacher", (8, 16), 2),
+    ("MKD student EOG (mkd_student_nokd)", "deap", "eeg_eog-to-eog", "arousal", "mkd_student_nokd", (16, 32), 2),
+    ("eye MLP (seed_iv teacher)", "seed_iv", "eye-to-eeg_de", "emotion", "teacher", (128, 256), 3),
+    ("DE MLP (seed_iv baseline)", "seed_iv", "eye-to-eeg_de", "emotion", "baseline", (128, 256), 3),
 ]
 
 
@@ -73,9 +73,10 @@ def paper_config() -> dict:
 
 
 # ----------------------------------------------------------------------------- data
-def write_deap_sized(out: Path, size: dict, face_subjects: int = 1, log=print) -> Path:
-    """The DEAP-sized synthetic set (see the module docstring); faces of the first
-    ``face_subjects`` subjects rendered, the others' copied from them."""
+def write_deap_sized(out: Path, size: dict, face_segments: int = 15, log=print) -> Path:
+    """The DEAP-sized synthetic set (see the module docstring): EEG, EOG, eye features and ratings
+    of every subject generated; face frames of the first ``face_segments`` segments rendered and
+    repeated over the others (rendering all of them would take longer than the rehearsal)."""
     from cmkd.data import synthetic as syn
     from cmkd.data.prepared import PreparedWriter
 
@@ -83,32 +84,34 @@ def write_deap_sized(out: Path, size: dict, face_subjects: int = 1, log=print) -
     p, rng, cue = plan["p"], plan["rng"], plan["cue"]
     S, K, G = p["n_subjects"], p["n_trials"], p["segments_per_trial"]
     per = K * G
-    meta = dict(plan["meta"], bench_face_subjects_rendered=face_subjects)
+    n = S * per
+    face_segments = max(1, min(int(face_segments), per))
+    meta = dict(plan["meta"], bench_face_segments_rendered=face_segments)
     w = PreparedWriter(out, plan["specs"])
     try:
         for name, arr in plan["small"].items():
             w.write(name, 0, arr)
         seg_trial = np.repeat(np.arange(K), G)
         t0 = time.perf_counter()
+        v, a = cue["face"]
+        rendered = []
+        for s0, frames in syn._face_subject_chunks(rng["face"], p, v[0], a[0], seg_trial):
+            rendered.append(frames)
+            if s0 + len(frames) >= face_segments:
+                break
+        faces = np.concatenate(rendered)[:face_segments]
+        log(f"  {face_segments} segments of face frames rendered ({time.perf_counter() - t0:.0f} s)")
+        reps = max(1, (64 << 20) // faces.nbytes)
+        tile = np.concatenate([faces] * reps)
+        for r0 in range(0, n, len(tile)):
+            w.write("face", r0, tile[:min(len(tile), n - r0)])
+        log(f"  face frames written ({time.perf_counter() - t0:.0f} s)")
         for s in range(S):
             v, a = cue["eeg"]
             w.write("eeg", s * per, syn._eeg_subject(rng["eeg"], p, v[s], a[s], seg_trial))
             _, a = cue["eog"]
             w.write("eog", s * per, syn._eog_subject(rng["eog"], p, a[s], seg_trial))
-            if s < face_subjects:
-                v, a = cue["face"]
-                for s0, frames in syn._face_subject_chunks(rng["face"], p, v[s], a[s], seg_trial):
-                    w.write("face", s * per + s0, frames)
-            else:
-                src = (s % face_subjects) * per
-                step = max(1, (64 << 20) // int(np.prod(plan["specs"]["face"][0][1:])))
-                for s0 in range(0, per, step):
-                    k = min(step, per - s0)
-                    m = np.load(w.tmp / "face.npy", mmap_mode="r")
-                    block = np.array(m[src + s0:src + s0 + k])
-                    del m
-                    w.write("face", s * per + s0, block)
-            log(f"  subject {s + 1}/{S} written ({time.perf_counter() - t0:.0f} s)")
+        log(f"  EEG and EOG of {S} subjects written ({time.perf_counter() - t0:.0f} s)")
     except BaseException:
         w.abort()
         raise
@@ -246,7 +249,7 @@ def project_grid(cfg: dict, per_sample: dict[frozenset, float]) -> dict:
             "mem_mb_median": float(np.median(mems)) if mems else 0, "unmeasured": sorted(missing)}
 
 
-def main(device: str = "auto", autocast: str = "off", face_subjects: int = 1, workdir: str | None = None,
+def main(device: str = "auto", autocast: str = "off", face_segments: int = 15, workdir: str | None = None,
          keep: bool = False, size: dict | None = None, seed_iv_segments: int = SEED_IV_SEGMENTS,
          jobs: list | None = None) -> dict:
     t_start = time.perf_counter()
@@ -257,10 +260,10 @@ def main(device: str = "auto", autocast: str = "off", face_subjects: int = 1, wo
         size = size or DEAP_SIZE
         print(f"== data: DEAP-sized synthetic set {size} in chunks -> {tmp}", flush=True)
         t0 = time.perf_counter()
-        deap = write_deap_sized(tmp / "deap", size, face_subjects)
+        deap = write_deap_sized(tmp / "deap", size, face_segments)
         gb = sum(f.stat().st_size for f in deap.glob("*.npy")) / 1e9
         print(f"written {gb:.1f} GB in {time.perf_counter() - t0:.0f} s "
-              f"({face_subjects} subject(s) of faces rendered, the rest copied)", flush=True)
+              f"({face_segments} segments of face frames rendered, repeated over the rest)", flush=True)
         sv = write_seed_iv_sized(tmp / "seed_iv", seed_iv_segments)
         print("== training steps per job kind (own process each; time per sample after one warm-up step)", flush=True)
         rows = []
@@ -336,6 +339,92 @@ def _job_main(arg: str) -> None:
     r = run_job(cfg, a["prepared"], a["track"], a["dimension"], a["method"], int(a["batch_size"]), int(a["steps"]),
                 a.get("device", "auto"), a.get("autocast", "off"))
     print(json.dumps(r))
+
+
+
+
+# ----------------------------------------------------------------------------- project loop vs plain AMP loop
+def plain_amp_loop(cfg: dict, prepared: str, track: str, dimension: str, method: str, batch_size: int,
+                   steps: int, device: str, autocast: str) -> dict:
+    """The reference: the same student network and data, in a minimal PyTorch loop (inputs
+    standardised once and held in pinned memory, ``torch.autocast`` + ``GradScaler`` for fp16,
+    cross-entropy, Adam); time per sample after one warm-up step, peak GPU memory."""
+    import torch
+
+    from cmkd import train
+    from cmkd.config import run_spec
+    from cmkd.data import labels
+    from cmkd.data.prepared import load_prepared
+    from cmkd.models.registry import build_model
+
+    spec = run_spec(cfg, "bench", track, dimension, method, 0)
+    dev = train.setup_torch(spec["threads"], 0, device)
+    prep = load_prepared(prepared)
+    mods = list(spec["modalities"])
+    n = min(prep.n, batch_size * (steps + 1))
+    y = labels.targets(prep, dimension, "classification", 5.0)[:n]
+    xs = {}
+    for m in mods:
+        a = np.asarray(prep[m][:n])
+        if m != "face":
+            a = ((a - a.mean(axis=(0, 2), keepdims=True)) / (a.std(axis=(0, 2), keepdims=True) + 1e-6)).astype(np.float32)
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        xs[m] = t.pin_memory() if dev.type == "cuda" else t
+    yt = torch.from_numpy(y.astype(np.int64))
+    torch.manual_seed(0)
+    model = build_model({"architecture": spec.get("architecture"), "model": spec.get("model") or {},
+                         "modalities": mods, "encoders": spec["encoders"],
+                         "inputs": train.model_inputs(prep, mods), "head": spec["head"], "n_outputs": 2}).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast) if dev.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if dtype is torch.float16 else None
+    model.train()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = None
+    for i in range(steps + 1):
+        if i == 1:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        sl = slice(i * batch_size, (i + 1) * batch_size)
+        b = {m: x[sl].to(dev, non_blocking=True) for m, x in xs.items()}
+        yy = yt[sl].to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            loss = torch.nn.functional.cross_entropy(model(b).logits.float(), yy)
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    out = {"sample_s": dt / (steps * batch_size), "batch_size": batch_size, "device": str(dev),
+           "autocast": autocast if dtype is not None else "off"}
+    if dev.type == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def throughput_compare(prepared: str, batch_size: int, steps: int, device: str = "auto",
+                       autocasts=("off", "bf16"), method: str = "baseline") -> list[dict]:
+    """Samples/s of the project's path (:func:`run_job`: streamed or in-memory parts, background
+    batches, the method's training step) vs :func:`plain_amp_loop`, per autocast setting."""
+    cfg = _bench_cfg(paper_config(), "deap")
+    cfg["threads"] = int(os.environ.get("CMKD_BENCH_THREADS", "2"))
+    rows = []
+    for ac in autocasts:
+        p = run_job(cfg, prepared, "face_eeg-to-face", "arousal", method, batch_size, steps, device, ac)
+        q = plain_amp_loop(cfg, prepared, "face_eeg-to-face", "arousal", method, batch_size, steps, device, ac)
+        rows.append({"autocast": p["autocast"], "project_samples_per_s": 1 / p["sample_s"],
+                     "plain_samples_per_s": 1 / q["sample_s"], "ratio": q["sample_s"] / p["sample_s"],
+                     "peak_gpu_mb": p.get("peak_gpu_mb"), "plain_peak_gpu_mb": q.get("peak_gpu_mb"),
+                     "data_access": p["data_access"], "device": p["device"]})
+    return rows
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def cmd_bench(a) -> None:
     if a.scale == "paper":
         from cmkd.bench_scale import main as scale_main
 
-        scale_main(device=a.device, autocast=a.autocast, face_subjects=a.face_subjects)
+        scale_main(device=a.device, autocast=a.autocast, face_segments=a.face_segments)
         return
     from cmkd.bench import main as bench_main
 
@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                    "temporary folder, steps of each job kind, projected cost of the paper grid; docs/scale.md)")
     s.add_argument("--device", default="auto", help="--scale paper: cpu, cuda or auto")
     s.add_argument("--autocast", default="off", choices=["off", "bf16", "fp16"], help="--scale paper: training.autocast")
-    s.add_argument("--face-subjects", type=int, default=1, help="--scale paper: subjects whose faces are rendered "
-                   "(the others' frames are copies)")
+    s.add_argument("--face-segments", type=int, default=15, help="--scale paper: segments of face frames "
+                   "rendered (repeated over the rest of the data set)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("check", help="strict config check (CI): schema-level semantics and table cells -> runs")

@@ -15,7 +15,9 @@ with the per-segment shapes its loader parameters give (sampling rate, frames, f
   evaluation batches;
 - model: activations of a batch, ``ACTIVATION_FACTOR[modality]`` float32 values per input value
   and sample for a training batch (forward + backward; a quarter of that for an evaluation batch,
-  no gradients), plus the encoders' weights and Adam state (:data:`PARAM_MB`).
+  no gradients), plus the encoders' weights and Adam state (:data:`PARAM_MB`). With ``device:
+  cuda`` in the config the activations live in GPU memory: the host request holds
+  :data:`CUDA_HOST_MB` for the CUDA context instead.
 
 The activation factors and the base are calibrated on the CPU with ``python -m cmkd bench --scale
 paper`` (peak RSS per job kind, docs/scale.md); they are deliberately generous, and
@@ -40,16 +42,21 @@ from typing import Any, Mapping
 
 from cmkd.errors import ConfigError
 
-BASE_MB = 900.0          # interpreter, torch, timm, numpy, one process's libraries
+BASE_MB = 600.0          # interpreter, torch, timm, numpy: a small job's peak RSS is 410-610 MB (bench)
+CUDA_HOST_MB = 2000.0    # host memory of the CUDA context and libraries (device: cuda)
 MARGIN = 1.3
 MIN_RUNTIME = 10         # minutes
 STARTUP_S = 60.0         # per seed: imports, data, split, statistics
-#: float32 activation values kept per input value and training sample (forward + backward)
-ACTIVATION_FACTOR = {"face": 40.0, "eeg": 24.0, "eog": 16.0, "eye": 64.0, "eeg_de": 64.0}
+#: float32 activation values kept per input value and training sample (forward + backward);
+#: face: pvt_v2_b0 at 224 px, 358 MB per segment of 5 frames (bench, CPU) = 125 per input value;
+#: eeg/eog: the MKD teacher at 128 Hz, 9.4 MB per segment (bench) = about 140 per input value
+ACTIVATION_FACTOR = {"face": 125.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "eeg_de": 64.0}
 #: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2)
 PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
-#: seconds per training sample, per input modality of the student (CPU, 2 threads; paper sizes)
-SAMPLE_S = {"face": 0.05, "eeg": 0.004, "eog": 0.002, "eye": 0.0002, "eeg_de": 0.0002}
+#: seconds per training sample, per input modality of the student, measured by ``bench --scale
+#: paper`` on a 2-core CPU shared with other work (2 threads; paper sizes; docs/scale.md): an upper
+#: bound for a GPU, where ``training.sample_s`` should be set from ``scripts/gpu_check.sh``
+SAMPLE_S = {"face": 2.8, "eeg": 0.2, "eog": 0.001, "eye": 2e-5, "eeg_de": 4e-5}
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 
 #: nominal number of segments of each real data set (before it is prepared)
@@ -142,7 +149,8 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     threshold = float(tr.get("stream_threshold_mb", DEFAULT_STREAM_THRESHOLD_MB))
     streamed = data_mb_total > threshold
     if streamed:
-        data_mb = (4 * bs + 2 * ebs) * sum(4 * b if m not in CONTINUOUS else b for m, b in per_mem.items()) / 2**20
+        # batches in flight (current + prefetched training batches, an evaluation batch and its copy)
+        data_mb = (4 * bs + 2 * ebs) * sum(per_mem.values()) / 2**20
     else:
         data_mb = 2 * n * sum(per_mem.values()) / 2**20
     # activations: float32 values per input value; the student trains, teachers only run forward
@@ -153,6 +161,9 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
         train_mult = 1.0 if m in mods else 0.25
         act += 4 * values * f * max(bs * train_mult, ebs * 0.25) / 2**20
     params_mb = sum(PARAM_MB.get(m, 10.0) for m in mods) + sum(PARAM_MB.get(m, 10.0) / 3 for m in teacher_mods)
+    gpu = str(config.get("device", "auto")) == "cuda"
+    if gpu:  # activations and weights in GPU memory; the host holds the CUDA context
+        act, params_mb = 0.0, CUDA_HOST_MB
     res = (config["methods"][method].get("resources") or {})
     where = f"methods.{method}.resources"
     attempt = max(1, int(attempt))
@@ -177,4 +188,4 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
         runtime = max(MIN_RUNTIME, int(math.ceil(seconds / 60.0 * attempt)))
     return {"mem_mb": mem_mb, "runtime": runtime, "n_segments": n, "size_source": size["source"],
             "data_mb": round(data_mb_total, 1), "streamed": streamed, "modalities": needed,
-            "sample_s": sample_s}
+            "sample_s": sample_s, "gpu": gpu}

@@ -35,7 +35,7 @@ import torch
 from cmkd.errors import ConfigError, DataError
 
 #: default of ``training.stream_threshold_mb``: input arrays up to this size are held in memory
-DEFAULT_STREAM_THRESHOLD_MB = 1024.0
+DEFAULT_STREAM_THRESHOLD_MB = 256.0
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 _STATS_CHUNK_BYTES = 8 * 2**20
 
