@@ -54,9 +54,9 @@ ACTIVATION_FACTOR = {"face": 125.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "ee
 #: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2)
 PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
 #: seconds per training sample, per input modality of the student, measured by ``bench --scale
-#: paper`` on a 2-core CPU shared with other work (2 threads; paper sizes; docs/scale.md): an upper
+#: paper`` on a 2-core CPU (2 threads; paper sizes; docs/scale.md): an upper
 #: bound for a GPU, where ``training.sample_s`` should be set from ``scripts/gpu_check.sh``
-SAMPLE_S = {"face": 2.8, "eeg": 0.2, "eog": 0.001, "eye": 2e-5, "eeg_de": 4e-5}
+SAMPLE_S = {"face": 0.30, "eeg": 0.006, "eog": 0.001, "eye": 1e-5, "eeg_de": 2e-5}
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 
 #: nominal number of segments of each real data set (before it is prepared)
