@@ -2,26 +2,12 @@
 # checkpoints of the runs its method requires (teacher, teacher assistants), so the DAG follows.
 #
 # mem_mb and runtime of a training job come from the data set's size, the model and a step time
-# (cmkd.resources.estimate; docs/scale.md); a retried job (Slurm profile: retries) asks for
-# attempt x as much.
+# (train_resource in common.smk, cmkd.resources.estimate; docs/scale.md); a retried job (Slurm
+# profile: retries) asks for attempt x as much.
 #
 # seeds_per_job: all (default) trains every seed of one cell in one process, one output per seed:
 # the fixed cost of a job (interpreter, torch/timm imports, data loading) is paid once per cell.
 # seeds_per_job: 1 makes one job per seed (more parallelism for few cells).
-
-from functools import lru_cache  # noqa: E402
-
-from cmkd.resources import estimate as _estimate_resources  # noqa: E402
-
-
-@lru_cache(maxsize=None)
-def _train_resources(dataset, track, dimension, method, n_seeds, attempt):
-    return _estimate_resources(config, dataset, track, dimension, method, n_seeds, attempt)
-
-
-def train_resource(key, n_seeds):
-    return lambda w, attempt: _train_resources(w.dataset, w.track, w.dimension, w.method, n_seeds, attempt)[key]
-
 
 if config.get("seeds_per_job", "all") == "all":
 
