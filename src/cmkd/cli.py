@@ -88,6 +88,11 @@ def cmd_cell(a) -> None:
 
 
 def cmd_bench(a) -> None:
+    if a.scale == "paper":
+        from cmkd.bench_scale import main as scale_main
+
+        scale_main(device=a.device, autocast=a.autocast, face_segments=a.face_segments)
+        return
     from cmkd.bench import main as bench_main
 
     bench_main(a.results, a.configfile)
@@ -167,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("bench", help="benchmark the workflow: per-job overhead, dry-run time, throughput, memory")
     s.add_argument("--results", default="results")
     s.add_argument("--configfile", action="append", help="grid for the dry-run timing (default config/paper.yaml)")
+    s.add_argument("--scale", choices=["paper"], help="paper: rehearsal at paper sizes (DEAP-sized data set in a "
+                   "temporary folder, steps of each job kind, projected cost of the paper grid; docs/scale.md)")
+    s.add_argument("--device", default="auto", help="--scale paper: cpu, cuda or auto")
+    s.add_argument("--autocast", default="off", choices=["off", "bf16", "fp16"], help="--scale paper: training.autocast")
+    s.add_argument("--face-segments", type=int, default=15, help="--scale paper: segments of face frames "
+                   "rendered (repeated over the rest of the data set)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("check", help="strict config check (CI): schema-level semantics and table cells -> runs")

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cmkd import io, metrics, provenance
+from cmkd import accel, io, metrics, provenance
 from cmkd.data import CONTINUOUS as _CONTINUOUS
 from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
+from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import method_class
@@ -261,7 +262,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 f"{spec['requires'][role]['dir']}/model.pt: the '{role}' checkpoint was trained on another split or data "
                 f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
                 "or it has seen the student's test trials")
-    parts, norm = build_parts(prep, needed, y, split, task)
+    amp = accel.Amp(tr.get("autocast", "off"), device)
+    parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
     n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
     t_data = time.perf_counter()
 
@@ -309,12 +311,11 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         method.on_epoch_start(epoch, g)
         perm = torch.randperm(len(parts["train"]), generator=g)
         sums, nb = {}, 0
-        for s in range(0, len(perm), bs):
-            idx = perm[s:s + bs]
-            if len(idx) < 2:  # BatchNorm cannot train on a single sample
-                continue
-            batch = parts["train"].batch(idx, device)
-            _, terms = method.training_step(batch)
+        steps = (perm[s:s + bs] for s in range(0, len(perm), bs))
+        steps = (idx for idx in steps if len(idx) >= 2)  # BatchNorm cannot train on a single sample
+        for idx, batch in stream_mod.iter_batches(parts["train"], steps, device):
+            with amp.autocast():
+                _, terms = method.training_step(batch)
             total = sum(terms.values())
             if not torch.isfinite(total):
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]
@@ -323,8 +324,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 io.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
                 raise DivergenceError(f"{tag} method '{spec['method']}' diverged at epoch {epoch}: non-finite loss term(s) {bad}")
             opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
+            amp.backward(total)
+            amp.step(opt)
             method.after_step(batch)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -332,7 +333,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 sums[f"diag_{k}"] = sums.get(f"diag_{k}", 0.0) + float(v)
             sums["total"] = sums.get("total", 0.0) + float(total.detach())
             nb += 1
-        vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
+        with amp.autocast():
+            vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
         score = metrics.selection_score(task, vm)
         improved = best is None or score > best
         if improved:
@@ -352,12 +354,13 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
             log(f"{tag} early stop: no validation improvement for {patience} epochs")
             break
     method.student.load_state_dict(best_state)
-    val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
-    test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)
+    with amp.autocast():
+        val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
+        test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)
     t_end = time.perf_counter()
     log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
 
-    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash})
+    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, **amp.info, "data_access": data_mode})
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
     result = {
         "status": "ok",

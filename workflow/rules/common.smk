@@ -116,3 +116,20 @@ def tables_spec():
         },
         # no sort_keys: a table's rows keep the config's order (the config loads in file order)
     )
+
+
+# ----------------------------------------------------------------------------- training resources
+from functools import lru_cache  # noqa: E402
+
+from cmkd.resources import estimate as _estimate_resources  # noqa: E402
+
+
+@lru_cache(maxsize=None)
+def _train_resources(dataset, track, dimension, method, n_seeds, attempt):
+    return _estimate_resources(config, dataset, track, dimension, method, n_seeds, attempt)
+
+
+def train_resource(key, n_seeds):
+    """A resource callable of the training rules: mem_mb or runtime of the job from
+    cmkd.resources.estimate, scaled by Snakemake's attempt (retries ask for more)."""
+    return lambda w, attempt: _train_resources(w.dataset, w.track, w.dimension, w.method, n_seeds, attempt)[key]

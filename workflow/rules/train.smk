@@ -1,6 +1,10 @@
 # Training runs: dataset x track x dimension x method x seed. A student's inputs are the
 # checkpoints of the runs its method requires (teacher, teacher assistants), so the DAG follows.
 #
+# mem_mb and runtime of a training job come from the data set's size, the model and a step time
+# (train_resource in common.smk, cmkd.resources.estimate; docs/scale.md); a retried job (Slurm
+# profile: retries) asks for attempt x as much.
+#
 # seeds_per_job: all (default) trains every seed of one cell in one process, one output per seed:
 # the fixed cost of a job (interpreter, torch/timm imports, data loading) is paid once per cell.
 # seeds_per_job: 1 makes one job per seed (more parallelism for few cells).
@@ -31,8 +35,8 @@ if config.get("seeds_per_job", "all") == "all":
             f"{R}/logs/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}.log",
         threads: config["threads"]
         resources:
-            mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
-            runtime=lambda w: len(SEEDS) * config["methods"][w.method].get("resources", {}).get("runtime", 60),
+            mem_mb=train_resource("mem_mb", len(SEEDS)),
+            runtime=train_resource("runtime", len(SEEDS)),
         conda:
             TRAIN_ENV
         shell:
@@ -58,8 +62,8 @@ else:
             f"{R}/logs/train/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.log",
         threads: config["threads"]
         resources:
-            mem_mb=lambda w: config["methods"][w.method].get("resources", {}).get("mem_mb", 4000),
-            runtime=lambda w: config["methods"][w.method].get("resources", {}).get("runtime", 60),
+            mem_mb=train_resource("mem_mb", 1),
+            runtime=train_resource("runtime", 1),
         conda:
             TRAIN_ENV
         shell:

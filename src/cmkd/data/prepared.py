@@ -207,12 +207,16 @@ def load_prepared(path: str | os.PathLike) -> Prepared:
 
 def check_finite(prep: Prepared, names: list[str]) -> None:
     """Raise :class:`DataError` naming the array, segment and channel of the first NaN/inf."""
+    from cmkd.data.stream import RowReader  # plain file reads: a scanned memory map would stay in the RSS
+
     for name in names:
-        a = prep[name]
+        a = prep[name]  # checks the file against meta.json
         if a.dtype.kind != "f":
             continue
-        for start in range(0, a.shape[0], 4096):
-            block = np.asarray(a[start:start + 4096])
+        reader = RowReader(prep.path / f"{name}.npy")
+        step = max(1, (8 << 20) // max(1, reader.row_bytes))
+        for start in range(0, a.shape[0], step):
+            block = reader.rows(np.arange(start, min(a.shape[0], start + step)))
             bad = ~np.isfinite(block)
             if bad.any():
                 idx = np.argwhere(bad)[0]
@@ -223,3 +227,93 @@ def check_finite(prep: Prepared, names: list[str]) -> None:
                     c = int(idx[1])
                     chan = f", channel {names_ch[c] if names_ch and c < len(names_ch) else c}"
                 raise DataError(f"{prep.path / (name + '.npy')}: non-finite value in segment {seg}{chan}")
+
+
+def _npy_data_offset(f) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and byte offset of the data in an open ``.npy`` file."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(f)
+    if fortran:
+        raise DataError(f"{getattr(f, 'name', '.npy')}: Fortran-ordered array, expected C order")
+    return tuple(shape), dtype, f.tell()
+
+
+def hash_npy_files(directory: str | os.PathLike, names) -> str:
+    """:func:`hash_arrays` of the ``<name>.npy`` files in ``directory``, read with plain file reads in
+    chunks: the same hash, without mapping the arrays (mapped pages count towards a job's RSS)."""
+    h = hashlib.sha256()
+    for name in sorted(names):
+        with open(Path(directory) / f"{name}.npy", "rb") as f:
+            shape, dtype, _ = _npy_data_offset(f)
+            h.update(name.encode())
+            h.update(str(tuple(shape)).encode())
+            h.update(dtype.str.encode())
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+class PreparedWriter:
+    """Write a prepared directory block by block, so that no array is ever whole in memory.
+
+    Each array is created at its final shape as a ``.npy`` file (``np.lib.format.open_memmap``) in
+    a temporary sibling of ``out_dir``; :meth:`write` maps the file, copies one block of rows in
+    and unmaps it again (mapped pages count towards the process's RSS while mapped);
+    :meth:`finish` hashes the files with plain reads, writes ``meta.json`` and renames the
+    directory into place, as :func:`write_prepared` does. The content hash equals the one
+    :func:`write_prepared` gives for the same arrays.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, specs: Mapping[str, tuple[tuple[int, ...], Any]]):
+        self.out_dir = Path(out_dir)
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".tmp", dir=self.out_dir.parent))
+        self.specs = {k: (tuple(int(d) for d in s), np.dtype(dt)) for k, (s, dt) in specs.items()}
+        try:
+            for name, (shape, dtype) in self.specs.items():
+                m = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+                del m
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, name: str, start: int, block: np.ndarray) -> None:
+        """Copy ``block`` into rows ``start:start+len(block)`` of array ``name``."""
+        shape, dtype = self.specs[name]
+        block = np.asarray(block)
+        if block.shape[1:] != shape[1:] or start < 0 or start + block.shape[0] > shape[0]:
+            raise DataError(f"{self.out_dir}: block of '{name}' with shape {block.shape} at row {start} "
+                            f"does not fit the array {shape}")
+        if block.shape[0] == 0:
+            return
+        m = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="r+")
+        try:
+            m[start:start + block.shape[0]] = block.astype(dtype, copy=False)
+            m.flush()
+        finally:
+            del m
+
+    def finish(self, meta: Mapping[str, Any]) -> Path:
+        try:
+            views = {name: np.load(self.tmp / f"{name}.npy", mmap_mode="r") for name in self.specs}
+            n = validate_arrays(views, where=str(self.out_dir))
+            del views
+            if "dataset" not in meta:
+                raise DataError(f"{self.out_dir}: meta has no 'dataset'")
+            full_meta = dict(meta)
+            full_meta["n_segments"] = n
+            full_meta["arrays"] = {k: {"shape": list(s), "dtype": dt.str} for k, (s, dt) in sorted(self.specs.items())}
+            full_meta["content_hash"] = hash_npy_files(self.tmp, self.specs)
+            full_meta.setdefault("format_version", 1)
+            (self.tmp / "meta.json").write_text(dumps(full_meta), encoding="utf-8")
+            if self.out_dir.exists():
+                shutil.rmtree(self.out_dir)
+            os.replace(self.tmp, self.out_dir)
+        except BaseException:
+            self.abort()
+            raise
+        return self.out_dir
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)

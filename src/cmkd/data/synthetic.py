@@ -49,7 +49,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy.special import ndtri
 
-from cmkd.data.prepared import hash_params, write_prepared
+from cmkd.data.prepared import PreparedWriter, hash_params, write_prepared
 from cmkd.errors import ConfigError
 
 GENERATOR_VERSION = 1
@@ -326,12 +326,33 @@ def _soft(d: np.ndarray) -> np.ndarray:
     return np.clip(0.5 + d, 0.0, 1.0)
 
 
-def _face_subject(rng, p, v_cue, a_cue, seg_trial):
+#: float64 working memory per face pixel of one frame while rendering (the image, its noise and
+#: about ten per-pixel masks and coordinates); sets how many segments one rendering chunk holds.
+_FACE_BYTES_PER_PIXEL = 160
+_FACE_CHUNK_BYTES = 64 * 2**20
+
+
+def _face_chunk_segments(p) -> int:
+    """Segments per rendering chunk: about :data:`_FACE_CHUNK_BYTES` of working memory, at least one."""
+    per_segment = p["face_frames"] * p["face_size"] ** 2 * _FACE_BYTES_PER_PIXEL
+    return max(1, _FACE_CHUNK_BYTES // per_segment)
+
+
+def _face_subject_chunks(rng, p, v_cue, a_cue, seg_trial, chunk_segments: int | None = None):
+    """Face frames of one subject, rendered ``chunk_segments`` segments at a time.
+
+    Yields ``(first_segment, frames)`` with frames uint8 (k, F, 3, S, S). Every random draw of the
+    subject (appearance, trial signature, per-frame expression and jitter) is made first; only the
+    per-pixel noise is drawn chunk by chunk, in frame order, which gives the same numbers as one
+    draw for the whole subject (a generator's normal stream does not depend on how it is cut), and
+    every pixel depends only on its own frame: the frames equal those of a single whole-subject
+    rendering, bit for bit, whatever the chunk size.
+    """
     S, Fr = p["face_size"], p["face_frames"]
     so, ts, nz, st = p["subject_offset"], p["trial_signature"], p["noise"], p["strength"]["face"]
     K, n = len(v_cue), len(seg_trial)
     M = n * Fr
-    frame_trial = np.repeat(seg_trial, Fr)
+    frame_trial_all = np.repeat(seg_trial, Fr)
 
     # subject appearance and neutral expression
     tone = float(np.clip(0.5 + so * (rng.random() - 0.5), 0.0, 1.0))  # 0 light .. 1 dark
@@ -355,59 +376,72 @@ def _face_subject(rng, p, v_cue, a_cue, seg_trial):
 
     # expression per frame: trial cue + per-frame jitter
     gain = st * expressive
-    curv = mouth0 + gain * 1.0 * v_cue[frame_trial] + 0.2 * nz * rng.standard_normal(M)
-    eye_open = np.clip(np.exp(eye0 + gain * 0.5 * a_cue[frame_trial] + 0.1 * nz * rng.standard_normal(M)), 0.2, 2.5)
-    brow = brow0 + gain * 1.0 * a_cue[frame_trial] + 0.2 * nz * rng.standard_normal(M)
-    brow_tilt = gain * 0.4 * v_cue[frame_trial]
-    cx = cx0 + 0.6 * nz * rng.standard_normal(M)
-    cy = cy0 + 0.6 * nz * rng.standard_normal(M)
-    rx = r0 * np.exp(0.02 * nz * rng.standard_normal(M))
-    ry = rx * aspect
+    curv_all = mouth0 + gain * 1.0 * v_cue[frame_trial_all] + 0.2 * nz * rng.standard_normal(M)
+    eye_open_all = np.clip(np.exp(eye0 + gain * 0.5 * a_cue[frame_trial_all] + 0.1 * nz * rng.standard_normal(M)), 0.2, 2.5)
+    brow_all = brow0 + gain * 1.0 * a_cue[frame_trial_all] + 0.2 * nz * rng.standard_normal(M)
+    brow_tilt_all = gain * 0.4 * v_cue[frame_trial_all]
+    cx_all = cx0 + 0.6 * nz * rng.standard_normal(M)
+    cy_all = cy0 + 0.6 * nz * rng.standard_normal(M)
+    rx_all = r0 * np.exp(0.02 * nz * rng.standard_normal(M))
 
     yy, xx = np.mgrid[0:S, 0:S].astype(np.float64) + 0.5
-    X = xx[None] - cx[:, None, None]  # (M, S, S), face-centred coordinates
-    Y = yy[None] - cy[:, None, None]
-    rx_, ry_ = rx[:, None, None], ry[:, None, None]
+    step = chunk_segments or _face_chunk_segments(p)
+    for s0 in range(0, n, step):
+        sl = slice(s0 * Fr, min(n, s0 + step) * Fr)
+        m_frames = sl.stop - sl.start
+        frame_trial = frame_trial_all[sl]
+        curv, eye_open, brow, brow_tilt = curv_all[sl], eye_open_all[sl], brow_all[sl], brow_tilt_all[sl]
+        cx, cy, rx = cx_all[sl], cy_all[sl], rx_all[sl]
+        ry = rx * aspect
 
-    # face: ellipse, signed distance approximated in pixels
-    q = np.sqrt((X / rx_) ** 2 + (Y / ry_) ** 2)
-    face = _soft((1.0 - q) * rx_)
-    # eyes: two ellipses whose height follows eye opening
-    eyes = np.zeros_like(face)
-    ey = -0.2 * ry_
-    eh = 0.10 * ry_ * eye_open[:, None, None]
-    ew = 0.16 * rx_
-    for sgn in (-1.0, 1.0):
-        ex = sgn * 0.38 * rx_
-        qe = np.sqrt(((X - ex) / ew) ** 2 + ((Y - ey) / eh) ** 2)
-        eyes = np.maximum(eyes, _soft((1.0 - qe) * np.minimum(ew, eh) * 1.5))
-    # brows: short lines above the eyes; height <- arousal, inner-end tilt <- valence
-    brows = np.zeros_like(face)
-    for sgn in (-1.0, 1.0):
-        ex = sgn * 0.38 * rx_
-        u = (X - ex) / (0.2 * rx_)  # -1..1 along the brow
-        inner = -sgn * u  # +1 at the inner end
-        yb = ey - (0.22 + 0.06 * brow[:, None, None]) * ry_ - 0.05 * ry_ * brow_tilt[:, None, None] * inner
-        d = np.minimum(0.6 - np.abs(Y - yb), (1.0 - np.abs(u)) * 0.2 * rx_)
-        brows = np.maximum(brows, _soft(d))
-    # mouth: a parabola whose curvature follows valence (smile: corners above the centre)
-    u = X / (0.42 * rx_)
-    ym = 0.45 * ry_ + 0.3 * ry_ * curv[:, None, None] * (1.0 - u ** 2 - 0.5)
-    d = np.minimum(0.9 - np.abs(Y - ym), (1.0 - np.abs(u)) * 0.42 * rx_)
-    mouth = _soft(d)
+        X = xx[None] - cx[:, None, None]  # (m, S, S), face-centred coordinates
+        Y = yy[None] - cy[:, None, None]
+        rx_, ry_ = rx[:, None, None], ry[:, None, None]
 
-    bg = bg_subj[None] + bg_tint[frame_trial]  # (M, 3)
-    img = bg[:, :, None, None] * (1 - face[:, None]) + skin[None, :, None, None] * face[:, None]
-    for mask, col in ((eyes, (35.0, 30.0, 30.0)), (brows, (60.0, 40.0, 30.0)), (mouth, (150.0, 40.0, 50.0))):
-        m = (mask * face)[:, None]
-        img = img * (1 - m) + np.array(col)[None, :, None, None] * m
-    lx = np.cos(light_dir)[frame_trial][:, None, None] * (xx[None] / S - 0.5)
-    ly = np.sin(light_dir)[frame_trial][:, None, None] * (yy[None] / S - 0.5)
-    img = img * (1.0 + 2.0 * light_amp[frame_trial][:, None, None] * (lx + ly))[:, None]
-    img += cast[frame_trial][:, :, None, None]
-    img += 6.0 * nz * rng.standard_normal(img.shape)
-    img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
-    return img.reshape(n, Fr, 3, S, S)
+        # face: ellipse, signed distance approximated in pixels
+        q = np.sqrt((X / rx_) ** 2 + (Y / ry_) ** 2)
+        face = _soft((1.0 - q) * rx_)
+        # eyes: two ellipses whose height follows eye opening
+        eyes = np.zeros_like(face)
+        ey = -0.2 * ry_
+        eh = 0.10 * ry_ * eye_open[:, None, None]
+        ew = 0.16 * rx_
+        for sgn in (-1.0, 1.0):
+            ex = sgn * 0.38 * rx_
+            qe = np.sqrt(((X - ex) / ew) ** 2 + ((Y - ey) / eh) ** 2)
+            eyes = np.maximum(eyes, _soft((1.0 - qe) * np.minimum(ew, eh) * 1.5))
+        # brows: short lines above the eyes; height <- arousal, inner-end tilt <- valence
+        brows = np.zeros_like(face)
+        for sgn in (-1.0, 1.0):
+            ex = sgn * 0.38 * rx_
+            u = (X - ex) / (0.2 * rx_)  # -1..1 along the brow
+            inner = -sgn * u  # +1 at the inner end
+            yb = ey - (0.22 + 0.06 * brow[:, None, None]) * ry_ - 0.05 * ry_ * brow_tilt[:, None, None] * inner
+            d = np.minimum(0.6 - np.abs(Y - yb), (1.0 - np.abs(u)) * 0.2 * rx_)
+            brows = np.maximum(brows, _soft(d))
+        # mouth: a parabola whose curvature follows valence (smile: corners above the centre)
+        u = X / (0.42 * rx_)
+        ym = 0.45 * ry_ + 0.3 * ry_ * curv[:, None, None] * (1.0 - u ** 2 - 0.5)
+        d = np.minimum(0.9 - np.abs(Y - ym), (1.0 - np.abs(u)) * 0.42 * rx_)
+        mouth = _soft(d)
+
+        bg = bg_subj[None] + bg_tint[frame_trial]  # (m, 3)
+        img = bg[:, :, None, None] * (1 - face[:, None]) + skin[None, :, None, None] * face[:, None]
+        for mask, col in ((eyes, (35.0, 30.0, 30.0)), (brows, (60.0, 40.0, 30.0)), (mouth, (150.0, 40.0, 50.0))):
+            m = (mask * face)[:, None]
+            img = img * (1 - m) + np.array(col)[None, :, None, None] * m
+        lx = np.cos(light_dir)[frame_trial][:, None, None] * (xx[None] / S - 0.5)
+        ly = np.sin(light_dir)[frame_trial][:, None, None] * (yy[None] / S - 0.5)
+        img = img * (1.0 + 2.0 * light_amp[frame_trial][:, None, None] * (lx + ly))[:, None]
+        img += cast[frame_trial][:, :, None, None]
+        img += 6.0 * nz * rng.standard_normal(img.shape)
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        yield s0, img.reshape(m_frames // Fr, Fr, 3, S, S)
+
+
+def _face_subject(rng, p, v_cue, a_cue, seg_trial):
+    """Face frames of one subject, uint8 (n, F, 3, S, S) (all chunks of :func:`_face_subject_chunks`)."""
+    return np.concatenate([c for _, c in _face_subject_chunks(rng, p, v_cue, a_cue, seg_trial)])
 
 
 # ----------------------------------------------------------------------------- eye features
@@ -456,15 +490,9 @@ def _eye_all(rng, p, v_cue, a_cue, seg_trial, seg_subject, n_subjects):
 
 
 # ----------------------------------------------------------------------------- public API
-def generate(params: Mapping[str, Any] | None, seed: int,
-             where: str = CONFIG_KEY) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Generate the data set; return ``(arrays, meta)`` in the prepared format.
-
-    ``meta`` holds what :func:`write_synthetic` writes to ``meta.json`` plus ``latent``: per-trial
-    arrays (``subject``, ``trial``, latent ``valence``/``arousal``/``dominance``/``liking`` as
-    standard-normal z scores), for analysis and tests only (it is not written). ``where`` is the
-    config path of ``params``, used in error messages.
-    """
+def _plan(params, seed, where):
+    """Everything but the per-subject signals: merged parameters, random streams, ratings, index
+    arrays, each modality's cues and the eye features (small: one row of 31 per segment)."""
     p = merge_params(params, where)
     seed = _check_seed(seed)
     S, K, G = p["n_subjects"], p["n_trials"], p["segments_per_trial"]
@@ -481,36 +509,28 @@ def generate(params: Mapping[str, Any] | None, seed: int,
     latent = {"valence": zv, "arousal": za, "dominance": zd, "liking": zl}
     ratings = {k: _ratings(lat, z, p["label_noise"]) for k, z in latent.items()}
 
-    n = S * K * G
     subject = np.repeat(np.arange(S, dtype=np.int64), K * G)
     trial = np.tile(np.repeat(np.arange(K, dtype=np.int64), G), S)
     segment = np.tile(np.arange(G, dtype=np.int64), S * K)
-    seg_trial_local = np.repeat(np.arange(K), G)  # trial index of each segment within a subject
 
     def cues(r: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         # each modality's own noisy view of the latent valence and arousal (S, K)
         return (zv + _MODALITY_DISPLAY_NOISE * r.standard_normal((S, K)),
                 za + _MODALITY_DISPLAY_NOISE * r.standard_normal((S, K)))
 
-    arrays: dict[str, np.ndarray] = {"subject": subject, "trial": trial, "segment": segment}
+    small: dict[str, np.ndarray] = {"subject": subject, "trial": trial, "segment": segment}
     for k in ("valence", "arousal", "dominance", "liking"):
-        arrays[k] = np.repeat(ratings[k].reshape(-1), G).astype(np.float32)
+        small[k] = np.repeat(ratings[k].reshape(-1), G).astype(np.float32)
+    # every modality has its own stream: drawing all cues first leaves each stream's order as it was
+    cue = {m: cues(rng[m]) for m in ("eeg", "eog", "face", "eye")}
+    v, a = cue["eye"]
+    small["eye"] = _eye_all(rng["eye"], p_int, v.reshape(-1), a.reshape(-1), subject * K + trial, subject, S)
 
-    eeg = np.empty((n, len(EEG_CHANNELS), T), dtype=np.float32)
-    v, a = cues(rng["eeg"])
-    for s in range(S):
-        eeg[s * K * G:(s + 1) * K * G] = _eeg_subject(rng["eeg"], p_int, v[s], a[s], seg_trial_local)
-    eog = np.empty((n, 2, T), dtype=np.float32)
-    _, a = cues(rng["eog"])
-    for s in range(S):
-        eog[s * K * G:(s + 1) * K * G] = _eog_subject(rng["eog"], p_int, a[s], seg_trial_local)
-    face = np.empty((n, p["face_frames"], 3, p["face_size"], p["face_size"]), dtype=np.uint8)
-    v, a = cues(rng["face"])
-    for s in range(S):
-        face[s * K * G:(s + 1) * K * G] = _face_subject(rng["face"], p_int, v[s], a[s], seg_trial_local)
-    v, a = cues(rng["eye"])
-    eye = _eye_all(rng["eye"], p_int, v.reshape(-1), a.reshape(-1), subject * K + trial, subject, S)
-    arrays.update(eeg=eeg, eog=eog, face=face, eye=eye)
+    n = S * K * G
+    specs = {name: (arr.shape, arr.dtype) for name, arr in small.items()}
+    specs["eeg"] = ((n, len(EEG_CHANNELS), T), np.dtype(np.float32))
+    specs["eog"] = ((n, 2, T), np.dtype(np.float32))
+    specs["face"] = ((n, p["face_frames"], 3, p["face_size"], p["face_size"]), np.dtype(np.uint8))
 
     meta = {
         "dataset": "synthetic",
@@ -522,15 +542,67 @@ def generate(params: Mapping[str, Any] | None, seed: int,
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "source_hash": hash_params({"params": p, "seed": seed, "generator_version": GENERATOR_VERSION}),
-        "latent": {"subject": np.repeat(np.arange(S), K), "trial": np.tile(np.arange(K), S),
-                   **{k: z.reshape(-1) for k, z in latent.items()}},
     }
-    return arrays, meta
+    latent_meta = {"subject": np.repeat(np.arange(S), K), "trial": np.tile(np.arange(K), S),
+                   **{k: z.reshape(-1) for k, z in latent.items()}}
+    return {"p": p_int, "rng": rng, "cue": cue, "small": small, "specs": specs, "meta": meta, "latent": latent_meta}
+
+
+def _signal_blocks(plan):
+    """Yield ``(name, first_row, block)`` for the EEG, EOG and face arrays, one subject (face: one
+    rendering chunk) at a time, in an order that keeps every modality's random stream as in a
+    whole-array generation."""
+    p, rng, cue = plan["p"], plan["rng"], plan["cue"]
+    S, K, G = p["n_subjects"], p["n_trials"], p["segments_per_trial"]
+    seg_trial_local = np.repeat(np.arange(K), G)  # trial index of each segment within a subject
+    for s in range(S):
+        r0 = s * K * G
+        v, a = cue["eeg"]
+        yield "eeg", r0, _eeg_subject(rng["eeg"], p, v[s], a[s], seg_trial_local)
+        _, a = cue["eog"]
+        yield "eog", r0, _eog_subject(rng["eog"], p, a[s], seg_trial_local)
+        v, a = cue["face"]
+        for s0, frames in _face_subject_chunks(rng["face"], p, v[s], a[s], seg_trial_local):
+            yield "face", r0 + s0, frames
+
+
+def generate(params: Mapping[str, Any] | None, seed: int,
+             where: str = CONFIG_KEY) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Generate the data set in memory; return ``(arrays, meta)`` in the prepared format.
+
+    ``meta`` holds what :func:`write_synthetic` writes to ``meta.json`` plus ``latent``: per-trial
+    arrays (``subject``, ``trial``, latent ``valence``/``arousal``/``dominance``/``liking`` as
+    standard-normal z scores), for analysis and tests only (it is not written). ``where`` is the
+    config path of ``params``, used in error messages. Holds the whole data set in memory: large
+    sets are written with :func:`write_synthetic`, which streams.
+    """
+    plan = _plan(params, seed, where)
+    arrays = dict(plan["small"])
+    for name in ("eeg", "eog", "face"):
+        shape, dtype = plan["specs"][name]
+        arrays[name] = np.empty(shape, dtype=dtype)
+    for name, r0, block in _signal_blocks(plan):
+        arrays[name][r0:r0 + len(block)] = block
+    return arrays, {**plan["meta"], "latent": plan["latent"]}
 
 
 def write_synthetic(out_dir: str | os.PathLike, params: Mapping[str, Any] | None, seed: int,
                     where: str = CONFIG_KEY) -> Path:
-    """Generate the data set and write it as a prepared directory at ``out_dir``; return the path."""
-    arrays, meta = generate(params, seed, where)
-    meta = {k: v for k, v in meta.items() if k != "latent"}
-    return write_prepared(out_dir, arrays, meta)
+    """Generate the data set and write it as a prepared directory at ``out_dir``; return the path.
+
+    Written block by block into memory-mapped ``.npy`` files (:class:`PreparedWriter`): peak memory
+    is about one subject's signals (the face frames in chunks of about 64 MiB of working memory),
+    whatever the number of subjects; the files and the content hash equal those of an in-memory
+    generation (:func:`generate` + :func:`write_prepared`).
+    """
+    plan = _plan(params, seed, where)
+    writer = PreparedWriter(out_dir, plan["specs"])
+    try:
+        for name, arr in plan["small"].items():
+            writer.write(name, 0, arr)
+        for name, r0, block in _signal_blocks(plan):
+            writer.write(name, r0, block)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish(plan["meta"])

@@ -1,0 +1,191 @@
+"""Cluster resources of a training job (Slurm ``mem_mb`` and ``runtime``) from the data set's size,
+the model and a step time, instead of constants.
+
+**Data set size.** From the prepared ``meta.json`` when the data set has been prepared; before that
+(a dry run of a fresh grid) from the config: the synthetic generator's parameters, or the nominal
+size of a real data set (:data:`NOMINAL_SEGMENTS`: DEAP 32 subjects x 40 trials x 15 segments of
+4 s, 22 subjects with face video; MAHNOB-HCI about 27 x 20 x 20; SEED-IV 15 x 3 x 24 x about 60)
+with the per-segment shapes its loader parameters give (sampling rate, frames, frame size).
+
+**Memory** (MiB) = ``(BASE_MB + data + model) x MARGIN x attempt``, rounded up to 100 MiB, where
+
+- data: the input arrays of the job's modalities (its own and its teachers'), as float32 for the
+  continuous ones, twice (gather + standardise) when held in memory
+  (``training.stream_threshold_mb``, :mod:`cmkd.data.stream`); when streamed, a few training and
+  evaluation batches;
+- model: activations of a batch, ``ACTIVATION_FACTOR[modality]`` float32 values per input value
+  and sample for a training batch (forward + backward; a quarter of that for an evaluation batch,
+  no gradients), plus the encoders' weights and Adam state (:data:`PARAM_MB`). With ``device:
+  cuda`` in the config the activations live in GPU memory: the host request holds
+  :data:`CUDA_HOST_MB` for the CUDA context instead.
+
+The activation factors and the base are calibrated on the CPU with ``python -m cmkd bench --scale
+paper`` (peak RSS per job kind, docs/scale.md); they are deliberately generous, and
+attempt-scaled retries (the Slurm profile's ``retries``) double and triple a job killed for memory.
+
+**Runtime** (minutes) = ``(seeds x (epochs x (n_train + n_val / 3) x sample_s + STARTUP_S) x
+MARGIN) / 60 x attempt``, at least :data:`MIN_RUNTIME`, where ``sample_s`` is the time per
+training sample: ``methods.<name>.resources.sample_s`` when set, else ``training.sample_s``, else
+:data:`SAMPLE_S` per student input modality (measured by the bench on the CPU; on a GPU set it from
+``scripts/gpu_check.sh``).
+
+**Overrides.** ``methods.<name>.resources.mem_mb`` / ``runtime`` replace the estimate (still
+scaled by the attempt); ``snakemake --set-resources train:mem_mb=...`` replaces the whole
+expression for every training job.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from cmkd.errors import ConfigError
+
+BASE_MB = 600.0          # interpreter, torch, timm, numpy: a small job's peak RSS is 410-610 MB (bench)
+CUDA_HOST_MB = 2000.0    # host memory of the CUDA context and libraries (device: cuda)
+MARGIN = 1.3
+MIN_RUNTIME = 10         # minutes
+STARTUP_S = 60.0         # per seed: imports, data, split, statistics
+#: float32 activation values kept per input value and training sample (forward + backward);
+#: face: pvt_v2_b0 at 224 px, 358 MB per segment of 5 frames (bench, CPU) = 125 per input value;
+#: eeg/eog: the MKD teacher at 128 Hz, 9.4 MB per segment (bench) = about 140 per input value
+ACTIVATION_FACTOR = {"face": 125.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "eeg_de": 64.0}
+#: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2)
+PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
+#: seconds per training sample, per input modality of the student, measured by ``bench --scale
+#: paper`` on a 2-core CPU (2 threads; paper sizes; docs/scale.md): an upper
+#: bound for a GPU, where ``training.sample_s`` should be set from ``scripts/gpu_check.sh``
+SAMPLE_S = {"face": 0.30, "eeg": 0.006, "eog": 0.001, "eye": 1e-5, "eeg_de": 2e-5}
+CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
+
+#: nominal number of segments of each real data set (before it is prepared)
+NOMINAL_SEGMENTS = {
+    "deap": {"default": 32 * 40 * 15, "face": 22 * 40 * 15},
+    "mahnob_hci": {"default": 27 * 20 * 20},
+    "seed_iv": {"default": 15 * 3 * 24 * 60},
+}
+
+
+def _segment_shapes(loader: str, params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], int]]:
+    """Per-segment shape and item size of every modality a data set of ``loader`` can hold."""
+    sec = float(params.get("segment_seconds", 4.0))
+    sr = float(params.get("sampling_rate", 128))
+    t = int(round(sr * sec))
+    if loader == "synthetic":
+        fr, fs = int(params.get("face_frames", 2)), int(params.get("face_size", 32))
+        sr = float(params.get("sampling_rate", 64))
+        t = int(round(sr * float(params.get("segment_seconds", 4.0))))
+    else:
+        fr, fs = int(params.get("frames_per_segment", 5)), int(params.get("face_size", 224))
+    return {"eeg": ((32, t), 4), "eog": ((2, t), 4), "face": ((fr, 3, fs, fs), 1), "eye": ((31,), 4),
+            "eeg_de": ((62, 5), 4)}
+
+
+def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
+    """``{"n": segments, "bytes": {modality: bytes per segment}, "source": "prepared"|"config"}``."""
+    from cmkd.config import prepared_dir
+
+    meta_file = Path(prepared_dir(config, dataset)) / "meta.json"
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            n = int(meta["n_segments"])
+            per = {}
+            for name, spec in meta["arrays"].items():
+                import numpy as np
+
+                per[name] = int(np.prod(spec["shape"][1:], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize
+            return {"n": n, "bytes": per, "source": "prepared"}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: estimate from the config; the job's own check reports the problem
+    ds = config["datasets"][dataset]
+    loader = ds.get("loader", dataset)
+    params = dict(ds.get("params") or {})
+    shapes = _segment_shapes(loader, params)
+    per = {m: math.prod(s) * item for m, (s, item) in shapes.items()}
+    if loader == "synthetic":
+        from cmkd.data.synthetic import DEFAULTS
+
+        p = {**DEFAULTS, **params}
+        n = int(p["n_subjects"]) * int(p["n_trials"]) * int(p["segments_per_trial"])
+    else:
+        nominal = NOMINAL_SEGMENTS.get(loader)
+        if nominal is None:
+            raise ConfigError(f"datasets.{dataset}.loader: no nominal size known for loader {loader!r} "
+                              f"(prepare it first, or set methods.<name>.resources.mem_mb and runtime)")
+        mods = ds.get("modalities") or params.get("modalities") or []
+        n = nominal["face"] if "face" in mods and "face" in nominal else nominal["default"]
+    return {"n": n, "bytes": per, "source": "config"}
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{where}: must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str, method: str,
+             n_seeds: int = 1, attempt: int = 1) -> dict:
+    """``{"mem_mb", "runtime", ...}`` of the training job of one cell (``n_seeds`` seeds in it)."""
+    from cmkd.config import run_spec
+    from cmkd.data.stream import DEFAULT_STREAM_THRESHOLD_MB
+
+    spec = run_spec(dict(config), dataset, track, dimension, method, 0)
+    mods = list(spec["modalities"])
+    teacher_mods: list[str] = []
+    for req in spec["requires"].values():
+        t = run_spec(dict(config), dataset, track, dimension, req["method"], 0)
+        teacher_mods += [m for m in t["modalities"] if m not in teacher_mods]
+    needed = list(dict.fromkeys(mods + teacher_mods))
+    size = dataset_size(config, dataset)
+    n = size["n"]
+    per_raw = {m: size["bytes"].get(m, 0) for m in needed}
+    # float32 in memory for the continuous modalities (their files are float32 already)
+    per_mem = {m: b for m, b in per_raw.items()}
+    tr = spec["training"]
+    bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
+    data_mb_total = n * sum(per_raw.values()) / 2**20
+    threshold = float(tr.get("stream_threshold_mb", DEFAULT_STREAM_THRESHOLD_MB))
+    streamed = data_mb_total > threshold
+    if streamed:
+        # batches in flight (current + prefetched training batches, an evaluation batch and its copy)
+        data_mb = (4 * bs + 2 * ebs) * sum(per_mem.values()) / 2**20
+    else:
+        data_mb = 2 * n * sum(per_mem.values()) / 2**20
+    # activations: float32 values per input value; the student trains, teachers only run forward
+    act = 0.0
+    for m in needed:
+        values = per_raw[m] / (1 if m not in CONTINUOUS else 4)  # input values per sample
+        f = ACTIVATION_FACTOR.get(m, 32.0)
+        train_mult = 1.0 if m in mods else 0.25
+        act += 4 * values * f * max(bs * train_mult, ebs * 0.25) / 2**20
+    params_mb = sum(PARAM_MB.get(m, 10.0) for m in mods) + sum(PARAM_MB.get(m, 10.0) / 3 for m in teacher_mods)
+    gpu = str(config.get("device", "auto")) == "cuda"
+    if gpu:  # activations and weights in GPU memory; the host holds the CUDA context
+        act, params_mb = 0.0, CUDA_HOST_MB
+    res = (config["methods"][method].get("resources") or {})
+    where = f"methods.{method}.resources"
+    attempt = max(1, int(attempt))
+    if "mem_mb" in res:
+        mem = _positive(res["mem_mb"], f"{where}.mem_mb") * attempt
+    else:
+        mem = (BASE_MB + data_mb + act + params_mb) * MARGIN * attempt
+    mem_mb = int(math.ceil(mem / 100.0) * 100)
+
+    n_train, n_val = 0.8 * n, 0.1 * n
+    if "sample_s" in res:
+        sample_s = _positive(res["sample_s"], f"{where}.sample_s")
+    elif "sample_s" in tr:
+        sample_s = _positive(tr["sample_s"], "training.sample_s")
+    else:
+        sample_s = sum(SAMPLE_S.get(m, 0.01) for m in mods)
+    epochs = int(tr["max_epochs"])
+    seconds = n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S) * MARGIN
+    if "runtime" in res:
+        runtime = int(math.ceil(_positive(res["runtime"], f"{where}.runtime") * n_seeds * attempt))
+    else:
+        runtime = max(MIN_RUNTIME, int(math.ceil(seconds / 60.0 * attempt)))
+    return {"mem_mb": mem_mb, "runtime": runtime, "n_segments": n, "size_source": size["source"],
+            "data_mb": round(data_mb_total, 1), "streamed": streamed, "modalities": needed,
+            "sample_s": sample_s, "gpu": gpu}
