@@ -286,12 +286,14 @@ def test_bdf_writer_is_read_back_by_mne(tmp_path):
 def test_mahnob_prepare(mahnob_root, tmp_path, caplog):
     out = tmp_path / "m"
     with caplog.at_level(logging.WARNING, logger="cmkd.data"):
-        prepare_mahnob(mahnob_root, out, {"modalities": ["eeg", "eog"]})
-    assert "session 12 skipped" in caplog.text and "session 14 skipped" in caplog.text
+        prepare_mahnob(mahnob_root, out, {"modalities": ["eeg"], "bandpass": None})
+    # skipped sessions are logged grouped by reason, each reason once with its count
+    assert caplog.text.count("1 x no *_emotion.bdf (session 12)") == 1
+    assert "1 x missing or out-of-range ratings (feltVlnc, feltArsl, feltCtrl, feltPred) (session 14)" in caplog.text
     prep = load_prepared(out)
     meta = prep.meta
     # 18.5 s stimulus -> four 4 s segments per session; 3 usable sessions
-    assert prep["eeg"].shape == (12, 32, 512) and prep["eog"].shape == (12, 2, 512)
+    assert prep["eeg"].shape == (12, 32, 512) and "eog" not in prep
     assert np.asarray(prep["trial"]).tolist() == [2] * 4 + [4] * 4 + [10] * 4
     assert np.asarray(prep["subject"]).tolist() == [1] * 8 + [2] * 4
     assert np.asarray(prep["segment"]).tolist() == [0, 1, 2, 3] * 3
@@ -307,22 +309,81 @@ def test_mahnob_prepare(mahnob_root, tmp_path, caplog):
         assert np.all(prep["predictability"][rows] == r["feltPred"])
         assert np.all(prep["felt_emotion"][rows] == r["feltEmo"])
     assert "liking" not in prep
-    assert meta["channels"]["eeg"] == fx.MAHNOB_EEG and meta["sampling_rates"] == {"eeg": 128, "eog": 128}
+    assert meta["channels"]["eeg"] == fx.MAHNOB_EEG and meta["sampling_rates"] == {"eeg": 128}
     assert meta["sessions"][0]["stimulus_s"] == [5.0, 23.5]
-    # channel order and units (microvolts) survive reading, resampling and cutting
+    assert meta["sessions"][0]["alignment"]["window_rule"] == "status"
+    # channel order and units (microvolts) survive reading, referencing, resampling and cutting;
+    # the average reference removes the signal common to all channels
     want = np.array([fx.mahnob_channel_freq(c) for c in range(32)])
     for i in (0, 5, 11):
         assert np.array_equal(peak_freq(prep["eeg"][i], 128), want)
-        amp = np.abs(np.fft.rfft(prep["eeg"][i], axis=-1)).max(axis=-1) * 2 / 512
-        assert np.allclose(amp, fx.MAHNOB_EEG_AMPLITUDE, rtol=0.1)
-        assert peak_freq(prep["eog"][i], 128).tolist() == [fx.MAHNOB_EOG_FREQS["hEOG"], fx.MAHNOB_EOG_FREQS["vEOG"]]
-    # the bipolar derivations cancel the signal common to all four EOG electrodes
-    spec = np.abs(np.fft.rfft(prep["eog"][0], axis=-1))
-    assert spec[:, int(fx.MAHNOB_EOG_FREQS["common"] * 4)].max() < 0.01 * spec.max()
+        x = np.asarray(prep["eeg"][i], np.float64)
+        spec = np.abs(np.fft.rfft(x - x.mean(axis=-1, keepdims=True), axis=-1)) * 2 / 512
+        assert np.allclose(spec.max(axis=-1), fx.MAHNOB_EEG_AMPLITUDE * 31 / 32, rtol=0.1)
+        assert spec[:, int(fx.MAHNOB_COMMON_HZ * 4)].max() < 0.5  # common 30 uV signal gone
     # the segments lie inside the stimulus: compare with the planted sine at the onset
     t = 5.0 + np.arange(512) / 128
     ref = fx.MAHNOB_EEG_AMPLITUDE * np.sin(2 * np.pi * fx.mahnob_channel_freq(3) * t + 0.3 * 3)
-    assert np.corrcoef(prep["eeg"][0, 3], ref)[0, 1] > 0.99
+    assert np.corrcoef(prep["eeg"][0, 3], ref)[0, 1] > 0.97
+
+
+def test_mahnob_eeg_reference_and_bandpass(mahnob_root, tmp_path):
+    """Default: average reference over the 32 EEG channels + 4-45 Hz band-pass; both switchable,
+    both in meta.json and in the cache key."""
+    out = tmp_path / "m"
+    prepare_mahnob(mahnob_root, out, {"subjects": [2]})
+    prep = load_prepared(out)
+    x = np.asarray(prep["eeg"], np.float64)
+    amp = np.abs(np.fft.rfft(x, axis=-1)).max(axis=-1) * 2 / 512  # (segments, channels)
+    # 2 Hz (channel 0) lies in the stop band, 3 Hz (channel 1) at the -6 dB edge of MNE's 2 Hz
+    # transition band, 10-33 Hz inside the pass band
+    assert amp[:, 0].max() < 0.1 * fx.MAHNOB_EEG_AMPLITUDE and amp[:, 1].max() < 0.6 * fx.MAHNOB_EEG_AMPLITUDE
+    assert np.allclose(amp[:, 8:], fx.MAHNOB_EEG_AMPLITUDE * 31 / 32, rtol=0.1)
+    assert np.abs(x.mean(axis=-1)).max() < 1.0  # the DC offsets (-3000 .. 4750 uV) are gone
+    assert np.abs(x.sum(axis=1)).max() < 1e-2  # average reference: channels sum to zero
+    pre = prep.meta["eeg_preprocessing"]
+    assert pre["reference"].startswith("average") and pre["bandpass_hz"] == [4.0, 45.0]
+    key = prep.meta["source_hash"]
+    prepare_mahnob(mahnob_root, out, {"subjects": [2], "reference": "none", "bandpass": None})
+    raw = load_prepared(out)
+    assert raw.meta["source_hash"] != key and raw.meta["eeg_preprocessing"]["bandpass_hz"] is None
+    dc = np.asarray(raw["eeg"], np.float64).mean(axis=(0, 2))
+    assert np.allclose(dc, [fx.mahnob_dc_offset(c) for c in range(32)], atol=1.0)  # raw BioSemi kept
+    with pytest.raises(ConfigError, match="bandpass"):
+        prepare_mahnob(mahnob_root, out, {"bandpass": [4, 70]})  # above Nyquist of 128 Hz
+    with pytest.raises(ConfigError, match="reference"):
+        prepare_mahnob(mahnob_root, out, {"reference": "Cz"})
+
+
+def test_mahnob_has_no_eog(mahnob_root, tmp_path):
+    with pytest.raises(ConfigError, match=r"no modality 'eog'.*recorded no EOG.*EXG1-EXG3 are ECG"):
+        prepare_mahnob(mahnob_root, tmp_path / "m", {"modalities": ["eeg", "eog"]})
+
+
+@pytest.mark.parametrize("lead, align", [(0.0, "onset"), (2.5, "xml"), (2.5, 2.5)])
+def test_mahnob_frames_and_eeg_share_the_stimulus_second(tmp_path, lead, align):
+    """Time code: EEG channel 0 ramps with the stimulus time, the frames' grey level codes it too.
+    Segment k's EEG and frames must both come from stimulus seconds [4k, 4k + 4)."""
+    sessions = [{"id": 6, "subject": 1, "ratings": {"feltArsl": 3, "feltVlnc": 6, "feltCtrl": 5, "feltPred": 5}}]
+    root = fx.write_mahnob(tmp_path / "raw", sessions=sessions, pre_s=6.0, stim_s=16.5, post_s=4.0, video=True,
+                           size=(48, 40), time_code=True, video_lead_s=lead)
+    out = tmp_path / "m"
+    prepare_mahnob(root, out, {"modalities": ["eeg", "face"], "reference": "none", "bandpass": None,
+                               "face_detector": "none", "face_size": 8, "frames_per_segment": 4,
+                               "frame_step": 30, "face_align": align})
+    prep = load_prepared(out)
+    assert prep.n == 4
+    eeg_code = np.asarray(prep["eeg"][:, 0], np.float64).mean(axis=-1) - fx.mahnob_dc_offset(0)
+    eeg_second = eeg_code / fx.MAHNOB_TIME_CODE_UV  # mean stimulus time of the segment's EEG
+    frames = np.asarray(prep["face"], np.float64).mean(axis=(2, 3, 4))  # (segments, F)
+    frame_second = (frames - fx.time_code_level(0)) / 3.0  # stimulus time of each frame
+    for k in range(4):
+        assert abs(eeg_second[k] - (4 * k + 2)) < 0.2, (k, eeg_second[k])
+        assert np.all(frame_second[k] > 4 * k - 0.5) and np.all(frame_second[k] < 4 * k + 4.5), (k, frame_second[k])
+        assert abs(frame_second[k].mean() - eeg_second[k]) < 1.0, (k, frame_second[k], eeg_second[k])
+    al = prep.meta["sessions"][0]["alignment"]
+    assert al["window_rule"] == "status" and al["video_onset_s"] == pytest.approx(lead, abs=0.02)
+    assert al["xml_video_s"] == pytest.approx(16.5, abs=0.02) and prep.meta["alignment_warnings"] == []
 
 
 def test_mahnob_status_level_and_cache(tmp_path, caplog):
@@ -339,9 +400,32 @@ def test_mahnob_status_level_and_cache(tmp_path, caplog):
     assert "reused" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="cmkd.data"):
-        prepare_mahnob(root, out, {"sampling_rate": 64})
+        prepare_mahnob(root, out, {"sampling_rate": 64, "bandpass": [4, 30]})
     assert "reused" not in caplog.text
     assert load_prepared(out)["eeg"].shape == (2, 32, 256)
+
+
+def test_mahnob_window_checked_against_cutlensec(tmp_path):
+    ok = {"feltArsl": 5, "feltVlnc": 5, "feltCtrl": 5, "feltPred": 5}
+    sessions = [{"id": 1, "subject": 1, "ratings": ok},
+                {"id": 3, "subject": 1, "ratings": ok, "cutLenSec": 14.0},         # Status says 12.5 s
+                {"id": 5, "subject": 2, "ratings": ok, "offset_marker": False},    # onset only
+                {"id": 7, "subject": 2, "ratings": ok, "cutLenSec": 12.9}]         # within 1 s
+    root = fx.write_mahnob(tmp_path / "raw", sessions=sessions, pre_s=2.0, stim_s=12.5, post_s=2.0)
+    out = tmp_path / "m"
+    prepare_mahnob(root, out, {"bandpass": None})
+    meta = load_prepared(out).meta
+    assert meta["skipped"] == [{"item": "session 3", "reason": "Status window differs from cutLenSec by more than 1 s",
+                                "detail": "Status 12.50 s, cutLenSec 14 s"}]
+    rules = {s["session"]: (s["alignment"]["window_rule"], s["stimulus_s"]) for s in meta["sessions"]}
+    assert rules == {"1": ("status", [2.0, 14.5]), "5": ("onset+cutLenSec (no offset marker)", [2.0, 14.5]),
+                     "7": ("status", [2.0, 14.5])}
+    prepare_mahnob(root, out, {"bandpass": None, "window_check": "cutlen"})
+    meta = load_prepared(out).meta
+    rules = {s["session"]: (s["alignment"]["window_rule"], s["stimulus_s"]) for s in meta["sessions"]}
+    assert rules["3"] == ("onset+cutLenSec (Status window disagrees)", [2.0, 16.0]) and meta["skipped"] == []
+    with pytest.raises(ConfigError, match="window_check"):
+        prepare_mahnob(root, out, {"window_check": "trust"})
 
 
 def test_mahnob_face_frames(mahnob_root, tmp_path):
@@ -351,8 +435,24 @@ def test_mahnob_face_frames(mahnob_root, tmp_path):
     assert prep["face"].shape == (12, 4, 3, 24, 24)
     face = prep.meta["face"]
     assert face["videos"] == 3 and face["frames_face_found"] == face["frames_sampled"]
+    assert "video frame 0 = stimulus onset" in face["alignment"]
     # 60 fps, one frame in 40: 6 kept frames per 4 s window, thinned evenly to 4
     assert face["segments_padded"] == 0 and face["segments_without_frame"] == 0
+
+
+def test_mahnob_short_video_is_skipped_not_padded(tmp_path):
+    ok = {"feltArsl": 5, "feltVlnc": 5, "feltCtrl": 5, "feltPred": 5}
+    sessions = [{"id": 1, "subject": 1, "ratings": ok}, {"id": 2, "subject": 1, "ratings": ok, "video_s": 9.0}]
+    root = fx.write_mahnob(tmp_path / "raw", sessions=sessions, pre_s=2.0, stim_s=12.5, post_s=2.0, video=True,
+                           size=(48, 40), time_code=True)
+    out = tmp_path / "m"
+    prepare_mahnob(root, out, {"modalities": ["face"], "face_detector": "none", "face_size": 8})
+    meta = load_prepared(out).meta
+    assert [s["session"] for s in meta["sessions"]] == ["1"] and meta["face"]["segments_padded"] == 0
+    assert meta["skipped"] == [{"item": "session 2", "reason": "segment windows run past the end of the frontal video",
+                                "detail": "windows need video time 0.00-12.00 s, video has 9.00 s"}]
+    assert {"item": "session 2", "reason": "video after the onset is shorter than cutLenSec by more than 1 s"} \
+        not in meta["alignment_warnings"]  # a skipped session is not also warned about
 
 
 def test_mahnob_bad_inputs(tmp_path):
