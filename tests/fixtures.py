@@ -97,17 +97,32 @@ def deap_trial_data(subject: int, n_trials: int, seed: int = 0, n_channels: int 
     return data, labels
 
 
+DEAP_TRIAL_CODE_UV = 1000.0  # with time_code: EEG channel 0 of row r adds 1000 * (r + 1) uV ...
+DEAP_TIME_CODE_UV = 10.0     # ... and 10 uV per second of stimulus time (0 at the end of the 3 s baseline)
+
+
+def deap_trial_code_level(experiment_id: int) -> int:
+    """Grey level of the right half of a time-coded DEAP frame: codes the trial's Experiment_id."""
+    return 40 + 20 * experiment_id
+
+
 def write_deap(root: str | Path, subjects: Iterable[int] = (1,), n_trials: int = 40, seed: int = 0,
-               ratings_csv: bool = True) -> Path:
+               ratings_csv: bool = True, time_code: bool = False) -> Path:
     """Write ``data_preprocessed_python/sXX.dat`` (full (n_trials, 40, 8064) shape) for each subject.
 
     With ``ratings_csv`` also ``metadata_csv/participant_ratings.csv`` with a per-subject
-    shuffled presentation order (Trial -> Experiment_id). Returns ``root``.
+    shuffled presentation order (Trial -> Experiment_id) and the ratings of ``labels``. With
+    ``time_code`` EEG channel 0 of row r carries ``DEAP_TRIAL_CODE_UV * (r + 1)`` plus a ramp of
+    ``DEAP_TIME_CODE_UV`` per second of stimulus time. Returns ``root``.
     """
     root = Path(root)
     rows = []
     for s in subjects:
         data, labels = deap_trial_data(s, n_trials, seed)
+        if time_code:
+            t_stim = np.arange(DEAP_SAMPLES) / DEAP_SFREQ - 3.0
+            for r in range(n_trials):
+                data[r, 0] = DEAP_TRIAL_CODE_UV * (r + 1) + DEAP_TIME_CODE_UV * t_stim
         write_deap_pickle(root / "data_preprocessed_python" / f"s{s:02d}.dat", {"labels": labels, "data": data})
         order = deap_presentation_order(s, n_trials, seed)
         for trial, exp in enumerate(order, start=1):
@@ -198,20 +213,34 @@ def deap_face_brightness(experiment_id: int, n_trials: int) -> float:
 
 def write_deap_video(root: str | Path, subjects: Iterable[int] = (1,), n_trials: int = 40,
                      trials: Sequence[int] | None = None, seconds: float = 63.0, fps: float = 50.0,
-                     size: tuple[int, int] = (160, 128), seed: int = 0) -> Path:
+                     size: tuple[int, int] = (160, 128), seed: int = 0, time_code: bool = False,
+                     short: dict[int, float] | None = None) -> Path:
     """Write ``face_video/sXX/sXX_trialYY.avi`` (YY = presentation trial, 1-based) with a drawn face.
 
     The face's brightness is :func:`deap_face_brightness` of the trial's Experiment_id, following
     :func:`deap_presentation_order` (as in the ratings CSV written by :func:`write_deap`).
-    ``trials`` restricts which presentation trials get a video. Returns ``root``.
+    ``trials`` restricts which presentation trials get a video. With ``time_code`` the frames
+    show no face: the left half's grey level is :func:`time_code_level` of the stimulus time
+    (the last 60 s of the video are the stimulus), the right half's
+    :func:`deap_trial_code_level` of the Experiment_id. ``short`` gives some presentation
+    trials another length (seconds). Returns ``root``.
     """
     root = Path(root)
     for s in subjects:
         order = deap_presentation_order(s, n_trials, seed)
         for yy in (trials or range(1, n_trials + 1)):
             exp = order[yy - 1]
-            write_video(root / "face_video" / f"s{s:02d}" / f"s{s:02d}_trial{yy:02d}.avi", seconds, fps, size,
-                        face_frame_fn(deap_face_brightness(exp, n_trials), size))
+            secs = (short or {}).get(yy, seconds)
+            if time_code:
+                lead = seconds - 60.0
+
+                def fn(i, t, img, exp=exp, lead=lead):
+                    w = img.shape[1] // 2
+                    img[:, :w] = time_code_level(t - lead)
+                    img[:, w:] = deap_trial_code_level(exp)
+            else:
+                fn = face_frame_fn(deap_face_brightness(exp, n_trials), size)
+            write_video(root / "face_video" / f"s{s:02d}" / f"s{s:02d}_trial{yy:02d}.avi", secs, fps, size, fn)
     return root
 
 

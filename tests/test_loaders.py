@@ -149,7 +149,7 @@ def test_deap_face_frames(deap_face_root, tmp_path, caplog):
     params = {"modalities": ["eeg", "face"], "face_size": 32, "frames_per_segment": 5}
     with caplog.at_level(logging.WARNING, logger="cmkd.data"):
         prepare_deap(deap_face_root, out, params)
-    assert "s02 has no face video" in caplog.text
+    assert caplog.text.count("2 x no face video (s02, s03 trial") == 1  # grouped: one line per reason
     prep = load_prepared(out)
     meta = prep.meta
     assert {"item": "s02", "reason": "no face video"} in meta["skipped"]
@@ -180,7 +180,7 @@ def test_deap_face_alignment(tmp_path):
     for align, onset in (("end", lead), (2.0, 2.0)):
         out = tmp_path / f"out_{align}"
         prepare_deap(root, out, {"modalities": ["face"], "face_size": 16, "face_detector": "none",
-                                 "face_align": align})
+                                 "face_align": align, "face_trial_mapping": "identity"})
         prep = load_prepared(out)
         meta = prep.meta["face"]
         assert meta["face_trial_mapping"].startswith("identity")
@@ -190,6 +190,74 @@ def test_deap_face_alignment(tmp_path):
             lo, hi = fx.time_code_level(onset + 4 * k), fx.time_code_level(onset + 4 * k + 4)
             assert np.all(levels[k] >= lo - 4) and np.all(levels[k] <= hi + 4), (align, k, levels[k], lo, hi)
             assert np.all(np.diff(levels[k]) >= -1)
+
+
+def _deap_codes(prep):
+    """Per segment: (Experiment_id, mean stimulus second) from the EEG and from the frames."""
+    eeg = np.asarray(prep["eeg"][:, 0], np.float64).mean(axis=-1)
+    eeg_exp = np.floor(eeg / fx.DEAP_TRIAL_CODE_UV + 1e-6).astype(int)
+    eeg_sec = (eeg - fx.DEAP_TRIAL_CODE_UV * eeg_exp) / fx.DEAP_TIME_CODE_UV
+    face = np.asarray(prep["face"], np.float64)  # (N, F, 3, 16, 16): left half time, right half trial
+    left, right = face[..., :, :6].mean(axis=(2, 3, 4)), face[..., :, 10:].mean(axis=(1, 2, 3, 4))
+    frame_exp = np.round((right - fx.deap_trial_code_level(0)) / 20).astype(int)
+    frame_sec = (left - fx.time_code_level(0)) / 3.0  # (N, F)
+    return eeg_exp, eeg_sec, frame_exp, frame_sec
+
+
+def test_deap_frames_and_eeg_share_the_trial_and_second(tmp_path, caplog):
+    """Videos are numbered in presentation order, the pickle rows in video order: the frames and
+    the EEG of every prepared segment must come from the same trial and the same stimulus second."""
+    root = fx.write_deap(tmp_path / "raw", subjects=(2,), n_trials=4, time_code=True)
+    fx.write_deap_video(root, subjects=(2,), n_trials=4, size=(64, 48), time_code=True)
+    assert fx.deap_presentation_order(2, 4) != [1, 2, 3, 4]
+    params = {"modalities": ["eeg", "face"], "face_size": 16, "face_detector": "none"}
+    prep = load_prepared(prepare_deap(root, tmp_path / "ok", params))
+    assert prep.n == 4 * 15
+    eeg_exp, eeg_sec, frame_exp, frame_sec = _deap_codes(prep)
+    assert np.array_equal(eeg_exp, np.asarray(prep["trial"]) + 1)  # row = Experiment_id - 1
+    assert np.array_equal(frame_exp, eeg_exp)  # the video of that Experiment_id
+    seg = np.asarray(prep["segment"])
+    assert np.allclose(eeg_sec, 4 * seg + 2, atol=0.05)
+    assert np.all(frame_sec >= 4 * seg[:, None] - 0.5) and np.all(frame_sec < 4 * seg[:, None] + 4.5)
+    assert np.all(np.abs(frame_sec.mean(axis=1) - eeg_sec) < 1.0)
+    # without the CSV the pairing is unknown: an error naming the file, not a silent identity
+    (root / "metadata_csv" / "participant_ratings.csv").unlink()
+    with pytest.raises(DataError, match=r"participant_ratings\.csv.*not found"):
+        prepare_deap(root, tmp_path / "no_csv", params)
+    # the identity mapping is an explicit opt-in, warned about; here it pairs the wrong videos
+    with caplog.at_level(logging.WARNING, logger="cmkd.data"):
+        prep = load_prepared(prepare_deap(root, tmp_path / "ident", {**params, "face_trial_mapping": "identity"}))
+    assert "face_trial_mapping 'identity'" in caplog.text
+    eeg_exp, _, frame_exp, _ = _deap_codes(prep)
+    assert np.any(frame_exp != eeg_exp)
+
+
+def test_deap_csv_ratings_cross_checked(tmp_path):
+    root = fx.write_deap(tmp_path / "raw", subjects=(3,), n_trials=3)
+    fx.write_deap_video(root, subjects=(3,), n_trials=3, seconds=61.0, size=(32, 24))
+    csv_path = root / "metadata_csv" / "participant_ratings.csv"
+    lines = csv_path.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[5] = str(float(cells[5]) + 1.0)  # Arousal of presentation trial 2
+    lines[2] = ",".join(cells)
+    csv_path.write_text("\n".join(lines) + "\n")
+    exp = fx.deap_presentation_order(3, 3)[1]
+    with pytest.raises(DataError, match=rf"participant_ratings\.csv: participant 3 trial 2 \(Experiment_id {exp}\): "
+                                        rf"Arousal .* differs from s03\.dat labels\[{exp - 1}, 1\]"):
+        prepare_deap(root, tmp_path / "out", {"modalities": ["eeg", "face"], "face_size": 8, "face_detector": "none"})
+
+
+def test_deap_short_video_is_skipped_not_padded(tmp_path):
+    root = fx.write_deap(tmp_path / "raw", subjects=(4,), n_trials=3, time_code=True)
+    fx.write_deap_video(root, subjects=(4,), n_trials=3, size=(64, 48), time_code=True, short={2: 45.0})
+    prep = load_prepared(prepare_deap(root, tmp_path / "out", {"modalities": ["eeg", "face"], "face_size": 16,
+                                                              "face_detector": "none"}))
+    row = fx.deap_presentation_order(4, 3)[1] - 1
+    assert prep.meta["skipped"] == [{"item": f"s04 trial {row}", "reason": "face video shorter than the stimulus",
+                                     "detail": "s04_trial02.avi: 45.00 s, needs 60.00 s"}]
+    assert sorted(set(np.asarray(prep["trial"]))) == sorted({0, 1, 2} - {row})
+    assert prep.meta["face"]["segments_padded"] == 0 and prep.meta["face"]["segments_without_frame"] == 0
+    assert prep.meta["subjects"]["s04"]["trials"] == 2
 
 
 def test_deap_peak_memory_one_full_subject(deap_full, tmp_path):
@@ -251,9 +319,13 @@ def test_deap_bad_inputs(tmp_path):
         prepare_deap(root, out, {"modality": ["eeg"]})
     with pytest.raises(ConfigError, match="unknown modality"):
         prepare_deap(root, out, {"modalities": ["eye"]})
-    with pytest.raises(DataError, match="no face video for any DEAP subject"):
-        fx.write_deap_pickle(bad, {"data": data, "labels": labels})
+    fx.write_deap_pickle(bad, {"data": data, "labels": labels})
+    with pytest.raises(DataError, match=r"participant_ratings\.csv: participant_ratings\.csv not found.*presentation"):
         prepare_deap(root, out, {"modalities": ["eeg", "face"]})
+    with pytest.raises(DataError, match="no face video for any DEAP subject"):
+        prepare_deap(root, out, {"modalities": ["eeg", "face"], "face_trial_mapping": "identity"})
+    with pytest.raises(ConfigError, match="face_trial_mapping"):
+        prepare_deap(root, out, {"modalities": ["eeg", "face"], "face_trial_mapping": "order"})
     assert no_leftovers(out.parent, "deap")
 
 

@@ -4,7 +4,7 @@ Input layout (``root``)::
 
     data_preprocessed_python/s01.dat ... s32.dat    Python-2 pickles: data (40, 40, 8064), labels (40, 4)
     face_video/s01/s01_trial01.avi ...               optional, participants 1-22
-    metadata_csv/participant_ratings.csv             optional: presentation order of the trials
+    metadata_csv/participant_ratings.csv             presentation order of the trials (needed for face video)
 
 What is written (one row per 4 s segment):
 
@@ -18,16 +18,23 @@ What is written (one row per 4 s segment):
   release orders trials by video, i.e. ``trial = Experiment_id - 1``), ``segment`` = 0-14.
 
 Face frames (``"face"`` in ``modalities``): ``face_video/sXX/sXX_trialYY.avi`` where, per the
-DEAP readme, YY is the trial number in *presentation* order. When
-``metadata_csv/participant_ratings.csv`` (or ``participant_ratings``) is present, its
-``Trial``/``Experiment_id`` columns map YY to the file row; otherwise YY is taken to be the file
-row + 1 and meta records ``face_trial_mapping: "identity"``. Alignment (``face_align``):
+DEAP readme, YY is the trial number in *presentation* order, while the rows of ``sXX.dat`` are
+in video (Experiment_id) order. The ``Trial``/``Experiment_id`` columns of
+``metadata_csv/participant_ratings.csv`` (or the file ``participant_ratings`` names) map YY to
+the file row ``Experiment_id - 1``; without that file preparing face frames is a
+:class:`DataError` naming it, unless ``face_trial_mapping: "identity"`` is set on purpose
+(video YY = row YY - 1, with a warning; meta records the mapping used). The CSV's
+Valence/Arousal/Dominance/Liking are cross-checked against ``labels[Experiment_id - 1]``
+(within 0.01): a disagreement means the CSV and the pickles do not belong together and is a
+:class:`DataError`. Alignment (``face_align``):
 ``"end"`` (default) takes the last 60 s of the video as the stimulus, whatever lead-in the
 video holds (none, the 3 s baseline, or a longer fixation); a number ``a`` says that the
 stimulus starts ``a`` s into the video (``3.0``: the video starts with the 3 s baseline, like
 the signals). Segment ``k`` then takes the kept frames with timestamps in
 ``[onset + 4k, onset + 4k + 4)``. Participants without a face-video folder are left out and
-listed in meta ``skipped`` ("no face video"); so are single trials without a video file.
+listed in meta ``skipped`` ("no face video"); so are single trials without a video file, and
+trials whose video is shorter than the stimulus windows need (skipped with the reason, never
+padded). The log groups skipped items by reason.
 
 Memory: subjects are read one at a time and each trial's arrays are appended to staging files
 beside the output, so peak memory is about one subject's pickle (103 MB) plus one trial's
@@ -46,7 +53,8 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
+                             source_key)
 from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
 from cmkd.errors import ConfigError, DataError
@@ -54,7 +62,7 @@ from cmkd.errors import ConfigError, DataError
 log = logging.getLogger("cmkd.data")
 
 DATASET = "deap"
-LOADER_VERSION = 1
+LOADER_VERSION = 2  # 2: face video needs the CSV mapping; short videos skipped, not padded
 SFREQ = 128
 N_CHANNELS = 40
 N_SAMPLES = 8064  # 63 s at 128 Hz
@@ -75,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "face_video_root": None,     # default: root / "face_video"
     "participant_ratings": None,  # default: root / "metadata_csv" / "participant_ratings.csv" when present
     "face_align": "end",
+    "face_trial_mapping": "csv",  # csv: participant_ratings.csv Trial -> Experiment_id | identity (opt-in)
     "source_hash_mode": "stat",
     **vid.FACE_DEFAULTS,
 }
@@ -132,8 +141,21 @@ def read_deap_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
+RATING_COLUMNS = ("Valence", "Arousal", "Dominance", "Liking")  # = labels columns 0-3
+FACE_TRIAL_MAPPINGS = ("csv", "identity")
+RATING_TOLERANCE = 0.01
+
+
 def _read_presentation_order(path: Path) -> dict[int, dict[int, int]]:
     """participant_ratings.csv -> {participant: {presentation trial: Experiment_id}}."""
+    return {s: {t: e for t, (e, _) in rows.items()} for s, rows in read_participant_ratings(path).items()}
+
+
+def read_participant_ratings(path: Path) -> dict[int, dict[int, tuple[int, tuple[float, ...] | None]]]:
+    """participant_ratings.csv -> {participant: {presentation trial: (Experiment_id, ratings or None)}}.
+
+    ``ratings`` are the Valence, Arousal, Dominance, Liking columns (None when a column is
+    absent or empty). Raises :class:`DataError` naming the file and line."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
@@ -142,13 +164,46 @@ def _read_presentation_order(path: Path) -> dict[int, dict[int, int]]:
     need = {"Participant_id", "Trial", "Experiment_id"}
     if not rows or not need <= set(rows[0]):
         raise DataError(f"{path}: expected columns {sorted(need)}")
-    out: dict[int, dict[int, int]] = {}
+    out: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] = {}
     for i, r in enumerate(rows, start=2):
         try:
-            out.setdefault(int(r["Participant_id"]), {})[int(r["Trial"])] = int(r["Experiment_id"])
+            key = (int(r["Participant_id"]), int(r["Trial"]), int(r["Experiment_id"]))
         except (TypeError, ValueError):
             raise DataError(f"{path}: line {i}: Participant_id, Trial and Experiment_id must be integers") from None
+        try:
+            ratings = tuple(float(r[c]) for c in RATING_COLUMNS)
+        except (KeyError, TypeError, ValueError):
+            ratings = None
+        out.setdefault(key[0], {})[key[1]] = (key[2], ratings)
     return out
+
+
+def check_csv_ratings(rows: dict[int, tuple[int, tuple[float, ...] | None]], labels: np.ndarray,
+                      subject: int, csv_path: Path, dat_path: Path) -> int:
+    """Cross-check one participant's CSV ratings against ``labels[Experiment_id - 1]``.
+
+    Returns the number of trials compared; raises :class:`DataError` on the first disagreement
+    (beyond :data:`RATING_TOLERANCE`) or an Experiment_id outside the file's rows."""
+    n = 0
+    for trial, (exp, ratings) in sorted(rows.items()):
+        if not 1 <= exp <= labels.shape[0]:
+            raise DataError(f"{csv_path}: participant {subject} trial {trial}: Experiment_id {exp} outside "
+                            f"1..{labels.shape[0]} (rows of {dat_path.name})")
+        if ratings is None:
+            continue
+        diff = np.abs(np.asarray(ratings) - labels[exp - 1])
+        if diff.max() > RATING_TOLERANCE:
+            j = int(diff.argmax())
+            raise DataError(f"{csv_path}: participant {subject} trial {trial} (Experiment_id {exp}): "
+                            f"{RATING_COLUMNS[j]} {ratings[j]:g} differs from {dat_path.name} labels[{exp - 1}, {j}] = "
+                            f"{labels[exp - 1, j]:g}; the CSV and the pickles do not belong together")
+        n += 1
+    return n
+
+
+def stimulus_onset(face_align: Any, duration: float) -> float:
+    """Video time (s) where the stimulus starts: ``duration - 60`` for ``"end"``, else ``face_align``."""
+    return max(0.0, duration - STIMULUS_SECONDS) if face_align == "end" else float(face_align)
 
 
 def _find_videos(video_root: Path, subject: int) -> dict[int, Path]:
@@ -169,7 +224,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
 
     ``params`` keys (defaults in :data:`DEFAULTS`): ``modalities`` (subset of eeg, eog, face),
     ``baseline_correction``, ``segment_seconds``, ``subjects``, ``face_video_root``,
-    ``participant_ratings``, ``face_align`` ("end" or seconds), ``frame_step``,
+    ``participant_ratings``, ``face_align`` ("end" or seconds), ``face_trial_mapping``
+    ("csv" or "identity"), ``frame_step``,
     ``frames_per_segment``, ``face_size``, ``face_margin``, ``face_detector``,
     ``face_detector_model``, ``source_hash_mode`` ("stat" or "content").
     The directory is reused when its ``source_hash`` matches the current inputs and parameters.
@@ -183,6 +239,9 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     fa = p["face_align"]
     if not (fa == "end" or (isinstance(fa, (int, float)) and not isinstance(fa, bool) and fa >= 0)):
         raise ConfigError(f"{where}: face_align must be 'end' or a number of seconds >= 0, got {fa!r}")
+    if p["face_trial_mapping"] not in FACE_TRIAL_MAPPINGS:
+        raise ConfigError(f"{where}: face_trial_mapping must be one of {list(FACE_TRIAL_MAPPINGS)}, "
+                          f"got {p['face_trial_mapping']!r}")
     seg_s = float(p["segment_seconds"])
     if seg_s <= 0 or seg_s > STIMULUS_SECONDS:
         raise ConfigError(f"{where}: segment_seconds must be in (0, {STIMULUS_SECONDS}], got {seg_s}")
@@ -211,21 +270,27 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     skipped: list[dict] = []
     inputs: list[tuple[str, Path]] = [(f"data_preprocessed_python/{f.name}", f) for f in files.values()]
     videos: dict[int, dict[int, Path]] = {}
-    order: dict[int, dict[int, int]] | None = None
+    order: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] | None = None
     order_file: Path | None = None
     if want_face:
         video_root = Path(p["face_video_root"]) if p["face_video_root"] else root / "face_video"
         order_file = Path(p["participant_ratings"]) if p["participant_ratings"] else \
             root / "metadata_csv" / "participant_ratings.csv"
-        if p["participant_ratings"] and not order_file.is_file():
-            raise DataError(f"{order_file}: participant_ratings file not found")
-        if order_file.is_file():
-            order = _read_presentation_order(order_file)
+        if p["face_trial_mapping"] == "csv":
+            if not order_file.is_file():
+                raise DataError(
+                    f"{order_file}: participant_ratings.csv not found; DEAP face videos are numbered in presentation "
+                    "order and the rows of sXX.dat in video order, so face frames need its Trial -> Experiment_id "
+                    "mapping (give its path as participant_ratings, or set face_trial_mapping: identity to pair "
+                    "video YY with row YY-1 knowingly)")
+            order = read_participant_ratings(order_file)
             inputs.append(("metadata_csv/participant_ratings.csv", order_file))
+        else:
+            log.warning("DEAP: face_trial_mapping 'identity': video sXX_trialYY.avi is paired with row YY-1 of sXX.dat; "
+                        "this is right only if the videos are numbered in video (Experiment_id) order")
         for s in list(files):
             v = _find_videos(video_root, s)
             if not v:
-                log.warning("DEAP: subject s%02d has no face video under %s; left out", s, video_root)
                 skipped.append({"item": f"s{s:02d}", "reason": "no face video"})
                 del files[s]
                 continue
@@ -237,7 +302,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     hashed = {k: v for k, v in p.items() if k not in ("face_video_root", "participant_ratings")}
     hashed["modalities"] = mods
     if not want_face:  # face settings do not change what is written
-        hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS and k != "face_align"}
+        hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS
+                  and k not in ("face_align", "face_trial_mapping")}
     key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
     if is_fresh(out_dir, key):
         log.info("DEAP: %s is up to date (source hash %s...); reused", out_dir, key[:12])
@@ -258,22 +324,32 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             keep = list(range(n_trials))
             trial_video: dict[int, Path] = {}
             if want_face:
-                exp_of = (order or {}).get(s)
-                if order is not None and exp_of is None:
-                    raise DataError(f"{order_file}: no rows for participant {s}")
+                exp_of = None
+                if order is not None:
+                    if s not in order:
+                        raise DataError(f"{order_file}: no rows for participant {s}")
+                    check_csv_ratings(order[s], labels, s, order_file, path)
+                    exp_of = {t: e for t, (e, _) in order[s].items()}
                 for yy, vpath in videos[s].items():
-                    row = exp_of.get(yy) if exp_of else yy
+                    row = exp_of.get(yy) if exp_of is not None else yy
                     if row is None:
                         raise DataError(f"{order_file}: participant {s} has no trial {yy} (video {vpath.name})")
                     trial_video[row - 1] = vpath
                 for t in keep:
                     if t not in trial_video:
                         skipped.append({"item": f"s{s:02d} trial {t}", "reason": "no face video"})
-                        log.warning("DEAP: s%02d trial %d (Experiment_id %d) has no face video; left out", s, t, t + 1)
+                    else:
+                        fps_h, n_h = vid.video_info(trial_video[t])
+                        need = stimulus_onset(fa, n_h / fps_h) + n_seg * seg_s
+                        if n_h / fps_h + 0.5 / fps_h < need:
+                            skipped.append({"item": f"s{s:02d} trial {t}", "reason": "face video shorter than the stimulus",
+                                            "detail": f"{trial_video[t].name}: {n_h / fps_h:.2f} s, needs {need:.2f} s"})
+                            del trial_video[t]
                 keep = [t for t in keep if t in trial_video]
                 if not keep:
                     skipped.append({"item": f"s{s:02d}", "reason": "no face video for any trial"})
                     continue
+            n_done = 0
             for t in keep:  # one staged block per trial keeps memory at one subject's pickle
                 x = data[t]
                 if p["baseline_correction"]:
@@ -286,8 +362,12 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                     arrays["eog"] = segment_signal(x[32:34, base:], SFREQ, seg_s, where_t).astype(np.float32)
                 if want_face:
                     v = vid.sample_video(trial_video[t], cropper, p["frame_step"])
-                    onset = max(0.0, v.duration - STIMULUS_SECONDS) if fa == "end" else float(fa)
+                    onset = stimulus_onset(fa, v.duration)
                     windows = [(onset + k * seg_s, onset + (k + 1) * seg_s) for k in range(n_seg)]
+                    if v.duration + 0.5 / v.fps < windows[-1][1]:  # fewer frames decoded than the header said
+                        skipped.append({"item": f"s{s:02d} trial {t}", "reason": "face video shorter than the stimulus",
+                                        "detail": f"{trial_video[t].name}: {v.duration:.2f} s decoded"})
+                        continue
                     arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
                     st.add(v.stats)
                     face_stats.add(st)
@@ -298,10 +378,13 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                 for j, name in enumerate(RATING_ARRAYS):
                     arrays[name] = np.full(n_seg, labels[t, j], np.float32)
                 stage.append(arrays)
-            nk = len(keep)
+                n_done += 1
+                del arrays
+            nk = n_done
             per_subject[f"s{s:02d}"] = {"file": path.name, "trials": nk, "segments": nk * n_seg}
-            del data, labels, x, arrays
+            del data, labels
             gc.collect()
+        log_skipped(where, skipped)
         if stage.n_rows == 0:
             raise DataError(f"{root}: no DEAP segment could be prepared (skipped: {skipped})")
         meta = {
@@ -325,8 +408,9 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                 cropper, p,
                 ("stimulus = last 60 s of the video" if fa == "end" else f"stimulus starts {float(fa)} s into the video"),
                 face_stats,
-                face_trial_mapping=("participant_ratings.csv (Trial -> Experiment_id)" if order is not None
-                                    else "identity (video trial YY = file row YY-1; no participant_ratings.csv)"))
+                face_trial_mapping=("participant_ratings.csv (Trial -> Experiment_id), ratings cross-checked "
+                                    "against labels" if order is not None
+                                    else "identity (video trial YY = file row YY-1), set by face_trial_mapping"))
             if face_stats.frames_centre_crop:
                 log.warning("DEAP: no face found in %d of %d frames; centre crops used",
                             face_stats.frames_centre_crop, face_stats.frames_sampled)
