@@ -201,6 +201,46 @@ def check_csv_ratings(rows: dict[int, tuple[int, tuple[float, ...] | None]], lab
     return n
 
 
+def plan_face_trials(subject: int, labels: np.ndarray, videos: dict[int, Path],
+                     order: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] | None,
+                     order_file: Path | None, dat_path: Path, face_align: Any,
+                     needed_s: float) -> tuple[dict[int, Path], list[dict]]:
+    """Which video goes with which row of ``sXX.dat``, from the video headers (nothing decoded).
+
+    ``videos`` maps the presentation trial YY of the file names to the file; ``order`` is
+    :func:`read_participant_ratings` (None: identity mapping). The CSV ratings are
+    cross-checked (:func:`check_csv_ratings`). Returns ``{row: video}`` and the skipped trials:
+    rows without a video, and videos shorter than the ``needed_s`` seconds the segment windows
+    need from the stimulus onset. CSV problems raise :class:`DataError` naming the file.
+    """
+    exp_of = None
+    if order is not None:
+        if subject not in order:
+            raise DataError(f"{order_file}: no rows for participant {subject}")
+        check_csv_ratings(order[subject], labels, subject, order_file, dat_path)
+        exp_of = {t: e for t, (e, _) in order[subject].items()}
+    trial_video: dict[int, Path] = {}
+    for yy, vpath in videos.items():
+        row = exp_of.get(yy) if exp_of is not None else yy
+        if row is None:
+            raise DataError(f"{order_file}: participant {subject} has no trial {yy} (video {vpath.name})")
+        if not 1 <= row <= labels.shape[0]:
+            raise DataError(f"{vpath}: trial {yy} maps to row {row - 1}, outside the {labels.shape[0]} rows of {dat_path.name}")
+        trial_video[row - 1] = vpath
+    skipped = []
+    for t in range(labels.shape[0]):
+        if t not in trial_video:
+            skipped.append({"item": f"s{subject:02d} trial {t}", "reason": "no face video"})
+            continue
+        fps, n = vid.video_info(trial_video[t])
+        need = stimulus_onset(face_align, n / fps) + needed_s
+        if n / fps + 0.5 / fps < need:
+            skipped.append({"item": f"s{subject:02d} trial {t}", "reason": "face video shorter than the stimulus",
+                            "detail": f"{trial_video[t].name}: {n / fps:.2f} s, needs {need:.2f} s"})
+            del trial_video[t]
+    return trial_video, skipped
+
+
 def stimulus_onset(face_align: Any, duration: float) -> float:
     """Video time (s) where the stimulus starts: ``duration - 60`` for ``"end"``, else ``face_align``."""
     return max(0.0, duration - STIMULUS_SECONDS) if face_align == "end" else float(face_align)
@@ -219,6 +259,61 @@ def _find_videos(video_root: Path, subject: int) -> dict[int, Path]:
     return out
 
 
+def check_params(p: dict, where: str = "DEAP") -> list[str]:
+    """Validate resolved parameters (raises :class:`ConfigError`); return the modalities."""
+    mods = check_modalities(p["modalities"], MODALITIES, where)
+    if "face" in mods:
+        vid.check_face_params(p, where)
+    fa = p["face_align"]
+    if not (fa == "end" or (isinstance(fa, (int, float)) and not isinstance(fa, bool) and fa >= 0)):
+        raise ConfigError(f"{where}: face_align must be 'end' or a number of seconds >= 0, got {fa!r}")
+    if p["face_trial_mapping"] not in FACE_TRIAL_MAPPINGS:
+        raise ConfigError(f"{where}: face_trial_mapping must be one of {list(FACE_TRIAL_MAPPINGS)}, "
+                          f"got {p['face_trial_mapping']!r}")
+    seg_s = p["segment_seconds"]
+    if not isinstance(seg_s, (int, float)) or isinstance(seg_s, bool) or not 0 < seg_s <= STIMULUS_SECONDS:
+        raise ConfigError(f"{where}: segment_seconds must be in (0, {STIMULUS_SECONDS}], got {seg_s}")
+    return mods
+
+
+def find_subject_files(root: Path, subjects) -> dict[int, Path]:
+    """``{subject: data_preprocessed_python/sXX.dat}``, restricted to ``subjects`` (None: all)."""
+    data_dir = root / "data_preprocessed_python"
+    if not root.is_dir():
+        raise DataError(f"{root}: DEAP root directory not found (expected data_preprocessed_python/sXX.dat in it)")
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: folder not found (the DEAP preprocessed Python release, sXX.dat files)")
+    files = {}
+    for f in sorted(data_dir.iterdir()):
+        m = _FILE_RE.match(f.name)
+        if m:
+            files[int(m.group(1))] = f
+    if subjects is not None:
+        wanted = {int(s) for s in subjects}
+        missing = sorted(wanted - set(files))
+        if missing:
+            raise DataError(f"{data_dir}: no file for requested subject(s) {missing} (expected s{missing[0]:02d}.dat)")
+        files = {s: f for s, f in files.items() if s in wanted}
+    if not files:
+        raise DataError(f"{data_dir}: no sXX.dat file found")
+    return files
+
+
+def face_sources(root: Path, p: dict) -> tuple[Path, Path]:
+    """(face video folder, participant_ratings.csv); the CSV must exist unless the identity
+    mapping was chosen (:class:`DataError` naming it)."""
+    video_root = Path(p["face_video_root"]) if p["face_video_root"] else root / "face_video"
+    order_file = Path(p["participant_ratings"]) if p["participant_ratings"] else \
+        root / "metadata_csv" / "participant_ratings.csv"
+    if p["face_trial_mapping"] == "csv" and not order_file.is_file():
+        raise DataError(
+            f"{order_file}: participant_ratings.csv not found; DEAP face videos are numbered in presentation "
+            "order and the rows of sXX.dat in video order, so face frames need its Trial -> Experiment_id "
+            "mapping (give its path as participant_ratings, or set face_trial_mapping: identity to pair "
+            "video YY with row YY-1 knowingly)")
+    return video_root, order_file
+
+
 def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
     """Prepare DEAP from ``root`` into ``out_dir``; return ``out_dir``.
 
@@ -232,57 +327,22 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     """
     where = "DEAP"
     p = resolve_params(params, DEFAULTS, where)
-    mods = check_modalities(p["modalities"], MODALITIES, where)
+    mods = check_params(p, where)
     want_face = "face" in mods
-    if want_face:
-        vid.check_face_params(p, where)
     fa = p["face_align"]
-    if not (fa == "end" or (isinstance(fa, (int, float)) and not isinstance(fa, bool) and fa >= 0)):
-        raise ConfigError(f"{where}: face_align must be 'end' or a number of seconds >= 0, got {fa!r}")
-    if p["face_trial_mapping"] not in FACE_TRIAL_MAPPINGS:
-        raise ConfigError(f"{where}: face_trial_mapping must be one of {list(FACE_TRIAL_MAPPINGS)}, "
-                          f"got {p['face_trial_mapping']!r}")
     seg_s = float(p["segment_seconds"])
-    if seg_s <= 0 or seg_s > STIMULUS_SECONDS:
-        raise ConfigError(f"{where}: segment_seconds must be in (0, {STIMULUS_SECONDS}], got {seg_s}")
 
     root = Path(root)
     out_dir = Path(out_dir)
-    data_dir = root / "data_preprocessed_python"
-    if not root.is_dir():
-        raise DataError(f"{root}: DEAP root directory not found (expected data_preprocessed_python/sXX.dat in it)")
-    if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: folder not found (the DEAP preprocessed Python release, sXX.dat files)")
-    files = {}
-    for f in sorted(data_dir.iterdir()):
-        m = _FILE_RE.match(f.name)
-        if m:
-            files[int(m.group(1))] = f
-    if p["subjects"] is not None:
-        wanted = {int(s) for s in p["subjects"]}
-        missing = sorted(wanted - set(files))
-        if missing:
-            raise DataError(f"{data_dir}: no file for requested subject(s) {missing} (expected s{missing[0]:02d}.dat)")
-        files = {s: f for s, f in files.items() if s in wanted}
-    if not files:
-        raise DataError(f"{data_dir}: no sXX.dat file found")
-
+    files = find_subject_files(root, p["subjects"])
     skipped: list[dict] = []
     inputs: list[tuple[str, Path]] = [(f"data_preprocessed_python/{f.name}", f) for f in files.values()]
     videos: dict[int, dict[int, Path]] = {}
     order: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] | None = None
     order_file: Path | None = None
     if want_face:
-        video_root = Path(p["face_video_root"]) if p["face_video_root"] else root / "face_video"
-        order_file = Path(p["participant_ratings"]) if p["participant_ratings"] else \
-            root / "metadata_csv" / "participant_ratings.csv"
+        video_root, order_file = face_sources(root, p)
         if p["face_trial_mapping"] == "csv":
-            if not order_file.is_file():
-                raise DataError(
-                    f"{order_file}: participant_ratings.csv not found; DEAP face videos are numbered in presentation "
-                    "order and the rows of sXX.dat in video order, so face frames need its Trial -> Experiment_id "
-                    "mapping (give its path as participant_ratings, or set face_trial_mapping: identity to pair "
-                    "video YY with row YY-1 knowingly)")
             order = read_participant_ratings(order_file)
             inputs.append(("metadata_csv/participant_ratings.csv", order_file))
         else:
@@ -324,27 +384,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             keep = list(range(n_trials))
             trial_video: dict[int, Path] = {}
             if want_face:
-                exp_of = None
-                if order is not None:
-                    if s not in order:
-                        raise DataError(f"{order_file}: no rows for participant {s}")
-                    check_csv_ratings(order[s], labels, s, order_file, path)
-                    exp_of = {t: e for t, (e, _) in order[s].items()}
-                for yy, vpath in videos[s].items():
-                    row = exp_of.get(yy) if exp_of is not None else yy
-                    if row is None:
-                        raise DataError(f"{order_file}: participant {s} has no trial {yy} (video {vpath.name})")
-                    trial_video[row - 1] = vpath
-                for t in keep:
-                    if t not in trial_video:
-                        skipped.append({"item": f"s{s:02d} trial {t}", "reason": "no face video"})
-                    else:
-                        fps_h, n_h = vid.video_info(trial_video[t])
-                        need = stimulus_onset(fa, n_h / fps_h) + n_seg * seg_s
-                        if n_h / fps_h + 0.5 / fps_h < need:
-                            skipped.append({"item": f"s{s:02d} trial {t}", "reason": "face video shorter than the stimulus",
-                                            "detail": f"{trial_video[t].name}: {n_h / fps_h:.2f} s, needs {need:.2f} s"})
-                            del trial_video[t]
+                trial_video, sk = plan_face_trials(s, labels, videos[s], order, order_file, path, fa, n_seg * seg_s)
+                skipped += sk
                 keep = [t for t in keep if t in trial_video]
                 if not keep:
                     skipped.append({"item": f"s{s:02d}", "reason": "no face video for any trial"})
