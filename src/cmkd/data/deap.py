@@ -38,7 +38,10 @@ padded). The log groups skipped items by reason.
 
 Memory: subjects are read one at a time and each trial's arrays are appended to staging files
 beside the output, so peak memory is about one subject's pickle (103 MB) plus one trial's
-segments and face frames (about 230 MB peak RSS in all for a full subject).
+segments and face frames (about 230 MB peak RSS in all for a full subject without video). With
+face video at 224 px (40 trials of 63 s at 50 fps, 3150 frames each, 600 x 5 frames kept) the
+peak is about 0.7 GB, reached while the 451 MB face array is written from its memory map
+(``scripts/measure_prepare_memory.py``).
 """
 from __future__ import annotations
 
