@@ -89,6 +89,8 @@ def test_deap_shapes_segments_and_labels(deap_full, deap_full_prepared):
     assert meta["dataset"] == "deap" and meta["channels"]["eeg"] == DEAP_EEG and len(DEAP_EEG) == 32
     assert meta["channels"]["eog"] == ["hEOG", "vEOG"]
     assert meta["sampling_rates"] == {"eeg": 128, "eog": 128} and meta["skipped"] == []
+    assert meta["class_balance"]["arousal"]["trials"] == 40
+    assert meta["class_balance"]["arousal"]["high_tie_low"] == int((labels[:, 1] > 5).sum())
     # the first segment starts right after the 3 s baseline
     data, _ = fx.deap_trial_data(1, 2)
     assert np.allclose(prep["eeg"][15], data[1, :32, 384:896], atol=1e-4)
@@ -384,6 +386,8 @@ def test_mahnob_prepare(mahnob_root, tmp_path, caplog):
     assert meta["channels"]["eeg"] == fx.MAHNOB_EEG and meta["sampling_rates"] == {"eeg": 128}
     assert meta["sessions"][0]["stimulus_s"] == [5.0, 23.5]
     assert meta["sessions"][0]["alignment"]["window_rule"] == "status"
+    # class balance per dimension under both tie sides (valence 3, 8, 5: the 5 moves with the tie)
+    assert meta["class_balance"]["valence"] == {"trials": 3, "high_tie_low": 1, "high_tie_high": 2, "at_threshold": 1}
     # channel order and units (microvolts) survive reading, referencing, resampling and cutting;
     # the average reference removes the signal common to all channels
     want = np.array([fx.mahnob_channel_freq(c) for c in range(32)])

@@ -58,6 +58,7 @@ import numpy as np
 from cmkd.data import video as vid
 from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
                              source_key)
+from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
 from cmkd.errors import ConfigError, DataError
@@ -379,6 +380,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     L = int(round(seg_s * SFREQ))
     n_seg = (N_SAMPLES - base) // L
     per_subject: dict[str, dict] = {}
+    trial_ratings: dict[str, list[float]] = {name: [] for name in RATING_ARRAYS}
     with BlockStager(out_dir) as stage:
         for i, (s, path) in enumerate(sorted(files.items()), start=1):
             log.info("DEAP: subject s%02d (%d/%d) from %s", s, i, len(files), path)
@@ -423,6 +425,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                     arrays[name] = np.full(n_seg, labels[t, j], np.float32)
                 stage.append(arrays)
                 n_done += 1
+                for j, name in enumerate(RATING_ARRAYS):
+                    trial_ratings[name].append(float(labels[t, j]))
                 del arrays
             nk = n_done
             per_subject[f"s{s:02d}"] = {"file": path.name, "trials": nk, "segments": nk * n_seg}
@@ -445,6 +449,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             "trial_order": "row of the file = Experiment_id - 1 (video order)",
             "subjects": per_subject,
             "skipped": skipped,
+            "class_balance": balance_meta({k: v for k, v in trial_ratings.items()}),
             "params": hashed,
         }
         if want_face:

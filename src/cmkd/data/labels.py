@@ -131,3 +131,15 @@ def class_balance(ratings: Any, threshold: float = 5.0, tie: str = "low") -> dic
     hi = high_side(r, threshold, tie)
     return {"low": int((~hi).sum()), "high": int(hi.sum()), "at_threshold": int((r == threshold).sum()),
             "rule": tie_rule(threshold, tie)}
+
+
+def balance_meta(ratings: Mapping[str, Any], threshold: float = 5.0) -> dict:
+    """Class balance of per-trial ratings for meta.json: per dimension, the trials, the high
+    count under each tie side and the ratings equal to the threshold."""
+    out: dict[str, Any] = {"threshold": threshold, "unit": "trial"}
+    for dim, vals in ratings.items():
+        r = np.asarray(vals, np.float64)
+        out[dim] = {"trials": int(r.size), "high_tie_low": int(high_side(r, threshold, "low").sum()),
+                    "high_tie_high": int(high_side(r, threshold, "high").sum()),
+                    "at_threshold": int((r == threshold).sum())}
+    return out

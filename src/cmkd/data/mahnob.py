@@ -67,6 +67,7 @@ import numpy as np
 from cmkd.data import video as vid
 from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, group_skipped, is_fresh, log_skipped,
                              resolve_params, source_key)
+from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
 from cmkd.errors import ConfigError, DataError
@@ -459,6 +460,10 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
                 x = raw.get_data(picks=eeg) * 1e6  # volts -> microvolts
                 i0 = int(round(onset_s * sr))
                 L = int(round(seg_s * sr))
+                n_seg = min(n_seg, (x.shape[1] - i0) // L)  # rounding at the recording's end
+                if n_seg == 0:
+                    skipped.append({"item": item, "reason": f"stimulus shorter than one {seg_s:g} s segment"})
+                    continue
                 arrays["eeg"] = segment_signal(x[:, i0:i0 + n_seg * L], sr, seg_s, f"{bdf} stimulus").astype(np.float32)
                 del x
             del raw
@@ -482,7 +487,7 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
             stage.append(arrays)
             sessions_meta.append({"session": e["dir"].name, "subject": e["subject"], "trial": e["trial"],
                                   "bdf": bdf.name, "segments": n, "stimulus_s": [round(onset_s, 4), round(offset_s, 4)],
-                                  "alignment": align,
+                                  "alignment": align, "ratings": e["ratings"],
                                   "isStim": e["attrs"].get("isStim"), "mediaFile": e["attrs"].get("mediaFile")})
             del arrays
         log_skipped(where, skipped, "sessions")
@@ -514,6 +519,7 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
             "sessions": sessions_meta,
             "skipped": skipped,
             "alignment_warnings": warnings,
+            "class_balance": balance_meta({k: [m["ratings"][k] for m in sessions_meta] for k in RATINGS}),
             "params": hashed,
         }
         if want_face:
