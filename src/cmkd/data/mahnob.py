@@ -410,7 +410,6 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
         log.info("MAHNOB-HCI: %s is up to date (source hash %s...); reused", out_dir, key[:12])
         return out_dir
 
-    import mne  # heavy import, only when building
 
     cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
         if want_face else None
