@@ -97,17 +97,32 @@ def deap_trial_data(subject: int, n_trials: int, seed: int = 0, n_channels: int 
     return data, labels
 
 
+DEAP_TRIAL_CODE_UV = 1000.0  # with time_code: EEG channel 0 of row r adds 1000 * (r + 1) uV ...
+DEAP_TIME_CODE_UV = 10.0     # ... and 10 uV per second of stimulus time (0 at the end of the 3 s baseline)
+
+
+def deap_trial_code_level(experiment_id: int) -> int:
+    """Grey level of the right half of a time-coded DEAP frame: codes the trial's Experiment_id."""
+    return 40 + 20 * experiment_id
+
+
 def write_deap(root: str | Path, subjects: Iterable[int] = (1,), n_trials: int = 40, seed: int = 0,
-               ratings_csv: bool = True) -> Path:
+               ratings_csv: bool = True, time_code: bool = False) -> Path:
     """Write ``data_preprocessed_python/sXX.dat`` (full (n_trials, 40, 8064) shape) for each subject.
 
     With ``ratings_csv`` also ``metadata_csv/participant_ratings.csv`` with a per-subject
-    shuffled presentation order (Trial -> Experiment_id). Returns ``root``.
+    shuffled presentation order (Trial -> Experiment_id) and the ratings of ``labels``. With
+    ``time_code`` EEG channel 0 of row r carries ``DEAP_TRIAL_CODE_UV * (r + 1)`` plus a ramp of
+    ``DEAP_TIME_CODE_UV`` per second of stimulus time. Returns ``root``.
     """
     root = Path(root)
     rows = []
     for s in subjects:
         data, labels = deap_trial_data(s, n_trials, seed)
+        if time_code:
+            t_stim = np.arange(DEAP_SAMPLES) / DEAP_SFREQ - 3.0
+            for r in range(n_trials):
+                data[r, 0] = DEAP_TRIAL_CODE_UV * (r + 1) + DEAP_TIME_CODE_UV * t_stim
         write_deap_pickle(root / "data_preprocessed_python" / f"s{s:02d}.dat", {"labels": labels, "data": data})
         order = deap_presentation_order(s, n_trials, seed)
         for trial, exp in enumerate(order, start=1):
@@ -177,7 +192,7 @@ def write_video(path: str | Path, seconds: float, fps: float = 50.0, size: tuple
 
 def time_code_level(t: float) -> int:
     """Grey level of a time-coded frame at ``t`` seconds (see :func:`write_video`)."""
-    return int(min(255, round(20 + 3 * t)))
+    return int(max(0, min(255, round(20 + 3 * t))))
 
 
 def face_frame_fn(brightness: float = 1.0, size: tuple[int, int] = (160, 128)):
@@ -198,20 +213,34 @@ def deap_face_brightness(experiment_id: int, n_trials: int) -> float:
 
 def write_deap_video(root: str | Path, subjects: Iterable[int] = (1,), n_trials: int = 40,
                      trials: Sequence[int] | None = None, seconds: float = 63.0, fps: float = 50.0,
-                     size: tuple[int, int] = (160, 128), seed: int = 0) -> Path:
+                     size: tuple[int, int] = (160, 128), seed: int = 0, time_code: bool = False,
+                     short: dict[int, float] | None = None) -> Path:
     """Write ``face_video/sXX/sXX_trialYY.avi`` (YY = presentation trial, 1-based) with a drawn face.
 
     The face's brightness is :func:`deap_face_brightness` of the trial's Experiment_id, following
     :func:`deap_presentation_order` (as in the ratings CSV written by :func:`write_deap`).
-    ``trials`` restricts which presentation trials get a video. Returns ``root``.
+    ``trials`` restricts which presentation trials get a video. With ``time_code`` the frames
+    show no face: the left half's grey level is :func:`time_code_level` of the stimulus time
+    (the last 60 s of the video are the stimulus), the right half's
+    :func:`deap_trial_code_level` of the Experiment_id. ``short`` gives some presentation
+    trials another length (seconds). Returns ``root``.
     """
     root = Path(root)
     for s in subjects:
         order = deap_presentation_order(s, n_trials, seed)
         for yy in (trials or range(1, n_trials + 1)):
             exp = order[yy - 1]
-            write_video(root / "face_video" / f"s{s:02d}" / f"s{s:02d}_trial{yy:02d}.avi", seconds, fps, size,
-                        face_frame_fn(deap_face_brightness(exp, n_trials), size))
+            secs = (short or {}).get(yy, seconds)
+            if time_code:
+                lead = seconds - 60.0
+
+                def fn(i, t, img, exp=exp, lead=lead):
+                    w = img.shape[1] // 2
+                    img[:, :w] = time_code_level(t - lead)
+                    img[:, w:] = deap_trial_code_level(exp)
+            else:
+                fn = face_frame_fn(deap_face_brightness(exp, n_trials), size)
+            write_video(root / "face_video" / f"s{s:02d}" / f"s{s:02d}_trial{yy:02d}.avi", secs, fps, size, fn)
     return root
 
 
@@ -305,13 +334,21 @@ MAHNOB_OTHER = ["EXG1", "EXG2", "EXG3", "EXG4", "EXG5", "EXG6", "EXG7", "EXG8",
                 "GSR1", "GSR2", "Erg1", "Erg2", "Resp", "Temp", "Status"]
 MAHNOB_SFREQ = 256
 MAHNOB_EEG_AMPLITUDE = 20.0  # microvolts
-MAHNOB_EOG_FREQS = {"common": 45.0, "hEOG": 41.0, "vEOG": 43.0}
+MAHNOB_COMMON_HZ = 37.5      # a signal common to every EEG channel (removed by the average reference)
+MAHNOB_COMMON_UV = 30.0
+MAHNOB_TIME_CODE_UV = 10.0   # with time_code: EEG channel 0 adds 10 uV per second of stimulus time
+MAHNOB_ECG_HZ = 1.2          # heart rate on EXG1-EXG3 (72 beats per minute)
 MAHNOB_ONSET_CODE, MAHNOB_OFFSET_CODE = 1, 2
 
 
 def mahnob_channel_freq(c: int) -> float:
     """The sine frequency (Hz) planted in MAHNOB EEG channel ``c`` (0-based): 2, 3, ... 33 Hz."""
     return 2.0 + c
+
+
+def mahnob_dc_offset(c: int) -> float:
+    """Per-channel DC offset (uV) of the raw BioSemi EEG: large and different per channel, as recorded."""
+    return -3000.0 + 250.0 * c
 
 
 def default_mahnob_sessions() -> list[dict]:
@@ -327,37 +364,54 @@ def default_mahnob_sessions() -> list[dict]:
     ]
 
 
+def ecg_like(t: np.ndarray, hz: float = MAHNOB_ECG_HZ) -> np.ndarray:
+    """A train of narrow R-wave-like peaks (uV) at ``hz`` beats per second."""
+    phase = (t * hz) % 1.0
+    return 800.0 * np.exp(-((phase - 0.5) / 0.02) ** 2) - 100.0 * np.exp(-((phase - 0.6) / 0.05) ** 2)
+
+
 def mahnob_bdf_signals(n_samples: int, onset: int, offset: int, n_eeg: int = 32, seed: int = 0,
-                       pulse: int = 20, level: bool = False) -> tuple[np.ndarray, list[str]]:
-    """Signals (channels, samples) and names of one MAHNOB recording (Status as digital codes)."""
+                       pulse: int = 20, level: bool = False, time_code: bool = False,
+                       offset_marker: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Signals (channels, samples) and names of one MAHNOB recording (Status as digital codes).
+
+    As recorded: the EEG is raw BioSemi (per-channel DC offsets :func:`mahnob_dc_offset`, a
+    signal common to all channels), EXG1-EXG3 carry an ECG, EXG4-EXG8 noise (no EOG was
+    recorded). EEG channel ``c`` carries a sine of :func:`mahnob_channel_freq` ``(c)`` Hz; with
+    ``time_code`` channel 0 also a ramp of ``MAHNOB_TIME_CODE_UV`` uV per second of stimulus
+    time (0 at the onset).
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(n_samples) / MAHNOB_SFREQ
     names = MAHNOB_EEG[:n_eeg] + [f"X{c}" for c in range(max(0, n_eeg - 32))] + MAHNOB_OTHER
     x = np.zeros((len(names), n_samples))
+    common = MAHNOB_COMMON_UV * np.sin(2 * np.pi * MAHNOB_COMMON_HZ * t)
     for c in range(n_eeg):
         x[c] = MAHNOB_EEG_AMPLITUDE * np.sin(2 * np.pi * mahnob_channel_freq(c) * t + 0.3 * c) \
-            + rng.standard_normal(n_samples)
+            + rng.standard_normal(n_samples) + mahnob_dc_offset(c) + common
+    if time_code:
+        x[0] += MAHNOB_TIME_CODE_UV * (t - onset / MAHNOB_SFREQ)
     idx = {n: i for i, n in enumerate(names)}
-    common = 50.0 * np.sin(2 * np.pi * MAHNOB_EOG_FREQS["common"] * t)
-    x[idx["EXG1"]] = common + 80.0 * np.sin(2 * np.pi * MAHNOB_EOG_FREQS["hEOG"] * t)
-    x[idx["EXG2"]] = common
-    x[idx["EXG3"]] = common + 60.0 * np.sin(2 * np.pi * MAHNOB_EOG_FREQS["vEOG"] * t)
-    x[idx["EXG4"]] = common
-    for n in ("EXG5", "EXG6", "EXG7", "EXG8", "GSR1", "GSR2", "Erg1", "Erg2", "Resp", "Temp"):
+    for k, n in enumerate(("EXG1", "EXG2", "EXG3")):
+        x[idx[n]] = (1.0 - 0.2 * k) * ecg_like(t) + 5.0 * rng.standard_normal(n_samples)
+    for n in ("EXG4", "EXG5", "EXG6", "EXG7", "EXG8", "GSR1", "GSR2", "Erg1", "Erg2", "Resp", "Temp"):
         x[idx[n]] = 100.0 * rng.standard_normal(n_samples)
     status = np.full(n_samples, 0x100000, np.float64)  # a BioSemi status bit above the trigger bits
     if level:
         status[onset:offset] += MAHNOB_ONSET_CODE
     else:
         status[onset:onset + pulse] += MAHNOB_ONSET_CODE
-        status[offset:offset + pulse] += MAHNOB_OFFSET_CODE
+        if offset_marker:
+            status[offset:offset + pulse] += MAHNOB_OFFSET_CODE
     x[idx["Status"]] = status
     return x, names
 
 
-def _session_xml(spec: dict, bdf_name: str | None) -> str:
-    attrs = {"cutNr": spec["id"], "cutLenSec": spec.get("stim_s", ""), "mediaFile": f"{spec['id']}.avi",
-             "isStim": spec.get("isStim", 1)}
+def _session_xml(spec: dict, bdf_name: str | None, video: dict | None = None) -> str:
+    attrs = {"cutNr": spec["id"], "cutLenSec": spec.get("cutLenSec", spec.get("stim_s", "")),
+             "mediaFile": f"{spec['id']}.avi", "isStim": spec.get("isStim", 1)}
+    if video:
+        attrs.update(video)
     if spec.get("ratings"):
         attrs.update(spec["ratings"])
     a = " ".join(f'{k}="{v}"' for k, v in attrs.items())
@@ -368,18 +422,34 @@ def _session_xml(spec: dict, bdf_name: str | None) -> str:
     return "\n".join(parts) + "\n"
 
 
+def mahnob_time_code_frame_fn(lead_s: float):
+    """A ``frame_fn`` whose grey level is :func:`time_code_level` of the stimulus time (video time - lead)."""
+    def fn(i, t, img):
+        img[:] = time_code_level(t - lead_s)
+    return fn
+
+
 def write_mahnob(root: str | Path, sessions: Sequence[dict] | None = None, pre_s: float = 5.0,
                  stim_s: float = 18.5, post_s: float = 5.0, video: bool = False, fps: float = 60.0,
-                 size: tuple[int, int] = (160, 128), n_eeg: int = 32, status_level: bool = False) -> Path:
+                 size: tuple[int, int] = (160, 128), n_eeg: int = 32, status_level: bool = False,
+                 video_lead_s: float = 0.0, video_tail_s: float = 1.0, time_code: bool = False) -> Path:
     """Write ``Sessions/<id>/session.xml`` (+ ``Part_<s>_S_Trial<k>_emotion.bdf``) per session.
 
     ``sessions``: dicts with ``id``, ``subject``, ``ratings`` (dict of felt* attributes, or
-    None), ``bdf`` (write the BDF?), optional ``isStim``. The recording is
-    ``pre_s + stim_s + post_s`` seconds (rounded up to whole seconds) at 256 Hz; Status carries
-    a pulse at stimulus onset and one at offset (or one level over the stimulus with
-    ``status_level``). ``n_eeg`` other than 32 makes a file with the wrong EEG channel count.
-    With ``video`` a frontal MJPG video (``..._C1 trigger _C_Section_<id>.avi``) covering the
-    whole recording is written too. Returns ``root``.
+    None), ``bdf`` (write the BDF?), optional ``isStim``, and to write broken sessions:
+    ``cutLenSec`` (another stimulus length in session.xml than the Status window),
+    ``video_s`` (another video length), ``offset_marker`` (False: no offset trigger).
+    The recording is ``pre_s + stim_s + post_s`` seconds (rounded up to whole seconds) at 256 Hz;
+    Status carries a pulse at stimulus onset and one at offset (or one level over the stimulus
+    with ``status_level``).
+
+    With ``video`` a frontal MJPG video (``..._C1 trigger _C_Section_<id>.avi``) is written the
+    way the real one was cut: it starts ``video_lead_s`` before the stimulus onset (0: frame 0 is
+    the onset) and ends ``video_tail_s`` after the stimulus; session.xml gets ``vidRate`` = fps,
+    ``vidBeginSmp`` = the onset's frame (``video_lead_s * fps``), ``vidEndSmp`` = the offset's
+    frame, and audio anchors. Frames show a drawn face, or with ``time_code`` a grey level
+    coding the stimulus time (:func:`mahnob_time_code_frame_fn`), while EEG channel 0 carries
+    the same time as a ramp (:func:`mahnob_bdf_signals`). Returns ``root``.
     """
     root = Path(root)
     sessions = list(sessions if sessions is not None else default_mahnob_sessions())
@@ -390,15 +460,24 @@ def write_mahnob(root: str | Path, sessions: Sequence[dict] | None = None, pre_s
         d = root / "Sessions" / str(spec["id"])
         d.mkdir(parents=True, exist_ok=True)
         bdf_name = f"Part_{spec['subject']}_S_Trial{k}_emotion.bdf" if spec.get("bdf", True) else None
-        (d / "session.xml").write_text(_session_xml({**spec, "stim_s": stim_s}, bdf_name), encoding="utf-8")
+        vattrs = None
+        if video:
+            b = int(round(video_lead_s * fps))
+            vattrs = {"vidRate": fps, "vidBeginSmp": b, "vidEndSmp": b + int(round(stim_s * fps)),
+                      "audRate": 44100, "audBeginSmp": int(round(video_lead_s * 44100)),
+                      "audEndSmp": int(round((video_lead_s + stim_s) * 44100))}
+        (d / "session.xml").write_text(_session_xml({**spec, "stim_s": stim_s}, bdf_name, vattrs), encoding="utf-8")
         if bdf_name:
-            x, names = mahnob_bdf_signals(n, onset, offset, n_eeg=n_eeg, seed=int(spec["id"]), level=status_level)
+            x, names = mahnob_bdf_signals(n, onset, offset, n_eeg=n_eeg, seed=int(spec["id"]), level=status_level,
+                                          time_code=time_code, offset_marker=spec.get("offset_marker", True))
             digital = [nm == "Status" for nm in names]
             dims = ["Boo" if dg else "uV" for dg in digital]
             write_bdf(d / bdf_name, x, names, MAHNOB_SFREQ, phys_dims=dims, digital=digital)
         if video:
+            seconds = spec.get("video_s", video_lead_s + stim_s + video_tail_s)
+            fn = mahnob_time_code_frame_fn(video_lead_s) if time_code else face_frame_fn(1.0, size)
             write_video(d / f"P{spec['subject']}-Rec1-2009.07.09.17.53.46_C1 trigger _C_Section_{spec['id']}.avi",
-                        total, fps, size, face_frame_fn(1.0, size))
+                        seconds, fps, size, fn)
     return root
 
 

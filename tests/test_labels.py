@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmkd.data.labels import binary, regression, targets
+from cmkd.data.labels import binary, class_balance, high_side, regression, targets, tie_rule
 from cmkd.data.prepared import load_prepared, write_prepared
 from cmkd.errors import ConfigError, DataError
 
@@ -100,3 +100,50 @@ def test_targets_on_synthetic_data_are_roughly_balanced():
         assert 0.25 < y.mean() < 0.75, dim
         r = targets(a, dim, "regression")
         assert r.min() >= 0 and r.max() <= 1
+
+
+def test_tie_puts_the_threshold_on_the_chosen_side():
+    r = np.array([1.0, 4.0, 5.0, 5.0, 6.0, 9.0])
+    assert binary(r).tolist() == [0, 0, 0, 0, 1, 1]  # default: 5 is low (unchanged)
+    assert binary(r, tie="high").tolist() == [0, 0, 1, 1, 1, 1]
+    assert binary(r, threshold=6.0, tie="high").tolist() == [0, 0, 0, 0, 1, 1]
+    arrays = {"valence": r.astype(np.float32)}
+    assert targets(arrays, "valence", "classification", tie="high").sum() == 4
+    # the rule serves any values (regression targets in [0, 1], bin edges), without a range check
+    assert high_side(np.array([0.25, 0.5, 0.75]), 0.5, "low").tolist() == [False, False, True]
+    assert high_side(np.array([0.25, 0.5, 0.75]), 0.5, "high").tolist() == [False, True, True]
+    with pytest.raises(ConfigError, match=r"dimensions\.valence\.tie: must be one of \['low', 'high'\]"):
+        binary(r, dimension="valence", tie="up")
+    assert class_balance(r, 5.0, "low") == {"low": 4, "high": 2, "at_threshold": 2, "rule": "rating > 5 is high (5 is low)"}
+    assert class_balance(r, 5.0, "high")["high"] == 4 and tie_rule(5, "high") == "rating >= 5 is high (5 is high)"
+
+
+def test_config_check_reads_tie_and_not_recorded_modalities():
+    from conftest import tiny_config
+
+    from cmkd.config import check_config
+
+    cfg = tiny_config()
+    cfg["dimensions"]["arousal"]["tie"] = "high"
+    check_config(cfg)
+    cfg["dimensions"]["valence_reg"]["tie"] = "high"
+    with pytest.raises(ConfigError, match=r"dimensions\.valence_reg\.tie: applies to binary classification"):
+        check_config(cfg)
+    cfg = tiny_config()
+    cfg["datasets"]["m"] = {"loader": "mahnob_hci", "modalities": ["eeg"], "params": {"modalities": ["eeg", "eog"]}}
+    with pytest.raises(ConfigError, match=r"datasets\.m\.params\.modalities: no modality 'eog': MAHNOB-HCI recorded no EOG"):
+        check_config(cfg)
+
+
+def test_table_note_states_the_threshold_and_tie_of_each_binary_dimension():
+    import pandas as pd
+
+    from cmkd.tables import table_note
+
+    df = pd.DataFrame({"dimension": ["arousal", "valence", "valence_reg"], "synthetic": [False] * 3})
+    dims = {"arousal": {"task": "classification", "threshold": 5.0, "tie": "high"},
+            "valence": {"task": "classification", "threshold": 5.0},
+            "valence_reg": {"task": "regression"}}
+    note = table_note(df, {"caption": "C."}, {"split": {}, "seeds": [0], "dimensions": dims})
+    assert "Binary classes: arousal: rating >= 5 is high (5 is high); valence: rating > 5 is high (5 is low)." in note
+    assert "valence_reg" not in note

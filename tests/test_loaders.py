@@ -89,6 +89,8 @@ def test_deap_shapes_segments_and_labels(deap_full, deap_full_prepared):
     assert meta["dataset"] == "deap" and meta["channels"]["eeg"] == DEAP_EEG and len(DEAP_EEG) == 32
     assert meta["channels"]["eog"] == ["hEOG", "vEOG"]
     assert meta["sampling_rates"] == {"eeg": 128, "eog": 128} and meta["skipped"] == []
+    assert meta["class_balance"]["arousal"]["trials"] == 40
+    assert meta["class_balance"]["arousal"]["high_tie_low"] == int((labels[:, 1] > 5).sum())
     # the first segment starts right after the 3 s baseline
     data, _ = fx.deap_trial_data(1, 2)
     assert np.allclose(prep["eeg"][15], data[1, :32, 384:896], atol=1e-4)
@@ -149,7 +151,7 @@ def test_deap_face_frames(deap_face_root, tmp_path, caplog):
     params = {"modalities": ["eeg", "face"], "face_size": 32, "frames_per_segment": 5}
     with caplog.at_level(logging.WARNING, logger="cmkd.data"):
         prepare_deap(deap_face_root, out, params)
-    assert "s02 has no face video" in caplog.text
+    assert caplog.text.count("2 x no face video (s02, s03 trial") == 1  # grouped: one line per reason
     prep = load_prepared(out)
     meta = prep.meta
     assert {"item": "s02", "reason": "no face video"} in meta["skipped"]
@@ -180,7 +182,7 @@ def test_deap_face_alignment(tmp_path):
     for align, onset in (("end", lead), (2.0, 2.0)):
         out = tmp_path / f"out_{align}"
         prepare_deap(root, out, {"modalities": ["face"], "face_size": 16, "face_detector": "none",
-                                 "face_align": align})
+                                 "face_align": align, "face_trial_mapping": "identity"})
         prep = load_prepared(out)
         meta = prep.meta["face"]
         assert meta["face_trial_mapping"].startswith("identity")
@@ -190,6 +192,74 @@ def test_deap_face_alignment(tmp_path):
             lo, hi = fx.time_code_level(onset + 4 * k), fx.time_code_level(onset + 4 * k + 4)
             assert np.all(levels[k] >= lo - 4) and np.all(levels[k] <= hi + 4), (align, k, levels[k], lo, hi)
             assert np.all(np.diff(levels[k]) >= -1)
+
+
+def _deap_codes(prep):
+    """Per segment: (Experiment_id, mean stimulus second) from the EEG and from the frames."""
+    eeg = np.asarray(prep["eeg"][:, 0], np.float64).mean(axis=-1)
+    eeg_exp = np.floor(eeg / fx.DEAP_TRIAL_CODE_UV + 1e-6).astype(int)
+    eeg_sec = (eeg - fx.DEAP_TRIAL_CODE_UV * eeg_exp) / fx.DEAP_TIME_CODE_UV
+    face = np.asarray(prep["face"], np.float64)  # (N, F, 3, 16, 16): left half time, right half trial
+    left, right = face[..., :, :6].mean(axis=(2, 3, 4)), face[..., :, 10:].mean(axis=(1, 2, 3, 4))
+    frame_exp = np.round((right - fx.deap_trial_code_level(0)) / 20).astype(int)
+    frame_sec = (left - fx.time_code_level(0)) / 3.0  # (N, F)
+    return eeg_exp, eeg_sec, frame_exp, frame_sec
+
+
+def test_deap_frames_and_eeg_share_the_trial_and_second(tmp_path, caplog):
+    """Videos are numbered in presentation order, the pickle rows in video order: the frames and
+    the EEG of every prepared segment must come from the same trial and the same stimulus second."""
+    root = fx.write_deap(tmp_path / "raw", subjects=(2,), n_trials=4, time_code=True)
+    fx.write_deap_video(root, subjects=(2,), n_trials=4, size=(64, 48), time_code=True)
+    assert fx.deap_presentation_order(2, 4) != [1, 2, 3, 4]
+    params = {"modalities": ["eeg", "face"], "face_size": 16, "face_detector": "none"}
+    prep = load_prepared(prepare_deap(root, tmp_path / "ok", params))
+    assert prep.n == 4 * 15
+    eeg_exp, eeg_sec, frame_exp, frame_sec = _deap_codes(prep)
+    assert np.array_equal(eeg_exp, np.asarray(prep["trial"]) + 1)  # row = Experiment_id - 1
+    assert np.array_equal(frame_exp, eeg_exp)  # the video of that Experiment_id
+    seg = np.asarray(prep["segment"])
+    assert np.allclose(eeg_sec, 4 * seg + 2, atol=0.05)
+    assert np.all(frame_sec >= 4 * seg[:, None] - 0.5) and np.all(frame_sec < 4 * seg[:, None] + 4.5)
+    assert np.all(np.abs(frame_sec.mean(axis=1) - eeg_sec) < 1.0)
+    # without the CSV the pairing is unknown: an error naming the file, not a silent identity
+    (root / "metadata_csv" / "participant_ratings.csv").unlink()
+    with pytest.raises(DataError, match=r"participant_ratings\.csv.*not found"):
+        prepare_deap(root, tmp_path / "no_csv", params)
+    # the identity mapping is an explicit opt-in, warned about; here it pairs the wrong videos
+    with caplog.at_level(logging.WARNING, logger="cmkd.data"):
+        prep = load_prepared(prepare_deap(root, tmp_path / "ident", {**params, "face_trial_mapping": "identity"}))
+    assert "face_trial_mapping 'identity'" in caplog.text
+    eeg_exp, _, frame_exp, _ = _deap_codes(prep)
+    assert np.any(frame_exp != eeg_exp)
+
+
+def test_deap_csv_ratings_cross_checked(tmp_path):
+    root = fx.write_deap(tmp_path / "raw", subjects=(3,), n_trials=3)
+    fx.write_deap_video(root, subjects=(3,), n_trials=3, seconds=61.0, size=(32, 24))
+    csv_path = root / "metadata_csv" / "participant_ratings.csv"
+    lines = csv_path.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[5] = str(float(cells[5]) + 1.0)  # Arousal of presentation trial 2
+    lines[2] = ",".join(cells)
+    csv_path.write_text("\n".join(lines) + "\n")
+    exp = fx.deap_presentation_order(3, 3)[1]
+    with pytest.raises(DataError, match=rf"participant_ratings\.csv: participant 3 trial 2 \(Experiment_id {exp}\): "
+                                        rf"Arousal .* differs from s03\.dat labels\[{exp - 1}, 1\]"):
+        prepare_deap(root, tmp_path / "out", {"modalities": ["eeg", "face"], "face_size": 8, "face_detector": "none"})
+
+
+def test_deap_short_video_is_skipped_not_padded(tmp_path):
+    root = fx.write_deap(tmp_path / "raw", subjects=(4,), n_trials=3, time_code=True)
+    fx.write_deap_video(root, subjects=(4,), n_trials=3, size=(64, 48), time_code=True, short={2: 45.0})
+    prep = load_prepared(prepare_deap(root, tmp_path / "out", {"modalities": ["eeg", "face"], "face_size": 16,
+                                                              "face_detector": "none"}))
+    row = fx.deap_presentation_order(4, 3)[1] - 1
+    assert prep.meta["skipped"] == [{"item": f"s04 trial {row}", "reason": "face video shorter than the stimulus",
+                                     "detail": "s04_trial02.avi: 45.00 s, needs 60.00 s"}]
+    assert sorted(set(np.asarray(prep["trial"]))) == sorted({0, 1, 2} - {row})
+    assert prep.meta["face"]["segments_padded"] == 0 and prep.meta["face"]["segments_without_frame"] == 0
+    assert prep.meta["subjects"]["s04"]["trials"] == 2
 
 
 def test_deap_peak_memory_one_full_subject(deap_full, tmp_path):
@@ -251,9 +321,13 @@ def test_deap_bad_inputs(tmp_path):
         prepare_deap(root, out, {"modality": ["eeg"]})
     with pytest.raises(ConfigError, match="unknown modality"):
         prepare_deap(root, out, {"modalities": ["eye"]})
-    with pytest.raises(DataError, match="no face video for any DEAP subject"):
-        fx.write_deap_pickle(bad, {"data": data, "labels": labels})
+    fx.write_deap_pickle(bad, {"data": data, "labels": labels})
+    with pytest.raises(DataError, match=r"participant_ratings\.csv: participant_ratings\.csv not found.*presentation"):
         prepare_deap(root, out, {"modalities": ["eeg", "face"]})
+    with pytest.raises(DataError, match="no face video for any DEAP subject"):
+        prepare_deap(root, out, {"modalities": ["eeg", "face"], "face_trial_mapping": "identity"})
+    with pytest.raises(ConfigError, match="face_trial_mapping"):
+        prepare_deap(root, out, {"modalities": ["eeg", "face"], "face_trial_mapping": "order"})
     assert no_leftovers(out.parent, "deap")
 
 
@@ -286,12 +360,14 @@ def test_bdf_writer_is_read_back_by_mne(tmp_path):
 def test_mahnob_prepare(mahnob_root, tmp_path, caplog):
     out = tmp_path / "m"
     with caplog.at_level(logging.WARNING, logger="cmkd.data"):
-        prepare_mahnob(mahnob_root, out, {"modalities": ["eeg", "eog"]})
-    assert "session 12 skipped" in caplog.text and "session 14 skipped" in caplog.text
+        prepare_mahnob(mahnob_root, out, {"modalities": ["eeg"], "bandpass": None})
+    # skipped sessions are logged grouped by reason, each reason once with its count
+    assert caplog.text.count("1 x no *_emotion.bdf (session 12)") == 1
+    assert "1 x missing or out-of-range ratings (feltVlnc, feltArsl, feltCtrl, feltPred) (session 14)" in caplog.text
     prep = load_prepared(out)
     meta = prep.meta
     # 18.5 s stimulus -> four 4 s segments per session; 3 usable sessions
-    assert prep["eeg"].shape == (12, 32, 512) and prep["eog"].shape == (12, 2, 512)
+    assert prep["eeg"].shape == (12, 32, 512) and "eog" not in prep
     assert np.asarray(prep["trial"]).tolist() == [2] * 4 + [4] * 4 + [10] * 4
     assert np.asarray(prep["subject"]).tolist() == [1] * 8 + [2] * 4
     assert np.asarray(prep["segment"]).tolist() == [0, 1, 2, 3] * 3
@@ -307,22 +383,83 @@ def test_mahnob_prepare(mahnob_root, tmp_path, caplog):
         assert np.all(prep["predictability"][rows] == r["feltPred"])
         assert np.all(prep["felt_emotion"][rows] == r["feltEmo"])
     assert "liking" not in prep
-    assert meta["channels"]["eeg"] == fx.MAHNOB_EEG and meta["sampling_rates"] == {"eeg": 128, "eog": 128}
+    assert meta["channels"]["eeg"] == fx.MAHNOB_EEG and meta["sampling_rates"] == {"eeg": 128}
     assert meta["sessions"][0]["stimulus_s"] == [5.0, 23.5]
-    # channel order and units (microvolts) survive reading, resampling and cutting
+    assert meta["sessions"][0]["alignment"]["window_rule"] == "status"
+    # class balance per dimension under both tie sides (valence 3, 8, 5: the 5 moves with the tie)
+    assert meta["class_balance"]["valence"] == {"trials": 3, "high_tie_low": 1, "high_tie_high": 2, "at_threshold": 1}
+    # channel order and units (microvolts) survive reading, referencing, resampling and cutting;
+    # the average reference removes the signal common to all channels
     want = np.array([fx.mahnob_channel_freq(c) for c in range(32)])
     for i in (0, 5, 11):
         assert np.array_equal(peak_freq(prep["eeg"][i], 128), want)
-        amp = np.abs(np.fft.rfft(prep["eeg"][i], axis=-1)).max(axis=-1) * 2 / 512
-        assert np.allclose(amp, fx.MAHNOB_EEG_AMPLITUDE, rtol=0.1)
-        assert peak_freq(prep["eog"][i], 128).tolist() == [fx.MAHNOB_EOG_FREQS["hEOG"], fx.MAHNOB_EOG_FREQS["vEOG"]]
-    # the bipolar derivations cancel the signal common to all four EOG electrodes
-    spec = np.abs(np.fft.rfft(prep["eog"][0], axis=-1))
-    assert spec[:, int(fx.MAHNOB_EOG_FREQS["common"] * 4)].max() < 0.01 * spec.max()
+        x = np.asarray(prep["eeg"][i], np.float64)
+        spec = np.abs(np.fft.rfft(x - x.mean(axis=-1, keepdims=True), axis=-1)) * 2 / 512
+        assert np.allclose(spec.max(axis=-1), fx.MAHNOB_EEG_AMPLITUDE * 31 / 32, rtol=0.1)
+        assert spec[:, int(fx.MAHNOB_COMMON_HZ * 4)].max() < 0.5  # common 30 uV signal gone
     # the segments lie inside the stimulus: compare with the planted sine at the onset
     t = 5.0 + np.arange(512) / 128
     ref = fx.MAHNOB_EEG_AMPLITUDE * np.sin(2 * np.pi * fx.mahnob_channel_freq(3) * t + 0.3 * 3)
-    assert np.corrcoef(prep["eeg"][0, 3], ref)[0, 1] > 0.99
+    assert np.corrcoef(prep["eeg"][0, 3], ref)[0, 1] > 0.97
+
+
+def test_mahnob_eeg_reference_and_bandpass(mahnob_root, tmp_path):
+    """Default: average reference over the 32 EEG channels + 4-45 Hz band-pass; both switchable,
+    both in meta.json and in the cache key."""
+    out = tmp_path / "m"
+    prepare_mahnob(mahnob_root, out, {"subjects": [2]})
+    prep = load_prepared(out)
+    x = np.asarray(prep["eeg"], np.float64)
+    amp = np.abs(np.fft.rfft(x, axis=-1)).max(axis=-1) * 2 / 512  # (segments, channels)
+    # 2 Hz (channel 0) lies in the stop band, 3 Hz (channel 1) at the -6 dB edge of MNE's 2 Hz
+    # transition band, 10-33 Hz inside the pass band
+    assert amp[:, 0].max() < 0.1 * fx.MAHNOB_EEG_AMPLITUDE and amp[:, 1].max() < 0.6 * fx.MAHNOB_EEG_AMPLITUDE
+    assert np.allclose(amp[:, 8:], fx.MAHNOB_EEG_AMPLITUDE * 31 / 32, rtol=0.1)
+    assert np.abs(x.mean(axis=-1)).max() < 1.0  # the DC offsets (-3000 .. 4750 uV) are gone
+    assert np.abs(x.sum(axis=1)).max() < 1e-2  # average reference: channels sum to zero
+    pre = prep.meta["eeg_preprocessing"]
+    assert pre["reference"].startswith("average") and pre["bandpass_hz"] == [4.0, 45.0]
+    key = prep.meta["source_hash"]
+    prepare_mahnob(mahnob_root, out, {"subjects": [2], "reference": "none", "bandpass": None})
+    raw = load_prepared(out)
+    assert raw.meta["source_hash"] != key and raw.meta["eeg_preprocessing"]["bandpass_hz"] is None
+    dc = np.asarray(raw["eeg"], np.float64).mean(axis=(0, 2))
+    assert np.allclose(dc, [fx.mahnob_dc_offset(c) for c in range(32)], atol=1.0)  # raw BioSemi kept
+    with pytest.raises(ConfigError, match="bandpass"):
+        prepare_mahnob(mahnob_root, out, {"bandpass": [4, 70]})  # above Nyquist of 128 Hz
+    with pytest.raises(ConfigError, match="reference"):
+        prepare_mahnob(mahnob_root, out, {"reference": "Cz"})
+
+
+def test_mahnob_has_no_eog(mahnob_root, tmp_path):
+    with pytest.raises(ConfigError, match=r"no modality 'eog'.*recorded no EOG.*EXG1-EXG3 are ECG"):
+        prepare_mahnob(mahnob_root, tmp_path / "m", {"modalities": ["eeg", "eog"]})
+
+
+@pytest.mark.parametrize("lead, align", [(0.0, "onset"), (2.5, "xml"), (2.5, 2.5)])
+def test_mahnob_frames_and_eeg_share_the_stimulus_second(tmp_path, lead, align):
+    """Time code: EEG channel 0 ramps with the stimulus time, the frames' grey level codes it too.
+    Segment k's EEG and frames must both come from stimulus seconds [4k, 4k + 4)."""
+    sessions = [{"id": 6, "subject": 1, "ratings": {"feltArsl": 3, "feltVlnc": 6, "feltCtrl": 5, "feltPred": 5}}]
+    root = fx.write_mahnob(tmp_path / "raw", sessions=sessions, pre_s=6.0, stim_s=16.5, post_s=4.0, video=True,
+                           size=(48, 40), time_code=True, video_lead_s=lead)
+    out = tmp_path / "m"
+    prepare_mahnob(root, out, {"modalities": ["eeg", "face"], "reference": "none", "bandpass": None,
+                               "face_detector": "none", "face_size": 8, "frames_per_segment": 4,
+                               "frame_step": 30, "face_align": align})
+    prep = load_prepared(out)
+    assert prep.n == 4
+    eeg_code = np.asarray(prep["eeg"][:, 0], np.float64).mean(axis=-1) - fx.mahnob_dc_offset(0)
+    eeg_second = eeg_code / fx.MAHNOB_TIME_CODE_UV  # mean stimulus time of the segment's EEG
+    frames = np.asarray(prep["face"], np.float64).mean(axis=(2, 3, 4))  # (segments, F)
+    frame_second = (frames - fx.time_code_level(0)) / 3.0  # stimulus time of each frame
+    for k in range(4):
+        assert abs(eeg_second[k] - (4 * k + 2)) < 0.2, (k, eeg_second[k])
+        assert np.all(frame_second[k] > 4 * k - 0.5) and np.all(frame_second[k] < 4 * k + 4.5), (k, frame_second[k])
+        assert abs(frame_second[k].mean() - eeg_second[k]) < 1.0, (k, frame_second[k], eeg_second[k])
+    al = prep.meta["sessions"][0]["alignment"]
+    assert al["window_rule"] == "status" and al["video_onset_s"] == pytest.approx(lead, abs=0.02)
+    assert al["xml_video_s"] == pytest.approx(16.5, abs=0.02) and prep.meta["alignment_warnings"] == []
 
 
 def test_mahnob_status_level_and_cache(tmp_path, caplog):
@@ -339,9 +476,32 @@ def test_mahnob_status_level_and_cache(tmp_path, caplog):
     assert "reused" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="cmkd.data"):
-        prepare_mahnob(root, out, {"sampling_rate": 64})
+        prepare_mahnob(root, out, {"sampling_rate": 64, "bandpass": [4, 30]})
     assert "reused" not in caplog.text
     assert load_prepared(out)["eeg"].shape == (2, 32, 256)
+
+
+def test_mahnob_window_checked_against_cutlensec(tmp_path):
+    ok = {"feltArsl": 5, "feltVlnc": 5, "feltCtrl": 5, "feltPred": 5}
+    sessions = [{"id": 1, "subject": 1, "ratings": ok},
+                {"id": 3, "subject": 1, "ratings": ok, "cutLenSec": 14.0},         # Status says 12.5 s
+                {"id": 5, "subject": 2, "ratings": ok, "offset_marker": False},    # onset only
+                {"id": 7, "subject": 2, "ratings": ok, "cutLenSec": 12.9}]         # within 1 s
+    root = fx.write_mahnob(tmp_path / "raw", sessions=sessions, pre_s=2.0, stim_s=12.5, post_s=2.0)
+    out = tmp_path / "m"
+    prepare_mahnob(root, out, {"bandpass": None})
+    meta = load_prepared(out).meta
+    assert meta["skipped"] == [{"item": "session 3", "reason": "Status window differs from cutLenSec by more than 1 s",
+                                "detail": "Status 12.50 s, cutLenSec 14 s"}]
+    rules = {s["session"]: (s["alignment"]["window_rule"], s["stimulus_s"]) for s in meta["sessions"]}
+    assert rules == {"1": ("status", [2.0, 14.5]), "5": ("onset+cutLenSec (no offset marker)", [2.0, 14.5]),
+                     "7": ("status", [2.0, 14.5])}
+    prepare_mahnob(root, out, {"bandpass": None, "window_check": "cutlen"})
+    meta = load_prepared(out).meta
+    rules = {s["session"]: (s["alignment"]["window_rule"], s["stimulus_s"]) for s in meta["sessions"]}
+    assert rules["3"] == ("onset+cutLenSec (Status window disagrees)", [2.0, 16.0]) and meta["skipped"] == []
+    with pytest.raises(ConfigError, match="window_check"):
+        prepare_mahnob(root, out, {"window_check": "trust"})
 
 
 def test_mahnob_face_frames(mahnob_root, tmp_path):
@@ -351,8 +511,24 @@ def test_mahnob_face_frames(mahnob_root, tmp_path):
     assert prep["face"].shape == (12, 4, 3, 24, 24)
     face = prep.meta["face"]
     assert face["videos"] == 3 and face["frames_face_found"] == face["frames_sampled"]
+    assert "video frame 0 = stimulus onset" in face["alignment"]
     # 60 fps, one frame in 40: 6 kept frames per 4 s window, thinned evenly to 4
     assert face["segments_padded"] == 0 and face["segments_without_frame"] == 0
+
+
+def test_mahnob_short_video_is_skipped_not_padded(tmp_path):
+    ok = {"feltArsl": 5, "feltVlnc": 5, "feltCtrl": 5, "feltPred": 5}
+    sessions = [{"id": 1, "subject": 1, "ratings": ok}, {"id": 2, "subject": 1, "ratings": ok, "video_s": 9.0}]
+    root = fx.write_mahnob(tmp_path / "raw", sessions=sessions, pre_s=2.0, stim_s=12.5, post_s=2.0, video=True,
+                           size=(48, 40), time_code=True)
+    out = tmp_path / "m"
+    prepare_mahnob(root, out, {"modalities": ["face"], "face_detector": "none", "face_size": 8})
+    meta = load_prepared(out).meta
+    assert [s["session"] for s in meta["sessions"]] == ["1"] and meta["face"]["segments_padded"] == 0
+    assert meta["skipped"] == [{"item": "session 2", "reason": "segment windows run past the end of the frontal video",
+                                "detail": "windows need video time 0.00-12.00 s, video has 9.00 s"}]
+    assert {"item": "session 2", "reason": "video after the onset is shorter than cutLenSec by more than 1 s"} \
+        not in meta["alignment_warnings"]  # a skipped session is not also warned about
 
 
 def test_mahnob_bad_inputs(tmp_path):

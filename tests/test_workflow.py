@@ -48,8 +48,11 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
         (lambda c: c["methods"]["kd"].pop("requires"), "methods.kd.requires: method class 'kd' needs a 'teacher'"),
         (lambda c: c["datasets"]["synthetic"].update(modalities=["eeg"]), "needs modality 'face'"),
         (lambda c: c["methods"]["teacher"].update(requires={"teacher": "kd"}), "methods.teacher.requires"),
+        (lambda c: c["datasets"].update(m={"loader": "mahnob_hci", "modalities": ["eeg", "eog"]}),
+         "datasets.m.modalities: no modality 'eog': MAHNOB-HCI recorded no EOG"),
     ],
-    ids=["unknown-method", "negative-epochs", "missing-key", "unknown-class", "missing-teacher", "missing-modality", "bad-requires"],
+    ids=["unknown-method", "negative-epochs", "missing-key", "unknown-class", "missing-teacher", "missing-modality", "bad-requires",
+         "mahnob-eog"],
 )
 def test_config_errors_stop_before_any_job(tmp_path, snakemake_runner, mutate, expected):
     cfg = tiny_config()

@@ -48,6 +48,15 @@ def cmd_prepare(a) -> None:
     f(a.root, a.out, params)
 
 
+def cmd_inspect(a) -> None:
+    """Check a raw data folder without preparing it (cmkd.data.rawcheck); exit 1 on problems."""
+    from cmkd.data.rawcheck import main as inspect_main
+
+    rc = inspect_main(a.loader, a.root, _json_arg(a.params) if a.params else {}, float(a.threshold), a.tie)
+    if rc:
+        raise SystemExit(rc)
+
+
 def cmd_train(a) -> None:
     """Train one run (--spec + --out) or several in one process (--specs: a list of {spec, out})."""
     from cmkd.train import run
@@ -139,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--params", help="loader/generator parameters as JSON or @file")
     s.add_argument("--seed", default=0, help="generator seed (synthetic)")
     s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("inspect", help="check a raw data folder before preparing it (exit 1 on problems)")
+    s.add_argument("loader", help="deap | mahnob_hci | seed_iv")
+    s.add_argument("--root", required=True, help="raw data root")
+    s.add_argument("--params", help="loader parameters as JSON or @file (as datasets.<name>.params)")
+    s.add_argument("--threshold", default=5.0, help="rating threshold for the class balance (default 5)")
+    s.add_argument("--tie", default="low", help="side of a rating equal to the threshold: low (default) | high")
+    s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("train", help="train one run from its spec")
     s.add_argument("--spec", help="run spec as JSON or @file")

@@ -88,6 +88,22 @@ def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:
                 stack.extend(config["methods"][m].get("requires", {}).values())
 
 
+def _check_dataset_modalities(name: str, ds: dict) -> None:
+    """A modality the data set never recorded (MAHNOB-HCI has no EOG) is an error saying why;
+    the reasons live in the loader module's ``NOT_RECORDED``."""
+    import importlib
+
+    from cmkd.data import LOADERS
+
+    mod = importlib.import_module(LOADERS[ds["loader"]].split(":")[0])
+    not_recorded = getattr(mod, "NOT_RECORDED", {}) or {}
+    params = ds.get("params") or {}
+    for key, mods in (("modalities", ds.get("modalities")), ("params.modalities", params.get("modalities"))):
+        for m in mods or []:
+            if m in not_recorded:
+                raise ConfigError(f"datasets.{name}.{key}: no modality '{m}': {not_recorded[m]}")
+
+
 def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     """Semantic checks; raise :class:`ConfigError` naming the key. Returns warnings: table rows
     that no experiment runs (an error with ``strict_tables``, as CI checks the shipped configs)."""
@@ -99,6 +115,15 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         for mod in ds["modalities"]:
             if mod not in KNOWN_MODALITIES:
                 raise ConfigError(f"datasets.{name}.modalities: unknown modality '{mod}' (known: {', '.join(KNOWN_MODALITIES)})")
+        _check_dataset_modalities(name, ds)
+    for name, d in dims.items():
+        if "tie" in d:
+            from cmkd.data.labels import check_tie
+
+            check_tie(d["tie"], f"dimensions.{name}.tie")
+            if d.get("task") != "classification" or d.get("n_classes", 2) != 2:
+                raise ConfigError(f"dimensions.{name}.tie: applies to binary classification of ratings only "
+                                  f"(task {d.get('task')!r})")
     for name, t in tracks.items():
         for side in ("teacher", "student"):
             for mod in t[side]:

@@ -234,6 +234,19 @@ def to_html(df: pd.DataFrame, title: str, note: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _class_rules(df: pd.DataFrame, table: dict, dims: dict) -> list[str]:
+    """Threshold rule (with its tie side) of each binary dimension the table shows."""
+    from cmkd.data.labels import tie_rule
+
+    shown = table.get("dimensions") or (sorted(df["dimension"].unique()) if "dimension" in df else [])
+    out = []
+    for d in shown:
+        spec = dims.get(d) or {}
+        if spec.get("task") == "classification" and spec.get("n_classes", 2) == 2:
+            out.append(f"{d}: {tie_rule(float(spec.get('threshold', 5.0)), spec.get('tie', 'low'))}")
+    return out
+
+
 def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     syn = bool(len(df) and df["synthetic"].any())
     parts = [table.get("caption", "")]
@@ -242,6 +255,9 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; {sp.get('kind', 'trial')}-level "
                  f"split {ratios} unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
+    rules = _class_rules(df, table, protocol.get("dimensions") or {})
+    if rules:
+        parts.append("Binary classes: " + "; ".join(rules) + ".")
     parts.append("* = differs from the reference method (corrected resampled t-test, Holm-adjusted p < 0.05).")
     if syn:
         parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "

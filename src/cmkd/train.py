@@ -249,7 +249,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
             raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data set lacks (has {prep.modalities})")
     check_finite(prep, needed)
 
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)))
+    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
+                           tie=dim.get("tie", "low"))
     sp = spec["split"]
     stratify = y if (task == "classification" and sp.get("stratify", True)) else None
     split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,

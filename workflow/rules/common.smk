@@ -111,7 +111,7 @@ def tables_spec():
             "published": published,
             "tables": config.get("tables", []),
             "datasets": config["datasets"],
-            "protocol": {"split": config["split"], "seeds": config["seeds"]},
+            "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"]},
             "references": {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
         },
         # no sort_keys: a table's rows keep the config's order (the config loads in file order)

@@ -41,13 +41,20 @@ def resolve_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any]
     return out
 
 
-def check_modalities(value: Any, allowed: Iterable[str], where: str) -> list[str]:
-    """Validate the ``modalities`` parameter: a non-empty list of known names, duplicates dropped."""
+def check_modalities(value: Any, allowed: Iterable[str], where: str,
+                     not_recorded: Mapping[str, str] | None = None) -> list[str]:
+    """Validate the ``modalities`` parameter: a non-empty list of known names, duplicates dropped.
+
+    ``not_recorded`` maps a modality the data set does not have to the reason (said in the error).
+    """
     allowed = list(allowed)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(f"{where}: modalities must be a non-empty list drawn from {allowed}, got {value!r}")
+    for m in value:
+        if not_recorded and m in not_recorded:
+            raise ConfigError(f"{where}: no modality '{m}': {not_recorded[m]}")
     bad = [m for m in value if m not in allowed]
     if bad:
         raise ConfigError(f"{where}: unknown modality {bad}; this data set offers {allowed}")
@@ -169,3 +176,25 @@ class BlockStager:
         # mapped arrays still referenced elsewhere stay valid: POSIX keeps unlinked files mapped
         self._maps.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def group_skipped(skipped: Iterable[Mapping[str, str]], max_items: int = 5) -> list[str]:
+    """One line per distinct reason: ``"<count> x <reason> (<first items>, ...)"``, most frequent first."""
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(str(s["reason"]), []).append(str(s["item"]))
+    lines = []
+    for reason, items in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        shown = ", ".join(items[:max_items]) + (", ..." if len(items) > max_items else "")
+        lines.append(f"{len(items)} x {reason} ({shown})")
+    return lines
+
+
+def log_skipped(where: str, skipped: Iterable[Mapping[str, str]], what: str = "items") -> None:
+    """Log the skipped items grouped by reason: one warning per reason, with its count."""
+    skipped = list(skipped)
+    if not skipped:
+        return
+    log.warning("%s: %d %s skipped, by reason:", where, len(skipped), what)
+    for line in group_skipped(skipped):
+        log.warning("%s:   %s", where, line)

@@ -4,7 +4,7 @@ Input layout (``root``)::
 
     data_preprocessed_python/s01.dat ... s32.dat    Python-2 pickles: data (40, 40, 8064), labels (40, 4)
     face_video/s01/s01_trial01.avi ...               optional, participants 1-22
-    metadata_csv/participant_ratings.csv             optional: presentation order of the trials
+    metadata_csv/participant_ratings.csv             presentation order of the trials (needed for face video)
 
 What is written (one row per 4 s segment):
 
@@ -18,20 +18,30 @@ What is written (one row per 4 s segment):
   release orders trials by video, i.e. ``trial = Experiment_id - 1``), ``segment`` = 0-14.
 
 Face frames (``"face"`` in ``modalities``): ``face_video/sXX/sXX_trialYY.avi`` where, per the
-DEAP readme, YY is the trial number in *presentation* order. When
-``metadata_csv/participant_ratings.csv`` (or ``participant_ratings``) is present, its
-``Trial``/``Experiment_id`` columns map YY to the file row; otherwise YY is taken to be the file
-row + 1 and meta records ``face_trial_mapping: "identity"``. Alignment (``face_align``):
+DEAP readme, YY is the trial number in *presentation* order, while the rows of ``sXX.dat`` are
+in video (Experiment_id) order. The ``Trial``/``Experiment_id`` columns of
+``metadata_csv/participant_ratings.csv`` (or the file ``participant_ratings`` names) map YY to
+the file row ``Experiment_id - 1``; without that file preparing face frames is a
+:class:`DataError` naming it, unless ``face_trial_mapping: "identity"`` is set on purpose
+(video YY = row YY - 1, with a warning; meta records the mapping used). The CSV's
+Valence/Arousal/Dominance/Liking are cross-checked against ``labels[Experiment_id - 1]``
+(within 0.01): a disagreement means the CSV and the pickles do not belong together and is a
+:class:`DataError`. Alignment (``face_align``):
 ``"end"`` (default) takes the last 60 s of the video as the stimulus, whatever lead-in the
 video holds (none, the 3 s baseline, or a longer fixation); a number ``a`` says that the
 stimulus starts ``a`` s into the video (``3.0``: the video starts with the 3 s baseline, like
 the signals). Segment ``k`` then takes the kept frames with timestamps in
 ``[onset + 4k, onset + 4k + 4)``. Participants without a face-video folder are left out and
-listed in meta ``skipped`` ("no face video"); so are single trials without a video file.
+listed in meta ``skipped`` ("no face video"); so are single trials without a video file, and
+trials whose video is shorter than the stimulus windows need (skipped with the reason, never
+padded). The log groups skipped items by reason.
 
 Memory: subjects are read one at a time and each trial's arrays are appended to staging files
 beside the output, so peak memory is about one subject's pickle (103 MB) plus one trial's
-segments and face frames (about 230 MB peak RSS in all for a full subject).
+segments and face frames (about 230 MB peak RSS in all for a full subject without video). With
+face video at 224 px (40 trials of 63 s at 50 fps, 3150 frames each, 600 x 5 frames kept) the
+peak is about 0.7 GB, reached while the 451 MB face array is written from its memory map
+(``scripts/measure_prepare_memory.py``).
 """
 from __future__ import annotations
 
@@ -46,7 +56,9 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
+                             source_key)
+from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
 from cmkd.errors import ConfigError, DataError
@@ -54,7 +66,7 @@ from cmkd.errors import ConfigError, DataError
 log = logging.getLogger("cmkd.data")
 
 DATASET = "deap"
-LOADER_VERSION = 1
+LOADER_VERSION = 2  # 2: face video needs the CSV mapping; short videos skipped, not padded
 SFREQ = 128
 N_CHANNELS = 40
 N_SAMPLES = 8064  # 63 s at 128 Hz
@@ -75,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "face_video_root": None,     # default: root / "face_video"
     "participant_ratings": None,  # default: root / "metadata_csv" / "participant_ratings.csv" when present
     "face_align": "end",
+    "face_trial_mapping": "csv",  # csv: participant_ratings.csv Trial -> Experiment_id | identity (opt-in)
     "source_hash_mode": "stat",
     **vid.FACE_DEFAULTS,
 }
@@ -132,8 +145,21 @@ def read_deap_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return data, labels
 
 
+RATING_COLUMNS = ("Valence", "Arousal", "Dominance", "Liking")  # = labels columns 0-3
+FACE_TRIAL_MAPPINGS = ("csv", "identity")
+RATING_TOLERANCE = 0.01
+
+
 def _read_presentation_order(path: Path) -> dict[int, dict[int, int]]:
     """participant_ratings.csv -> {participant: {presentation trial: Experiment_id}}."""
+    return {s: {t: e for t, (e, _) in rows.items()} for s, rows in read_participant_ratings(path).items()}
+
+
+def read_participant_ratings(path: Path) -> dict[int, dict[int, tuple[int, tuple[float, ...] | None]]]:
+    """participant_ratings.csv -> {participant: {presentation trial: (Experiment_id, ratings or None)}}.
+
+    ``ratings`` are the Valence, Arousal, Dominance, Liking columns (None when a column is
+    absent or empty). Raises :class:`DataError` naming the file and line."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
@@ -142,13 +168,86 @@ def _read_presentation_order(path: Path) -> dict[int, dict[int, int]]:
     need = {"Participant_id", "Trial", "Experiment_id"}
     if not rows or not need <= set(rows[0]):
         raise DataError(f"{path}: expected columns {sorted(need)}")
-    out: dict[int, dict[int, int]] = {}
+    out: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] = {}
     for i, r in enumerate(rows, start=2):
         try:
-            out.setdefault(int(r["Participant_id"]), {})[int(r["Trial"])] = int(r["Experiment_id"])
+            key = (int(r["Participant_id"]), int(r["Trial"]), int(r["Experiment_id"]))
         except (TypeError, ValueError):
             raise DataError(f"{path}: line {i}: Participant_id, Trial and Experiment_id must be integers") from None
+        try:
+            ratings = tuple(float(r[c]) for c in RATING_COLUMNS)
+        except (KeyError, TypeError, ValueError):
+            ratings = None
+        out.setdefault(key[0], {})[key[1]] = (key[2], ratings)
     return out
+
+
+def check_csv_ratings(rows: dict[int, tuple[int, tuple[float, ...] | None]], labels: np.ndarray,
+                      subject: int, csv_path: Path, dat_path: Path) -> int:
+    """Cross-check one participant's CSV ratings against ``labels[Experiment_id - 1]``.
+
+    Returns the number of trials compared; raises :class:`DataError` on the first disagreement
+    (beyond :data:`RATING_TOLERANCE`) or an Experiment_id outside the file's rows."""
+    n = 0
+    for trial, (exp, ratings) in sorted(rows.items()):
+        if not 1 <= exp <= labels.shape[0]:
+            raise DataError(f"{csv_path}: participant {subject} trial {trial}: Experiment_id {exp} outside "
+                            f"1..{labels.shape[0]} (rows of {dat_path.name})")
+        if ratings is None:
+            continue
+        diff = np.abs(np.asarray(ratings) - labels[exp - 1])
+        if diff.max() > RATING_TOLERANCE:
+            j = int(diff.argmax())
+            raise DataError(f"{csv_path}: participant {subject} trial {trial} (Experiment_id {exp}): "
+                            f"{RATING_COLUMNS[j]} {ratings[j]:g} differs from {dat_path.name} labels[{exp - 1}, {j}] = "
+                            f"{labels[exp - 1, j]:g}; the CSV and the pickles do not belong together")
+        n += 1
+    return n
+
+
+def plan_face_trials(subject: int, labels: np.ndarray, videos: dict[int, Path],
+                     order: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] | None,
+                     order_file: Path | None, dat_path: Path, face_align: Any,
+                     needed_s: float) -> tuple[dict[int, Path], list[dict]]:
+    """Which video goes with which row of ``sXX.dat``, from the video headers (nothing decoded).
+
+    ``videos`` maps the presentation trial YY of the file names to the file; ``order`` is
+    :func:`read_participant_ratings` (None: identity mapping). The CSV ratings are
+    cross-checked (:func:`check_csv_ratings`). Returns ``{row: video}`` and the skipped trials:
+    rows without a video, and videos shorter than the ``needed_s`` seconds the segment windows
+    need from the stimulus onset. CSV problems raise :class:`DataError` naming the file.
+    """
+    exp_of = None
+    if order is not None:
+        if subject not in order:
+            raise DataError(f"{order_file}: no rows for participant {subject}")
+        check_csv_ratings(order[subject], labels, subject, order_file, dat_path)
+        exp_of = {t: e for t, (e, _) in order[subject].items()}
+    trial_video: dict[int, Path] = {}
+    for yy, vpath in videos.items():
+        row = exp_of.get(yy) if exp_of is not None else yy
+        if row is None:
+            raise DataError(f"{order_file}: participant {subject} has no trial {yy} (video {vpath.name})")
+        if not 1 <= row <= labels.shape[0]:
+            raise DataError(f"{vpath}: trial {yy} maps to row {row - 1}, outside the {labels.shape[0]} rows of {dat_path.name}")
+        trial_video[row - 1] = vpath
+    skipped = []
+    for t in range(labels.shape[0]):
+        if t not in trial_video:
+            skipped.append({"item": f"s{subject:02d} trial {t}", "reason": "no face video"})
+            continue
+        fps, n = vid.video_info(trial_video[t])
+        need = stimulus_onset(face_align, n / fps) + needed_s
+        if n / fps + 0.5 / fps < need:
+            skipped.append({"item": f"s{subject:02d} trial {t}", "reason": "face video shorter than the stimulus",
+                            "detail": f"{trial_video[t].name}: {n / fps:.2f} s, needs {need:.2f} s"})
+            del trial_video[t]
+    return trial_video, skipped
+
+
+def stimulus_onset(face_align: Any, duration: float) -> float:
+    """Video time (s) where the stimulus starts: ``duration - 60`` for ``"end"``, else ``face_align``."""
+    return max(0.0, duration - STIMULUS_SECONDS) if face_align == "end" else float(face_align)
 
 
 def _find_videos(video_root: Path, subject: int) -> dict[int, Path]:
@@ -164,31 +263,25 @@ def _find_videos(video_root: Path, subject: int) -> dict[int, Path]:
     return out
 
 
-def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
-    """Prepare DEAP from ``root`` into ``out_dir``; return ``out_dir``.
-
-    ``params`` keys (defaults in :data:`DEFAULTS`): ``modalities`` (subset of eeg, eog, face),
-    ``baseline_correction``, ``segment_seconds``, ``subjects``, ``face_video_root``,
-    ``participant_ratings``, ``face_align`` ("end" or seconds), ``frame_step``,
-    ``frames_per_segment``, ``face_size``, ``face_margin``, ``face_detector``,
-    ``face_detector_model``, ``source_hash_mode`` ("stat" or "content").
-    The directory is reused when its ``source_hash`` matches the current inputs and parameters.
-    """
-    where = "DEAP"
-    p = resolve_params(params, DEFAULTS, where)
+def check_params(p: dict, where: str = "DEAP") -> list[str]:
+    """Validate resolved parameters (raises :class:`ConfigError`); return the modalities."""
     mods = check_modalities(p["modalities"], MODALITIES, where)
-    want_face = "face" in mods
-    if want_face:
+    if "face" in mods:
         vid.check_face_params(p, where)
     fa = p["face_align"]
     if not (fa == "end" or (isinstance(fa, (int, float)) and not isinstance(fa, bool) and fa >= 0)):
         raise ConfigError(f"{where}: face_align must be 'end' or a number of seconds >= 0, got {fa!r}")
-    seg_s = float(p["segment_seconds"])
-    if seg_s <= 0 or seg_s > STIMULUS_SECONDS:
+    if p["face_trial_mapping"] not in FACE_TRIAL_MAPPINGS:
+        raise ConfigError(f"{where}: face_trial_mapping must be one of {list(FACE_TRIAL_MAPPINGS)}, "
+                          f"got {p['face_trial_mapping']!r}")
+    seg_s = p["segment_seconds"]
+    if not isinstance(seg_s, (int, float)) or isinstance(seg_s, bool) or not 0 < seg_s <= STIMULUS_SECONDS:
         raise ConfigError(f"{where}: segment_seconds must be in (0, {STIMULUS_SECONDS}], got {seg_s}")
+    return mods
 
-    root = Path(root)
-    out_dir = Path(out_dir)
+
+def find_subject_files(root: Path, subjects) -> dict[int, Path]:
+    """``{subject: data_preprocessed_python/sXX.dat}``, restricted to ``subjects`` (None: all)."""
     data_dir = root / "data_preprocessed_python"
     if not root.is_dir():
         raise DataError(f"{root}: DEAP root directory not found (expected data_preprocessed_python/sXX.dat in it)")
@@ -199,33 +292,69 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
         m = _FILE_RE.match(f.name)
         if m:
             files[int(m.group(1))] = f
-    if p["subjects"] is not None:
-        wanted = {int(s) for s in p["subjects"]}
+    if subjects is not None:
+        wanted = {int(s) for s in subjects}
         missing = sorted(wanted - set(files))
         if missing:
             raise DataError(f"{data_dir}: no file for requested subject(s) {missing} (expected s{missing[0]:02d}.dat)")
         files = {s: f for s, f in files.items() if s in wanted}
     if not files:
         raise DataError(f"{data_dir}: no sXX.dat file found")
+    return files
 
+
+def face_sources(root: Path, p: dict) -> tuple[Path, Path]:
+    """(face video folder, participant_ratings.csv); the CSV must exist unless the identity
+    mapping was chosen (:class:`DataError` naming it)."""
+    video_root = Path(p["face_video_root"]) if p["face_video_root"] else root / "face_video"
+    order_file = Path(p["participant_ratings"]) if p["participant_ratings"] else \
+        root / "metadata_csv" / "participant_ratings.csv"
+    if p["face_trial_mapping"] == "csv" and not order_file.is_file():
+        raise DataError(
+            f"{order_file}: participant_ratings.csv not found; DEAP face videos are numbered in presentation "
+            "order and the rows of sXX.dat in video order, so face frames need its Trial -> Experiment_id "
+            "mapping (give its path as participant_ratings, or set face_trial_mapping: identity to pair "
+            "video YY with row YY-1 knowingly)")
+    return video_root, order_file
+
+
+def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
+    """Prepare DEAP from ``root`` into ``out_dir``; return ``out_dir``.
+
+    ``params`` keys (defaults in :data:`DEFAULTS`): ``modalities`` (subset of eeg, eog, face),
+    ``baseline_correction``, ``segment_seconds``, ``subjects``, ``face_video_root``,
+    ``participant_ratings``, ``face_align`` ("end" or seconds), ``face_trial_mapping``
+    ("csv" or "identity"), ``frame_step``,
+    ``frames_per_segment``, ``face_size``, ``face_margin``, ``face_detector``,
+    ``face_detector_model``, ``source_hash_mode`` ("stat" or "content").
+    The directory is reused when its ``source_hash`` matches the current inputs and parameters.
+    """
+    where = "DEAP"
+    p = resolve_params(params, DEFAULTS, where)
+    mods = check_params(p, where)
+    want_face = "face" in mods
+    fa = p["face_align"]
+    seg_s = float(p["segment_seconds"])
+
+    root = Path(root)
+    out_dir = Path(out_dir)
+    files = find_subject_files(root, p["subjects"])
     skipped: list[dict] = []
     inputs: list[tuple[str, Path]] = [(f"data_preprocessed_python/{f.name}", f) for f in files.values()]
     videos: dict[int, dict[int, Path]] = {}
-    order: dict[int, dict[int, int]] | None = None
+    order: dict[int, dict[int, tuple[int, tuple[float, ...] | None]]] | None = None
     order_file: Path | None = None
     if want_face:
-        video_root = Path(p["face_video_root"]) if p["face_video_root"] else root / "face_video"
-        order_file = Path(p["participant_ratings"]) if p["participant_ratings"] else \
-            root / "metadata_csv" / "participant_ratings.csv"
-        if p["participant_ratings"] and not order_file.is_file():
-            raise DataError(f"{order_file}: participant_ratings file not found")
-        if order_file.is_file():
-            order = _read_presentation_order(order_file)
+        video_root, order_file = face_sources(root, p)
+        if p["face_trial_mapping"] == "csv":
+            order = read_participant_ratings(order_file)
             inputs.append(("metadata_csv/participant_ratings.csv", order_file))
+        else:
+            log.warning("DEAP: face_trial_mapping 'identity': video sXX_trialYY.avi is paired with row YY-1 of sXX.dat; "
+                        "this is right only if the videos are numbered in video (Experiment_id) order")
         for s in list(files):
             v = _find_videos(video_root, s)
             if not v:
-                log.warning("DEAP: subject s%02d has no face video under %s; left out", s, video_root)
                 skipped.append({"item": f"s{s:02d}", "reason": "no face video"})
                 del files[s]
                 continue
@@ -237,7 +366,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     hashed = {k: v for k, v in p.items() if k not in ("face_video_root", "participant_ratings")}
     hashed["modalities"] = mods
     if not want_face:  # face settings do not change what is written
-        hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS and k != "face_align"}
+        hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS
+                  and k not in ("face_align", "face_trial_mapping")}
     key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
     if is_fresh(out_dir, key):
         log.info("DEAP: %s is up to date (source hash %s...); reused", out_dir, key[:12])
@@ -250,6 +380,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     L = int(round(seg_s * SFREQ))
     n_seg = (N_SAMPLES - base) // L
     per_subject: dict[str, dict] = {}
+    trial_ratings: dict[str, list[float]] = {name: [] for name in RATING_ARRAYS}
     with BlockStager(out_dir) as stage:
         for i, (s, path) in enumerate(sorted(files.items()), start=1):
             log.info("DEAP: subject s%02d (%d/%d) from %s", s, i, len(files), path)
@@ -258,22 +389,13 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             keep = list(range(n_trials))
             trial_video: dict[int, Path] = {}
             if want_face:
-                exp_of = (order or {}).get(s)
-                if order is not None and exp_of is None:
-                    raise DataError(f"{order_file}: no rows for participant {s}")
-                for yy, vpath in videos[s].items():
-                    row = exp_of.get(yy) if exp_of else yy
-                    if row is None:
-                        raise DataError(f"{order_file}: participant {s} has no trial {yy} (video {vpath.name})")
-                    trial_video[row - 1] = vpath
-                for t in keep:
-                    if t not in trial_video:
-                        skipped.append({"item": f"s{s:02d} trial {t}", "reason": "no face video"})
-                        log.warning("DEAP: s%02d trial %d (Experiment_id %d) has no face video; left out", s, t, t + 1)
+                trial_video, sk = plan_face_trials(s, labels, videos[s], order, order_file, path, fa, n_seg * seg_s)
+                skipped += sk
                 keep = [t for t in keep if t in trial_video]
                 if not keep:
                     skipped.append({"item": f"s{s:02d}", "reason": "no face video for any trial"})
                     continue
+            n_done = 0
             for t in keep:  # one staged block per trial keeps memory at one subject's pickle
                 x = data[t]
                 if p["baseline_correction"]:
@@ -286,8 +408,12 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                     arrays["eog"] = segment_signal(x[32:34, base:], SFREQ, seg_s, where_t).astype(np.float32)
                 if want_face:
                     v = vid.sample_video(trial_video[t], cropper, p["frame_step"])
-                    onset = max(0.0, v.duration - STIMULUS_SECONDS) if fa == "end" else float(fa)
+                    onset = stimulus_onset(fa, v.duration)
                     windows = [(onset + k * seg_s, onset + (k + 1) * seg_s) for k in range(n_seg)]
+                    if v.duration + 0.5 / v.fps < windows[-1][1]:  # fewer frames decoded than the header said
+                        skipped.append({"item": f"s{s:02d} trial {t}", "reason": "face video shorter than the stimulus",
+                                        "detail": f"{trial_video[t].name}: {v.duration:.2f} s decoded"})
+                        continue
                     arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
                     st.add(v.stats)
                     face_stats.add(st)
@@ -298,10 +424,15 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                 for j, name in enumerate(RATING_ARRAYS):
                     arrays[name] = np.full(n_seg, labels[t, j], np.float32)
                 stage.append(arrays)
-            nk = len(keep)
+                n_done += 1
+                for j, name in enumerate(RATING_ARRAYS):
+                    trial_ratings[name].append(float(labels[t, j]))
+                del arrays
+            nk = n_done
             per_subject[f"s{s:02d}"] = {"file": path.name, "trials": nk, "segments": nk * n_seg}
-            del data, labels, x, arrays
+            del data, labels
             gc.collect()
+        log_skipped(where, skipped)
         if stage.n_rows == 0:
             raise DataError(f"{root}: no DEAP segment could be prepared (skipped: {skipped})")
         meta = {
@@ -318,6 +449,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             "trial_order": "row of the file = Experiment_id - 1 (video order)",
             "subjects": per_subject,
             "skipped": skipped,
+            "class_balance": balance_meta({k: v for k, v in trial_ratings.items()}),
             "params": hashed,
         }
         if want_face:
@@ -325,8 +457,9 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                 cropper, p,
                 ("stimulus = last 60 s of the video" if fa == "end" else f"stimulus starts {float(fa)} s into the video"),
                 face_stats,
-                face_trial_mapping=("participant_ratings.csv (Trial -> Experiment_id)" if order is not None
-                                    else "identity (video trial YY = file row YY-1; no participant_ratings.csv)"))
+                face_trial_mapping=("participant_ratings.csv (Trial -> Experiment_id), ratings cross-checked "
+                                    "against labels" if order is not None
+                                    else "identity (video trial YY = file row YY-1), set by face_trial_mapping"))
             if face_stats.frames_centre_crop:
                 log.warning("DEAP: no face found in %d of %d frames; centre crops used",
                             face_stats.frames_centre_crop, face_stats.frames_sampled)

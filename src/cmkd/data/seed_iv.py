@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
+                             source_key)
 from cmkd.data.prepared import write_prepared
 from cmkd.errors import ConfigError, DataError
 
@@ -144,7 +145,6 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
             missing = [m for m in mods if files[m] is None]
             if missing:
                 reason = f"no {' and '.join(_FOLDERS[m] for m in missing)} file"
-                log.warning("SEED-IV: session %d subject %d skipped: %s", sess, s, reason)
                 skipped.append({"item": f"session {sess} subject {s}", "reason": reason})
                 continue
             plan.append((sess, s, files))
@@ -184,7 +184,7 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
                 if len(set(counts.values())) > 1:
                     truncated.append({"session": sess, "subject": s, "trial": k,
                                       **{f"{m}_windows": c for m, c in counts.items()}, "kept": n})
-                    log.warning("SEED-IV: session %d subject %d trial %d: window counts %s differ; first %d kept",
+                    log.debug("SEED-IV: session %d subject %d trial %d: window counts %s differ; first %d kept",
                                 sess, s, k, counts, n)
                 if n == 0:
                     skipped.append({"item": f"session {sess} subject {s} trial {k}", "reason": "no feature window"})
@@ -202,6 +202,10 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
             files_meta.append({"session": sess, "subject": s, "files": {m: f.name for m, f in files.items()},
                                "windows": n_rows})
             del mats
+        log_skipped("SEED-IV", skipped)
+        if truncated:
+            log.warning("SEED-IV: %d trials with different eye and EEG window counts; common prefix kept "
+                        "(meta 'truncated' lists them)", len(truncated))
         if stage.n_rows == 0:
             raise DataError(f"{root}: no SEED-IV window could be prepared (skipped: {skipped})")
         if any(non_finite.values()):

@@ -36,7 +36,7 @@ from cmkd.errors import ConfigError, DataError
 
 #: default of ``training.stream_threshold_mb``: input arrays up to this size are held in memory
 DEFAULT_STREAM_THRESHOLD_MB = 256.0
-CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
+from cmkd.data import CONTINUOUS  # the modality table: cmkd.data.MODALITY_KINDS
 _STATS_CHUNK_BYTES = 8 * 2**20
 
 

@@ -254,6 +254,26 @@ class SampledVideo:
         return self.n_frames / self.fps
 
 
+def video_info(path: str | os.PathLike) -> tuple[float, int]:
+    """(frame rate, frame count) from the container header, without decoding (fast; the count is
+    the header's, which decoding confirms). Raises :class:`DataError` naming the file."""
+    cv2 = _cv2()
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: video file not found")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise DataError(f"{path}: cannot open video (corrupt file or unsupported codec)")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+    if not np.isfinite(fps) or fps <= 0:
+        raise DataError(f"{path}: video reports no frame rate")
+    return fps, n
+
+
 def sample_video(path: str | os.PathLike, cropper: FaceCropper, frame_step: int = 40,
                  t_range: tuple[float, float] | None = None) -> SampledVideo:
     """Decode ``path`` and crop one frame every ``frame_step`` frames.
