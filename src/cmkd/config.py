@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from cmkd.data.selection import check_fraction
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY
 
@@ -69,6 +70,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     warnings: list[str] = []
     datasets, tracks, methods, dims = config["datasets"], config["tracks"], config["methods"], config["dimensions"]
     for name, t in tracks.items():
+        check_fraction((t.get("split") or {}).get("feedback_fraction"), f"tracks.{name}.split.feedback_fraction")
         for side in ("teacher", "student"):
             for mod in t[side]:
                 if mod not in KNOWN_MODALITIES:
@@ -177,7 +179,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
     training = deep_merge(config["training"], m.get("training"))
-    split = deep_merge(config["split"], m.get("split"))
+    split = deep_merge(deep_merge(config["split"], config["tracks"][track].get("split")), m.get("split"))  # method > track > global
     dim = dict(config["dimensions"][dimension])
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}

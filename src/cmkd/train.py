@@ -26,6 +26,7 @@ import torch
 
 from cmkd import io, metrics, provenance
 from cmkd.data import labels as labels_mod
+from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.errors import ConfigError, DataError, DivergenceError
@@ -260,6 +261,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
                 "or it has seen the student's test trials")
     parts, norm = build_parts(prep, needed, y, split, task)
+    fb_frac = selection.check_fraction(sp.get("feedback_fraction"), "split.feedback_fraction")
+    selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task)  # parts["val"]: the selection trials
     n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
     t_data = time.perf_counter()
 
@@ -291,6 +294,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     if hasattr(method, "configure"):
         method.configure(parts=parts, device=device, optimizer=opt)
+    selected = selection.selection_record(parts["val"], prep["subject"], prep["trial"], fb_frac)
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
@@ -372,6 +376,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "n_segments": {k: int(len(v)) for k, v in split.items()},
         "n_trials": {k: trials(v) for k, v in split.items()},
         "split": spec["split"],
+        "selection": selected,
         "timing": {
             "data_s": t_data - t0,
             "train_s": t_end - t_train0,
