@@ -140,14 +140,18 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
     cells = set(iter_cells(config))
+    grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:
         if "track" in t and t["track"] not in tracks:
             raise ConfigError(f"tables.{t['name']}.track: unknown track '{t['track']}'")
+        t_ds = set(t.get("datasets") or grid_datasets)
+        if not t_ds & grid_datasets:
+            continue  # a table of data sets this grid does not run (e.g. synthetic-only rows): it stays empty here
         for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
             # every table cell maps to runs in the DAG
-            if not any(c[3] == m and ("track" not in t or c[1] == t["track"]) for c in cells):
+            if not any(c[3] == m and c[0] in t_ds and ("track" not in t or c[1] == t["track"]) for c in cells):
                 msg = (f"tables.{t['name']}.rows: method '{m}' is not run on track "
                        f"'{t.get('track', 'any')}' by any experiment, so the table cell would stay empty")
                 if strict_tables:
