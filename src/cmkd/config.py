@@ -139,6 +139,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                 raise ConfigError(f"methods.{m}.modalities: '{mod}' is not provided by dataset '{ds}'")
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
+    check_visual_weights(config)
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:
@@ -158,6 +159,33 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                     raise ConfigError(msg)
                 warnings.append(msg)
     return warnings
+
+
+def check_visual_weights(config: dict) -> None:
+    """Every timm (visual) encoder a run on a real data set builds must load weights
+    (``pretrained: true`` or ``pretrained_path``, a file that exists) or say
+    ``allow_random_init: true``: the paper's visual features come from ImageNet-pretrained PVT
+    (CDGKD §4.3 and its authors' code), so a randomly initialised PVT is a different experiment.
+    Synthetic data sets need no weights. ConfigError names the key."""
+    seen = set()
+    for ds, tr, _dim, m in iter_cells(config):
+        for mod in _modalities(config, m, tr, f"methods.{m}"):
+            override = (config["methods"][m].get("encoders") or {}).get(mod)
+            enc = _encoder(config["encoders"].get(mod, {}), override)
+            if enc.get("name") != "timm":
+                continue
+            key = f"methods.{m}.encoders.{mod}" if override else f"encoders.{mod}"
+            path = enc.get("pretrained_path")
+            if path and not Path(str(path)).is_file():
+                raise ConfigError(f"{key}.pretrained_path: no such weights file: {path!r}")
+            if config["datasets"][ds].get("synthetic", False) or (key, ds) in seen:
+                continue
+            seen.add((key, ds))
+            if not (path or enc.get("pretrained") is True or enc.get("allow_random_init") is True):
+                raise ConfigError(
+                    f"{key}: the visual encoder '{enc.get('arch')}' would be randomly initialised on data set '{ds}' "
+                    f"(method '{m}'); set {key}.pretrained: true (timm's ImageNet weights) or {key}.pretrained_path "
+                    f"(a local weights file), or {key}.allow_random_init: true to train it from scratch on purpose")
 
 
 def prepared_dir(config: dict, dataset: str) -> str:

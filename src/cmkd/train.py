@@ -267,6 +267,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     t_data = time.perf_counter()
 
     from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
+    from cmkd.models.visual import weights_provenance, without_pretrained
 
     model_spec = {
         "architecture": spec.get("architecture"),
@@ -279,9 +280,10 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     }
     torch.manual_seed(seed)
     student = build_model(model_spec, where="encoders")
+    initial_weights = weights_provenance(student)  # where the visual encoders' initial weights came from (sha256)
     teachers = {}
     for role, ck in teachers_ck.items():
-        t = build_model(ck["spec"])
+        t = build_model(without_pretrained(ck["spec"]))  # its trained weights replace any initial ones
         t.load_state_dict(ck["state_dict"])
         teachers[role] = t
     cls = method_class(spec["class"])
@@ -361,7 +363,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     t_end = time.perf_counter()
     log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
 
-    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash})
+    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, "weights": initial_weights})
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
     result = {
         "status": "ok",
