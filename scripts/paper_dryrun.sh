@@ -17,6 +17,8 @@ start=$(date +%s%N)
 .venv/bin/snakemake -n --configfile config/paper.yaml "$tmp/roots.yaml" --quiet rules "$@"
 end=$(date +%s%N)
 echo "paper grid dry-run: $(( (end - start) / 1000000 )) ms"
+# every table cell of the paper grid maps to runs in its DAG
+.venv/bin/python -m cmkd check --configfile config/paper.yaml --configfile "$tmp/roots.yaml"
 # lint of the paper-scale grid (the same rules; config values change only what the DAG holds)
 lint_out=$(.venv/bin/snakemake --lint --configfile config/paper.yaml "$tmp/roots.yaml" 2>&1) || { echo "$lint_out"; exit 1; }
 if ! echo "$lint_out" | grep -q "Congratulations, your workflow is in a good condition"; then

@@ -536,11 +536,12 @@ def write_all(root: str | Path) -> dict[str, Path]:
     """Write small copies of DEAP (2 subjects x 4 trials; face video for subject 1), MAHNOB-HCI
     (default sessions, with frontal video) and SEED-IV (2 subjects x 3 sessions) under ``root``.
 
-    Returns ``{"deap": ..., "mahnob_hci": ..., "seed_iv": ...}``.
+    Returns ``{"deap": ..., "deap_eeg_eog": ..., "mahnob_hci": ..., "seed_iv": ...}`` (the paper grid's
+    two DEAP entries, face video and EEG+EOG only, read the same folder).
     """
     root = Path(root)
     deap = write_deap(root / "deap", subjects=(1, 2), n_trials=4)
     write_deap_video(deap, subjects=(1,), n_trials=4)
     mahnob = write_mahnob(root / "mahnob_hci", video=True)
     seed = write_seed_iv(root / "seed_iv")
-    return {"deap": deap, "mahnob_hci": mahnob, "seed_iv": seed}
+    return {"deap": deap, "deap_eeg_eog": deap, "mahnob_hci": mahnob, "seed_iv": seed}

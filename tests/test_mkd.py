@@ -137,6 +137,35 @@ def test_student_loss_hand_computed():
     assert set(student_loss(s, t, y, [], [], 1.0, 1.0, 0.0)) == {"ce", "kl"}  # variation 1: no feature term
 
 
+def test_fusion_feature_target_is_the_teachers_imf_output(data):
+    """Variation 2 / L_MSE (feature_target imf): the target is the teacher's fused IMF output, the
+    student's HDF output reaches it through the learned projection; 'hetero' keeps the stream target."""
+    parts = make_parts(data)
+    batch = parts["train"].batch(torch.arange(6), "cpu")
+    m = make_method()
+    assert m.params["feature_target"] == "imf" and m.proj is not None
+    assert any(p is m.proj.weight for p in m.trainable_parameters())  # trained with the student
+    m.eval()
+    s, t = m.student(batch), m.teacher(batch)
+    assert t.features["imf"].shape[-1] == 2 * s.features["hdf"].shape[-1]
+    mse = m.loss_terms(s, t, batch["y"])["mse"]
+    assert mse.item() == pytest.approx(torch.nn.functional.mse_loss(m.proj(s.features["hdf"]), t.features["imf"]).item(), rel=1e-6)
+    # the term moves with the teacher's fused feature, not with its EOG stream
+    t2 = t._replace(features={**t.features, "imf": t.features["imf"] + 1.0})
+    assert m.loss_terms(s, t2, batch["y"])["mse"].item() != pytest.approx(mse.item(), rel=1e-3)
+    t3 = t._replace(features={**t.features, **{f"hetero_{k}_eog": t.features[f"hetero_{k}_eog"] + 1.0 for k in (1, 2, 3)}})
+    assert m.loss_terms(s, t3, batch["y"])["mse"].item() == pytest.approx(mse.item(), rel=1e-6)
+    # the earlier behaviour, under feature_target: hetero: the teacher's EOG stream at the HDF positions
+    h = make_method(params={"feature_target": "hetero"})
+    h.eval()
+    assert h.proj is None
+    s, t = h.student(batch), h.teacher(batch)
+    want = sum(torch.nn.functional.mse_loss(s.features[f"hetero_{k}"], t.features[f"hetero_{k}_eog"]) for k in (1, 2, 3)) / 3
+    assert h.loss_terms(s, t, batch["y"])["mse"].item() == pytest.approx(want.item(), rel=1e-6)
+    with pytest.raises(ConfigError, match="feature_target"):
+        make_method(params={"feature_target": "fused"})
+
+
 # ----------------------------------------------------------------------------- validation halves
 @pytest.mark.parametrize("with_groups", [True, False], ids=["groups", "runs-of-indices"])
 def test_validation_split_by_trial_disjoint(data, with_groups):
@@ -297,19 +326,24 @@ def test_tiny_workflow_eeg_eog_to_eog(tmp_path, snakemake_runner):
     cfg["seeds"] = [0]
     cfg["datasets"]["synthetic"]["params"].update({"n_trials": 8, "segments_per_trial": 2})
     cfg["training"].update({"max_epochs": 2, "patience": 2})
-    cfg["tracks"]["eeg_eog-to-eog"] = {"teacher": ["eeg", "eog"], "student": ["eog"]}
+    assert cfg["tracks"]["eeg_eog-to-eog"]["split"] == {"feedback_fraction": 0.5}  # the track's hold-out, as shipped
     cfg["methods"].update(copy.deepcopy(MKD_METHODS))
+    methods = list(MKD_METHODS) + ["baseline_eog"]
     cfg["experiments"] = [{"dataset": "synthetic", "track": "eeg_eog-to-eog", "dimensions": ["arousal"],
-                           "methods": list(MKD_METHODS)}]
+                           "methods": methods}]
     cfg["tables"] = [t for t in cfg.get("tables", []) if t["name"] == "all_methods"]
     r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]
     base = tmp_path / "results/synthetic/eeg_eog-to-eog/arousal"
-    out = {m: json.loads((base / m / "seed0/metrics.json").read_text()) for m in MKD_METHODS}
+    out = {m: json.loads((base / m / "seed0/metrics.json").read_text()) for m in methods}
     assert all(o["status"] == "ok" for o in out.values())
     assert out["mkd_teacher_leaky"]["split"]["kind"] == "leaky"
-    # the feedback student selected on the selection half only: fewer validation segments than the teacher
+    # every run of the track on the trial split (feedback or not, MKD or plain baseline) selected its
+    # epoch on the same validation trials: the half the feedback never sees
+    sel = {m: out[m]["selection"] for m in methods if m != "mkd_teacher_leaky"}
+    assert len({s["trials_sha256"] for s in sel.values()}) == 1, sel
     full_val = out["mkd_teacher"]["n_segments"]["val"]
+    assert all(s["feedback_fraction"] == 0.5 and 0 < s["n_segments"] < full_val for s in sel.values()), sel
     assert out["mkd_v2"]["val"] and out["mkd_student"]["test"]["accuracy"] >= 0
     hist = (base / "mkd_student/seed0/history.csv").read_text().splitlines()[0]
     assert "train_mse" in hist and "train_kl" in hist

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from cmkd.data import LOADERS, MODALITIES
+from cmkd.data.selection import check_fraction
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY, method_params
 
@@ -125,6 +126,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                 raise ConfigError(f"dimensions.{name}.tie: applies to binary classification of ratings only "
                                   f"(task {d.get('task')!r})")
     for name, t in tracks.items():
+        check_fraction((t.get("split") or {}).get("feedback_fraction"), f"tracks.{name}.split.feedback_fraction")
         for side in ("teacher", "student"):
             for mod in t[side]:
                 if mod not in KNOWN_MODALITIES:
@@ -195,21 +197,53 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                 raise ConfigError(f"methods.{m}.modalities: '{mod}' is not provided by dataset '{ds}'")
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
+    check_visual_weights(config)
     cells = set(iter_cells(config))
+    grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:
         if "track" in t and t["track"] not in tracks:
             raise ConfigError(f"tables.{t['name']}.track: unknown track '{t['track']}'")
+        t_ds = set(t.get("datasets") or grid_datasets)
+        if not t_ds & grid_datasets:
+            continue  # a table of data sets this grid does not run (e.g. synthetic-only rows): it stays empty here
         for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
             # every table cell maps to runs in the DAG
-            if not any(c[3] == m and ("track" not in t or c[1] == t["track"]) for c in cells):
+            if not any(c[3] == m and c[0] in t_ds and ("track" not in t or c[1] == t["track"]) for c in cells):
                 msg = (f"tables.{t['name']}.rows: method '{m}' is not run on track "
                        f"'{t.get('track', 'any')}' by any experiment, so the table cell would stay empty")
                 if strict_tables:
                     raise ConfigError(msg)
                 warnings.append(msg)
     return warnings
+
+
+def check_visual_weights(config: dict) -> None:
+    """Every timm (visual) encoder a run on a real data set builds must load weights
+    (``pretrained: true`` or ``pretrained_path``, a file that exists) or say
+    ``allow_random_init: true``: the paper's visual features come from ImageNet-pretrained PVT
+    (CDGKD §4.3 and its authors' code), so a randomly initialised PVT is a different experiment.
+    Synthetic data sets need no weights. ConfigError names the key."""
+    seen = set()
+    for ds, tr, _dim, m in iter_cells(config):
+        for mod in _modalities(config, m, tr, f"methods.{m}"):
+            override = (config["methods"][m].get("encoders") or {}).get(mod)
+            enc = _encoder(config["encoders"].get(mod, {}), override)
+            if enc.get("name") != "timm":
+                continue
+            key = f"methods.{m}.encoders.{mod}" if override else f"encoders.{mod}"
+            path = enc.get("pretrained_path")
+            if path and not Path(str(path)).is_file():
+                raise ConfigError(f"{key}.pretrained_path: no such weights file: {path!r}")
+            if config["datasets"][ds].get("synthetic", False) or (key, ds) in seen:
+                continue
+            seen.add((key, ds))
+            if not (path or enc.get("pretrained") is True or enc.get("allow_random_init") is True):
+                raise ConfigError(
+                    f"{key}: the visual encoder '{enc.get('arch')}' would be randomly initialised on data set '{ds}' "
+                    f"(method '{m}'); set {key}.pretrained: true (timm's ImageNet weights) or {key}.pretrained_path "
+                    f"(a local weights file), or {key}.allow_random_init: true to train it from scratch on purpose")
 
 
 def prepared_dir(config: dict, dataset: str) -> str:
@@ -240,7 +274,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
     training = deep_merge(config["training"], m.get("training"))
-    split = deep_merge(config["split"], m.get("split"))
+    split = deep_merge(deep_merge(config["split"], config["tracks"][track].get("split")), m.get("split"))  # method > track > global
     dim = dict(config["dimensions"][dimension])
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}

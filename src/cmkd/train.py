@@ -27,6 +27,7 @@ import torch
 from cmkd import accel, io, metrics, provenance
 from cmkd.data import CONTINUOUS as _CONTINUOUS
 from cmkd.data import labels as labels_mod
+from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
@@ -265,10 +266,13 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 "or it has seen the student's test trials")
     amp = accel.Amp(tr.get("autocast", "off"), device)
     parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
+    fb_frac = selection.check_fraction(sp.get("feedback_fraction"), "split.feedback_fraction")
+    selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task)  # parts["val"]: the selection trials
     n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
     t_data = time.perf_counter()
 
     from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
+    from cmkd.models.visual import weights_provenance, without_pretrained
 
     model_spec = {
         "architecture": spec.get("architecture"),
@@ -281,9 +285,10 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     }
     torch.manual_seed(seed)
     student = build_model(model_spec, where="encoders")
+    initial_weights = weights_provenance(student)  # where the visual encoders' initial weights came from (sha256)
     teachers = {}
     for role, ck in teachers_ck.items():
-        t = build_model(ck["spec"])
+        t = build_model(without_pretrained(ck["spec"]))  # its trained weights replace any initial ones
         t.load_state_dict(ck["state_dict"])
         teachers[role] = t
     cls = method_class(spec["class"])
@@ -295,6 +300,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         raise ConfigError(f"training.optimizer: only 'adam' is supported, got {opt_name!r}")
     opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     method.configure(parts=parts, device=device, optimizer=opt)
+    selected = selection.selection_record(parts["val"], prep["subject"], prep["trial"], fb_frac)
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
@@ -361,7 +367,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     t_end = time.perf_counter()
     log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
 
-    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, **amp.info, "data_access": data_mode})
+    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, **amp.info, "data_access": data_mode,
+                                                                 "weights": initial_weights})
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
     result = {
         "status": "ok",
@@ -376,6 +383,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "n_segments": {k: int(len(v)) for k, v in split.items()},
         "n_trials": {k: trials(v) for k, v in split.items()},
         "split": spec["split"],
+        "selection": selected,
         "timing": {
             "data_s": t_data - t0,
             "train_s": t_end - t_train0,

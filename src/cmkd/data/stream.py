@@ -169,6 +169,10 @@ class StreamArray:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def subset(self, pos) -> "StreamArray":
+        """The rows at positions ``pos`` of this array, still streamed (nothing is read)."""
+        return StreamArray(self.reader, self.part_rows[np.asarray(pos, dtype=np.int64)], self.norm, self.pin)
+
     def __getitem__(self, idx) -> torch.Tensor:
         if torch.is_tensor(idx):
             idx = idx.cpu().numpy()

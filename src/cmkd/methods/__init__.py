@@ -103,7 +103,7 @@ REGISTRY: dict[str, MethodInfo] = {
                                 "feedback_steps": _int(1, lo=1), "teacher_lr": _num(1.0e-4, **_POS), "lambda_t": _num(1.0, lo=0.0),
                                 "temp_lr": Param(None, "number", 0.0, lo_open=True, nullable=True),
                                 "feedback_fraction": _num(0.5, 0.0, 1.0, lo_open=True, hi_open=True),
-                                "hetero_source": _feature("student")}),
+                                "hetero_source": _feature("student"), "feature_target": _choice("imf", "imf", "hetero")}),
     # CMCRD (seed 003) and uncertainty-aware prototype KD (seed 000)
     "cmcrd_teacher": MethodInfo("cmkd.methods.cmcrd", (), False, "CMCRD teacher with minimal class confusion",
                                  {"mu": _num(1.0, lo=0.0), "temperature": _num(2.5, **_POS)}),

@@ -13,14 +13,28 @@ Teaching phase (§3.3.1, the objective ``L_S``, last display of the section)::
   mean (third display); with ``temperature`` T ≠ 1 the probabilities are softened and the term is
   scaled by T² (Hinton et al. 2015; the paper has no temperature: the default T = 1 is its
   formula exactly); implemented by :func:`cmkd.losses.kd`;
-- ``L_MSE = 1/N Σ_n (f_n − f_n^T)²`` (second display): F_S are the student's HDF extractor
-  outputs ``hetero_1..3`` (``(B, tokens, d)``), F_T the teacher's heterogeneous features (its
-  transformer stream outputs, §3.1.2) at the same three stream positions; the mean squared error
-  over all elements, averaged over the three positions (our choice: the paper does not say how
-  the three features are combined). Which teacher stream: ``hetero_source`` = ``student`` (the
-  teacher's stream of the student's modality, EOG, the default: the counterpart with the
-  student's structure and input), a modality name (e.g. ``eeg``), or ``mean`` (the mean of the
-  streams). λ1:λ2:λ3 = 1:1:1 (§4.3).
+- ``L_MSE = 1/N Σ_n (f_n − f_n^T)²`` (second display): the mean squared error over all
+  elements between the student's features F_S and the teacher's F_T. Which teacher feature is
+  the target is the parameter ``feature_target`` (the section's text says "the heterogeneous
+  features of the teacher model"; the abstract says the framework "distills the fused multimodal
+  features into a simplified EOG-only model", and the ablation's Variation 2, §4.5, is
+  "incorporating multimodal fusion features for distillation"):
+
+  * ``imf`` (default): F_T is the teacher's fused multimodal feature, the IMF module's output
+    ``X_output^IMF`` (§3.1.2, ``(B, tokens, n_modalities · d)``), and F_S the student's HDF output
+    ``X_output^HDF`` (§3.2, ``(B, tokens, d)``, the student's counterpart of the IMF output)
+    through a learned linear projection ``W: d → n_modalities · d`` (FitNets-style regressor,
+    trained with the student, dropped after training; the paper gives the two widths but no
+    mapping between them, so the projection is our choice): ``L_MSE = MSE(W X^HDF, X^IMF)``;
+  * ``hetero`` (the earlier behaviour, kept for comparison): F_S are the student's HDF extractor
+    outputs ``hetero_1..3`` (``(B, tokens, d)``), F_T the teacher's transformer stream outputs
+    at the same three stream positions, the MSE averaged over the three positions (our choice:
+    the paper does not say how the three features are combined). Which teacher stream:
+    ``hetero_source`` = ``student`` (the teacher's stream of the student's modality, EOG: the
+    counterpart with the student's structure and input), a modality name (e.g. ``eeg``), or
+    ``mean`` (the mean of the streams); not a fused feature.
+
+  λ1:λ2:λ3 = 1:1:1 (§4.3).
 
 For regression, L_CE becomes the MSE with the targets and L_KL the MSE between the two outputs.
 
@@ -44,12 +58,15 @@ statistics of its own training, dropout is off); it is updated only in the feedb
 
 Validation data and model selection (our protocol, not in the paper): the feedback trains the
 teacher on validation data, so the student's model selection must use validation trials the
-feedback never saw. :meth:`MKDStudent.configure` splits the validation part BY TRIAL into a
-feedback half and a selection half (``feedback_fraction`` of the trials, default 0.5: trials
-ordered by class, then by trial id, and assigned alternately, so both halves keep the class
-ratio), keeps the feedback half for itself and replaces ``parts["val"]`` in place with the
-selection half, on which the training loop selects the best epoch. The test part is never
-touched. Without feedback (the ablation variations 1 and 2) the validation part is left whole.
+feedback never saw. The split option ``feedback_fraction`` (set on the MKD track, so that every
+run of the track, with or without feedback, selects on the same trials; see
+:mod:`cmkd.data.selection`) makes the training loop hold that share of the validation trials out
+as ``parts["feedback"]``, which :meth:`MKDStudent.configure` takes for the feedback phase. Without
+the split option, :meth:`MKDStudent.configure` splits the validation part itself, BY TRIAL, into a
+feedback half and a selection half (the method's ``feedback_fraction``, default 0.5; the rule of
+:func:`cmkd.data.selection.split_validation`) and replaces ``parts["val"]`` in place with the
+selection half; the other runs of the track then select on the whole validation part (the earlier
+protocol, kept for comparison). The test part is never touched.
 Trial identity: ``Part.groups`` (one trial key per segment) when the training loop provides it;
 otherwise runs of consecutive segment indices (every loader writes the segments of a trial
 consecutively, so a run is one or more whole trials).
@@ -59,7 +76,6 @@ losses are kept in ``MKDStudent.feedback_log``.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 
@@ -69,7 +85,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from cmkd import losses
-from cmkd.errors import ConfigError, DataError
+from cmkd.data import selection
+from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
 
 
@@ -105,61 +122,8 @@ def student_loss(student_logits, teacher_logits, y, student_feats, teacher_feats
 
 
 # ----------------------------------------------------------------------------- validation halves
-def trial_groups(part) -> np.ndarray:
-    """One trial key per segment of ``part``: ``part.groups`` when present, else runs of
-    consecutive segment indices (``part.index``) numbered 0, 1, ..."""
-    g = getattr(part, "groups", None)
-    if g is not None:
-        g = np.asarray(g)
-        if len(g) != len(part):
-            raise DataError(f"validation part: {len(g)} trial keys for {len(part)} segments")
-        return g
-    idx = np.asarray(part.index, dtype=np.int64)
-    if len(idx) == 0:
-        return idx
-    order = np.argsort(idx, kind="stable")
-    runs = np.concatenate([[0], np.cumsum(np.diff(idx[order]) != 1)])
-    out = np.empty(len(idx), np.int64)
-    out[order] = runs
-    return out
-
-
-def split_validation(part, fraction: float = 0.5, task: str = "classification") -> tuple[np.ndarray, np.ndarray]:
-    """Split a validation part BY TRIAL into ``(feedback positions, selection positions)``.
-
-    Trials are ordered by class (the label of their first segment; one class for regression),
-    then by trial key, and dealt out so that trial ``i`` of that order goes to the feedback half
-    when ``floor((i + 1) f) > floor(i f)`` (f = ``fraction``): alternately for f = 0.5, the
-    first trial to the selection half. Both halves must receive at least one trial.
-    """
-    groups = trial_groups(part)
-    keys, first = np.unique(groups, return_index=True)
-    if len(keys) < 2:
-        raise DataError(f"validation part: {len(keys)} trial(s); the MKD feedback phase needs at least two "
-                        "validation trials (one for the feedback, one for model selection)")
-    y = np.asarray(part.y)
-    cls = np.zeros(len(keys)) if task == "regression" else y[first]
-    order = np.lexsort((keys, cls))
-    fb_keys = [keys[j] for i, j in enumerate(order) if math.floor((i + 1) * fraction) > math.floor(i * fraction)]
-    is_fb = np.isin(groups, np.asarray(fb_keys))
-    fb, sel = np.flatnonzero(is_fb), np.flatnonzero(~is_fb)
-    if len(fb) == 0 or len(sel) == 0:
-        raise DataError(f"validation part: feedback_fraction {fraction} leaves a half without trials ({len(keys)} trials)")
-    return fb, sel
-
-
-def subset(part, pos: np.ndarray):
-    """The segments of ``part`` at positions ``pos``, as a part of the same type."""
-    t = torch.as_tensor(pos, dtype=torch.long)
-    fields = {"x": {k: v[t] for k, v in part.x.items()}, "y": part.y[t], "index": np.asarray(part.index)[pos]}
-    groups = getattr(part, "groups", None)
-    is_field = dataclasses.is_dataclass(part) and "groups" in {f.name for f in dataclasses.fields(part)}
-    if is_field:
-        fields["groups"] = None if groups is None else np.asarray(groups)[pos]
-    out = dataclasses.replace(part, **fields) if dataclasses.is_dataclass(part) else type(part)(**fields)
-    if groups is not None and not is_field:
-        out.groups = np.asarray(groups)[pos]
-    return out
+# (defined in cmkd.data.selection: the training loop makes the same halves for every run of a track)
+trial_groups, split_validation, subset = selection.trial_groups, selection.split_validation, selection.subset
 
 
 # ----------------------------------------------------------------------------- methods
@@ -179,6 +143,7 @@ class MKDStudent(Method):
 
     roles = ("teacher",)
     teachers_trainable = True
+    FEATURE_TARGETS = ("imf", "hetero")
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
@@ -193,6 +158,19 @@ class MKDStudent(Method):
                               f"teacher (its modalities: {t_mods}); use 'student', 'mean' or one of them")
         self._src = src
         self._positions = list(getattr(student, "config", {}).get("hdf_positions", [1, 2, 3]))
+        if p["feature_target"] not in self.FEATURE_TARGETS:
+            raise ConfigError(f"methods.<mkd_student>.params.feature_target: must be one of {list(self.FEATURE_TARGETS)}, "
+                              f"got {p['feature_target']!r}")
+        self.proj = None
+        if p["lambda3"] and p["feature_target"] == "imf":
+            s_cfg, t_cfg = getattr(student, "config", {}), getattr(self.teacher, "config", {})
+            if "tokens" not in s_cfg or "tokens" not in t_cfg:
+                raise ConfigError("methods.<mkd_student>.params.feature_target: 'imf' needs the mkd_student and mkd_teacher "
+                                  "architectures (the student's HDF and the teacher's IMF outputs)")
+            if s_cfg["tokens"] != t_cfg["tokens"]:
+                raise ConfigError(f"methods.<mkd_student>.model.tokens: the student has {s_cfg['tokens']} tokens, the "
+                                  f"teacher {t_cfg['tokens']}; the fused-feature MSE compares them token by token")
+            self.proj = torch.nn.Linear(student.width, self.teacher.width)  # W: X^HDF -> the width of X^IMF
         self.teacher.eval()
         if not p["feedback"]:  # variations 1 and 2: the teacher is fixed
             self.teacher.requires_grad_(False)
@@ -222,20 +200,27 @@ class MKDStudent(Method):
             self.params["temp_lr"] = float(optimizer.param_groups[0]["lr"])
         if not self.params["feedback"]:
             return
-        fb, sel = split_validation(parts["val"], self.params["feedback_fraction"], self.task)
-        val = parts["val"]
-        self._fb_part = subset(val, fb)
-        parts["val"] = subset(val, sel)  # model selection on trials the feedback never sees
-        groups = trial_groups(val)
-        print(f"[mkd_student] validation part split by trial: feedback half {len(np.unique(groups[fb]))} trials / "
-              f"{len(fb)} segments (teacher updates), selection half {len(np.unique(groups[sel]))} trials / {len(sel)} "
-              "segments (model selection)", file=sys.stderr, flush=True)
+        if parts.get("feedback") is not None:  # the split's hold-out (split.feedback_fraction), shared by the track
+            self._fb_part = parts["feedback"]
+            print(f"[mkd_student] feedback on the split's hold-out: {len(self._fb_part)} validation segments; model "
+                  f"selection on the other {len(parts['val'])}", file=sys.stderr, flush=True)
+        else:  # no split hold-out: halve the validation part here (the earlier protocol)
+            fb, sel = split_validation(parts["val"], self.params["feedback_fraction"], self.task)
+            val = parts["val"]
+            self._fb_part = subset(val, fb)
+            parts["val"] = subset(val, sel)  # model selection on trials the feedback never sees
+            groups = trial_groups(val)
+            print(f"[mkd_student] validation part split by trial: feedback half {len(np.unique(groups[fb]))} trials / "
+                  f"{len(fb)} segments (teacher updates), selection half {len(np.unique(groups[sel]))} trials / {len(sel)} "
+                  "segments (model selection)", file=sys.stderr, flush=True)
         self._teacher_opt = torch.optim.Adam([p for p in self.teacher.parameters() if p.requires_grad],
                                              lr=self.params["teacher_lr"])
         self._fb_gen = torch.Generator().manual_seed(int(self.context.seed if self.context.seed is not None else torch.initial_seed()) + 1)  # feedback batch order
 
     # -- L_S
     def _feature_pairs(self, s_out, t_out):
+        if self.proj is not None:  # feature_target imf: [W X^HDF] against [X^IMF]
+            return [self.proj(s_out.features["hdf"])], [t_out.features["imf"]]
         s_feats = [s_out.features[f"hetero_{k}"] for k in range(1, len(self._positions) + 1)]
         if self._src == "mean":
             t_feats = [t_out.features[f"hetero_{p}"] for p in self._positions]

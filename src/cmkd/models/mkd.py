@@ -44,8 +44,9 @@ Features (``Output.features``):
   ``hint`` (the last stream layer of the first modality, ``(B, d_model, tokens)``);
 - teacher: ``hetero_k`` = the mean of ``hetero_k_<m>`` over its modalities;
   ``imf`` (the IMF output tokens);
-- student: ``hetero_1..3`` = the HE outputs ``(B, tokens, d_model)``, the student features the
-  MKD loss aligns with the teacher's heterogeneous features (§3.3.1, L_MSE).
+- student: ``hetero_1..3`` = the HE outputs ``(B, tokens, d_model)``; ``hdf`` = their sum, the
+  HDF output ``X_output^HDF`` (§3.2), which the MKD loss (§3.3.1, L_MSE, ``feature_target: imf``)
+  aligns through a learned projection with the teacher's ``imf``.
 
 Model keys (``methods.<name>.model``) and defaults (small, for the laptop default; the paper's
 sizes are d_model 256, ie_hidden 1024, he_hidden 512):
@@ -73,7 +74,7 @@ MODEL_DEFAULTS = {
     "kernel": 7, "dropout": 0.25, "ie_hidden": None, "he_hidden": None,
     "imf_positions": None, "hdf_positions": None,
 }
-RESERVED = ("embedding", "fused", "hint", "imf")
+RESERVED = ("embedding", "fused", "hint", "imf", "hdf")
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -301,6 +302,7 @@ class MKDNet(nn.Module):
             for k, o in enumerate(outs, start=1):
                 feats[f"hetero_{k}"] = o
             z = torch.stack(outs).sum(0)
+            feats["hdf"] = z
         for layer in self.fusion:
             z = layer(z)
         pooled = z.mean(dim=1)

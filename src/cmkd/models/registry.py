@@ -19,7 +19,10 @@ name              input (without batch axis)                   config keys (defa
                                                                sep_kernel_length (null = fs/8),
                                                                dropout (0.5)
 ``timm``          face ``(F, 3, H, W)``                        arch ("test_vit"), img_size, hint_stage
-                                                               (null = H), pretrained_path (null)
+                                                               (null = H), pretrained_path (null),
+                                                               pretrained (false: timm's hub
+                                                               weights), allow_random_init (false;
+                                                               see cmkd.models.visual)
 ``eog_cnn``       EOG ``(2, T)``                               width (16), depth (3),
                                                                kernel_size (7, odd),
                                                                dropout (0.25)
@@ -61,7 +64,8 @@ ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
                   "midline": "drop", **_EEG_INPUT_KEYS},
     "eegnet": {"F1": 8, "D": 2, "F2": None, "kernel_length": None, "sep_kernel_length": None,
                "dropout": 0.5, **_EEG_INPUT_KEYS},
-    "timm": {"arch": DEFAULT_ARCH, "img_size": None, "pretrained_path": None, "hint_stage": None},
+    "timm": {"arch": DEFAULT_ARCH, "img_size": None, "pretrained_path": None, "hint_stage": None,
+             "pretrained": False, "allow_random_init": False},
     "eog_cnn": {"width": 16, "depth": 3, "kernel_size": 7, "dropout": 0.25},
     "eye_mlp": {"hidden": [64, 32], "dropout": 0.25},
 }
@@ -230,7 +234,12 @@ def _build_timm(cfg, info, where, info_where):
     stage = c["hint_stage"]
     if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int)):
         raise ConfigError(f"{where}.hint_stage: must be an integer (stage index; negative from the end) or null, got {stage!r}")
-    return _built(where, lambda: TimmFrameEncoder(arch, img_size, path, hint_stage=stage))
+    for key in ("pretrained", "allow_random_init"):
+        if not isinstance(c[key], bool):
+            raise ConfigError(f"{where}.{key}: must be true or false, got {c[key]!r}")
+    if path is not None and c["pretrained"]:
+        raise ConfigError(f"{where}.pretrained: set either pretrained (timm's hub weights) or pretrained_path (a local file), not both")
+    return _built(where, lambda: TimmFrameEncoder(arch, img_size, path, hint_stage=stage, pretrained=c["pretrained"]))
 
 
 def _build_eog_cnn(cfg, info, where, info_where):

@@ -12,15 +12,35 @@ ViT-like token outputs ``(B, D, h, w)`` when the patch tokens form a known grid 
 such as the class token dropped), else ``(B, D, N)``.
 
 The paper size is ``pvt_v2_b0`` (3.4 M parameters) at 224 px; the fast default is timm's
-``test_vit`` (0.3 M parameters) at the data's own size. Weights are never downloaded: the model
-is randomly initialised unless ``pretrained_path`` names a local weights file (``.pth``/``.bin``
-or ``.safetensors``), which timm loads with its usual checkpoint adaptation (classifier removed,
-position embeddings resampled to ``img_size``).
+``test_vit`` (0.3 M parameters) at the data's own size.
+
+Weights (CDGKD §4.3 extracts visual features with PVT; its authors' code feeds ImageNet-pretrained
+PVT features), as timm users expect them:
+
+- ``pretrained: true``: timm's own ``create_model(arch, pretrained=True)``, i.e. the ImageNet
+  weights of the architecture's default tag from the Hugging Face hub cache (``HF_HOME``; a
+  cluster without network access fills the cache beforehand, e.g. ``timm.create_model(arch,
+  pretrained=True)`` once on a login node, then ``HF_HUB_OFFLINE=1``);
+- ``pretrained_path``: a local weights file (``.pth``/``.bin`` or ``.safetensors``, a state dict
+  with or without the classifier), loaded by timm's same loader (``pretrained_cfg_overlay``)
+  with its usual checkpoint adaptation (classifier removed, position embeddings resampled to
+  ``img_size``) and strict key matching;
+- neither: random initialisation. The config check refuses it on real data unless the encoder
+  says ``allow_random_init: true`` (:func:`cmkd.config.check_config`); synthetic data need no
+  weights.
+
+With loaded weights the frames are normalised with the weights' own mean and std (timm's
+``pretrained_cfg``), else with the ImageNet mean and std. :attr:`TimmFrameEncoder.weights`
+records where the weights came from, the file's sha256 (``file_sha256``; for the hub cache the
+cached file's, when found) and the sha256 of the loaded parameters (``state_sha256``, over the
+sorted state dict); the training loop writes it to ``metrics.json`` (``provenance.weights``).
 
 timm is imported only when an encoder is built (importing torch + timm takes seconds), after
 :func:`cmkd.models._torchvision_shim.ensure_timm_importable`.
 """
 from __future__ import annotations
+
+import hashlib
 
 import torch
 import torch.nn.functional as F
@@ -42,14 +62,52 @@ def import_timm():
     return timm
 
 
-def create_backbone(arch: str, img_size: tuple[int, int], pretrained_path: str | None = None):
-    """A timm model with ``num_classes=0``; ``img_size`` is passed to models that take one."""
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_sha256(module: nn.Module) -> str:
+    """sha256 over the module's state dict (sorted names; each tensor's name, dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _hub_cache_file(backbone) -> str | None:
+    """The hub-cache file timm loaded ``pretrained=True`` weights from, when it can be found."""
+    cfg = getattr(backbone, "pretrained_cfg", None) or {}
+    repo = cfg.get("hf_hub_id")
+    if not repo:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    for name in (cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"):
+        if name:
+            f = try_to_load_from_cache(repo, name)
+            if isinstance(f, str):
+                return f
+    return None
+
+
+def create_backbone(arch: str, img_size: tuple[int, int], pretrained_path: str | None = None,
+                    pretrained: bool = False):
+    """A timm model with ``num_classes=0``; ``img_size`` is passed to models that take one.
+    ``pretrained_path`` (a local file) or ``pretrained`` (timm's hub cache) loads weights."""
     timm = import_timm()
     kwargs = dict(num_classes=0)
     if pretrained_path:
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_path)))
     else:
-        kwargs.update(pretrained=False)
+        kwargs.update(pretrained=bool(pretrained))
     try:
         return timm.create_model(arch, img_size=img_size, **kwargs)
     except TypeError as err:  # the architecture has no img_size argument (CNNs, PVT v2)
@@ -62,18 +120,32 @@ class TimmFrameEncoder(nn.Module):
     """A timm backbone over the frames of a clip; input (B, F, 3, H, W), output ``(feat, hint)``."""
 
     def __init__(self, arch: str = DEFAULT_ARCH, img_size: int | tuple[int, int] = 32,
-                 pretrained_path: str | None = None, hint_stage: int | None = None):
+                 pretrained_path: str | None = None, hint_stage: int | None = None, pretrained: bool = False):
         super().__init__()
         self.hint_stage = hint_stage
         if isinstance(img_size, int):
             img_size = (img_size, img_size)
         self.arch = arch
         self.img_size = tuple(int(s) for s in img_size)
-        self.backbone = create_backbone(arch, self.img_size, pretrained_path)
+        self.backbone = create_backbone(arch, self.img_size, pretrained_path, pretrained)
         self.out_dim = int(getattr(self.backbone, "head_hidden_size", None)
                            or self.backbone.num_features)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        loaded = bool(pretrained_path or pretrained)
+        cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
+        mean, std = (cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)) if loaded else (IMAGENET_MEAN, IMAGENET_STD)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        source_file = pretrained_path or (_hub_cache_file(self.backbone) if pretrained else None)
+        #: provenance of the initial weights (written to metrics.json by the training loop)
+        self.weights = {
+            "source": "file" if pretrained_path else ("timm" if pretrained else "random"),
+            "arch": arch,
+            "tag": cfg.get("tag") if pretrained and not pretrained_path else None,
+            "file": str(source_file) if source_file else None,
+            "file_sha256": file_sha256(source_file) if source_file else None,
+            "state_sha256": state_sha256(self.backbone) if loaded else None,
+            "normalisation": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+        }
         self._check_input_size()
 
     def _check_input_size(self) -> None:
@@ -136,3 +208,21 @@ class TimmFrameEncoder(nn.Module):
             return fmap, fmap
         fmap, inter = self.backbone.forward_intermediates(frames, indices=[self.hint_stage])
         return fmap, inter[0]
+
+
+def weights_provenance(model: nn.Module) -> dict:
+    """``{module name: TimmFrameEncoder.weights}`` for every frame encoder in ``model``."""
+    return {name or "model": dict(m.weights) for name, m in model.named_modules() if isinstance(m, TimmFrameEncoder)}
+
+
+def without_pretrained(spec):
+    """A copy of a model spec whose timm encoders load no weights (a checkpoint's state dict
+    replaces them anyway): for rebuilding a trained teacher without the weights file or network."""
+    if isinstance(spec, dict):
+        out = {k: without_pretrained(v) for k, v in spec.items()}
+        if out.get("name") == "timm":
+            out.update(pretrained=False, pretrained_path=None, allow_random_init=True)
+        return out
+    if isinstance(spec, list):
+        return [without_pretrained(v) for v in spec]
+    return spec

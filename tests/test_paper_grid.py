@@ -1,0 +1,60 @@
+"""The paper grid (config/paper.yaml): the MKD experiment on DEAP EEG+EOG at the paper's sizes."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cmkd.cell import _load_config
+from cmkd.config import check_config, iter_cells, run_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+MKD_TRACK = "eeg_eog-to-eog"
+MKD_ROWS = {"mkd_teacher", "mkd_teacher_leaky", "baseline_eog", "mkd_student_nokd", "mkd_student", "mkd_v1_hinton", "mkd_v2_fusion"}
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures import write_deap, write_deap_video
+
+    raw = tmp_path_factory.mktemp("raw")
+    deap = write_deap(raw / "deap", subjects=(1, 2), n_trials=4)
+    write_deap_video(deap, subjects=(1,), n_trials=4)  # face video for participant 1 only, as in DEAP (1-22)
+    overlay = raw / "roots.yaml"
+    import yaml
+
+    overlay.write_text(yaml.safe_dump({"datasets": {"deap": {"root": str(deap)}, "deap_eeg_eog": {"root": str(deap)},
+                                                    "mahnob_hci": {"root": str(raw)}, "seed_iv": {"root": str(raw)}}}))
+    return deap, overlay
+
+
+def test_paper_grid_runs_the_mkd_track_on_deap_eeg_eog(roots, tmp_path):
+    deap, overlay = roots
+    cfg = _load_config([str(ROOT / "config/paper.yaml"), str(overlay)])
+    check_config(cfg, strict_tables=True)  # every MKD table cell maps to runs
+    ds = cfg["datasets"]["deap_eeg_eog"]
+    assert ds["loader"] == "deap" and ds["modalities"] == ["eeg", "eog"] and "face" not in ds["params"]["modalities"]
+    cells = {(c[2], c[3]) for c in iter_cells(cfg) if c[:2] == ("deap_eeg_eog", MKD_TRACK)}
+    assert cells == {(d, m) for d in ("arousal", "valence") for m in MKD_ROWS}
+    for t in (t for t in cfg["tables"] if t.get("track") == MKD_TRACK):
+        assert set(t["rows"]) <= MKD_ROWS, t["name"]
+    # the paper's sizes as config keys (seed 004 §4.3): IE FC 1024/512 on 2 x 256, HFE FC 512/256
+    from cmkd.models.registry import build_model
+
+    spec = run_spec(cfg, "deap_eeg_eog", MKD_TRACK, "arousal", "mkd_student", 0)
+    assert spec["model"]["d_model"] == 256 and spec["split"]["feedback_fraction"] == 0.5
+    inputs = {"eeg": {"shape": [32, 512]}, "eog": {"shape": [2, 512]}}
+    teacher = build_model({"architecture": "mkd_teacher", "model": spec["model"], "modalities": ["eeg", "eog"],
+                           "inputs": inputs, "head": spec["head"], "n_outputs": 2})
+    student = build_model({"architecture": "mkd_student", "model": spec["model"], "modalities": ["eog"],
+                           "inputs": inputs, "head": spec["head"], "n_outputs": 2})
+    assert {(e.fc1.out_features, e.fc2.out_features) for e in teacher.extractors} == {(1024, 512)}
+    assert {(e.fc1.out_features, e.fc2.out_features) for e in student.extractors} == {(512, 256)}
+    # the EEG+EOG entry keeps every participant (the face entry keeps only those with video)
+    from cmkd.data.deap import prepare_deap
+    from cmkd.data.prepared import load_prepared
+
+    prep = load_prepared(prepare_deap(deap, tmp_path / "prep", ds["params"]))
+    assert sorted(np.unique(np.asarray(prep["subject"])).tolist()) == [1, 2]
+    assert set(prep.modalities) >= {"eeg", "eog"} and "face" not in prep.modalities
