@@ -367,6 +367,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "synthetic": spec.get("synthetic", False),
         "test": {k: v for k, v in test_m.items()},
         "val": {k: v for k, v in val_m.items()},
+        "method_params": {k: v for k, v in method.params.items() if v is None or isinstance(v, (bool, int, float, str))},
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_segments": {k: int(len(v)) for k, v in split.items()},
