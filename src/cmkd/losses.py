@@ -313,9 +313,13 @@ class CRDMemory(nn.Module):
     - Update (:meth:`update`), after the scores are computed: ``m <- normalise(mu * m + (1 - mu) v)``
       at the batch's indices, with momentum ``mu``; only in training mode (see :func:`crd`).
     - Negatives (:meth:`sample`): ``k`` per positive, drawn uniformly with replacement with
-      ``torch.randint`` from the other ``n_data - 1`` samples (deviation: RepDistiller's alias
-      sampler may draw the positive itself as a negative). ``k = min(configured k, n_data - 1)``,
-      so a small data set still gets a valid problem. Deterministic given torch's global seed.
+      ``torch.randint``. Without labels, from the other ``n_data - 1`` samples (deviation:
+      RepDistiller's alias sampler may draw the positive itself as a negative). With labels
+      (:meth:`set_labels`), class-aware: from the samples of *other classes* only, as the
+      training path of RepDistiller (``CIFAR100InstanceSample``, ``mode='exact'``: negatives from
+      ``cls_negative[target]``, with replacement) and the CMCRD code do; the anchor's own class
+      never appears among its negatives. ``k = min(configured k, n_data - 1)``, so a small data
+      set still gets a valid problem. Deterministic given torch's global seed.
     - Normalisation constants ``Z`` (``z_student``, ``z_teacher``): ``-1`` until the first call of
       :func:`crd`, which sets each to ``mean(exp(score / T)) * n_data`` of that first batch and
       keeps it fixed thereafter (RepDistiller). They are buffers, so they travel with checkpoints.
@@ -348,6 +352,27 @@ class CRDMemory(nn.Module):
             self.register_buffer(name, F.normalize(init, dim=1))
         self.register_buffer("z_student", torch.tensor(-1.0))
         self.register_buffer("z_teacher", torch.tensor(-1.0))
+        self.labels: torch.Tensor | None = None  # set_labels(): class-aware negatives
+        self._pools: dict[int, torch.Tensor] = {}
+
+    def set_labels(self, labels: torch.Tensor | None) -> None:
+        """Class labels of the ``n_data`` samples (``(n_data,)`` integers): from now on
+        :meth:`sample` draws each anchor's negatives from the samples of the other classes only.
+        ``None`` returns to uniform sampling. Every class present needs at least one sample of
+        another class (a single-class training part has no negative): ``ValueError`` otherwise."""
+        if labels is None:
+            self.labels, self._pools = None, {}
+            return
+        labels = torch.as_tensor(labels)
+        if labels.dim() != 1 or labels.shape[0] != self.n_data or labels.dtype.is_floating_point:
+            raise ValueError(f"CRDMemory.set_labels: labels must be ({self.n_data},) integers, got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        labels = labels.to(device=self.memory_student.device, dtype=torch.long)
+        classes = torch.unique(labels).tolist()
+        if len(classes) < 2:
+            raise ValueError(f"CRDMemory.set_labels: class-aware negatives need two or more classes, got {classes}")
+        self.labels = labels
+        self._pools = {int(c): torch.nonzero(labels != c).squeeze(1) for c in classes}
 
     def extra_repr(self) -> str:
         return (
@@ -368,8 +393,18 @@ class CRDMemory(nn.Module):
 
     def sample(self, index: torch.Tensor) -> torch.Tensor:
         """``(B, k + 1)`` contrast indices: column 0 the positive ``index``, then ``k`` negatives
-        drawn uniformly (with replacement) from the other samples, via ``torch.randint``."""
+        drawn uniformly (with replacement), via ``torch.randint``: from the samples of the other
+        classes when labels are set (:meth:`set_labels`), else from all the other samples."""
         index = self.check_index(index)
+        if self.labels is not None:
+            negatives = torch.empty(index.shape[0], self.k, dtype=torch.long, device=index.device)
+            anchor_cls = self.labels[index]
+            for c in torch.unique(anchor_cls).tolist():
+                rows = torch.nonzero(anchor_cls == c).squeeze(1)
+                pool = self._pools[int(c)].to(index.device)
+                r = torch.randint(0, pool.shape[0], (rows.shape[0], self.k), device=index.device)
+                negatives[rows] = pool[r]
+            return torch.cat([index.unsqueeze(1), negatives], dim=1)
         r = torch.randint(0, self.n_data - 1, (index.shape[0], self.k), device=index.device)
         negatives = r + (r >= index.unsqueeze(1)).long()  # skip the positive: uniform on the rest
         return torch.cat([index.unsqueeze(1), negatives], dim=1)
