@@ -284,6 +284,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     cls = method_class(spec["class"])
     method = cls(student, teachers, spec["params"], task, n_classes).to(device)
     method.run_seed = seed  # for methods with their own random choices (stochastic guides ...)
+    method.dimension_spec = dict(dim)  # the dimension's config (threshold, tie) for methods that bin targets
     params = method.trainable_parameters()
     opt_name = tr.get("optimizer", "adam")
     if opt_name != "adam":
