@@ -221,9 +221,9 @@ def test_stochastic_off_uses_all_guides():
 
 
 def test_cdgkd_loss_matches_hand_computation():
-    """eq. (9), T = 1, all guides: (1-b) CE + b * mean_j KL(p_j || p_s)."""
+    """eq. (9), T = 1, all guides, kl_direction guide_current: (1-b) CE + b * mean_j KL(p_j || p_s)."""
     beta = 0.3
-    m = _cdgkd({"stochastic": False, "beta": beta})
+    m = _cdgkd({"stochastic": False, "beta": beta, "kl_direction": "guide_current"})
     _, terms = m.training_step(stub_batch())
     ce = -sum(py_log_softmax_true(row, k) for row, k in zip(LOGITS, Y)) / 4
 
@@ -239,11 +239,73 @@ def test_cdgkd_loss_matches_hand_computation():
     want = (1 - beta) * ce + beta * sum(kls) / 3
     assert float(sum(terms.values()).detach()) == pytest.approx(want, rel=1e-5)
     # with a subset: the mean runs over the kept guides only
-    m2 = _cdgkd({"beta": beta}, seed=3)
+    m2 = _cdgkd({"beta": beta, "kl_direction": "guide_current"}, seed=3)
     for _ in range(10):
         _, terms = m2.training_step(stub_batch())
         kept = [kl for kl, k in zip(kls, m2.last_keep) if k]
         assert float(sum(terms.values()).detach()) == pytest.approx((1 - beta) * ce + beta * sum(kept) / len(kept), rel=1e-5)
+
+
+def test_kl_direction_switches_the_computed_kl():
+    """eq. (9) writes KL(current || guide): by hand, one sample, p_s = softmax(0.5, -0.2) and the
+    guide p_g = softmax(1, -1); the default is that direction, ``guide_current`` the reverse."""
+    import math as _m
+
+    s_row, g_row = [0.5, -0.2], [1.0, -1.0]
+    zs = _m.exp(0.5) + _m.exp(-0.2)
+    ps = [_m.exp(0.5) / zs, _m.exp(-0.2) / zs]
+    zg = _m.exp(1.0) + _m.exp(-1.0)
+    pg = [_m.exp(1.0) / zg, _m.exp(-1.0) / zg]
+    kl_sg = ps[0] * _m.log(ps[0] / pg[0]) + ps[1] * _m.log(ps[1] / pg[1])  # KL(p_s || p_g)
+    kl_gs = pg[0] * _m.log(pg[0] / ps[0]) + pg[1] * _m.log(pg[1] / ps[1])  # KL(p_g || p_s)
+    assert abs(kl_sg - kl_gs) > 0.01  # the two directions differ here
+    s = torch.tensor([s_row], dtype=torch.float64)
+    g = torch.tensor([g_row], dtype=torch.float64)
+    from cmkd import losses
+
+    assert float(losses.kl_current_guide(s, g)) == pytest.approx(kl_sg, rel=1e-10)
+    assert float(losses.dgkd(s, [g], 1.0, [True], "current_guide")) == pytest.approx(kl_sg, rel=1e-10)
+    assert float(losses.dgkd(s, [g], 1.0, [True], "guide_current")) == pytest.approx(kl_gs, rel=1e-10)
+    # T = 2: T^2 * KL(softmax(s/2) || softmax(g/2))
+    zs2 = _m.exp(0.25) + _m.exp(-0.1)
+    ps2 = [_m.exp(0.25) / zs2, _m.exp(-0.1) / zs2]
+    zg2 = _m.exp(0.5) + _m.exp(-0.5)
+    pg2 = [_m.exp(0.5) / zg2, _m.exp(-0.5) / zg2]
+    want2 = 4 * sum(a * _m.log(a / b) for a, b in zip(ps2, pg2))
+    assert float(losses.kl_current_guide(s, g, 2.0)) == pytest.approx(want2, rel=1e-10)
+    # through the method: the kd term is beta * KL in the configured direction (default: the equation's)
+    b = {"zf": torch.zeros(1, 2), "ze": torch.zeros(1, 2), "logits": torch.tensor([s_row]), "y": torch.tensor([0])}
+    for params, want in (({}, kl_sg), ({"kl_direction": "current_guide"}, kl_sg), ({"kl_direction": "guide_current"}, kl_gs)):
+        m = CDGKD(Stub(), {"teacher": ConstNet(g_row)}, {"stochastic": False, "beta": 1.0, **params}, "classification", 2)
+        _, terms = m.training_step(b)
+        assert float(terms["kd"].detach()) == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ConfigError, match="kl_direction"):
+        _cdgkd({"kl_direction": "student_teacher"})
+
+
+def test_single_guide_ta_drops_its_guide_with_min_keep_0():
+    """TA 1 has one guide: with min_keep 0 the stochastic strategy drops it on some batches (the KD
+    term is then skipped), with the default min_keep 1 it never does."""
+    ta1 = _cdgkd({"min_keep": 0}, n_guides=1, seed=0)
+    keeps = _keeps(ta1, 60)
+    assert any(k == (False,) for k in keeps) and any(k == (True,) for k in keeps)
+    ta1_forced = _cdgkd({}, n_guides=1, seed=0)
+    assert all(k == (True,) for k in _keeps(ta1_forced, 60))
+    # a batch without a guide: kd is exactly zero (skipped) and the loss is (1 - beta) CE, backward works
+    beta = 0.5
+    ce = -sum(py_log_softmax_true(row, k) for row, k in zip(LOGITS, Y)) / 4
+    seen_drop = False
+    for _ in range(30):
+        _, terms = ta1.training_step(stub_batch())
+        if ta1.last_keep == [False]:
+            seen_drop = True
+            assert float(terms["kd"].detach()) == 0.0
+            assert float(sum(terms.values()).detach()) == pytest.approx((1 - beta) * ce, rel=1e-6)
+            sum(terms.values()).backward()
+            assert ta1.diagnostics["n_guides"] == 0.0
+    assert seen_drop
+    with pytest.raises(ConfigError, match="min_keep"):
+        _cdgkd({"min_keep": 2}, n_guides=1)
 
 
 def test_cdgkd_bad_params():

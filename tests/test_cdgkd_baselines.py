@@ -182,7 +182,7 @@ def _teacher():
 CASES = {
     "proto_teacher": dict(spec=tiny_spec(), teachers=lambda: {}, params={"alpha": 0.5}),
     "cdgkd": dict(spec=tiny_spec(("face",)), teachers=lambda: {"teacher": _teacher(), "ta1": _teacher()}, params={}),
-    "emotionkd": dict(spec=tiny_spec(("face",)), teachers=lambda: {"teacher": _teacher()}, params={}),
+    "emotionkd": dict(spec=tiny_spec(("face",)), teachers=lambda: {"teacher": _teacher()}, params={"feedback": False}),
     "ambokd": dict(spec=arch_spec("ambokd"), teachers=lambda: {}, params={}),
     "cnn_svm": dict(spec=arch_spec("cnn_svm"), teachers=lambda: {}, params={}),
     "cnn_lstm": dict(spec=arch_spec("cnn_lstm"), teachers=lambda: {}, params={}),
@@ -225,3 +225,85 @@ def test_methods_reject_the_wrong_architecture():
     for name in ("cnn_svm", "dgc_jca", "ambokd"):
         with pytest.raises(ConfigError, match="architecture"):
             method_class(name)(net, {}, {}, "classification", 2)
+
+
+# ------------------------------------------------------------------ EmotionKD's feedback phase
+def _emotionkd_feedback(params=None, n=16):
+    from cmkd.train import Part
+
+    torch.manual_seed(0)
+    student = build_model(tiny_spec(("face",), dropout=0.0))
+    teacher = _teacher()
+    m = method_class("emotionkd")(student, {"teacher": teacher}, {"feedback_every": 2, **(params or {})},
+                                  "classification", 2)
+    m.run_seed = 0
+    b = tiny_batch(n)
+    train = Part(x={"face": b["face"], "eeg": b["eeg"]}, y=b["y"], index=np.arange(n))
+    vb = tiny_batch(n, seed=1)
+    val = Part(x={"face": vb["face"], "eeg": vb["eeg"]}, y=vb["y"], index=np.arange(n))
+    val.groups = np.repeat(np.arange(n // 2), 2)  # two segments per trial
+    parts = {"train": train, "val": val}
+    opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
+    m.configure(parts=parts, device=torch.device("cpu"), optimizer=opt)
+    return m, teacher, parts, opt, b
+
+
+def test_emotionkd_feedback_updates_the_teacher_not_the_student():
+    m, teacher, parts, opt, b = _emotionkd_feedback()
+    assert m.params["feedback"] is True  # the default: the row is EmotionKD with its feedback phase
+    assert len(parts["val"]) + len(m._fb_part) == 16  # validation halves by trial: selection / feedback
+    sel_trials = set(parts["val"].groups.tolist())
+    assert sel_trials and not sel_trials & set(m._fb_part.groups.tolist())
+    t_before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    s_before = {k: v.clone() for k, v in m.student.state_dict().items()}
+    m.train()
+    assert not teacher.training  # the teacher stays in eval mode
+    rec = m.feedback_step(b)
+    assert math.isfinite(rec["fb_student_ce"]) and math.isfinite(rec["fb_teacher_ce"])
+    changed = [k for k, v in teacher.state_dict().items() if not torch.equal(v, t_before[k])]
+    assert changed  # the teacher moved
+    for k, v in m.student.state_dict().items():  # the student (parameters and BN statistics) did not
+        assert torch.equal(v, s_before[k]), k
+    assert all(p.grad is None for p in m.student.parameters())
+
+
+def test_emotionkd_feedback_gradient_reaches_the_teacher_through_the_temporary_student():
+    """With lambda_t = 0 the teacher's update comes only through theta_ts(theta_T) (second order)."""
+    m, teacher, parts, opt, b = _emotionkd_feedback({"lambda_t": 0.0})
+    m.train()
+    temp, buffers, loss = m.temporary_student(b)
+    from torch.func import functional_call
+
+    out = functional_call(m.student, (temp, buffers), (b,))
+    l = m.task_loss(out.logits, b["y"])
+    grads = torch.autograd.grad(l, [q for q in teacher.parameters()], allow_unused=True)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+
+
+def test_emotionkd_feedback_runs_every_k_steps_and_off_leaves_the_teacher_frozen():
+    m, teacher, parts, opt, b = _emotionkd_feedback({"feedback_every": 3})
+    m.train()
+    for _ in range(6):
+        _, terms = m.training_step(b)
+        opt.zero_grad()
+        sum(terms.values()).backward()
+        opt.step()
+        m.after_step(b)
+    assert [r["step"] for r in m.feedback_log] == [3, 6]
+    off, teacher_off, parts_off, opt_off, b = _emotionkd_feedback({"feedback": False})
+    assert len(parts_off["val"]) == 16  # the whole validation part selects
+    assert not off.teachers_trainable and all(not p.requires_grad for p in teacher_off.parameters())
+    off.train()
+    before = {k: v.clone() for k, v in teacher_off.state_dict().items()}
+    for _ in range(6):
+        _, terms = off.training_step(b)
+        opt_off.zero_grad()
+        sum(terms.values()).backward()
+        opt_off.step()
+        off.after_step(b)
+    assert not off.feedback_log
+    for k, v in teacher_off.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ConfigError, match="feedback_every"):
+        method_class("emotionkd")(build_model(tiny_spec(("face",))), {"teacher": _teacher()},
+                                  {"feedback_every": 0}, "classification", 2)

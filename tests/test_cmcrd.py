@@ -231,3 +231,48 @@ def test_tiny_snakemake_eye_to_eeg(tmp_path, snakemake_runner):
     hist = pd.read_csv(base / "cmcrd/seed0/history.csv")
     assert {"train_ce", "train_crd"} <= set(hist.columns)
     assert {"train_ce", "train_mcc"} <= set(pd.read_csv(base / "cmcrd_teacher/seed0/history.csv").columns)
+
+
+def test_nst_is_identically_zero_when_the_teacher_feature_is_a_vector():
+    """Why the CMCRD comparison has no NST row: the eye teacher's features are vectors (B, C); as a
+    map of one position, each L2-normalised channel is +-1, every polynomial-kernel entry is 1, and
+    L_MMD^2 = 1 + 1 - 2 = 0 whatever the student does (no gradient either)."""
+    from cmkd import losses
+    from cmkd.methods.zoo_common import match_spatial
+
+    g = torch.Generator().manual_seed(0)
+    student_map = torch.randn(6, 8, 20, generator=g, requires_grad=True)  # an EEG hint (B, C, T)
+    teacher_vec = torch.randn(6, 16, generator=g)                         # the eye MLP's hint (B, C)
+    s, t = match_spatial(student_map, teacher_vec)
+    assert s.shape[2:] == t.shape[2:] == (1,)
+    loss = losses.nst(s, t)
+    assert abs(float(loss.detach())) < 1e-6
+    loss.backward()
+    assert float(student_map.grad.abs().max()) < 1e-6
+    # with a real map on both sides the same loss is not zero
+    assert float(losses.nst(torch.randn(6, 8, 20, generator=g), torch.randn(6, 16, 20, generator=g))) > 1e-3
+
+
+def test_cmcrd_comparison_rows_share_one_teacher():
+    """Every distilled row of the CMCRD comparison learns from CMCRD's own teacher, in the default
+    config and in the paper grid, and every row is run in that grid."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    paper = yaml.safe_load((root / "config" / "paper.yaml").read_text())
+    table = next(t for t in cfg["tables"] if t["name"] == "cmcrd_comparison")
+    methods = cfg["methods"]
+    teacher = methods["cmcrd"]["requires"]["teacher"]
+    distilled = [m for m in table["rows"] if methods[m].get("requires")]
+    assert {methods[m]["class"] for m in distilled} >= {"kd", "crd", "fitnets", "sp", "rkd", "pkt", "cmcrd"}
+    for m in distilled:
+        assert methods[m]["requires"] == {"teacher": teacher}, m
+    for exps in (cfg["experiments"], paper["experiments"]):
+        eye = [e for e in exps if e["track"].startswith("eye-to-eeg")]
+        assert eye
+        for e in eye:
+            assert set(distilled) <= set(e["methods"]), (e["track"], set(distilled) - set(e["methods"]))
+    assert "NST" in table["caption"] and "identically 0" in table["caption"]

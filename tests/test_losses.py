@@ -332,14 +332,23 @@ def test_cdgkd_hand():
     labels = [1, 2]
     guides = [T_LOGITS, [[0.0, 3.0, 0.0], [1.0, 2.0, 3.0]]]
     beta = 0.3
-    got = L.cdgkd(t64(S_LOGITS), torch.tensor(labels), [t64(g) for g in guides], [True, True], beta=beta).item()
+    got = L.cdgkd(t64(S_LOGITS), torch.tensor(labels), [t64(g) for g in guides], [True, True], beta=beta,
+                  kl_direction="guide_current").item()
     # T = 1: KL(softmax(guide) || softmax(student)), no extra factor.
     want = (1 - beta) * ref_ce(S_LOGITS, labels) + beta * (
         ref_kd(S_LOGITS, guides[0], 1.0) + ref_kd(S_LOGITS, guides[1], 1.0)
     ) / 2
     assert got == pytest.approx(want, abs=TOL)
-    got_t = L.cdgkd(t64(S_LOGITS), torch.tensor(labels), [t64(guides[0])], [True], beta=0.5, temperature=2.0).item()
+    got_t = L.cdgkd(t64(S_LOGITS), torch.tensor(labels), [t64(guides[0])], [True], beta=0.5, temperature=2.0,
+                    kl_direction="guide_current").item()
     assert got_t == pytest.approx(0.5 * ref_ce(S_LOGITS, labels) + 0.5 * ref_kd(S_LOGITS, guides[0], 2.0), abs=TOL)
+    # the default is eq. (9)'s direction, KL(softmax(student) || softmax(guide)): ref_kd with the roles swapped
+    got_eq = L.cdgkd(t64(S_LOGITS), torch.tensor(labels), [t64(g) for g in guides], [True, True], beta=beta).item()
+    want_eq = (1 - beta) * ref_ce(S_LOGITS, labels) + beta * (
+        ref_kd(guides[0], S_LOGITS, 1.0) + ref_kd(guides[1], S_LOGITS, 1.0)
+    ) / 2
+    assert got_eq == pytest.approx(want_eq, abs=TOL)
+    assert abs(got_eq - got) > 1e-3
 
 
 def test_cdgkd_no_guide_kept_is_weighted_ce():

@@ -188,6 +188,45 @@ def test_crd_memory_sized_to_training_part_and_k_adapts():
     assert changed[:4].all() and not changed[4:].any()
 
 
+@pytest.mark.parametrize("name", ["crd", "cmcrd"])
+def test_crd_negatives_never_share_the_anchor_class(name):
+    """Class-aware negatives (the default for classification; CMCRD inherits it): no negative of an
+    anchor has the anchor's class; ``negatives: uniform`` keeps the old draw, where they do."""
+    parts = _parts(n=N_TRAIN)
+    y = parts["train"].y
+    assert 0 < int(y.sum()) < N_TRAIN
+    torch.manual_seed(0)
+    m, _, _, _ = _method(name, {"nce_k": 16}, parts=parts)
+    idx = torch.arange(N_TRAIN)
+    for _ in range(5):
+        c = m.memory.sample(idx)
+        assert torch.equal(c[:, 0], idx)
+        assert (y[c[:, 1:]] != y[idx].unsqueeze(1)).all()
+        assert (c[:, 1:] != idx.unsqueeze(1)).all()
+    # every other-class sample can be drawn (uniform over the other class)
+    pool = set(torch.nonzero(y != y[0]).squeeze(1).tolist())
+    many = set()
+    for _ in range(50):
+        many |= set(m.memory.sample(torch.tensor([0]))[0, 1:].tolist())
+    assert many == pool
+    # the training step runs on these negatives
+    m.train()
+    _, terms = m.training_step(parts["train"].batch(torch.arange(8), torch.device("cpu")))
+    assert torch.isfinite(sum(terms.values()))
+    m_u, _, _, _ = _method(name, {"nce_k": 16, "negatives": "uniform"}, parts=parts)
+    c = m_u.memory.sample(idx)
+    assert (y[c[:, 1:]] == y[idx].unsqueeze(1)).any()
+
+
+def test_crd_class_negatives_need_classes():
+    with pytest.raises(ConfigError, match="negatives"):
+        _method("crd", {"negatives": "class"}, task="regression")
+    m, _, _, _ = _method("crd", {"nce_k": 4}, task="regression")  # auto: uniform for regression
+    assert m.memory.labels is None
+    with pytest.raises(ConfigError, match="negatives"):
+        _method("crd", {"negatives": "sometimes"})
+
+
 # ----------------------------------------------------------------------------- hand computations
 def test_match_spatial_hand():
     # same rank: (1, 1, 4) vs (1, 1, 2) -> both length 2; the longer is averaged in pairs

@@ -26,3 +26,34 @@ def test_rows_follow_the_configured_order_not_the_alphabet():
     del table["rows"]
     df = build_table(summary, table, published, {"synthetic": {"synthetic": True, "published_as": "deap"}})
     assert list(df["method"]) == ["ambokd", "baseline", "cdgkd", "kd"]
+
+
+def test_published_number_of_unknown_scale_is_shown_not_compared():
+    """The published valence RMSE 0.043 (uncertainty-aware prototype KD) is on an unknown scale:
+    the table shows it, gives no difference and no verdict; a known-scale cell is compared."""
+    import yaml
+    from pathlib import Path
+
+    from cmkd.tables import published_scale, to_markdown
+
+    published = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "published_tables.yaml").read_text())
+    cell = ("uncertainty_prototype_kd", "mahnob_hci", ".", "valence_regression", "rmse")
+    assert published_scale(published, *cell) == "unknown"
+    assert published_scale(published, "uncertainty_prototype_kd", "mahnob_hci", ".", "arousal", "accuracy") is None
+    summary = pd.DataFrame([{"dataset": "mahnob", "track": "face-to-eeg", "dimension": d, "method": "uaproto",
+                             "rmse_mean": 0.2, "rmse_std": 0.01, "accuracy_mean": 58.0, "accuracy_std": 1.0,
+                             "n": 3, "n_failed": 0, "n_stale": 0} for d in ("valence_reg", "arousal")])
+    datasets = {"mahnob": {"published_as": "mahnob_hci"}}
+    rmse = build_table(summary, {"track": "face-to-eeg", "metric": "rmse", "published": "uncertainty_prototype_kd",
+                                 "dimension_keys": {"valence_reg": "valence_regression"}, "rows": {"uaproto": "."},
+                                 "dimensions": ["valence_reg"]}, published, datasets)
+    r = rmse.iloc[0]
+    assert r["published"] == 0.043 and r["published_scale"] == "unknown"
+    assert math.isnan(r["diff"])
+    assert r["comparison"] == "not compared: published scale unknown"
+    md = to_markdown(rmse, "t", "n")
+    assert "0.043 (scale unknown)" in md and "agree" not in md.lower()
+    acc = build_table(summary, {"track": "face-to-eeg", "metric": "accuracy", "published": "uncertainty_prototype_kd",
+                                "rows": {"uaproto": "."}, "dimensions": ["arousal"]}, published, datasets)
+    a = acc.iloc[0]
+    assert a["published"] == 57.1 and a["comparison"] == "compared" and math.isclose(a["diff"], 0.9)

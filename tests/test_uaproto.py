@@ -31,10 +31,49 @@ def test_class_prototypes_by_hand():
     assert present.tolist() == [True, True, False]
 
 
-def test_bin_targets():
+def test_bin_targets_use_the_labels_tie_rule():
+    """Rating 5 (y = 0.5) is low in the binary labels, so it is in the low bin too."""
+    from cmkd.data import labels
+
     y = torch.tensor([0.0, 0.49, 0.5, 0.99, 1.0])
-    assert bin_targets(y, 2).tolist() == [0, 0, 1, 1, 1]
-    assert bin_targets(y, 4).tolist() == [0, 1, 2, 3, 3]
+    assert bin_targets(y, 2).tolist() == [0, 0, 0, 1, 1]
+    ratings = np.array([1.0, 4.92, 5.0, 8.92, 9.0])
+    assert bin_targets(torch.from_numpy(labels.regression(ratings)), 2).tolist() == labels.binary(ratings, 5.0).tolist()
+    # the threshold is the dimension's: 4.5 puts rating 4.92 high
+    assert bin_targets(y, 2, threshold=4.5).tolist() == [0, 1, 1, 1, 1]
+    # more bins: equal width, a target on an inner edge goes to the lower bin
+    assert bin_targets(y, 4).tolist() == [0, 1, 1, 3, 3]
+    with pytest.raises(ValueError, match="tie"):
+        bin_targets(y, 2, tie="middle")
+
+
+def test_confidence_weight_ranks_a_confident_sample_above_an_ambiguous_one():
+    """(U3') w = 1 - H(softmax(cos / tau)) / log K by hand: cosines (0.95, -0.5) (clear) against
+    (0.9, 0.9) (ambiguous), tau = 0.1; the evidence weight 1 - u ranks them the other way."""
+    from cmkd.methods.uaproto import confidence_weights
+
+    cos = torch.tensor([[0.95, -0.5], [0.9, 0.9]], dtype=torch.float64)
+    p1 = 1 / (1 + math.exp(-14.5))  # softmax(9.5, -5)[0]
+    h1 = -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1))
+    w_clear, w_ambiguous = 1 - h1 / math.log(2), 0.0
+    got = confidence_weights(cos / 0.1)
+    np.testing.assert_allclose(got.numpy(), [w_clear, w_ambiguous], rtol=1e-9, atol=1e-12)
+    # a milder case, where the entropy is far from 0: cosines (0.3, 0.1), tau = 0.1 -> softmax(3, 1)
+    q = 1 / (1 + math.exp(-2.0))
+    h = -(q * math.log(q) + (1 - q) * math.log(1 - q))
+    assert float(confidence_weights(torch.tensor([[3.0, 1.0]], dtype=torch.float64))) == pytest.approx(1 - h / math.log(2), rel=1e-12)
+    # three prototypes: normalised by log 3
+    p3 = [math.exp(v) / (math.exp(1) + 2) for v in (1.0, 0.0, 0.0)]
+    h3 = -sum(v * math.log(v) for v in p3)
+    assert float(confidence_weights(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))) == pytest.approx(1 - h3 / math.log(3), rel=1e-12)
+    # the method: default weight ranks the clear sample first; weight: evidence keeps the old ranking
+    m, _ = _method("classification")
+    w = m.sample_weights(cos)
+    assert float(w[0]) > float(w[1])
+    old = _method("classification", {"weight": "evidence"})[0].sample_weights(cos)
+    np.testing.assert_allclose(old.numpy(), [0.779, 0.858], atol=1e-3)
+    assert float(old[0]) < float(old[1])
+    assert _method("classification", {"uncertainty": False})[0].sample_weights(cos).tolist() == [1.0, 1.0]
 
 
 def test_prototype_similarity_alignment_by_hand():
@@ -160,6 +199,31 @@ def test_uaproto_prototypes_follow_the_frozen_teacher():
         np.testing.assert_allclose(m.prototypes[k].numpy(), (c / c.norm()).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_uaproto_logs_the_weight_mean_and_spread():
+    part = _data()
+    m, _ = _method("classification")
+    _, terms = _fit(m, part, steps=1)
+    d = m.diagnostics
+    assert set(d) == {"ua_w_mean", "ua_w_std"}
+    with torch.no_grad():
+        z = m.teachers["teacher"](part.batch(torch.arange(len(part)), "cpu")).features["fused"]
+        w = m.sample_weights(cosine_to_prototypes(z, m.prototypes))
+    assert d["ua_w_mean"] == pytest.approx(float(w.mean()), rel=1e-5)
+    assert d["ua_w_std"] == pytest.approx(float(w.std(unbiased=False)), rel=1e-4, abs=1e-7)
+
+
+def test_uaproto_regression_bins_follow_the_dimension_rule():
+    m, _ = _method("regression")
+    y = torch.tensor([0.5, 0.4375, 0.55])  # ratings 5, 4.5, 5.4
+    assert m.proto_labels(y).tolist() == [0, 0, 1]
+    m.dimension_spec = {"task": "regression", "threshold": 4.5}
+    assert m.bin_rule() == (4.5, "low")
+    assert m.proto_labels(y).tolist() == [1, 0, 1]
+    m2, _ = _method("regression", {"bin_threshold": 5.0})
+    m2.dimension_spec = {"threshold": 4.5}
+    assert m2.proto_labels(y).tolist() == [0, 0, 1]
+
+
 def test_uaproto_param_errors():
     with pytest.raises(ConfigError, match="params.tau"):
         _method("classification", {"tau": 0})
@@ -169,6 +233,10 @@ def test_uaproto_param_errors():
         _method("classification", {"bogus": 1})
     with pytest.raises(ConfigError, match="params.uncertainty"):
         _method("classification", {"uncertainty": "yes"})
+    with pytest.raises(ConfigError, match="params.weight"):
+        _method("classification", {"weight": "belief"})
+    with pytest.raises(ConfigError, match="params.bin_tie"):
+        _method("regression", {"bin_tie": "middle"})
     assert method_class("uaproto") is UAProto
 
 

@@ -59,7 +59,7 @@ def _summary(values: list[float]) -> tuple[float, float, int]:
 def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: str) -> list[tuple[str, float]]:
     import yaml
 
-    from cmkd.tables import published_value
+    from cmkd.tables import published_scale, published_value
 
     pub_file = Path(cfg["published_tables"])
     if not pub_file.is_absolute():
@@ -72,7 +72,10 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
             continue
         v = published_value(published, t.get("published"), ds_key, t["rows"][method], dimension, t.get("metric", "accuracy"))
         if v is not None:
-            out.append((f"{t['name']} ({t.get('published')} [{ds_key}], {t.get('metric', 'accuracy')})", v))
+            unknown = published_scale(published, t.get("published"), ds_key, t["rows"][method], dimension,
+                                      t.get("metric", "accuracy")) == "unknown"
+            out.append((f"{t['name']} ({t.get('published')} [{ds_key}], {t.get('metric', 'accuracy')})"
+                        + ("; scale unknown, not compared" if unknown else ""), v))
     return out
 
 

@@ -34,7 +34,8 @@ Index (paper, equation -> function)
   eq. (1) -> :func:`class_prototypes`; eq. (2) -> :func:`prototype_probs`;
   eq. (3) -> :func:`prototype_loss`; eq. (4) -> :func:`convergence_rate`;
   eq. (5) -> :func:`teacher_loss`; eq. (6) -> :func:`rebalance_weights`;
-  eq. (9) -> :func:`cdgkd` (eqs. (7)-(8), who guides whom, live in the method, not here).
+  eq. (9) -> :func:`cdgkd`, its KL in the equation's direction :func:`kl_current_guide`
+  (eqs. (7)-(8), who guides whom, live in the method, not here).
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ __all__ = [
     "crd_nce_loss",
     "crd",
     "dgkd",
+    "kl_current_guide",
     "class_prototypes",
     "prototype_probs",
     "prototype_loss",
@@ -311,9 +313,13 @@ class CRDMemory(nn.Module):
     - Update (:meth:`update`), after the scores are computed: ``m <- normalise(mu * m + (1 - mu) v)``
       at the batch's indices, with momentum ``mu``; only in training mode (see :func:`crd`).
     - Negatives (:meth:`sample`): ``k`` per positive, drawn uniformly with replacement with
-      ``torch.randint`` from the other ``n_data - 1`` samples (deviation: RepDistiller's alias
-      sampler may draw the positive itself as a negative). ``k = min(configured k, n_data - 1)``,
-      so a small data set still gets a valid problem. Deterministic given torch's global seed.
+      ``torch.randint``. Without labels, from the other ``n_data - 1`` samples (deviation:
+      RepDistiller's alias sampler may draw the positive itself as a negative). With labels
+      (:meth:`set_labels`), class-aware: from the samples of *other classes* only, as the
+      training path of RepDistiller (``CIFAR100InstanceSample``, ``mode='exact'``: negatives from
+      ``cls_negative[target]``, with replacement) and the CMCRD code do; the anchor's own class
+      never appears among its negatives. ``k = min(configured k, n_data - 1)``, so a small data
+      set still gets a valid problem. Deterministic given torch's global seed.
     - Normalisation constants ``Z`` (``z_student``, ``z_teacher``): ``-1`` until the first call of
       :func:`crd`, which sets each to ``mean(exp(score / T)) * n_data`` of that first batch and
       keeps it fixed thereafter (RepDistiller). They are buffers, so they travel with checkpoints.
@@ -346,6 +352,27 @@ class CRDMemory(nn.Module):
             self.register_buffer(name, F.normalize(init, dim=1))
         self.register_buffer("z_student", torch.tensor(-1.0))
         self.register_buffer("z_teacher", torch.tensor(-1.0))
+        self.labels: torch.Tensor | None = None  # set_labels(): class-aware negatives
+        self._pools: dict[int, torch.Tensor] = {}
+
+    def set_labels(self, labels: torch.Tensor | None) -> None:
+        """Class labels of the ``n_data`` samples (``(n_data,)`` integers): from now on
+        :meth:`sample` draws each anchor's negatives from the samples of the other classes only.
+        ``None`` returns to uniform sampling. Every class present needs at least one sample of
+        another class (a single-class training part has no negative): ``ValueError`` otherwise."""
+        if labels is None:
+            self.labels, self._pools = None, {}
+            return
+        labels = torch.as_tensor(labels)
+        if labels.dim() != 1 or labels.shape[0] != self.n_data or labels.dtype.is_floating_point:
+            raise ValueError(f"CRDMemory.set_labels: labels must be ({self.n_data},) integers, got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        labels = labels.to(device=self.memory_student.device, dtype=torch.long)
+        classes = torch.unique(labels).tolist()
+        if len(classes) < 2:
+            raise ValueError(f"CRDMemory.set_labels: class-aware negatives need two or more classes, got {classes}")
+        self.labels = labels
+        self._pools = {int(c): torch.nonzero(labels != c).squeeze(1) for c in classes}
 
     def extra_repr(self) -> str:
         return (
@@ -366,8 +393,18 @@ class CRDMemory(nn.Module):
 
     def sample(self, index: torch.Tensor) -> torch.Tensor:
         """``(B, k + 1)`` contrast indices: column 0 the positive ``index``, then ``k`` negatives
-        drawn uniformly (with replacement) from the other samples, via ``torch.randint``."""
+        drawn uniformly (with replacement), via ``torch.randint``: from the samples of the other
+        classes when labels are set (:meth:`set_labels`), else from all the other samples."""
         index = self.check_index(index)
+        if self.labels is not None:
+            negatives = torch.empty(index.shape[0], self.k, dtype=torch.long, device=index.device)
+            anchor_cls = self.labels[index]
+            for c in torch.unique(anchor_cls).tolist():
+                rows = torch.nonzero(anchor_cls == c).squeeze(1)
+                pool = self._pools[int(c)].to(index.device)
+                r = torch.randint(0, pool.shape[0], (rows.shape[0], self.k), device=index.device)
+                negatives[rows] = pool[r]
+            return torch.cat([index.unsqueeze(1), negatives], dim=1)
         r = torch.randint(0, self.n_data - 1, (index.shape[0], self.k), device=index.device)
         negatives = r + (r >= index.unsqueeze(1)).long()  # skip the positive: uniform on the rest
         return torch.cat([index.unsqueeze(1), negatives], dim=1)
@@ -495,11 +532,43 @@ def crd(
 
 
 # ----------------------------------------------------------------------------- DGKD
+#: the two directions of the distillation KL (CDGKD eq. (9) writes ``current_guide``)
+KL_DIRECTIONS = ("current_guide", "guide_current")
+
+
+def kl_current_guide(student_logits: torch.Tensor, guide_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The KL of CDGKD eq. (9) in the direction the equation writes, ``KL(l_{A_i} || l_{A_{i-j}})``:
+    the current network (TA or student) first, the guide second, on softmax outputs:
+
+    ``T^2 * 1/B sum_b sum_c p_s[b, c] (log p_s[b, c] - log p_g[b, c])``,
+    ``p_s = softmax(student / T)``, ``p_g = softmax(guide / T)``.
+
+    The reverse of :func:`kd` (which is ``KL(p_g || p_s)``, Hinton's and DGKD's direction). The
+    ``T^2`` factor is kept for symmetry with :func:`kd` (``T = 1``, CDGKD's setting, makes it the
+    plain KL). Gradient flows through both factors of the student side; the guide is used as given.
+    """
+    _check_logits("kl_current_guide", student_logits, guide_logits)
+    _check_temperature("kl_current_guide", temperature)
+    t = float(temperature)
+    log_p_s = F.log_softmax(student_logits / t, dim=1)
+    log_p_g = F.log_softmax(guide_logits / t, dim=1)
+    return (log_p_s.exp() * (log_p_s - log_p_g)).sum() * (t * t) / student_logits.shape[0]
+
+
+def _kl(student_logits, guide_logits, temperature, direction: str) -> torch.Tensor:
+    if direction == "current_guide":
+        return kl_current_guide(student_logits, guide_logits, temperature)
+    if direction == "guide_current":
+        return kd(student_logits, guide_logits, temperature)
+    raise ValueError(f"kl direction must be one of {KL_DIRECTIONS}, got {direction!r}")
+
+
 def dgkd(
     student_logits: torch.Tensor,
     guide_logits: Sequence[torch.Tensor],
     temperature: float,
     keep: Sequence[bool],
+    direction: str = "guide_current",
 ) -> torch.Tensor:
     """Densely guided KD (Son et al. 2021, "Densely Guided Knowledge Distillation using Multiple
     Teacher Assistants", ICCV: the sum of KD losses from the teacher and every TA, with the
@@ -509,7 +578,9 @@ def dgkd(
     The mean of :func:`kd` ``(student_logits, g, temperature)`` over the guides ``g`` whose
     ``keep`` flag is true (a mean over the kept guides, as CDGKD eq. (9) writes; DGKD's sum
     differs by the factor ``|S_i|``). The drop itself is the caller's: it draws ``keep`` from the
-    run's seed, so this function stays deterministic.
+    run's seed, so this function stays deterministic. ``direction``: ``guide_current`` (default,
+    :func:`kd`, ``KL(guide || student)`` as DGKD) or ``current_guide``
+    (:func:`kl_current_guide`, ``KL(student || guide)`` as CDGKD eq. (9) writes).
 
     If no guide is kept, the result is a zero that keeps the student's graph
     (``(student_logits * 0).sum()``): backward works and gives zero gradient.
@@ -520,10 +591,12 @@ def dgkd(
     if len(flags) != len(guides):
         raise ValueError(f"dgkd: {len(flags)} keep flags for {len(guides)} guides")
     _check_temperature("dgkd", temperature)
+    if direction not in KL_DIRECTIONS:
+        raise ValueError(f"dgkd: direction must be one of {KL_DIRECTIONS}, got {direction!r}")
     kept = [g for g, k in zip(guides, flags) if k]
     if not kept:
         return _zero_like_graph(student_logits)
-    return torch.stack([kd(student_logits, g, temperature) for g in kept]).mean()
+    return torch.stack([_kl(student_logits, g, temperature, direction) for g in kept]).mean()
 
 
 # ----------------------------------------------------------------------------- CDGKD §3.1
@@ -664,6 +737,7 @@ def cdgkd(
     keep: Sequence[bool],
     beta: float = 0.5,
     temperature: float = 1.0,
+    kl_direction: str = "current_guide",
 ) -> torch.Tensor:
     """CDGKD loss of a TA or the student, CDGKD eq. (9):
     ``(1 - beta) * L_CE + beta * 1/|S_i| sum_{j in S_i} KL_j``.
@@ -671,10 +745,12 @@ def cdgkd(
     - ``L_CE``: ``F.cross_entropy(student_logits, labels)`` (batch mean).
     - ``S_i``: the guides (teacher and earlier TAs, eqs. (7)-(8)) whose ``keep`` flag is true;
       the caller draws the flags (the stochastic drop) from the run's seed.
-    - ``KL_j``: the paper writes ``KL(l_{A_i} || l_{A_{i-j}})`` on logits. We implement the
-      standard distillation direction used by DGKD, ``KL(softmax(guide / T) || softmax(student / T))``
-      scaled by ``T^2``, i.e. :func:`kd`; ``T^2 = 1`` at the default ``T = 1``, where this is
-      exactly a KL between the softmax outputs. The term is :func:`dgkd`.
+    - ``KL_j``: the paper writes ``KL(l_{A_i} || l_{A_{i-j}})``, the current network first.
+      ``kl_direction = "current_guide"`` (default) implements that direction on the softmax
+      outputs (:func:`kl_current_guide`); ``"guide_current"`` is the standard distillation
+      direction of Hinton and DGKD, ``KL(softmax(guide / T) || softmax(student / T))``
+      (:func:`kd`). Both are scaled by ``T^2`` (1 at the default ``T = 1``). The term is
+      :func:`dgkd`.
     - No kept guide: the distillation term is a graph-keeping zero, so the loss is
       ``(1 - beta) * L_CE`` (the weight is not renormalised). A method that wants at least one
       guide per step must draw ``keep`` accordingly.
@@ -685,4 +761,4 @@ def cdgkd(
     labels = _check_labels("cdgkd", labels, student_logits.shape[0], student_logits.shape[1])
     b = float(beta)
     ce = F.cross_entropy(student_logits, labels)
-    return (1.0 - b) * ce + b * dgkd(student_logits, guide_logits, temperature, keep)
+    return (1.0 - b) * ce + b * dgkd(student_logits, guide_logits, temperature, keep, kl_direction)

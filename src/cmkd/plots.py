@@ -433,6 +433,8 @@ def published_vs_reproduced(
         frames.append(df)
     pts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["table", "dataset", "dimension", "method", "metric", "mean", "std", "published", "synthetic"])
+    if "published_scale" in pts.columns:  # a published number on an unknown scale is not compared
+        pts = pts[pts["published_scale"].fillna("").astype(str) != "unknown"]
     pts = pts[pd.to_numeric(pts["published"], errors="coerce").notna()
               & pd.to_numeric(pts["mean"], errors="coerce").notna()].copy()
     pts["published"] = pts["published"].astype(float)
@@ -604,6 +606,8 @@ def table_bars(
         vals = sel[r.metric].astype(float).dropna().tolist() if r.metric in sel.columns else []
         m, lo, hi = mean_ci(vals)
         pub = getattr(r, "published", math.nan)
+        if str(getattr(r, "published_scale", "")) == "unknown":  # not comparable: not drawn
+            pub = math.nan
         bars.append({"dataset": r.dataset, "dimension": r.dimension, "method": r.method,
                      "label": getattr(r, "label", r.method), "metric": r.metric, "mean": m,
                      "ci_low": lo, "ci_high": hi, "n": len(vals), "values": vals,

@@ -115,6 +115,22 @@ def published_value(published: dict, path: str | None, dataset_key: str, row_key
     return None
 
 
+def published_scale(published: dict, path: str | None, dataset_key: str, row_key: str | None, dimension: str,
+                    metric: str) -> str | None:
+    """The scale note of a published number: the ``<metric>_scale`` key beside it in
+    ``published_tables.yaml`` (e.g. ``rmse_scale: unknown`` when the paper does not say on which
+    scale its RMSE is), or None. Same lookup as :func:`published_value`."""
+    if not path or row_key is None:
+        return None
+    node = published
+    for part in path.split(".") + [dataset_key] + ([] if row_key == "." else [row_key]) + [dimension]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    v = node.get(f"{metric}_scale") if isinstance(node, dict) else None
+    return str(v) if v is not None else None
+
+
 def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict,
                 marks: dict | None = None, references: dict | None = None) -> pd.DataFrame:
     """One configured table: rows = methods; per dataset × dimension the reproduced and published values,
@@ -144,6 +160,16 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             ref = table.get("reference") or (references.get(tr) or ["baseline"])[0]
             pub_dim = (table.get("dimension_keys") or {}).get(dim, dim)
             pub = published_value(published, table.get("published"), pub_ds, key, pub_dim, metric)
+            scale = published_scale(published, table.get("published"), pub_ds, key, pub_dim, metric)
+            comparable = pub is not None and scale != "unknown"
+            if pub is None:
+                comparison = ""
+            elif scale == "unknown":
+                comparison = "not compared: published scale unknown"
+            elif dinfo.get("synthetic", False):
+                comparison = "reference only (synthetic data)"
+            else:
+                comparison = "compared"
             records.append({
                 "dataset": ds, "track": tr, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
                 "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,
@@ -153,10 +179,17 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
                 "sig": "" if method == ref else marks.get((ds, tr, dim, metric, method, ref), ""),
                 "reference": ref,
                 "published": pub, "published_source": f"{table.get('published')} [{pub_ds}]" if pub is not None else "",
-                "diff": (mean - pub) if (pub is not None and not math.isnan(mean)) else math.nan,
+                "diff": (mean - pub) if (comparable and not math.isnan(mean)) else math.nan,
+                "published_scale": scale or "", "comparison": comparison,
                 "synthetic": bool(dinfo.get("synthetic", False)),
             })
     return pd.DataFrame(records)
+
+
+def _pub(v: float, r) -> str:
+    """A published number, 3 decimals for RMSE, marked when its scale is unknown (not compared)."""
+    txt = f"{v:.3f}" if r.get("metric") == "rmse" else f"{v:.2f}"
+    return txt + (" (scale unknown)" if r.get("published_scale") == "unknown" else "")
 
 
 def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
@@ -169,7 +202,7 @@ def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
         for c in cols:
             v = r[c]
             if c in ("published", "diff"):
-                v = "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}" if c == "diff" else f"{v:.2f}"
+                v = "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}" if c == "diff" else _pub(v, r)
             vals.append(str(v))
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines) + "\n"
@@ -182,7 +215,7 @@ def to_latex(df: pd.DataFrame, title: str) -> str:
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{lllrrr}", r"\toprule",
              r"Dataset & Dimension & Method & Reproduced & Published & $\Delta$ \\", r"\midrule"]
     for _, r in df.iterrows():
-        pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else f"{r['published']:.2f}"
+        pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else esc(_pub(r["published"], r))
         diff = "--" if isinstance(r["diff"], float) and math.isnan(r["diff"]) else f"{r['diff']:+.2f}"
         lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{'$^*$' if r.get('sig') else ''} & {pub} & {diff} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
@@ -220,7 +253,7 @@ def to_html(df: pd.DataFrame, title: str, note: str) -> str:
                 txt = str(v)
             elif c in ("published", "diff"):
                 isnan = v is None or (isinstance(v, float) and math.isnan(v))
-                txt = "–" if isnan else (f"{v:+.2f}" if c == "diff" else f"{v:.2f}")
+                txt = "–" if isnan else (f"{v:+.2f}" if c == "diff" else _pub(v, r))
                 sortv = "" if isnan else f"{v:.6f}"
             else:
                 txt = str(v)
@@ -259,6 +292,9 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     if rules:
         parts.append("Binary classes: " + "; ".join(rules) + ".")
     parts.append("* = differs from the reference method (corrected resampled t-test, Holm-adjusted p < 0.05).")
+    if len(df) and "published_scale" in df and (df["published_scale"] == "unknown").any():
+        parts.append("Published numbers marked '(scale unknown)' are on a scale the paper does not state; they are "
+                     "shown, not compared (no difference, no verdict).")
     if syn:
         parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
                      "and are shown as a reference only; they are not comparable to the reproduced values.")

@@ -294,6 +294,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     cls = method_class(spec["class"])
     context = RunContext(seed=seed, key=spec["method"], device=device)  # seed: for methods' own random choices
     method = cls(student, teachers, spec["params"], task, n_classes, context=context).to(device)
+    method.dimension_spec = dict(dim)  # the dimension's config (threshold, tie) for methods that bin targets
     params = method.trainable_parameters()
     opt_name = tr.get("optimizer", "adam")
     if opt_name != "adam":
@@ -378,6 +379,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "synthetic": spec.get("synthetic", False),
         "test": {k: v for k, v in test_m.items()},
         "val": {k: v for k, v in val_m.items()},
+        "method_params": {k: v for k, v in method.params.items() if v is None or isinstance(v, (bool, int, float, str))},
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_segments": {k: int(len(v)) for k, v in split.items()},

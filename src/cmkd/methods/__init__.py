@@ -52,7 +52,9 @@ _ZOO = {"gamma": _num(1.0, lo=0.0), "alpha": _num(0.0, lo=0.0), "temperature": _
 _TEACHER_FEATURE = {"teacher_feature": _feature(None, nullable=True)}
 _CRD = {**_ZOO, "beta": _num(0.8, lo=0.0), "feat_dim": _int(128, lo=1), "nce_k": _int(4096, lo=1),
         "nce_t": _num(0.07, **_POS), "nce_m": _num(0.5, lo=0.0, hi=1.0),
-        "feature": _feature("embedding"), **_TEACHER_FEATURE}
+        "feature": _feature("embedding"), **_TEACHER_FEATURE,
+        # negatives from other classes (RepDistiller's training path, CMCRD) for classification; uniform for regression
+        "negatives": _choice("auto", "auto", "class", "uniform")}
 
 
 REGISTRY: dict[str, MethodInfo] = {
@@ -83,10 +85,14 @@ REGISTRY: dict[str, MethodInfo] = {
                                   "eeg": _feature("eeg"), "eval_batch_size": _int(256, lo=1)}),
     "cdgkd": MethodInfo("cmkd.methods.cdgkd", (), True, "CDGKD cross-modal densely guided KD (eq. 7-9)",
                          {"beta": _num(0.5, 0.0, 1.0), "temperature": _num(1.0, **_POS), "stochastic": _bool(True),
-                          "keep_prob": _num(0.5, 0.0, 1.0, lo_open=True)}),
+                          "keep_prob": _num(0.5, 0.0, 1.0, lo_open=True), "min_keep": _int(1, lo=0),
+                          "kl_direction": _choice("current_guide", "current_guide", "guide_current")}),
     "emotionkd": MethodInfo("cmkd.methods.emotionkd", ("teacher",), False, "EmotionKD (Liu et al. 2023) student",
                              {"e1": _num(1.0, lo=0.0), "e2": _num(0.1, lo=0.0), "e3": _num(1.0, lo=0.0),
-                              "temperature": _num(1.0, **_POS)}),
+                              "temperature": _num(1.0, **_POS), "feedback": _bool(True), "feedback_every": _int(5, lo=1),
+                              "feedback_steps": _int(1, lo=1), "teacher_lr": _num(1.0e-4, **_POS), "lambda_t": _num(1.0, lo=0.0),
+                              "temp_lr": Param(None, "number", 0.0, lo_open=True, nullable=True),
+                              "feedback_fraction": _num(0.5, 0.0, 1.0, lo_open=True, hi_open=True)}),
     "ambokd": MethodInfo("cmkd.methods.ambokd", (), False, "AMBOKD (Li et al. 2024) adaptive modality-balanced online KD",
                           {"lambda_kd": _num(1.0, lo=0.0), "temperature": _num(3.0, **_POS),
                            "balance_gamma": _num(0.5, lo=0.0), "balance": _bool(True)}),
@@ -112,7 +118,10 @@ REGISTRY: dict[str, MethodInfo] = {
     "uaproto": MethodInfo("cmkd.methods.uaproto", ("teacher",), False, "uncertainty-aware cross-modal prototype KD",
                            {"lambda_proto": _num(1.0, lo=0.0), "lambda_feat": _num(1.0, lo=0.0), "lambda_head": _num(1.0, lo=0.0),
                             "tau": _num(0.1, **_POS), "tau_u": _num(0.5, **_POS), "temperature": _TEMPERATURE,
-                            "n_bins": _int(2, lo=2), "uncertainty": _bool(True)}),
+                            "n_bins": _int(2, lo=2), "uncertainty": _bool(True),
+                            "weight": _choice("confidence", "confidence", "evidence"),
+                            "bin_threshold": Param(None, "number", 1.0, nullable=True),
+                            "bin_tie": Param(None, "choice", choices=("low", "high"), nullable=True)}),
 }
 
 

@@ -24,13 +24,23 @@ class CDGKD(Method):
       own modalities of the batch (the teacher and TAs face + EEG, the student face only).
     - TAs (§3.2) are config entries of this class with ``modalities: teacher`` and a simplified
       EEG encoder (``encoders: {eeg: {num_T: .., num_S: ..}}``), the visual encoder unchanged.
-    - ``KL_j`` is :func:`cmkd.losses.kd` (``T^2 KL(softmax(g/T) || softmax(s/T))``; at the default
-      ``temperature = 1`` exactly a KL between the softmax outputs), the whole loss
-      :func:`cmkd.losses.cdgkd`. For regression, ``KL_j`` becomes the MSE to guide j's output.
+    - ``KL_j``: eq. (9) writes ``KL(l_{A_i} || l_{A_{i-j}})``, the current network first.
+      ``kl_direction: current_guide`` (default, the equation) is
+      :func:`cmkd.losses.kl_current_guide`, ``T^2 KL(softmax(s/T) || softmax(g/T))``;
+      ``kl_direction: guide_current`` is Hinton's/DGKD's direction, :func:`cmkd.losses.kd`,
+      ``T^2 KL(softmax(g/T) || softmax(s/T))`` (the behaviour before the option existed). At the
+      default ``temperature = 1`` both are plain KLs between softmax outputs. The direction in
+      use is in the run's ``metrics.json`` (``method_params``). The whole loss is
+      :func:`cmkd.losses.cdgkd`. For regression, ``KL_j`` becomes the MSE to guide j's output
+      (symmetric: the direction does not apply).
     - Stochastic learning strategy (``stochastic: true``): per batch, each guide is kept with
-      probability ``keep_prob`` (0.5, DGKD's drop rate); if none is kept, one guide drawn
-      uniformly is kept, so ``S_i`` is never empty. ``stochastic: false`` uses every guide
-      (CDGKD Table 5, variant 4). ``|S_i|`` is the number kept (a mean, eq. 9).
+      probability ``keep_prob`` (0.5, DGKD's drop rate); if fewer than ``min_keep`` are kept,
+      dropped guides drawn uniformly are restored up to ``min_keep`` (default 1: ``S_i`` is never
+      empty). The paper does not say what happens when every guide is dropped (our choice, a named
+      parameter): with ``min_keep: 0`` an empty ``S_i`` skips the KD term for that batch (the
+      loss is ``(1 - beta) L_CE``), which is what makes a TA with a single guide (TA 1)
+      stochastic at all. ``stochastic: false`` uses every guide (CDGKD Table 5, variant 4).
+      ``|S_i|`` is the number kept (a mean, eq. 9).
     - Randomness: the keep flags come from a private ``torch.Generator`` seeded once, at the first
       ``on_epoch_start``, from the run seed (``context.seed``, given at construction) mixed with a
       constant, so the subsets are reproducible for a seed and differ across seeds, and the data
@@ -39,7 +49,8 @@ class CDGKD(Method):
 
     Terms: ``ce = (1 - beta) L_CE``, ``kd = beta * mean_j KL_j``. Diagnostic: ``n_guides`` (the
     mean number of guides kept per batch). Params: ``beta`` (0.5), ``temperature`` (1.0),
-    ``stochastic`` (true), ``keep_prob`` (0.5).
+    ``stochastic`` (true), ``keep_prob`` (0.5), ``min_keep`` (1), ``kl_direction``
+    (``current_guide``).
     """
 
     SALT = 0xCD6
@@ -48,6 +59,14 @@ class CDGKD(Method):
         super().__init__(student, teachers, params, task, n_classes)
         if not self.teachers:
             raise ConfigError("methods.<cdgkd>.requires: CDGKD needs at least one guide (teacher, TAs)")
+        p, where = self.params, self.params_key
+        mk = p["min_keep"]
+        if isinstance(mk, bool) or not isinstance(mk, int) or not 0 <= mk <= len(self.teachers):
+            raise ConfigError(f"{where}.min_keep: must be an integer in [0, {len(self.teachers)}] (the number of "
+                              f"guides), got {mk!r}")
+        if p["kl_direction"] not in losses.KL_DIRECTIONS:
+            raise ConfigError(f"{where}.kl_direction: must be one of {list(losses.KL_DIRECTIONS)}, "
+                              f"got {p['kl_direction']!r}")
         self.guide_roles = list(self.teachers)
         self.rng: torch.Generator | None = None
         self.diagnostics: dict[str, float] = {}
@@ -67,15 +86,16 @@ class CDGKD(Method):
             self._seed_rng(generator)
 
     def sample_keep(self) -> list[bool]:
-        """The guides of this batch: all of them, or a random non-empty subset (stochastic)."""
+        """The guides of this batch: all of them, or a random subset of at least ``min_keep`` (stochastic)."""
         n = len(self.guide_roles)
         if not self.params["stochastic"]:
             return [True] * n
         if self.rng is None:
             self._seed_rng(None)
         keep = (torch.rand(n, generator=self.rng) < float(self.params["keep_prob"])).tolist()
-        if not any(keep):
-            keep[int(torch.randint(0, n, (1,), generator=self.rng))] = True
+        while sum(keep) < self.params["min_keep"]:
+            dropped = [i for i, k in enumerate(keep) if not k]
+            keep[dropped[int(torch.randint(0, len(dropped), (1,), generator=self.rng))]] = True
         return keep
 
     def training_step(self, batch):
@@ -87,10 +107,11 @@ class CDGKD(Method):
         y = batch["y"]
         if self.task == "regression":
             kept = [g for g, k in zip(logits, keep) if k]
-            dist = torch.stack([F.mse_loss(out.logits, g) for g in kept]).mean()
+            dist = torch.stack([F.mse_loss(out.logits, g) for g in kept]).mean() if kept else (out.logits * 0).sum()
             terms = {"ce": (1 - b) * self.task_loss(out.logits, y), "kd": b * dist}
         else:
-            dist = losses.dgkd(out.logits, logits, float(self.params["temperature"]), keep)
+            dist = losses.dgkd(out.logits, logits, float(self.params["temperature"]), keep,
+                               self.params["kl_direction"])
             terms = {"ce": (1 - b) * self.task_loss(out.logits, y), "kd": b * dist}
         self.last_keep = keep
         self.diagnostics = {"n_guides": float(sum(keep))}

@@ -27,7 +27,9 @@ supervision weighted by information entropy:
   ``Linear(D, feat_dim)`` + L2-norm head, with a memory bank over the training part
   (:class:`cmkd.losses.CRDMemory`, :func:`cmkd.losses.crd`); defaults as RepDistiller's CRD
   (``beta`` 0.8, ``nce_t`` 0.07, ``nce_m`` 0.5, ``feat_dim`` 128; ``nce_k`` 4096, capped at
-  ``n_data - 1``).
+  ``n_data - 1``). Negatives are class-aware by default (``negatives: auto``, inherited from
+  :class:`cmkd.methods.crd.CRD`: drawn from the other classes' samples, as the CMCRD code does);
+  ``negatives: uniform`` draws from every other sample.
 - ``w_i``, the information-entropy weights (documented choice: the CMCRD text names the
   weighting but the formula we use is MCC's eq. (3) form, applied to the *teacher's* prediction on
   the paired sample of the other modality, at temperature 1)::

@@ -18,6 +18,12 @@ against the teacher memory and teacher anchor against the student memory), as Re
   indexed by ``batch["index"]`` (positions within the training part);
 - ``K`` negatives per positive: ``nce_k`` (default 4096; RepDistiller uses 16384 on CIFAR-100's
   50 000 images) capped at ``n_data - 1``, so a small data set still gets a valid problem.
+- which samples are negatives: ``negatives`` = ``class`` draws an anchor's negatives from the
+  training samples of the *other classes* only (RepDistiller's training path,
+  ``CIFAR100InstanceSample`` with ``mode='exact'``, and the CMCRD code do this; the CRD paper's
+  eq. (18)-(19) draw from the data distribution); ``uniform`` draws from every other sample (about
+  half of a binary task's "negatives" then share the anchor's class); ``auto`` (default) is
+  ``class`` for classification and ``uniform`` for regression (no classes to avoid).
 
 ``feature`` (``embedding``) and ``teacher_feature`` (null: the same name) select the features
 the heads read (e.g. ``fused``). The memory and heads are built in :meth:`configure`, which the
@@ -25,6 +31,7 @@ training loop calls with the data parts and the optimiser (the heads are added t
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -47,9 +54,22 @@ class Embed(nn.Module):
 class CRD(ZooMethod):
     name = "crd"
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.params["negatives"] == "class" and self.task != "classification":
+            raise ConfigError(f"{where(self.name, 'negatives')}: 'class' needs a classification dimension "
+                              f"(task {self.task!r} has no classes); use 'uniform' or 'auto'")
+
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         self.embed_s = self.embed_t = self.memory = None  # built in configure()
+
+    @property
+    def class_aware(self) -> bool:
+        """Whether negatives come from the other classes (``negatives``: ``class``, or ``auto`` on
+        a classification dimension)."""
+        mode = self.params["negatives"]
+        return mode == "class" or (mode == "auto" and self.task == "classification")
 
     def _pair(self, s_out, t_out):
         p = self.params
@@ -70,6 +90,12 @@ class CRD(ZooMethod):
         dev = device if device is not None else s.device
         for m in (self.embed_s, self.embed_t, self.memory):
             m.to(dev)
+        if self.class_aware:
+            y = parts["train"].y
+            if torch.unique(y).numel() < 2:
+                raise ConfigError(f"{where(self.name, 'negatives')}: class-aware negatives need two or more classes in "
+                                  f"the training part, got {torch.unique(y).tolist()}; use 'uniform'")
+            self.memory.set_labels(y)
         self.memory.train(self.training)
         self.add_to_optimizer(optimizer, self.embed_s)
         self.add_to_optimizer(optimizer, self.embed_t)

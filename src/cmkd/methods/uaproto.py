@@ -16,8 +16,13 @@ number of prototypes.
 - (U1) prototypes: ``c_k = hat(mean_{i: class(i) = k} hat(z_t,i))`` over the *whole training
   part*, computed once in :meth:`UAProto.configure` (the teacher is frozen, so they are exact and
   deterministic, no running average). For classification the classes are the labels; for
-  regression the targets in [0, 1] are cut into ``n_bins`` equal-width bins (default 2, i.e. the
-  rating threshold 5). A class with no training sample has no prototype and is left out.
+  regression the targets in [0, 1] are cut into ``n_bins`` bins (:func:`bin_targets`). With the
+  default ``n_bins = 2`` the bins are the binary labels themselves: the rating ``r = 1 + 8 y`` is
+  classed by :func:`cmkd.data.labels.binary` at ``bin_threshold`` (null: the dimension's
+  ``threshold``, else 5) with the tie rule ``bin_tie`` (null: the dimension's ``tie``, else
+  ``low``: a rating equal to the threshold is low, as the labels). With ``n_bins > 2``: equal-width
+  bins of [0, 1], a target on an inner edge going to the lower bin (``low``) or the upper one
+  (``high``). A class with no training sample has no prototype and is left out.
 - (U2) similarities: ``q_ik = cos(z_t,i, c_k) / tau`` (teacher), ``s_ik = cos(g(z_s,i), c_k) / tau``
   (student), ``tau`` = ``params.tau`` (0.1).
 - (U3) evidence-based uncertainty of the teacher (subjective logic, Sensoy et al. 2018):
@@ -25,7 +30,19 @@ number of prototypes.
   ``S_i = sum_k alpha_ik``, belief ``b_ik = e_ik / S_i``, uncertainty ``u_i = K / S_i``; so
   ``sum_k b_ik + u_i = 1`` and ``u_i`` lies in ``(0, 1]``; with cosine evidence, more tightly
   ``u_i in [1 / (1 + e^{1/tau_u}), 1 / (1 + e^{-1/tau_u})]``. ``tau_u`` = ``params.tau_u`` (0.5).
-  Per-sample weight ``w_i = 1 - u_i`` (the total belief), in ``[0, 1)``, detached.
+- (U3') the per-sample weight ``w_i`` (detached), ``params.weight``:
+
+  - ``confidence`` (default): ``w_i = 1 - H(softmax(q_i)) / log K``, one minus the normalised
+    entropy of the teacher's prototype distribution of (U2), in ``[0, 1]``: 1 when the teacher's
+    feature is at one prototype and away from the others, 0 when it is equally close to all (an
+    ambiguous sample). E.g. ``tau = 0.1``, cosines ``(0.95, -0.5)`` give ``w = 1 - 1.1e-5``;
+    ``(0.9, 0.9)`` give ``w = 0``.
+  - ``evidence``: ``w_i = 1 - u_i`` of (U3), the total belief. It grows with the *total*
+    evidence, not with how it is distributed: cosines ``(0.9, 0.9)`` give 0.858 and ``(0.95, -0.5)``
+    0.779 at ``tau_u = 0.5``, so an ambiguous sample outweighs a clear one (kept for comparison).
+
+  The mean and the standard deviation of ``w`` over each batch are logged (``diag_ua_w_mean``,
+  ``diag_ua_w_std`` in ``history.csv``, averaged over the epoch's batches).
 - (U4) uncertainty-aware prototype alignment:
   ``L_proto = 1/B sum_i w_i KL(softmax(q_i) || softmax(s_i))``.
 - (U5) uncertainty-aware feature alignment: ``L_feat = 1/B sum_i w_i (1 - cos(g(z_s,i), z_t,i))``.
@@ -39,24 +56,53 @@ number of prototypes.
   (regression); all lambdas 1 by default (set one to 0 for an ablation). ``uncertainty: false``
   sets every ``w_i = 1`` (the ablation without uncertainty-aware weighting).
 
+Rows of this method are labelled "reconstruction: the paper gives no equations" in the tables.
+
 The teacher must be a :class:`cmkd.models.fusion.MultiModalNet` (it needs ``classify``, its head).
 """
 from __future__ import annotations
 
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cmkd import losses
+from cmkd.data import labels as labels_mod
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
 
+TIES = ("low", "high")
+WEIGHTS = ("confidence", "evidence")
+
 
 # ----------------------------------------------------------------------------- pure functions
-def bin_targets(y: torch.Tensor, n_bins: int) -> torch.Tensor:
-    """Regression targets in [0, 1] -> bin indices ``min(floor(y * n_bins), n_bins - 1)`` (long)."""
-    return torch.clamp(torch.floor(y.float() * n_bins), 0, n_bins - 1).long()
+def _binary(ratings: np.ndarray, threshold: float, tie: str) -> np.ndarray:
+    """The binary labels' rule (:func:`cmkd.data.labels.binary`) with the tie rule ``tie``."""
+    if tie == "low":
+        return labels_mod.binary(ratings, threshold=threshold)
+    return labels_mod.binary(ratings, threshold=threshold, tie=tie)
+
+
+def bin_targets(y: torch.Tensor, n_bins: int, threshold: float = 5.0, tie: str = "low") -> torch.Tensor:
+    """Regression targets ``y = (r - 1) / 8`` in [0, 1] -> bin indices (long), the same rule as the
+    binary labels.
+
+    ``n_bins == 2``: the binary label of the rating ``r = 1 + 8 y`` at ``threshold`` with the tie
+    rule ``tie`` (``low``: a rating equal to the threshold is low), by
+    :func:`cmkd.data.labels.binary`. ``n_bins > 2``: equal-width bins of [0, 1]; a target on an
+    inner edge goes to the lower bin (``low``) or the upper one (``high``).
+    """
+    if tie not in TIES:
+        raise ValueError(f"bin_targets: tie must be one of {TIES}, got {tie!r}")
+    yf = y.detach().to("cpu", torch.float64)
+    if n_bins == 2:
+        r = np.clip(np.round(1.0 + 8.0 * yf.numpy(), 6), 1.0, 9.0)  # undo float32 rounding of (r - 1) / 8
+        return torch.from_numpy(_binary(r, threshold, tie)).long().to(y.device)
+    x = torch.round(yf * n_bins * 1e6) / 1e6
+    idx = torch.floor(x) if tie == "high" else torch.ceil(x) - 1
+    return torch.clamp(idx, 0, n_bins - 1).long().to(y.device)
 
 
 def class_prototypes(features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +136,17 @@ def evidential_uncertainty(cosines: torch.Tensor, tau_u: float = 0.5) -> tuple[t
     e = torch.exp(cosines / float(tau_u))
     s = (e + 1.0).sum(dim=1)
     return cosines.shape[1] / s, e / s.unsqueeze(1)
+
+
+def confidence_weights(sim: torch.Tensor) -> torch.Tensor:
+    """(U3') ``w_i = 1 - H(softmax(sim_i)) / log K``: one minus the normalised Shannon entropy of
+    each row's distribution over the ``K`` prototypes (``sim`` = ``q`` of (U2), cosines over
+    ``tau``). In ``[0, 1]``; shape (B,). Reconstruction (the paper gives no equations)."""
+    if sim.dim() != 2 or sim.shape[1] < 2:
+        raise ValueError(f"confidence_weights: sim must be (B, K) with K >= 2, got {tuple(sim.shape)}")
+    log_p = F.log_softmax(sim, dim=1)
+    h = -(log_p.exp() * log_p).sum(dim=1)
+    return (1.0 - h / math.log(sim.shape[1])).clamp(0.0, 1.0)
 
 
 def prototype_alignment(student_sim: torch.Tensor, teacher_sim: torch.Tensor) -> torch.Tensor:
@@ -127,8 +184,30 @@ class UAProto(Method):
         self.register_buffer("prototypes", torch.zeros(0))
         self.register_buffer("present", torch.zeros(0, dtype=torch.bool))
 
+    def bin_rule(self) -> tuple[float, str]:
+        """``(threshold, tie)`` of the regression bins: the params, else the dimension's
+        (``dimension_spec``, set by the training loop: its ``threshold`` and ``tie``), else (5, low)."""
+        dim = getattr(self, "dimension_spec", None) or {}
+        thr = self.params["bin_threshold"]
+        thr = float(dim.get("threshold", 5.0)) if thr is None else float(thr)
+        tie = self.params["bin_tie"] or dim.get("tie", "low")
+        return thr, tie
+
     def proto_labels(self, y: torch.Tensor) -> torch.Tensor:
-        return bin_targets(y, self.n_protos) if self.task == "regression" else y.long()
+        if self.task != "regression":
+            return y.long()
+        thr, tie = self.bin_rule()
+        return bin_targets(y, self.n_protos, thr, tie)
+
+    def sample_weights(self, cos_t: torch.Tensor) -> torch.Tensor:
+        """(U3') the detached per-sample weights of the teacher's cosines to the prototypes."""
+        p = self.params
+        if not p["uncertainty"]:
+            return torch.ones(cos_t.shape[0], dtype=cos_t.dtype, device=cos_t.device)
+        if p["weight"] == "confidence":
+            return confidence_weights(cos_t / p["tau"]).detach()
+        u, _ = evidential_uncertainty(cos_t, p["tau_u"])
+        return (1.0 - u).detach()
 
     @torch.no_grad()
     def set_prototypes(self, features: torch.Tensor, y: torch.Tensor) -> None:
@@ -171,8 +250,9 @@ class UAProto(Method):
         terms = {"task": self.task_loss(out.logits, batch["y"])}
 
         cos_t = cosine_to_prototypes(z_t, self.prototypes)
-        u, _ = evidential_uncertainty(cos_t, p["tau_u"])
-        w = (1.0 - u).detach() if p["uncertainty"] else torch.ones_like(u)
+        w = self.sample_weights(cos_t)
+        self.diagnostics = {"ua_w_mean": float(w.mean()),
+                            "ua_w_std": float(w.std(unbiased=False)) if w.numel() > 1 else 0.0}
         if p["lambda_proto"] > 0:
             cos_s = cosine_to_prototypes(g, self.prototypes)
             kl = prototype_alignment(cos_s / p["tau"], cos_t / p["tau"])
