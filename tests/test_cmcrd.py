@@ -270,9 +270,12 @@ def test_cmcrd_comparison_rows_share_one_teacher():
     assert {methods[m]["class"] for m in distilled} >= {"kd", "crd", "fitnets", "sp", "rkd", "pkt", "cmcrd"}
     for m in distilled:
         assert methods[m]["requires"] == {"teacher": teacher}, m
-    for exps in (cfg["experiments"], paper["experiments"]):
+    from cmkd.config import experiment_methods
+
+    for c, exps in ((cfg, cfg["experiments"]), ({**cfg, **paper}, paper["experiments"])):
         eye = [e for e in exps if e["track"].startswith("eye-to-eeg")]
         assert eye
         for e in eye:
-            assert set(distilled) <= set(e["methods"]), (e["track"], set(distilled) - set(e["methods"]))
+            ms = experiment_methods(c, e)
+            assert set(distilled) <= set(ms), (e["track"], set(distilled) - set(ms))
     assert "NST" in table["caption"] and "identically 0" in table["caption"]

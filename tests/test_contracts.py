@@ -286,6 +286,7 @@ def test_a_new_data_set_is_one_loader_module_plus_its_entries(tmp_path, monkeypa
     assert set(load_prepared(tmp_path / "prep").modalities) >= {"eeg", "face"}
     cfg = _default_config()
     cfg["datasets"]["toy"] = {"loader": "toy", "root": str(raw), "modalities": ["eeg", "eog", "face", "eye"]}
+    cfg["encoders"]["face"]["allow_random_init"] = True  # a throwaway data set: no ImageNet weights here
     cfg["experiments"][0]["dataset"] = "toy"
     validate(copy.deepcopy(cfg), str(ROOT / "config" / "schema.yaml"))
     check_config(cfg)

@@ -62,6 +62,7 @@ The teacher must be a :class:`cmkd.models.fusion.MultiModalNet` (it needs ``clas
 """
 from __future__ import annotations
 
+import math
 
 import numpy as np
 import torch
