@@ -215,7 +215,7 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float 
         return math.nan
     es = TTestPower().solve_power(effect_size=None, nobs=int(n), alpha=float(alpha), power=float(power),
                                   alternative="two-sided")
-    return float(es) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))
+    return float(np.ravel(es)[0]) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))
 
 
 def sign_flip_test(d: Sequence[float], w: Sequence[float] | None = None,
