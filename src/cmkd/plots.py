@@ -164,6 +164,10 @@ def load_features(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     for k in ("embedding", "y"):
         if k not in out:
             raise DataError(f"{path}: no array '{k}' (has {sorted(out)})")
+    if "fold" in out and out["embedding"].ndim == 2 and len(out["fold"]) == len(out["embedding"]):
+        # a cross-validated run: each fold's model has its own feature space; draw fold 0's
+        keep = out["fold"] == 0
+        out = {k: (v[keep] if v.ndim >= 1 and len(v) == len(keep) else v) for k, v in out.items()}
     return out
 
 

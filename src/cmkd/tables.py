@@ -197,6 +197,9 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
         fam = stats_df[(stats_df["dataset"].astype(str) == str(ds)) & (stats_df["track"].astype(str) == str(tr))
                        & (stats_df["dimension"].astype(str) == str(dim)) & (stats_df["metric"] == metric)
                        & (stats_df["reference"] == ref)]
+        if fam.empty:
+            lines.append(f"{ds} / {dim}: no tests against {ref} (not one of tracks.{tr}.references).")
+            continue
         a_trial = fam.loc[fam["test"] == st.MARK_TEST, "alpha_family"].astype(float)
         a_seed = fam.loc[fam["test"] == seed_test, "alpha_family"].astype(float)
         for i in g.index:
