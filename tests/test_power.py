@@ -264,3 +264,37 @@ def test_nemenyi_critical_difference_matches_demsar_table():
         assert stats.nemenyi_critical_difference(k, 1) / math.sqrt(k * (k + 1) / 6) == pytest.approx(q, abs=1.5e-3)
     # Demsar's worked example: k = 4 classifiers, N = 14 data sets: CD = 2.569 * sqrt(20/84) = 1.25
     assert stats.nemenyi_critical_difference(4, 14) == pytest.approx(1.25, abs=5e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# tables: the MDE under the table and the marks
+
+
+def test_tables_print_mde_and_mark_indistinguishable_rows(tmp_path):
+    from cmkd.tables import write_tables
+
+    runs_csv = _planted(tmp_path, planted=0.08)
+    stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))
+    spec = {"tables": [{"name": "students", "title": "Students", "track": "t", "metric": "accuracy",
+                        "reference": "baseline", "rows": {"baseline": None, "kd": None, "same": None}}],
+            "datasets": {"syn": {}}, "references": {"t": ["baseline"]},
+            "protocol": {"split": {"kind": "kfold", "n_folds": 5}, "seeds": [0, 1, 2]}}
+    write_tables(runs_csv, spec, tmp_path / "tables", tmp_path / "stats.csv")
+    df = pd.read_csv(tmp_path / "tables" / "students.csv").set_index("method")
+    assert df.loc["kd", "sig"] == "*" and df.loc["same", "sig"] == "≈"
+    st = pd.read_csv(tmp_path / "stats.csv")
+    mde = st[(st.test == "trial_permutation")].mde.median()
+    assert df.loc["kd", "mde"] == pytest.approx(mde)
+    for ext in ("md", "tex", "html"):
+        text = (tmp_path / "tables" / f"students.{ext}").read_text()
+        assert "Minimum detectable difference from baseline" in text and f"{mde:.1f} points" in text
+    assert "5-fold cross-validation" in (tmp_path / "tables" / "students.md").read_text()
+    # with one seed the seed-level tests cannot run: the table says so instead of a blank
+    one = pd.read_csv(runs_csv)
+    one[one.seed == 0].to_csv(tmp_path / "one.csv", index=False)
+    stats.write_stats(tmp_path / "one.csv", tmp_path / "one_stats.csv", {"t": ["baseline"]}, 0.1, 0.8,
+                      metrics=("accuracy",))
+    write_tables(tmp_path / "one.csv", spec, tmp_path / "t1", tmp_path / "one_stats.csv")
+    df1 = pd.read_csv(tmp_path / "t1" / "students.csv").set_index("method")
+    assert df1.loc["kd", "sig_seeds"] == "n too small"
+    assert "no seed-level test (n too small)" in (tmp_path / "t1" / "students.md").read_text()

@@ -141,6 +141,10 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     for t in config.get("tables", []) or []:
         if "track" in t and t["track"] not in tracks:
             raise ConfigError(f"tables.{t['name']}.track: unknown track '{t['track']}'")
+        if t.get("reference") and "track" in t and \
+                t["reference"] not in (tracks[t["track"]].get("references") or ["baseline"]):
+            raise ConfigError(f"tables.{t['name']}.reference: '{t['reference']}' is not one of "
+                              f"tracks.{t['track']}.references, so no test against it is run")
         for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
