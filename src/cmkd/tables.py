@@ -118,7 +118,8 @@ def published_value(published: dict, path: str | None, dataset_key: str, row_key
 def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict,
                 marks: dict | None = None, references: dict | None = None) -> pd.DataFrame:
     """One configured table: rows = methods; per dataset × dimension the reproduced and published values,
-    and a significance mark against the track's first reference method (Holm-corrected, corrected t-test)."""
+    and the reference the rows are tested against: the table's ``reference``, else the first of the track's
+    references that the table shows, else the track's first reference (marks: :func:`add_power`)."""
     metric = table.get("metric", "accuracy")
     marks = marks or {}
     references = references or {}
@@ -141,7 +142,8 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             n = int(r["n"].iloc[0]) if len(r) else 0
             n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
             n_stale = int(r["n_stale"].iloc[0]) if len(r) else 0
-            ref = table.get("reference") or (references.get(tr) or ["baseline"])[0]
+            refs = references.get(tr) or ["baseline"]
+            ref = table.get("reference") or next((r for r in refs if r in rows), refs[0])  # one the table shows
             pub_dim = (table.get("dimension_keys") or {}).get(dim, dim)
             pub = published_value(published, table.get("published"), pub_ds, key, pub_dim, metric)
             records.append({
@@ -352,8 +354,8 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
 def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None) -> list[Path]:
     """Write ``summary.*`` and one set of files per configured table; return the paths written.
 
-    With ``stats_csv`` (cmkd.stats output) each row carries a significance mark ``*`` against the
-    track's first reference method: Holm-adjusted p < 0.05 of the corrected resampled t-test."""
+    With ``stats_csv`` (cmkd.stats output) each row carries the marks of :func:`add_power` against the
+    table's reference, and the table the minimum detectable difference of its comparisons."""
     out_dir = Path(out_dir)
     runs = pd.read_csv(runs_csv)
     marks = {}
