@@ -596,7 +596,9 @@ def interval_plot(runs: pd.DataFrame, metric: str, out_png, out_svg, title: str)
     ax.set_xlabel(metric)
     if blocks and methods:
         ax.legend(fontsize=7, loc="best")
-    ax.set_title(title, fontsize=8)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.fill(line, 95) for line in title.split("\n")), fontsize=8)
     fig.tight_layout()
     save_figure(fig, out_png, out_svg)
 
