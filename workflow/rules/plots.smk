@@ -8,9 +8,14 @@ FIG = f"{R}/summary/figures"
 PLOT_CELLS = sorted({c[:3] for c in CELLS})
 # methods in the order the experiments list them (teacher, no-KD student, distilled students ...)
 PLOT_ORDER = json.dumps(list(dict.fromkeys(c[3] for c in CELLS)))
-# methods trained on the leaky segment-level split: left out of feature maps and rankings
-# (their test part is not the trial-level one; they belong to the leakage table only)
-PLOT_LEAKY = sorted(m for m, v in config["methods"].items() if (v.get("split") or {}).get("kind") == "leaky")
+# methods trained on another split than the config's (the leaky segment-level split of the leakage
+# table, the k-fold/LOSO runs of the protocols table): left out of feature maps and rankings, which
+# compare networks evaluated under one protocol only
+PLOT_LEAKY = sorted(
+    m
+    for m, v in config["methods"].items()
+    if (v.get("split") or {}).get("kind", config["split"]["kind"]) != config["split"]["kind"]
+)
 PLOT_KINDS = ["tsne", "umap"]
 # metrics ranked in the CD diagrams: accuracy for classification dimensions, RMSE for regression
 PLOT_CD_METRICS = sorted(
