@@ -7,44 +7,56 @@ Input is the run table ``results/summary/runs.csv``: one row per run with the co
 
 Paired tests (:func:`paired_tests`)
     Within one ``dataset x track x dimension`` cell, every method is compared with every
-    reference method of that cell, paired by seed (inner join on ``seed``). Three tests:
+    reference method of that cell. Seed-level tests pair runs by seed (inner join on ``seed``)
+    and answer the training-variability question (would another training run give the same
+    difference?):
 
-    * ``paired_t``    -- :func:`scipy.stats.ttest_rel`;
-    * ``corrected_t`` -- the corrected resampled t-test of Nadeau & Bengio (2003,
-      Machine Learning 52:239-281, eq. for the "corrected resampled t"):
-      ``t = mean(d) / sqrt((1/n + n_test/n_train) * var(d, ddof=1))``, ``df = n - 1``.
-      A seed fixes the random split as well as the model, so the training sets of two seeds
-      overlap and the ``n`` differences are not independent; the plain t-test then
-      underestimates the variance. The correction term ``n_test/n_train`` is taken from the
-      split ratios (``test_fraction / train_fraction``; 0.1 / 0.8 for the 8:1:1 split).
-      No library implements this test; it is written here from the formula;
-    * ``wilcoxon``    -- :func:`scipy.stats.wilcoxon`, two-sided, scipy's defaults otherwise.
+    * ``paired_t``    -- :func:`scipy.stats.ttest_rel` over seeds;
+    * ``corrected_t`` -- holdout protocols: the corrected resampled t-test of Nadeau & Bengio
+      (2003, Machine Learning 52:239-281): ``t = mean(d) / sqrt((1/n + n_test/n_train) *
+      var(d, ddof=1))``, ``df = n - 1``, ``n_test/n_train`` from the split ratios. A seed fixes
+      the random split as well as the model, so the training sets of two seeds overlap and the
+      plain t-test underestimates the variance;
+    * ``corrected_kfold_t`` -- cross-validated runs (``split.kind`` kfold/loso): the corrected
+      repeated k-fold t-test of Bouckaert & Frank (2004, PAKDD, LNCS 3056:3-12), the same
+      formula over the ``r x k`` (seed, fold) differences with ``n_test/n_train`` from the folds'
+      segment counts and ``df = r k - 1``; it replaces ``corrected_t`` there;
+    * ``wilcoxon``    -- :func:`scipy.stats.wilcoxon` over seeds, two-sided.
+
+    The trial-level test answers the test-sampling question (do the trained models differ on
+    these test trials?): ``trial_permutation`` pairs the two methods' predictions on the test
+    segments both saw in the same seed (``features.npz``), averages the difference in
+    correctness per trial (segments pooled over seeds) and runs a paired sign-flip permutation
+    test over trials (:func:`sign_flip_test`); its CI is a percentile bootstrap over trials.
+    Accuracy only.
+
+    A test that cannot reach alpha at its n is not run and has no row: :func:`smallest_p`
+    gives the smallest p a test can return (Wilcoxon with 3 seeds: 0.25), and Tarone's family
+    size (:func:`tarone_size`) keeps only comparisons that can reach ``alpha/K``. ``mde`` is the
+    minimum detectable difference at ``alpha_family`` with 80 % power
+    (:func:`minimum_detectable_difference`, statsmodels' ``TTestPower``).
 
     ``effect`` is the mean paired difference ``method - reference`` (so for ``rmse`` a
-    negative effect means the method is better); ``ci_low``/``ci_high`` is the 95 % CI of the
-    mean difference from the t distribution with ``n - 1`` degrees of freedom, with the
-    corrected standard error on ``corrected_t`` rows and the plain one on ``paired_t`` and
-    ``wilcoxon`` rows (the Wilcoxon test has no CI of the mean of its own). ``dz`` is Cohen's
-    d_z = mean(d) / sd(d) (ddof=1), the same on the three rows of one comparison. Where a test
-    is undefined, its CI (and ``dz`` for zero variance) is empty as well.
-
+    negative effect means the method is better); ``ci_low``/``ci_high`` is its 95 % CI (t
+    distribution, corrected standard error on the corrected rows). ``dz`` is Cohen's d_z.
     ``p_holm`` is Holm's step-down adjustment
     (:func:`statsmodels.stats.multitest.multipletests`, ``method="holm"``) over one family:
     the comparisons of all methods with one reference, for one cell, metric and test. Rows
-    without a p-value are not part of the family.
+    without a p-value (zero variance) are not part of the family and say why in ``note``: no
+    p-value is ever made up.
 
-    A test that is undefined (fewer than 2 paired seeds, differences of zero variance for
-    the t-tests, all differences zero for Wilcoxon) leaves ``statistic`` and ``p`` empty and
-    says why in ``note``: no p-value is ever made up.
-
-Significance marks (:func:`significance_marks`) use ``p_holm`` of the ``corrected_t`` rows only,
-because it is the only one of the three tests that accounts for the overlap of the splits.
+Significance marks (:func:`significance_marks`) use ``p_holm`` of the trial-level test
+(:data:`MARK_TEST`) for the main mark and of the corrected test (:data:`SEED_MARK_TESTS`) for the
+seed-level one (:func:`cmkd.tables.add_power`).
 
 Across cells (:func:`friedman_nemenyi`)
     Each ``dataset x track x dimension`` cell is a block (mean over seeds); the Friedman test
     (:func:`scipy.stats.friedmanchisquare`) asks whether the methods differ at all, the
     Nemenyi test (:func:`scikit_posthocs.posthoc_nemenyi_friedman`) gives pairwise p-values, and
-    :func:`critical_difference_diagram` draws them (:func:`scikit_posthocs.critical_difference_diagram`).
+    :func:`critical_difference_diagram` draws them (:func:`scikit_posthocs.critical_difference_diagram`);
+    :func:`nemenyi_critical_difference` gives the critical difference from the studentized range.
+    Only like networks are ranked together, and only over at least :data:`MIN_CD_BLOCKS` blocks
+    (:func:`cmkd.plots.cd_diagram`).
     Average ranks are 1 for the best method (highest accuracy/F1, lowest RMSE).
 """
 from __future__ import annotations
