@@ -298,3 +298,23 @@ def test_tables_print_mde_and_mark_indistinguishable_rows(tmp_path):
     df1 = pd.read_csv(tmp_path / "t1" / "students.csv").set_index("method")
     assert df1.loc["kd", "sig_seeds"] == "n too small"
     assert "no seed-level test (n too small)" in (tmp_path / "t1" / "students.md").read_text()
+
+
+def test_a_table_is_its_own_holm_family(tmp_path):
+    """A table of one comparison is tested at alpha, not at the cell's alpha / 2."""
+    from cmkd.tables import write_tables
+
+    runs_csv = _planted(tmp_path, planted=0.08)
+    stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))
+    st = pd.read_csv(tmp_path / "stats.csv")
+    row = st[(st.test == "trial_permutation") & (st.method == "kd")].iloc[0]
+    assert row.alpha_family == pytest.approx(0.025)
+    spec = {"tables": [{"name": "one", "track": "t", "metric": "accuracy", "reference": "baseline",
+                        "rows": {"baseline": None, "kd": None}}],
+            "datasets": {"syn": {}}, "references": {"t": ["baseline"]}, "protocol": {}}
+    write_tables(runs_csv, spec, tmp_path / "tables", tmp_path / "stats.csv")
+    df = pd.read_csv(tmp_path / "tables" / "one.csv").set_index("method")
+    es = lambda a: TTestPower().solve_power(nobs=int(row.n), alpha=a, power=0.8, alternative="two-sided")
+    assert df.loc["kd", "mde"] == pytest.approx(row.mde * es(0.05) / es(0.025), rel=1e-9)
+    assert df.loc["kd", "mde"] < row.mde
+    assert "Holm over the table's 1 comparison(s): alpha 0.05" in (tmp_path / "tables" / "one.md").read_text()

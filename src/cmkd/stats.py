@@ -542,6 +542,50 @@ def significance_marks(stats_df: pd.DataFrame, alpha: float = 0.05,
     return marks
 
 
+def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: str, metric: str,
+                 reference: str, methods: Sequence[str], test: str, alpha: float = 0.05) -> dict:
+    """One table's comparisons with ``reference`` as their own Holm family.
+
+    A table reports its own comparisons, so its marks are corrected over them only: Holm over
+    the p-values of ``test`` for the table's ``methods`` (the rows ``stats.csv`` has: those whose
+    test can reach alpha at their n), and the MDE at the table's level ``alpha / K`` (K = the
+    number of those comparisons), rescaled from each row's ``mde`` at its cell-wide
+    ``alpha_family`` (``TTestPower`` effect sizes at the two levels; the correction factor cancels).
+    Returns ``{"alpha": alpha / K, "k": K, "p_holm": {method: p}, "mde": {method: mde}}``
+    (``k = 0`` when the table has no row of ``test``).
+    """
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestPower
+
+    sel = stats_df[(stats_df["test"] == test) & (stats_df["dataset"].astype(str) == str(dataset))
+                   & (stats_df["track"].astype(str) == str(track))
+                   & (stats_df["dimension"].astype(str) == str(dimension))
+                   & (stats_df["metric"] == metric) & (stats_df["reference"] == reference)
+                   & (stats_df["method"].isin(list(methods)))]
+    out = {"alpha": math.nan, "k": int(len(sel)), "p_holm": {}, "mde": {}}
+    if sel.empty:
+        return out
+    a_t = float(alpha) / len(sel)
+    out["alpha"] = a_t
+    p = sel["p"].astype(float)
+    valid = p.notna()
+    if valid.any():
+        adj = multipletests(p[valid].to_numpy(), method="holm")[1]
+        out["p_holm"] = dict(zip(sel.loc[valid, "method"], (float(x) for x in adj)))
+    power = TTestPower()
+
+    def es(n, a):
+        return float(np.ravel(power.solve_power(nobs=int(n), alpha=float(a), power=POWER,
+                                                alternative="two-sided"))[0])
+
+    for row in sel.itertuples(index=False):
+        m = float(row.mde) if pd.notna(row.mde) else math.nan
+        if math.isfinite(m) and int(row.n) >= 2:
+            m *= es(row.n, a_t) / es(row.n, row.alpha_family)
+        out["mde"][row.method] = m
+    return out
+
+
 def table_mde(stats_df: pd.DataFrame, dataset: str, track: str, dimension: str, metric: str,
               reference: str, methods: Sequence[str], test: str) -> tuple[float, int]:
     """The minimum detectable difference of one table column: the median ``mde`` of ``test``

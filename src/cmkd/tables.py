@@ -164,22 +164,21 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
 def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, list[str]]:
     """Significance marks and the minimum detectable difference (MDE) of one built table.
 
-    Per dataset x dimension of the table, the MDE (80 % power, at the family level of the
-    table's comparisons with the reference: Holm's first step, see :func:`cmkd.stats.table_mde`)
-    of the trial-level test (:data:`cmkd.stats.MARK_TEST`) and of the seed-level corrected test
-    (:data:`cmkd.stats.SEED_MARK_TESTS`). Columns set on ``df``: ``sig`` (``*`` Holm-adjusted
-    p < alpha in the trial-level test, ``≈`` indistinguishable: |difference from the reference|
-    below the MDE, ``n too small`` where the test could not be run at its n), ``sig_seeds`` (the
-    same for the seed-level test), ``effect`` (mean minus the reference's mean), ``mde``,
-    ``mde_seeds``. Returns ``(df, lines)``: one sentence per dataset x dimension for the table's note.
+    The table's comparisons with its reference form the Holm family of its marks
+    (:func:`cmkd.stats.table_family`), per dataset x dimension, for the trial-level test
+    (:data:`cmkd.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.stats.SEED_MARK_TESTS`).
+    Columns set on ``df``: ``sig`` (``*`` Holm-adjusted p < alpha in the trial-level test,
+    ``≈`` indistinguishable: |difference from the reference| below the table's MDE, ``n too
+    small`` where the test could not be run at its n), ``sig_seeds`` (the same for the
+    seed-level test), ``effect`` (mean minus the reference's mean), ``mde``, ``mde_seeds`` (the
+    median MDE of the table's comparisons, 80 % power at the table's level alpha/K). Returns
+    ``(df, lines)``: one sentence per dataset x dimension for the table's note.
     """
     from cmkd import stats as st
 
     if df.empty:
         return df, []
     df = df.copy()
-    trial_marks = st.significance_marks(stats_df, alpha, tests=(st.MARK_TEST,))
-    seed_marks = st.significance_marks(stats_df, alpha, tests=st.SEED_MARK_TESTS)
     lines = []
     for col in ("sig", "sig_seeds"):
         df[col] = ""
@@ -192,18 +191,17 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
         ref_mean = g.loc[g["method"] == ref, "mean"]
         ref_mean = float(ref_mean.iloc[0]) if len(ref_mean) else math.nan
         others = [m for m in g["method"] if m != ref]
-        mde, n_rows = st.table_mde(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST)
-        seed_test = next((t for t in st.SEED_MARK_TESTS
-                          if st.table_mde(stats_df, ds, tr, dim, metric, ref, others, t)[1]), st.SEED_MARK_TESTS[-1])
-        mde_s, n_s = st.table_mde(stats_df, ds, tr, dim, metric, ref, others, seed_test)
         fam = stats_df[(stats_df["dataset"].astype(str) == str(ds)) & (stats_df["track"].astype(str) == str(tr))
                        & (stats_df["dimension"].astype(str) == str(dim)) & (stats_df["metric"] == metric)
                        & (stats_df["reference"] == ref)]
         if fam.empty:
             lines.append(f"{ds} / {dim}: no tests against {ref} (not one of tracks.{tr}.references).")
             continue
-        a_trial = fam.loc[fam["test"] == st.MARK_TEST, "alpha_family"].astype(float)
-        a_seed = fam.loc[fam["test"] == seed_test, "alpha_family"].astype(float)
+        trial = st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST, alpha)
+        seed_test = next((t for t in st.SEED_MARK_TESTS if (fam["test"] == t).any()), st.SEED_MARK_TESTS[-1])
+        seed = st.table_family(stats_df, ds, tr, dim, metric, ref, others, seed_test, alpha)
+        med = lambda fam_: float(pd.Series(list(fam_["mde"].values()), dtype=float).median()) if fam_["mde"] else math.nan
+        mde, mde_s = med(trial), med(seed)
         for i in g.index:
             method = df.at[i, "method"]
             if method == ref:
@@ -211,23 +209,22 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
             eff = df.at[i, "mean"] - ref_mean
             df.at[i, "effect"] = eff
             df.at[i, "mde"], df.at[i, "mde_seeds"] = mde, mde_s
-            key = (ds, tr, dim, metric, method, ref)
-            for col, marks, m_ in (("sig", trial_marks, mde), ("sig_seeds", seed_marks, mde_s)):
-                if key not in marks:
+            for col, f, m_ in (("sig", trial, mde), ("sig_seeds", seed, mde_s)):
+                if method not in f["mde"]:
                     df.at[i, col] = "n too small" if df.at[i, "n"] else ""
-                elif marks[key]:
+                elif f["p_holm"].get(method, math.nan) < alpha:
                     df.at[i, col] = "*"
                 elif math.isfinite(m_) and math.isfinite(eff) and abs(eff) < m_:
                     df.at[i, col] = "≈"
         unit = "points" if metric in ("accuracy", "f1") else metric
         parts = []
-        if n_rows:
+        if trial["k"]:
             parts.append(f"{mde:.1f} {unit} between methods on the same test trials (trial-level permutation test, "
-                         f"alpha {float(a_trial.median()):.3g})")
+                         f"Holm over the table's {trial['k']} comparison(s): alpha {trial['alpha']:.3g})")
         else:
             parts.append("no trial-level test (n too small or no per-trial predictions)")
-        if n_s:
-            parts.append(f"{mde_s:.1f} {unit} across training runs ({seed_test}, alpha {float(a_seed.median()):.3g})")
+        if seed["k"]:
+            parts.append(f"{mde_s:.1f} {unit} across training runs ({seed_test}, alpha {seed['alpha']:.3g})")
         else:
             parts.append("no seed-level test (n too small)")
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts) + ".")
