@@ -226,8 +226,8 @@ def test_published_vs_reproduced(tmp_path):
 
 def _cd_runs() -> pd.DataFrame:
     rows = []
-    # 4 blocks (dimensions); method a is always best, then b, c, d
-    for b, dim in enumerate(["arousal", "valence", "dominance", "liking"]):
+    # 5 blocks (dimensions); method a is always best, then b, c, d
+    for b, dim in enumerate(["arousal", "valence", "dominance", "liking", "familiarity"]):
         for m, base in (("a", 90.0), ("b", 80.0), ("c", 70.0), ("d", 60.0)):
             for seed in (0, 1):
                 rows.append(dict(dataset=DS, track=TR, dimension=dim, method=m, seed=seed,
@@ -243,16 +243,31 @@ def test_cd_diagram_written_and_ranks(tmp_path):
                          exclude=["d"], out_json=tmp_path / "cd.json")
     _assert_drawn(tmp_path / "cd.png", tmp_path / "cd.svg")
     assert s["ranks"] == {"a": 1.0, "b": 2.0, "c": 3.0}
-    assert s["n_blocks"] == 4 and s["p"] is not None
-    # Friedman statistic by hand: k=3, N=4, rank sums 4, 8, 12:
-    # chi2 = 12/(N k (k+1)) * sum(R^2) - 3 N (k+1) = 12/48 * (16+64+144) - 48 = 56 - 48 = 8
-    assert s["statistic"] == pytest.approx(8.0)
+    assert s["n_blocks"] == 5 and s["p"] is not None and s["drawn"] == "cd"
+    # Friedman statistic by hand: k=3, N=5, rank sums 5, 10, 15:
+    # chi2 = 12/(N k (k+1)) * sum(R^2) - 3 N (k+1) = 12/60 * (25+100+225) - 60 = 70 - 60 = 10
+    assert s["statistic"] == pytest.approx(10.0)
+    # Nemenyi CD for k=3, N=5: 2.343 * sqrt(3*4/30) (Demsar 2006 Table 5a)
+    assert s["critical_difference"] == pytest.approx(2.343 * math.sqrt(12 / 30), abs=2e-3)
     saved = json.loads((tmp_path / "cd.json").read_text())
     assert saved["excluded"] == ["d"] and set(saved["nemenyi"]) == {"a", "b", "c"}
     # too few methods: still a figure, saying so
     s2 = plots.cd_diagram(runs, tmp_path / "cd2.png", tmp_path / "cd2.svg", track=TR, exclude=["c", "d"])
     assert s2["p"] is None
     _assert_drawn(tmp_path / "cd2.png")
+
+
+def test_cd_diagram_only_like_networks_and_intervals_below_five_blocks(tmp_path):
+    runs = _cd_runs()
+    s = plots.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", track=TR, methods=["a", "b", "c"],
+                         group="students")
+    assert set(s["ranks"]) == {"a", "b", "c"}  # d is not one of the group: never ranked
+    four = runs[runs["dimension"] != "familiarity"]
+    s = plots.cd_diagram(four, tmp_path / "iv.png", tmp_path / "iv.svg", track=TR, methods=["a", "b", "c"],
+                         group="students", out_json=tmp_path / "iv.json")
+    assert s["drawn"] == "intervals" and "4 block(s)" in s["why"] and s["nemenyi"] == {}
+    assert s["methods_compared"] == ["a", "b", "c"]
+    _assert_drawn(tmp_path / "iv.png", tmp_path / "iv.svg")
 
 
 # ----------------------------------------------------------------------------------------------

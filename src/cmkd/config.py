@@ -206,6 +206,10 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
         t_ds = set(t.get("datasets") or grid_datasets)
         if not t_ds & grid_datasets:
             continue  # a table of data sets this grid does not run (e.g. synthetic-only rows): it stays empty here
+        if t.get("reference") and "track" in t and \
+                t["reference"] not in (tracks[t["track"]].get("references") or ["baseline"]):
+            raise ConfigError(f"tables.{t['name']}.reference: '{t['reference']}' is not one of "
+                              f"tracks.{t['track']}.references, so no test against it is run")
         for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")

@@ -164,6 +164,10 @@ def load_features(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     for k in ("embedding", "y"):
         if k not in out:
             raise DataError(f"{path}: no array '{k}' (has {sorted(out)})")
+    if "fold" in out and out["embedding"].ndim == 2 and len(out["fold"]) == len(out["embedding"]):
+        # a cross-validated run: each fold's model has its own feature space; draw fold 0's
+        keep = out["fold"] == 0
+        out = {k: (v[keep] if v.ndim >= 1 and len(v) == len(keep) else v) for k, v in out.items()}
     return out
 
 
@@ -503,8 +507,16 @@ def cd_diagram(
     exclude: Sequence[str] = (),
     alpha: float = 0.05,
     out_json: str | os.PathLike | None = None,
+    methods: Sequence[str] | None = None,
+    group: str = "",
 ) -> dict:
     """Critical difference diagram of the methods over the cells (blocks) of ``runs``.
+
+    Only like networks are ranked together: ``methods`` (when given) are the networks of one
+    ``group`` of a track that solve the same task from the same input (its students, or its
+    teachers). With fewer than :data:`cmkd.stats.MIN_CD_BLOCKS` blocks (data sets x dimensions)
+    a Friedman/Nemenyi ranking cannot separate anything, so per-method means with 95 % intervals
+    over seeds are drawn per block instead (:func:`interval_plot`) and the title says why.
 
     Runs of ``track`` only (all tracks when None), without the methods in ``exclude``;
     :func:`cmkd.stats.friedman_nemenyi` ranks the methods per ``dataset x track x dimension``
@@ -523,10 +535,27 @@ def cd_diagram(
         sel = sel[sel["track"].astype(str) == str(track)]
     if exclude:
         sel = sel[~sel["method"].astype(str).isin([str(m) for m in exclude])]
+    if methods is not None:
+        sel = sel[sel["method"].astype(str).isin([str(m) for m in methods])]
     if metric not in sel.columns:
         raise DataError(f"run table has no column '{metric}'")
     summary, nemenyi = stats.friedman_nemenyi(sel, metric=metric)
-    head = title or f"{metric}: average rank over cells (1 = best)"
+    who = f"{group} of {track}" if group and track else (group or track or "all methods")
+    if summary["n_blocks"] < stats.MIN_CD_BLOCKS:
+        why = (f"{summary['n_blocks']} block(s) (data sets x dimensions) < {stats.MIN_CD_BLOCKS}: "
+               "no critical difference diagram (a rank test over so few blocks cannot separate methods); "
+               "mean and 95 % interval over seeds per block instead")
+        with matplotlib_rc():
+            interval_plot(sel, metric, out_png, out_svg, f"{title or who}: {metric}\n{why}")
+        summary = dict(summary, nemenyi={}, track=track, group=group, excluded=list(exclude),
+                       methods_compared=sorted(sel["method"].astype(str).unique().tolist()),
+                       drawn="intervals", why=why)
+        if out_json is not None:
+            write_json(out_json, summary)
+        return summary
+    k = len(summary["methods"])
+    cd = stats.nemenyi_critical_difference(k, summary["n_blocks"], alpha) if k >= 2 else math.nan
+    head = title or f"{who}: {metric}, average rank over blocks (1 = best)"
     if summary["p"] is not None:
         head += f"\nFriedman chi2={summary['statistic']:.2f}, p={summary['p']:.3g}, " \
                 f"{summary['n_blocks']} blocks, Nemenyi alpha={alpha}"
@@ -536,10 +565,44 @@ def cd_diagram(
         stats.critical_difference_diagram(summary["ranks"], nemenyi, out_png, out_svg, head, alpha=alpha)
     summary = dict(summary, nemenyi=({str(i): {str(j): float(v) for j, v in row.items()}
                                       for i, row in nemenyi.iterrows()} if len(nemenyi) else {}),
-                   track=track, excluded=list(exclude))
+                   track=track, group=group, excluded=list(exclude), drawn="cd", critical_difference=cd)
     if out_json is not None:
         write_json(out_json, summary)
     return summary
+
+
+def interval_plot(runs: pd.DataFrame, metric: str, out_png, out_svg, title: str) -> None:
+    """Per method (rows) and block (markers): mean over seeds and its 95 % t interval."""
+    ok = runs[runs["status"].fillna("ok").astype(str) == "ok"] if "status" in runs.columns else runs
+    ok = ok[ok[metric].notna()]
+    blocks = sorted({(str(d), str(t), str(m)) for d, t, m in zip(ok["dataset"], ok["track"], ok["dimension"])})
+    methods = default_order(ok["method"].astype(str).unique())
+    fig = _figure(7.5, max(2.5, 0.32 * len(methods) + 1.6))
+    ax = fig.add_subplot(1, 1, 1)
+    if not methods:
+        _message(ax, f"no ok runs with a value for {metric}")
+    colours = _palette(max(1, len(blocks)))
+    for b, (ds, tr, dim) in enumerate(blocks):
+        sub = ok[(ok["dataset"].astype(str) == ds) & (ok["track"].astype(str) == tr) & (ok["dimension"].astype(str) == dim)]
+        off = (b - (len(blocks) - 1) / 2) * 0.18
+        for i, m in enumerate(methods):
+            mean, lo, hi = mean_ci(sub.loc[sub["method"].astype(str) == m, metric].astype(float).tolist())
+            if not math.isfinite(mean):
+                continue
+            ax.plot([mean], [i + off], "o", color=colours[b], label=f"{ds} / {dim}" if i == 0 else None)
+            if math.isfinite(lo):
+                ax.plot([lo, hi], [i + off, i + off], "-", color=colours[b], lw=1.2)
+    ax.set_yticks(range(len(methods)))
+    ax.set_yticklabels(methods)
+    ax.invert_yaxis()
+    ax.set_xlabel(metric)
+    if blocks and methods:
+        ax.legend(fontsize=7, loc="best")
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.fill(line, 95) for line in title.split("\n")), fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, out_png, out_svg)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -723,7 +786,8 @@ def cmd_scatter(a) -> None:
 
 def cmd_cd(a) -> None:
     s = cd_diagram(a.runs, a.out_png, a.out_svg, metric=a.metric, title=a.title, track=a.track or None,
-                   exclude=_json_list(a.exclude, "--exclude"), alpha=a.alpha, out_json=a.out_json)
+                   exclude=_json_list(a.exclude, "--exclude"), alpha=a.alpha, out_json=a.out_json,
+                   methods=_json_list(a.methods, "--methods") if a.methods else None, group=a.group)
     print(json.dumps({k: s[k] for k in ("metric", "statistic", "p", "n_blocks", "ranks", "note")}), flush=True)
 
 
@@ -772,6 +836,8 @@ def main_plots(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--track", default="")
     s.add_argument("--exclude", help="methods left out, JSON list")
     s.add_argument("--alpha", type=float, default=0.05)
+    s.add_argument("--methods", help="only these methods (JSON list): the like networks of one group")
+    s.add_argument("--group", default="", help="name of the group (students, teachers) for the title")
     s.add_argument("--title", default="")
     s.add_argument("--out-png", required=True)
     s.add_argument("--out-svg", required=True)

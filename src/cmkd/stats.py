@@ -7,44 +7,56 @@ Input is the run table ``results/summary/runs.csv``: one row per run with the co
 
 Paired tests (:func:`paired_tests`)
     Within one ``dataset x track x dimension`` cell, every method is compared with every
-    reference method of that cell, paired by seed (inner join on ``seed``). Three tests:
+    reference method of that cell. Seed-level tests pair runs by seed (inner join on ``seed``)
+    and answer the training-variability question (would another training run give the same
+    difference?):
 
-    * ``paired_t``    -- :func:`scipy.stats.ttest_rel`;
-    * ``corrected_t`` -- the corrected resampled t-test of Nadeau & Bengio (2003,
-      Machine Learning 52:239-281, eq. for the "corrected resampled t"):
-      ``t = mean(d) / sqrt((1/n + n_test/n_train) * var(d, ddof=1))``, ``df = n - 1``.
-      A seed fixes the random split as well as the model, so the training sets of two seeds
-      overlap and the ``n`` differences are not independent; the plain t-test then
-      underestimates the variance. The correction term ``n_test/n_train`` is taken from the
-      split ratios (``test_fraction / train_fraction``; 0.1 / 0.8 for the 8:1:1 split).
-      No library implements this test; it is written here from the formula;
-    * ``wilcoxon``    -- :func:`scipy.stats.wilcoxon`, two-sided, scipy's defaults otherwise.
+    * ``paired_t``    -- :func:`scipy.stats.ttest_rel` over seeds;
+    * ``corrected_t`` -- holdout protocols: the corrected resampled t-test of Nadeau & Bengio
+      (2003, Machine Learning 52:239-281): ``t = mean(d) / sqrt((1/n + n_test/n_train) *
+      var(d, ddof=1))``, ``df = n - 1``, ``n_test/n_train`` from the split ratios. A seed fixes
+      the random split as well as the model, so the training sets of two seeds overlap and the
+      plain t-test underestimates the variance;
+    * ``corrected_kfold_t`` -- cross-validated runs (``split.kind`` kfold/loso): the corrected
+      repeated k-fold t-test of Bouckaert & Frank (2004, PAKDD, LNCS 3056:3-12), the same
+      formula over the ``r x k`` (seed, fold) differences with ``n_test/n_train`` from the folds'
+      segment counts and ``df = r k - 1``; it replaces ``corrected_t`` there;
+    * ``wilcoxon``    -- :func:`scipy.stats.wilcoxon` over seeds, two-sided.
+
+    The trial-level test answers the test-sampling question (do the trained models differ on
+    these test trials?): ``trial_permutation`` pairs the two methods' predictions on the test
+    segments both saw in the same seed (``features.npz``), averages the difference in
+    correctness per trial (segments pooled over seeds) and runs a paired sign-flip permutation
+    test over trials (:func:`sign_flip_test`); its CI is a percentile bootstrap over trials.
+    Accuracy only.
+
+    A test that cannot reach alpha at its n is not run and has no row: :func:`smallest_p`
+    gives the smallest p a test can return (Wilcoxon with 3 seeds: 0.25), and Tarone's family
+    size (:func:`tarone_size`) keeps only comparisons that can reach ``alpha/K``. ``mde`` is the
+    minimum detectable difference at ``alpha_family`` with 80 % power
+    (:func:`minimum_detectable_difference`, statsmodels' ``TTestPower``).
 
     ``effect`` is the mean paired difference ``method - reference`` (so for ``rmse`` a
-    negative effect means the method is better); ``ci_low``/``ci_high`` is the 95 % CI of the
-    mean difference from the t distribution with ``n - 1`` degrees of freedom, with the
-    corrected standard error on ``corrected_t`` rows and the plain one on ``paired_t`` and
-    ``wilcoxon`` rows (the Wilcoxon test has no CI of the mean of its own). ``dz`` is Cohen's
-    d_z = mean(d) / sd(d) (ddof=1), the same on the three rows of one comparison. Where a test
-    is undefined, its CI (and ``dz`` for zero variance) is empty as well.
-
+    negative effect means the method is better); ``ci_low``/``ci_high`` is its 95 % CI (t
+    distribution, corrected standard error on the corrected rows). ``dz`` is Cohen's d_z.
     ``p_holm`` is Holm's step-down adjustment
     (:func:`statsmodels.stats.multitest.multipletests`, ``method="holm"``) over one family:
     the comparisons of all methods with one reference, for one cell, metric and test. Rows
-    without a p-value are not part of the family.
+    without a p-value (zero variance) are not part of the family and say why in ``note``: no
+    p-value is ever made up.
 
-    A test that is undefined (fewer than 2 paired seeds, differences of zero variance for
-    the t-tests, all differences zero for Wilcoxon) leaves ``statistic`` and ``p`` empty and
-    says why in ``note``: no p-value is ever made up.
-
-Significance marks (:func:`significance_marks`) use ``p_holm`` of the ``corrected_t`` rows only,
-because it is the only one of the three tests that accounts for the overlap of the splits.
+Significance marks (:func:`significance_marks`) use ``p_holm`` of the trial-level test
+(:data:`MARK_TEST`) for the main mark and of the corrected test (:data:`SEED_MARK_TESTS`) for the
+seed-level one (:func:`cmkd.tables.add_power`).
 
 Across cells (:func:`friedman_nemenyi`)
     Each ``dataset x track x dimension`` cell is a block (mean over seeds); the Friedman test
     (:func:`scipy.stats.friedmanchisquare`) asks whether the methods differ at all, the
     Nemenyi test (:func:`scikit_posthocs.posthoc_nemenyi_friedman`) gives pairwise p-values, and
-    :func:`critical_difference_diagram` draws them (:func:`scikit_posthocs.critical_difference_diagram`).
+    :func:`critical_difference_diagram` draws them (:func:`scikit_posthocs.critical_difference_diagram`);
+    :func:`nemenyi_critical_difference` gives the critical difference from the studentized range.
+    Only like networks are ranked together, and only over at least :data:`MIN_CD_BLOCKS` blocks
+    (:func:`cmkd.plots.cd_diagram`).
     Average ranks are 1 for the best method (highest accuracy/F1, lowest RMSE).
 """
 from __future__ import annotations
@@ -59,18 +71,37 @@ from scipy import stats as ss
 
 from cmkd.errors import DataError
 
-#: Columns of the table :func:`paired_tests` returns, in order (the last two are extras).
+#: Columns of the table :func:`paired_tests` returns, in order (the last ones are extras).
 STATS_COLUMNS = (
     "dataset", "track", "dimension", "metric", "method", "reference", "test",
     "statistic", "p", "p_holm", "effect", "ci_low", "ci_high", "n", "note",
-    "dz", "n_failed",
+    "dz", "n_failed", "alpha_family", "mde", "question",
 )
 #: The tests of :func:`paired_tests`, in the order their rows appear.
-TESTS = ("paired_t", "corrected_t", "wilcoxon")
+TESTS = ("paired_t", "corrected_t", "corrected_kfold_t", "wilcoxon", "trial_permutation")
+#: What each test asks (column ``question`` of stats.csv; the report prints it).
+QUESTIONS = {
+    "paired_t": "seeds: would another training run (seed) give the same difference? (seeds as independent)",
+    "corrected_t": "seeds: would another training run and split give the same difference? "
+                   "(Nadeau-Bengio correction for overlapping training sets)",
+    "corrected_kfold_t": "folds x repetitions: would another training run give the same difference? "
+                         "(Bouckaert-Frank corrected repeated k-fold t-test)",
+    "wilcoxon": "seeds: signed-rank version of the seed question",
+    "trial_permutation": "test trials: do the trained models differ on these test trials? "
+                         "(test sampling; training variability held fixed)",
+}
 #: Which direction is better per metric (used for ranks; effects keep the raw sign).
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "rmse": False}
-#: The test whose Holm-adjusted p-value decides the significance marks.
-MARK_TEST = "corrected_t"
+#: The test whose Holm-adjusted p-value decides the main significance marks: the paired test over
+#: test trials pooled across seeds (the most powerful of the tests; it answers the test-sampling
+#: question). :data:`SEED_MARK_TESTS` gives the second mark (training variability).
+MARK_TEST = "trial_permutation"
+SEED_MARK_TESTS = ("corrected_kfold_t", "corrected_t")
+#: Power at which the minimum detectable difference is given.
+POWER = 0.8
+#: Sign flips of the trial-level permutation test (exact enumeration when 2^n is not larger).
+N_PERMUTATIONS = 9999
+N_BOOTSTRAP = 2000
 
 _KEY = ("dataset", "track", "dimension")
 _REQUIRED = ("dataset", "track", "dimension", "method", "seed")
@@ -144,64 +175,197 @@ def corrected_t_test(d: Sequence[float], test_train_ratio: float) -> dict:
     return {"statistic": t, "p": p, "se": se, "df": df}
 
 
-def _compare(d: np.ndarray, ratio: float) -> list[dict]:
-    """The three test rows for one vector of paired differences (without key columns)."""
-    n = int(d.size)
-    rows = {t: {"test": t, "statistic": np.nan, "p": np.nan, "effect": np.nan,
-                "ci_low": np.nan, "ci_high": np.nan, "n": n, "note": "", "dz": np.nan}
-            for t in TESTS}
+def smallest_p(test: str, n: int, n_permutations: int = N_PERMUTATIONS) -> float:
+    """The smallest two-sided p-value ``test`` can return with ``n`` paired units.
+
+    t-tests: any p once ``n >= 2`` (the t distribution is unbounded); Wilcoxon signed-rank
+    (exact, ``n`` non-zero differences): ``2 / 2**n`` (all differences of one sign); the sign-flip
+    permutation test: ``2 / 2**n`` when enumerated exactly, else ``1 / (n_permutations + 1)``.
+    """
+    n = int(n)
+    if test in ("paired_t", "corrected_t", "corrected_kfold_t"):
+        return 0.0 if n >= 2 else 1.0
+    if n < 1:
+        return 1.0
+    exact = min(1.0, 2.0 / 2.0 ** n)
+    if test == "wilcoxon":
+        return exact
+    if test == "trial_permutation":
+        return exact if 2.0 ** n <= n_permutations + 1 else max(exact, 1.0 / (n_permutations + 1))
+    raise ValueError(f"unknown test {test!r}")
+
+
+def tarone_size(p_min: Sequence[float], alpha: float = 0.05) -> int:
+    """Tarone's (1990, Biometrics 46:515-522) family size for tests with a smallest p-value.
+
+    The smallest ``K >= 1`` for which at most ``K`` tests can reach ``alpha / K``
+    (``#{p_min < alpha/K} <= K``). Only those tests enter the family; the others cannot reject
+    at that level whatever the data, so running them only costs power. With continuous tests
+    (``p_min = 0``) ``K`` is the number of tests, as in Bonferroni/Holm.
+    """
+    p_min = np.asarray(p_min, dtype=float)
+    for k in range(1, max(1, p_min.size) + 1):
+        if int(np.sum(p_min < alpha / k)) <= k:
+            return k
+    return max(1, p_min.size)
+
+
+def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float = POWER,
+                                  ratio: float = 0.0) -> float:
+    """Smallest true mean difference a two-sided paired t-type test detects with ``power``.
+
+    The paired t-test of ``n`` differences with standard deviation ``sd`` has the noncentrality
+    ``delta / (sd / sqrt(n))``; :class:`statsmodels.stats.power.TTestPower` solves it for the
+    standardised effect ``d_z`` and ``delta = d_z * sd``. A corrected test (standard error
+    ``sd * sqrt(1/n + ratio)``, ratio = n_test/n_train) has the same df and a noncentrality smaller
+    by ``sqrt(1 + n * ratio)``, so its MDE is larger by that factor. NaN when ``n < 2`` or
+    ``sd`` is not positive.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    if n < 2 or not (sd > 0) or not math.isfinite(sd):
+        return math.nan
+    es = TTestPower().solve_power(effect_size=None, nobs=int(n), alpha=float(alpha), power=float(power),
+                                  alternative="two-sided")
+    return float(np.ravel(es)[0]) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))
+
+
+def sign_flip_test(d: Sequence[float], w: Sequence[float] | None = None,
+                   n_permutations: int = N_PERMUTATIONS, seed: int = 0) -> dict:
+    """Paired permutation test of the weighted mean of unit differences ``d`` (weights ``w``).
+
+    Under H0 (the two methods' predictions are exchangeable on every unit) each unit's
+    difference keeps or flips its sign with probability 1/2. Exact over all ``2^n`` sign
+    patterns when that is at most ``n_permutations + 1``; otherwise ``n_permutations`` random
+    patterns (generator seeded with ``seed``) and ``p = (1 + #{|T*| >= |T|}) / (n_permutations + 1)``.
+    Returns ``statistic`` (the weighted mean), ``p`` and ``exact``.
+    """
+    d = np.asarray(d, dtype=float)
+    w = np.ones_like(d) if w is None else np.asarray(w, dtype=float)
+    n = d.size
     if n == 0:
-        for r in rows.values():
-            r["note"] = "no paired seeds"
-        return list(rows.values())
+        raise ValueError("permutation test needs at least one unit")
+    wd = w * d / w.sum()
+    t_obs = float(wd.sum())
+    tol = 1e-12 * max(1.0, abs(t_obs))
+    if 2 ** n <= n_permutations + 1:
+        signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1) * 2 - 1
+        t = signs @ wd
+        p = float(np.mean(np.abs(t) >= abs(t_obs) - tol))
+        return {"statistic": t_obs, "p": p, "exact": True}
+    rng = np.random.default_rng(seed)
+    hits = 0
+    done = 0
+    while done < n_permutations:
+        b = min(2000, n_permutations - done)
+        signs = rng.integers(0, 2, size=(b, n)) * 2 - 1
+        hits += int(np.sum(np.abs(signs @ wd) >= abs(t_obs) - tol))
+        done += b
+    return {"statistic": t_obs, "p": (1 + hits) / (n_permutations + 1), "exact": False}
+
+
+def _row(test: str, n: int) -> dict:
+    return {"test": test, "statistic": np.nan, "p": np.nan, "effect": np.nan, "ci_low": np.nan,
+            "ci_high": np.nan, "n": int(n), "note": "", "dz": np.nan, "_sd": np.nan, "_ratio": 0.0,
+            "_pmin": smallest_p(test, n) if test != "wilcoxon" else 1.0}
+
+
+def _t_rows(d: np.ndarray, ratio: float | None, ratio_test: str = "corrected_t") -> list[dict]:
+    """Seed-level rows for one vector of paired differences: paired t, a corrected t (when
+    ``ratio`` is given; ``ratio_test`` names it) and Wilcoxon."""
+    n = int(d.size)
+    tests = ["paired_t"] + ([ratio_test] if ratio is not None else []) + ["wilcoxon"]
+    rows = {t: _row(t, n) for t in tests}
+    if n == 0:
+        return []
     mean = float(np.mean(d))
     for r in rows.values():
         r["effect"] = mean
     if n < 2:
-        for r in rows.values():
-            r["note"] = "fewer than 2 paired seeds: test undefined"
-        return list(rows.values())
-
+        return list(rows.values())  # dropped later: no t-test at n < 2
     sd = float(np.std(d, ddof=1))
     zero_var = _zero_variance(d)
     if not zero_var:
-        dz = mean / sd
         for r in rows.values():
-            r["dz"] = dz
-
-    # paired t-test (scipy); the CI uses the plain standard error
+            r["dz"] = mean / sd
     pt = rows["paired_t"]
+    pt["_sd"] = np.nan if zero_var else sd
     if zero_var:
         pt["note"] = "paired differences have zero variance: t undefined"
     else:
         res = ss.ttest_rel(d, np.zeros_like(d))
         pt["statistic"], pt["p"] = float(res.statistic), float(res.pvalue)
         pt["ci_low"], pt["ci_high"] = _t_ci(mean, sd / math.sqrt(n), n - 1)
-
-    # corrected resampled t-test (formula; no library has it)
-    ct = rows["corrected_t"]
-    if zero_var:
-        ct["note"] = "paired differences have zero variance: corrected t undefined"
-    else:
-        res = corrected_t_test(d, ratio)
-        ct["statistic"], ct["p"] = res["statistic"], res["p"]
-        ct["ci_low"], ct["ci_high"] = _t_ci(mean, res["se"], res["df"])
-
-    # Wilcoxon signed-rank test (scipy); the CI shown is the plain t CI of the mean difference
+    if ratio is not None:
+        ct = rows[ratio_test]
+        ct["_sd"], ct["_ratio"] = (np.nan if zero_var else sd), float(ratio)
+        if zero_var:
+            ct["note"] = "paired differences have zero variance: corrected t undefined"
+        else:
+            res = corrected_t_test(d, ratio)
+            ct["statistic"], ct["p"] = res["statistic"], res["p"]
+            ct["ci_low"], ct["ci_high"] = _t_ci(mean, res["se"], res["df"])
     wx = rows["wilcoxon"]
     wx["ci_low"], wx["ci_high"] = pt["ci_low"], pt["ci_high"]
-    if np.all(d == 0):
+    nonzero = int(np.sum(d != 0))
+    wx["n"] = nonzero
+    wx["_pmin"] = smallest_p("wilcoxon", nonzero)
+    if nonzero == 0:
         wx["note"] = "all paired differences are zero: Wilcoxon undefined"
     else:
         res = ss.wilcoxon(d, alternative="two-sided")
         if np.isfinite(res.pvalue):
             wx["statistic"], wx["p"] = float(res.statistic), float(res.pvalue)
-            zeros = int(np.sum(d == 0))
-            if zeros:
-                wx["note"] = f"{zeros} zero difference(s) dropped (zero_method='wilcox')"
+            if nonzero < n:
+                wx["note"] = f"{n - nonzero} zero difference(s) dropped (zero_method='wilcox')"
         else:
             wx["note"] = "Wilcoxon returned no finite p-value"
     return list(rows.values())
+
+
+def _compare(d: np.ndarray, ratio: float) -> list[dict]:
+    """The seed-level rows (paired t, corrected t, Wilcoxon) for paired differences ``d``."""
+    return _t_rows(np.asarray(d, dtype=float), ratio)
+
+
+def _trial_row(m: pd.DataFrame, r: pd.DataFrame, value: str, scale: float,
+               n_permutations: int) -> tuple[dict | None, str]:
+    """The trial-level row of one comparison from per-segment predictions (``seed, index,
+    subject, trial, <value>``), paired on the segments both methods were tested on in the same
+    seed; ``None`` and the reason when a seed's test segments of one method are not all tested by
+    the other (e.g. two holdout splits of different kinds)."""
+    for s in sorted(set(m["seed"]) | set(r["seed"])):
+        a = set(m.loc[m["seed"] == s, "index"].tolist())
+        b = set(r.loc[r["seed"] == s, "index"].tolist())
+        if not (a <= b or b <= a):
+            return None, f"seed {s}: the method and the reference were tested on different segments"
+    j = m.merge(r, on=["seed", "index"], suffixes=("_m", "_r"))
+    if j.empty:
+        return None, "no common test segments"
+    j["d"] = (j[f"{value}_m"] - j[f"{value}_r"]).astype(float) * scale
+    units = j.groupby(["subject_m", "trial_m"], sort=True)["d"].agg(["mean", "size"])
+    d, w = units["mean"].to_numpy(float), units["size"].to_numpy(float)
+    n = int(d.size)
+    row = _row("trial_permutation", n)
+    row["effect"] = float(np.sum(w * d) / np.sum(w))
+    if n >= 2:
+        row["_sd"] = float(np.std(d, ddof=1))
+        if row["_sd"] > 0:
+            row["dz"] = row["effect"] / row["_sd"]
+    if np.all(d == 0):
+        row["note"] = "the two methods are equally right on every test trial: test undefined"
+        return row, ""
+    res = sign_flip_test(d, w, n_permutations)
+    row["statistic"], row["p"] = res["statistic"], res["p"]
+    # 95 % CI: bootstrap over trials (the units the test permutes), percentile
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, n, size=(N_BOOTSTRAP, n))
+    boot = (w[idx] * d[idx]).sum(axis=1) / w[idx].sum(axis=1)
+    row["ci_low"], row["ci_high"] = (float(x) for x in np.quantile(boot, [0.025, 0.975]))
+    seeds = j["seed"].nunique()
+    row["note"] = (f"{n} test trials, {len(j)} segment predictions pooled over {seeds} seed(s); "
+                   + ("exact" if res["exact"] else f"{n_permutations} random sign flips"))
+    return row, ""
 
 
 def _holm(table: pd.DataFrame) -> pd.Series:
@@ -227,15 +391,25 @@ def paired_tests(
     metrics: Sequence[str] = ("accuracy", "f1", "rmse"),
     test_fraction: float = 0.1,
     train_fraction: float = 0.8,
+    alpha: float = 0.05,
+    folds: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+    n_permutations: int = N_PERMUTATIONS,
 ) -> pd.DataFrame:
     """Paired tests of every method against every reference, per dataset x track x dimension.
 
-    Returns a table with the columns :data:`STATS_COLUMNS`; three rows (``paired_t``,
-    ``corrected_t``, ``wilcoxon``) per cell x metric x method x reference. A reference (or
-    method) is compared when it has any run in the cell, failed or not; a comparison whose
-    runs all failed gets ``n = 0`` and a note. A metric is tested in a cell when at least one
-    ok run of the cell has a value for it. ``n_failed`` counts the excluded (not ``ok``) runs of
-    the method and the reference in the cell. See the module docstring for the tests.
+    Returns a table with the columns :data:`STATS_COLUMNS`. Seed-level rows (one value per
+    seed from ``runs``): ``paired_t``, ``wilcoxon`` and the corrected t-test that fits the
+    design: ``corrected_kfold_t`` over the (seed, fold) pairs of ``folds`` when both methods
+    ran a cross-validation protocol, else ``corrected_t`` with the split fractions. Trial-level
+    row (``predictions``, accuracy only): ``trial_permutation``.
+
+    A test that cannot reach ``alpha`` at its n after the family's Holm correction
+    (:func:`smallest_p` times the family size is not below ``alpha``; t-tests with fewer than 2
+    pairs) is not run and has no row. ``alpha_family`` is ``alpha / m`` (Holm's first step, m =
+    the comparisons of the family) and ``mde`` the minimum detectable difference at that level
+    with 80 % power (:func:`minimum_detectable_difference`; for the trial-level test from the
+    standard deviation of the per-trial differences; empty for Wilcoxon). See the module docstring.
     """
     _check_columns(runs, _REQUIRED)
     ratio = _split_ratio(test_fraction, train_fraction)
@@ -243,22 +417,28 @@ def paired_tests(
     metrics = [m for m in metrics if m in runs.columns]
     ok = _is_ok(runs)
     rows: list[dict] = []
+    fold_groups = dict(iter(folds.groupby(list(_KEY), sort=False))) if folds is not None and len(folds) else {}
+    pred_groups = (dict(iter(predictions.groupby(list(_KEY), sort=False)))
+                   if predictions is not None and len(predictions) else {})
     for key, cell in runs.groupby(list(_KEY), sort=True, dropna=False):
         cell_ok = cell[ok.loc[cell.index]]
         failed_by_method = cell[~ok.loc[cell.index]].groupby("method").size()
         methods = sorted(cell["method"].astype(str).unique())
         present_refs = [r for r in references if r in methods]
+        cf = fold_groups.get(tuple(key))
+        cp = pred_groups.get(tuple(key))
+        where = "/".join(map(str, key))
         for metric in metrics:
             if cell_ok[metric].astype(float).notna().sum() == 0:
                 continue
             for ref in present_refs:
                 ref_frame = cell_ok[cell_ok["method"].astype(str) == ref]
-                ref_vals = _seed_values(ref_frame, metric, f"{'/'.join(map(str, key))}/{ref}")
+                ref_vals = _seed_values(ref_frame, metric, f"{where}/{ref}")
                 for method in methods:
                     if method == ref:
                         continue
                     m_frame = cell_ok[cell_ok["method"].astype(str) == method]
-                    m_vals = _seed_values(m_frame, metric, f"{'/'.join(map(str, key))}/{method}")
+                    m_vals = _seed_values(m_frame, metric, f"{where}/{method}")
                     joined = pd.concat({"m": m_vals, "r": ref_vals}, axis=1, join="inner")
                     d = (joined["m"] - joined["r"]).to_numpy(dtype=float)
                     n_failed = int(failed_by_method.get(method, 0) + failed_by_method.get(ref, 0))
@@ -274,34 +454,150 @@ def paired_tests(
                             f"runs without a partner seed dropped: method {m_alone}, "
                             f"reference {r_alone}"
                         )
-                    for r in _compare(d, ratio):
+                    out = []
+                    fm = cf[cf["method"] == method] if cf is not None else None
+                    fr = cf[cf["method"] == ref] if cf is not None else None
+                    if fm is not None and len(fm) and len(fr):
+                        # cross-validated: seeds are repetitions, folds the resamples
+                        fj = fm.merge(fr, on=["seed", "fold"], suffixes=("_m", "_r"))
+                        fj = fj[fj["seed"].isin(joined.index)].dropna(subset=[f"{metric}_m", f"{metric}_r"])
+                        seed_rows = [r for r in _t_rows(d, None) if r["test"] != "corrected_kfold_t"]
+                        out += seed_rows
+                        if len(fj):
+                            fd = (fj[f"{metric}_m"] - fj[f"{metric}_r"]).to_numpy(float)
+                            k_ratio = float(fj["n_test_m"].mean() / fj["n_train_m"].mean())
+                            kr = [r for r in _t_rows(fd, k_ratio, "corrected_kfold_t")
+                                  if r["test"] == "corrected_kfold_t"]
+                            for r in kr:
+                                r["note"] = (f"{fj['seed'].nunique()} repetition(s) x "
+                                             f"{fj['fold'].nunique()} fold(s); n_test/n_train = {k_ratio:.3g}")
+                            out += kr
+                    else:
+                        out += _t_rows(d, ratio)
+                    if metric == "accuracy" and cp is not None:
+                        pm = cp[(cp["method"] == method) & cp["seed"].isin(joined.index)]
+                        pr = cp[(cp["method"] == ref) & cp["seed"].isin(joined.index)]
+                        if len(pm) and len(pr):
+                            tr, why = _trial_row(pm, pr, "correct", 100.0, n_permutations)
+                            if tr is not None:
+                                out.append(tr)
+                    for r in out:
                         note = "; ".join([x for x in [r["note"], *extra] if x])
                         rows.append({
                             "dataset": key[0], "track": key[1], "dimension": key[2],
                             "metric": metric, "method": method, "reference": ref,
                             **r, "note": note, "n_failed": n_failed,
                         })
-    table = pd.DataFrame(rows, columns=[c for c in STATS_COLUMNS if c != "p_holm"])
+    private = ["_sd", "_ratio", "_pmin"]
+    cols = [c for c in STATS_COLUMNS if c not in ("p_holm", "alpha_family", "mde", "question")] + private
+    table = pd.DataFrame(rows, columns=cols)
+    if len(table):
+        family = ["dataset", "track", "dimension", "metric", "test", "reference"]
+        k = table.groupby(family, sort=False, dropna=False)["_pmin"].transform(
+            lambda p: tarone_size(p.to_numpy(float), alpha)).astype(float)
+        alpha_fam = float(alpha) / k
+        keep = table["_pmin"].astype(float) < alpha_fam
+        table = table[keep].copy()
+        table["alpha_family"] = alpha_fam[keep]
+        table["mde"] = [
+            minimum_detectable_difference(sd, n, a, POWER, rt) if t != "wilcoxon" else math.nan
+            for t, sd, n, a, rt in zip(table["test"], table["_sd"].astype(float), table["n"],
+                                       table["alpha_family"], table["_ratio"].astype(float))
+        ]
+        table["question"] = table["test"].map(QUESTIONS)
+    order = {t: i for i, t in enumerate(TESTS)}
+    table = table.drop(columns=private)
+    if len(table):
+        table = table.assign(_o=table["test"].map(order)).sort_values(
+            [*_KEY, "metric", "reference", "method", "_o"], kind="stable").drop(columns="_o")
     table["p_holm"] = _holm(table) if len(table) else pd.Series(dtype=float)
+    for c in ("alpha_family", "mde", "question"):
+        if c not in table:
+            table[c] = pd.Series(dtype=float if c != "question" else object)
     table = table[list(STATS_COLUMNS)]
     table["n"] = table["n"].astype(int)
     table["n_failed"] = table["n_failed"].astype(int)
     return table.reset_index(drop=True)
 
 
-def significance_marks(stats_df: pd.DataFrame, alpha: float = 0.05) -> dict[tuple, str]:
+def significance_marks(stats_df: pd.DataFrame, alpha: float = 0.05,
+                       tests: Sequence[str] = (MARK_TEST,)) -> dict[tuple, str]:
     """``(dataset, track, dimension, metric, method, reference) -> "*"`` or ``""``.
 
-    A comparison is marked when the Holm-adjusted p-value of the **corrected resampled
-    t-test** (:data:`MARK_TEST`) is below ``alpha``; an empty p-value never marks.
+    A comparison is marked when the Holm-adjusted p-value of the first of ``tests`` present for
+    it (default: the trial-level test :data:`MARK_TEST`) is below ``alpha``; an empty p-value never
+    marks. A comparison without a row of any of ``tests`` is absent (the test was not run: its n
+    cannot reach ``alpha``, or the method saw other test trials).
     """
-    sel = stats_df[stats_df["test"] == MARK_TEST]
+    sel = stats_df[stats_df["test"].isin(list(tests))]
+    rank = {t: i for i, t in enumerate(tests)}
+    sel = sel.assign(_r=sel["test"].map(rank)).sort_values("_r", kind="stable")
     marks: dict[tuple, str] = {}
     for row in sel.itertuples(index=False):
-        p = row.p_holm
         key = (row.dataset, row.track, row.dimension, row.metric, row.method, row.reference)
+        if key in marks:
+            continue
+        p = row.p_holm
         marks[key] = "*" if (p is not None and pd.notna(p) and float(p) < alpha) else ""
     return marks
+
+
+def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: str, metric: str,
+                 reference: str, methods: Sequence[str], test: str, alpha: float = 0.05) -> dict:
+    """One table's comparisons with ``reference`` as their own Holm family.
+
+    A table reports its own comparisons, so its marks are corrected over them only: Holm over
+    the p-values of ``test`` for the table's ``methods`` (the rows ``stats.csv`` has: those whose
+    test can reach alpha at their n), and the MDE at the table's level ``alpha / K`` (K = the
+    number of those comparisons), rescaled from each row's ``mde`` at its cell-wide
+    ``alpha_family`` (``TTestPower`` effect sizes at the two levels; the correction factor cancels).
+    Returns ``{"alpha": alpha / K, "k": K, "p_holm": {method: p}, "mde": {method: mde}}``
+    (``k = 0`` when the table has no row of ``test``).
+    """
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestPower
+
+    sel = stats_df[(stats_df["test"] == test) & (stats_df["dataset"].astype(str) == str(dataset))
+                   & (stats_df["track"].astype(str) == str(track))
+                   & (stats_df["dimension"].astype(str) == str(dimension))
+                   & (stats_df["metric"] == metric) & (stats_df["reference"] == reference)
+                   & (stats_df["method"].isin(list(methods)))]
+    out = {"alpha": math.nan, "k": int(len(sel)), "p_holm": {}, "mde": {}}
+    if sel.empty:
+        return out
+    a_t = float(alpha) / len(sel)
+    out["alpha"] = a_t
+    p = sel["p"].astype(float)
+    valid = p.notna()
+    if valid.any():
+        adj = multipletests(p[valid].to_numpy(), method="holm")[1]
+        out["p_holm"] = dict(zip(sel.loc[valid, "method"], (float(x) for x in adj)))
+    power = TTestPower()
+
+    def es(n, a):
+        return float(np.ravel(power.solve_power(nobs=int(n), alpha=float(a), power=POWER,
+                                                alternative="two-sided"))[0])
+
+    for row in sel.itertuples(index=False):
+        m = float(row.mde) if pd.notna(row.mde) else math.nan
+        if math.isfinite(m) and int(row.n) >= 2:
+            m *= es(row.n, a_t) / es(row.n, row.alpha_family)
+        out["mde"][row.method] = m
+    return out
+
+
+def table_mde(stats_df: pd.DataFrame, dataset: str, track: str, dimension: str, metric: str,
+              reference: str, methods: Sequence[str], test: str) -> tuple[float, int]:
+    """The minimum detectable difference of one table column: the median ``mde`` of ``test``
+    over the table's comparisons with ``reference`` (at each row's family level), and how many
+    rows it comes from (NaN, 0 without rows)."""
+    sel = stats_df[(stats_df["test"] == test) & (stats_df["dataset"].astype(str) == str(dataset))
+                   & (stats_df["track"].astype(str) == str(track))
+                   & (stats_df["dimension"].astype(str) == str(dimension))
+                   & (stats_df["metric"] == metric) & (stats_df["reference"] == reference)
+                   & (stats_df["method"].isin(list(methods)))]
+    v = sel["mde"].astype(float).dropna()
+    return (float(v.median()), int(len(v))) if len(v) else (math.nan, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,6 +661,25 @@ def friedman_nemenyi(
     return summary, nemenyi
 
 
+#: Fewer blocks than this: no critical difference diagram (per-method intervals instead).
+MIN_CD_BLOCKS = 5
+
+
+def nemenyi_critical_difference(k: int, n_blocks: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of average ranks (Demsar 2006, JMLR 7:1-30, section 3.2.2).
+
+    ``CD = q_alpha * sqrt(k (k + 1) / (6 N))`` with ``q_alpha`` the upper ``alpha`` point of the
+    studentized range of ``k`` means with infinite degrees of freedom divided by ``sqrt(2)``
+    (:data:`scipy.stats.studentized_range`; Demsar's Table 5a lists ``q_0.05`` = 1.960, 2.343,
+    2.569, 2.728 ... for k = 2, 3, 4, 5 ...). Two methods whose average ranks over ``N`` blocks
+    differ by more than CD differ at level ``alpha`` (family-wise).
+    """
+    if k < 2 or n_blocks < 1:
+        raise ValueError(f"critical difference needs k >= 2 methods and N >= 1 blocks (k={k}, N={n_blocks})")
+    q = float(ss.studentized_range.ppf(1.0 - alpha, k, np.inf)) / math.sqrt(2.0)
+    return q * math.sqrt(k * (k + 1) / (6.0 * n_blocks))
+
+
 def critical_difference_diagram(
     ranks: Mapping[str, float] | pd.Series,
     pvalues: pd.DataFrame,
@@ -412,6 +727,62 @@ def critical_difference_diagram(
 # file level
 
 
+def load_run_details(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-fold metrics and per-segment test predictions of the ok runs of ``runs``.
+
+    Reads ``metrics.json`` (its ``folds``, written by cross-validated runs) and ``features.npz``
+    (``logits, y, index, subject, trial``) from each run's ``path``. Returns ``(folds,
+    predictions)``: ``folds`` has ``dataset, track, dimension, method, seed, fold, accuracy, f1,
+    rmse, n_test, n_train``; ``predictions`` has ``dataset, track, dimension, method, seed, index,
+    subject, trial, correct`` (classification runs only). Runs without a ``path`` column, or
+    whose files lack these entries (older runs), contribute nothing.
+    """
+    import json
+    from pathlib import Path
+
+    fold_rows, preds = [], []
+    if "path" not in runs.columns:
+        return pd.DataFrame(), pd.DataFrame()
+    ok = _is_ok(runs)
+    for row in runs[ok].itertuples(index=False):
+        run_dir = Path(str(row.path))
+        key = {"dataset": str(row.dataset), "track": str(row.track), "dimension": str(row.dimension),
+               "method": str(row.method), "seed": int(row.seed)}
+        mfile = run_dir / "metrics.json"
+        task = "classification"
+        if mfile.exists():
+            try:
+                m = json.loads(mfile.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{mfile}: not valid JSON ({exc})") from None
+            task = m.get("task", task)
+            for f in m.get("folds") or []:
+                seg = f.get("n_segments", {})
+                fold_rows.append({**key, "fold": int(f["fold"]),
+                                  **{k: f["test"].get(k, math.nan) for k in ("accuracy", "f1", "rmse")},
+                                  "n_test": seg.get("test", math.nan), "n_train": seg.get("train", math.nan)})
+        ffile = run_dir / "features.npz"
+        if task != "classification" or not ffile.exists():
+            continue
+        try:
+            with np.load(ffile, allow_pickle=False) as z:
+                if not {"logits", "y", "index", "subject", "trial"} <= set(z.files):
+                    continue
+                logits, y = z["logits"], z["y"]
+                index, subject, trial = z["index"], z["subject"], z["trial"]
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{ffile}: cannot read predictions ({exc})") from None
+        if logits.ndim != 2 or len(logits) != len(y):
+            continue
+        correct = (np.argmax(logits, axis=1) == y.astype(np.int64)).astype(float)
+        preds.append(pd.DataFrame({**{k: [v] * len(y) for k, v in key.items()}, "index": index.astype(np.int64),
+                                   "subject": subject.astype(np.int64), "trial": trial.astype(np.int64),
+                                   "correct": correct}))
+    folds = pd.DataFrame(fold_rows)
+    predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
+    return folds, predictions
+
+
 def write_stats(
     runs_csv: str | os.PathLike,
     out_csv: str | os.PathLike,
@@ -419,9 +790,11 @@ def write_stats(
     test_fraction: float,
     train_fraction: float,
     metrics: Sequence[str] = ("accuracy", "f1", "rmse"),
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Read ``runs.csv``, run :func:`paired_tests` per track with that track's references
-    (``references_by_track[track]``; a track not named there gets no rows) and write
+    """Read ``runs.csv`` (and, through its ``path`` column, each run's fold metrics and test
+    predictions: :func:`load_run_details`), run :func:`paired_tests` per track with that track's
+    references (``references_by_track[track]``; a track not named there gets no rows) and write
     ``stats.csv`` atomically. Returns the table written.
     """
     from cmkd.io import write_csv
@@ -433,11 +806,13 @@ def write_stats(
     _check_columns(runs, _REQUIRED)
     for col in ("dataset", "track", "dimension", "method"):
         runs[col] = runs[col].astype(str)
+    folds, predictions = load_run_details(runs)
     parts = []
     for track, refs in references_by_track.items():
         sub = runs[runs["track"] == str(track)]
         if len(sub) and refs:
-            parts.append(paired_tests(sub, list(refs), metrics, test_fraction, train_fraction))
+            parts.append(paired_tests(sub, list(refs), metrics, test_fraction, train_fraction, alpha,
+                                      folds=folds, predictions=predictions))
     if parts:
         table = pd.concat(parts, ignore_index=True)
         table = table.sort_values(list(_KEY), kind="stable").reset_index(drop=True)

@@ -134,7 +134,8 @@ def published_scale(published: dict, path: str | None, dataset_key: str, row_key
 def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict,
                 marks: dict | None = None, references: dict | None = None) -> pd.DataFrame:
     """One configured table: rows = methods; per dataset × dimension the reproduced and published values,
-    and a significance mark against the track's first reference method (Holm-corrected, corrected t-test)."""
+    and the reference the rows are tested against: the table's ``reference``, else the first of the track's
+    references that the table shows, else the track's first reference (marks: :func:`add_power`)."""
     metric = table.get("metric", "accuracy")
     marks = marks or {}
     references = references or {}
@@ -157,7 +158,8 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             n = int(r["n"].iloc[0]) if len(r) else 0
             n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
             n_stale = int(r["n_stale"].iloc[0]) if len(r) else 0
-            ref = table.get("reference") or (references.get(tr) or ["baseline"])[0]
+            refs = references.get(tr) or ["baseline"]
+            ref = table.get("reference") or next((r for r in refs if r in rows), refs[0])  # one the table shows
             pub_dim = (table.get("dimension_keys") or {}).get(dim, dim)
             pub = published_value(published, table.get("published"), pub_ds, key, pub_dim, metric)
             scale = published_scale(published, table.get("published"), pub_ds, key, pub_dim, metric)
@@ -192,9 +194,89 @@ def _pub(v: float, r) -> str:
     return txt + (" (scale unknown)" if r.get("published_scale") == "unknown" else "")
 
 
-def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
+def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, list[str]]:
+    """Significance marks and the minimum detectable difference (MDE) of one built table.
+
+    The table's comparisons with its reference form the Holm family of its marks
+    (:func:`cmkd.stats.table_family`), per dataset x dimension, for the trial-level test
+    (:data:`cmkd.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.stats.SEED_MARK_TESTS`).
+    Columns set on ``df``: ``sig`` (``*`` Holm-adjusted p < alpha in the trial-level test,
+    ``≈`` indistinguishable: |difference from the reference| below the table's MDE, ``n too
+    small`` where the test could not be run at its n), ``sig_seeds`` (the same for the
+    seed-level test), ``effect`` (mean minus the reference's mean), ``mde``, ``mde_seeds`` (the
+    median MDE of the table's comparisons, 80 % power at the table's level alpha/K). Returns
+    ``(df, lines)``: one sentence per dataset x dimension for the table's note.
+    """
+    from cmkd import stats as st
+
+    if df.empty:
+        return df, []
+    df = df.copy()
+    lines = []
+    for col in ("sig", "sig_seeds"):
+        df[col] = ""
+    df["effect"] = math.nan
+    df["mde"] = math.nan
+    df["mde_seeds"] = math.nan
+    for (ds, tr, dim), g in df.groupby(["dataset", "track", "dimension"], sort=False):
+        ref = g["reference"].iloc[0]
+        metric = g["metric"].iloc[0]
+        ref_mean = g.loc[g["method"] == ref, "mean"]
+        ref_mean = float(ref_mean.iloc[0]) if len(ref_mean) else math.nan
+        others = [m for m in g["method"] if m != ref]
+        fam = stats_df[(stats_df["dataset"].astype(str) == str(ds)) & (stats_df["track"].astype(str) == str(tr))
+                       & (stats_df["dimension"].astype(str) == str(dim)) & (stats_df["metric"] == metric)
+                       & (stats_df["reference"] == ref)]
+        if fam.empty:
+            lines.append(f"{ds} / {dim}: no tests against {ref} (not one of tracks.{tr}.references).")
+            continue
+        trial = st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST, alpha)
+        seed_test = next((t for t in st.SEED_MARK_TESTS if (fam["test"] == t).any()), st.SEED_MARK_TESTS[-1])
+        seed = st.table_family(stats_df, ds, tr, dim, metric, ref, others, seed_test, alpha)
+        med = lambda fam_: float(pd.Series(list(fam_["mde"].values()), dtype=float).median()) if fam_["mde"] else math.nan
+        mde, mde_s = med(trial), med(seed)
+        for i in g.index:
+            method = df.at[i, "method"]
+            if method == ref:
+                continue
+            eff = df.at[i, "mean"] - ref_mean
+            df.at[i, "effect"] = eff
+            df.at[i, "mde"], df.at[i, "mde_seeds"] = mde, mde_s
+            for col, f, m_ in (("sig", trial, mde), ("sig_seeds", seed, mde_s)):
+                if method not in f["mde"]:
+                    df.at[i, col] = "n too small" if df.at[i, "n"] else ""
+                elif f["p_holm"].get(method, math.nan) < alpha:
+                    df.at[i, col] = "*"
+                elif math.isfinite(m_) and math.isfinite(eff) and abs(eff) < m_:
+                    df.at[i, col] = "≈"
+        unit = "points" if metric in ("accuracy", "f1") else metric
+        parts = []
+        if trial["k"]:
+            parts.append(f"{mde:.1f} {unit} between methods on the same test trials (trial-level permutation test, "
+                         f"Holm over the table's {trial['k']} comparison(s): alpha {trial['alpha']:.3g})")
+        else:
+            parts.append("no trial-level test (n too small or no per-trial predictions)")
+        if seed["k"]:
+            parts.append(f"{mde_s:.1f} {unit} across training runs ({seed_test}, alpha {seed['alpha']:.3g})")
+        else:
+            parts.append("no seed-level test (n too small)")
+        lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts) + ".")
+    return df, lines
+
+
+def power_note(lines: list[str]) -> str:
+    if not lines:
+        return ""
+    return (" ".join(lines) + " * = differs from the reference (Holm-adjusted p < 0.05); ≈ = indistinguishable: "
+            "the difference from the reference is below the minimum detectable difference; "
+            "'n too small' = the test cannot reach p < 0.05 at its number of seeds/trials and was not run.")
+
+
+def to_markdown(df: pd.DataFrame, title: str, note: str, power: str = "") -> str:
     lines = [f"# {title}", "", note, ""]
     cols = ["dataset", "track", "dimension", "label", "reproduced", "sig", "published", "diff", "n"]
+    if "sig_seeds" in df.columns:
+        cols.insert(cols.index("sig") + 1, "sig_seeds")
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for _, r in df.iterrows():
@@ -205,10 +287,12 @@ def to_markdown(df: pd.DataFrame, title: str, note: str) -> str:
                 v = "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}" if c == "diff" else _pub(v, r)
             vals.append(str(v))
         lines.append("| " + " | ".join(vals) + " |")
+    if power:
+        lines += ["", power]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(df: pd.DataFrame, title: str) -> str:
+def to_latex(df: pd.DataFrame, title: str, power: str = "") -> str:
     def esc(s):
         return str(s).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
 
@@ -217,8 +301,12 @@ def to_latex(df: pd.DataFrame, title: str) -> str:
     for _, r in df.iterrows():
         pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else esc(_pub(r["published"], r))
         diff = "--" if isinstance(r["diff"], float) and math.isnan(r["diff"]) else f"{r['diff']:+.2f}"
-        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{'$^*$' if r.get('sig') else ''} & {pub} & {diff} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        mark = {"*": "$^*$", "≈": r"$^{\approx}$"}.get(str(r.get("sig", "")), "")
+        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{mark} & {pub} & {diff} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if power:
+        lines.append(r"\par\smallskip\footnotesize " + esc(power).replace("≈", r"$\approx$"))
+    lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
 
@@ -236,13 +324,14 @@ document.querySelectorAll('table.sortable th').forEach(function(th, i){
 
 def to_html(df: pd.DataFrame, title: str, note: str) -> str:
     cols = [("dataset", "Dataset"), ("track", "Track"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
-            ("sig", "Sig. vs reference"), ("reference", "Reference"),
+            ("sig", "Sig. vs reference (test trials)"), ("sig_seeds", "Sig. vs reference (seeds)"), ("reference", "Reference"),
         ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
            "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
            "th{background:#eee}td.num{text-align:right}.note{color:#555;max-width:60em}</style></head><body>",
            f"<h2>{html.escape(title)}</h2>", f"<p class='note'>{html.escape(note)}</p>",
            "<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in cols) + "</tr></thead><tbody>"]
+    cols = [(c, h) for c, h in cols if c in df.columns]
     for _, r in df.iterrows():
         cells = []
         for c, _ in cols:
@@ -285,16 +374,26 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     parts = [table.get("caption", "")]
     sp = protocol.get("split", {}) or {}
     ratios = ":".join(f"{r * 10:g}" for r in sp.get("ratios", (0.8, 0.1, 0.1)))
-    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; {sp.get('kind', 'trial')}-level "
-                 f"split {ratios} unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
+    kind = sp.get("kind", "trial")
+    if kind == "kfold":
+        design = (f"stratified {sp.get('n_folds', 5)}-fold cross-validation over trials "
+                  f"({sp.get('folds_by', 'pooled')}; every trial tested once per seed, the seed is the repetition)")
+    elif kind == "loso":
+        design = "leave-one-subject-out cross-validation (every subject tested once per seed)"
+    else:
+        design = f"{kind}-level split {ratios}"
+    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; {design} "
+                 f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
     rules = _class_rules(df, table, protocol.get("dimensions") or {})
     if rules:
         parts.append("Binary classes: " + "; ".join(rules) + ".")
-    parts.append("* = differs from the reference method (corrected resampled t-test, Holm-adjusted p < 0.05).")
     if len(df) and "published_scale" in df and (df["published_scale"] == "unknown").any():
         parts.append("Published numbers marked '(scale unknown)' are on a scale the paper does not state; they are "
                      "shown, not compared (no difference, no verdict).")
+    parts.append("Significance against the reference: the paired sign-flip permutation test over test trials pooled "
+                 "across seeds (do the trained models differ on these trials?) and the corrected t-test over seeds "
+                 "or folds (would other training runs give the same difference?), each Holm-adjusted.")
     if syn:
         parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
                      "and are shown as a reference only; they are not comparable to the reproduced values.")
@@ -304,15 +403,16 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
 def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None) -> list[Path]:
     """Write ``summary.*`` and one set of files per configured table; return the paths written.
 
-    With ``stats_csv`` (cmkd.stats output) each row carries a significance mark ``*`` against the
-    track's first reference method: Holm-adjusted p < 0.05 of the corrected resampled t-test."""
+    With ``stats_csv`` (cmkd.stats output) each row carries the marks of :func:`add_power` against the
+    table's reference, and the table the minimum detectable difference of its comparisons."""
     out_dir = Path(out_dir)
     runs = pd.read_csv(runs_csv)
     marks = {}
+    stats_df = None
     if stats_csv:
-        from cmkd.stats import significance_marks
-
-        marks = significance_marks(pd.read_csv(stats_csv))
+        stats_df = pd.read_csv(stats_csv)
+        for c in ("dataset", "track", "dimension", "method", "reference"):
+            stats_df[c] = stats_df[c].astype(str)
     summary = summarise(runs)
     written = []
     io.write_csv(out_dir / "summary.csv", summary)
@@ -323,10 +423,14 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None) -> list[Path]:
         df = build_table(summary, table, published, spec.get("datasets", {}), marks, spec.get("references", {}))
         title = table.get("title", table["name"])
         note = table_note(df, table, protocol)
+        power = ""
+        if stats_df is not None:
+            df, mde_lines = add_power(df, stats_df)
+            power = power_note(mde_lines)
         base = out_dir / table["name"]
         io.write_csv(base.with_suffix(".csv"), df)
-        io.write_text(base.with_suffix(".md"), to_markdown(df, title, note))
-        io.write_text(base.with_suffix(".tex"), to_latex(df, title))
-        io.write_text(base.with_suffix(".html"), to_html(df, title, note))
+        io.write_text(base.with_suffix(".md"), to_markdown(df, title, note, power))
+        io.write_text(base.with_suffix(".tex"), to_latex(df, title, power))
+        io.write_text(base.with_suffix(".html"), to_html(df, title, note + (" " + power if power else "")))
         written += [base.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]
     return written

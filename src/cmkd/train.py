@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cmkd import accel, io, metrics, provenance
+from cmkd import accel, io, metrics, protocols, provenance
 from cmkd.data import CONTINUOUS as _CONTINUOUS
 from cmkd.data import labels as labels_mod
 from cmkd.data import selection
@@ -36,6 +36,10 @@ from cmkd.methods import method_class
 from cmkd.methods.base import RunContext
 
 CONTINUOUS = _CONTINUOUS  # the modality table: cmkd.data.MODALITY_KINDS
+
+
+def req_dir(spec: dict, role: str) -> str:
+    return str(protocols.fold_dir(spec["requires"][role]["dir"], spec.get("fold")))
 
 
 def log(msg: str) -> None:
@@ -197,6 +201,8 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
     the job fails instead.
     """
     try:
+        if protocols.is_fold_protocol(spec.get("split")):  # kfold / loso: every fold in this process
+            return protocols.run_folds(spec, out_dir, _run, t_process_start)
         return _run(spec, out_dir, t_process_start)
     except (DivergenceError, RequiredRunFailed) as e:
         if spec.get("on_failure", "record") != "record":
@@ -236,13 +242,16 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     out_dir = Path(out_dir)
     tr = spec["training"]
     seed = int(spec["seed"])
-    tag = f"[{spec['dataset']}/{spec['track']}/{spec['dimension']}/{spec['method']} seed{seed}]"
+    tag = f"[{spec['dataset']}/{spec['track']}/{spec['dimension']}/{spec['method']} seed{seed}" + (f" fold{spec['fold']}]" if spec.get('fold') is not None else "]")
     device = setup_torch(spec["threads"], seed, spec.get("device", "auto"))
     dim = spec["dimension_spec"]
     task = dim.get("task", "classification")
 
     prep = load_prepared(spec["prepared"])
-    teachers_ck = {role: load_checkpoint(req["dir"]) for role, req in spec["requires"].items()}
+    fold = spec.get("fold")  # set by cmkd.protocols for kfold / loso runs: the teacher of the same fold
+    teachers_ck = {role: load_checkpoint(protocols.fold_dir(req["dir"], fold)) for role, req in spec["requires"].items()}
+    for role, ck in teachers_ck.items():
+        protocols.check_fold_teacher(ck, f"{req_dir(spec, role)}/model.pt")
     modalities = list(spec["modalities"])
     needed = list(dict.fromkeys(modalities + [m for ck in teachers_ck.values() for m in ck["spec"]["modalities"]]))
     for mod in needed:
@@ -254,14 +263,17 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                            tie=dim.get("tie", "low"))
     sp = spec["split"]
     stratify = y if (task == "classification" and sp.get("stratify", True)) else None
-    split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
-                                  kind=sp.get("kind", "trial"), ratios=tuple(sp["ratios"]),
-                                  stratify=stratify)
+    if fold is not None:
+        split = protocols.folds_of(prep, seed, sp, stratify)[int(fold)]
+    else:
+        split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
+                                      kind=sp.get("kind", "trial"), ratios=tuple(sp["ratios"]),
+                                      stratify=stratify)
     shash = split_hash(split)
     for role, ck in teachers_ck.items():
         if ck.get("split_hash") != shash or ck.get("data_hash") != prep.data_hash:
             raise DataError(
-                f"{spec['requires'][role]['dir']}/model.pt: the '{role}' checkpoint was trained on another split or data "
+                f"{req_dir(spec, role)}/model.pt: the '{role}' checkpoint was trained on another split or data "
                 f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
                 "or it has seen the student's test trials")
     amp = accel.Amp(tr.get("autocast", "off"), device)
@@ -396,7 +408,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "spec": spec,
     }
     io.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
-                 logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index)
+                 logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index,
+                 subject=np.asarray(prep["subject"])[parts["test"].index],  # per-trial predictions (paired tests)
+                 trial=np.asarray(prep["trial"])[parts["test"].index])
     ckpt = {"spec": model_spec, "state_dict": best_state, "split_hash": shash, "data_hash": prep.data_hash,
             "config_hash": spec["config_hash"], "norm": norm, "task": task, "provenance": prov}
     with io.atomic_path(out_dir / "model.pt") as tmp:

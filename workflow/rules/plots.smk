@@ -8,9 +8,14 @@ FIG = f"{R}/summary/figures"
 PLOT_CELLS = sorted({c[:3] for c in CELLS})
 # methods in the order the experiments list them (teacher, no-KD student, distilled students ...)
 PLOT_ORDER = json.dumps(list(dict.fromkeys(c[3] for c in CELLS)))
-# methods trained on the leaky segment-level split: left out of feature maps and rankings
-# (their test part is not the trial-level one; they belong to the leakage table only)
-PLOT_LEAKY = sorted(m for m, v in config["methods"].items() if (v.get("split") or {}).get("kind") == "leaky")
+# methods trained on another split than the config's (the leaky segment-level split of the leakage
+# table, the k-fold/LOSO runs of the protocols table): left out of feature maps and rankings, which
+# compare networks evaluated under one protocol only
+PLOT_LEAKY = sorted(
+    m
+    for m, v in config["methods"].items()
+    if (v.get("split") or {}).get("kind", config["split"]["kind"]) != config["split"]["kind"]
+)
 PLOT_KINDS = ["tsne", "umap"]
 # metrics ranked in the CD diagrams: accuracy for classification dimensions, RMSE for regression
 PLOT_CD_METRICS = sorted(
@@ -20,11 +25,28 @@ PLOT_CD_METRICS = sorted(
     }
 )
 PLOT_TRACKS = sorted({c[1] for c in PLOT_CELLS})
+
+
+def cd_group_methods(track, group):
+    """Networks of a track that solve the same task from the same input: its students (the
+    track's student modalities) or its teachers (the teacher modalities); leaky runs left out."""
+    tr = config["tracks"][track]
+    want = sorted(tr["student" if group == "students" else "teacher"])
+    out = []
+    for ds, t, dim, m in CELLS:
+        mods = config["methods"][m].get("modalities", "student")
+        mods = tr["student"] if mods == "student" else tr["teacher"] if mods == "teacher" else mods
+        if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
+            out.append(m)
+    return out
+
+
+PLOT_CD_GROUPS = ["students", "teachers"]
 PLOT_TARGETS = (
     [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS]
     + [f"{FIG}/{ds}/{tr}/{dim}/curves.png" for ds, tr, dim in PLOT_CELLS]
     + [f"{FIG}/published_vs_reproduced.png"]
-    + [f"{FIG}/cd/{tr}/{m}.png" for tr in PLOT_TRACKS for m in PLOT_CD_METRICS]
+    + [f"{FIG}/cd/{tr}/{g}/{m}.png" for tr in PLOT_TRACKS for g in PLOT_CD_GROUPS for m in PLOT_CD_METRICS]
     + [f"{FIG}/tables/{n}.png" for n in table_names()]
 )
 
@@ -139,21 +161,23 @@ rule cd_diagram:
         runs=f"{R}/summary/runs.csv",
     output:
         png=report(
-            f"{FIG}/cd/{{track}}/{{metric}}.png",
+            f"{FIG}/cd/{{track}}/{{group}}/{{metric}}.png",
             caption="../../report/cd.rst",
             category="Statistical tests",
             subcategory="Critical difference",
-            labels={"track": "{track}", "metric": "{metric}"},
+            labels={"track": "{track}", "networks": "{group}", "metric": "{metric}"},
         ),
-        svg=f"{FIG}/cd/{{track}}/{{metric}}.svg",
-        json=f"{FIG}/cd/{{track}}/{{metric}}.json",
+        svg=f"{FIG}/cd/{{track}}/{{group}}/{{metric}}.svg",
+        json=f"{FIG}/cd/{{track}}/{{group}}/{{metric}}.json",
     wildcard_constraints:
         metric="accuracy|f1|rmse",
+        group="students|teachers",
     params:
         py=PY,
         exclude=json.dumps(PLOT_LEAKY),
+        methods=lambda w: json.dumps(cd_group_methods(w.track, w.group)),
     log:
-        f"{R}/logs/plots/cd/{{track}}/{{metric}}.log",
+        f"{R}/logs/plots/cd/{{track}}/{{group}}/{{metric}}.log",
     resources:
         mem_mb=2000,
         runtime=10,
@@ -161,7 +185,7 @@ rule cd_diagram:
         "../../envs/cpu.yaml"
     shell:
         "{params.py} -m cmkd plots cd --runs {input.runs} --track {wildcards.track:q} --metric {wildcards.metric} "
-        "--exclude {params.exclude:q} --out-png {output.png} --out-svg {output.svg} --out-json {output.json} "
+        "--exclude {params.exclude:q} --methods {params.methods:q} --group {wildcards.group} --out-png {output.png} --out-svg {output.svg} --out-json {output.json} "
         "> {log} 2>&1"
 
 

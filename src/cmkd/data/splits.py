@@ -79,6 +79,8 @@ def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[
     (:class:`DataError` naming the trial otherwise). For ``kind="subject"`` a subject's trials have
     mixed labels, so ``stratify`` is not applied there.
     """
+    if kind in FOLD_KINDS:
+        raise ConfigError(f"split.kind: {kind!r} makes several folds per seed; use fold_splits()")
     if kind not in KINDS:
         raise ConfigError(f"split.kind: unknown kind {kind!r} (choose from {list(KINDS)})")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -203,3 +205,182 @@ def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> N
             parts = [PARTS[q] for q in sp[sp[:, 0] == s, 1]]
             raise DataError(f"split: subject {int(s)} appears in parts {parts}; "
                             f"a subject-independent split must keep every subject in one part")
+
+
+# ----------------------------------------------------------------------------------------------
+# cross-validation protocols: every trial (kfold) or every subject (loso) is tested once per
+# repetition. A run of one seed trains one model per fold (cmkd.protocols); the seed is the
+# repetition: it shuffles the fold assignment and the validation carve-out.
+
+#: Split kinds that make several folds per seed (one model per fold).
+FOLD_KINDS = ("kfold", "loso")
+#: How the k-fold assignment is made: over all trials at once, or within each subject.
+FOLDS_BY = ("pooled", "subject")
+
+
+def _trial_groups(subject: np.ndarray, trial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(group of every segment, (subject, trial) key of every group)``."""
+    keys, group = np.unique(np.stack([subject, trial], axis=1), axis=0, return_inverse=True)
+    return np.asarray(group).reshape(-1), keys
+
+
+def _group_classes(group: np.ndarray, n_groups: int, stratify, subject, trial) -> np.ndarray:
+    """Class index of every group (all zeros without ``stratify``); labels must be constant in a trial."""
+    if stratify is None:
+        return np.zeros(n_groups, dtype=np.int64)
+    y = np.asarray(stratify)
+    if y.shape != group.shape:
+        raise DataError(f"split: 'stratify' has shape {y.shape}, expected ({group.size},) (one label per segment)")
+    _, y = np.unique(y, return_inverse=True)
+    y = np.asarray(y).reshape(-1)
+    gc = np.full(n_groups, -1, dtype=np.int64)
+    gc[group] = y
+    bad = np.nonzero(gc[group] != y)[0]
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"split: 'stratify' labels differ within subject {int(subject[i])} trial {int(trial[i])}; "
+                        f"labels must be constant within a trial")
+    return gc
+
+
+def _deal(groups_by_stratum: list[np.ndarray], n_folds: int, rng: np.random.Generator) -> dict[int, int]:
+    """Shuffle each stratum and deal its groups round-robin into ``n_folds`` folds, the counter
+    running on across strata: fold sizes differ by at most one overall and per stratum."""
+    fold_of: dict[int, int] = {}
+    k = int(rng.integers(n_folds))
+    for g in groups_by_stratum:
+        for x in g[rng.permutation(g.size)]:
+            fold_of[int(x)] = k % n_folds
+            k += 1
+    return fold_of
+
+
+def _carve_val(train_groups: np.ndarray, group_class: np.ndarray, val_fraction: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """Validation groups taken from ``train_groups``: ``round(val_fraction * n)`` (at least 1),
+    spread over the classes in proportion (each class keeps at least one training group)."""
+    n_val = max(1, _round_half_up(val_fraction * train_groups.size))
+    if n_val >= train_groups.size:
+        raise DataError(f"split: a training fold of {train_groups.size} trial(s) cannot give {n_val} to validation")
+    classes = np.unique(group_class[train_groups])
+    members = {c: train_groups[group_class[train_groups] == c] for c in classes}
+    members = {c: g[rng.permutation(g.size)] for c, g in members.items()}
+    # largest-remainder allocation of n_val over the classes
+    quota = {c: n_val * members[c].size / train_groups.size for c in classes}
+    take = {c: min(int(math.floor(quota[c])), members[c].size - 1) for c in classes}
+    for c in sorted(classes, key=lambda c: quota[c] - math.floor(quota[c]), reverse=True):
+        if sum(take.values()) >= n_val:
+            break
+        if take[c] < members[c].size - 1:
+            take[c] += 1
+    return np.concatenate([members[c][:take[c]] for c in classes]) if classes.size else np.zeros(0, np.int64)
+
+
+def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5, folds_by: str = "pooled",
+                val_fraction: float = 0.1, stratify: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+    """The folds of one repetition (``seed``): a list of ``{"train", "val", "test"}`` splits.
+
+    - ``kfold``: stratified k-fold over trials ((subject, trial) groups; every segment of a trial
+      in one part). ``folds_by="pooled"`` deals all trials into ``n_folds`` folds per class;
+      ``folds_by="subject"`` deals each subject's trials separately (per subject and class), so every
+      subject has trials in every test fold (the subject-dependent protocol; one model per fold is
+      trained on the training trials of all subjects). Every trial is in the test part of exactly
+      one fold.
+    - ``loso``: leave one subject out; fold ``i`` tests the ``i``-th subject (sorted ids) and trains
+      on the others (cross-subject); ``n_folds`` and ``folds_by`` are ignored.
+
+    In both, the validation part is carved from each fold's training trials by trial
+    (``val_fraction`` of them, at least one, stratified by class): the choice is a parameter of
+    the protocol, never the test trials. Each fold passes :func:`check_fold`; the folds together
+    pass :func:`check_folds`.
+    """
+    if kind not in FOLD_KINDS:
+        raise ConfigError(f"split.kind: {kind!r} is not a cross-validation kind (choose from {list(FOLD_KINDS)})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"split.seed: must be a non-negative integer, got {seed!r}")
+    if folds_by not in FOLDS_BY:
+        raise ConfigError(f"split.folds_by: must be one of {list(FOLDS_BY)}, got {folds_by!r}")
+    if not (0 < float(val_fraction) < 1):
+        raise ConfigError(f"split.val_fraction: must lie in (0, 1), got {val_fraction!r}")
+    subject = _as_1d_int(subject, "subject")
+    trial = _as_1d_int(trial, "trial")
+    if subject.shape != trial.shape:
+        raise DataError(f"split: arrays 'subject' ({subject.shape[0]}) and 'trial' ({trial.shape[0]}) differ in length")
+    if subject.size == 0:
+        raise DataError("split: no segments to split")
+    group, keys = _trial_groups(subject, trial)
+    n_groups = keys.shape[0]
+    group_class = _group_classes(group, n_groups, stratify, subject, trial)
+    rng = np.random.default_rng(int(seed))
+    subjects = np.unique(keys[:, 0])
+
+    if kind == "loso":
+        if subjects.size < 2:
+            raise DataError(f"split: leave-one-subject-out needs at least 2 subjects, got {subjects.size}")
+        fold_of_group = np.searchsorted(subjects, keys[:, 0])
+        n = int(subjects.size)
+    else:
+        if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
+            raise ConfigError(f"split.n_folds: must be an integer >= 2, got {n_folds!r}")
+        n = int(n_folds)
+        if folds_by == "subject":
+            per_subject = np.bincount(np.searchsorted(subjects, keys[:, 0]))
+            if per_subject.min() < n:
+                s = int(subjects[int(np.argmin(per_subject))])
+                raise DataError(f"split: subject {s} has {int(per_subject.min())} trial(s), fewer than "
+                                f"split.n_folds={n} (folds_by: subject needs one per fold)")
+            strata = [np.nonzero((keys[:, 0] == s) & (group_class == c))[0]
+                      for s in subjects for c in np.unique(group_class)]
+        else:
+            if n_groups < n:
+                raise DataError(f"split: {n_groups} trial(s), fewer than split.n_folds={n}")
+            strata = [np.nonzero(group_class == c)[0] for c in np.unique(group_class)]
+        dealt = _deal([s for s in strata if s.size], n, rng)
+        fold_of_group = np.array([dealt[g] for g in range(n_groups)], dtype=np.int64)
+
+    folds = []
+    for f in range(n):
+        test_g = np.nonzero(fold_of_group == f)[0]
+        train_g = np.nonzero(fold_of_group != f)[0]
+        val_g = _carve_val(train_g, group_class, float(val_fraction), rng)
+        part_of_group = np.zeros(n_groups, dtype=np.int64)
+        part_of_group[val_g] = 1
+        part_of_group[test_g] = 2
+        seg_part = part_of_group[group]
+        split = {name: np.nonzero(seg_part == i)[0].astype(np.int64) for i, name in enumerate(PARTS)}
+        check_fold(split, subject, trial, kind)
+        folds.append(split)
+    check_folds(folds, subject, trial)
+    return folds
+
+
+def check_fold(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> None:
+    """One fold: the trial-level checks of :func:`check_split`; for ``loso`` also no test subject
+    in the training or validation part."""
+    if kind not in FOLD_KINDS:
+        raise ConfigError(f"split.kind: {kind!r} is not a cross-validation kind (choose from {list(FOLD_KINDS)})")
+    check_split(split, subject, trial, "trial")
+    if kind == "loso":
+        subject = _as_1d_int(subject, "subject")
+        test_s = set(np.unique(subject[split["test"]]).tolist())
+        seen = set(np.unique(subject[np.concatenate([split["train"], split["val"]])]).tolist())
+        both = sorted(test_s & seen)
+        if both:
+            raise DataError(f"split: subject {both[0]} is in the test part and in train/val; "
+                            f"leave-one-subject-out must keep the test subject unseen")
+        if len(test_s) != 1:
+            raise DataError(f"split: a leave-one-subject-out fold tests {len(test_s)} subjects, expected 1")
+
+
+def check_folds(folds: Sequence[Mapping[str, np.ndarray]], subject, trial) -> None:
+    """The folds of one repetition: every segment is in the test part of exactly one fold."""
+    subject = _as_1d_int(subject, "subject")
+    trial = _as_1d_int(trial, "trial")
+    count = np.zeros(subject.size, dtype=np.int64)
+    for f in folds:
+        count[np.asarray(f["test"])] += 1
+    bad = np.nonzero(count != 1)[0]
+    if bad.size:
+        j = int(bad[0])
+        raise DataError(f"split: segment {j} (subject {int(subject[j])}, trial {int(trial[j])}) is in the test part of "
+                        f"{int(count[j])} folds; every trial must be tested exactly once per repetition")

@@ -1,0 +1,141 @@
+"""Cross-validation protocols (``split.kind: kfold | loso``): all folds of a run in one process.
+
+A run (one seed = one repetition) trains one model per fold with the ordinary training loop
+(:func:`cmkd.train._run`, called with ``spec["fold"] = i`` and the output folder
+``<run>/fold<i>``), then writes the run's own outputs from the folds:
+
+- ``features.npz``: the test predictions of every fold, concatenated (every segment of the data
+  set once, since every trial is tested in exactly one fold), with ``fold``, ``subject`` and
+  ``trial`` per segment: the per-trial predictions the trial-level paired test needs;
+- ``metrics.json``: the test metrics of the pooled predictions (``test``), each fold's test
+  metrics (``folds``, for the corrected repeated k-fold t-test), ``protocol``;
+- ``history.csv``: the mean over folds of every logged column per epoch (``n_folds`` says how
+  many folds reached that epoch);
+- ``model.pt``: a marker that lists the fold checkpoints; a student of a k-fold teacher loads
+  the teacher's checkpoint of its own fold (:func:`fold_dir`), whose split hash must match.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cmkd.data import splits as splits_mod
+from cmkd.errors import ConfigError, DataError
+
+
+def is_fold_protocol(split_spec: dict) -> bool:
+    return (split_spec or {}).get("kind") in splits_mod.FOLD_KINDS
+
+
+def fold_dir(run_dir: str | Path, fold: int | None) -> Path:
+    """The folder of fold ``fold`` of a run (the run folder itself without folds)."""
+    return Path(run_dir) if fold is None else Path(run_dir) / f"fold{int(fold)}"
+
+
+def folds_of(prep, seed: int, split_spec: dict, stratify) -> list[dict]:
+    """Every fold of one repetition (``seed``) for a prepared data set (:func:`cmkd.data.splits.fold_splits`)."""
+    return splits_mod.fold_splits(
+        np.asarray(prep["subject"]), np.asarray(prep["trial"]), int(seed),
+        kind=split_spec["kind"], n_folds=split_spec.get("n_folds", 5),
+        folds_by=split_spec.get("folds_by", "pooled"), val_fraction=float(split_spec.get("val_fraction", 0.1)),
+        stratify=stratify)
+
+
+def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float | None = None) -> dict:
+    """Train every fold of one run with ``run_one(spec, out_dir)`` and write the run's outputs."""
+    import pandas as pd
+    import torch
+
+    from cmkd import io, metrics
+    from cmkd.data import labels as labels_mod
+    from cmkd.data.prepared import load_prepared
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    sp = spec["split"]
+    if "fold" in spec:
+        raise ConfigError("a run spec names a fold already: folds are made by the protocol, not the spec")
+    prep = load_prepared(spec["prepared"])
+    dim = spec["dimension_spec"]
+    task = dim.get("task", "classification")
+    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)))
+    stratify = y if (task == "classification" and sp.get("stratify", True)) else None
+    n_folds = len(folds_of(prep, int(spec["seed"]), sp, stratify))
+
+    results = []
+    for f in range(n_folds):
+        results.append(run_one({**spec, "fold": f}, fold_dir(out_dir, f)))
+    feats = []
+    for f in range(n_folds):
+        with np.load(fold_dir(out_dir, f) / "features.npz", allow_pickle=False) as z:
+            feats.append({k: z[k] for k in z.files})
+    cat = {k: np.concatenate([d[k] for d in feats]) for k in ("logits", "y", "index", "subject", "trial")}
+    if all(d["embedding"].ndim == 2 for d in feats):
+        cat["embedding"] = np.concatenate([d["embedding"] for d in feats])
+    else:
+        cat["embedding"] = np.zeros((0,))
+    cat["fold"] = np.concatenate([np.full(len(d["y"]), f, dtype=np.int64) for f, d in enumerate(feats)])
+    if np.unique(cat["index"]).size != cat["index"].size:
+        raise DataError(f"{out_dir}: a segment was tested in two folds (the fold splits overlap)")
+    out = cat["logits"].reshape(-1) if task == "regression" else cat["logits"]
+    test = metrics.compute(task, cat["y"], out)
+
+    h = hashlib.sha256()
+    for r in results:
+        h.update(str(r["provenance"].get("split_hash", "")).encode())
+    shash = "folds:" + h.hexdigest()[:16]
+    first = results[0]
+    prov = dict(first["provenance"], split_hash=shash)
+    result = {
+        "status": "ok",
+        "cell": first["cell"],
+        "class": first["class"],
+        "task": task,
+        "synthetic": first.get("synthetic", False),
+        "test": test,
+        "protocol": {"kind": sp["kind"], "n_folds": n_folds, "folds_by": sp.get("folds_by", "pooled")
+                     if sp["kind"] == "kfold" else None, "val_fraction": float(sp.get("val_fraction", 0.1))},
+        "folds": [{"fold": f, "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],
+                   "n_segments": r["n_segments"], "n_trials": r["n_trials"],
+                   "split_hash": r["provenance"].get("split_hash")} for f, r in enumerate(results)],
+        "best_epoch": int(np.median([r["best_epoch"] for r in results])),
+        "epochs_run": int(sum(r["epochs_run"] for r in results)),
+        "n_segments": {"test": int(cat["y"].size)},
+        "n_trials": {"test": int(len(set(zip(cat["subject"].tolist(), cat["trial"].tolist()))))},
+        "split": sp,
+        "timing": {"train_s": float(sum(r["timing"]["train_s"] for r in results)),
+                   "in_process_s": time.perf_counter() - t0},
+        "provenance": prov,
+        "spec": spec,
+    }
+    io.write_npz(out_dir / "features.npz", **cat)
+    hist = []
+    for f in range(n_folds):
+        hf = pd.read_csv(fold_dir(out_dir, f) / "history.csv")
+        hist.append(hf.assign(fold=f))
+    hist = pd.concat(hist, ignore_index=True)
+    num = hist.drop(columns=["fold"]).groupby("epoch", sort=True)
+    merged = num.mean(numeric_only=True).reset_index()
+    merged["n_folds"] = num.size().to_numpy()
+    io.write_csv(out_dir / "history.csv", merged)
+    with io.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save({"status": "ok", "protocol": sp["kind"], "n_folds": n_folds,
+                    "folds": [str(fold_dir(out_dir, f) / "model.pt") for f in range(n_folds)],
+                    "spec": None, "split_hash": shash, "data_hash": prov.get("data_hash")}, tmp)
+    if t_process_start is not None:
+        result["timing"]["process_s"] = time.perf_counter() - t_process_start
+    io.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
+    return result
+
+
+def check_fold_teacher(ck: dict, where: str) -> None:
+    """A fold's student loads its fold's teacher; the cell-level marker is not a model."""
+    if ck.get("protocol") in splits_mod.FOLD_KINDS and ck.get("spec") is None:
+        raise DataError(f"{where}: this is the fold list of a {ck['protocol']} run, not a model; a student "
+                        "of a cross-validated teacher must use the same split kind (one teacher per fold)")
+
+
+__all__ = ["is_fold_protocol", "fold_dir", "folds_of", "run_folds", "check_fold_teacher"]

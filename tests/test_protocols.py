@@ -1,0 +1,62 @@
+"""Cross-validated runs (split.kind kfold/loso): every fold in the run's process, pooled outputs,
+each fold's student guided by the same fold's teacher."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from cmkd.config import run_dir, run_spec
+from cmkd.data.prepared import load_prepared
+from cmkd.data.synthetic import write_synthetic
+from cmkd.errors import DataError
+from cmkd.train import run
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory):
+    cfg = tiny_config(results=str(tmp_path_factory.mktemp("res")))
+    cfg["training"].update({"max_epochs": 1, "patience": 1})
+    cfg["split"] = {"kind": "kfold", "n_folds": 3, "stratify": True, "val_fraction": 0.2}
+    write_synthetic(f"{cfg['results']}/prepared/synthetic", cfg["datasets"]["synthetic"]["params"], 0)
+    return cfg
+
+
+def _run(cfg, method, seed=0):
+    spec = run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", method, seed)
+    return run(spec, run_dir(cfg, "synthetic", "face_eeg-to-face", "arousal", method, seed)), spec
+
+
+def test_kfold_run_trains_every_fold_and_pools_the_predictions(cfg):
+    teacher, _ = _run(cfg, "teacher")
+    kd, spec = _run(cfg, "kd")
+    prep = load_prepared(spec["prepared"])
+    d = run_dir(cfg, "synthetic", "face_eeg-to-face", "arousal", "kd", 0)
+    with np.load(f"{d}/features.npz") as z:
+        f = {k: z[k] for k in z.files}
+    # every segment of the data set tested exactly once, with its subject and trial
+    assert np.array_equal(np.sort(f["index"]), np.arange(len(prep["subject"])))
+    assert np.array_equal(f["subject"], np.asarray(prep["subject"])[f["index"]])
+    assert np.array_equal(f["trial"], np.asarray(prep["trial"])[f["index"]])
+    assert sorted(set(f["fold"].tolist())) == [0, 1, 2]
+    # the run's accuracy is the pooled one; each fold's is kept for the k-fold t-test
+    acc = float((np.argmax(f["logits"], 1) == f["y"]).mean() * 100)
+    assert kd["test"]["accuracy"] == pytest.approx(acc)
+    assert [x["fold"] for x in kd["folds"]] == [0, 1, 2] and kd["protocol"]["kind"] == "kfold"
+    # the student of fold i was guided by the teacher of fold i: same split hash
+    for i in range(3):
+        t = torch.load(f"{run_dir(cfg, 'synthetic', 'face_eeg-to-face', 'arousal', 'teacher', 0)}/fold{i}/model.pt",
+                       weights_only=False)
+        s = json.loads(open(f"{d}/fold{i}/metrics.json").read())
+        assert t["split_hash"] == s["provenance"]["split_hash"]
+    assert len({x["split_hash"] for x in kd["folds"]}) == 3
+
+
+def test_holdout_student_of_a_kfold_teacher_is_refused(cfg):
+    _run(cfg, "teacher", seed=1)
+    holdout = dict(cfg, split={"kind": "trial", "ratios": [0.8, 0.1, 0.1], "stratify": True})
+    spec = run_spec(holdout, "synthetic", "face_eeg-to-face", "arousal", "kd", 1)
+    spec["on_failure"] = "fail"
+    with pytest.raises(DataError, match="same split kind"):
+        run(spec, run_dir(holdout, "synthetic", "face_eeg-to-face", "arousal", "kd", 1) + "_holdout")
