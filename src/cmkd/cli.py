@@ -50,8 +50,12 @@ def cmd_prepare(a) -> None:
         from cmkd.data.mahnob import prepare_mahnob as f
     elif name == "seed_iv":
         from cmkd.data.seed_iv import prepare_seed_iv as f
+    elif name == "seed":
+        from cmkd.data.seed import prepare_seed as f
+    elif name == "seed_v":
+        from cmkd.data.seed_v import prepare_seed_v as f
     else:
-        raise ConfigError(f"prepare: unknown data set loader '{name}' (known: synthetic, deap, mahnob_hci, seed_iv)")
+        raise ConfigError(f"prepare: unknown data set loader '{name}' (known: synthetic, deap, mahnob_hci, seed_iv, seed, seed_v)")
     f(a.root, a.out, params)
 
 
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="raw data set -> prepared directory (.npy per array + meta.json)")
-    s.add_argument("dataset", help="synthetic | deap | mahnob_hci | seed_iv")
+    s.add_argument("dataset", help="synthetic | deap | mahnob_hci | seed_iv | seed | seed_v")
     s.add_argument("--root", help="raw data root (not needed for synthetic)")
     s.add_argument("--out", required=True, help="prepared directory to write")
     s.add_argument("--params", help="loader/generator parameters as JSON or @file")

@@ -28,6 +28,7 @@ from cmkd import io, metrics, provenance
 from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import check_finite, load_prepared
+from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
 from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import method_class
 
@@ -251,7 +252,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     stratify = y if (task == "classification" and sp.get("stratify", True)) else None
     split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
                                   kind=sp.get("kind", "trial"), ratios=tuple(sp.get("ratios", (0.8, 0.1, 0.1))),
-                                  stratify=stratify)
+                                  stratify=stratify, session=np.asarray(prep["session"]) if "session" in prep else None,
+                                  protocol=sp)
     shash = split_hash(split)
     for role, ck in teachers_ck.items():
         if ck.get("split_hash") != shash or ck.get("data_hash") != prep.data_hash:
@@ -381,6 +383,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "provenance": prov,
         "spec": spec,
     }
+    if sp.get("kind") in PER_SUBJECT_KINDS and task == "classification":  # subject-dependent protocols
+        result["test_per_subject"] = per_subject_scores(np.asarray(prep["subject"])[parts["test"].index],
+                                                        parts["test"].y.numpy(), test_logits)
     io.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
                  logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index)
     ckpt = {"spec": model_spec, "state_dict": best_state, "split_hash": shash, "data_hash": prep.data_hash,
