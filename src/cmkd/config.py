@@ -124,6 +124,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                                   f"(used by {where})")
             if not Path(root).is_dir():
                 raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' does not exist")
+        _check_protocol_split(config, exp, ds)
         have = set(ds["modalities"])
         tr = tracks[exp["track"]]
         for mod in set(tr["teacher"]) | set(tr["student"]):
@@ -154,6 +155,28 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     return warnings
 
 
+SEED_FAMILY_LOADERS = ("seed", "seed_iv", "seed_v")
+
+
+def _check_protocol_split(config: dict, exp: dict, ds: dict) -> None:
+    """The SEED-family protocol splits need a SEED-family data set and, for ``chronological``,
+    ``train_trials``; checked per experiment (the split a run gets: config, data set, method)."""
+    from cmkd.data.protocols import PROTOCOL_KINDS
+
+    for m in exp["methods"]:
+        sp = deep_merge(deep_merge(config["split"], ds.get("split")), config["methods"][m].get("split"))
+        kind = sp.get("kind")
+        if kind not in PROTOCOL_KINDS:
+            continue
+        where = f"datasets.{exp['dataset']}.split" if (ds.get("split") or {}).get("kind") == kind else "split"
+        if ds["loader"] not in SEED_FAMILY_LOADERS:
+            raise ConfigError(f"{where}.kind: '{kind}' is a SEED-family protocol; dataset '{exp['dataset']}' "
+                              f"(loader {ds['loader']}) has no sessions")
+        if kind == "chronological" and "train_trials" not in sp:
+            raise ConfigError(f"{where}.train_trials: required by split.kind 'chronological' "
+                              f"(SEED 9, SEED-IV 16, SEED-V 10)")
+
+
 def prepared_dir(config: dict, dataset: str) -> str:
     return f"{config['results']}/prepared/{dataset}"
 
@@ -177,7 +200,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
     training = deep_merge(config["training"], m.get("training"))
-    split = deep_merge(config["split"], m.get("split"))
+    split = deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")), m.get("split"))
     dim = dict(config["dimensions"][dimension])
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}
