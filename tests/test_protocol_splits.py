@@ -126,3 +126,38 @@ def test_protocols_on_a_prepared_seed_fixture(tmp_path):
     assert set(k[chrono["test"]]) == set(range(9, 15)) and set(k[chrono["train"]]) == set(range(8))
     cross = protocol_split("cross_session", *arrays, {"test_session": 1})
     assert set(arrays[2][cross["test"]]) == {1}
+
+
+def test_config_check_of_protocol_splits(tmp_path):
+    import copy
+
+    import yaml
+
+    from cmkd.config import check_config, run_spec
+    from tests.conftest import ROOT
+
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    base["datasets"]["seed"] = {"loader": "seed", "root": str(tmp_path), "modalities": ["eye", "eeg_de"],
+                                "split": {"kind": "chronological", "train_trials": 9}}
+    base["tracks"]["eye-to-eeg_de"] = {"teacher": ["eye"], "student": ["eeg_de"]}
+    base["encoders"]["eeg_de"] = {"name": "de_mlp"}
+    base["dimensions"]["emotion3"] = {"task": "classification", "n_classes": 3, "target": "emotion"}
+    base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"],
+                            "methods": ["baseline", "teacher_leaky"]}]
+    check_config(base)
+    # the data set's split reaches the run spec; a method's own split (leaky) still wins
+    assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "baseline", 0)["split"]["kind"] == "chronological"
+    assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "teacher_leaky", 0)["split"]["kind"] == "leaky"
+    bad = copy.deepcopy(base)
+    del bad["datasets"]["seed"]["split"]["train_trials"]
+    with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.train_trials: required"):
+        check_config(bad)
+    bad = copy.deepcopy(base)
+    bad["datasets"]["seed"]["split"]["kind"] = "chronologic"
+    with pytest.raises(ConfigError, match=r"datasets\.seed\.split: unknown key\(s\) \[\] or kind 'chronologic'"):
+        check_config(bad)
+    bad = copy.deepcopy(base)
+    bad["split"] = {"kind": "cross_session"}
+    bad["experiments"] = [{"dataset": "synthetic", "track": "eye-to-eeg", "dimensions": ["arousal"], "methods": ["baseline"]}]
+    with pytest.raises(ConfigError, match=r"split\.kind: 'cross_session' is a SEED-family protocol; dataset 'synthetic'"):
+        check_config(bad)

@@ -156,13 +156,20 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
 
 
 SEED_FAMILY_LOADERS = ("seed", "seed_iv", "seed_v")
+SPLIT_KEYS = ("kind", "ratios", "stratify", "train_trials", "val_trials", "test_session")
 
 
 def _check_protocol_split(config: dict, exp: dict, ds: dict) -> None:
     """The SEED-family protocol splits need a SEED-family data set and, for ``chronological``,
     ``train_trials``; checked per experiment (the split a run gets: config, data set, method)."""
     from cmkd.data.protocols import PROTOCOL_KINDS
+    from cmkd.data.splits import KINDS
 
+    own = ds.get("split") or {}
+    unknown = sorted(set(own) - set(SPLIT_KEYS))
+    if unknown or ("kind" in own and own["kind"] not in KINDS):
+        raise ConfigError(f"datasets.{exp['dataset']}.split: unknown key(s) {unknown} or kind {own.get('kind')!r} "
+                          f"(keys: {list(SPLIT_KEYS)}; kinds: {list(KINDS)})")
     for m in exp["methods"]:
         sp = deep_merge(deep_merge(config["split"], ds.get("split")), config["methods"][m].get("split"))
         kind = sp.get("kind")
