@@ -50,9 +50,9 @@ def test_seed_features(seed_root, tmp_path, caplog):
     assert np.array_equal(prep["label"], [TRIAL_LABELS[b] + 1 for b in k])
     # sessions in date order, values from the right trial and window, channels in file order
     want = [fs.seed_de_value(a, b, 7, 3, w) for a, b, w in zip(sess, k, seg)]
-    assert np.allclose(prep["eeg_de"][:, 7, 3], want, atol=2e-5)
+    assert np.allclose(prep["eeg_de"][:, 7, 3], want, atol=2e-5, rtol=0)
     assert np.allclose(prep["eeg_de"][5], [[fs.seed_de_value(sess[5], k[5], c, b, seg[5]) for b in range(5)]
-                                            for c in range(62)], atol=2e-5)
+                                            for c in range(62)], atol=2e-5, rtol=0)
     assert prep.meta["eeg_source"] == "features" and prep.meta["eeg_feature"] == "de_LDS"
     assert prep.meta["labels"]["label_file_checked"] is True
     assert prep.meta["channels"]["eeg_de"][:3] == ["FP1", "FPZ", "FP2"]
@@ -76,7 +76,7 @@ def test_seed_eye_with_pooled_features(seed_root, tmp_path):
     assert np.allclose(prep["eye"][:, 2], [fs.seed_eye_value(a, b, w, 2) for a, b, w in zip(sess, k, seg)])
     # a pooled row is the mean of four consecutive 1 s windows
     want = [np.mean([fs.seed_de_value(a, b, 9, 1, 4 * w + i) for i in range(4)]) for a, b, w in zip(sess, k, seg)]
-    assert np.allclose(prep["eeg_de"][:, 9, 1], want, atol=2e-5)
+    assert np.allclose(prep["eeg_de"][:, 9, 1], want, atol=2e-5, rtol=0)
     assert prep.meta["window_seconds"] == 4.0
 
 
@@ -130,7 +130,7 @@ def test_seed_v(seed_v_root, tmp_path, caplog):
     assert len({(a, b) for a, b in zip(subj, trial)}) == 2 * 45
     # 310 values read channel-major: channel c, band b where they were written
     assert np.allclose(prep["eeg_de"][:, 11, 4], [fs.seed_v_de_value(a, b, 11, 4, w) for a, b, w in zip(sess, k, seg)],
-                       atol=2e-5)
+                       atol=2e-5, rtol=0)
     assert np.allclose(prep["eye"][:, 32], [fs.seed_v_eye_value(a, b, w, 32) for a, b, w in zip(sess, k, seg)])
     n0 = fs.seed_v_windows(1, 1, 0)
     assert prep.meta["truncated"] == [{"session": 1, "subject": 1, "trial": 0, "eye_windows": n0 + 1,
