@@ -1,4 +1,4 @@
-"""The prepared-data format shared by every data set (synthetic, DEAP, MAHNOB-HCI, SEED-IV).
+"""The prepared-data format shared by every data set (synthetic, DEAP, MAHNOB-HCI, SEED, SEED-IV, SEED-V).
 
 A prepared directory holds one memory-mappable ``.npy`` per array and a ``meta.json``. The first
 axis of every array is one 4 s segment. Arrays:
