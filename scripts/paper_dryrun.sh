@@ -9,7 +9,11 @@ trap 'rm -rf "$tmp"' EXIT
 import sys, yaml
 sys.path.insert(0, "tests")
 from fixtures import write_all
+from fixtures_seed import write_all_seed
 roots = write_all(sys.argv[1] + "/raw")
+roots.update(write_all_seed(sys.argv[1] + "/raw"))
+# the cross-session and raw-EEG entries point at the same roots (a dry run reads no data file)
+roots.update(seed_iv_cross_session=roots["seed_iv"], seed_raw=roots["seed"], seed_iv_raw=roots["seed_iv"])
 with open(sys.argv[1] + "/roots.yaml", "w") as f:
     yaml.safe_dump({"datasets": {k: {"root": str(v)} for k, v in roots.items()}}, f)
 PY

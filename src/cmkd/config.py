@@ -184,6 +184,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                                   f"(used by {where})")
             if not Path(root).is_dir():
                 raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' does not exist")
+        _check_protocol_split(config, exp, ds)
         have = set(ds["modalities"])
         tr = tracks[exp["track"]]
         for mod in set(tr["teacher"]) | set(tr["student"]):
@@ -248,6 +249,34 @@ def check_visual_weights(config: dict) -> None:
                     f"{key}: the visual encoder '{enc.get('arch')}' would be randomly initialised on data set '{ds}' "
                     f"(method '{m}'); set {key}.pretrained: true (timm's ImageNet weights) or {key}.pretrained_path "
                     f"(a local weights file), or {key}.allow_random_init: true to train it from scratch on purpose")
+SEED_FAMILY_LOADERS = ("seed", "seed_iv", "seed_v")
+SPLIT_KEYS = ("kind", "ratios", "stratify", "train_trials", "val_trials", "test_session", "n_folds", "folds_by",
+              "val_fraction", "feedback_fraction")
+
+
+def _check_protocol_split(config: dict, exp: dict, ds: dict) -> None:
+    """The SEED-family protocol splits need a SEED-family data set and, for ``chronological``,
+    ``train_trials``; checked per experiment (the split a run gets: config, data set, method)."""
+    from cmkd.data.protocols import PROTOCOL_KINDS
+    from cmkd.data.splits import KINDS
+
+    own = ds.get("split") or {}
+    unknown = sorted(set(own) - set(SPLIT_KEYS))
+    if unknown or ("kind" in own and own["kind"] not in KINDS):
+        raise ConfigError(f"datasets.{exp['dataset']}.split: unknown key(s) {unknown} or kind {own.get('kind')!r} "
+                          f"(keys: {list(SPLIT_KEYS)}; kinds: {list(KINDS)})")
+    for m in experiment_methods(config, exp):
+        sp = deep_merge(deep_merge(config["split"], ds.get("split")), config["methods"][m].get("split"))
+        kind = sp.get("kind")
+        if kind not in PROTOCOL_KINDS:
+            continue
+        where = f"datasets.{exp['dataset']}.split" if (ds.get("split") or {}).get("kind") == kind else "split"
+        if ds["loader"] not in SEED_FAMILY_LOADERS:
+            raise ConfigError(f"{where}.kind: '{kind}' is a SEED-family protocol; dataset '{exp['dataset']}' "
+                              f"(loader {ds['loader']}) has no sessions")
+        if kind == "chronological" and "train_trials" not in sp:
+            raise ConfigError(f"{where}.train_trials: required by split.kind 'chronological' "
+                              f"(SEED 9, SEED-IV 16, SEED-V 10)")
 
 
 def prepared_dir(config: dict, dataset: str) -> str:
@@ -278,7 +307,8 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
     training = deep_merge(config["training"], m.get("training"))
-    split = deep_merge(deep_merge(config["split"], config["tracks"][track].get("split")), m.get("split"))  # method > track > global
+    split = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
+                                  config["tracks"][track].get("split")), m.get("split"))  # method > track > data set > global
     dim = dict(config["dimensions"][dimension])
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}

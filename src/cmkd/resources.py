@@ -64,6 +64,8 @@ NOMINAL_SEGMENTS = {
     "deap": {"default": 32 * 40 * 15, "face": 22 * 40 * 15},
     "mahnob_hci": {"default": 27 * 20 * 20},
     "seed_iv": {"default": 15 * 3 * 24 * 60},
+    "seed": {"default": 15 * 3 * 15 * 60},     # clips of about 4 min, 4 s windows (1 s DE pooled in fours)
+    "seed_v": {"default": 16 * 3 * 15 * 45},   # clips of 2-4 min, 4 s windows
 }
 
 

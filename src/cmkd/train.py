@@ -31,6 +31,7 @@ from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
+from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
 from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import method_class
 from cmkd.methods.base import RunContext
@@ -268,7 +269,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     else:
         split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
                                       kind=sp.get("kind", "trial"), ratios=tuple(sp["ratios"]),
-                                      stratify=stratify)
+                                      stratify=stratify, session=np.asarray(prep["session"]) if "session" in prep else None,
+                                      protocol=sp)
     shash = split_hash(split)
     for role, ck in teachers_ck.items():
         if ck.get("split_hash") != shash or ck.get("data_hash") != prep.data_hash:
@@ -407,6 +409,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "provenance": prov,
         "spec": spec,
     }
+    if sp.get("kind") in PER_SUBJECT_KINDS and task == "classification":  # subject-dependent protocols
+        result["test_per_subject"] = per_subject_scores(np.asarray(prep["subject"])[parts["test"].index],
+                                                        parts["test"].y.numpy(), test_logits)
     io.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
                  logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index,
                  subject=np.asarray(prep["subject"])[parts["test"].index],  # per-trial predictions (paired tests)

@@ -133,3 +133,17 @@ def train_resource(key, n_seeds):
     """A resource callable of the training rules: mem_mb or runtime of the job from
     cmkd.resources.estimate, scaled by Snakemake's attempt (retries ask for more)."""
     return lambda w, attempt: _train_resources(w.dataset, w.track, w.dimension, w.method, n_seeds, attempt)[key]
+
+
+def cd_group_methods(track, group):
+    """Networks of a track that solve the same task from the same input: its students (the
+    track's student modalities) or its teachers (the teacher modalities); leaky runs left out."""
+    tr = config["tracks"][track]
+    want = sorted(tr["student" if group == "students" else "teacher"])
+    out = []
+    for ds, t, dim, m in CELLS:
+        mods = config["methods"][m].get("modalities", "student")
+        mods = tr["student"] if mods == "student" else tr["teacher"] if mods == "teacher" else mods
+        if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
+            out.append(m)
+    return out

@@ -27,18 +27,6 @@ PLOT_CD_METRICS = sorted(
 PLOT_TRACKS = sorted({c[1] for c in PLOT_CELLS})
 
 
-def cd_group_methods(track, group):
-    """Networks of a track that solve the same task from the same input: its students (the
-    track's student modalities) or its teachers (the teacher modalities); leaky runs left out."""
-    tr = config["tracks"][track]
-    want = sorted(tr["student" if group == "students" else "teacher"])
-    out = []
-    for ds, t, dim, m in CELLS:
-        mods = config["methods"][m].get("modalities", "student")
-        mods = tr["student"] if mods == "student" else tr["teacher"] if mods == "teacher" else mods
-        if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
-            out.append(m)
-    return out
 
 
 PLOT_CD_GROUPS = ["students", "teachers"]

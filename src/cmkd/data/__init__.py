@@ -19,6 +19,8 @@ LOADERS: dict[str, str] = {
     "deap": "cmkd.data.deap:prepare_deap",
     "mahnob_hci": "cmkd.data.mahnob:prepare_mahnob",
     "seed_iv": "cmkd.data.seed_iv:prepare_seed_iv",
+    "seed": "cmkd.data.seed:prepare_seed",
+    "seed_v": "cmkd.data.seed_v:prepare_seed_v",
 }
 
 MODALITY_KINDS: dict[str, str] = {"eeg": "signal", "eog": "signal", "face": "video", "eye": "features", "eeg_de": "features"}

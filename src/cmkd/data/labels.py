@@ -19,7 +19,7 @@ import numpy as np
 from cmkd.errors import ConfigError, DataError
 
 DIMENSIONS = ("valence", "arousal", "dominance", "liking")
-EMOTION = "emotion"  # SEED-IV 4-class label (0 neutral, 1 sad, 2 fear, 3 happy), array "label"
+EMOTION = "emotion"  # SEED-family class label, array "label" (SEED 3, SEED-IV 4, SEED-V 5 classes)
 TASKS = ("classification", "regression")
 TIES = ("low", "high")
 

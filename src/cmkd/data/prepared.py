@@ -1,4 +1,4 @@
-"""The prepared-data format shared by every data set (synthetic, DEAP, MAHNOB-HCI, SEED-IV).
+"""The prepared-data format shared by every data set (synthetic, DEAP, MAHNOB-HCI, SEED, SEED-IV, SEED-V).
 
 A prepared directory holds one memory-mappable ``.npy`` per array and a ``meta.json``. The first
 axis of every array is one 4 s segment. Arrays:
@@ -7,7 +7,7 @@ axis of every array is one 4 s segment. Arrays:
 - ``valence``, ``arousal``, ``dominance``, ``liking`` (float32): raw 1-9 ratings, repeated for
   every segment of the trial (a data set without a rating omits that array);
 - one array per modality present: ``eeg`` (N, C, T) float32, ``eog`` (N, 2, T) float32,
-  ``face`` (N, F, 3, H, W) uint8, ``eye`` (N, 31) float32; SEED-IV adds ``eeg_de`` (N, 62, 5),
+  ``face`` (N, F, 3, H, W) uint8, ``eye`` (N, 31) float32 (SEED-V: 33); the SEED family adds ``eeg_de`` (N, 62, 5),
   ``label`` (N,) int64 and ``session`` (N,) int64.
 
 ``meta.json`` holds ``dataset``, ``sampling_rates`` (Hz per time-series modality), ``channels``
@@ -37,6 +37,7 @@ from cmkd.io import dumps
 INDEX_ARRAYS = ("subject", "trial", "segment")
 RATING_ARRAYS = ("valence", "arousal", "dominance", "liking")
 MODALITIES = _MODALITIES  # the modality table: cmkd.data.MODALITY_KINDS
+EYE_FEATURES = (31, 33)  # eye-movement features: SEED-IV (and the synthetic set) 31, SEED-V 33
 
 # expected number of dimensions and dtype kind per known array ('f' float, 'i' int, 'u' uint)
 _EXPECTED: dict[str, tuple[int, str]] = {
@@ -103,8 +104,8 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> 
             raise DataError(f"{where}: array '{name}' has {a.shape[0]} rows, expected {n} (one per segment)")
     if "eog" in arrays and arrays["eog"].shape[1] != 2:
         raise DataError(f"{where}: array 'eog' has {arrays['eog'].shape[1]} channels, expected 2")
-    if "eye" in arrays and arrays["eye"].shape[1] != 31:
-        raise DataError(f"{where}: array 'eye' has {arrays['eye'].shape[1]} features, expected 31")
+    if "eye" in arrays and arrays["eye"].shape[1] not in EYE_FEATURES:
+        raise DataError(f"{where}: array 'eye' has {arrays['eye'].shape[1]} features, expected one of {list(EYE_FEATURES)}")
     if "face" in arrays and arrays["face"].shape[2] != 3:
         raise DataError(f"{where}: array 'face' has shape {arrays['face'].shape}, expected (N, F, 3, H, W)")
     return int(n or 0)

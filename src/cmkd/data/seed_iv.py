@@ -17,6 +17,14 @@ Trial ids are unique per subject across sessions: ``trial = 100 * session + k`` 
 mixes the same clip index of two sessions. When the eye and EEG files of a trial hold different
 window counts, the common prefix is kept and meta ``truncated`` records both counts. There are
 no ratings: the emotion dimension uses ``label``.
+
+EEG input (parameter ``eeg_source``, recorded in meta.json so a table can say which it used):
+``features`` (default) reads the shipped, smoothed DE features; ``raw`` reads
+``eeg_raw_data/<session>/<subject>_<date>.mat`` (keys ``<initials>_eeg1 ... _eeg24``, 62 channels at
+200 Hz) and computes unsmoothed DE on windows of ``window_seconds`` (4 s, as the shipped features)
+with :func:`cmkd.data.de.differential_entropy`; modality ``eeg`` then also stores the signal
+windows (N, 62, 200 * window_seconds) for the CNN architectures. DE from raw EEG and the shipped
+(smoothed) DE are known to give very different accuracies, hence the parameter.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from cmkd.data import de as de_mod
 from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
                              source_key)
 from cmkd.data.prepared import write_prepared
@@ -53,7 +62,7 @@ EEG_CHANNELS = [
     "P6", "P8", "PO7", "PO5", "PO3", "POZ", "PO4", "PO6", "PO8", "CB1", "O1", "OZ", "O2", "CB2",
 ]
 BANDS = ["delta", "theta", "alpha", "beta", "gamma"]
-MODALITIES = ("eye", "eeg_de")
+MODALITIES = ("eye", "eeg_de", "eeg")
 TRIAL_STRIDE = 100
 WINDOW_SECONDS = 4.0
 
@@ -63,7 +72,14 @@ DEFAULTS: dict[str, Any] = {
     "sessions": [1, 2, 3],
     "subjects": None,
     "source_hash_mode": "stat",
+    "eeg_source": "features",
+    "window_seconds": WINDOW_SECONDS,
+    "filter_order": 4,
 }
+EEG_SOURCES = ("features", "raw")
+RAW_FOLDER = "eeg_raw_data"
+SFREQ = 200.0
+_RAW_KEY_RE = re.compile(r"^(.+)_eeg(\d+)$")
 
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.mat$")
 _FOLDERS = {"eye": "eye_feature_smooth", "eeg_de": "eeg_feature_smooth"}
@@ -89,6 +105,23 @@ def _trial_array(mat: dict, key: str, path: Path, shape: tuple) -> np.ndarray:
         want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
         raise DataError(f"{path}: '{key}' has shape {getattr(a, 'shape', None)}, expected {want}")
     return a
+
+
+def raw_trials(mat: dict, path: Path, n_trials: int) -> dict[int, np.ndarray]:
+    """``{k: (62, samples)}`` from a raw-EEG file whose keys are ``<initials>_eeg<k+1>``."""
+    found: dict[int, str] = {}
+    for key in mat:
+        m = _RAW_KEY_RE.match(key)
+        if m and not key.startswith("__"):
+            k = int(m.group(2)) - 1
+            if k in found:
+                raise DataError(f"{path}: two variables for trial {k + 1} ('{found[k]}', '{key}')")
+            found[k] = key
+    missing = [k + 1 for k in range(n_trials) if k not in found]
+    if missing:
+        have = sorted(k for k in mat if not k.startswith("__"))
+        raise DataError(f"{path}: no raw EEG variable '<name>_eeg{missing[0]}' (has {have[:8]}{'...' if len(have) > 8 else ''})")
+    return {k: _trial_array(mat, found[k], path, (N_EEG, None)) for k in range(n_trials)}
 
 
 def _scan(folder: Path, session: int) -> dict[int, Path]:
@@ -121,34 +154,47 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
     if not sessions or any(s not in SESSION_LABELS for s in sessions):
         raise ConfigError(f"{where}: sessions must be drawn from [1, 2, 3], got {p['sessions']!r}")
     feat = str(p["eeg_feature"])
+    src = p["eeg_source"]
+    if src not in EEG_SOURCES:
+        raise ConfigError(f"{where}: eeg_source must be one of {list(EEG_SOURCES)}, got {src!r}")
+    if "eeg" in mods and src != "raw":
+        raise ConfigError(f"{where}: modality 'eeg' (signal windows) needs eeg_source: raw (the features have no time axis)")
+    win_s = float(p["window_seconds"])
+    if src == "raw" and (win_s <= 0 or abs(win_s * SFREQ - round(win_s * SFREQ)) > 1e-9):
+        raise ConfigError(f"{where}: window_seconds must be a positive multiple of 1/200 s, got {p['window_seconds']!r}")
+    folders = dict(_FOLDERS)
+    if src == "raw":
+        folders["eeg_de"] = folders["eeg"] = RAW_FOLDER
+    needs_eeg = "eeg_de" in mods or "eeg" in mods
+    scan_mods = [m for m in ("eye", "eeg_de") if m in mods] + (["eeg_de"] if "eeg" in mods and "eeg_de" not in mods else [])
 
     root = Path(root)
     out_dir = Path(out_dir)
     if not root.is_dir():
         raise DataError(f"{root}: SEED-IV root directory not found "
-                        f"(expected {', '.join(_FOLDERS[m] for m in mods)} in it)")
-    for m in mods:
-        if not (root / _FOLDERS[m]).is_dir():
-            raise DataError(f"{root / _FOLDERS[m]}: folder not found ({m} features of SEED-IV)")
+                        f"(expected {', '.join(folders[m] for m in mods)} in it)")
+    for m in scan_mods:
+        if not (root / folders[m]).is_dir():
+            raise DataError(f"{root / folders[m]}: folder not found ({m} {'features' if folders[m] != RAW_FOLDER else 'raw EEG'} of SEED-IV)")
 
     skipped: list[dict] = []
     plan: list[tuple[int, int, dict[str, Path]]] = []  # (session, subject, {modality: file})
     inputs: list[tuple[str, Path]] = []
     wanted = {int(s) for s in p["subjects"]} if p["subjects"] is not None else None
     for sess in sessions:
-        found = {m: _scan(root / _FOLDERS[m], sess) for m in mods}
+        found = {m: _scan(root / folders[m], sess) for m in scan_mods}
         subjects = sorted(set().union(*found.values()))
         if wanted is not None:
             subjects = [s for s in subjects if s in wanted]
         for s in subjects:
-            files = {m: found[m].get(s) for m in mods}
-            missing = [m for m in mods if files[m] is None]
+            files = {m: found[m].get(s) for m in scan_mods}
+            missing = [m for m in scan_mods if files[m] is None]
             if missing:
                 reason = f"no {' and '.join(_FOLDERS[m] for m in missing)} file"
                 skipped.append({"item": f"session {sess} subject {s}", "reason": reason})
                 continue
             plan.append((sess, s, files))
-            inputs += [(f"{_FOLDERS[m]}/{sess}/{f.name}", f) for m, f in files.items()]
+            inputs += [(f"{folders[m]}/{sess}/{f.name}", f) for m, f in files.items()]
     if not plan:
         raise DataError(f"{root}: no SEED-IV feature file found for sessions {sessions} "
                         f"(expected <folder>/<session>/<subject>_<date>.mat)")
@@ -156,8 +202,11 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
     hashed = dict(p)
     hashed["modalities"] = mods
     hashed["sessions"] = sessions
-    if "eeg_de" not in mods:
+    if "eeg_de" not in mods or src == "raw":
         hashed.pop("eeg_feature")
+    if src == "features":  # the keys of directories prepared before the raw path existed stay valid
+        for k in ("eeg_source", "window_seconds", "filter_order"):
+            hashed.pop(k)
     key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
     if is_fresh(out_dir, key):
         log.info("SEED-IV: %s is up to date (source hash %s...); reused", out_dir, key[:12])
@@ -170,13 +219,21 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
         for j, (sess, s, files) in enumerate(plan, start=1):
             log.info("SEED-IV: session %d subject %d (%d/%d)", sess, s, j, len(plan))
             mats = {m: _loadmat(f) for m, f in files.items()}
+            raw = raw_trials(mats["eeg_de"], files["eeg_de"], N_TRIALS) if needs_eeg and src == "raw" else None
             n_rows = 0
             for k in range(N_TRIALS):
                 parts: dict[str, np.ndarray] = {}
                 if "eye" in mods:
                     a = _trial_array(mats["eye"], f"eye_{k + 1}", files["eye"], (N_EYE, None))
                     parts["eye"] = np.asarray(a, np.float32).T
-                if "eeg_de" in mods:
+                if raw is not None:
+                    if "eeg_de" in mods:
+                        parts["eeg_de"] = de_mod.differential_entropy(
+                            raw[k], SFREQ, win_s, filter_order=int(p["filter_order"]),
+                            where=f"{files['eeg_de']} trial {k + 1}").astype(np.float32)
+                    if "eeg" in mods:
+                        parts["eeg"] = de_mod.signal_windows(np.asarray(raw[k], np.float32), SFREQ, win_s)
+                elif "eeg_de" in mods:
                     a = _trial_array(mats["eeg_de"], f"{feat}{k + 1}", files["eeg_de"], (N_EEG, None, N_BANDS))
                     parts["eeg_de"] = np.asarray(a, np.float32).transpose(1, 0, 2)
                 counts = {m: a.shape[0] for m, a in parts.items()}
@@ -201,7 +258,7 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
                 n_rows += n
             files_meta.append({"session": sess, "subject": s, "files": {m: f.name for m, f in files.items()},
                                "windows": n_rows})
-            del mats
+            del mats, raw
         log_skipped("SEED-IV", skipped)
         if truncated:
             log.warning("SEED-IV: %d trials with different eye and EEG window counts; common prefix kept "
@@ -214,12 +271,14 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
             "dataset": DATASET,
             "loader_version": LOADER_VERSION,
             "source_hash": key,
-            "sampling_rates": {},  # features of 4 s windows, no time series
-            "window_seconds": WINDOW_SECONDS,
+            "sampling_rates": {"eeg": SFREQ} if "eeg" in mods else {},  # features of 4 s windows
+            "window_seconds": win_s if src == "raw" else WINDOW_SECONDS,
             "channels": {**({"eeg_de": EEG_CHANNELS} if "eeg_de" in mods else {}),
+                         **({"eeg": EEG_CHANNELS} if "eeg" in mods else {}),
                          **({"eye": [f"eye_feature_{i + 1:02d}" for i in range(N_EYE)]} if "eye" in mods else {})},
             "bands": BANDS if "eeg_de" in mods else None,
-            "eeg_feature": feat if "eeg_de" in mods else None,
+            "eeg_feature": (feat if src == "features" else "de_computed") if "eeg_de" in mods else None,
+            "eeg_source": src if needs_eeg else None,
             "modalities": mods,
             "labels": {"names": LABEL_NAMES, "per_session": {str(k): v for k, v in SESSION_LABELS.items()}},
             "trial_id": f"{TRIAL_STRIDE} * session + position in session (0-23)",

@@ -5,6 +5,8 @@
 - ``subject``: subject-independent; groups are subjects.
 - ``leaky``: segments are assigned one by one, so segments of one trial land in several parts.
   It exists only to show the leakage effect beside the honest number.
+- ``chronological``, ``cross_session``: the SEED family's subject-dependent protocols, built in
+  :mod:`cmkd.data.protocols` (they need the ``session`` array).
 
 Groups are shuffled with the seed and assigned to the parts by number of groups (8:1:1 by
 default); when there are at least 3 groups, validation and test each get at least one group
@@ -19,9 +21,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cmkd.data.protocols import PROTOCOL_KINDS
 from cmkd.errors import ConfigError, DataError
 
-KINDS = ("trial", "subject", "leaky")
+KINDS = ("trial", "subject", "leaky") + PROTOCOL_KINDS
 PARTS = ("train", "val", "test")
 
 
@@ -71,18 +74,23 @@ def _part_sizes(n: int, ratios: tuple[float, float, float], min_one: bool) -> tu
 
 
 def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[float] = (0.8, 0.1, 0.1),
-               stratify: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               stratify: np.ndarray | None = None, session=None, protocol: Mapping | None = None) -> dict[str, np.ndarray]:
     """Split segments into ``{"train", "val", "test"}`` -> sorted int64 segment indices.
 
     ``subject`` and ``trial`` are the per-segment index arrays of a prepared data set. ``stratify``
     holds per-segment class labels; for ``kind="trial"`` they must be constant within a trial
     (:class:`DataError` naming the trial otherwise). For ``kind="subject"`` a subject's trials have
-    mixed labels, so ``stratify`` is not applied there.
+    mixed labels, so ``stratify`` is not applied there. The protocol kinds take the per-segment
+    ``session`` array and their parameters from ``protocol`` (the ``split`` config section).
     """
     if kind in FOLD_KINDS:
         raise ConfigError(f"split.kind: {kind!r} makes several folds per seed; use fold_splits()")
     if kind not in KINDS:
         raise ConfigError(f"split.kind: unknown kind {kind!r} (choose from {list(KINDS)})")
+    if kind in PROTOCOL_KINDS:
+        from cmkd.data.protocols import protocol_split
+
+        return protocol_split(kind, subject, trial, session, protocol)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"split.seed: must be a non-negative integer, got {seed!r}")
     r = _check_ratios(ratios)

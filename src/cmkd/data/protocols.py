@@ -1,0 +1,160 @@
+"""The SEED family's evaluation protocols as ``split.kind`` values: chronological and cross-session.
+
+Both are built per subject (subject-dependent protocols) from the arrays the SEED-family loaders
+write: ``session`` (1-3) and ``trial = 100 * session + position`` with ``position`` the clip's
+place in the session's presentation order (0-based).
+
+- ``chronological``: in every (subject, session), the first ``train_trials`` clips train and the
+  rest test, the data sets' official subject-dependent split (SEED: first 9 of 15 clips train,
+  last 6 test; SEED-IV: first 16 of 24, last 8; SEED-V's three-fold protocol of 5 clips per fold
+  has its last fold at ``train_trials: 10``).
+- ``cross_session``: every subject's ``test_session`` tests and its other sessions train.
+
+The published protocols have no validation part; the training loop needs one for early stopping
+and model selection. The documented choice (parameter ``val_trials``, default 1): the last
+``val_trials`` clips of the training clips of every (subject, training session) validate, so
+validation never looks at a test clip and stays chronologically between train and test. With
+``val_trials: 0`` the validation part is empty (no early stopping then makes sense: set
+``patience`` to ``max_epochs``).
+
+Neither kind is random: the run seed varies the initialisation and batch order only. The split
+is checked by :func:`check_protocol_split` (the shared trial-level overlap check, plus: no
+session of a cross-session test in train or validation; chronology within each session).
+Per-subject test results are recorded by :func:`per_subject_scores`.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from cmkd.errors import ConfigError, DataError
+
+PROTOCOL_KINDS = ("chronological", "cross_session")
+PER_SUBJECT_KINDS = PROTOCOL_KINDS  # the protocols whose results are reported per subject
+TRIAL_STRIDE = 100
+DEFAULTS = {"chronological": {"train_trials": None, "val_trials": 1},
+            "cross_session": {"test_session": 3, "val_trials": 1}}
+PARTS = ("train", "val", "test")
+
+
+def _int_param(protocol: Mapping, key: str, kind: str, minimum: int) -> int:
+    v = protocol.get(key, DEFAULTS[kind].get(key))
+    if v is None:
+        raise ConfigError(f"split.{key}: required for split.kind '{kind}' "
+                          f"(SEED: 9, SEED-IV: 16, SEED-V: 10 of 15 for its last fold)")
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ConfigError(f"split.{key}: must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def positions(session: np.ndarray, trial: np.ndarray) -> np.ndarray:
+    """Each segment's clip position in its session, from ``trial = 100 * session + position``."""
+    pos = trial - TRIAL_STRIDE * session
+    bad = np.nonzero((pos < 0) | (pos >= TRIAL_STRIDE))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"split: trial id {int(trial[i])} of session {int(session[i])} is not "
+                        f"{TRIAL_STRIDE} * session + position; the protocol splits need a SEED-family data set")
+    return pos
+
+
+def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None = None) -> dict[str, np.ndarray]:
+    """``{"train", "val", "test"}`` -> sorted segment indices for ``kind`` in :data:`PROTOCOL_KINDS`."""
+    from cmkd.data.splits import _as_1d_int
+
+    protocol = dict(protocol or {})
+    if kind not in PROTOCOL_KINDS:
+        raise ConfigError(f"split.kind: {kind!r} is not a protocol split ({list(PROTOCOL_KINDS)})")
+    if session is None:
+        raise DataError(f"split.kind '{kind}': the prepared data have no array 'session'; "
+                        "this protocol needs a SEED-family data set (seed, seed_iv, seed_v)")
+    subject = _as_1d_int(subject, "subject")
+    trial = _as_1d_int(trial, "trial")
+    session = _as_1d_int(session, "session")
+    if not (subject.shape == trial.shape == session.shape):
+        raise DataError(f"split: arrays 'subject', 'trial' and 'session' differ in length "
+                        f"({subject.shape[0]}, {trial.shape[0]}, {session.shape[0]})")
+    if subject.size == 0:
+        raise DataError("split: no segments to split")
+    pos = positions(session, trial)
+    val_n = _int_param(protocol, "val_trials", kind, 0)
+    part = np.full(subject.shape[0], -1, dtype=np.int64)
+    if kind == "chronological":
+        n_train = _int_param(protocol, "train_trials", kind, 1)
+        if val_n >= n_train:
+            raise ConfigError(f"split.val_trials: {val_n} must be below split.train_trials ({n_train}) "
+                              "so that some clips train")
+        part[pos < n_train - val_n] = 0
+        part[(pos >= n_train - val_n) & (pos < n_train)] = 1
+        part[pos >= n_train] = 2
+        if not (part == 2).any():
+            raise DataError(f"split: no clip at position >= train_trials ({n_train}); the test part would be empty")
+    else:
+        test_s = _int_param(protocol, "test_session", kind, 1)
+        if test_s not in set(session.tolist()):
+            raise DataError(f"split.test_session: session {test_s} is not in the data (sessions {sorted(set(session.tolist()))})")
+        part[session == test_s] = 2
+        tr = session != test_s
+        if not tr.any():
+            raise DataError("split: every segment is in the test session; nothing to train on")
+        # the last val_trials clips of every (subject, training session) validate
+        last = np.zeros_like(pos)
+        keys = np.stack([subject, session], axis=1)
+        _, grp = np.unique(keys, axis=0, return_inverse=True)
+        grp = np.asarray(grp).reshape(-1)
+        for g in np.unique(grp[tr]):
+            m = grp == g
+            order = np.unique(pos[m])  # the clips present, in presentation order
+            cut = order[-val_n] if val_n and order.size > val_n else (order[0] if val_n else TRIAL_STRIDE)
+            last[m] = pos[m] >= cut
+        part[tr & (last == 0)] = 0
+        part[tr & (last == 1)] = 1
+    split = {name: np.nonzero(part == i)[0].astype(np.int64) for i, name in enumerate(PARTS)}
+    check_protocol_split(kind, split, subject, trial, session)
+    return split
+
+
+def check_protocol_split(kind: str, split: Mapping[str, np.ndarray], subject, trial, session) -> None:
+    """The shared trial-level overlap check, then the protocol's own: for ``cross_session`` no
+    subject's session in the test part and in train or validation; for ``chronological`` every
+    training clip of a session comes before its validation clips, and those before its test clips."""
+    from cmkd.data.splits import check_split
+
+    check_split(split, subject, trial, kind)
+    subject, trial, session = (np.asarray(a, np.int64) for a in (subject, trial, session))
+    owner = np.full(subject.shape[0], -1, dtype=np.int64)
+    for i, p in enumerate(PARTS):
+        owner[np.asarray(split[p], np.int64)] = i
+    on = owner >= 0
+    if kind == "cross_session":
+        triples = np.unique(np.stack([subject[on], session[on], owner[on] == 2], axis=1), axis=0)
+        ss, counts = np.unique(triples[:, :2], axis=0, return_counts=True)
+        if (counts > 1).any():
+            s, se = ss[counts > 1][0]
+            raise DataError(f"split: subject {int(s)} session {int(se)} is in the test part and in train/val; "
+                            "a cross-session split must keep every session in one side")
+    else:
+        pos = positions(session, trial)
+        keys = np.stack([subject, session], axis=1)
+        for s, se in np.unique(keys[on], axis=0):
+            m = on & (subject == s) & (session == se)
+            parts_in_order = owner[m][np.argsort(pos[m], kind="stable")]
+            if (np.diff(parts_in_order) < 0).any():
+                raise DataError(f"split: subject {int(s)} session {int(se)}: a later clip trains or validates before "
+                                "an earlier one is tested; a chronological split must keep the clip order")
+
+
+def per_subject_scores(subject: np.ndarray, y_true: np.ndarray, logits: np.ndarray) -> dict:
+    """Test accuracy (%) and window count per subject, and their mean and standard deviation over
+    subjects (the way subject-dependent results are reported)."""
+    subject = np.asarray(subject)
+    pred = np.asarray(logits).argmax(axis=1)
+    y_true = np.asarray(y_true)
+    per = {}
+    for s in np.unique(subject):
+        m = subject == s
+        per[str(int(s))] = {"accuracy": float(100.0 * (pred[m] == y_true[m]).mean()), "n": int(m.sum())}
+    acc = np.array([v["accuracy"] for v in per.values()])
+    return {"subjects": per, "mean_accuracy": float(acc.mean()) if acc.size else float("nan"),
+            "std_accuracy": float(acc.std(ddof=1)) if acc.size > 1 else float("nan")}

@@ -1,0 +1,163 @@
+"""The SEED family's protocol splits (chronological, cross-session) and their leakage checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmkd.data.protocols import check_protocol_split, per_subject_scores, protocol_split
+from cmkd.data.splits import make_split
+from cmkd.errors import ConfigError, DataError
+
+
+def _arrays(n_subjects=2, n_sessions=3, n_trials=15, n_seg=2):
+    subj, sess, trial = [], [], []
+    for s in range(1, n_subjects + 1):
+        for se in range(1, n_sessions + 1):
+            for k in range(n_trials):
+                subj += [s] * n_seg
+                sess += [se] * n_seg
+                trial += [100 * se + k] * n_seg
+    return np.array(subj), np.array(trial), np.array(sess)
+
+
+def _clips(split, part, subject, trial, session):
+    idx = split[part]
+    return {(int(a), int(b), int(c) - 100 * int(b)) for a, b, c in zip(subject[idx], session[idx], trial[idx])}
+
+
+def test_chronological_is_the_official_split():
+    subject, trial, session = _arrays()
+    split = make_split(subject, trial, 0, kind="chronological", session=session,
+                       protocol={"kind": "chronological", "train_trials": 9, "val_trials": 1})
+    for s in (1, 2):
+        for se in (1, 2, 3):
+            assert {k for a, b, k in _clips(split, "train", subject, trial, session) if (a, b) == (s, se)} == set(range(8))
+            assert {k for a, b, k in _clips(split, "val", subject, trial, session) if (a, b) == (s, se)} == {8}
+            assert {k for a, b, k in _clips(split, "test", subject, trial, session) if (a, b) == (s, se)} == set(range(9, 15))
+    # every segment is somewhere, and no trial in two parts
+    assert sum(len(v) for v in split.values()) == subject.size
+    parts_of = {}
+    for p, idx in split.items():
+        for i in idx:
+            parts_of.setdefault((subject[i], trial[i]), set()).add(p)
+    assert all(len(v) == 1 for v in parts_of.values())
+    # the run seed does not change a protocol split
+    again = make_split(subject, trial, 7, kind="chronological", session=session, protocol={"train_trials": 9})
+    assert all(np.array_equal(split[p], again[p]) for p in split)
+    # SEED-IV's 16 / 8
+    s4 = protocol_split("chronological", *_arrays(1, 3, 24, 1), {"train_trials": 16, "val_trials": 0})
+    assert len(s4["test"]) == 3 * 8 and len(s4["train"]) == 3 * 16 and len(s4["val"]) == 0
+
+
+def test_cross_session_keeps_sessions_apart():
+    subject, trial, session = _arrays()
+    split = make_split(subject, trial, 0, kind="cross_session", session=session, protocol={"test_session": 2})
+    assert set(session[split["test"]]) == {2} and (session == 2).sum() == len(split["test"])
+    assert set(session[split["train"]]) == {1, 3} and set(session[split["val"]]) == {1, 3}
+    # validation: the last clip of every training session
+    assert {k for _, _, k in _clips(split, "val", subject, trial, session)} == {14}
+    assert len(split["val"]) == 2 * 2 * 2
+
+
+def test_checks_catch_planted_leaks():
+    subject, trial, session = _arrays()
+    split = protocol_split("cross_session", subject, trial, session, {"test_session": 3})
+    # one segment of a test trial moved into train: the shared trial-level check
+    leak = dict(split)
+    j = int(split["test"][0])
+    leak["test"] = split["test"][1:]
+    leak["train"] = np.sort(np.append(split["train"], j))
+    with pytest.raises(DataError, match="appears in parts"):
+        check_protocol_split("cross_session", leak, subject, trial, session)
+    # a whole trial of the test session moved into train: the session check
+    t = trial[j]
+    moved = np.nonzero((subject == subject[j]) & (trial == t))[0]
+    leak2 = {"train": np.sort(np.concatenate([split["train"], moved])), "val": split["val"],
+             "test": np.setdiff1d(split["test"], moved)}
+    with pytest.raises(DataError, match="session 3 is in the test part and in train/val"):
+        check_protocol_split("cross_session", leak2, subject, trial, session)
+    # chronological: a late clip trained, an early one tested
+    chrono = protocol_split("chronological", subject, trial, session, {"train_trials": 9})
+    late = np.nonzero((subject == 1) & (session == 1) & (trial == 114))[0]
+    early = np.nonzero((subject == 1) & (session == 1) & (trial == 100))[0]
+    swapped = {"train": np.sort(np.concatenate([np.setdiff1d(chrono["train"], early), late])), "val": chrono["val"],
+               "test": np.sort(np.concatenate([np.setdiff1d(chrono["test"], late), early]))}
+    with pytest.raises(DataError, match="chronological split must keep the clip order"):
+        check_protocol_split("chronological", swapped, subject, trial, session)
+
+
+def test_protocol_errors():
+    subject, trial, session = _arrays(1, 2, 15, 1)
+    with pytest.raises(DataError, match="no array 'session'"):
+        make_split(subject, trial, 0, kind="chronological", protocol={"train_trials": 9})
+    with pytest.raises(ConfigError, match="split.train_trials: required"):
+        make_split(subject, trial, 0, kind="chronological", session=session)
+    with pytest.raises(ConfigError, match="split.val_trials"):
+        protocol_split("chronological", subject, trial, session, {"train_trials": 2, "val_trials": 2})
+    with pytest.raises(DataError, match="split.test_session: session 3 is not in the data"):
+        protocol_split("cross_session", subject, trial, session, {})
+    with pytest.raises(DataError, match="SEED-family"):  # DEAP-style trial ids
+        protocol_split("chronological", subject, np.arange(subject.size), session, {"train_trials": 9})
+
+
+def test_per_subject_scores_by_hand():
+    subject = np.array([1, 1, 1, 2, 2])
+    y = np.array([0, 1, 2, 0, 1])
+    logits = np.eye(3)[[0, 1, 0, 0, 0]]
+    r = per_subject_scores(subject, y, logits)
+    assert r["subjects"] == {"1": {"accuracy": pytest.approx(200 / 3), "n": 3}, "2": {"accuracy": 50.0, "n": 2}}
+    assert r["mean_accuracy"] == pytest.approx((200 / 3 + 50) / 2)
+    assert r["std_accuracy"] == pytest.approx(np.std([200 / 3, 50], ddof=1))
+
+
+def test_protocols_on_a_prepared_seed_fixture(tmp_path):
+    from cmkd.data.prepared import load_prepared
+    from cmkd.data.seed import prepare_seed
+
+    try:
+        from tests import fixtures_seed as fs
+    except ImportError:
+        import fixtures_seed as fs
+    root = fs.write_seed(tmp_path / "raw", subjects=(1, 2), sessions=(1, 2, 3), eye=False)
+    prep = load_prepared(prepare_seed(root, tmp_path / "s"))
+    arrays = [np.asarray(prep[k]) for k in ("subject", "trial", "session")]
+    chrono = protocol_split("chronological", *arrays, {"train_trials": 9})
+    k = arrays[1] - 100 * arrays[2]
+    assert set(k[chrono["test"]]) == set(range(9, 15)) and set(k[chrono["train"]]) == set(range(8))
+    cross = protocol_split("cross_session", *arrays, {"test_session": 1})
+    assert set(arrays[2][cross["test"]]) == {1}
+
+
+def test_config_check_of_protocol_splits(tmp_path):
+    import copy
+
+    import yaml
+
+    from cmkd.config import check_config, run_spec
+    from tests.conftest import ROOT
+
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    base["datasets"]["seed"] = {"loader": "seed", "root": str(tmp_path), "modalities": ["eye", "eeg_de"],
+                                "split": {"kind": "chronological", "train_trials": 9}}
+    base["tracks"]["eye-to-eeg_de"] = {"teacher": ["eye"], "student": ["eeg_de"]}
+    base["encoders"]["eeg_de"] = {"name": "de_mlp"}
+    base["dimensions"]["emotion3"] = {"task": "classification", "n_classes": 3, "target": "emotion"}
+    base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"],
+                            "methods": ["baseline", "teacher_leaky"]}]
+    check_config(base)
+    # the data set's split reaches the run spec; a method's own split (leaky) still wins
+    assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "baseline", 0)["split"]["kind"] == "chronological"
+    assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "teacher_leaky", 0)["split"]["kind"] == "leaky"
+    bad = copy.deepcopy(base)
+    del bad["datasets"]["seed"]["split"]["train_trials"]
+    with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.train_trials: required"):
+        check_config(bad)
+    bad = copy.deepcopy(base)
+    bad["datasets"]["seed"]["split"]["kind"] = "chronologic"
+    with pytest.raises(ConfigError, match=r"datasets\.seed\.split: unknown key\(s\) \[\] or kind 'chronologic'"):
+        check_config(bad)
+    bad = copy.deepcopy(base)
+    bad["split"] = {"kind": "cross_session"}
+    bad["experiments"] = [{"dataset": "synthetic", "track": "eye-to-eeg", "dimensions": ["arousal"], "methods": ["baseline"]}]
+    with pytest.raises(ConfigError, match=r"split\.kind: 'cross_session' is a SEED-family protocol; dataset 'synthetic'"):
+        check_config(bad)
