@@ -29,7 +29,7 @@ from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.errors import ConfigError, DataError, DivergenceError
-from cmkd.methods import method_class
+from cmkd.methods import REGISTRY, method_class
 
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 
@@ -184,6 +184,18 @@ def evaluate(task, model, part, device, batch_size, keep_features=False):
     return m, logits, emb
 
 
+def _test_groups(prep, test_index) -> dict:
+    """Positions of the test samples of each subject (and of each subject's session, where the
+    data set has sessions), for the per-subject metrics of metrics.json."""
+    subj = np.asarray(prep["subject"])[test_index]
+    out = {"subject": {str(s): np.flatnonzero(subj == s) for s in np.unique(subj)}}
+    if "session" in prep:
+        sess = np.asarray(prep["session"])[test_index]
+        out["session"] = {f"{s}/{e}": np.flatnonzero((subj == s) & (sess == e))
+                          for s, e in sorted({(a, b) for a, b in zip(subj.tolist(), sess.tolist())})}
+    return out
+
+
 def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
     """Train one run and write its outputs.
 
@@ -240,7 +252,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     prep = load_prepared(spec["prepared"])
     teachers_ck = {role: load_checkpoint(req["dir"]) for role, req in spec["requires"].items()}
     modalities = list(spec["modalities"])
+    trivial = REGISTRY[spec["class"]].trivial  # a trivial baseline reads no input: no network, no epoch
     needed = list(dict.fromkeys(modalities + [m for ck in teachers_ck.values() for m in ck["spec"]["modalities"]]))
+    needed = [] if trivial else needed
     for mod in needed:
         if mod not in prep:
             raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data set lacks (has {prep.modalities})")
@@ -275,25 +289,29 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "n_outputs": n_classes,
     }
     torch.manual_seed(seed)
-    student = build_model(model_spec, where="encoders")
+    cls = method_class(spec["class"])
+    if trivial:
+        model_spec = {"trivial": spec["class"], "n_outputs": n_classes}
+        student = cls.fit_predictor(parts["train"].y.numpy(), task, n_classes, seed)
+    else:
+        student = build_model(model_spec, where="encoders")
     teachers = {}
     for role, ck in teachers_ck.items():
         t = build_model(ck["spec"])
         t.load_state_dict(ck["state_dict"])
         teachers[role] = t
-    cls = method_class(spec["class"])
     method = cls(student, teachers, spec["params"], task, n_classes).to(device)
     method.run_seed = seed  # for methods with their own random choices (stochastic guides ...)
     params = method.trainable_parameters()
     opt_name = tr.get("optimizer", "adam")
     if opt_name != "adam":
         raise ConfigError(f"training.optimizer: only 'adam' is supported, got {opt_name!r}")
-    opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
+    opt = None if trivial else torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     if hasattr(method, "configure"):
         method.configure(parts=parts, device=device, optimizer=opt)
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
-    max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
+    max_epochs, patience = (0 if trivial else int(tr["max_epochs"])), int(tr["patience"])
     g = torch.Generator().manual_seed(seed)
     history, best = [], None
     best_state, best_epoch, since_best = None, -1, 0
@@ -351,6 +369,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         if since_best >= patience:
             log(f"{tag} early stop: no validation improvement for {patience} epochs")
             break
+    if trivial:
+        best_state, best_epoch = copy.deepcopy(method.student.state_dict()), 0
     method.student.load_state_dict(best_state)
     val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
     test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)
@@ -358,6 +378,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
 
     prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash})
+    groups = _test_groups(prep, parts["test"].index)
+    test_out = test_logits.reshape(-1) if task == "regression" else test_logits
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
     result = {
         "status": "ok",
@@ -367,6 +389,10 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "synthetic": spec.get("synthetic", False),
         "test": {k: v for k, v in test_m.items()},
         "val": {k: v for k, v in val_m.items()},
+        **({} if task == "regression" else {"class_counts": {k: metrics.class_counts(y[v], n_classes) for k, v in split.items()}}),
+        "test_per_subject": metrics.per_group(task, parts["test"].y.numpy(), test_out, groups["subject"]),
+        **({"test_per_session": metrics.per_group(task, parts["test"].y.numpy(), test_out, groups["session"])}
+           if "session" in groups else {}),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_segments": {k: int(len(v)) for k, v in split.items()},
@@ -389,7 +415,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         torch.save(ckpt, tmp)
     import pandas as pd
 
-    io.write_csv(out_dir / "history.csv", pd.DataFrame(history))
+    io.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
     import resource

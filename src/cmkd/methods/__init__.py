@@ -17,9 +17,13 @@ class MethodInfo:
     roles: tuple = ()            # checkpoint roles the method requires (config key ``requires``)
     variadic_roles: bool = False  # True: any number of roles (e.g. densely guided: teacher, ta1, ta2 ...)
     description: str = ""
+    trivial: bool = False         # a trivial baseline: fitted on the training labels alone, no network
 
 
 REGISTRY: dict[str, MethodInfo] = {
+    # trivial baselines (cmkd.methods.trivial): the floor of every table
+    "majority": MethodInfo("cmkd.methods.trivial", (), False, "majority class of the training part / training mean", True),
+    "stratified": MethodInfo("cmkd.methods.trivial", (), False, "draws from the training label distribution (seeded)", True),
     "baseline": MethodInfo("cmkd.methods.baseline", (), False, "student alone, cross-entropy, no distillation"),
     "fusion_teacher": MethodInfo("cmkd.methods.baseline", (), False, "multimodal network, concatenation fusion + cross-entropy"),
     "kd": MethodInfo("cmkd.methods.kd", ("teacher",), False, "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)"),
