@@ -77,6 +77,17 @@ def test_balanced_accuracy_and_auc_agree_with_sklearn():
             assert m["majority_fraction"] == pytest.approx(100 * np.bincount(y).max() / len(y))
 
 
+def test_balanced_accuracy_ignores_classes_absent_from_the_labels():
+    from sklearn.metrics import balanced_accuracy_score
+
+    y = np.array([0, 0, 0, 1, 1])
+    pred = np.array([0, 2, 0, 1, 2])  # class 2 predicted, never true: recall over classes 0 and 1 only
+    with pytest.warns(UserWarning):
+        ref = balanced_accuracy_score(y, pred)
+    assert metrics.compute("classification", y, _logits(pred, 3))["balanced_accuracy"] == pytest.approx(100 * ref)
+    assert ref == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
 def test_constant_guess_is_at_chance_on_the_imbalance_aware_metrics():
     y = np.array([1, 1, 1, 0])
     m = metrics.compute("classification", y, _logits([1, 1, 1, 1], 2))

@@ -75,13 +75,14 @@ def _metrics_json(path: Path, method: str, seed: int, subjects: dict, status="ok
 
 
 def _grid(tmp_path):
-    """Two methods x two seeds x four subjects; kd gains 40 points on subjects 1 and 2 only."""
+    """Two methods x two seeds x four subjects; kd gains 40 points on subjects 1 and 2, none on
+    subject 3, and loses 10 on subject 4."""
     files = []
     for method in ("baseline", "kd"):
         for seed in (0, 1):
             subj = {}
             for s in range(4):
-                acc = 50.0 + seed + (40.0 if method == "kd" and s < 2 else 0.0)
+                acc = 50.0 + seed + ({0: 40.0, 1: 40.0, 2: 0.0, 3: -10.0}[s] if method == "kd" else 0.0)
                 subj[str(s + 1)] = {"n": 6 + s, "accuracy": acc}
             files.append(_metrics_json(tmp_path / method / f"seed{seed}", method, seed, subj))
     runs = aggregate_runs(files, tmp_path / "runs.csv", current_code_hash="x", subjects_csv=tmp_path / "subjects.csv")
@@ -112,9 +113,9 @@ def test_table_over_subjects_reports_the_spread_over_subjects(tmp_path):
     write_tables(tmp_path / "runs.csv", spec, tmp_path / "tables", subjects_csv=tmp_path / "subjects.csv")
     by_subject = pd.read_csv(tmp_path / "tables" / "by_subject.csv").set_index("method")
     by_seed = pd.read_csv(tmp_path / "tables" / "by_seed.csv").set_index("method")
-    # kd per subject (mean over seeds): 90.5, 90.5, 50.5, 50.5 -> mean 70.5, sd 23.094, n = 4 subjects
-    assert by_subject.loc["kd", "mean"] == pytest.approx(70.5)
-    assert by_subject.loc["kd", "std"] == pytest.approx(np.std([90.5, 90.5, 50.5, 50.5], ddof=1))
+    # kd per subject (mean over seeds): 90.5, 90.5, 50.5, 40.5 -> mean 68.0, n = 4 subjects
+    assert by_subject.loc["kd", "mean"] == pytest.approx(68.0)
+    assert by_subject.loc["kd", "std"] == pytest.approx(np.std([90.5, 90.5, 50.5, 40.5], ddof=1))
     assert by_subject.loc["kd", "n"] == 4 and by_seed.loc["kd", "n"] == 2
     assert by_subject.loc["kd", "chance"] == 68.75
     assert "over subjects" in (tmp_path / "tables" / "by_subject.md").read_text()
@@ -124,7 +125,7 @@ def test_gain_plot_shows_a_gain_carried_by_two_subjects(tmp_path):
     _grid(tmp_path)
     g = subject_gains(pd.read_csv(tmp_path / "subjects.csv", dtype={"subject": str}), "baseline", "t")
     assert list(g["method"].unique()) == ["kd"]
-    assert sorted(g["gain"]) == pytest.approx([0.0, 0.0, 40.0, 40.0])
+    assert g.set_index("subject")["gain"].to_dict() == pytest.approx({"1": 40.0, "2": 40.0, "3": 0.0, "4": -10.0})
     out = gains_figure(tmp_path / "subjects.csv", tmp_path / "g.png", tmp_path / "g.svg", reference="baseline", track="t")
     assert len(out) == 4 and (tmp_path / "g.png").stat().st_size > 0
     assert "2/4" in (tmp_path / "g.svg").read_text(encoding="utf-8")  # subjects improved, on the figure
@@ -215,3 +216,10 @@ def test_cff_check_catches_a_broken_file():
                    {**good, "references": [{**good["references"][0], "year": "2025"}]}):
         with pytest.raises(jsonschema.ValidationError):
             check_cff(broken)
+
+
+def test_gain_in_rmse_is_positive_when_the_error_drops():
+    rows = [{"dataset": "s", "track": "t", "dimension": "valence_reg", "method": m, "seed": 0, "group": "subject",
+             "subject": "1", "accuracy": math.nan, "rmse": r} for m, r in (("baseline", 0.30), ("uaproto", 0.20))]
+    g = subject_gains(pd.DataFrame(rows), "baseline", "t")
+    assert g["metric"].tolist() == ["rmse"] and g["gain"].tolist() == pytest.approx([0.10])
