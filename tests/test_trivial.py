@@ -104,3 +104,13 @@ def test_config_names_a_bad_trivial_method(prepared):
     cfg["methods"]["kd"]["requires"] = {"teacher": "majority"}
     with pytest.raises(ConfigError, match=r"methods.kd.requires.teacher: 'majority' is a trivial baseline"):
         check_config(cfg)
+
+
+def test_test_groups_split_by_subject_and_by_session():
+    from cmkd.train import _test_groups
+
+    prep = {"subject": np.array([1, 1, 2, 2, 2, 3]), "session": np.array([1, 2, 1, 1, 3, 1])}
+    g = _test_groups(prep, np.array([0, 1, 2, 4]))  # positions in the test part, not data set indices
+    assert {k: v.tolist() for k, v in g["subject"].items()} == {"1": [0, 1], "2": [2, 3]}
+    assert {k: v.tolist() for k, v in g["session"].items()} == {"1/1": [0], "1/2": [1], "2/1": [2], "2/3": [3]}
+    assert "session" not in _test_groups({"subject": prep["subject"]}, np.arange(6))

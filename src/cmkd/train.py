@@ -289,10 +289,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "n_outputs": n_classes,
     }
     torch.manual_seed(seed)
-    cls = method_class(spec["class"])
     if trivial:
         model_spec = {"trivial": spec["class"], "n_outputs": n_classes}
-        student = cls.fit_predictor(parts["train"].y.numpy(), task, n_classes, seed)
+        student = method_class(spec["class"]).fit_predictor(parts["train"].y.numpy(), task, n_classes, seed)
     else:
         student = build_model(model_spec, where="encoders")
     teachers = {}
@@ -300,6 +299,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         t = build_model(ck["spec"])
         t.load_state_dict(ck["state_dict"])
         teachers[role] = t
+    cls = method_class(spec["class"])
     method = cls(student, teachers, spec["params"], task, n_classes).to(device)
     method.run_seed = seed  # for methods with their own random choices (stochastic guides ...)
     params = method.trainable_parameters()
