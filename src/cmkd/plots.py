@@ -661,7 +661,8 @@ def table_bars(
                 legend.setdefault(lab, h)
             sns.despine(ax=ax)
         if legend:
-            fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend), fontsize=8)
+            fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+                       ncols=len(legend) if len(facets) > 1 else min(len(legend), 2), fontsize=8)
         fig.suptitle((title or Path(table_csv).stem) + "\nbars: mean over seeds; whiskers: 95 % CI of the mean (t)",
                      fontsize=10)
         save_figure(fig, out_png, out_svg)

@@ -78,7 +78,7 @@ def gains_figure(subjects_csv: str | os.PathLike, out_png: str | os.PathLike, ou
     facets = list(dict.fromkeys(zip(gains["dataset"], gains["dimension"]))) if len(gains) else []
     with _style():
         width = max([gains[(gains["dataset"] == d) & (gains["dimension"] == x)]["method"].nunique() for d, x in facets] or [1])
-        fig, axes = _panel_grid(max(1, len(facets)), 2, max(4.0, 0.7 * width + 1.5), 4.2)
+        fig, axes = _panel_grid(max(1, len(facets)), 2, max(5.2, 0.7 * width + 1.5), 4.2)
         if not facets:
             _message(axes[0], f"no per-subject results of '{reference}' and another method")
         for ax, (ds, dim) in zip(axes, facets):
@@ -91,7 +91,7 @@ def gains_figure(subjects_csv: str | os.PathLike, out_png: str | os.PathLike, ou
             rng = np.random.default_rng(0)
             for i, v in enumerate(data):
                 ax.scatter(i + (rng.random(len(v)) - 0.5) * 0.3, v, s=14, color="tab:blue", alpha=0.8, zorder=3)
-                k = int((v > 0).sum())
+                k = int((v > 1e-9).sum())  # improved beyond rounding
                 ax.annotate(f"{k}/{len(v)}", (i, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
                             fontsize=7, color="0.3")
             ax.axhline(0.0, color="crimson", lw=1.0, ls="--", zorder=1)
@@ -101,8 +101,8 @@ def gains_figure(subjects_csv: str | os.PathLike, out_png: str | os.PathLike, ou
             ax.set_xticks(x, [labels.get(m, m) for m in methods], rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{ds} / {dim}", fontsize=9, pad=14)
         fig.suptitle((title or f"Per-subject gain over {reference}" + (f" ({track})" if track else ""))
-                     + "\nbox: quartiles over subjects; points: subjects (mean over seeds); k/N: subjects improved",
-                     fontsize=10)
+                     + "\nbox: quartiles over subjects; points: subjects (mean over seeds)"
+                     + "\nk/N above a box: subjects improved", fontsize=9)
         save_figure(fig, out_png, out_svg)
     return gains
 
