@@ -19,6 +19,7 @@ from cmkd.train import run
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     cfg = tiny_config(results=str(tmp_path_factory.mktemp("res")))
+    cfg["trivial_methods"] = ["majority", "stratified"]
     cfg["experiments"].append({"dataset": "synthetic", "track": "face-to-eeg", "dimensions": ["valence_reg"],
                                "methods": ["baseline"]})
     write_synthetic(f"{cfg['results']}/prepared/synthetic", cfg["datasets"]["synthetic"]["params"], 0)

@@ -9,6 +9,7 @@ from conftest import tiny_config
 
 def test_tiny_end_to_end(tmp_path, snakemake_runner):
     cfg = tiny_config()
+    cfg["trivial_methods"] = ["majority", "stratified"]
     cfg["tables"][0]["rows"] = {"kd": "kd", "baseline": None}  # not alphabetical: the table keeps this order
     r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]
