@@ -30,6 +30,7 @@ localrules:
     published_vs_reproduced,
     cd_diagram,
     table_bars,
+    subject_gains,
 
 
 rule all:

@@ -22,6 +22,7 @@ def tiny_config(results: str = "results") -> dict:
         "n_subjects": 3, "n_trials": 6, "segments_per_trial": 3, "sampling_rate": 32, "face_frames": 1, "face_size": 32,
     }
     cfg["training"].update({"max_epochs": 2, "patience": 1, "batch_size": 16})
+    cfg["trivial_methods"] = []  # tests that want the trivial baselines turn them on
     cfg["encoders"]["eeg"].update({"num_T": 4, "num_S": 4})
     cfg["tables"] = [t for t in cfg["tables"] if t["name"] in ("students", "leakage", "all_methods")]
     cfg["tables"][0]["rows"] = {"baseline": None, "kd": "kd"}

@@ -53,3 +53,81 @@ def test_label_out_of_range_is_named():
 def test_rmse():
     m = metrics.compute("regression", np.array([0.0, 1.0]), np.array([0.5, 0.5]))
     assert m["rmse"] == pytest.approx(0.5) and math.isnan(m["accuracy"])
+
+
+# ---- imbalance-aware metrics, chance level, per-subject results
+
+
+def test_balanced_accuracy_and_auc_agree_with_sklearn():
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    rng = np.random.default_rng(1)
+    for n_classes in (2, 3, 4):
+        for imbalance in (0.5, 0.8):
+            p = np.full(n_classes, (1 - imbalance) / (n_classes - 1))
+            p[0] = imbalance
+            y = rng.choice(n_classes, size=150, p=p)
+            logits = rng.normal(size=(150, n_classes)).round(1)  # rounded: ties in the scores
+            logits[:, 0] += 0.5 * (y == 0)
+            m = metrics.compute("classification", y, logits)
+            assert m["balanced_accuracy"] == pytest.approx(100 * balanced_accuracy_score(y, logits.argmax(1)))
+            prob = metrics.softmax(logits)
+            ref = roc_auc_score(y, prob[:, 1]) if n_classes == 2 else roc_auc_score(y, prob, multi_class="ovr", average="macro")
+            assert m["roc_auc"] == pytest.approx(ref)
+            assert m["majority_fraction"] == pytest.approx(100 * np.bincount(y).max() / len(y))
+
+
+def test_balanced_accuracy_ignores_classes_absent_from_the_labels():
+    from sklearn.metrics import balanced_accuracy_score
+
+    y = np.array([0, 0, 0, 1, 1])
+    pred = np.array([0, 2, 0, 1, 2])  # class 2 predicted, never true: recall over classes 0 and 1 only
+    with pytest.warns(UserWarning):
+        ref = balanced_accuracy_score(y, pred)
+    assert metrics.compute("classification", y, _logits(pred, 3))["balanced_accuracy"] == pytest.approx(100 * ref)
+    assert ref == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_constant_guess_is_at_chance_on_the_imbalance_aware_metrics():
+    y = np.array([1, 1, 1, 0])
+    m = metrics.compute("classification", y, _logits([1, 1, 1, 1], 2))
+    assert m["accuracy"] == 75.0  # the plain accuracy rewards the label prior ...
+    assert m["balanced_accuracy"] == 50.0 and m["roc_auc"] == 0.5  # ... these do not
+    assert math.isnan(metrics.compute("classification", np.array([1, 1]), _logits([1, 0], 2))["roc_auc"])
+
+
+@pytest.mark.parametrize("n, p", [(16, 0.5), (48, 0.5625), (100, 0.5), (1000, 0.6), (7, 0.9), (250, 0.25), (33, 0.7)])
+def test_chance_level_is_the_binomial_quantile_of_scipy(n, p):
+    from scipy.stats import binom
+
+    assert metrics.binom_ppf(0.95, n, p) == int(binom.ppf(0.95, n, p))
+    assert metrics.chance_level(n, p) == pytest.approx(binom.ppf(0.95, n, p) * 100 / n)
+    # one-sided: an accuracy above the threshold has p < 0.05, the threshold itself does not
+    k = metrics.binom_ppf(0.95, n, p)
+    assert binom.sf(k, n, p) <= 0.05 and (k == 0 or binom.sf(k - 1, n, p) > 0.05)
+
+
+def test_chance_level_in_the_metrics_uses_the_majority_share():
+    from scipy.stats import binom
+
+    y = np.array([1] * 30 + [0] * 18)
+    m = metrics.compute("classification", y, _logits([0] * 48, 2))
+    assert m["chance_level"] == pytest.approx(binom.ppf(0.95, 48, 30 / 48) * 100 / 48)
+    assert m["chance_level"] > m["majority_fraction"]
+
+
+def test_per_subject_metrics_sum_back_to_the_run_metric():
+    rng = np.random.default_rng(2)
+    subject = rng.integers(0, 5, 90)
+    groups = {f"s{s}": np.flatnonzero(subject == s) for s in np.unique(subject)}
+    y = rng.integers(0, 2, 90)
+    logits = rng.normal(size=(90, 2))
+    run = metrics.compute("classification", y, logits)
+    per = metrics.per_group("classification", y, logits, groups)
+    assert sum(g["n"] for g in per.values()) == 90
+    assert sum(g["n"] * g["accuracy"] for g in per.values()) / 90 == pytest.approx(run["accuracy"])
+    t = rng.random(90)
+    pred = rng.random(90)
+    run = metrics.compute("regression", t, pred)
+    per = metrics.per_group("regression", t, pred, groups)
+    assert sum(g["n"] * g["rmse"] ** 2 for g in per.values()) / 90 == pytest.approx(run["rmse"] ** 2)

@@ -9,14 +9,17 @@ from conftest import tiny_config
 
 def test_tiny_end_to_end(tmp_path, snakemake_runner):
     cfg = tiny_config()
+    cfg["trivial_methods"] = ["majority", "stratified"]
     cfg["tables"][0]["rows"] = {"kd": "kd", "baseline": None}  # not alphabetical: the table keeps this order
     r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]
-    assert list(pd.read_csv(tmp_path / "results/summary/tables/students.csv")["method"]) == ["kd", "baseline"]
+    # the trivial baselines first (trivial_methods), then the configured order
+    assert list(pd.read_csv(tmp_path / "results/summary/tables/students.csv")["method"]) == ["majority", "stratified", "kd", "baseline"]
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
     assert list(runs.columns[:8]) == ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
-    assert len(runs) == 3 * 2  # teacher, baseline, kd x 2 seeds
-    assert set(runs["method"]) == {"teacher", "baseline", "kd"}
+    assert len(runs) == 5 * 2  # majority, stratified, teacher, baseline, kd x 2 seeds
+    assert set(runs["method"]) == {"majority", "stratified", "teacher", "baseline", "kd"}
+    assert runs[["balanced_accuracy", "roc_auc", "chance_level"]].notna().all().all()
     assert (runs["status"] == "ok").all()
     assert runs["accuracy"].between(0, 100).all()
     m = json.loads((tmp_path / "results/synthetic/face_eeg-to-face/arousal/kd/seed1/metrics.json").read_text())
@@ -31,6 +34,12 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
     students = (tmp_path / "results/summary/tables/students.md").read_text()
     assert "62.11" in students  # published KD arousal (DEAP) shown beside the synthetic result
     assert "SYNTHETIC" in students
+    for name in ("students", "leakage", "all_methods"):  # every table: trivial rows and a chance level
+        t = pd.read_csv(tmp_path / f"results/summary/tables/{name}.csv")
+        assert list(t["method"][:2]) == ["majority", "stratified"] and t["chance"].notna().all(), name
+        assert "chance level (binomial" in (tmp_path / f"results/summary/figures/tables/{name}.svg").read_text()
+    subjects = pd.read_csv(tmp_path / "results/summary/subjects.csv")
+    assert set(subjects["method"]) == set(runs["method"]) and (tmp_path / "results/summary/figures/gains/face_eeg-to-face.png").exists()
     # the report builds
     r = snakemake_runner(tmp_path, "--report", str(tmp_path / "report.html"), config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]

@@ -81,13 +81,13 @@ def cmd_aggregate(a) -> None:
     files = list(a.metrics)
     if a.metrics_list:
         files += [line.strip() for line in Path(a.metrics_list).read_text().splitlines() if line.strip()]
-    aggregate_runs(files, a.out)
+    aggregate_runs(files, a.out, subjects_csv=a.subjects_out)
 
 
 def cmd_tables(a) -> None:
     from cmkd.tables import write_tables
 
-    write_tables(a.runs, _json_arg(a.spec), a.out_dir, stats_csv=a.stats)
+    write_tables(a.runs, _json_arg(a.spec), a.out_dir, stats_csv=a.stats, subjects_csv=a.subjects)
 
 
 def cmd_cell(a) -> None:
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("metrics", nargs="*")
     s.add_argument("--metrics-list", help="file with one metrics.json path per line")
     s.add_argument("--out", required=True)
+    s.add_argument("--subjects-out", help="also write the per-subject (and per-session) test metrics here")
     s.set_defaults(func=cmd_aggregate)
 
     s = sub.add_parser("tables", help="runs.csv -> mean ± std tables (CSV, Markdown, LaTeX, HTML)")
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--spec", required=True, help="tables spec as JSON or @file")
     s.add_argument("--out-dir", required=True)
     s.add_argument("--stats", help="stats.csv for the significance marks")
+    s.add_argument("--subjects", help="subjects.csv (aggregate --subjects-out), for tables with over: subjects")
     s.set_defaults(func=cmd_tables)
 
     s = sub.add_parser("cell", help="re-run one table cell (all seeds) and compare with published and previous values")

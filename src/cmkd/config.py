@@ -78,7 +78,7 @@ def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:
     seen = set()
     for exp in config["experiments"]:
         for dim in exp["dimensions"]:
-            stack = experiment_methods(config, exp)
+            stack = list(dict.fromkeys([*(config.get("trivial_methods") or []), *experiment_methods(config, exp)]))
             while stack:
                 m = stack.pop(0)
                 cell = (exp["dataset"], exp["track"], dim, m)
@@ -166,6 +166,16 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     for g in config.get("method_groups") or {}:
         if g in methods:
             raise ConfigError(f"method_groups.{g}: the name is also a method (methods.{g}); a group needs its own name")
+    for i, m in enumerate(config.get("trivial_methods") or []):
+        if m not in methods:
+            raise ConfigError(f"trivial_methods[{i}]: unknown method '{m}' (known: {', '.join(methods)})")
+        if not REGISTRY[methods[m]["class"]].trivial:
+            raise ConfigError(f"trivial_methods[{i}]: method '{m}' has class '{methods[m]['class']}', not a trivial "
+                              f"class ({', '.join(sorted(k for k, v in REGISTRY.items() if v.trivial))})")
+    for name, m in methods.items():
+        for role, target in (m.get("requires") or {}).items():
+            if REGISTRY[methods[target]["class"]].trivial:
+                raise ConfigError(f"methods.{name}.requires.{role}: '{target}' is a trivial baseline (no network to distil from)")
     for i, exp in enumerate(config["experiments"]):
         where = f"experiments[{i}]"
         if exp["dataset"] not in datasets:

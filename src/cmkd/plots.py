@@ -27,7 +27,10 @@ Figures
     :func:`table_bars`
         one bar per row of a results table: mean over seeds, the 95 % confidence interval of the
         mean (t distribution, ``n - 1`` degrees of freedom, sample std), and the per-seed values
-        as points; the published value, where there is one, as a diamond.
+        as points; the published value, where there is one, as a diamond; for accuracy, the
+        binomial chance level of the test parts (the table's ``chance`` column) as a dashed line.
+    :func:`cmkd.subject_plots.gains_figure`
+        per-subject gain of every method over the track's no-KD reference (``plots gains``).
 
 Command line (wired by :mod:`cmkd.cli` as ``python -m cmkd plots ...`` and
 ``python -m cmkd stats ...``; ``python -m cmkd.plots plots|stats ...`` works as well):
@@ -675,6 +678,7 @@ def table_bars(
                      "label": getattr(r, "label", r.method), "metric": r.metric, "mean": m,
                      "ci_low": lo, "ci_high": hi, "n": len(vals), "values": vals,
                      "published": float(pub) if pd.notna(pub) else math.nan,
+                     "chance": float(getattr(r, "chance", math.nan)) if pd.notna(getattr(r, "chance", math.nan)) else math.nan,
                      "synthetic": str(getattr(r, "synthetic", False)).strip().lower() in ("true", "1")})
     df = pd.DataFrame(bars)
     facets = list(dict.fromkeys(zip(df["dataset"], df["dimension"]))) if len(df) else []
@@ -703,6 +707,15 @@ def table_bars(
                 ax.scatter(pub.index, pub["published"], marker="D", s=40, zorder=4,
                            facecolors="none" if syn else "crimson", edgecolors="crimson",
                            label="published" + (" (real data; reference only)" if syn else ""))
+            ch = sub["chance"] if "chance" in sub else pd.Series(dtype=float)
+            if len(ch.dropna()) and str(sub["metric"].iloc[0]) == "accuracy":
+                # the binomial chance level of each bar's test parts (one line where they agree)
+                if float(ch.max() - ch.min()) < 0.05:
+                    ax.axhline(float(ch.mean()), color="crimson", ls="--", lw=1.0, zorder=5,
+                               label="chance level (binomial, α = 0.05)")
+                else:
+                    ax.hlines(ch, x - 0.45, x + 0.45, colors="crimson", linestyles="--", lw=1.0, zorder=5,
+                              label="chance level (binomial, α = 0.05)")
             ax.set_xticks(x, sub["label"], rotation=30, ha="right", fontsize=8)
             metric = sub["metric"].iloc[0] if len(sub) else ""
             ax.set_ylabel(f"{metric} (mean, 95 % CI)", fontsize=8)
@@ -715,7 +728,8 @@ def table_bars(
                 legend.setdefault(lab, h)
             sns.despine(ax=ax)
         if legend:
-            fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=len(legend), fontsize=8)
+            fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+                       ncols=len(legend) if len(facets) > 1 else min(len(legend), 2), fontsize=8)
         fig.suptitle((title or Path(table_csv).stem) + "\nbars: mean over seeds; whiskers: 95 % CI of the mean (t)",
                      fontsize=10)
         save_figure(fig, out_png, out_svg)
@@ -795,6 +809,15 @@ def cmd_bars(a) -> None:
     table_bars(a.table, a.runs, a.out_png, a.out_svg, title=a.title, track=a.track or None)
 
 
+def cmd_gains(a) -> None:
+    from cmkd.subject_plots import gains_figure
+
+    labels = json.loads(a.labels) if a.labels else {}
+    gains_figure(a.subjects, a.out_png, a.out_svg, reference=a.reference, track=a.track or None,
+                 exclude=_json_list(a.exclude, "--exclude"), order=_json_list(a.order, "--order"), labels=labels,
+                 title=a.title)
+
+
 def main_plots(argv: Sequence[str] | None = None) -> int:
     """``python -m cmkd plots {features,curves,scatter,cd,bars} ...``; returns 0.
 
@@ -852,6 +875,18 @@ def main_plots(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--out-png", required=True)
     s.add_argument("--out-svg")
     s.set_defaults(func=cmd_bars)
+
+    s = sub.add_parser("gains", help="per-subject gain of every method over the no-KD reference (box + points)")
+    s.add_argument("--subjects", required=True, help="subjects.csv written by `python -m cmkd aggregate --subjects-out`")
+    s.add_argument("--reference", required=True, help="the no-KD method every gain is taken over")
+    s.add_argument("--track", default="")
+    s.add_argument("--exclude", help="methods left out, JSON list")
+    s.add_argument("--order", help="method order as JSON list")
+    s.add_argument("--labels", help="JSON: method -> label")
+    s.add_argument("--title", default="")
+    s.add_argument("--out-png", required=True)
+    s.add_argument("--out-svg")
+    s.set_defaults(func=cmd_gains)
 
     a = p.parse_args(list(argv) if argv is not None else None)
     a.func(a)

@@ -21,18 +21,31 @@ from cmkd.errors import DataError
 RUN_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
 EXTRA_COLUMNS = ["status", "reason", "f1_macro", "class", "task", "synthetic", "best_epoch", "epochs_run",
                  "config_hash", "code_version", "code_hash", "data_hash", "split_hash", "device", "threads",
-                 "train_s", "process_s", "peak_rss_mb", "stale", "path"]
+                 "train_s", "process_s", "peak_rss_mb", "stale", "path",
+                 "balanced_accuracy", "roc_auc", "majority_fraction", "chance_level"]
 METRICS = ("accuracy", "f1", "rmse")
+# reference points (cmkd.metrics): imbalance-aware metrics and the test part's floor
+REFERENCE_METRICS = ("balanced_accuracy", "roc_auc", "majority_fraction", "chance_level")
+SUBJECT_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "group", "subject", "session", "n",
+                   "accuracy", "f1", "rmse", "balanced_accuracy", "roc_auc"]
+# default labels of the trivial baselines, by class and task
+TRIVIAL_LABELS = {("majority", "classification"): "Majority class (training part)",
+                  ("majority", "regression"): "Training mean",
+                  ("stratified", "classification"): "Class-distribution sampling",
+                  ("stratified", "regression"): "Training-distribution sampling"}
 
 
-def aggregate_runs(files, out_csv, current_code_hash: str | None = None) -> pd.DataFrame:
+def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subjects_csv=None) -> pd.DataFrame:
     """One row per run. A run whose code hash differs from the current code's is flagged ``stale``
-    (its numbers came from other code): the tables count and mark such runs, never mix them silently."""
+    (its numbers came from other code): the tables count and mark such runs, never mix them silently.
+
+    With ``subjects_csv``, also one row per run and test subject (``group = subject``) and per run,
+    subject and session where the data set has sessions (``group = session``)."""
     if current_code_hash is None:
         from cmkd.provenance import code_hash
 
         current_code_hash = code_hash()
-    rows = []
+    rows, subject_rows = [], []
     for f in files:
         f = Path(f)
         try:
@@ -55,11 +68,51 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None) -> pd.D
             "peak_rss_mb": m.get("peak_rss_mb"),
             "stale": bool(prov.get("code_hash") and prov.get("code_hash") != current_code_hash),
             "path": str(f.parent),
+            **{k: test.get(k, math.nan) for k in REFERENCE_METRICS},
         })
+        if m.get("status", "ok") == "ok":
+            subject_rows += _subject_rows(m)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + EXTRA_COLUMNS)
     df = df.sort_values(["dataset", "track", "dimension", "method", "seed"]).reset_index(drop=True)
     io.write_csv(out_csv, df)
+    if subjects_csv is not None:
+        sub = pd.DataFrame(subject_rows, columns=SUBJECT_COLUMNS)
+        io.write_csv(subjects_csv, sub.sort_values(["dataset", "track", "dimension", "method", "seed", "group", "subject",
+                                                    "session"]).reset_index(drop=True))
     return df
+
+
+def _subject_rows(m: dict) -> list[dict]:
+    cell = {k: m["cell"][k] for k in ("dataset", "track", "dimension", "method", "seed")}
+    out = []
+    for group, key in (("subject", "test_per_subject"), ("session", "test_per_session")):
+        for name, g in (m.get(key) or {}).items():
+            subject, _, session = str(name).partition("/")
+            out.append({**cell, "group": group, "subject": subject, "session": session, "n": g.get("n"),
+                        **{k: g.get(k, math.nan) for k in ("accuracy", "f1", "rmse", "balanced_accuracy", "roc_auc")}})
+    return out
+
+
+def summarise_subjects(subjects: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Like :func:`summarise`, over subjects: each subject's metric is first averaged over the seeds
+    (the subject's test segments of every seed), then mean, sample std and n are taken over the
+    subjects. ``n`` counts subjects. Failed and stale runs are counted from ``runs``."""
+    keys = ["dataset", "track", "dimension", "method"]
+    sub = subjects[subjects["group"].astype(str) == "subject"] if len(subjects) else subjects
+    per = sub.groupby(keys + ["subject"], sort=True)[[m for m in METRICS + ("balanced_accuracy", "roc_auc")]].mean().reset_index()
+    agg = {}
+    for m in METRICS + ("balanced_accuracy", "roc_auc"):
+        agg[f"{m}_mean"] = (m, "mean")
+        agg[f"{m}_std"] = (m, lambda s: float(s.std(ddof=1)) if s.notna().sum() > 1 else math.nan)
+    agg["n"] = ("subject", "nunique")
+    out = per.groupby(keys).agg(**agg).reset_index() if len(per) else pd.DataFrame(columns=keys + list(agg))
+    if runs is not None:
+        seeds = summarise(runs)
+        extra = [c for c in seeds.columns if c in ("n_failed", "n_stale") or c.startswith(("chance_level", "majority_fraction"))]
+        out = out.merge(seeds[keys + extra], on=keys, how="outer")
+    for c in ("n", "n_failed", "n_stale"):
+        out[c] = out[c].fillna(0).astype(int) if c in out else 0
+    return out.sort_values(keys).reset_index(drop=True)
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +122,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     failed = runs[runs["status"].fillna("ok") != "ok"].groupby(keys).size().rename("n_failed")
     stale = runs[runs["stale"].fillna(False).astype(bool)].groupby(keys).size().rename("n_stale") if "stale" in runs else None
     agg = {}
-    for m in METRICS:
+    for m in METRICS + tuple(c for c in REFERENCE_METRICS if c in runs.columns):
         agg[f"{m}_mean"] = (m, "mean")
         agg[f"{m}_std"] = (m, lambda s: float(s.std(ddof=1)) if s.notna().sum() > 1 else math.nan)
     agg["n"] = ("seed", "nunique")
@@ -132,10 +185,15 @@ def published_scale(published: dict, path: str | None, dataset_key: str, row_key
 
 
 def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: dict,
-                marks: dict | None = None, references: dict | None = None) -> pd.DataFrame:
+                marks: dict | None = None, references: dict | None = None, trivial: dict | None = None) -> pd.DataFrame:
     """One configured table: rows = methods; per dataset × dimension the reproduced and published values,
     and the reference the rows are tested against: the table's ``reference``, else the first of the track's
-    references that the table shows, else the track's first reference (marks: :func:`add_power`)."""
+    references that the table shows, else the track's first reference (marks: :func:`add_power`).
+
+    ``trivial`` (method name -> class) lists the trivial baselines put first in every table (unless
+    the table says ``trivial: false``). Each row carries the chance level of its test parts (the
+    binomial threshold of :func:`cmkd.metrics.chance_level`, mean over the runs) and the share of
+    their majority class."""
     metric = table.get("metric", "accuracy")
     marks = marks or {}
     references = references or {}
@@ -143,6 +201,10 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
     if table.get("datasets"):
         sel = sel[sel["dataset"].isin(table["datasets"])]
     rows = table.get("rows") or {m: None for m in sorted(sel["method"].unique())}
+    trivial = trivial or {}
+    if table.get("trivial", True) and trivial:  # the floor first: the trivial baselines of the spec
+        rows = {**{m: None for m in trivial}, **{m: k for m, k in rows.items() if m not in trivial}}
+    task = "regression" if metric == "rmse" else "classification"
     records = []
     for (ds, tr, dim), g in sel.groupby(["dataset", "track", "dimension"], sort=True):
         if table.get("dimensions") and dim not in table["dimensions"]:
@@ -172,8 +234,13 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
                 comparison = "reference only (synthetic data)"
             else:
                 comparison = "compared"
+            default_label = TRIVIAL_LABELS.get((trivial.get(method), task), method)
+            ref_point = {c: float(r[f"{c}_mean"].iloc[0]) if (len(r) and f"{c}_mean" in r) else math.nan
+                         for c in ("chance_level", "majority_fraction")}
             records.append({
-                "dataset": ds, "track": tr, "dimension": dim, "method": method, "label": table.get("labels", {}).get(method, method),
+                "dataset": ds, "track": tr, "dimension": dim, "method": method,
+                "label": table.get("labels", {}).get(method, default_label),
+                "chance": ref_point["chance_level"], "majority": ref_point["majority_fraction"],
                 "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,
                 "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else "")
                 + (f" [{n_stale} stale: older code]" if n_stale else ""),
@@ -274,7 +341,7 @@ def power_note(lines: list[str]) -> str:
 
 def to_markdown(df: pd.DataFrame, title: str, note: str, power: str = "") -> str:
     lines = [f"# {title}", "", note, ""]
-    cols = ["dataset", "track", "dimension", "label", "reproduced", "sig", "published", "diff", "n"]
+    cols = ["dataset", "track", "dimension", "label", "reproduced", "chance", "majority", "sig", "published", "diff", "n"]
     if "sig_seeds" in df.columns:
         cols.insert(cols.index("sig") + 1, "sig_seeds")
     lines.append("| " + " | ".join(cols) + " |")
@@ -282,8 +349,10 @@ def to_markdown(df: pd.DataFrame, title: str, note: str, power: str = "") -> str
     for _, r in df.iterrows():
         vals = []
         for c in cols:
-            v = r[c]
-            if c in ("published", "diff"):
+            v = r.get(c, math.nan)
+            if c in ("chance", "majority"):
+                v = _num(v)
+            elif c in ("published", "diff"):
                 v = "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}" if c == "diff" else _pub(v, r)
             vals.append(str(v))
         lines.append("| " + " | ".join(vals) + " |")
@@ -292,17 +361,21 @@ def to_markdown(df: pd.DataFrame, title: str, note: str, power: str = "") -> str
     return "\n".join(lines) + "\n"
 
 
+def _num(v) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.2f}"
+
+
 def to_latex(df: pd.DataFrame, title: str, power: str = "") -> str:
     def esc(s):
         return str(s).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
 
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{lllrrr}", r"\toprule",
-             r"Dataset & Dimension & Method & Reproduced & Published & $\Delta$ \\", r"\midrule"]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{lllrrrr}", r"\toprule",
+             r"Dataset & Dimension & Method & Reproduced & Chance & Published & $\Delta$ \\", r"\midrule"]
     for _, r in df.iterrows():
         pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else esc(_pub(r["published"], r))
         diff = "--" if isinstance(r["diff"], float) and math.isnan(r["diff"]) else f"{r['diff']:+.2f}"
         mark = {"*": "$^*$", "≈": r"$^{\approx}$"}.get(str(r.get("sig", "")), "")
-        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{mark} & {pub} & {diff} \\\\")
+        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{mark} & {_num(r.get('chance')).replace('–', '--')} & {pub} & {diff} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     if power:
         lines.append(r"\par\smallskip\footnotesize " + esc(power).replace("≈", r"$\approx$"))
@@ -324,6 +397,7 @@ document.querySelectorAll('table.sortable th').forEach(function(th, i){
 
 def to_html(df: pd.DataFrame, title: str, note: str) -> str:
     cols = [("dataset", "Dataset"), ("track", "Track"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
+            ("chance", "Chance (binomial, α = 0.05)"), ("majority", "Majority class in test (%)"),
             ("sig", "Sig. vs reference (test trials)"), ("sig_seeds", "Sig. vs reference (seeds)"), ("reference", "Reference"),
         ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
@@ -340,13 +414,13 @@ def to_html(df: pd.DataFrame, title: str, note: str) -> str:
             if c == "reproduced":
                 sortv = "" if math.isnan(r["mean"]) else f"{r['mean']:.6f}"
                 txt = str(v)
-            elif c in ("published", "diff"):
+            elif c in ("published", "diff", "chance", "majority"):
                 isnan = v is None or (isinstance(v, float) and math.isnan(v))
                 txt = "–" if isnan else (f"{v:+.2f}" if c == "diff" else _pub(v, r))
                 sortv = "" if isnan else f"{v:.6f}"
             else:
                 txt = str(v)
-            cls = " class='num'" if c in ("reproduced", "published", "diff", "n") else ""
+            cls = " class='num'" if c in ("reproduced", "chance", "majority", "published", "diff", "n") else ""
             dv = f" data-v='{sortv}'" if sortv else ""
             cells.append(f"<td{cls}{dv}>{html.escape(txt)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
@@ -382,7 +456,9 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
         design = "leave-one-subject-out cross-validation (every subject tested once per seed)"
     else:
         design = f"{kind}-level split {ratios}"
-    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± sample std over seeds; {design} "
+    over = ("sample std over subjects (each subject's test segments of every seed pooled per subject; n = subjects)"
+            if table.get("over") == "subjects" else "sample std over seeds")
+    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± {over}; {design} "
                  f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
     rules = _class_rules(df, table, protocol.get("dimensions") or {})
@@ -394,17 +470,26 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     parts.append("Significance against the reference: the paired sign-flip permutation test over test trials pooled "
                  "across seeds (do the trained models differ on these trials?) and the corrected t-test over seeds "
                  "or folds (would other training runs give the same difference?), each Holm-adjusted.")
+    maj = df["majority"].dropna() if "majority" in df else pd.Series(dtype=float)
+    if len(maj):
+        lo, hi = float(maj.min()), float(maj.max())
+        parts.append(f"Test parts: the majority class holds {lo:.1f} %" + (f" to {hi:.1f} %" if hi - lo >= 0.05 else "")
+                     + " of the segments (column 'majority'). Chance: the accuracy a classifier must exceed to beat "
+                     "the majority-class share at one-sided alpha = 0.05 under a binomial null over the test segments "
+                     "(Combrisson & Jerbi 2015); segments of one trial are not independent, so it is a floor, not a test.")
     if syn:
         parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
                      "and are shown as a reference only; they are not comparable to the reproduced values.")
     return " ".join(p for p in parts if p)
 
 
-def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None) -> list[Path]:
+def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=None) -> list[Path]:
     """Write ``summary.*`` and one set of files per configured table; return the paths written.
 
     With ``stats_csv`` (cmkd.stats output) each row carries the marks of :func:`add_power` against the
-    table's reference, and the table the minimum detectable difference of its comparisons."""
+    table's reference, and the table the minimum detectable difference of its comparisons.
+
+    ``over: subjects`` reports mean ± sd over subjects, from ``subjects_csv`` (:func:`aggregate_runs`)."""
     out_dir = Path(out_dir)
     runs = pd.read_csv(runs_csv)
     marks = {}
@@ -419,8 +504,17 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None) -> list[Path]:
     written.append(out_dir / "summary.csv")
     published = spec.get("published", {})
     protocol = spec.get("protocol", {})
+    by_subject = None
     for table in spec.get("tables", []):
-        df = build_table(summary, table, published, spec.get("datasets", {}), marks, spec.get("references", {}))
+        src = summary
+        if table.get("over") == "subjects":
+            if subjects_csv is None:
+                raise DataError(f"tables.{table['name']}.over: 'subjects' needs the per-subject file (tables --subjects)")
+            if by_subject is None:
+                by_subject = summarise_subjects(pd.read_csv(subjects_csv, dtype={"subject": str, "session": str}), runs)
+            src = by_subject
+        df = build_table(src, table, published, spec.get("datasets", {}), marks, spec.get("references", {}),
+                         spec.get("trivial_methods") or {})
         title = table.get("title", table["name"])
         note = table_note(df, table, protocol)
         power = ""

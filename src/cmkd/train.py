@@ -33,7 +33,7 @@ from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
 from cmkd.errors import ConfigError, DataError, DivergenceError
-from cmkd.methods import method_class
+from cmkd.methods import REGISTRY, method_class
 from cmkd.methods.base import RunContext
 
 CONTINUOUS = _CONTINUOUS  # the modality table: cmkd.data.MODALITY_KINDS
@@ -193,6 +193,18 @@ def evaluate(task, model, part, device, batch_size, keep_features=False):
     return m, logits, emb
 
 
+def _test_groups(prep, test_index) -> dict:
+    """Positions of the test samples of each subject (and of each subject's session, where the
+    data set has sessions), for the per-subject metrics of metrics.json."""
+    subj = np.asarray(prep["subject"])[test_index]
+    out = {"subject": {str(s): np.flatnonzero(subj == s) for s in np.unique(subj)}}
+    if "session" in prep:
+        sess = np.asarray(prep["session"])[test_index]
+        out["session"] = {f"{s}/{e}": np.flatnonzero((subj == s) & (sess == e))
+                          for s, e in sorted({(a, b) for a, b in zip(subj.tolist(), sess.tolist())})}
+    return out
+
+
 def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
     """Train one run and write its outputs.
 
@@ -254,7 +266,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     for role, ck in teachers_ck.items():
         protocols.check_fold_teacher(ck, f"{req_dir(spec, role)}/model.pt")
     modalities = list(spec["modalities"])
+    trivial = REGISTRY[spec["class"]].trivial  # a trivial baseline reads no input: no network, no epoch
     needed = list(dict.fromkeys(modalities + [m for ck in teachers_ck.values() for m in ck["spec"]["modalities"]]))
+    needed = [] if trivial else needed
     for mod in needed:
         if mod not in prep:
             raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data set lacks (has {prep.modalities})")
@@ -298,8 +312,12 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "n_outputs": n_classes,
     }
     torch.manual_seed(seed)
-    student = build_model(model_spec, where="encoders")
-    initial_weights = weights_provenance(student)  # where the visual encoders' initial weights came from (sha256)
+    if trivial:
+        model_spec = {"trivial": spec["class"], "n_outputs": n_classes}
+        student = method_class(spec["class"]).fit_predictor(parts["train"].y.numpy(), task, n_classes, seed)
+    else:
+        student = build_model(model_spec, where="encoders")
+    initial_weights = None if trivial else weights_provenance(student)  # where the visual encoders' initial weights came from
     teachers = {}
     for role, ck in teachers_ck.items():
         t = build_model(without_pretrained(ck["spec"]))  # its trained weights replace any initial ones
@@ -313,12 +331,12 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     opt_name = tr.get("optimizer", "adam")
     if opt_name != "adam":
         raise ConfigError(f"training.optimizer: only 'adam' is supported, got {opt_name!r}")
-    opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
+    opt = None if trivial else torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     method.configure(parts=parts, device=device, optimizer=opt)
     selected = selection.selection_record(parts["val"], prep["subject"], prep["trial"], fb_frac)
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
-    max_epochs, patience = int(tr["max_epochs"]), int(tr["patience"])
+    max_epochs, patience = (0 if trivial else int(tr["max_epochs"])), int(tr["patience"])
     g = torch.Generator().manual_seed(seed)
     history, best = [], None
     best_state, best_epoch, since_best = None, -1, 0
@@ -375,6 +393,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         if since_best >= patience:
             log(f"{tag} early stop: no validation improvement for {patience} epochs")
             break
+    if trivial:
+        best_state, best_epoch = copy.deepcopy(method.student.state_dict()), 0
     method.student.load_state_dict(best_state)
     with amp.autocast():
         val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
@@ -384,6 +404,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
 
     prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, **amp.info, "data_access": data_mode,
                                                                  "weights": initial_weights})
+    groups = _test_groups(prep, parts["test"].index)
+    test_out = test_logits.reshape(-1) if task == "regression" else test_logits
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
     result = {
         "status": "ok",
@@ -394,6 +416,10 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "test": {k: v for k, v in test_m.items()},
         "val": {k: v for k, v in val_m.items()},
         "method_params": {k: v for k, v in method.params.items() if v is None or isinstance(v, (bool, int, float, str))},
+        **({} if task == "regression" else {"class_counts": {k: metrics.class_counts(y[v], n_classes) for k, v in split.items()}}),
+        "test_per_subject": metrics.per_group(task, parts["test"].y.numpy(), test_out, groups["subject"]),
+        **({"test_per_session": metrics.per_group(task, parts["test"].y.numpy(), test_out, groups["session"])}
+           if "session" in groups else {}),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_segments": {k: int(len(v)) for k, v in split.items()},
@@ -409,8 +435,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "provenance": prov,
         "spec": spec,
     }
-    if sp.get("kind") in PER_SUBJECT_KINDS and task == "classification":  # subject-dependent protocols
-        result["test_per_subject"] = per_subject_scores(np.asarray(prep["subject"])[parts["test"].index],
+    if sp.get("kind") in PER_SUBJECT_KINDS and task == "classification":  # subject-dependent protocols: mean/sd over subjects
+        result["test_subject_summary"] = per_subject_scores(np.asarray(prep["subject"])[parts["test"].index],
                                                         parts["test"].y.numpy(), test_logits)
     io.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
                  logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index,
@@ -422,7 +448,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         torch.save(ckpt, tmp)
     import pandas as pd
 
-    io.write_csv(out_dir / "history.csv", pd.DataFrame(history))
+    io.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
     import resource

@@ -113,6 +113,7 @@ def tables_spec():
             "datasets": config["datasets"],
             "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"]},
             "references": {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
+            "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
         },
         # no sort_keys: a table's rows keep the config's order (the config loads in file order)
     )

@@ -16,6 +16,8 @@ PLOT_LEAKY = sorted(
     for m, v in config["methods"].items()
     if (v.get("split") or {}).get("kind", config["split"]["kind"]) != config["split"]["kind"]
 )
+# trivial baselines (no network, no epoch): no feature map, no learning curve
+PLOT_TRIVIAL = sorted(config.get("trivial_methods") or [])
 PLOT_KINDS = ["tsne", "umap"]
 # metrics ranked in the CD diagrams: accuracy for classification dimensions, RMSE for regression
 PLOT_CD_METRICS = sorted(
@@ -36,6 +38,7 @@ PLOT_TARGETS = (
     + [f"{FIG}/published_vs_reproduced.png"]
     + [f"{FIG}/cd/{tr}/{g}/{m}.png" for tr in PLOT_TRACKS for g in PLOT_CD_GROUPS for m in PLOT_CD_METRICS]
     + [f"{FIG}/tables/{n}.png" for n in table_names()]
+    + [f"{FIG}/gains/{tr}.png" for tr in PLOT_TRACKS]
 )
 
 
@@ -45,7 +48,7 @@ rule feature_maps:
         features=[
             f"{run_dir(config, ds, tr, dim, m, s)}/features.npz"
             for ds, tr, dim, m in CELLS
-            if m not in PLOT_LEAKY
+            if m not in PLOT_LEAKY and m not in PLOT_TRIVIAL
             for s in SEEDS
         ],
     output:
@@ -66,7 +69,7 @@ rule feature_maps:
         out_dir=lambda w, output: str(Path(output[0]).parents[3]),
         kinds=" ".join(PLOT_KINDS),
         order=PLOT_ORDER,
-        exclude=json.dumps(PLOT_LEAKY),
+        exclude=json.dumps(PLOT_LEAKY + PLOT_TRIVIAL),
         class_names=json.dumps(
             {
                 d: ["low", "high"]
@@ -92,7 +95,7 @@ rule learning_curves:
         lambda w: [
             f"{run_dir(config, ds, tr, dim, m, s)}/history.csv"
             for ds, tr, dim, m in CELLS
-            if (ds, tr, dim) == (w.dataset, w.track, w.dimension)
+            if (ds, tr, dim) == (w.dataset, w.track, w.dimension) and m not in PLOT_TRIVIAL
             for s in SEEDS
         ],
     output:
@@ -206,3 +209,36 @@ rule table_bars:
     shell:
         "{params.py} -m cmkd plots bars --table {input.table} --runs {input.runs} --track={params.track:q} "
         "--title {params.title:q} --out-png {output.png} --out-svg {output.svg} > {log} 2>&1"
+
+
+rule subject_gains:
+    input:
+        subjects=f"{R}/summary/subjects.csv",
+    output:
+        png=report(
+            f"{FIG}/gains/{{track}}.png",
+            caption="../../report/gains.rst",
+            category="Per-subject gains",
+            labels={"track": "{track}"},
+        ),
+        svg=f"{FIG}/gains/{{track}}.svg",
+    params:
+        py=PY,
+        # the track's no-KD reference: its first reference method of class baseline
+        reference=lambda w: next(
+            (m for m in config["tracks"][w.track].get("references") or [] if config["methods"][m]["class"] == "baseline"),
+            "baseline",
+        ),
+        exclude=json.dumps(PLOT_LEAKY + PLOT_TRIVIAL),
+        order=PLOT_ORDER,
+    log:
+        f"{R}/logs/plots/gains/{{track}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "{params.py} -m cmkd plots gains --subjects {input.subjects} --reference {params.reference} "
+        "--track={wildcards.track:q} --exclude {params.exclude:q} --order {params.order:q} "
+        "--out-png {output.png} --out-svg {output.svg} > {log} 2>&1"

@@ -9,6 +9,7 @@ rule aggregate:
             category="Data",
             labels={"file": "runs.csv"},
         ),
+        subjects=f"{R}/summary/subjects.csv",
     params:
         py=PY,
     log:
@@ -16,13 +17,14 @@ rule aggregate:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.py} -m cmkd aggregate {input} --out {output} > {log} 2>&1"
+        "{params.py} -m cmkd aggregate {input} --out {output[0]} --subjects-out {output.subjects} > {log} 2>&1"
 
 
 rule tables:
     input:
         runs=f"{R}/summary/runs.csv",
         stats=f"{R}/summary/stats.csv",
+        subjects=f"{R}/summary/subjects.csv",
         published=PUBLISHED,
     output:
         [
@@ -46,4 +48,4 @@ rule tables:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.py} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} --stats {input.stats} > {log} 2>&1"
+        "{params.py} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} --stats {input.stats} --subjects {input.subjects} > {log} 2>&1"

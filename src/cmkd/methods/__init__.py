@@ -23,6 +23,7 @@ class MethodInfo:
     variadic_roles: bool = False  # True: any number of roles (e.g. densely guided: teacher, ta1, ta2 ...)
     description: str = ""
     params: dict = field(default_factory=dict)  # {name: Param}: accepted parameters and their defaults
+    trivial: bool = False         # a trivial baseline: fitted on the training labels alone, no network
 
 
 def _num(default, lo=None, hi=None, lo_open=False, hi_open=False, doc=""):
@@ -58,6 +59,9 @@ _CRD = {**_ZOO, "beta": _num(0.8, lo=0.0), "feat_dim": _int(128, lo=1), "nce_k":
 
 
 REGISTRY: dict[str, MethodInfo] = {
+    # trivial baselines (cmkd.methods.trivial): the floor of every table
+    "majority": MethodInfo("cmkd.methods.trivial", (), False, "majority class of the training part / training mean", True),
+    "stratified": MethodInfo("cmkd.methods.trivial", (), False, "draws from the training label distribution (seeded)", True),
     "baseline": MethodInfo("cmkd.methods.baseline", (), False, "student alone, cross-entropy, no distillation"),
     "fusion_teacher": MethodInfo("cmkd.methods.baseline", (), False, "multimodal network, concatenation fusion + cross-entropy"),
     "kd": MethodInfo("cmkd.methods.kd", ("teacher",), False, "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
