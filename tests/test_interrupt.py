@@ -81,21 +81,25 @@ def _train_pids(workdir: Path) -> list[int]:
 
 
 def _start_and_wait_for_kd(workdir: Path) -> subprocess.Popen:
-    """Start the workflow; return once the teacher is done and the kd job's process runs."""
+    """Start the workflow; return once the teacher is done and the kd job has finished its first
+    epoch and waits (``CMKD_PAUSE_AT``, see :func:`cmkd.train.pause_point`): the injection
+    point is known, not guessed from a delay."""
+    barrier = workdir / "barrier"
+    barrier.mkdir()
+    env = dict(_env(), CMKD_PAUSE_AT=f"kd:1:{barrier}")
     proc = subprocess.Popen(_cmd(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_env(), start_new_session=True)
+                            env=env, start_new_session=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"the workflow ended before the injection point:\n{proc.stdout.read()[-3000:]}")
-        teacher_done = all((workdir / TEACHER / f"seed{s}/metrics.json").exists() for s in (0, 1))
-        if teacher_done and (workdir / "results/logs/train/synthetic/face_eeg-to-face/arousal/kd.log").exists() \
-                and _train_pids(workdir):
-            time.sleep(1.0)  # well inside the job (imports done, training under way)
+        if (barrier / "paused").exists():
+            assert all((workdir / TEACHER / f"seed{s}/metrics.json").exists() for s in (0, 1))
+            assert int((barrier / "paused").read_text()) in _train_pids(workdir)
             return proc
-        time.sleep(0.1)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
-    pytest.fail("the kd training job did not start in time")
+    pytest.fail("the kd training job did not reach the end of its first epoch in time")
 
 
 def _mtimes(workdir: Path, run: str) -> dict[str, float]:
@@ -113,8 +117,8 @@ def reference(tmp_path_factory):
 
 
 def _inject(proc: subprocess.Popen, workdir: Path, how: str) -> None:
-    if how == "sigint":  # Ctrl-C on the Snakemake process
-        os.kill(proc.pid, signal.SIGINT)
+    if how == "sigint":  # Ctrl-C in the terminal: SIGINT to the foreground process group (Snakemake and its jobs)
+        os.killpg(proc.pid, signal.SIGINT)
     elif how == "kill_job":  # the training job dies (OOM killer, scancel of one step)
         for pid in _train_pids(workdir):
             os.kill(pid, signal.SIGKILL)

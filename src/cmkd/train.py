@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -80,6 +81,25 @@ def setup_torch(threads: int, seed: int, device: str) -> torch.device:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     return dev
+
+
+def pause_point(method: str, epoch: int) -> None:
+    """A barrier for the interrupt tests, inert unless ``CMKD_PAUSE_AT`` is set.
+
+    With ``CMKD_PAUSE_AT=<method>:<epoch>:<dir>``, the run of ``<method>`` stops after epoch
+    ``<epoch>``, writes its pid to ``<dir>/paused`` and waits until ``<dir>/resume`` exists, so a
+    test can interrupt a job at a known point instead of after a guessed delay.
+    """
+    at = os.environ.get("CMKD_PAUSE_AT")
+    if not at:
+        return
+    m, e, d = at.split(":", 2)
+    if m != method or int(e) != epoch:
+        return
+    d = Path(d)
+    (d / "paused").write_text(str(os.getpid()))
+    while not (d / "resume").exists():
+        time.sleep(0.05)
 
 
 def split_hash(split: dict) -> str:
@@ -390,6 +410,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"
         log(f"{tag} epoch {epoch}/{max_epochs} loss={sums.get('total', 0) / max(nb, 1):.4f} ({terms_s}) "
             f"{vshow} best@{best_epoch} {row['time_s']:.1f}s")
+        pause_point(spec["method"], epoch)
         if since_best >= patience:
             log(f"{tag} early stop: no validation improvement for {patience} epochs")
             break
