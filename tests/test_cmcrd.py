@@ -270,9 +270,9 @@ def test_cmcrd_comparison_rows_share_one_teacher():
     assert {methods[m]["class"] for m in distilled} >= {"kd", "crd", "fitnets", "sp", "rkd", "pkt", "cmcrd"}
     for m in distilled:
         assert methods[m]["requires"] == {"teacher": teacher}, m
-    from cmkd.config import experiment_methods
+    from cmkd.config import deep_merge, experiment_methods
 
-    for c, exps in ((cfg, cfg["experiments"]), ({**cfg, **paper}, paper["experiments"])):
+    for c, exps in ((cfg, cfg["experiments"]), (deep_merge(cfg, paper), paper["experiments"])):
         eye = [e for e in exps if e["track"].startswith("eye-to-eeg")]
         assert eye
         for e in eye:

@@ -60,8 +60,8 @@ _CRD = {**_ZOO, "beta": _num(0.8, lo=0.0), "feat_dim": _int(128, lo=1), "nce_k":
 
 REGISTRY: dict[str, MethodInfo] = {
     # trivial baselines (cmkd.methods.trivial): the floor of every table
-    "majority": MethodInfo("cmkd.methods.trivial", (), False, "majority class of the training part / training mean", True),
-    "stratified": MethodInfo("cmkd.methods.trivial", (), False, "draws from the training label distribution (seeded)", True),
+    "majority": MethodInfo("cmkd.methods.trivial", (), False, "majority class of the training part / training mean", trivial=True),
+    "stratified": MethodInfo("cmkd.methods.trivial", (), False, "draws from the training label distribution (seeded)", trivial=True),
     "baseline": MethodInfo("cmkd.methods.baseline", (), False, "student alone, cross-entropy, no distillation"),
     "fusion_teacher": MethodInfo("cmkd.methods.baseline", (), False, "multimodal network, concatenation fusion + cross-entropy"),
     "kd": MethodInfo("cmkd.methods.kd", ("teacher",), False, "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
