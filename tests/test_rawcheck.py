@@ -31,11 +31,22 @@ def listing(root: Path) -> list:
 
 
 def test_every_loader_has_an_inspector():
-    import yaml
+    from cmkd.data import LOADERS
 
-    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
-    loaders = schema["properties"]["datasets"]["additionalProperties"]["properties"]["loader"]["enum"]
-    assert set(loaders) - {"synthetic"} <= set(INSPECTORS)
+    assert set(LOADERS) - {"synthetic"} <= set(INSPECTORS)
+
+
+@pytest.mark.parametrize("loader", ["seed", "seed_v"])
+def test_inspect_seed_family_fixtures(tmp_path, loader):
+    import fixtures_seed as fs
+
+    writer = fs.write_seed if loader == "seed" else fs.write_seed_v
+    root = writer(tmp_path / "raw")
+    before = listing(root)
+    rc, out = run(loader, root, {})
+    assert rc == 0, out
+    assert listing(root) == before  # nothing written under the raw root
+    assert "emotion" in out
 
 
 def test_inspect_good_mahnob(tmp_path):

@@ -269,10 +269,61 @@ def inspect_seed_iv(root: str | Path, params: dict | None = None) -> RawReport:
     return r
 
 
+def _inspect_by_preparing(loader: str, name: str, prepare: Callable, root: str | Path, params: dict | None) -> RawReport:
+    """For feature data sets (SEED, SEED-V: a few MB per subject, no video): run the loader itself
+    into a temporary folder, report from what it wrote (its skipped items, windows, labels), then
+    delete the folder. Nothing is written under the raw root or the results."""
+    import json
+    import tempfile
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: {name} root directory not found")
+    r = RawReport(loader, str(root), "trial", params=dict(params or {}))
+    with tempfile.TemporaryDirectory(prefix=f"cmkd-inspect-{loader}-") as tmp:
+        try:
+            out = Path(prepare(root, Path(tmp) / "prepared", params or {}))
+        except CmkdError as ex:
+            r.problem(str(root), ex, f"the {name} loader stops")
+            return r
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+        r.modalities = [m for m in meta.get("arrays", {}) if m not in ("subject", "trial", "segment", "session", "emotion", "label")]
+        r.sampling_rates = dict(meta.get("sampling_rates") or {})
+        r.skipped = list(meta.get("skipped") or [])
+        subj = np.load(out / "subject.npy")
+        trial = np.load(out / "trial.npy")
+        sess = np.load(out / "session.npy") if (out / "session.npy").exists() else np.zeros_like(subj)
+        r.subjects = {int(x) for x in np.unique(subj)}
+        keys, first = np.unique(np.stack([subj, sess, trial], 1), axis=0, return_index=True)
+        r.usable = [f"subject {a} session {b} trial {c}" for a, b, c in keys.tolist()]
+        r.segments = int(len(subj))
+        lab = next((out / f"{k}.npy" for k in ("emotion", "label") if (out / f"{k}.npy").exists()), None)
+        if lab is not None:
+            emo = np.load(lab)
+            names = meta.get("label_names") or {}
+            r.classes = {"emotion": Counter(str(names.get(str(int(v)), int(v))) for v in emo[first])}
+        r.checks[f"{name}: windows as the loader prepares them (run into a temporary folder)"] = len(r.usable)
+    return r
+
+
+def inspect_seed(root: str | Path, params: dict | None = None) -> RawReport:
+    from cmkd.data.seed import prepare_seed
+
+    return _inspect_by_preparing("seed", "SEED", prepare_seed, root, params)
+
+
+def inspect_seed_v(root: str | Path, params: dict | None = None) -> RawReport:
+    from cmkd.data.seed_v import prepare_seed_v
+
+    return _inspect_by_preparing("seed_v", "SEED-V", prepare_seed_v, root, params)
+
+
 INSPECTORS: dict[str, Callable[[str | Path, dict | None], RawReport]] = {
     "deap": inspect_deap,
     "mahnob_hci": inspect_mahnob,
     "seed_iv": inspect_seed_iv,
+    "seed": inspect_seed,
+    "seed_v": inspect_seed_v,
 }
 
 
