@@ -234,9 +234,10 @@ def _emotionkd_feedback(params=None, n=16):
     torch.manual_seed(0)
     student = build_model(tiny_spec(("face",), dropout=0.0))
     teacher = _teacher()
+    from cmkd.methods.base import RunContext
+
     m = method_class("emotionkd")(student, {"teacher": teacher}, {"feedback_every": 2, **(params or {})},
-                                  "classification", 2)
-    m.run_seed = 0
+                                  "classification", 2, context=RunContext(seed=0))
     b = tiny_batch(n)
     train = Part(x={"face": b["face"], "eeg": b["eeg"]}, y=b["y"], index=np.arange(n))
     vb = tiny_batch(n, seed=1)

@@ -148,7 +148,7 @@ class EmotionKD(Method):
         if not t_params:
             raise ConfigError("methods.<emotionkd>.params.feedback: the teacher has no trainable parameters to update")
         self._teacher_opt = torch.optim.Adam(t_params, lr=float(p["teacher_lr"]))
-        self._fb_gen = torch.Generator().manual_seed(int(getattr(self, "run_seed", None) or 0) + 2)
+        self._fb_gen = torch.Generator().manual_seed(int(self.context.seed or 0) + 2)
 
     @torch.no_grad()
     def build_regressor(self, batch, device=None) -> None:
