@@ -3,7 +3,7 @@ rule aggregate:
     input:
         all_metrics(),
     output:
-        report(
+        runs=report(
             f"{R}/summary/runs.csv",
             caption="../../report/runs.rst",
             category="Data",
@@ -17,7 +17,7 @@ rule aggregate:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.py} -m cmkd aggregate {input} --out {output[0]} --subjects-out {output.subjects} > {log} 2>&1"
+        "{params.py} -m cmkd aggregate {input} --out {output.runs} --subjects-out {output.subjects} > {log} 2>&1"
 
 
 rule tables:
