@@ -22,6 +22,9 @@ def tiny_config(results: str = "results") -> dict:
         "n_subjects": 3, "n_trials": 6, "segments_per_trial": 3, "sampling_rate": 32, "face_frames": 1, "face_size": 32,
     }
     cfg["training"].update({"max_epochs": 2, "patience": 1, "batch_size": 16})
+    # one holdout split by trial (the papers' protocol): one model per seed keeps the end-to-end tests fast;
+    # the default's k-fold protocol runs end to end in test_protocols.py
+    cfg["split"] = {"kind": "trial", "ratios": [0.8, 0.1, 0.1], "stratify": True}
     cfg["trivial_methods"] = []  # tests that want the trivial baselines turn them on
     cfg["encoders"]["eeg"].update({"num_T": 4, "num_S": 4})
     cfg["tables"] = [t for t in cfg["tables"] if t["name"] in ("students", "leakage", "all_methods")]

@@ -58,3 +58,27 @@ def test_paper_grid_runs_the_mkd_track_on_deap_eeg_eog(roots, tmp_path):
     prep = load_prepared(prepare_deap(deap, tmp_path / "prep", ds["params"]))
     assert sorted(np.unique(np.asarray(prep["subject"])).tolist()) == [1, 2]
     assert set(prep.modalities) >= {"eeg", "eog"} and "face" not in prep.modalities
+
+
+def test_paper_grid_keeps_each_papers_protocol_and_the_default_cross_validates(roots):
+    """The default tests every trial (2-fold x seeds, for power: docs/statistics.md); the paper grid
+    runs each paper's own protocol: one 8:1:1 split by trial per seed on DEAP/MAHNOB-HCI (CDGKD,
+    MKD), the official splits on the SEED family, the leaky split only where a method asks for it."""
+    _, overlay = roots
+    default = _load_config([])
+    paper = _load_config([str(ROOT / "config/paper.yaml"), str(overlay)])
+    kinds = {}
+    for c in iter_cells(default):
+        m = default["methods"][c[3]]
+        if (m.get("split") or {}).get("kind") is None and c[3] not in default["trivial_methods"]:
+            kinds.setdefault("default", set()).add(run_spec(default, *c, 0)["split"]["kind"])
+    assert kinds["default"] == {"kfold"}
+    assert run_spec(default, "synthetic", "face_eeg-to-face", "arousal", "cdgkd", 0)["split"]["n_folds"] == 2
+    for c in iter_cells(paper):
+        spec = run_spec(paper, *c, 0)
+        own = (paper["methods"][c[3]].get("split") or {}).get("kind")
+        official = (paper["datasets"][c[0]].get("split") or {}).get("kind")
+        assert spec["split"]["kind"] == (own or official or "trial"), c
+        if spec["split"]["kind"] == "trial":
+            assert spec["split"]["ratios"] == [0.8, 0.1, 0.1], c
+        assert spec["split"]["kind"] not in ("kfold", "loso"), c
