@@ -93,18 +93,21 @@ def test_autocast_is_off_on_cpu_and_validated():
         accel.Amp("fp8", "cpu")
 
 
-def _config():
-    return yaml.safe_load(open(ROOT / "config.yaml"))
+def _config(results=None):
+    cfg = yaml.safe_load(open(ROOT / "config.yaml"))
+    if results is not None:  # no prepared data set there: sizes come from the config
+        cfg["results"] = str(results)
+    return cfg
 
 
-def test_resources_grow_with_data_and_model_and_attempt():
-    cfg = _config()
+def test_resources_grow_with_data_and_model_and_attempt(tmp_path):
+    cfg = _config(tmp_path)
     cell = ("synthetic", "face_eeg-to-face", "arousal", "kd")
     base = resources.estimate(cfg, *cell, n_seeds=3)
-    cfg2 = _config()
+    cfg2 = _config(tmp_path)
     cfg2["datasets"]["synthetic"]["params"]["n_subjects"] *= 20
     more_data = resources.estimate(cfg2, *cell, n_seeds=3)
-    cfg3 = _config()
+    cfg3 = _config(tmp_path)
     cfg3["datasets"]["synthetic"]["params"]["face_size"] = 224
     bigger_input = resources.estimate(cfg3, *cell, n_seeds=3)
     assert more_data["n_segments"] == 20 * base["n_segments"]
