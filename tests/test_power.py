@@ -49,6 +49,22 @@ def test_kfold_tests_every_trial_once_and_keeps_trials_whole(folds_by):
     assert any(not np.array_equal(a["test"], b["test"]) for a, b in zip(folds, other))  # seeds repeat
 
 
+def test_segment_kfold_tests_every_segment_once_and_spreads_trials():
+    """folds_by: segment (the leakage study's k-fold): every segment tested once per seed, segments
+    of one trial in different parts (leaky on purpose), stratified, and it is not a trial-level split."""
+    subject, trial, label = grid()
+    folds = fold_splits(subject, trial, 1, "kfold", n_folds=2, folds_by="segment", val_fraction=0.1, stratify=label)
+    assert len(folds) == 2
+    assert sorted(np.concatenate([f["test"] for f in folds]).tolist()) == list(range(subject.size))
+    for f in folds:
+        assert f["test"].size == 90 and f["val"].size == 9  # 180 / 2; round(0.1 * 90) segments
+        assert np.bincount(label[f["test"]]).tolist() == [45, 45]
+        assert trials(f["train"], subject, trial) & trials(f["test"], subject, trial)  # trials leak across parts
+        with pytest.raises(DataError, match="appears in parts"):
+            check_fold(f, subject, trial, "kfold")  # the trial-level check would refuse it
+    check_folds(folds, subject, trial)
+
+
 def test_loso_tests_each_subject_once_unseen():
     subject, trial, label = grid()
     folds = fold_splits(subject, trial, 0, "loso", stratify=label)

@@ -222,8 +222,10 @@ def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> N
 
 #: Split kinds that make several folds per seed (one model per fold).
 FOLD_KINDS = ("kfold", "loso")
-#: How the k-fold assignment is made: over all trials at once, or within each subject.
-FOLDS_BY = ("pooled", "subject")
+#: How the k-fold assignment is made: over all trials at once, within each subject, or segment by
+#: segment (``segment``: the leaky segment-level k-fold, for the leakage study only: segments of one
+#: trial land in different parts, as in the studies that report segment-level cross-validation).
+FOLDS_BY = ("pooled", "subject", "segment")
 
 
 def _trial_groups(subject: np.ndarray, trial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +295,9 @@ def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5
       ``folds_by="subject"`` deals each subject's trials separately (per subject and class), so every
       subject has trials in every test fold (the subject-dependent protocol; one model per fold is
       trained on the training trials of all subjects). Every trial is in the test part of exactly
-      one fold.
+      one fold. ``folds_by="segment"`` deals single segments (stratified by class), so the segments of
+      one trial are spread over the folds: the leaky segment-level k-fold, for the leakage study (it
+      pairs with a trial-level k-fold run on every segment); its folds skip the trial check.
     - ``loso``: leave one subject out; fold ``i`` tests the ``i``-th subject (sorted ids) and trains
       on the others (cross-subject); ``n_folds`` and ``folds_by`` are ignored.
 
@@ -316,7 +320,11 @@ def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5
         raise DataError(f"split: arrays 'subject' ({subject.shape[0]}) and 'trial' ({trial.shape[0]}) differ in length")
     if subject.size == 0:
         raise DataError("split: no segments to split")
-    group, keys = _trial_groups(subject, trial)
+    if kind == "kfold" and folds_by == "segment":  # every segment its own group (leaky on purpose)
+        group = np.arange(subject.size, dtype=np.int64)
+        keys = np.stack([subject, trial], axis=1)
+    else:
+        group, keys = _trial_groups(subject, trial)
     n_groups = keys.shape[0]
     group_class = _group_classes(group, n_groups, stratify, subject, trial)
     rng = np.random.default_rng(int(seed))
@@ -341,7 +349,8 @@ def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5
                       for s in subjects for c in np.unique(group_class)]
         else:
             if n_groups < n:
-                raise DataError(f"split: {n_groups} trial(s), fewer than split.n_folds={n}")
+                raise DataError(f"split: {n_groups} {'segment' if folds_by == 'segment' else 'trial'}(s), "
+                                f"fewer than split.n_folds={n}")
             strata = [np.nonzero(group_class == c)[0] for c in np.unique(group_class)]
         dealt = _deal([s for s in strata if s.size], n, rng)
         fold_of_group = np.array([dealt[g] for g in range(n_groups)], dtype=np.int64)
@@ -356,18 +365,19 @@ def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5
         part_of_group[test_g] = 2
         seg_part = part_of_group[group]
         split = {name: np.nonzero(seg_part == i)[0].astype(np.int64) for i, name in enumerate(PARTS)}
-        check_fold(split, subject, trial, kind)
+        check_fold(split, subject, trial, kind, leaky=folds_by == "segment" and kind == "kfold")
         folds.append(split)
     check_folds(folds, subject, trial)
     return folds
 
 
-def check_fold(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> None:
-    """One fold: the trial-level checks of :func:`check_split`; for ``loso`` also no test subject
-    in the training or validation part."""
+def check_fold(split: Mapping[str, np.ndarray], subject, trial, kind: str, leaky: bool = False) -> None:
+    """One fold: the trial-level checks of :func:`check_split` (only the segment checks when
+    ``leaky``: the segment-level k-fold); for ``loso`` also no test subject in the training or
+    validation part."""
     if kind not in FOLD_KINDS:
         raise ConfigError(f"split.kind: {kind!r} is not a cross-validation kind (choose from {list(FOLD_KINDS)})")
-    check_split(split, subject, trial, "trial")
+    check_split(split, subject, trial, "leaky" if leaky and kind == "kfold" else "trial")
     if kind == "loso":
         subject = _as_1d_int(subject, "subject")
         test_s = set(np.unique(subject[split["test"]]).tolist())
