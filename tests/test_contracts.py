@@ -4,6 +4,7 @@ registered class fulfils the method interface of :class:`cmkd.methods.base.Metho
 from __future__ import annotations
 
 import copy
+import json
 import re
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import yaml
 from conftest import ROOT, tiny_config
 from cmkd.config import check_config, deep_merge, iter_cells, run_spec
 from cmkd.errors import ConfigError
-from cmkd.methods import REGISTRY, MethodInfo, method_class, method_params, registered_name
+from cmkd.methods import REGISTRY, method_class, method_params, registered_name
 from cmkd.methods.base import Method, RunContext
 from cmkd.params import Param, defaults_of
 
@@ -227,43 +228,94 @@ def test_one_step_of_every_registered_method(name, grid):
 
 
 # ----------------------------------------------------------------------------- adding a method
-def test_a_new_method_is_one_module_plus_its_entries(tmp_path, monkeypatch, grid):
-    """A throwaway method: its module, its registry entry and its config entry are all it takes
-    for the config check, the grid and a training run (no schema, CLI or table list to edit)."""
-    from cmkd.train import run
+def _package_copy(tmp_path) -> Path:
+    """A copy of ``src/cmkd`` (the source tree a new module is added to, leaving the real one alone)."""
+    import shutil
 
-    (tmp_path / "toy_method.py").write_text(textwrap.dedent('''
-        from cmkd.methods.base import Method
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "cmkd", src / "cmkd", ignore=shutil.ignore_patterns("__pycache__"))
+    return src
 
-        class Toy(Method):
-            def training_step(self, batch):
-                out = self.student(batch)
-                return out.logits, {"ce": self.params["weight"] * self.task_loss(out.logits, batch["y"])}
 
-        METHODS = {"toy": Toy}
-    '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(REGISTRY, "toy", MethodInfo("toy_method", (), False, "a throwaway method",
-                                                    {"weight": Param(1.0, "number", lo=0.0)}))
-    cfg, prep = grid
-    cfg = copy.deepcopy(cfg)
+def _run_in(src: Path, script: str, *args: str, timeout: int = 240):
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+TOY_METHOD = '''
+    """A throwaway method: its registry entry and its class, in one file."""
+    from cmkd.methods.base import Method
+
+
+    class Toy(Method):
+        def training_step(self, batch):
+            out = self.student(batch)
+            return out.logits, {"ce": self.params["weight"] * self.task_loss(out.logits, batch["y"])}
+
+
+    REGISTER = {"toy": {"description": "a throwaway method", "extends": ["temperature"],
+                        "params": {"weight": {"default": 1.0, "lo": 0.0}}}}
+
+    METHODS = {"toy": Toy}
+'''
+
+
+def test_a_new_method_is_one_module_plus_its_config_entry(tmp_path):
+    """A throwaway method file added to a copy of the package, and its config entry, are all it
+    takes for the registry, the config check, the grid and a training run (no registry line, schema,
+    CLI or table list to edit): the copy differs from the source tree by that one file."""
+    import filecmp
+
+    from snakemake.utils import validate
+
+    src = _package_copy(tmp_path)
+    (src / "cmkd" / "methods" / "toy.py").write_text(textwrap.dedent(TOY_METHOD))
+    cmp = filecmp.dircmp(ROOT / "src" / "cmkd" / "methods", src / "cmkd" / "methods", ignore=["__pycache__"])
+    assert cmp.right_only == ["toy.py"] and not cmp.diff_files and not cmp.left_only
+    cfg = _tiny_grid()
     cfg["methods"]["toy"] = {"class": "toy", "modalities": ["eeg"], "params": {"weight": 2.0}}
     cfg["experiments"] = [{"dataset": "synthetic", "track": "face-to-eeg", "dimensions": ["arousal"], "methods": ["toy"]}]
     cfg["training"].update(max_epochs=1, patience=1)
     cfg["tables"] = []
-    from snakemake.utils import validate
-
     validate(copy.deepcopy(cfg), str(ROOT / "config" / "schema.yaml"))  # no schema list of classes either
-    assert check_config(cfg) == []
-    assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
-    spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
-    spec["prepared"] = str(prep.path)
-    res = run(spec, tmp_path / "out")
-    assert res["status"] == "ok" and res["class"] == "toy"
-    cfg["methods"]["toy"]["params"] = {"weight": -1}
-    with pytest.raises(ConfigError, match=r"^methods\.toy\.params\.weight: must be >= 0\.0, got -1$"):
-        check_config(cfg)
-    monkeypatch.delitem(sys.modules, "toy_method", raising=False)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    r = _run_in(src, '''
+        import json, sys
+        from pathlib import Path
+
+        import cmkd
+        from cmkd.config import check_config, iter_cells, run_spec
+        from cmkd.data.synthetic import write_synthetic
+        from cmkd.errors import ConfigError
+        from cmkd.methods import REGISTRY
+        from cmkd.train import run
+
+        assert Path(cmkd.__file__).parent.parent == Path(sys.argv[2]), cmkd.__file__  # the copy
+        assert REGISTRY["toy"].module == "cmkd.methods.toy" and "temperature" in REGISTRY["toy"].params
+        cfg = json.loads(Path(sys.argv[1]).read_text())
+        assert check_config(cfg) == []
+        assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
+        out = Path(sys.argv[1]).parent
+        write_synthetic(out / "prep", cfg["datasets"]["synthetic"]["params"], 0)
+        spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
+        spec["prepared"] = str(out / "prep")
+        res = run(spec, out / "run")
+        assert res["status"] == "ok" and res["class"] == "toy", res
+        cfg["methods"]["toy"]["params"] = {"weight": -1}
+        try:
+            check_config(cfg)
+        except ConfigError as e:
+            assert str(e) == "methods.toy.params.weight: must be >= 0.0, got -1", e
+        else:
+            raise AssertionError("a negative weight passed the check")
+        print("toy ok")
+    ''', str(tmp_path / "cfg.json"), str(src))
+    assert r.returncode == 0 and "toy ok" in r.stdout, (r.stdout + r.stderr)[-3000:]
+    assert "toy" not in REGISTRY  # this process's registry (the source tree) is untouched
 
 
 def test_a_new_data_set_is_one_loader_module_plus_its_entries(tmp_path, monkeypatch):

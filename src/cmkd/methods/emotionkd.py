@@ -237,4 +237,13 @@ class EmotionKD(Method):
         return rec
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "emotionkd": {"roles": ["teacher"], "description": "EmotionKD (Liu et al. 2023) student", "extends": ["feedback"],
+                  "params": {"e1": {"default": 1.0, "lo": 0.0},
+                             "e2": {"default": 0.1, "lo": 0.0},
+                             "e3": {"default": 1.0, "lo": 0.0},
+                             "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True}}},
+}
+
 METHODS = {"emotionkd": EmotionKD}

@@ -26,4 +26,12 @@ class PKT(RelationalMethod):
         return {"pkt": self.params["beta"] * losses.pkt(s, t)}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "pkt": {"roles": ["teacher"], "description": "Passalis & Tefas 2018 probabilistic KT",
+            "extends": ["zoo", "teacher_feature"],
+            "params": {"beta": {"default": 30000.0, "lo": 0.0},
+                       "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]}}},
+}
+
 METHODS = {"pkt": PKT}

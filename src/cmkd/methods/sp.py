@@ -30,4 +30,12 @@ class SP(RelationalMethod):
         return {"sp": self.params["beta"] * losses.sp(s, t)}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "sp": {"roles": ["teacher"], "description": "Tung & Mori 2019 similarity-preserving KD",
+           "extends": ["zoo", "teacher_feature"],
+           "params": {"beta": {"default": 3000.0, "lo": 0.0},
+                      "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]}}},
+}
+
 METHODS = {"sp": SP}

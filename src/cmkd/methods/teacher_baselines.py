@@ -87,4 +87,13 @@ class CNNSVM(_ArchTeacher):
                             "ce_eeg": F.cross_entropy(f["logits_eeg"], y), "hinge": hinge + l2}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "cnn_svm": {"description": "CNN+SVM decision-level fusion teacher",
+                "params": {"svm_l2": {"default": 0.001, "lo": 0.0}}},
+    "cnn_lstm": {"description": "CNN+LSTM fusion teacher"},
+    "dgc_jca": {"description": "DGC+JCA dense graph conv + joint cross-attention teacher"},
+    "emotionkd_teacher": {"description": "EmotionKD multimodal teacher"},
+}
+
 METHODS = {"cnn_svm": CNNSVM, "cnn_lstm": CNNLSTM, "dgc_jca": DGCJCA, "emotionkd_teacher": EmotionKDTeacher}
