@@ -8,7 +8,7 @@ import dataclasses
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, fresh_python
 
 from cmkd.methods import REGISTRY
 from cmkd.params import Param
@@ -45,15 +45,9 @@ def test_registry_equals_its_snapshot():
 def test_discovery_reads_the_modules_without_importing_them():
     """The registry is read when the workflow builds its DAG: no method module (and no torch) is
     imported by it."""
-    import subprocess
-    import sys
-
     code = ("import sys; import cmkd.methods as m; assert m.REGISTRY; "
             "print(sorted(k for k in sys.modules if k.startswith(('torch', 'cmkd.methods.'))))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "['cmkd.methods.params_common']"
+    assert fresh_python(code) == "['cmkd.methods.params_common']"
 
 
 # ----------------------------------------------------------------------------- errors name the file

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="raw data set -> prepared directory (.npy per array + meta.json)")
-    s.add_argument("dataset", help="a loader of cmkd.data.LOADERS (synthetic, deap, mahnob_hci, seed_iv ...)")
+    s.add_argument("dataset", help="a loader of cmkd.data.LOADERS (the name its module's LOADER declares: synthetic, deap ...)")
     s.add_argument("--root", help="raw data root (not needed for synthetic)")
     s.add_argument("--out", required=True, help="prepared directory to write")
     s.add_argument("--params", help="loader/generator parameters as JSON or @file")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("inspect", help="check a raw data folder before preparing it (exit 1 on problems)")
-    s.add_argument("loader", help="deap | mahnob_hci | seed_iv")
+    s.add_argument("loader", help="a loader of cmkd.data.LOADERS with a raw-data check (deap, mahnob_hci ...)")
     s.add_argument("--root", required=True, help="raw data root")
     s.add_argument("--params", help="loader parameters as JSON or @file (as datasets.<name>.params)")
     s.add_argument("--threshold", default=5.0, help="rating threshold for the class balance (default 5)")

@@ -32,7 +32,7 @@ import importlib
 from dataclasses import dataclass, field
 
 from cmkd.errors import RegistryError
-from cmkd.literals import module_literals
+from cmkd.literals import check_keys, module_literals
 from cmkd.params import Param, param_from_literal, resolve
 
 
@@ -46,7 +46,6 @@ class MethodInfo:
     trivial: bool = False         # a trivial baseline: fitted on the training labels alone, no network
 
 
-ENTRY_KEYS = ("roles", "variadic_roles", "description", "trivial", "extends", "params")
 _ENTRY_TYPES = {"roles": list, "variadic_roles": bool, "description": str, "trivial": bool, "extends": list, "params": dict}
 
 
@@ -72,11 +71,7 @@ def discover(dirs=None) -> dict[str, MethodInfo]:
                 raise RegistryError(f"{where}: the name is also registered in {raw[name][1]} (a name is registered once)")
             if name in groups:
                 raise RegistryError(f"{where}: the name is a parameter group of cmkd/methods/params_common.py")
-            for k, v in entry.items():
-                if k not in _ENTRY_TYPES:
-                    raise RegistryError(f"{where}: unknown key '{k}' (accepted: {', '.join(ENTRY_KEYS)})")
-                if not isinstance(v, _ENTRY_TYPES[k]):
-                    raise RegistryError(f"{where}.{k}: must be a {_ENTRY_TYPES[k].__name__}, got {v!r}")
+            check_keys(entry, _ENTRY_TYPES, where)
             raw[name] = (module, path, entry)
 
     params: dict[str, dict[str, Param]] = {}
