@@ -2,7 +2,7 @@
 
 Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no display, no
 pyplot state shared between figures) and written as PNG and SVG, each atomically
-(:func:`cmkd.io.atomic_path`), with fixed metadata so that the same inputs give the same files.
+(:func:`cmkd.atomic.atomic_path`), with fixed metadata so that the same inputs give the same files.
 
 Figures
     :func:`feature_maps`
@@ -107,7 +107,7 @@ def _panel_grid(n: int, max_cols: int, panel_w: float, panel_h: float, pad_w: fl
 def save_figure(fig, out_png: str | os.PathLike, out_svg: str | os.PathLike | None = None,
                 dpi: int = 150) -> None:
     """Write ``fig`` as PNG (and SVG), each atomically, without time stamps."""
-    from cmkd.io import atomic_path
+    from cmkd.atomic import atomic_path
 
     with matplotlib_rc():
         with atomic_path(out_png, suffix=".png") as tmp:
@@ -529,7 +529,7 @@ def cd_diagram(
     ``out_json`` when given.
     """
     from cmkd import stats
-    from cmkd.io import write_json
+    from cmkd.atomic import write_json
 
     if not isinstance(runs, pd.DataFrame):
         runs = _read_runs(runs)

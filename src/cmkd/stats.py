@@ -700,7 +700,7 @@ def critical_difference_diagram(
     from matplotlib.figure import Figure
     import scikit_posthocs as sp
 
-    from cmkd.io import atomic_path
+    from cmkd.atomic import atomic_path
 
     ranks = pd.Series(dict(ranks) if not isinstance(ranks, pd.Series) else ranks, dtype=float)
     fig = Figure(figsize=(7.0, max(2.5, 0.35 * len(ranks) + 1.2)))
@@ -797,7 +797,7 @@ def write_stats(
     references (``references_by_track[track]``; a track not named there gets no rows) and write
     ``stats.csv`` atomically. Returns the table written.
     """
-    from cmkd.io import write_csv
+    from cmkd.atomic import write_csv
 
     try:
         runs = pd.read_csv(runs_csv)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cmkd import io
+from cmkd import atomic
 from cmkd.errors import DataError
 
 RUN_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
@@ -74,10 +74,10 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
             subject_rows += _subject_rows(m)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + EXTRA_COLUMNS)
     df = df.sort_values(["dataset", "track", "dimension", "method", "seed"]).reset_index(drop=True)
-    io.write_csv(out_csv, df)
+    atomic.write_csv(out_csv, df)
     if subjects_csv is not None:
         sub = pd.DataFrame(subject_rows, columns=SUBJECT_COLUMNS)
-        io.write_csv(subjects_csv, sub.sort_values(["dataset", "track", "dimension", "method", "seed", "group", "subject",
+        atomic.write_csv(subjects_csv, sub.sort_values(["dataset", "track", "dimension", "method", "seed", "group", "subject",
                                                     "session"]).reset_index(drop=True))
     return df
 
@@ -500,7 +500,7 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
             stats_df[c] = stats_df[c].astype(str)
     summary = summarise(runs)
     written = []
-    io.write_csv(out_dir / "summary.csv", summary)
+    atomic.write_csv(out_dir / "summary.csv", summary)
     written.append(out_dir / "summary.csv")
     published = spec.get("published", {})
     protocol = spec.get("protocol", {})
@@ -522,9 +522,9 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
             df, mde_lines = add_power(df, stats_df)
             power = power_note(mde_lines)
         base = out_dir / table["name"]
-        io.write_csv(base.with_suffix(".csv"), df)
-        io.write_text(base.with_suffix(".md"), to_markdown(df, title, note, power))
-        io.write_text(base.with_suffix(".tex"), to_latex(df, title, power))
-        io.write_text(base.with_suffix(".html"), to_html(df, title, note + (" " + power if power else "")))
+        atomic.write_csv(base.with_suffix(".csv"), df)
+        atomic.write_text(base.with_suffix(".md"), to_markdown(df, title, note, power))
+        atomic.write_text(base.with_suffix(".tex"), to_latex(df, title, power))
+        atomic.write_text(base.with_suffix(".html"), to_html(df, title, note + (" " + power if power else "")))
         written += [base.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]
     return written
