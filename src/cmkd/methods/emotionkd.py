@@ -26,7 +26,7 @@ class EmotionKD(Method):
       code applies KL to the plain softmax outputs; at ``T != 1`` the KL is scaled by ``T^2``,
       :func:`cmkd.losses.kd`);
     - ``f_t``: the teacher's interactivity feature, the vector its classifier reads
-      (``features["fused"]``: the IMF output of :class:`cmkd.models.teacher_baselines.EmotionKDTeacherNet`,
+      (``features["fused"]``: the IMF output of :class:`cmkd.models.emotionkd_teacher.EmotionKDTeacherNet`,
       the concatenation for the CDGKD teacher); ``f_s``: the student's classifier input
       (``features["fused"]``);
     - ``W``: a linear map from the student's to the teacher's feature size, trained with the
