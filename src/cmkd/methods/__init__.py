@@ -4,8 +4,8 @@ Each method module declares its registry entries at top level as a literal, besi
 
     REGISTER = {
         "pkt": {"roles": ["teacher"], "description": "Passalis & Tefas 2018 probabilistic KT",
-                "extends": ["zoo", "teacher_feature"],
-                "params": {"beta": {"default": 30000.0, "lo": 0.0}, ...}},
+                "extends": ["relational"],
+                "params": {"beta": {"default": 30000.0, "lo": 0.0}}},
     }
     METHODS = {"pkt": PKT}
 

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 # Hinton's temperature as the classic KD zoo uses it (RepDistiller --kd_T 4)
 TEMPERATURE = {"temperature": {"default": 4.0, "lo": 0.0, "lo_open": True}}
+# RepDistiller's objective gamma * CE + alpha * KD + beta * L_feature (cmkd.methods.zoo_common)
+ZOO = {"gamma": {"default": 1.0, "lo": 0.0}, "alpha": {"default": 0.0, "lo": 0.0}, **TEMPERATURE}
+# the teacher's feature a feature-based method reads (null: the student's feature name)
+TEACHER_FEATURE = {"teacher_feature": {"default": None, "kind": "str", "nullable": True}}
 
 GROUPS: dict[str, dict] = {
     "temperature": TEMPERATURE,
-    # RepDistiller's objective gamma * CE + alpha * KD + beta * L_feature (cmkd.methods.zoo_common)
-    "zoo": {"gamma": {"default": 1.0, "lo": 0.0}, "alpha": {"default": 0.0, "lo": 0.0}, **TEMPERATURE},
-    # the teacher's feature a feature-based method reads (null: the student's feature name)
-    "teacher_feature": {"teacher_feature": {"default": None, "kind": "str", "nullable": True}},
+    "zoo": ZOO,
+    "teacher_feature": TEACHER_FEATURE,
+    # the relational methods (cmkd.methods.zoo_common.RelationalMethod: SP, RKD, PKT): the zoo
+    # objective on the penultimate vector (or the flattened hint)
+    "relational": {**ZOO, "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]},
+                   **TEACHER_FEATURE},
     # the dynamic feedback phase of MKD and EmotionKD (cmkd.methods.mkd_feedback)
     "feedback": {
         "feedback": {"default": True, "kind": "bool"},

@@ -29,9 +29,8 @@ class PKT(RelationalMethod):
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
 REGISTER = {
     "pkt": {"roles": ["teacher"], "description": "Passalis & Tefas 2018 probabilistic KT",
-            "extends": ["zoo", "teacher_feature"],
-            "params": {"beta": {"default": 30000.0, "lo": 0.0},
-                       "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]}}},
+            "extends": ["relational"],
+            "params": {"beta": {"default": 30000.0, "lo": 0.0}}},
 }
 
 METHODS = {"pkt": PKT}

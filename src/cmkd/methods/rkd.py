@@ -32,11 +32,10 @@ class RKD(RelationalMethod):
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
 REGISTER = {
     "rkd": {"roles": ["teacher"], "description": "Park et al. 2019 relational KD",
-            "extends": ["zoo", "teacher_feature"],
+            "extends": ["relational"],
             "params": {"beta": {"default": 1.0, "lo": 0.0},
                        "w_d": {"default": 25.0, "lo": 0.0},
-                       "w_a": {"default": 50.0, "lo": 0.0},
-                       "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]}}},
+                       "w_a": {"default": 50.0, "lo": 0.0}}},
 }
 
 METHODS = {"rkd": RKD}

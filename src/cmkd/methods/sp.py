@@ -33,9 +33,8 @@ class SP(RelationalMethod):
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
 REGISTER = {
     "sp": {"roles": ["teacher"], "description": "Tung & Mori 2019 similarity-preserving KD",
-           "extends": ["zoo", "teacher_feature"],
-           "params": {"beta": {"default": 3000.0, "lo": 0.0},
-                      "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]}}},
+           "extends": ["relational"],
+           "params": {"beta": {"default": 3000.0, "lo": 0.0}}},
 }
 
 METHODS = {"sp": SP}
