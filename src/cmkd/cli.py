@@ -76,7 +76,7 @@ def cmd_train(a) -> None:
 
 
 def cmd_aggregate(a) -> None:
-    from cmkd.tables import aggregate_runs
+    from cmkd.analysis.tables import aggregate_runs
 
     files = list(a.metrics)
     if a.metrics_list:
@@ -85,7 +85,7 @@ def cmd_aggregate(a) -> None:
 
 
 def cmd_tables(a) -> None:
-    from cmkd.tables import write_tables
+    from cmkd.analysis.tables import write_tables
 
     write_tables(a.runs, _json_arg(a.spec), a.out_dir, stats_csv=a.stats, subjects_csv=a.subjects)
 
@@ -108,13 +108,13 @@ def cmd_bench(a) -> None:
 
 
 def cmd_plots(a) -> None:
-    from cmkd.plots import main_plots
+    from cmkd.analysis.plots import main_plots
 
     main_plots(a.rest)
 
 
 def cmd_stats(a) -> None:
-    from cmkd.plots import main_stats
+    from cmkd.analysis.plots import main_stats
 
     main_stats(a.rest)
 

@@ -47,7 +47,7 @@ Paired tests (:func:`paired_tests`)
 
 Significance marks (:func:`significance_marks`) use ``p_holm`` of the trial-level test
 (:data:`MARK_TEST`) for the main mark and of the corrected test (:data:`SEED_MARK_TESTS`) for the
-seed-level one (:func:`cmkd.tables.add_power`).
+seed-level one (:func:`cmkd.analysis.tables.add_power`).
 
 Across cells (:func:`friedman_nemenyi`)
     Each ``dataset x track x dimension`` cell is a block (mean over seeds); the Friedman test
@@ -56,7 +56,7 @@ Across cells (:func:`friedman_nemenyi`)
     :func:`critical_difference_diagram` draws them (:func:`scikit_posthocs.critical_difference_diagram`);
     :func:`nemenyi_critical_difference` gives the critical difference from the studentized range.
     Only like networks are ranked together, and only over at least :data:`MIN_CD_BLOCKS` blocks
-    (:func:`cmkd.plots.cd_diagram`).
+    (:func:`cmkd.analysis.plots.cd_diagram`).
     Average ranks are 1 for the best method (highest accuracy/F1, lowest RMSE).
 """
 from __future__ import annotations

@@ -265,8 +265,8 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
     """Significance marks and the minimum detectable difference (MDE) of one built table.
 
     The table's comparisons with its reference form the Holm family of its marks
-    (:func:`cmkd.stats.table_family`), per dataset x dimension, for the trial-level test
-    (:data:`cmkd.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.stats.SEED_MARK_TESTS`).
+    (:func:`cmkd.analysis.stats.table_family`), per dataset x dimension, for the trial-level test
+    (:data:`cmkd.analysis.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.analysis.stats.SEED_MARK_TESTS`).
     Columns set on ``df``: ``sig`` (``*`` Holm-adjusted p < alpha in the trial-level test,
     ``≈`` indistinguishable: |difference from the reference| below the table's MDE, ``n too
     small`` where the test could not be run at its n), ``sig_seeds`` (the same for the
@@ -274,7 +274,7 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
     median MDE of the table's comparisons, 80 % power at the table's level alpha/K). Returns
     ``(df, lines)``: one sentence per dataset x dimension for the table's note.
     """
-    from cmkd import stats as st
+    from cmkd.analysis import stats as st
 
     if df.empty:
         return df, []
@@ -486,7 +486,7 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
 def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=None) -> list[Path]:
     """Write ``summary.*`` and one set of files per configured table; return the paths written.
 
-    With ``stats_csv`` (cmkd.stats output) each row carries the marks of :func:`add_power` against the
+    With ``stats_csv`` (cmkd.analysis.stats output) each row carries the marks of :func:`add_power` against the
     table's reference, and the table the minimum detectable difference of its comparisons.
 
     ``over: subjects`` reports mean ± sd over subjects, from ``subjects_csv`` (:func:`aggregate_runs`)."""
