@@ -35,6 +35,15 @@ def tiny_config(results: str = "results") -> dict:
     return cfg
 
 
+def fresh_python(code: str) -> str:
+    """The stdout of ``code`` run by a new interpreter on this tree's ``src`` (nothing imported
+    before it); a failure fails the test with its stderr."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": str(ROOT / "src"), "PATH": ""})
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
 def run_snakemake(workdir: Path, *args: str, config: dict | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
     import yaml
 

@@ -15,7 +15,7 @@ from cmkd.methods.base import RunContext
 from cmkd.methods.ambokd import balance_coefficients, importance_weights
 from cmkd.models.base import Output
 from cmkd.models.registry import build_model
-from cmkd.models.teacher_baselines import band_powers
+from cmkd.models.dgc_jca import band_powers
 from test_cdgkd import tiny_batch, tiny_spec
 
 ARCHS = ["cnn_svm", "cnn_lstm", "dgc_jca", "emotionkd_teacher", "ambokd"]

@@ -4,6 +4,7 @@ registered class fulfils the method interface of :class:`cmkd.methods.base.Metho
 from __future__ import annotations
 
 import copy
+import json
 import re
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import yaml
 from conftest import ROOT, tiny_config
 from cmkd.config import check_config, deep_merge, iter_cells, run_spec
 from cmkd.errors import ConfigError
-from cmkd.methods import REGISTRY, MethodInfo, method_class, method_params, registered_name
+from cmkd.methods import REGISTRY, method_class, method_params, registered_name
 from cmkd.methods.base import Method, RunContext
 from cmkd.params import Param, defaults_of
 
@@ -227,77 +228,172 @@ def test_one_step_of_every_registered_method(name, grid):
 
 
 # ----------------------------------------------------------------------------- adding a method
-def test_a_new_method_is_one_module_plus_its_entries(tmp_path, monkeypatch, grid):
-    """A throwaway method: its module, its registry entry and its config entry are all it takes
-    for the config check, the grid and a training run (no schema, CLI or table list to edit)."""
-    from cmkd.train import run
+def _package_copy(tmp_path) -> Path:
+    """A copy of ``src/cmkd`` (the source tree a new module is added to, leaving the real one alone)."""
+    import shutil
 
-    (tmp_path / "toy_method.py").write_text(textwrap.dedent('''
-        from cmkd.methods.base import Method
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src" / "cmkd", src / "cmkd", ignore=shutil.ignore_patterns("__pycache__"))
+    return src
 
-        class Toy(Method):
-            def training_step(self, batch):
-                out = self.student(batch)
-                return out.logits, {"ce": self.params["weight"] * self.task_loss(out.logits, batch["y"])}
 
-        METHODS = {"toy": Toy}
-    '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(REGISTRY, "toy", MethodInfo("toy_method", (), False, "a throwaway method",
-                                                    {"weight": Param(1.0, "number", lo=0.0)}))
-    cfg, prep = grid
-    cfg = copy.deepcopy(cfg)
+def _run_in(src: Path, script: str, *args: str, timeout: int = 240):
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(src), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+TOY_METHOD = '''
+    """A throwaway method: its registry entry and its class, in one file."""
+    from cmkd.methods.base import Method
+
+
+    class Toy(Method):
+        def training_step(self, batch):
+            out = self.student(batch)
+            return out.logits, {"ce": self.params["weight"] * self.task_loss(out.logits, batch["y"])}
+
+
+    REGISTER = {"toy": {"description": "a throwaway method", "extends": ["temperature"],
+                        "params": {"weight": {"default": 1.0, "lo": 0.0}}}}
+
+    METHODS = {"toy": Toy}
+'''
+
+
+def test_a_new_method_is_one_module_plus_its_config_entry(tmp_path):
+    """A throwaway method file added to a copy of the package, and its config entry, are all it
+    takes for the registry, the config check, the grid and a training run (no registry line, schema,
+    CLI or table list to edit): the copy differs from the source tree by that one file."""
+    import filecmp
+
+    from snakemake.utils import validate
+
+    src = _package_copy(tmp_path)
+    (src / "cmkd" / "methods" / "toy.py").write_text(textwrap.dedent(TOY_METHOD))
+    cmp = filecmp.dircmp(ROOT / "src" / "cmkd" / "methods", src / "cmkd" / "methods", ignore=["__pycache__"])
+    assert cmp.right_only == ["toy.py"] and not cmp.diff_files and not cmp.left_only
+    cfg = _tiny_grid()
     cfg["methods"]["toy"] = {"class": "toy", "modalities": ["eeg"], "params": {"weight": 2.0}}
     cfg["experiments"] = [{"dataset": "synthetic", "track": "face-to-eeg", "dimensions": ["arousal"], "methods": ["toy"]}]
     cfg["training"].update(max_epochs=1, patience=1)
     cfg["tables"] = []
-    from snakemake.utils import validate
-
     validate(copy.deepcopy(cfg), str(ROOT / "config" / "schema.yaml"))  # no schema list of classes either
-    assert check_config(cfg) == []
-    assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
-    spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
-    spec["prepared"] = str(prep.path)
-    res = run(spec, tmp_path / "out")
-    assert res["status"] == "ok" and res["class"] == "toy"
-    cfg["methods"]["toy"]["params"] = {"weight": -1}
-    with pytest.raises(ConfigError, match=r"^methods\.toy\.params\.weight: must be >= 0\.0, got -1$"):
-        check_config(cfg)
-    monkeypatch.delitem(sys.modules, "toy_method", raising=False)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    r = _run_in(src, r'''
+        import json, sys
+        from pathlib import Path
+
+        import pytest
+
+        import cmkd
+        from cmkd.config import check_config, iter_cells, run_spec
+        from cmkd.data.synthetic import write_synthetic
+        from cmkd.errors import ConfigError
+        from cmkd.methods import REGISTRY
+        from cmkd.train import run
+
+        assert Path(cmkd.__file__).parent.parent == Path(sys.argv[2]), cmkd.__file__  # the copy
+        assert REGISTRY["toy"].module == "cmkd.methods.toy" and "temperature" in REGISTRY["toy"].params
+        cfg = json.loads(Path(sys.argv[1]).read_text())
+        assert check_config(cfg) == []
+        assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
+        out = Path(sys.argv[1]).parent
+        write_synthetic(out / "prep", cfg["datasets"]["synthetic"]["params"], 0)
+        spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
+        spec["prepared"] = str(out / "prep")
+        res = run(spec, out / "run")
+        assert res["status"] == "ok" and res["class"] == "toy", res
+        cfg["methods"]["toy"]["params"] = {"weight": -1}
+        with pytest.raises(ConfigError, match=r"^methods\.toy\.params\.weight: must be >= 0\.0, got -1$"):
+            check_config(cfg)
+        print("toy ok")
+    ''', str(tmp_path / "cfg.json"), str(src))
+    assert r.returncode == 0 and "toy ok" in r.stdout, (r.stdout + r.stderr)[-3000:]
+    assert "toy" not in REGISTRY  # this process's registry (the source tree) is untouched
 
 
-def test_a_new_data_set_is_one_loader_module_plus_its_entries(tmp_path, monkeypatch):
-    """A throwaway loader: its module and its LOADERS line are all the command line and the
-    config check need (the schema lists no loader or modality)."""
+TOY_LOADER = '''
+    """A throwaway data set: everything the package tables hold about it, and its prepare function."""
+    from pathlib import Path
+
+    from cmkd.data.synthetic import write_synthetic
+    from cmkd.errors import DataError
+
+    LOADER = {"name": "toy", "prepare": "prepare_toy", "title": "TOY", "family": "seed",
+              "nominal_segments": {"default": 2 * 4 * 1}, "not_recorded": {"eye": "the toy set has no eye tracker"}}
+
+
+    def prepare_toy(root, out, params):
+        if not Path(root).is_dir():
+            raise DataError(f"{root}: TOY root directory not found")
+        return write_synthetic(out, {"n_subjects": 2, "n_trials": 4, "segments_per_trial": 1,
+                                     "face_frames": 1, "face_size": 32, **params}, 0)
+'''
+
+
+def test_a_new_data_set_is_one_loader_module_plus_its_config_entry(tmp_path):
+    """A throwaway loader file added to a copy of the package is all the command line (prepare,
+    inspect), the config check, the SEED-family list and the resource estimate need (the schema
+    lists no loader or modality): the copy differs from the source tree by that one file."""
+    import filecmp
+
     from snakemake.utils import validate
 
-    from cmkd import cli
     from cmkd.data import LOADERS
-    from cmkd.data.prepared import load_prepared
 
-    (tmp_path / "toy_loader.py").write_text(textwrap.dedent('''
-        from cmkd.data.synthetic import write_synthetic
-
-        def prepare_toy(root, out, params):
-            return write_synthetic(out, {"n_subjects": 2, "n_trials": 4, "segments_per_trial": 1,
-                                         "face_frames": 1, "face_size": 32, **params}, 0)
-    '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(LOADERS, "toy", "toy_loader:prepare_toy")
+    src = _package_copy(tmp_path)
+    (src / "cmkd" / "data" / "toy_loader.py").write_text(textwrap.dedent(TOY_LOADER))
+    cmp = filecmp.dircmp(ROOT / "src" / "cmkd" / "data", src / "cmkd" / "data", ignore=["__pycache__"])
+    assert cmp.right_only == ["toy_loader.py"] and not cmp.diff_files and not cmp.left_only
     raw = tmp_path / "raw"
     raw.mkdir()
-    assert cli.main(["prepare", "toy", "--root", str(raw), "--out", str(tmp_path / "prep")]) in (0, None)
-    assert set(load_prepared(tmp_path / "prep").modalities) >= {"eeg", "face"}
     cfg = _default_config()
-    cfg["datasets"]["toy"] = {"loader": "toy", "root": str(raw), "modalities": ["eeg", "eog", "face", "eye"]}
+    cfg["results"] = str(tmp_path / "results")
+    cfg["datasets"]["toy"] = {"loader": "toy", "root": str(raw), "modalities": ["eeg", "eog", "face"]}
     cfg["encoders"]["face"]["allow_random_init"] = True  # a throwaway data set: no ImageNet weights here
     cfg["experiments"][0]["dataset"] = "toy"
     validate(copy.deepcopy(cfg), str(ROOT / "config" / "schema.yaml"))
-    check_config(cfg)
-    cfg["datasets"]["toy"]["loader"] = "nosuch"
-    with pytest.raises(ConfigError, match=r"^datasets\.toy\.loader: unknown loader 'nosuch'"):
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    r = _run_in(src, '''
+        import json, sys
+        from pathlib import Path
+
+        import pytest
+
+        from cmkd import cli
+        from cmkd.config import SEED_FAMILY_LOADERS, check_config
+        from cmkd.data.prepared import load_prepared
+        from cmkd.data.rawcheck import INSPECTORS
+        from cmkd.errors import ConfigError
+        from cmkd.resources import NOMINAL_SEGMENTS, dataset_size
+
+        cfg_file = Path(sys.argv[1])
+        tmp, raw = cfg_file.parent, cfg_file.parent / "raw"
+        assert "toy" in SEED_FAMILY_LOADERS and "toy" in INSPECTORS and NOMINAL_SEGMENTS["toy"] == {"default": 8}
+        assert cli.main(["prepare", "toy", "--root", str(raw), "--out", str(tmp / "prep")]) in (0, None)
+        assert set(load_prepared(tmp / "prep").modalities) >= {"eeg", "face"}
+        try:
+            cli.main(["inspect", "toy", "--root", str(raw)])  # the loader run into a temporary folder
+        except SystemExit as e:
+            assert e.code in (0, None), e.code
+        cfg = json.loads(cfg_file.read_text())
         check_config(cfg)
-    monkeypatch.delitem(sys.modules, "toy_loader", raising=False)
+        assert dataset_size(cfg, "toy")["n"] == 8  # not prepared under results/: the nominal size
+        cfg["datasets"]["toy"]["modalities"].append("eye")
+        with pytest.raises(ConfigError, match="^datasets.toy.modalities: no modality 'eye': the toy set has no eye tracker$"):
+            check_config(cfg)
+        cfg["datasets"]["toy"]["loader"] = "nosuch"
+        with pytest.raises(ConfigError, match="^datasets.toy.loader: unknown loader 'nosuch'"):
+            check_config(cfg)
+        print("toy ok")
+    ''', str(tmp_path / "cfg.json"))
+    assert r.returncode == 0 and "toy ok" in r.stdout, (r.stdout + r.stderr)[-3000:]
+    assert "subjects: 2" in r.stdout, r.stdout[-2000:]  # the inspect report
+    assert "toy" not in LOADERS  # this process's tables (the source tree) are untouched
 
 
 # ----------------------------------------------------------------------------- deployment

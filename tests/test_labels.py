@@ -138,7 +138,7 @@ def test_config_check_reads_tie_and_not_recorded_modalities():
 def test_table_note_states_the_threshold_and_tie_of_each_binary_dimension():
     import pandas as pd
 
-    from cmkd.tables import table_note
+    from cmkd.analysis.tables import table_note
 
     df = pd.DataFrame({"dimension": ["arousal", "valence", "valence_reg"], "synthetic": [False] * 3})
     dims = {"arousal": {"task": "classification", "threshold": 5.0, "tie": "high"},

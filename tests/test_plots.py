@@ -1,4 +1,4 @@
-"""Tests of cmkd.plots on small hand-made run directories (no training): every figure is written,
+"""Tests of cmkd.analysis.plots on small hand-made run directories (no training): every figure is written,
 is not blank, and the same inputs give the same picture."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmkd import plots
+from cmkd.analysis import plots
 from cmkd.errors import ConfigError, DataError
 
 DS, TR, DIM = "synthetic", "face_eeg-to-face", "arousal"

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as ss
 from statsmodels.stats.power import TTestPower
 
-from cmkd import stats
+from cmkd.analysis import stats
 from cmkd.data.splits import check_fold, check_folds, fold_splits, make_split
 from cmkd.errors import ConfigError, DataError
 
@@ -287,7 +287,7 @@ def test_nemenyi_critical_difference_matches_demsar_table():
 
 
 def test_tables_print_mde_and_mark_indistinguishable_rows(tmp_path):
-    from cmkd.tables import write_tables
+    from cmkd.analysis.tables import write_tables
 
     runs_csv = _planted(tmp_path, planted=0.08)
     stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))
@@ -318,7 +318,7 @@ def test_tables_print_mde_and_mark_indistinguishable_rows(tmp_path):
 
 def test_a_table_is_its_own_holm_family(tmp_path):
     """A table of one comparison is tested at alpha, not at the cell's alpha / 2."""
-    from cmkd.tables import write_tables
+    from cmkd.analysis.tables import write_tables
 
     runs_csv = _planted(tmp_path, planted=0.08)
     stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))

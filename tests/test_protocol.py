@@ -213,7 +213,7 @@ def _runs(values, failed=0):
 
 
 def test_table_mean_std_ddof1_and_failed_counts():
-    from cmkd.tables import summarise
+    from cmkd.analysis.tables import summarise
 
     s = summarise(_runs([60.0, 72.0, 66.0])).iloc[0]
     assert s["accuracy_mean"] == 66.0 and math.isclose(s["accuracy_std"], 6.0)  # ddof = 1: sqrt(72/2)
@@ -230,7 +230,7 @@ def test_holm_within_each_family_against_statsmodels():
     and a second family that must be corrected on its own."""
     from statsmodels.stats.multitest import multipletests
 
-    from cmkd.stats import _holm
+    from cmkd.analysis.stats import _holm
 
     fam = {"dataset": "d", "track": "t", "dimension": "arousal", "metric": "accuracy", "test": "corrected_t"}
     p1 = [0.01, 0.04, 0.03, 0.02]
@@ -250,7 +250,7 @@ def test_holm_within_each_family_against_statsmodels():
 
 
 def test_significance_mark_strictly_below_alpha():
-    from cmkd.stats import MARK_TEST, significance_marks
+    from cmkd.analysis.stats import MARK_TEST, significance_marks
 
     base = {"dataset": "d", "track": "t", "dimension": "arousal", "metric": "accuracy", "reference": "baseline"}
     df = pd.DataFrame([

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cmkd import plots
+from cmkd.analysis import plots
 from cmkd.config import iter_cells
-from cmkd.subject_plots import gains_figure, subject_gains
-from cmkd.tables import aggregate_runs, build_table, summarise, table_note, write_tables
+from cmkd.analysis.subject_plots import gains_figure, subject_gains
+from cmkd.analysis.tables import aggregate_runs, build_table, summarise, table_note, write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIVIAL = {"majority": "majority", "stratified": "stratified"}

@@ -15,7 +15,7 @@ from cmkd.config import run_spec
 from cmkd.data.prepared import load_prepared, write_prepared
 from cmkd.data.synthetic import write_synthetic
 from cmkd.errors import DataError
-from cmkd.tables import aggregate_runs, summarise
+from cmkd.analysis.tables import aggregate_runs, summarise
 from cmkd.train import run
 
 

@@ -1,4 +1,4 @@
-"""Tests of cmkd.stats on small fixed run tables: every p-value against scipy/statsmodels."""
+"""Tests of cmkd.analysis.stats on small fixed run tables: every p-value against scipy/statsmodels."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import scikit_posthocs as sp
 from scipy import stats as ss
 from statsmodels.stats.multitest import multipletests
 
-from cmkd import stats
+from cmkd.analysis import stats
 from cmkd.errors import DataError
 
 REQUIRED = ["dataset", "track", "dimension", "metric", "method", "reference", "test",

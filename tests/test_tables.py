@@ -3,7 +3,7 @@ import math
 
 import pandas as pd
 
-from cmkd.tables import build_table
+from cmkd.analysis.tables import build_table
 
 
 def _summary(methods):
@@ -34,7 +34,7 @@ def test_published_number_of_unknown_scale_is_shown_not_compared():
     import yaml
     from pathlib import Path
 
-    from cmkd.tables import published_scale, to_markdown
+    from cmkd.analysis.tables import published_scale, to_markdown
 
     published = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "published_tables.yaml").read_text())
     cell = ("uncertainty_prototype_kd", "mahnob_hci", ".", "valence_regression", "rmse")

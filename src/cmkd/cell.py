@@ -59,7 +59,7 @@ def _summary(values: list[float]) -> tuple[float, float, int]:
 def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: str) -> list[tuple[str, float]]:
     import yaml
 
-    from cmkd.tables import published_scale, published_value
+    from cmkd.analysis.tables import published_scale, published_value
 
     pub_file = Path(cfg["published_tables"])
     if not pub_file.is_absolute():

@@ -76,7 +76,7 @@ def cmd_train(a) -> None:
 
 
 def cmd_aggregate(a) -> None:
-    from cmkd.tables import aggregate_runs
+    from cmkd.analysis.tables import aggregate_runs
 
     files = list(a.metrics)
     if a.metrics_list:
@@ -85,7 +85,7 @@ def cmd_aggregate(a) -> None:
 
 
 def cmd_tables(a) -> None:
-    from cmkd.tables import write_tables
+    from cmkd.analysis.tables import write_tables
 
     write_tables(a.runs, _json_arg(a.spec), a.out_dir, stats_csv=a.stats, subjects_csv=a.subjects)
 
@@ -108,13 +108,13 @@ def cmd_bench(a) -> None:
 
 
 def cmd_plots(a) -> None:
-    from cmkd.plots import main_plots
+    from cmkd.analysis.plots import main_plots
 
     main_plots(a.rest)
 
 
 def cmd_stats(a) -> None:
-    from cmkd.plots import main_stats
+    from cmkd.analysis.plots import main_stats
 
     main_stats(a.rest)
 
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("prepare", help="raw data set -> prepared directory (.npy per array + meta.json)")
-    s.add_argument("dataset", help="a loader of cmkd.data.LOADERS (synthetic, deap, mahnob_hci, seed_iv ...)")
+    s.add_argument("dataset", help="a loader of cmkd.data.LOADERS (the name its module's LOADER declares: synthetic, deap ...)")
     s.add_argument("--root", help="raw data root (not needed for synthetic)")
     s.add_argument("--out", required=True, help="prepared directory to write")
     s.add_argument("--params", help="loader/generator parameters as JSON or @file")
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("inspect", help="check a raw data folder before preparing it (exit 1 on problems)")
-    s.add_argument("loader", help="deap | mahnob_hci | seed_iv")
+    s.add_argument("loader", help="a loader of cmkd.data.LOADERS with a raw-data check (deap, mahnob_hci ...)")
     s.add_argument("--root", required=True, help="raw data root")
     s.add_argument("--params", help="loader parameters as JSON or @file (as datasets.<name>.params)")
     s.add_argument("--threshold", default=5.0, help="rating threshold for the class balance (default 5)")

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from cmkd.data import LOADERS, MODALITIES
+from cmkd.data import LOADER_INFO, LOADERS, MODALITIES, family
 from cmkd.data.selection import check_fraction
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY, method_params
@@ -91,13 +91,8 @@ def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:
 
 def _check_dataset_modalities(name: str, ds: dict) -> None:
     """A modality the data set never recorded (MAHNOB-HCI has no EOG) is an error saying why;
-    the reasons live in the loader module's ``NOT_RECORDED``."""
-    import importlib
-
-    from cmkd.data import LOADERS
-
-    mod = importlib.import_module(LOADERS[ds["loader"]].split(":")[0])
-    not_recorded = getattr(mod, "NOT_RECORDED", {}) or {}
+    the reasons live in the loader module's ``LOADER["not_recorded"]`` (read without importing it)."""
+    not_recorded = LOADER_INFO[ds["loader"]].not_recorded
     params = ds.get("params") or {}
     for key, mods in (("modalities", ds.get("modalities")), ("params.modalities", params.get("modalities"))):
         for m in mods or []:
@@ -259,7 +254,8 @@ def check_visual_weights(config: dict) -> None:
                     f"{key}: the visual encoder '{enc.get('arch')}' would be randomly initialised on data set '{ds}' "
                     f"(method '{m}'); set {key}.pretrained: true (timm's ImageNet weights) or {key}.pretrained_path "
                     f"(a local weights file), or {key}.allow_random_init: true to train it from scratch on purpose")
-SEED_FAMILY_LOADERS = ("seed", "seed_iv", "seed_v")
+#: loaders with sessions (their LOADER declares "family": "seed"): the SEED-family protocol splits apply
+SEED_FAMILY_LOADERS = family("seed")
 SPLIT_KEYS = ("kind", "ratios", "stratify", "train_trials", "val_trials", "test_session", "n_folds", "folds_by",
               "val_fraction", "feedback_fraction")
 

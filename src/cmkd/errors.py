@@ -19,3 +19,8 @@ class DataError(CmkdError):
 
 class DivergenceError(CmkdError):
     """A loss became NaN or infinite; the message names the method, epoch and loss term."""
+
+
+class RegistryError(CmkdError):
+    """A module's registration literal (a method's ``REGISTER``, a loader's ``LOADER``) is not a
+    literal, is malformed, or clashes with another module's; the message names the file."""

@@ -60,6 +60,28 @@ class Param:
         return value
 
 
+PARAM_FIELDS = ("default", "kind", "lo", "hi", "lo_open", "hi_open", "choices", "nullable", "doc")
+
+
+def param_from_literal(decl: Mapping[str, Any], where: str) -> Param:
+    """A :class:`Param` from its literal form ``{"default": ..., "kind": ..., "lo": ..., ...}`` (the
+    fields of Param, ``default`` required, ``kind`` ``number`` unless given, ``choices`` a list);
+    a malformed one raises :class:`cmkd.errors.RegistryError` naming ``where``."""
+    from cmkd.errors import RegistryError
+
+    if not isinstance(decl, Mapping) or "default" not in decl:
+        raise RegistryError(f"{where}: a parameter is a dict with at least a 'default', got {decl!r}")
+    unknown = sorted(set(decl) - set(PARAM_FIELDS))
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {unknown} (accepted: {', '.join(PARAM_FIELDS)})")
+    kind = decl.get("kind", "number")
+    if kind not in KINDS:
+        raise RegistryError(f"{where}.kind: must be one of {list(KINDS)}, got {kind!r}")
+    if kind == "choice" and not decl.get("choices"):
+        raise RegistryError(f"{where}.choices: a choice parameter lists its choices")
+    return Param(**{**decl, "kind": kind, "choices": tuple(decl.get("choices", ()))})
+
+
 def default_of(decl: Any) -> Any:
     return decl.default if isinstance(decl, Param) else decl
 

@@ -49,7 +49,7 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     import pandas as pd
     import torch
 
-    from cmkd import io, metrics
+    from cmkd import atomic, metrics
     from cmkd.data import labels as labels_mod
     from cmkd.data.prepared import load_prepared
 
@@ -111,7 +111,7 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
         "provenance": prov,
         "spec": spec,
     }
-    io.write_npz(out_dir / "features.npz", **cat)
+    atomic.write_npz(out_dir / "features.npz", **cat)
     hist = []
     for f in range(n_folds):
         hf = pd.read_csv(fold_dir(out_dir, f) / "history.csv")
@@ -120,14 +120,14 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     num = hist.drop(columns=["fold"]).groupby("epoch", sort=True)
     merged = num.mean(numeric_only=True).reset_index()
     merged["n_folds"] = num.size().to_numpy()
-    io.write_csv(out_dir / "history.csv", merged)
-    with io.atomic_path(out_dir / "model.pt") as tmp:
+    atomic.write_csv(out_dir / "history.csv", merged)
+    with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"status": "ok", "protocol": sp["kind"], "n_folds": n_folds,
                     "folds": [str(fold_dir(out_dir, f) / "model.pt") for f in range(n_folds)],
                     "spec": None, "split_hash": shash, "data_hash": prov.get("data_hash")}, tmp)
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
-    io.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
+    atomic.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
     return result
 
 

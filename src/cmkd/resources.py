@@ -40,6 +40,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from cmkd.data import LOADER_INFO
 from cmkd.errors import ConfigError
 
 BASE_MB = 600.0          # interpreter, torch, timm, numpy: a small job's peak RSS is 410-610 MB (bench)
@@ -59,14 +60,9 @@ PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
 SAMPLE_S = {"face": 0.30, "eeg": 0.006, "eog": 0.001, "eye": 1e-5, "eeg_de": 2e-5}
 CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
 
-#: nominal number of segments of each real data set (before it is prepared)
-NOMINAL_SEGMENTS = {
-    "deap": {"default": 32 * 40 * 15, "face": 22 * 40 * 15},
-    "mahnob_hci": {"default": 27 * 20 * 20},
-    "seed_iv": {"default": 15 * 3 * 24 * 60},
-    "seed": {"default": 15 * 3 * 15 * 60},     # clips of about 4 min, 4 s windows (1 s DE pooled in fours)
-    "seed_v": {"default": 16 * 3 * 15 * 45},   # clips of 2-4 min, 4 s windows
-}
+#: nominal number of segments of each real data set (before it is prepared): its loader module's
+#: ``LOADER["nominal_segments"]``
+NOMINAL_SEGMENTS = {name: dict(info.nominal_segments) for name, info in LOADER_INFO.items() if info.nominal_segments}
 
 
 def _segment_shapes(loader: str, params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], int]]:

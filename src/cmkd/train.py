@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cmkd import accel, io, metrics, protocols, provenance
+from cmkd import accel, atomic, metrics, protocols, provenance
 from cmkd.data import CONTINUOUS as _CONTINUOUS
 from cmkd.data import labels as labels_mod
 from cmkd.data import selection
@@ -261,12 +261,12 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
         "spec": spec,
         "timing": {"process_s": (time.perf_counter() - t_process_start) if t_process_start else math.nan},
     }
-    io.write_npz(out_dir / "features.npz", embedding=np.zeros((0,)), logits=np.zeros((0,)), y=np.zeros((0,)), index=np.zeros((0,)))
-    with io.atomic_path(out_dir / "model.pt") as tmp:
+    atomic.write_npz(out_dir / "features.npz", embedding=np.zeros((0,)), logits=np.zeros((0,)), y=np.zeros((0,)), index=np.zeros((0,)))
+    with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"status": "failed", "reason": reason}, tmp)
     if not (out_dir / "history.csv").exists():
-        io.write_csv(out_dir / "history.csv", pd.DataFrame({"epoch": []}))
-    io.write_json(out_dir / "metrics.json", result)
+        atomic.write_csv(out_dir / "history.csv", pd.DataFrame({"epoch": []}))
+    atomic.write_json(out_dir / "metrics.json", result)
     return result
 
 
@@ -381,7 +381,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 bad = [k for k, v in terms.items() if not torch.isfinite(v)]
                 import pandas as pd
 
-                io.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
+                atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
                 raise DivergenceError(f"{tag} method '{spec['method']}' diverged at epoch {epoch}: non-finite loss term(s) {bad}")
             opt.zero_grad(set_to_none=True)
             amp.backward(total)
@@ -459,21 +459,21 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     if sp.get("kind") in PER_SUBJECT_KINDS and task == "classification":  # subject-dependent protocols: mean/sd over subjects
         result["test_subject_summary"] = per_subject_scores(np.asarray(prep["subject"])[parts["test"].index],
                                                         parts["test"].y.numpy(), test_logits)
-    io.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
+    atomic.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
                  logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index,
                  subject=np.asarray(prep["subject"])[parts["test"].index],  # per-trial predictions (paired tests)
                  trial=np.asarray(prep["trial"])[parts["test"].index])
     ckpt = {"spec": model_spec, "state_dict": best_state, "split_hash": shash, "data_hash": prep.data_hash,
             "config_hash": spec["config_hash"], "norm": norm, "task": task, "provenance": prov}
-    with io.atomic_path(out_dir / "model.pt") as tmp:
+    with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save(ckpt, tmp)
     import pandas as pd
 
-    io.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
+    atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
     import resource
 
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    io.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
+    atomic.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
     return result

@@ -1,4 +1,4 @@
-# Figures of the report (cmkd.plots), each as PNG (in the report) and SVG (beside it):
+# Figures of the report (cmkd.analysis.plots), each as PNG (in the report) and SVG (beside it):
 # feature maps (t-SNE and UMAP, one job for every cell: UMAP's numba compilation is paid once),
 # learning curves per cell, published vs reproduced, critical difference diagrams per track and
 # metric, and one bar plot per results table.

@@ -1,4 +1,4 @@
-# Paired tests per dataset x track x dimension cell (cmkd.stats): runs.csv (and, through its path
+# Paired tests per dataset x track x dimension cell (cmkd.analysis.stats): runs.csv (and, through its path
 # column, each run's fold metrics and per-trial test predictions) -> stats.csv.
 # References per track: config tracks.<track>.references (default [baseline]); the Nadeau-Bengio
 # correction uses the test/train fractions of the config's split ratios.

@@ -74,14 +74,16 @@ from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
 
-DATASET = "mahnob_hci"
+# what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
+LOADER = {"name": "mahnob_hci", "prepare": "prepare_mahnob", "title": "MAHNOB-HCI",
+          "inspect": "cmkd.data.rawcheck:inspect_mahnob", "nominal_segments": {"default": 27 * 20 * 20},
+          "not_recorded": {"eog": "MAHNOB-HCI recorded no EOG (EXG1-EXG3 are ECG electrodes, EXG4-EXG8 carry no useful "
+                                  "signal; Soleymani et al. 2012); remove 'eog' from this data set's modalities"}}
+DATASET = LOADER["name"]
 LOADER_VERSION = 2  # 2: stimulus window checked against cutLenSec, video aligned at the onset, EEG re-referenced and filtered
 N_EEG = 32
 MODALITIES = ("eeg", "face")
-NOT_RECORDED = {
-    "eog": "MAHNOB-HCI recorded no EOG (EXG1-EXG3 are ECG electrodes, EXG4-EXG8 carry no useful "
-           "signal; Soleymani et al. 2012); remove 'eog' from this data set's modalities",
-}
+NOT_RECORDED = LOADER["not_recorded"]
 RATINGS = {"valence": "feltVlnc", "arousal": "feltArsl", "dominance": "feltCtrl", "predictability": "feltPred"}
 _NON_EEG = re.compile(r"^(EXG\d+|GSR\d*|Erg\d*|Resp|Temp|Plet|Status)$", re.IGNORECASE)
 TRIGGER_MASK = 0xFFFF  # BioSemi trigger codes live in the low 16 bits of Status

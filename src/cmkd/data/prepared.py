@@ -32,7 +32,7 @@ import numpy as np
 
 from cmkd.data import MODALITIES as _MODALITIES
 from cmkd.errors import DataError
-from cmkd.io import dumps
+from cmkd.atomic import dumps
 
 INDEX_ARRAYS = ("subject", "trial", "segment")
 RATING_ARRAYS = ("valence", "arousal", "dominance", "liking")

@@ -67,8 +67,10 @@ def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None 
     if kind not in PROTOCOL_KINDS:
         raise ConfigError(f"split.kind: {kind!r} is not a protocol split ({list(PROTOCOL_KINDS)})")
     if session is None:
+        from cmkd.data import family
+
         raise DataError(f"split.kind '{kind}': the prepared data have no array 'session'; "
-                        "this protocol needs a SEED-family data set (seed, seed_iv, seed_v)")
+                        f"this protocol needs a SEED-family data set ({', '.join(family('seed'))})")
     subject = _as_1d_int(subject, "subject")
     trial = _as_1d_int(trial, "trial")
     session = _as_1d_int(session, "session")

@@ -8,9 +8,10 @@ the alignment checks. Problems that would make preparing fail or corrupt a table
 ``participant_ratings.csv``, CSV ratings that disagree with the labels, an unreadable file, a
 wrong channel count) are listed the same way; the command then exits with status 1.
 
-One function per loader (:data:`INSPECTORS`), each ``(root, params) -> RawReport``, so that any
-loader registry can point at it. Each reuses the loader's own planning and checks, so the
-report says what preparing would do.
+One check per loader (:data:`INSPECTORS`, from each loader module's ``LOADER["inspect"]``), each
+``(root, params) -> RawReport``: a function here (DEAP, MAHNOB-HCI, SEED-IV: each reuses the loader's
+own planning and checks, so the report says what preparing would do) or, by default, the loader
+itself run into a temporary folder (SEED, SEED-V, a new loader).
 """
 from __future__ import annotations
 
@@ -306,25 +307,31 @@ def _inspect_by_preparing(loader: str, name: str, prepare: Callable, root: str |
     return r
 
 
-def inspect_seed(root: str | Path, params: dict | None = None) -> RawReport:
-    from cmkd.data.seed import prepare_seed
+def _inspector(name: str, how: str) -> Callable[[str | Path, dict | None], RawReport]:
+    """The raw-data check a loader's ``LOADER["inspect"]`` names, imported on use: ``"prepare"`` runs
+    the loader into a temporary folder (:func:`_inspect_by_preparing`), ``"module:function"`` calls
+    that function."""
+    import importlib
 
-    return _inspect_by_preparing("seed", "SEED", prepare_seed, root, params)
+    def inspect(root: str | Path, params: dict | None = None) -> RawReport:
+        from cmkd.data import LOADER_INFO, loader
+
+        if how == "prepare":
+            return _inspect_by_preparing(name, LOADER_INFO[name].title, loader(name), root, params)
+        mod, fn = how.split(":")
+        return getattr(importlib.import_module(mod), fn)(root, params)
+
+    return inspect
 
 
-def inspect_seed_v(root: str | Path, params: dict | None = None) -> RawReport:
-    from cmkd.data.seed_v import prepare_seed_v
+def _inspectors() -> dict[str, Callable[[str | Path, dict | None], RawReport]]:
+    from cmkd.data import LOADER_INFO
 
-    return _inspect_by_preparing("seed_v", "SEED-V", prepare_seed_v, root, params)
+    return {name: _inspector(name, info.inspect) for name, info in LOADER_INFO.items() if info.inspect}
 
 
-INSPECTORS: dict[str, Callable[[str | Path, dict | None], RawReport]] = {
-    "deap": inspect_deap,
-    "mahnob_hci": inspect_mahnob,
-    "seed_iv": inspect_seed_iv,
-    "seed": inspect_seed,
-    "seed_v": inspect_seed_v,
-}
+#: loader name -> its raw-data check (every loader whose ``LOADER["inspect"]`` is not None)
+INSPECTORS: dict[str, Callable[[str | Path, dict | None], RawReport]] = _inspectors()
 
 
 def inspect_raw(loader: str, root: str | Path, params: dict | None = None,

@@ -52,7 +52,10 @@ from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
 
-DATASET = "seed"
+# what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
+LOADER = {"name": "seed", "prepare": "prepare_seed", "title": "SEED", "family": "seed",
+          "nominal_segments": {"default": 15 * 3 * 15 * 60}}  # clips of about 4 min, 4 s windows (1 s DE pooled in fours)
+DATASET = LOADER["name"]
 LOADER_VERSION = 1
 N_TRIALS = 15
 N_EEG = 62

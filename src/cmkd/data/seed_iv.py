@@ -43,7 +43,11 @@ from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
 
-DATASET = "seed_iv"
+# what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
+LOADER = {"name": "seed_iv", "prepare": "prepare_seed_iv", "title": "SEED-IV", "family": "seed",
+          "inspect": "cmkd.data.rawcheck:inspect_seed_iv",
+          "nominal_segments": {"default": 15 * 3 * 24 * 60}}  # trials of about 60 windows of 4 s
+DATASET = LOADER["name"]
 LOADER_VERSION = 1
 N_TRIALS = 24
 N_EYE = 31

@@ -40,7 +40,10 @@ from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
 
-DATASET = "seed_v"
+# what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
+LOADER = {"name": "seed_v", "prepare": "prepare_seed_v", "title": "SEED-V", "family": "seed",
+          "nominal_segments": {"default": 16 * 3 * 15 * 45}}  # clips of 2-4 min, 4 s windows
+DATASET = LOADER["name"]
 LOADER_VERSION = 1
 N_SESSIONS = 3
 N_TRIALS = 15

@@ -52,6 +52,9 @@ from scipy.special import ndtri
 from cmkd.data.prepared import PreparedWriter, hash_params, write_prepared
 from cmkd.errors import ConfigError
 
+# what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
+# (generated data: prepare is (out, params, seed), no raw data to check, the size comes from the params)
+LOADER = {"name": "synthetic", "prepare": "write_synthetic", "inspect": None}
 GENERATOR_VERSION = 1
 CONFIG_KEY = "datasets.synthetic.params"  # where the knobs live in config.yaml (error messages)
 

@@ -41,7 +41,7 @@ class AMBOKD(Method):
     """Adaptive modality balanced online KD, on the face_eeg-to-face track.
 
     The network (``architecture: ambokd``, ``modalities: teacher``) has a visual branch, an EEG
-    branch and a multi-head-attention fusion branch (:class:`cmkd.models.teacher_baselines.AMBOKDNet`);
+    branch and a multi-head-attention fusion branch (:class:`cmkd.models.ambokd.AMBOKDNet`);
     all three are trained together from scratch (online KD: no pre-trained teacher, no
     ``requires``). The reported and saved network's predictions are the visual branch's (it reads
     the face only), so AMBOKD appears in the student table as a visual student.
@@ -73,7 +73,7 @@ class AMBOKD(Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         where = "methods.<ambokd>"
-        from cmkd.models.teacher_baselines import AMBOKDNet
+        from cmkd.models.ambokd import AMBOKDNet
 
         if not isinstance(student, AMBOKDNet):
             raise ConfigError(f"{where}.architecture: the ambokd method needs 'architecture: ambokd' "
@@ -108,5 +108,14 @@ class AMBOKD(Method):
         self.diagnostics = {"s_v": s_v, "s_e": s_e, "w_v": w_v, "w_e": w_e, "k_v": k_v, "k_e": k_e}
         return lv, terms
 
+
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "ambokd": {"description": "AMBOKD (Li et al. 2024) adaptive modality-balanced online KD",
+               "params": {"lambda_kd": {"default": 1.0, "lo": 0.0},
+                          "temperature": {"default": 3.0, "lo": 0.0, "lo_open": True},
+                          "balance_gamma": {"default": 0.5, "lo": 0.0},
+                          "balance": {"default": True, "kind": "bool"}}},
+}
 
 METHODS = {"ambokd": AMBOKD}

@@ -10,8 +10,8 @@ The whole contract is declared here: every hook (:meth:`configure`, :meth:`on_ep
 :meth:`after_step`, :attr:`diagnostics`) has a no-op default, so the training loop calls each one
 on every method without probing; the run context (seed, config key, device) is passed at
 construction (``cls(student, teachers, params, task, n_classes, context=RunContext(...))``); the
-parameters are resolved against the method's registry entry (:data:`cmkd.methods.REGISTRY`: names,
-kinds, defaults, ranges), the single source of the defaults.
+parameters are resolved against the method's registry entry (its module's ``REGISTER``, gathered in
+:data:`cmkd.methods.REGISTRY`: names, kinds, defaults, ranges), the single source of the defaults.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class _ContextAtConstruction(type(nn.Module)):
 
 
 class Method(nn.Module, metaclass=_ContextAtConstruction):
-    #: the checkpoint roles this method needs (mirrors cmkd.methods.REGISTRY)
+    #: the checkpoint roles this method needs (mirrors its REGISTER entry's ``roles``)
     roles: tuple = ()
     #: True: the method also trains the checkpoints it receives (else they are frozen, eval mode)
     teachers_trainable: bool = False

@@ -21,4 +21,10 @@ class FusionTeacher(Baseline):
     per-modality encoders, concatenated features, a shared classifier, cross-entropy."""
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "baseline": {"description": "student alone, cross-entropy, no distillation"},
+    "fusion_teacher": {"description": "multimodal network, concatenation fusion + cross-entropy"},
+}
+
 METHODS = {"baseline": Baseline, "fusion_teacher": FusionTeacher}

@@ -118,4 +118,15 @@ class CDGKD(Method):
         return out.logits, terms
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "cdgkd": {"variadic_roles": True, "description": "CDGKD cross-modal densely guided KD (eq. 7-9)",
+              "params": {"beta": {"default": 0.5, "lo": 0.0, "hi": 1.0},
+                         "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True},
+                         "stochastic": {"default": True, "kind": "bool"},
+                         "keep_prob": {"default": 0.5, "lo": 0.0, "hi": 1.0, "lo_open": True},
+                         "min_keep": {"default": 1, "kind": "int", "lo": 0},
+                         "kl_direction": {"default": "current_guide", "kind": "choice", "choices": ["current_guide", "guide_current"]}}},
+}
+
 METHODS = {"cdgkd": CDGKD}

@@ -153,4 +153,14 @@ class CMCRD(CRD):
         return super().feature_terms(batch, s_out, t_out) if self.params["beta"] > 0 else {}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "cmcrd_teacher": {"description": "CMCRD teacher with minimal class confusion",
+                      "params": {"mu": {"default": 1.0, "lo": 0.0},
+                                 "temperature": {"default": 2.5, "lo": 0.0, "lo_open": True}}},
+    "cmcrd": {"roles": ["teacher"], "description": "CMCRD cross-modal contrastive representation distillation",
+              "extends": ["crd"],
+              "params": {"weighting": {"default": "teacher", "kind": "choice", "choices": ["teacher", "student", "none"]}}},
+}
+
 METHODS = {"cmcrd_teacher": CMCRDTeacher, "cmcrd": CMCRD}

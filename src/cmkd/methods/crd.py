@@ -110,4 +110,17 @@ class CRD(ZooMethod):
         return {"crd": self.params["beta"] * loss}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "crd": {"roles": ["teacher"], "description": "Tian et al. 2020 contrastive representation distillation",
+            "extends": ["zoo", "teacher_feature"],
+            "params": {"beta": {"default": 0.8, "lo": 0.0},
+                       "feat_dim": {"default": 128, "kind": "int", "lo": 1},
+                       "nce_k": {"default": 4096, "kind": "int", "lo": 1},
+                       "nce_t": {"default": 0.07, "lo": 0.0, "lo_open": True},
+                       "nce_m": {"default": 0.5, "lo": 0.0, "hi": 1.0},
+                       "feature": {"default": "embedding", "kind": "str"},
+                       "negatives": {"default": "auto", "kind": "choice", "choices": ["auto", "class", "uniform"]}}},
+}
+
 METHODS = {"crd": CRD}

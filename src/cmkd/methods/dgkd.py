@@ -114,4 +114,13 @@ class DGKD(Method):
         return out.logits, terms
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "dgkd": {"variadic_roles": True, "description": "Son et al. 2021 densely guided KD (guides: teacher + TAs)",
+             "extends": ["temperature"],
+             "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0},
+                        "drop_rate": {"default": 0.5, "lo": 0.0, "hi": 1.0},
+                        "min_keep": {"default": 1, "kind": "int", "lo": 0}}},
+}
+
 METHODS = {"dgkd": DGKD}

@@ -26,7 +26,7 @@ class EmotionKD(Method):
       code applies KL to the plain softmax outputs; at ``T != 1`` the KL is scaled by ``T^2``,
       :func:`cmkd.losses.kd`);
     - ``f_t``: the teacher's interactivity feature, the vector its classifier reads
-      (``features["fused"]``: the IMF output of :class:`cmkd.models.teacher_baselines.EmotionKDTeacherNet`,
+      (``features["fused"]``: the IMF output of :class:`cmkd.models.emotionkd_teacher.EmotionKDTeacherNet`,
       the concatenation for the CDGKD teacher); ``f_s``: the student's classifier input
       (``features["fused"]``);
     - ``W``: a linear map from the student's to the teacher's feature size, trained with the
@@ -236,5 +236,14 @@ class EmotionKD(Method):
         self.feedback_log.append(rec)
         return rec
 
+
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "emotionkd": {"roles": ["teacher"], "description": "EmotionKD (Liu et al. 2023) student", "extends": ["feedback"],
+                  "params": {"e1": {"default": 1.0, "lo": 0.0},
+                             "e2": {"default": 0.1, "lo": 0.0},
+                             "e3": {"default": 1.0, "lo": 0.0},
+                             "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True}}},
+}
 
 METHODS = {"emotionkd": EmotionKD}

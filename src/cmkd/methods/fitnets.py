@@ -90,4 +90,12 @@ class FitNets(ZooMethod):
         return {"fitnets": self.params["beta"] * losses.fitnets(self.regress(s), t.detach())}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "fitnets": {"roles": ["teacher"], "description": "Romero et al. 2015 hints",
+                "extends": ["zoo", "teacher_feature"],
+                "params": {"beta": {"default": 100.0, "lo": 0.0},
+                           "feature": {"default": "hint", "kind": "choice", "choices": ["hint", "embedding"]}}},
+}
+
 METHODS = {"fitnets": FitNets}

@@ -28,4 +28,12 @@ class KD(Method):
         return out.logits, terms
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "kd": {"roles": ["teacher"],
+           "description": "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
+           "extends": ["temperature"],
+           "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0}}},
+}
+
 METHODS = {"kd": KD}

@@ -305,4 +305,15 @@ class MKDStudent(Method):
         return rec
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "mkd_teacher": {"description": "MKD dual-stream EEG+EOG teacher with IMF fusion"},
+    "mkd_student": {"roles": ["teacher"], "description": "MKD EOG student with HDF, optional dynamic feedback",
+                    "extends": ["feedback"],
+                    "params": {"lambda1": {"default": 1.0, "lo": 0.0}, "lambda2": {"default": 1.0, "lo": 0.0}, "lambda3": {"default": 1.0, "lo": 0.0},
+                               "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True},
+                               "hetero_source": {"default": "student", "kind": "str"},
+                               "feature_target": {"default": "imf", "kind": "choice", "choices": ["imf", "hetero"]}}},
+}
+
 METHODS = {"mkd_teacher": MKDTeacher, "mkd_student": MKDStudent}

@@ -52,4 +52,12 @@ class NST(ZooMethod):
         return {"nst": self.params["beta"] * losses.nst(s, t.detach())}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "nst": {"roles": ["teacher"], "description": "Huang & Wang 2017 neuron selectivity transfer",
+            "extends": ["zoo", "teacher_feature"],
+            "params": {"beta": {"default": 50.0, "lo": 0.0},
+                       "feature": {"default": "hint", "kind": "str"}}},
+}
+
 METHODS = {"nst": NST}

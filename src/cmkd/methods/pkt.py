@@ -26,4 +26,11 @@ class PKT(RelationalMethod):
         return {"pkt": self.params["beta"] * losses.pkt(s, t)}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "pkt": {"roles": ["teacher"], "description": "Passalis & Tefas 2018 probabilistic KT",
+            "extends": ["relational"],
+            "params": {"beta": {"default": 30000.0, "lo": 0.0}}},
+}
+
 METHODS = {"pkt": PKT}

@@ -148,4 +148,15 @@ class ProtoTeacher(Method):
         return out.logits, terms
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "proto_teacher": {"description": "CDGKD prototype-based modality rebalancing teacher (eq. 1-6)",
+                      "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0},
+                                 "prototype_update": {"default": "epoch", "kind": "choice", "choices": ["epoch", "ema"]},
+                                 "momentum": {"default": 0.9, "lo": 0.0, "hi": 1.0, "hi_open": True},
+                                 "visual": {"default": "face", "kind": "str"},
+                                 "eeg": {"default": "eeg", "kind": "str"},
+                                 "eval_batch_size": {"default": 256, "kind": "int", "lo": 1}}},
+}
+
 METHODS = {"proto_teacher": ProtoTeacher}

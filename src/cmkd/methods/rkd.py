@@ -29,4 +29,13 @@ class RKD(RelationalMethod):
         return {"rkd": p["beta"] * losses.rkd(s, t, w_distance=p["w_d"], w_angle=p["w_a"])}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "rkd": {"roles": ["teacher"], "description": "Park et al. 2019 relational KD",
+            "extends": ["relational"],
+            "params": {"beta": {"default": 1.0, "lo": 0.0},
+                       "w_d": {"default": 25.0, "lo": 0.0},
+                       "w_a": {"default": 50.0, "lo": 0.0}}},
+}
+
 METHODS = {"rkd": RKD}

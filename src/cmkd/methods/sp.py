@@ -30,4 +30,11 @@ class SP(RelationalMethod):
         return {"sp": self.params["beta"] * losses.sp(s, t)}
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "sp": {"roles": ["teacher"], "description": "Tung & Mori 2019 similarity-preserving KD",
+           "extends": ["relational"],
+           "params": {"beta": {"default": 3000.0, "lo": 0.0}}},
+}
+
 METHODS = {"sp": SP}

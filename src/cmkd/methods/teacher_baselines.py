@@ -1,5 +1,6 @@
 """The multimodal teacher baselines of CDGKD Table 3, each with its own architecture
-(:mod:`cmkd.models.teacher_baselines`; the config entry sets ``architecture: <name>`` and
+(:mod:`cmkd.models.cnn_svm`, :mod:`cmkd.models.cnn_lstm`, :mod:`cmkd.models.dgc_jca`,
+:mod:`cmkd.models.emotionkd_teacher`; the config entry sets ``architecture: <name>`` and
 ``modalities: teacher``).
 
 - ``cnn_svm``: :class:`CNNSVM` (per-modality cross-entropy + a hinge-loss linear SVM on the
@@ -20,9 +21,9 @@ class _ArchTeacher(Method):
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
-        from cmkd.models import teacher_baselines as tb
+        from cmkd.models.registry import architecture
 
-        cls = tb.ARCHITECTURES[self.architecture]
+        cls = architecture(self.architecture)
         if not isinstance(student, cls):
             raise ConfigError(f"methods.<{self.architecture}>.architecture: the {self.architecture} method needs "
                               f"'architecture: {self.architecture}' and 'modalities: teacher'")
@@ -34,14 +35,14 @@ class _ArchTeacher(Method):
 
 class CNNLSTM(_ArchTeacher):
     """CNN+LSTM teacher (Saffaryazdi et al. 2022), cross-entropy; see
-    :class:`cmkd.models.teacher_baselines.CNNLSTMNet`."""
+    :class:`cmkd.models.cnn_lstm.CNNLSTMNet`."""
 
     architecture = "cnn_lstm"
 
 
 class DGCJCA(_ArchTeacher):
     """DGC+JCA teacher (Cheng et al. 2024), cross-entropy; see
-    :class:`cmkd.models.teacher_baselines.DGCJCANet`."""
+    :class:`cmkd.models.dgc_jca.DGCJCANet`."""
 
     architecture = "dgc_jca"
 
@@ -49,14 +50,14 @@ class DGCJCA(_ArchTeacher):
 class EmotionKDTeacher(_ArchTeacher):
     """EmotionKD's multimodal teacher (Liu et al. 2023), trained with cross-entropy as the released
     ``get_MultiModal_model`` (``categorical_crossentropy`` on its prediction); see
-    :class:`cmkd.models.teacher_baselines.EmotionKDTeacherNet`."""
+    :class:`cmkd.models.emotionkd_teacher.EmotionKDTeacherNet`."""
 
     architecture = "emotionkd_teacher"
 
 
 class CNNSVM(_ArchTeacher):
     """CNN+SVM decision-level fusion (Huang et al. 2019); network
-    :class:`cmkd.models.teacher_baselines.CNNSVMNet`.
+    :class:`cmkd.models.cnn_svm.CNNSVMNet`.
 
     ``L = CE(l_face) + CE(l_eeg) + L_hinge(svm) + svm_l2 / 2 * ||W_svm||^2``
 
@@ -86,5 +87,14 @@ class CNNSVM(_ArchTeacher):
         return out.logits, {"ce_face": F.cross_entropy(f["logits_face"], y),
                             "ce_eeg": F.cross_entropy(f["logits_eeg"], y), "hinge": hinge + l2}
 
+
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "cnn_svm": {"description": "CNN+SVM decision-level fusion teacher",
+                "params": {"svm_l2": {"default": 0.001, "lo": 0.0}}},
+    "cnn_lstm": {"description": "CNN+LSTM fusion teacher"},
+    "dgc_jca": {"description": "DGC+JCA dense graph conv + joint cross-attention teacher"},
+    "emotionkd_teacher": {"description": "EmotionKD multimodal teacher"},
+}
 
 METHODS = {"cnn_svm": CNNSVM, "cnn_lstm": CNNLSTM, "dgc_jca": DGCJCA, "emotionkd_teacher": EmotionKDTeacher}

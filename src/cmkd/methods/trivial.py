@@ -94,4 +94,10 @@ class Stratified(TrivialMethod):
     strategy = "stratified"
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "majority": {"trivial": True, "description": "majority class of the training part / training mean"},
+    "stratified": {"trivial": True, "description": "draws from the training label distribution (seeded)"},
+}
+
 METHODS = {"majority": Majority, "stratified": Stratified}

@@ -269,4 +269,18 @@ class UAProto(Method):
         return out.logits, terms
 
 
+# registry entries: read by cmkd.methods with ast, without importing this module (literals only)
+REGISTER = {
+    "uaproto": {"roles": ["teacher"], "description": "uncertainty-aware cross-modal prototype KD",
+                "extends": ["temperature"],
+                "params": {"lambda_proto": {"default": 1.0, "lo": 0.0}, "lambda_feat": {"default": 1.0, "lo": 0.0}, "lambda_head": {"default": 1.0, "lo": 0.0},
+                           "tau": {"default": 0.1, "lo": 0.0, "lo_open": True},
+                           "tau_u": {"default": 0.5, "lo": 0.0, "lo_open": True},
+                           "n_bins": {"default": 2, "kind": "int", "lo": 2},
+                           "uncertainty": {"default": True, "kind": "bool"},
+                           "weight": {"default": "confidence", "kind": "choice", "choices": ["confidence", "evidence"]},
+                           "bin_threshold": {"default": None, "lo": 1.0, "nullable": True},
+                           "bin_tie": {"default": None, "kind": "choice", "choices": ["low", "high"], "nullable": True}}},
+}
+
 METHODS = {"uaproto": UAProto}

@@ -6,7 +6,8 @@
   beta (FitNets 100, NST 50, SP 3000, RKD 1, PKT 30000, CRD 0.8), which are our defaults.
   For regression the CE is the mean squared error and the KD term the MSE between the outputs
   (as :class:`cmkd.methods.kd.KD`).
-- the parameter checks (:mod:`cmkd.params`; declared in :data:`cmkd.methods.REGISTRY`);
+- the parameter checks (:mod:`cmkd.params`; declared in each module's ``REGISTER``, the shared groups
+  in :mod:`cmkd.methods.params_common`);
 - :func:`feature`: a named feature of a model output, with an error naming the config key;
 - :func:`match_spatial`: the adaptation that lets feature-map losses compare maps of different
   spatial size and rank (a face map ``(B, C, h, w)`` against an EEG map ``(B, C', L)``).

@@ -284,7 +284,11 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 EXTRA_MODULES = (
     "cmkd.models.fusion",             # the default: encoders + concatenation fusion (MultiModalNet)
     "cmkd.models.eeg_convnets",       # ShallowConvNet, DeepConvNet (eye <-> EEG track)
-    "cmkd.models.teacher_baselines",  # CDGKD Table 3 teachers: CNN+SVM, CNN+LSTM, DGC+JCA, EmotionKD
+    "cmkd.models.cnn_svm",            # CDGKD Table 3 teachers (cmkd.models.face_eeg): CNN+SVM,
+    "cmkd.models.cnn_lstm",           # CNN+LSTM,
+    "cmkd.models.dgc_jca",            # DGC+JCA,
+    "cmkd.models.emotionkd_teacher",  # EmotionKD;
+    "cmkd.models.ambokd",             # and the AMBOKD network
     "cmkd.models.mkd",                # MKD dual-stream transformer teacher and EOG student
     "cmkd.models.seed_features",      # encoders of pre-computed features (SEED-IV differential entropy)
 )
@@ -309,6 +313,14 @@ def _load_extras() -> None:
         ENCODER_DEFAULTS.update(getattr(mod, "ENCODER_DEFAULTS", {}))
         ARCHITECTURES.update(getattr(mod, "ARCHITECTURES", {}))
     _extras_loaded = True
+
+
+def architecture(name: str) -> Callable[..., nn.Module]:
+    """The builder (class) registered as architecture ``name`` (``architecture:`` of a method)."""
+    _load_extras()
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"unknown architecture '{name}' (known: {', '.join(sorted(ARCHITECTURES))})")
+    return ARCHITECTURES[name]
 
 
 def build_encoder(name: str, cfg: Mapping | None, input_info: Mapping | None,

@@ -47,7 +47,7 @@ Paired tests (:func:`paired_tests`)
 
 Significance marks (:func:`significance_marks`) use ``p_holm`` of the trial-level test
 (:data:`MARK_TEST`) for the main mark and of the corrected test (:data:`SEED_MARK_TESTS`) for the
-seed-level one (:func:`cmkd.tables.add_power`).
+seed-level one (:func:`cmkd.analysis.tables.add_power`).
 
 Across cells (:func:`friedman_nemenyi`)
     Each ``dataset x track x dimension`` cell is a block (mean over seeds); the Friedman test
@@ -56,7 +56,7 @@ Across cells (:func:`friedman_nemenyi`)
     :func:`critical_difference_diagram` draws them (:func:`scikit_posthocs.critical_difference_diagram`);
     :func:`nemenyi_critical_difference` gives the critical difference from the studentized range.
     Only like networks are ranked together, and only over at least :data:`MIN_CD_BLOCKS` blocks
-    (:func:`cmkd.plots.cd_diagram`).
+    (:func:`cmkd.analysis.plots.cd_diagram`).
     Average ranks are 1 for the best method (highest accuracy/F1, lowest RMSE).
 """
 from __future__ import annotations
@@ -700,7 +700,7 @@ def critical_difference_diagram(
     from matplotlib.figure import Figure
     import scikit_posthocs as sp
 
-    from cmkd.io import atomic_path
+    from cmkd.atomic import atomic_path
 
     ranks = pd.Series(dict(ranks) if not isinstance(ranks, pd.Series) else ranks, dtype=float)
     fig = Figure(figsize=(7.0, max(2.5, 0.35 * len(ranks) + 1.2)))
@@ -797,7 +797,7 @@ def write_stats(
     references (``references_by_track[track]``; a track not named there gets no rows) and write
     ``stats.csv`` atomically. Returns the table written.
     """
-    from cmkd.io import write_csv
+    from cmkd.atomic import write_csv
 
     try:
         runs = pd.read_csv(runs_csv)

@@ -2,7 +2,7 @@
 
 Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no display, no
 pyplot state shared between figures) and written as PNG and SVG, each atomically
-(:func:`cmkd.io.atomic_path`), with fixed metadata so that the same inputs give the same files.
+(:func:`cmkd.atomic.atomic_path`), with fixed metadata so that the same inputs give the same files.
 
 Figures
     :func:`feature_maps`
@@ -22,18 +22,18 @@ Figures
         hollow, since their published numbers come from the real data set and are a
         reference only.
     :func:`cd_diagram`
-        Friedman test over cells and Nemenyi post-hoc (:func:`cmkd.stats.friedman_nemenyi`),
-        drawn by :func:`cmkd.stats.critical_difference_diagram`.
+        Friedman test over cells and Nemenyi post-hoc (:func:`cmkd.analysis.stats.friedman_nemenyi`),
+        drawn by :func:`cmkd.analysis.stats.critical_difference_diagram`.
     :func:`table_bars`
         one bar per row of a results table: mean over seeds, the 95 % confidence interval of the
         mean (t distribution, ``n - 1`` degrees of freedom, sample std), and the per-seed values
         as points; the published value, where there is one, as a diamond; for accuracy, the
         binomial chance level of the test parts (the table's ``chance`` column) as a dashed line.
-    :func:`cmkd.subject_plots.gains_figure`
+    :func:`cmkd.analysis.subject_plots.gains_figure`
         per-subject gain of every method over the track's no-KD reference (``plots gains``).
 
 Command line (wired by :mod:`cmkd.cli` as ``python -m cmkd plots ...`` and
-``python -m cmkd stats ...``; ``python -m cmkd.plots plots|stats ...`` works as well):
+``python -m cmkd stats ...``; ``python -m cmkd.analysis.plots plots|stats ...`` works as well):
 see :func:`main_plots` and :func:`main_stats`.
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _panel_grid(n: int, max_cols: int, panel_w: float, panel_h: float, pad_w: fl
 def save_figure(fig, out_png: str | os.PathLike, out_svg: str | os.PathLike | None = None,
                 dpi: int = 150) -> None:
     """Write ``fig`` as PNG (and SVG), each atomically, without time stamps."""
-    from cmkd.io import atomic_path
+    from cmkd.atomic import atomic_path
 
     with matplotlib_rc():
         with atomic_path(out_png, suffix=".png") as tmp:
@@ -423,7 +423,7 @@ def published_vs_reproduced(
 ) -> pd.DataFrame:
     """Scatter of every table cell with a published number; identity line; synthetic hollow.
 
-    Reads the CSVs written by :func:`cmkd.tables.write_tables` (columns ``dataset, dimension,
+    Reads the CSVs written by :func:`cmkd.analysis.tables.write_tables` (columns ``dataset, dimension,
     method, label, metric, mean, std, n, published, diff, synthetic``); the table name is the
     file stem. One panel per metric (accuracy and F1 in %, RMSE on [0, 1]). Error bars: sample
     std over seeds. Returns the points drawn (with a ``table`` column).
@@ -517,19 +517,19 @@ def cd_diagram(
 
     Only like networks are ranked together: ``methods`` (when given) are the networks of one
     ``group`` of a track that solve the same task from the same input (its students, or its
-    teachers). With fewer than :data:`cmkd.stats.MIN_CD_BLOCKS` blocks (data sets x dimensions)
+    teachers). With fewer than :data:`cmkd.analysis.stats.MIN_CD_BLOCKS` blocks (data sets x dimensions)
     a Friedman/Nemenyi ranking cannot separate anything, so per-method means with 95 % intervals
     over seeds are drawn per block instead (:func:`interval_plot`) and the title says why.
 
     Runs of ``track`` only (all tracks when None), without the methods in ``exclude``;
-    :func:`cmkd.stats.friedman_nemenyi` ranks the methods per ``dataset x track x dimension``
-    block (mean over seeds) and :func:`cmkd.stats.critical_difference_diagram` draws them. The
+    :func:`cmkd.analysis.stats.friedman_nemenyi` ranks the methods per ``dataset x track x dimension``
+    block (mean over seeds) and :func:`cmkd.analysis.stats.critical_difference_diagram` draws them. The
     Friedman statistic, p and the number of blocks go into the title. Returns the Friedman
     summary, with the Nemenyi table as a nested dict under ``nemenyi``; also written to
     ``out_json`` when given.
     """
-    from cmkd import stats
-    from cmkd.io import write_json
+    from cmkd.analysis import stats
+    from cmkd.atomic import write_json
 
     if not isinstance(runs, pd.DataFrame):
         runs = _read_runs(runs)
@@ -652,7 +652,7 @@ def table_bars(
 ) -> pd.DataFrame:
     """Bars of one results table: mean over seeds, 95 % CI of the mean, per-seed points.
 
-    Rows and labels come from the table CSV (:func:`cmkd.tables.write_tables`), the per-seed
+    Rows and labels come from the table CSV (:func:`cmkd.analysis.tables.write_tables`), the per-seed
     values from ``runs`` (ok runs of the same dataset, dimension, method, and ``track`` when the
     table has one). One panel per dataset x dimension. Published values are diamonds (hollow
     for synthetic data: a reference only). Returns the bars drawn (mean, ci_low, ci_high, n).
@@ -810,7 +810,7 @@ def cmd_bars(a) -> None:
 
 
 def cmd_gains(a) -> None:
-    from cmkd.subject_plots import gains_figure
+    from cmkd.analysis.subject_plots import gains_figure
 
     labels = json.loads(a.labels) if a.labels else {}
     gains_figure(a.subjects, a.out_png, a.out_svg, reference=a.reference, track=a.track or None,
@@ -900,9 +900,9 @@ def main_stats(argv: Sequence[str] | None = None) -> int:
     ``tracks.<t>.references``, default ``["baseline"]``); ``--test-fraction`` and
     ``--train-fraction`` from the config's split ratios (the Nadeau-Bengio correction).
     """
-    from cmkd.stats import write_stats
+    from cmkd.analysis.stats import write_stats
 
-    p = argparse.ArgumentParser(prog="python -m cmkd stats", description="paired tests per cell (cmkd.stats)")
+    p = argparse.ArgumentParser(prog="python -m cmkd stats", description="paired tests per cell (cmkd.analysis.stats)")
     p.add_argument("--runs", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--references", required=True, help='JSON: {"<track>": ["baseline", ...]}')
@@ -926,7 +926,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("plots", "stats"):
-        print("usage: python -m cmkd.plots {plots,stats} ...", file=sys.stderr)
+        print("usage: python -m cmkd.analysis.plots {plots,stats} ...", file=sys.stderr)
         return 2
     try:
         return (main_plots if argv[0] == "plots" else main_stats)(argv[1:])

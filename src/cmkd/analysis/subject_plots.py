@@ -1,7 +1,7 @@
 """Per-subject spread of each method's gain over the no-KD reference (``plots gains``).
 
 A mean gain over seeds can be carried by a few subjects. From ``subjects.csv`` (one row per run
-and test subject, :func:`cmkd.tables.aggregate_runs`), each subject's metric is averaged over the
+and test subject, :func:`cmkd.analysis.tables.aggregate_runs`), each subject's metric is averaged over the
 seeds (the subject's test segments of every seed), then the gain of every method over the
 reference is taken per subject: ``method - reference`` for accuracy-like metrics,
 ``reference - method`` for RMSE, so that a positive gain is always an improvement. One panel per
@@ -71,7 +71,7 @@ def gains_figure(subjects_csv: str | os.PathLike, out_png: str | os.PathLike, ou
                  reference: str, track: str | None = None, exclude: Sequence[str] = (),
                  order: Sequence[str] | None = None, labels: dict | None = None, title: str = "") -> pd.DataFrame:
     """Draw the per-subject gains of every method of ``track`` over ``reference``; return them."""
-    from cmkd.plots import _message, _panel_grid, _style, save_figure
+    from cmkd.analysis.plots import _message, _panel_grid, _style, save_figure
 
     gains = subject_gains(read_subjects(subjects_csv), reference, track, exclude=exclude, order=order)
     labels = labels or {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cmkd import io
+from cmkd import atomic
 from cmkd.errors import DataError
 
 RUN_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
@@ -74,10 +74,10 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
             subject_rows += _subject_rows(m)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + EXTRA_COLUMNS)
     df = df.sort_values(["dataset", "track", "dimension", "method", "seed"]).reset_index(drop=True)
-    io.write_csv(out_csv, df)
+    atomic.write_csv(out_csv, df)
     if subjects_csv is not None:
         sub = pd.DataFrame(subject_rows, columns=SUBJECT_COLUMNS)
-        io.write_csv(subjects_csv, sub.sort_values(["dataset", "track", "dimension", "method", "seed", "group", "subject",
+        atomic.write_csv(subjects_csv, sub.sort_values(["dataset", "track", "dimension", "method", "seed", "group", "subject",
                                                     "session"]).reset_index(drop=True))
     return df
 
@@ -265,8 +265,8 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
     """Significance marks and the minimum detectable difference (MDE) of one built table.
 
     The table's comparisons with its reference form the Holm family of its marks
-    (:func:`cmkd.stats.table_family`), per dataset x dimension, for the trial-level test
-    (:data:`cmkd.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.stats.SEED_MARK_TESTS`).
+    (:func:`cmkd.analysis.stats.table_family`), per dataset x dimension, for the trial-level test
+    (:data:`cmkd.analysis.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.analysis.stats.SEED_MARK_TESTS`).
     Columns set on ``df``: ``sig`` (``*`` Holm-adjusted p < alpha in the trial-level test,
     ``≈`` indistinguishable: |difference from the reference| below the table's MDE, ``n too
     small`` where the test could not be run at its n), ``sig_seeds`` (the same for the
@@ -274,7 +274,7 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
     median MDE of the table's comparisons, 80 % power at the table's level alpha/K). Returns
     ``(df, lines)``: one sentence per dataset x dimension for the table's note.
     """
-    from cmkd import stats as st
+    from cmkd.analysis import stats as st
 
     if df.empty:
         return df, []
@@ -486,7 +486,7 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
 def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=None) -> list[Path]:
     """Write ``summary.*`` and one set of files per configured table; return the paths written.
 
-    With ``stats_csv`` (cmkd.stats output) each row carries the marks of :func:`add_power` against the
+    With ``stats_csv`` (cmkd.analysis.stats output) each row carries the marks of :func:`add_power` against the
     table's reference, and the table the minimum detectable difference of its comparisons.
 
     ``over: subjects`` reports mean ± sd over subjects, from ``subjects_csv`` (:func:`aggregate_runs`)."""
@@ -500,7 +500,7 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
             stats_df[c] = stats_df[c].astype(str)
     summary = summarise(runs)
     written = []
-    io.write_csv(out_dir / "summary.csv", summary)
+    atomic.write_csv(out_dir / "summary.csv", summary)
     written.append(out_dir / "summary.csv")
     published = spec.get("published", {})
     protocol = spec.get("protocol", {})
@@ -522,9 +522,9 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
             df, mde_lines = add_power(df, stats_df)
             power = power_note(mde_lines)
         base = out_dir / table["name"]
-        io.write_csv(base.with_suffix(".csv"), df)
-        io.write_text(base.with_suffix(".md"), to_markdown(df, title, note, power))
-        io.write_text(base.with_suffix(".tex"), to_latex(df, title, power))
-        io.write_text(base.with_suffix(".html"), to_html(df, title, note + (" " + power if power else "")))
+        atomic.write_csv(base.with_suffix(".csv"), df)
+        atomic.write_text(base.with_suffix(".md"), to_markdown(df, title, note, power))
+        atomic.write_text(base.with_suffix(".tex"), to_latex(df, title, power))
+        atomic.write_text(base.with_suffix(".html"), to_html(df, title, note + (" " + power if power else "")))
         written += [base.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]
     return written

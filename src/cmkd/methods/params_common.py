@@ -1,0 +1,33 @@
+"""Parameter groups that several methods share, named in a method's ``REGISTER`` entry
+(``"extends": ["zoo", "teacher_feature"]``). Torch-free, in the literal form of ``REGISTER``
+parameters (see :mod:`cmkd.methods`); an entry may also extend another method by its name
+(``cmcrd`` extends ``crd``).
+"""
+from __future__ import annotations
+
+# Hinton's temperature as the classic KD zoo uses it (RepDistiller --kd_T 4)
+TEMPERATURE = {"temperature": {"default": 4.0, "lo": 0.0, "lo_open": True}}
+# RepDistiller's objective gamma * CE + alpha * KD + beta * L_feature (cmkd.methods.zoo_common)
+ZOO = {"gamma": {"default": 1.0, "lo": 0.0}, "alpha": {"default": 0.0, "lo": 0.0}, **TEMPERATURE}
+# the teacher's feature a feature-based method reads (null: the student's feature name)
+TEACHER_FEATURE = {"teacher_feature": {"default": None, "kind": "str", "nullable": True}}
+
+GROUPS: dict[str, dict] = {
+    "temperature": TEMPERATURE,
+    "zoo": ZOO,
+    "teacher_feature": TEACHER_FEATURE,
+    # the relational methods (cmkd.methods.zoo_common.RelationalMethod: SP, RKD, PKT): the zoo
+    # objective on the penultimate vector (or the flattened hint)
+    "relational": {**ZOO, "feature": {"default": "embedding", "kind": "choice", "choices": ["embedding", "hint"]},
+                   **TEACHER_FEATURE},
+    # the dynamic feedback phase of MKD and EmotionKD (cmkd.methods.mkd_feedback)
+    "feedback": {
+        "feedback": {"default": True, "kind": "bool"},
+        "feedback_every": {"default": 5, "kind": "int", "lo": 1},
+        "feedback_steps": {"default": 1, "kind": "int", "lo": 1},
+        "teacher_lr": {"default": 1.0e-4, "lo": 0.0, "lo_open": True},
+        "lambda_t": {"default": 1.0, "lo": 0.0},
+        "temp_lr": {"default": None, "lo": 0.0, "lo_open": True, "nullable": True},
+        "feedback_fraction": {"default": 0.5, "lo": 0.0, "hi": 1.0, "lo_open": True, "hi_open": True},
+    },
+}
