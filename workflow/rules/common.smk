@@ -148,3 +148,10 @@ def cd_group_methods(track, group):
         if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
             out.append(m)
     return out
+
+
+def protocol_of(method_split):
+    """kind (and, for k-fold, the number of folds and how trials are dealt) of a method's split
+    merged over the config's: runs on another protocol are left out of figures and rankings."""
+    sp = {**config["split"], **(method_split or {})}
+    return (sp["kind"], sp.get("n_folds"), sp.get("folds_by", "pooled")) if sp["kind"] == "kfold" else (sp["kind"],)

@@ -11,14 +11,8 @@ PLOT_ORDER = json.dumps(list(dict.fromkeys(c[3] for c in CELLS)))
 # methods trained on another split than the config's (the leaky segment-level split of the leakage
 # table, the k-fold/LOSO runs of the protocols table): left out of feature maps and rankings, which
 # compare networks evaluated under one protocol only
-def _protocol_of(method_split):
-    """kind (and, for k-fold, the number of folds and how trials are dealt) of a method's split."""
-    sp = {**config["split"], **(method_split or {})}
-    return (sp["kind"], sp.get("n_folds"), sp.get("folds_by", "pooled")) if sp["kind"] == "kfold" else (sp["kind"],)
-
-
 PLOT_LEAKY = sorted(
-    m for m, v in config["methods"].items() if _protocol_of(v.get("split")) != _protocol_of(None)
+    m for m, v in config["methods"].items() if protocol_of(v.get("split")) != protocol_of(None)
 )
 # trivial baselines (no network, no epoch): no feature map, no learning curve
 PLOT_TRIVIAL = sorted(config.get("trivial_methods") or [])
