@@ -19,7 +19,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
+from cmkd.data.stream import Part
 from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
 from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import REGISTRY, method_class
@@ -108,25 +108,6 @@ def split_hash(split: dict) -> str:
         h.update(part.encode())
         h.update(np.asarray(split[part], dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
-
-
-@dataclass
-class Part:
-    """One part of the split, held in memory as tensors."""
-
-    x: dict
-    y: torch.Tensor
-    index: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def batch(self, idx, device) -> dict:
-        """Tensors of the modalities, ``y``, and ``index``: positions within this part (for memory banks)."""
-        b = {k: v[idx].to(device, non_blocking=True) for k, v in self.x.items()}
-        b["y"] = self.y[idx].to(device)
-        b["index"] = torch.as_tensor(idx).to(device)
-        return b
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:

@@ -194,9 +194,8 @@ class StreamArray:
 
 
 @dataclass
-class StreamPart:
-    """One part of the split, read from the prepared files batch by batch (same interface as
-    :class:`cmkd.train.Part`: ``len``, ``batch``, ``x``, ``y``, ``index``)."""
+class Part:
+    """One part of the split, held in memory as tensors (``len``, ``batch``, ``x``, ``y``, ``index``)."""
 
     x: dict
     y: torch.Tensor
@@ -211,6 +210,12 @@ class StreamPart:
         b["y"] = self.y[idx].to(device)
         b["index"] = torch.as_tensor(idx).to(device)
         return b
+
+
+@dataclass
+class StreamPart(Part):
+    """One part of the split, read from the prepared files batch by batch: ``x`` holds memory-mapped
+    arrays (:class:`StreamArray`) instead of tensors; same interface as :class:`Part`."""
 
 
 def build_stream_parts(prep, modalities, y, split, task, pin: bool = False):

@@ -14,9 +14,10 @@ from torch.func import functional_call
 
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
+from cmkd.methods.mkd_feedback import FeedbackSchedule
 
 
-class EmotionKD(Method):
+class EmotionKD(FeedbackSchedule, Method):
     """The unimodal student's multi-level KD loss of EmotionKD (the paper's distillation of the
     teacher's soft labels and of its fused IMF feature; the released ``MLKDLoss``):
 
@@ -180,24 +181,7 @@ class EmotionKD(Method):
             self.build_regressor(batch, out.logits.device)
         return out.logits, self.loss_terms(out, t, batch["y"])
 
-    # ---------------------------------------------------------------- the feedback phase
-    def after_step(self, batch):
-        self._steps += 1
-        if self.params["feedback"] and self._steps % self.params["feedback_every"] == 0:
-            for _ in range(self.params["feedback_steps"]):
-                self.feedback_step(batch)
-
-    def _next_feedback_batch(self, size: int):
-        part = self._fb_part
-        if self._fb_perm is None or self._fb_pos >= len(self._fb_perm):
-            self._fb_perm, self._fb_pos = torch.randperm(len(part), generator=self._fb_gen), 0
-        idx = self._fb_perm[self._fb_pos:self._fb_pos + size]
-        self._fb_pos += size
-        if len(idx) < 2 and len(part) >= 2:  # BatchNorm (train mode) needs two or more
-            self._fb_perm, self._fb_pos = None, 0
-            return self._next_feedback_batch(size)
-        return part.batch(idx, self._device if self._device is not None else part.y.device)
-
+    # ---------------------------------------------------------------- the feedback phase (FeedbackSchedule)
     def temporary_student(self, batch):
         """``theta_ts = theta_s - alpha grad L(theta_s; theta_T)`` on ``batch``, a differentiable
         function of the teacher's parameters; returns (parameters, cloned buffers, L)."""

@@ -127,6 +127,30 @@ trial_groups, split_validation, subset = selection.trial_groups, selection.split
 
 
 # ----------------------------------------------------------------------------- methods
+class FeedbackSchedule:
+    """The feedback phase's schedule, shared by the MKD student (§3.3.2) and EmotionKD: after every
+    ``feedback_every`` teaching steps, ``feedback_steps`` calls of the method's ``feedback_step``,
+    each on the next batch of the feedback part (``self._fb_part``), drawn without replacement in
+    the order of ``self._fb_gen`` and reshuffled when used up."""
+
+    def after_step(self, batch):
+        self._steps += 1
+        if self.params["feedback"] and self._steps % self.params["feedback_every"] == 0:
+            for _ in range(self.params["feedback_steps"]):
+                self.feedback_step(batch)
+
+    def _next_feedback_batch(self, size: int):
+        part = self._fb_part
+        if self._fb_perm is None or self._fb_pos >= len(self._fb_perm):
+            self._fb_perm, self._fb_pos = torch.randperm(len(part), generator=self._fb_gen), 0
+        idx = self._fb_perm[self._fb_pos:self._fb_pos + size]
+        self._fb_pos += size
+        if len(idx) < 2 and len(part) >= 2:  # BatchNorm (train mode) needs two or more
+            self._fb_perm, self._fb_pos = None, 0
+            return self._next_feedback_batch(size)
+        return part.batch(idx, self._device if self._device is not None else part.y.device)
+
+
 class MKDTeacher(Method):
     """The MKD multimodal teacher (§3.1; architecture ``mkd_teacher``) trained with the
     cross-entropy of its fused classifier: L = L_CE(y, f_T(x))."""
@@ -136,7 +160,7 @@ class MKDTeacher(Method):
         return out.logits, {"ce": self.task_loss(out.logits, batch["y"])}
 
 
-class MKDStudent(Method):
+class MKDStudent(FeedbackSchedule, Method):
     """The MKD EOG student (§3.2; architecture ``mkd_student``) trained with L_S (§3.3.1) and,
     with ``feedback: true``, the dynamic feedback phase (§3.3.2) that updates the teacher. See
     the module docstring for the equations and the validation protocol."""
@@ -246,24 +270,7 @@ class MKDStudent(Method):
             t = self.teacher(batch)
         return out.logits, self.loss_terms(out, t, batch["y"])
 
-    # -- feedback phase
-    def after_step(self, batch):
-        self._steps += 1
-        if self.params["feedback"] and self._steps % self.params["feedback_every"] == 0:
-            for _ in range(self.params["feedback_steps"]):
-                self.feedback_step(batch)
-
-    def _next_feedback_batch(self, size: int):
-        part = self._fb_part
-        if self._fb_perm is None or self._fb_pos >= len(self._fb_perm):
-            self._fb_perm, self._fb_pos = torch.randperm(len(part), generator=self._fb_gen), 0
-        idx = self._fb_perm[self._fb_pos:self._fb_pos + size]
-        self._fb_pos += size
-        if len(idx) < 2 and len(part) >= 2:  # BatchNorm (train mode) needs two or more
-            self._fb_perm, self._fb_pos = None, 0
-            return self._next_feedback_batch(size)
-        return part.batch(idx, self._device if self._device is not None else part.y.device)
-
+    # -- feedback phase (schedule and batches: FeedbackSchedule)
     def temporary_student(self, batch):
         """``θ_ts = θ_s − α ∇θs L_S(θ_s; θ_T)`` on ``batch`` (§3.3.2, first display): returns the
         temporary parameters (a differentiable function of the teacher's parameters), the cloned
