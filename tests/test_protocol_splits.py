@@ -147,7 +147,8 @@ def test_config_check_of_protocol_splits(tmp_path):
     check_config(base)
     # the data set's split reaches the run spec; a method's own split (leaky) still wins
     assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "baseline", 0)["split"]["kind"] == "chronological"
-    assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "teacher_leaky", 0)["split"]["kind"] == "leaky"
+    own = run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "teacher_leaky", 0)["split"]  # segment-level k-fold
+    assert (own["kind"], own["folds_by"]) == (base["methods"]["teacher_leaky"]["split"]["kind"], "segment")
     bad = copy.deepcopy(base)
     del bad["datasets"]["seed"]["split"]["train_trials"]
     with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.train_trials: required"):

@@ -117,21 +117,7 @@ def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[
         raise DataError(f"split: only {n_groups} {what}; need at least 3 to fill train, val and test")
 
     # class of every group (stratified splits only)
-    if stratify is not None and kind != "subject":
-        y = np.asarray(stratify)
-        if y.shape != (n,):
-            raise DataError(f"split: 'stratify' has shape {y.shape}, expected ({n},) (one label per segment)")
-        _, y = np.unique(y, return_inverse=True)
-        y = np.asarray(y).reshape(-1)
-        group_class = np.full(n_groups, -1, dtype=np.int64)
-        group_class[group] = y
-        bad = np.nonzero(group_class[group] != y)[0]
-        if bad.size:
-            i = int(bad[0])
-            raise DataError(f"split: 'stratify' labels differ within subject {int(subject[i])} trial {int(trial[i])}; "
-                            f"labels must be constant within a trial")
-    else:
-        group_class = np.zeros(n_groups, dtype=np.int64)
+    group_class = _group_classes(group, n_groups, stratify if kind != "subject" else None, subject, trial)
 
     rng = np.random.default_rng(int(seed))
     part_of_group = np.empty(n_groups, dtype=np.int64)
