@@ -143,23 +143,43 @@ EOF
     sed 's/^/    /' "$dir/squeue.txt" >&2
 }
 
-# check_train_job NAME: the first training submission asks for one run's CPUs and memory and
-# the runtime of all its seeds (SEEDS x 60 min, the default runtime of a run)
+# expect_train CONFIG SEEDS_PER_JOB: "runtime mem_mb" that cmkd.resources.estimate derives for the
+# teacher cell of this grid with nothing prepared yet (the workflow evaluates a job's resources
+# when it builds the DAG, before the prepare job has run), for a job holding SEEDS_PER_JOB seeds
+expect_train() {
+    "$PY" -c '
+import os, sys
+root, cfg_file, n, empty = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, os.path.join(root, "src"))
+os.chdir(root)
+from cmkd.cell import _load_config
+from cmkd.resources import estimate
+cfg = _load_config([cfg_file])
+cfg["results"] = empty
+r = estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "teacher", n)
+print(r["runtime"], r["mem_mb"])
+' "$ROOT" "$WORK/config-$1.yaml" "$2" "$WORK/nothing-prepared"
+}
+
+# check_train_job NAME RUNTIME MEM: the first training submission asks for one CPU and the
+# runtime and memory the workflow derives for it (cmkd.resources.estimate)
 check_train_job() {
     local call
     call=$(grep -m1 -E "sbatch call: .*--comment '?rule_(cell|train)_" "$WORK/$1/snakemake.log" | sed -n 1p)
-    log "$1: a training job asks for: $(grep -oE -- "(-t '?[0-9]+'?|--mem [0-9]+|--cpus-per-task=[0-9]+)" <<<"$call" | paste -sd' ' -)"
-    grep -qE -- " -t '?$((SEEDS * 60))'? .*--mem 4000 .*--cpus-per-task=1( |$)" <<<"$call" \
-        || die "$1: unexpected resources of a training job: $call"
+    log "$1: a training job asks for: $(grep -oE -- "(-t '?[0-9]+'?|--mem [0-9]+|--cpus-per-task=[0-9]+)" <<<"$call" | paste -sd' ' -) (derived: -t $2 --mem $3)"
+    grep -qE -- " -t '?$2'? .*--mem $3 .*--cpus-per-task=1( |$)" <<<"$call" \
+        || die "$1: a training job does not ask for the derived resources (-t $2 --mem $3): $call"
 }
 
 SUMMARY=""
 for variant in ${CMKD_SLURM_CI_VARIANTS:-cells grouped ungrouped}; do
     case $variant in
         # one job per cell from the workflow (seeds_per_job: all), the profile as it is
-        cells) run_grid cells cells 1; want=2; check_train_job cells ;;
+        cells) run_grid cells cells 1; want=2
+            read -r rt mem < <(expect_train cells "$SEEDS"); check_train_job cells "$rt" "$mem" ;;
         # one job per seed, grouped by the profile: the seeds of a cell in one submission
-        grouped) run_grid grouped seeds 1; want=2; check_train_job grouped ;;
+        grouped) run_grid grouped seeds 1; want=2
+            read -r rt mem < <(expect_train seeds 1); check_train_job grouped "$((SEEDS * rt))" "$mem" ;;
         # one job per seed, one submission each
         ungrouped) run_grid ungrouped seeds 0; want=$N_RUNS ;;
         *) die "unknown variant $variant (cells, grouped, ungrouped)" ;;
