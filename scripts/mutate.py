@@ -8,9 +8,12 @@ survivors known to be harmless (each with its reason) are in ``scripts/mutation.
 The working tree is never modified: every mutant runs in its own copy of ``src/`` in a temporary
 folder, put first on ``sys.path`` and ``PYTHONPATH``; an interrupted run leaves only that folder
 behind (removed on exit). The runner imports the heavy libraries (torch, pandas, scipy, ...) once
-and forks a child per mutant, which runs ``pytest -x`` on the target's tests; a child that runs
-longer than ``--timeout-factor`` times the clean run of the same tests is killed (the mutant
-counts as killed: a mutant that makes the code loop is caught). Outcomes:
+and forks a child per mutant, which runs ``pytest -x``. A traced clean run of each target's tests
+first records which test executes which line (and how long each takes); a mutant then runs only
+the tests that executed its statement, fastest first (code that runs at import: all of them;
+none: the mutant survives without a run). A child that runs longer than ``--timeout-factor``
+times the clean run of its tests is killed, once more with a longer limit, and the mutant counts
+as killed (a mutant that makes the code loop is caught). Outcomes:
 
 - ``killed``: a test failed (pytest exit status 1);
 - ``timeout``: killed after the time limit (counts as killed);

@@ -1,6 +1,6 @@
 """The mutation runner (scripts/mutate.py): the mutants it makes, how it classifies them, and that
 its configuration (scripts/mutation.yaml) names modules, functions and tests that exist. The
-mutation run itself is not run here (bash scripts/mutation.sh, about 20 minutes)."""
+mutation run itself is not run here (bash scripts/mutation.sh, 8 to 25 minutes on 2 cores)."""
 from __future__ import annotations
 
 import ast
@@ -213,21 +213,19 @@ def _qualnames(source: str) -> set[str]:
 
 
 def test_config_names_existing_modules_functions_and_tests(mutate):
+    """Explanations whose mutant no longer exists are listed by the mutation run's report (an
+    edit of the line changes the key), not checked here: the suite does not depend on them."""
     targets, explained = mutate.load_config()
     assert {t.path for t in targets} >= {"src/cmkd/losses.py", "src/cmkd/data/splits.py", "src/cmkd/data/labels.py",
                                          "src/cmkd/stats.py", "src/cmkd/train.py"}
-    keys = set()
+    assert explained and all(reason for reason in explained.values())
     for t in targets:
         source = (ROOT / t.path).read_text()
-        ms = mutate.find_mutants(source, t.path, t.only, t.skip)
-        assert ms, f"{t.path}: no mutants"
+        assert mutate.find_mutants(source, t.path, t.only, t.skip), f"{t.path}: no mutants"
         for name in (*t.only, *t.skip):
             assert name in _qualnames(source), f"{t.path}: no function or class {name}"
-        keys |= {m.key(source.encode()) for m in ms}
         for test in t.tests:
             file, _, func = test.partition("::")
             assert (ROOT / file).exists(), test
             if func:
                 assert re.search(rf"^def {re.escape(func)}\(", (ROOT / file).read_text(), re.M), test
-    stale = sorted(set(explained) - keys)
-    assert not stale, f"explanations for mutants that no longer exist: {stale}"
