@@ -625,7 +625,8 @@ def write_report(out: Path, targets: list[Target], jobs: list[Job], explained: d
     tot = Counter(r["status"] for r in rows)
     survivors = [r for r in rows if r["status"] == "survived"]
     unexplained = [r for r in survivors if not r["harmless"]]
-    stale = sorted(set(explained) - {r["key"] for r in survivors})
+    paths = {t.path for t in targets}  # with --only: the explanations of the targets run
+    stale = sorted(k for k in set(explained) - {r["key"] for r in survivors} if k.split("::")[0] in paths)
     summary = {"mutants": len(rows), "killed": tot["killed"], "timeout": tot["timeout"], "error": tot["error"],
                "survived": tot["survived"], "not_run": sum(1 for r in rows if not r["covered"]),
                "explained": len(survivors) - len(unexplained),
