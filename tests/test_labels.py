@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cmkd.data.labels import binary, class_balance, high_side, regression, targets, tie_rule
+from cmkd.data.labels import (balance_meta, binary, check_tie, class_balance, high_side, regression, targets,
+                              tie_rule)
 from cmkd.data.prepared import load_prepared, write_prepared
 from cmkd.errors import ConfigError, DataError
 
@@ -116,6 +117,28 @@ def test_tie_puts_the_threshold_on_the_chosen_side():
         binary(r, dimension="valence", tie="up")
     assert class_balance(r, 5.0, "low") == {"low": 4, "high": 2, "at_threshold": 2, "rule": "rating > 5 is high (5 is low)"}
     assert class_balance(r, 5.0, "high")["high"] == 4 and tie_rule(5, "high") == "rating >= 5 is high (5 is high)"
+
+
+def test_tie_rule_defaults_and_checks():
+    """The defaults are the protocol's (threshold 5, a 5 is low); every entry point checks ``tie``."""
+    assert check_tie("high") == "high" and check_tie("low") == "low"
+    assert tie_rule() == "rating > 5 is high (5 is low)"
+    r = np.array([5.0, 5.0, 6.0, 9.0, 1.0])
+    assert class_balance(r) == {"low": 3, "high": 2, "at_threshold": 2, "rule": "rating > 5 is high (5 is low)"}
+    for call in (lambda: high_side(r, 5.0, "mid"), lambda: tie_rule(5.0, "mid"), lambda: class_balance(r, 5.0, "mid")):
+        with pytest.raises(ConfigError, match=r"tie: must be one of \['low', 'high'\]"):
+            call()
+
+
+def test_balance_meta_counts_both_tie_sides_by_hand():
+    """meta.json's class balance: per dimension the trials, the high count under each tie side
+    and the ratings equal to the threshold (5 by default)."""
+    meta = balance_meta({"valence": [5.0, 5.0, 6.0, 9.0, 1.0], "arousal": [4.0, 7.0]})
+    assert meta == {"threshold": 5.0, "unit": "trial",
+                    "valence": {"trials": 5, "high_tie_low": 2, "high_tie_high": 4, "at_threshold": 2},
+                    "arousal": {"trials": 2, "high_tie_low": 1, "high_tie_high": 1, "at_threshold": 0}}
+    assert balance_meta({"valence": [6.0, 7.0]}, threshold=6.0)["valence"] == {
+        "trials": 2, "high_tie_low": 1, "high_tie_high": 2, "at_threshold": 1}
 
 
 def test_config_check_reads_tie_and_not_recorded_modalities():

@@ -568,3 +568,176 @@ def test_crd_decreases_on_toy_problem():
     # the student has learned to point at its own teacher
     cos = F.normalize(student.detach(), dim=1) @ teacher.t()
     assert (cos.argmax(dim=1) == index).all()
+
+
+# ----------------------------------------------------------------------------- argument checks
+def _crd_args(**over):
+    torch.manual_seed(0)
+    mem = L.CRDMemory(n_data=6, feat_dim=3, k=2)
+    args = {"student_emb": torch.randn(2, 3), "teacher_emb": torch.randn(2, 3), "index": torch.tensor([0, 1]),
+            "memory": mem}
+    args.update(over)
+    return args
+
+
+_r = torch.randn
+BAD_ARGUMENTS = {
+    # shapes: every loss names what it needs (a programming error: ValueError)
+    "0-d student": (lambda: L.sp(torch.tensor(1.0), _r(3)), "need a batch axis"),
+    "0-d teacher": (lambda: L.pkt(_r(3), torch.tensor(1.0)), "need a batch axis"),
+    "batch sizes differ": (lambda: L.sp(_r(3, 2), _r(4, 2)), "batch sizes differ"),
+    "kd 1-d logits": (lambda: L.kd(_r(3), _r(3)), r"logits must be \(B, n_classes\)"),
+    "kl logits differ": (lambda: L.kl_current_guide(_r(2, 3), _r(2, 4)), "differ in shape"),
+    "nst 2-d student": (lambda: L.nst(_r(2, 3), _r(2, 3, 4)), "at least one spatial"),
+    "nst 2-d teacher": (lambda: L.nst(_r(2, 3, 4), _r(2, 3)), "at least one spatial"),
+    "cdgkd 1-d logits": (lambda: L.cdgkd(_r(3), torch.tensor([0, 1, 0]), [], []), r"logits must be \(B, n_classes\)"),
+    "labels 2-d": (lambda: L.cdgkd(_r(2, 3), torch.tensor([[0], [1]]), [], []), r"labels must be \(B,\)"),
+    "labels too few": (lambda: L.cdgkd(_r(2, 3), torch.tensor([0]), [], []), r"labels must be \(B,\)"),
+    "labels float": (lambda: L.cdgkd(_r(2, 3), torch.tensor([0.0, 1.0]), [], []), "integer class indices"),
+    "prototypes of 1-d features": (lambda: L.class_prototypes(_r(4), torch.tensor([0, 1, 0, 1]), 2), r"\(B, D\)"),
+    "features 1-d": (lambda: L.prototype_loss(_r(3), torch.tensor([0, 1, 0]), _r(2, 3)), "must agree in D"),
+    "prototypes 1-d": (lambda: L.prototype_loss(_r(3, 2), torch.tensor([0, 1, 0]), _r(2)), "must agree in D"),
+    "D differs": (lambda: L.prototype_probs(_r(3, 2), torch.tensor([0, 1, 0]), _r(2, 3)), "must agree in D"),
+    "rate of a matrix": (lambda: L.convergence_rate(_r(2, 2)), r"p_true must be \(B,\)"),
+    # parameters
+    "kl T = 0": (lambda: L.kl_current_guide(_r(2, 3), _r(2, 3), 0.0), "temperature must be > 0"),
+    "dgkd T = 0": (lambda: L.dgkd(_r(2, 3), [_r(2, 3)], 0.0, [True]), "temperature must be > 0"),
+    "dgkd direction": (lambda: L.dgkd(_r(2, 3), [_r(2, 3)], 1.0, [True], "sideways"), "direction must be one of"),
+    "dgkd T = 0, no guide kept": (lambda: L.dgkd(_r(2, 3), [_r(2, 3)], 0.0, [False]), "dgkd: temperature must be > 0"),
+    "dgkd direction, no guide kept": (lambda: L.dgkd(_r(2, 3), [_r(2, 3)], 1.0, [False], "x"),
+                                      "dgkd: direction must be one of"),
+    "cdgkd direction": (lambda: L.cdgkd(_r(2, 3), torch.tensor([0, 1]), [_r(2, 3)], [True], kl_direction="x"),
+                        "direction must be one of"),
+    "kl direction": (lambda: L._kl(_r(2, 3), _r(2, 3), 1.0, "x"), "kl direction must be one of"),
+    "alpha > 1": (lambda: L.teacher_loss(t64(1.0), t64(1.0), t64(1.0), 0.0, 0.0, 1.5), r"alpha must lie in \[0, 1\]"),
+    "beta < 0": (lambda: L.cdgkd(_r(2, 3), torch.tensor([0, 1]), [], [], beta=-0.1), r"beta must lie in \[0, 1\]"),
+    "nce one column": (lambda: L.crd_nce_loss(_r(2, 1), 4), r"x must be \(B, K \+ 1\)"),
+    "nce 1-d": (lambda: L.crd_nce_loss(_r(3), 4), r"x must be \(B, K \+ 1\)"),
+    "nce n_data 0": (lambda: L.crd_nce_loss(_r(2, 3), 0), "n_data must be >= 1"),
+    # CRD memory and batch
+    "memory n_data 1": (lambda: L.CRDMemory(1, 3), "n_data must be >= 2"),
+    "memory feat_dim 0": (lambda: L.CRDMemory(4, 0), "feat_dim must be >= 1"),
+    "memory k 0": (lambda: L.CRDMemory(4, 3, k=0), "k must be >= 1"),
+    "memory momentum": (lambda: L.CRDMemory(4, 3, momentum=1.5), r"momentum must lie in \[0, 1\]"),
+    "labels of 2 dims": (lambda: L.CRDMemory(4, 3).set_labels(torch.zeros(4, 1, dtype=torch.long)), r"labels must be \(4,\)"),
+    "labels too short": (lambda: L.CRDMemory(4, 3).set_labels(torch.tensor([0, 1, 0])), r"labels must be \(4,\)"),
+    "labels float CRD": (lambda: L.CRDMemory(4, 3).set_labels(torch.tensor([0.0, 1.0, 0.0, 1.0])), "integers"),
+    "one class": (lambda: L.CRDMemory(4, 3).set_labels(torch.tensor([1, 1, 1, 1])), "two or more classes"),
+    "index 2-d": (lambda: L.CRDMemory(4, 3).check_index(torch.tensor([[0, 1]])), "1-d integer tensor"),
+    "index float": (lambda: L.CRDMemory(4, 3).check_index(torch.tensor([0.0, 1.0])), "1-d integer tensor"),
+    "index negative": (lambda: L.CRDMemory(4, 3).check_index(torch.tensor([-1, 1])), r"out of range \[0, 4\)"),
+    "index = n_data": (lambda: L.CRDMemory(4, 3).check_index(torch.tensor([0, 4])), r"out of range \[0, 4\)"),
+    "crd 1-d student": (lambda: L.crd(**_crd_args(student_emb=_r(3))), r"embeddings must be \(B, feat_dim\)"),
+    "crd 1-d teacher": (lambda: L.crd(**_crd_args(teacher_emb=_r(3))), r"embeddings must be \(B, feat_dim\)"),
+    "crd shapes differ": (lambda: L.crd(**_crd_args(teacher_emb=_r(3, 3))), "differ in shape"),
+    "crd dim != memory": (lambda: L.crd(**_crd_args(student_emb=_r(2, 4), teacher_emb=_r(2, 4))), "!= memory feat_dim"),
+    "crd T = 0": (lambda: L.crd(**_crd_args(), temperature=0.0), "temperature must be > 0"),
+    "crd index count": (lambda: L.crd(**_crd_args(index=torch.tensor([0]))), "1 indices for a batch of 2"),
+    "contrast 1-d": (lambda: L.crd(**_crd_args(), contrast_idx=torch.tensor([0, 1])), r"\(B, K \+ 1\)"),
+    "contrast rows": (lambda: L.crd(**_crd_args(), contrast_idx=torch.tensor([[0, 2]])), r"\(B, K \+ 1\)"),
+    "contrast no negative": (lambda: L.crd(**_crd_args(), contrast_idx=torch.tensor([[0], [1]])), r"\(B, K \+ 1\)"),
+    "contrast positives": (lambda: L.crd(**_crd_args(), contrast_idx=torch.tensor([[1, 2], [0, 3]])), "must be the positives"),
+    "contrast negative index": (lambda: L.crd(**_crd_args(), contrast_idx=torch.tensor([[0, -1], [1, 2]])), "out of range"),
+    "contrast index = n_data": (lambda: L.crd(**_crd_args(), contrast_idx=torch.tensor([[0, 6], [1, 2]])), "out of range"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ARGUMENTS))
+def test_bad_arguments_raise_value_error_naming_the_problem(case):
+    call, match = BAD_ARGUMENTS[case]
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_boundary_arguments_are_accepted():
+    """The limits of every check are inclusive where the docstrings say so: 1-d embeddings (a
+    batch of scalars), alpha and beta at 0 and 1, K = 1 negative, n_data = 1 in the NCE loss,
+    the smallest memory (n_data 2, feat_dim 1, k 1) and contrast indices up to n_data - 1."""
+    s, t = t64([1.0, 2.0, 4.0]), t64([2.0, 1.0, 3.0])
+    assert torch.isfinite(L.pkt(s, t)) and torch.isfinite(L.sp(s, t))
+    ce, pv, pe = t64(2.0), t64(3.0), t64(5.0)
+    assert L.teacher_loss(ce, pv, pe, 0.5, 0.25, 0.0).item() == 2.0
+    assert L.teacher_loss(ce, pv, pe, 0.5, 0.25, 1.0).item() == pytest.approx(0.5 * 3.0 + 0.25 * 5.0)
+    logits, y = t64([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1])
+    assert L.cdgkd(logits, y, [], [], beta=0.0).item() == pytest.approx(ref_ce(logits.tolist(), [0, 1]))
+    assert L.cdgkd(logits, y, [], [], beta=1.0).item() == 0.0
+    x = [[0.9, 0.1], [0.5, 0.6]]  # K = 1
+    assert L.crd_nce_loss(t64(x), 1).item() == pytest.approx(ref_nce(x, 1), abs=TOL)
+    mem = L.CRDMemory(n_data=2, feat_dim=1, k=1)
+    assert mem.sample(torch.tensor([1])).tolist() == [[1, 0]]
+    loss = L.crd(t64([[1.0]]), t64([[-1.0]]), torch.tensor([1]), mem.double(), contrast_idx=torch.tensor([[1, 0]]))
+    assert torch.isfinite(loss)
+
+
+def test_loss_defaults_are_the_papers():
+    """kd T = 4 is tested above; CDGKD beta = 0.5, CRD T = 0.07 and RepDistiller's k = 16384."""
+    logits, y, g = t64([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([0, 1]), t64([[0.0, 1.0], [1.0, 1.0]])
+    assert L.cdgkd(logits, y, [g], [True]).item() == L.cdgkd(logits, y, [g], [True], beta=0.5).item()
+    assert L.cdgkd(logits, y, [g], [True]).item() != L.cdgkd(logits, y, [g], [True], beta=0.6).item()
+
+    def crd_value(**kw):
+        torch.manual_seed(3)
+        mem = L.CRDMemory(n_data=6, feat_dim=3, k=2).double()
+        torch.manual_seed(4)
+        return L.crd(torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64),
+                     torch.tensor([0, 1]), mem, **kw).item()
+
+    assert crd_value() == crd_value(temperature=0.07) != crd_value(temperature=0.08)
+    assert L.CRDMemory(n_data=20000, feat_dim=1).k == 16384
+
+
+def test_crd_memory_initialisation_is_symmetric_uniform_then_normalised():
+    """``uniform(-1/sqrt(D/3), 1/sqrt(D/3))`` rows, L2-normalised, drawn from torch's global
+    generator (student bank first): the same draw by hand. Only the direction survives the
+    normalisation, so the check is that the range is centred, not its width."""
+    torch.manual_seed(11)
+    mem = L.CRDMemory(n_data=50, feat_dim=12, k=2)
+    torch.manual_seed(11)
+    for bank in (mem.memory_student, mem.memory_teacher):
+        u = torch.rand(50, 12) * 2.0 - 1.0  # uniform on [-1, 1); the common factor 1/sqrt(D/3) cancels
+        assert torch.allclose(bank, u / u.norm(dim=1, keepdim=True), atol=1e-6)
+    assert mem.z_student.item() == -1.0 and mem.z_teacher.item() == -1.0
+
+
+def test_crd_negatives_cover_exactly_the_other_samples():
+    """Uniform negatives come from all the other samples (never the positive); class-aware ones
+    from all the samples of the other classes (never the anchor's class); ``set_labels(None)``
+    returns to uniform. Over many draws every allowed sample appears."""
+    torch.manual_seed(0)
+    mem = L.CRDMemory(n_data=4, feat_dim=2, k=3)
+    seen = lambda anchor: {int(v) for _ in range(60) for v in mem.sample(torch.tensor([anchor]))[0, 1:]}
+    assert seen(0) == {1, 2, 3} and seen(3) == {0, 1, 2}
+    mem.set_labels(torch.tensor([0, 0, 1, 1]))
+    both = mem.sample(torch.tensor([0, 2]))
+    assert both[:, 0].tolist() == [0, 2]
+    assert seen(0) == {2, 3} and seen(1) == {2, 3} and seen(2) == {0, 1} and seen(3) == {0, 1}
+    mixed = [mem.sample(torch.tensor([1, 3])) for _ in range(30)]
+    assert {int(v) for m in mixed for v in m[0, 1:]} == {2, 3} and {int(v) for m in mixed for v in m[1, 1:]} == {0, 1}
+    mem.set_labels(None)
+    assert mem.labels is None and seen(0) == {1, 2, 3}
+
+
+def test_crd_z_is_set_once_even_when_small():
+    """Z is fixed by the first call whatever its value (here far below 1: scores of -1 at T = 0.07)."""
+    mem = L.CRDMemory(n_data=2, feat_dim=1, k=1).double()
+    mem.memory_student.fill_(1.0)
+    mem.memory_teacher.fill_(1.0)
+    L.crd(t64([[-1.0]]), t64([[-1.0]]), torch.tensor([0]), mem, contrast_idx=torch.tensor([[0, 1]]))
+    z = mem.z_student.item()
+    assert 0 < z < 1e-3 and mem.z_teacher.item() == pytest.approx(z)
+    L.crd(t64([[1.0]]), t64([[1.0]]), torch.tensor([1]), mem, contrast_idx=torch.tensor([[1, 0]]))
+    assert mem.z_student.item() == z and mem.z_teacher.item() == pytest.approx(z)
+
+
+def test_nst_teacher_teacher_term_is_detached():
+    """As RepDistiller's NSTLoss: a teacher that requires grad gets the gradient of the cross term
+    ``-2 mean k(s, t)`` only, not of ``mean k(t, t')``."""
+    g = torch.Generator().manual_seed(5)
+    student = torch.randn(2, 3, 4, generator=g, dtype=torch.float64)
+    teacher = torch.randn(2, 2, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    got = torch.autograd.grad(L.nst(student, teacher), teacher)[0]
+    f_s = F.normalize(student, dim=2)
+    f_t = F.normalize(teacher, dim=2)
+    cross = -2.0 * torch.einsum("bin,bjn->bji", f_s, f_t).pow(2).mean()
+    want = torch.autograd.grad(cross, teacher)[0]
+    assert torch.allclose(got, want, atol=1e-12)

@@ -267,6 +267,7 @@ def test_corrected_repeated_kfold_t_hand_computed(tmp_path):
     assert r.statistic == pytest.approx(9 / math.sqrt(13)) and r.n == 6
     assert r.p == pytest.approx(2 * ss.t.sf(9 / math.sqrt(13), 5))
     assert "corrected_t" not in set(table.test)  # the holdout correction is not applied to folds
+    assert "paired_t" in set(table.test)  # the seed-level rows are kept beside the fold-level one
 
 
 # ----------------------------------------------------------------------------------------------

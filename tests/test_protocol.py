@@ -118,6 +118,32 @@ def test_patience_bounds_the_run_at_max_epochs(prepared, tmp_path, monkeypatch):
     assert _same_weights(calls[-1][1], calls[3][1])
 
 
+def test_selector_keeps_restores_and_stops_by_hand():
+    """The loop's model selection on its own: scores 50, 70, 70 (a tie is no improvement), 60 with
+    patience 2 keep epoch 2 and stop after epoch 4; the weights kept are a copy taken at epoch 2."""
+    from cmkd.train import BestOnValidation
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    assert not BestOnValidation(1).stop and BestOnValidation(1).best_epoch == -1  # nothing selected yet
+    sel = BestOnValidation(patience=2)
+    stops = []
+    for epoch, score in enumerate([50.0, 70.0, 70.0, 60.0], start=1):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))  # "training" changes the weights in place
+        sel.update(epoch, score, model)
+        stops.append(sel.stop)
+    assert stops == [False, False, False, True]
+    assert sel.best_epoch == 2 and sel.best == 70.0 and sel.since_best == 2
+    assert float(sel.restore(model)["weight"]) == 2.0 and float(model.weight) == 2.0
+    # a run without epochs (trivial baselines): the current weights, epoch 0, also a copy
+    sel = BestOnValidation(patience=2)
+    sel.keep(model)
+    with torch.no_grad():
+        model.weight.fill_(9.0)
+    sel.restore(model)
+    assert sel.best_epoch == 0 and float(model.weight) == 2.0
+
+
 # ----------------------------------------------------------------------------- leakage guards
 def test_standardisation_uses_training_statistics_only():
     from cmkd.train import build_parts

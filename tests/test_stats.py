@@ -310,3 +310,329 @@ def test_cd_diagram_written_and_not_blank(tmp_path):
     png2, svg2 = tmp_path / "none.png", tmp_path / "none.svg"
     stats.critical_difference_diagram({"kd": 1.0}, pd.DataFrame(), png2, svg2, "too few")
     assert float(np.var(mpimg.imread(png2))) > 0 and svg2.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# small functions by hand, limits and argument checks
+
+
+def test_smallest_p_limits_and_tarone_default_alpha():
+    assert stats.smallest_p("wilcoxon", 0) == 1.0 and stats.smallest_p("trial_permutation", 0) == 1.0
+    assert stats.smallest_p("wilcoxon", 1) == 1.0
+    assert stats.smallest_p("trial_permutation", 13) == 2 / 2 ** 13  # enumerated: 8192 <= 10000
+    assert stats.smallest_p("trial_permutation", 15) == 1 / 10000    # sampled: 9999 sign flips by default
+    assert stats.smallest_p("trial_permutation", 4, n_permutations=15) == 2 / 16
+    with pytest.raises(ValueError, match="unknown test 'ttest'"):
+        stats.smallest_p("ttest", 5)
+    assert stats.tarone_size([0.01]) == 1 and stats.tarone_size([]) == 1
+    # K = 1 admits 3 > 1; K = 2 admits only 0.001 (< 0.025): 2 (at alpha 0.05, the default)
+    assert stats.tarone_size([0.001, 0.04, 0.04]) == 2
+    # p_min exactly at alpha / K does not count (it cannot be below it)
+    assert stats.tarone_size([0.05, 0.05]) == 1
+
+
+def test_zero_variance_is_relative_and_inclusive():
+    assert stats._zero_variance(np.array([0.0, 1e-12]))            # ptp == 1e-12 * max(1, |d|): zero
+    assert not stats._zero_variance(np.array([0.0, 1.5e-12]))
+    assert stats._zero_variance(np.array([1e6, 1e6 + 1e-7]))       # 1e-12 relative to 1e6
+    assert not stats._zero_variance(np.array([1e6, 1e6 + 1e-5]))
+
+
+def test_corrected_t_test_limits():
+    r = stats.corrected_t_test([1.0, 3.0], 0.125)  # n = 2 suffices: mean 2, var 2
+    assert r["statistic"] == pytest.approx(2 / math.sqrt((0.5 + 0.125) * 2)) and r["df"] == 1
+    with pytest.raises(ValueError, match="at least 2 differences"):
+        stats.corrected_t_test([1.0], 0.125)
+    with pytest.raises(ValueError, match="zero variance"):  # a variance of rounding noise only
+        stats.corrected_t_test([1.0, 1.0 + 1e-15, 1.0], 0.125)
+
+
+def test_mde_limits_and_default_ratio():
+    base = stats.minimum_detectable_difference(2.0, 5, 0.05)
+    assert base == stats.minimum_detectable_difference(2.0, 5, 0.05, ratio=0.0)
+    assert stats.minimum_detectable_difference(2.0, 5, 0.05, ratio=0.25) == pytest.approx(base * math.sqrt(1 + 5 * 0.25))
+    assert math.isfinite(stats.minimum_detectable_difference(2.0, 2, 0.05))
+    for sd, n in ((2.0, 1), (0.0, 5), (math.inf, 5), (math.nan, 5)):
+        assert math.isnan(stats.minimum_detectable_difference(sd, n, 0.05)), (sd, n)
+
+
+@pytest.mark.parametrize("test_fraction, train_fraction", [(0.0, 0.8), (1.0, 0.8), (1.5, 0.8), (0.1, 0.0),
+                                                            (0.1, 1.0), (0.1, 1.5)])
+def test_split_fractions_must_lie_in_the_open_unit_interval(test_fraction, train_fraction):
+    with pytest.raises(DataError, match=r"split fractions must lie in \(0, 1\)"):
+        stats.paired_tests(_runs(), ["baseline"], test_fraction=test_fraction, train_fraction=train_fraction)
+
+
+def test_missing_columns_are_named():
+    runs = _runs().drop(columns="seed")
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['seed'\]"):
+        stats.paired_tests(runs, ["baseline"])
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['f1_macro'\]"):
+        stats.friedman_nemenyi(_block_runs(), metric="f1_macro")
+
+
+def test_sign_flip_counts_exact_ties_and_its_defaults():
+    """Ties in exact arithmetic count although the float sums differ in the last bit: the p-value
+    equals the enumeration in fractions. d = [100/3, 200/3, -100, 400/3] (percentage points)."""
+    from fractions import Fraction
+    from itertools import product
+
+    d = [Fraction(100, 3), Fraction(200, 3), Fraction(-100), Fraction(400, 3)]
+    t = sum(d) / 4
+    want = Fraction(sum(abs(sum(s * x for s, x in zip(signs, d)) / 4) >= abs(t)
+                        for signs in product((1, -1), repeat=4)), 16)
+    assert want == Fraction(5, 8)
+    r = stats.sign_flip_test([float(x) for x in d])
+    assert r["exact"] and r["p"] == float(want)
+    # the enumeration runs while 2^n <= n_permutations + 1, sampling beyond
+    assert stats.sign_flip_test([1, 2, 3, 4], n_permutations=15)["exact"]
+    assert not stats.sign_flip_test([1, 2, 3, 4], n_permutations=14)["exact"]
+    with pytest.raises(ValueError, match="at least one unit"):
+        stats.sign_flip_test([])
+    assert stats.sign_flip_test([3.0]) == {"statistic": 3.0, "p": 1.0, "exact": True}
+
+
+def test_sign_flip_sampled_p_by_its_definition():
+    """Sampled: p = (1 + #{|T*| >= |T|}) / (n_permutations + 1), n_permutations draws in batches."""
+    zero = stats.sign_flip_test(np.zeros(20), n_permutations=4500)  # every draw ties: p = 1
+    assert zero["p"] == 1.0 and zero["exact"] is False
+    strong = stats.sign_flip_test(np.ones(20) * 5.0, n_permutations=4500)  # only all-plus or all-minus reach T
+    assert strong["p"] == 1 / 4501
+    d = np.array([3.0, -1.0, 2.0, 0.5, 1.5, -0.5, 2.5, 1.0, -2.0, 0.7, 1.2, 0.3, -0.4, 1.1])
+    exact = stats.sign_flip_test(d)  # 2^14 = 16384 > 10000: sampled, close to the enumeration
+    enum = stats.sign_flip_test(d, n_permutations=2 ** 14)
+    assert not exact["exact"] and enum["exact"] and abs(exact["p"] - enum["p"]) < 0.01
+    assert stats.sign_flip_test(d) == stats.sign_flip_test(d, seed=0)  # the default seed is 0
+    assert stats.sign_flip_test(d)["p"] != stats.sign_flip_test(d, seed=1)["p"]
+
+
+def _pred(method, seed, index, subject, trial, correct):
+    return pd.DataFrame({"dataset": "syn", "track": "t", "dimension": "arousal", "method": method, "seed": seed,
+                         "index": index, "subject": subject, "trial": trial, "correct": np.asarray(correct, float)})
+
+
+def test_trial_row_by_hand():
+    """Two seeds with disjoint test segments; per trial the mean difference in correctness (in
+    points), weighted by segments; the CI is the percentile bootstrap over trials (2000 draws of
+    numpy's generator seeded 0)."""
+    # seed 0: trials (0, 0) segments 0, 1 and (0, 1) segment 2; seed 1: trial (1, 0) segments 3, 4
+    m = pd.concat([_pred("kd", 0, [0, 1, 2], [0, 0, 0], [0, 0, 1], [1, 1, 1]),
+                   _pred("kd", 1, [3, 4], [1, 1], [0, 0], [1, 0])])
+    r = pd.concat([_pred("base", 0, [0, 1, 2], [0, 0, 0], [0, 0, 1], [0, 1, 0]),
+                   _pred("base", 1, [3, 4], [1, 1], [0, 0], [0, 0])])
+    row, why = stats._trial_row(m, r, "correct", 100.0, 9999)
+    assert why == ""
+    d, w = np.array([50.0, 100.0, 50.0]), np.array([2.0, 1.0, 2.0])  # trials (0,0), (0,1), (1,0)
+    assert row["n"] == 3 and row["effect"] == pytest.approx(300 / 5)
+    assert row["_sd"] == pytest.approx(np.std(d, ddof=1)) and row["dz"] == pytest.approx(60 / np.std(d, ddof=1))
+    enum = stats.sign_flip_test(d, w)
+    assert row["p"] == enum["p"] and row["statistic"] == pytest.approx(60.0)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 3, size=(2000, 3))
+    boot = (w[idx] * d[idx]).sum(axis=1) / w[idx].sum(axis=1)
+    assert (row["ci_low"], row["ci_high"]) == tuple(float(x) for x in np.quantile(boot, [0.025, 0.975]))
+    assert row["note"] == "3 test trials, 5 segment predictions pooled over 2 seed(s); exact"
+    # one unit: no standard deviation; equal correctness everywhere: no test
+    one, _ = stats._trial_row(m[m.seed == 1], r[r.seed == 1], "correct", 100.0, 9999)
+    assert one["n"] == 1 and math.isnan(one["_sd"]) and math.isnan(one["dz"])
+    same, _ = stats._trial_row(m, m.assign(method="base"), "correct", 100.0, 9999)
+    assert math.isnan(same["p"]) and "equally right on every test trial" in same["note"]
+    # two units: a standard deviation; points scale 1: dz also for a standard deviation below 1
+    two, _ = stats._trial_row(m[m.seed == 0], r[r.seed == 0], "correct", 100.0, 9999)
+    assert two["n"] == 2 and two["_sd"] == pytest.approx(np.std([50.0, 100.0], ddof=1))
+    small, _ = stats._trial_row(m, r, "correct", 1.0, 9999)
+    assert small["_sd"] == pytest.approx(np.std([0.5, 1.0, 0.5], ddof=1)) and small["_sd"] < 1
+    assert small["dz"] == pytest.approx(0.6 / small["_sd"])
+    # the method tested on a subset of the reference's segments: paired on those
+    sub, why = stats._trial_row(m[m["index"] != 1], r, "correct", 100.0, 9999)
+    assert why == "" and sub["n"] == 3 and sub["effect"] == pytest.approx((100 + 100 + 2 * 50) / 4)
+    # no seed in common: nothing to pair
+    none, why = stats._trial_row(m[m.seed == 0], r[r.seed == 1], "correct", 100.0, 9999)
+    assert none is None and why == "no common test segments"
+    # a seed whose test segments differ (neither set contains the other): no row
+    other = r.assign(index=r["index"].where(r.seed == 0, r["index"] + 100))
+    none, why = stats._trial_row(m, other, "correct", 100.0, 9999)
+    assert none is None and why.startswith("seed 1: ")
+
+
+def test_two_seeds_suffice_for_the_seed_tests_and_a_failed_reference_is_counted():
+    runs = _runs()
+    two = runs[(runs.seed < 2) & runs.method.isin(["baseline", "kd", "fitnets"]) & (runs.dimension == "valence")]
+    t = stats.paired_tests(two, ["baseline"], metrics=("accuracy",))
+    r = t[(t.test == "paired_t") & (t.method == "fitnets")].iloc[0]  # d = [2, -1]
+    assert r.n == 2 and r.p == pytest.approx(ss.ttest_rel([12.0, 19.0], [10.0, 20.0]).pvalue)
+    # the reference failed on a seed the method has: counted for the method's comparisons
+    runs = pd.concat([two, pd.DataFrame([dict(dataset="synthetic", track="v2e", dimension="valence",
+                                              method="baseline", seed=2, accuracy=np.nan, f1=np.nan,
+                                              rmse=np.nan, status="failed"),
+                                         dict(dataset="synthetic", track="v2e", dimension="valence",
+                                              method="kd", seed=2, accuracy=30.0, f1=0.5, rmse=np.nan,
+                                              status="ok")])], ignore_index=True)
+    t = stats.paired_tests(runs, ["baseline"], metrics=("accuracy",))
+    r = t[(t.test == "paired_t") & (t.method == "kd")].iloc[0]
+    assert r.n_failed == 1 and "excluded failed runs: method 0, reference 1" in r.note
+    assert "without a partner seed dropped: method 1, reference 0" in r.note
+
+
+def test_runs_without_status_all_enter():
+    runs = _runs()
+    ok = runs[runs.status == "ok"]
+    a = stats.paired_tests(ok, ["baseline"])
+    b = stats.paired_tests(ok.drop(columns="status"), ["baseline"])
+    pd.testing.assert_frame_equal(a, b)
+    assert stats.friedman_nemenyi(_block_runs().query("status == 'ok'").drop(columns="status"))[0]["n_failed"] == 0
+
+
+def test_a_test_whose_smallest_p_equals_the_level_is_not_run():
+    """Wilcoxon with 5 seeds can reach 2/32 = 0.0625 at best: at alpha = 0.0625 it cannot be below
+    alpha, so it has no row; at 0.07 it has."""
+    runs = _runs()
+    runs = runs[runs.method.isin(["baseline", "kd"]) & (runs.dimension == "valence") & (runs.status == "ok")]
+    at = stats.paired_tests(runs, ["baseline"], metrics=("accuracy",), alpha=0.0625)
+    above = stats.paired_tests(runs, ["baseline"], metrics=("accuracy",), alpha=0.07)
+    assert "wilcoxon" not in set(at.test) and "wilcoxon" in set(above.test)
+
+
+def test_wilcoxon_counts_zero_differences_and_says_so():
+    rows = []
+    for s in range(8):
+        rows += [dict(dataset="d", track="t", dimension="a", method="base", seed=s, accuracy=50.0, status="ok"),
+                 dict(dataset="d", track="t", dimension="a", method="m", seed=s, accuracy=50.0 + 2.0 * s,
+                      status="ok")]  # d = 0, 2, 4, ...: one zero
+    t = stats.paired_tests(pd.DataFrame(rows), ["base"], metrics=("accuracy",))
+    w = t[t.test == "wilcoxon"].iloc[0]
+    assert w.n == 7 and "1 zero difference(s) dropped" in w.note
+    full = stats.paired_tests(pd.DataFrame(rows).assign(accuracy=lambda f: f.accuracy + (f.method == "m")),
+                              ["base"], metrics=("accuracy",))
+    w = full[full.test == "wilcoxon"].iloc[0]
+    assert w.n == 8 and "dropped" not in w.note
+
+
+def test_table_family_rescales_the_mde_of_two_seed_rows():
+    from statsmodels.stats.power import TTestPower
+
+    base = dict(dataset="d", track="t", dimension="a", metric="accuracy", reference="base", test="paired_t")
+    df = pd.DataFrame([dict(base, method="m1", p=0.01, mde=4.0, n=2, alpha_family=0.05),
+                       dict(base, method="m2", p=0.04, mde=3.0, n=5, alpha_family=0.05)])
+    out = stats.table_family(df, "d", "t", "a", "accuracy", "base", ["m1", "m2"], "paired_t")  # alpha 0.05
+    assert out["k"] == 2 and out["alpha"] == 0.025
+    es = lambda n, a: TTestPower().solve_power(nobs=n, alpha=a, power=0.8, alternative="two-sided")
+    assert out["mde"]["m1"] == pytest.approx(4.0 * es(2, 0.025) / es(2, 0.05))
+    assert out["mde"]["m2"] == pytest.approx(3.0 * es(5, 0.025) / es(5, 0.05))
+    assert out["p_holm"] == pytest.approx({"m1": 0.02, "m2": 0.04})
+
+
+def test_friedman_edges_two_blocks_ties_and_no_runs():
+    runs = _block_runs()
+    two = runs[(runs.dataset == "deap") & runs.method.isin(["baseline", "kd", "crd"])]
+    s, nem = stats.friedman_nemenyi(two)  # 2 blocks and 3 methods suffice
+    assert s["p"] is not None and s["n_blocks"] == 2 and not nem.empty
+    assert "1 failed run(s) excluded" in s["note"]
+    tied = two.assign(accuracy=0.5)
+    s, nem = stats.friedman_nemenyi(tied)
+    assert s["p"] is None and "all methods tied in every block" in s["note"] and nem.empty
+    s, nem = stats.friedman_nemenyi(runs.assign(status="failed"))
+    assert s["n_blocks"] == 0 and s["p"] is None and "no ok runs with a value for accuracy" in s["note"]
+    assert nem.empty
+    # F1 is higher-is-better too; so is a metric the table does not know
+    s, _ = stats.friedman_nemenyi(runs, metric="f1")
+    assert s["ranks"]["crd"] == pytest.approx(1.0)
+    s, _ = stats.friedman_nemenyi(runs.assign(score=runs.accuracy), metric="score")
+    assert s["ranks"]["crd"] == pytest.approx(1.0)
+
+
+def test_nemenyi_critical_difference_needs_two_methods_and_a_block():
+    for k, n in ((1, 5), (3, 0)):
+        with pytest.raises(ValueError, match="needs k >= 2 methods and N >= 1 blocks"):
+            stats.nemenyi_critical_difference(k, n)
+
+
+def test_load_run_details_reads_only_complete_classification_predictions(tmp_path):
+    import json
+
+    def run(name, task="classification", files=None, metrics=None):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps(metrics or {"task": task}))
+        if files is not None:
+            np.savez(d / "features.npz", **files)
+        return dict(dataset="d", track="t", dimension="a", method=name, seed=0, status="ok", path=str(d))
+
+    five = dict(logits=np.array([[2.0, 0.0], [0.0, 1.0]]), y=np.array([0, 0]), index=np.array([4, 5]),
+                subject=np.array([1, 1]), trial=np.array([2, 3]))
+    runs = pd.DataFrame([run("exact_keys", files=five),
+                         run("regression", task="regression", files=five),
+                         run("flat_logits", files=dict(five, logits=np.array([1.0, 0.0]))),
+                         run("no_features")])
+    folds, pred = stats.load_run_details(runs)
+    assert folds.empty and set(pred.method) == {"exact_keys"}
+    assert pred.correct.tolist() == [1.0, 0.0] and pred["index"].tolist() == [4, 5]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "metrics.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        stats.load_run_details(pd.DataFrame([dict(dataset="d", track="t", dimension="a", method="x", seed=0,
+                                                  status="ok", path=str(bad))]))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics.json").write_text("{}")
+    (broken / "features.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="cannot read predictions"):
+        stats.load_run_details(pd.DataFrame([dict(dataset="d", track="t", dimension="a", method="x", seed=0,
+                                                  status="ok", path=str(broken))]))
+
+
+def test_write_stats_names_an_unreadable_or_incomplete_run_table(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="cannot read run table"):
+        stats.write_stats(empty, tmp_path / "s.csv", {"v2e": ["baseline"]}, 0.1, 0.8)
+    no_dataset = tmp_path / "no_dataset.csv"
+    _runs().drop(columns="dataset").to_csv(no_dataset, index=False)
+    with pytest.raises(DataError, match=r"lacks column\(s\) \['dataset'\]"):
+        stats.write_stats(no_dataset, tmp_path / "s.csv", {"v2e": ["baseline"]}, 0.1, 0.8)
+
+
+def test_trial_bootstrap_over_many_trials_by_hand():
+    """The CI over 10 trials listed out of order: units in (subject, trial) order, 2000 bootstrap
+    draws of the generator seeded 0, percentiles 2.5 and 97.5."""
+    rng = np.random.default_rng(3)
+    trials = [(s, t) for s in (2, 0, 1) for t in (4, 1, 3)] + [(0, 0)]
+    rows_m, rows_r, idx = [], [], 0
+    for s, t in trials:
+        k = int(rng.integers(1, 4))  # 1-3 segments per trial
+        cm, cr = rng.integers(0, 2, k), rng.integers(0, 2, k)
+        rows_m.append(_pred("kd", 0, range(idx, idx + k), [s] * k, [t] * k, cm))
+        rows_r.append(_pred("base", 0, range(idx, idx + k), [s] * k, [t] * k, cr))
+        idx += k
+    m, r = pd.concat(rows_m), pd.concat(rows_r)
+    row, _ = stats._trial_row(m, r, "correct", 100.0, 9999)
+    j = m.merge(r, on=["seed", "index"], suffixes=("_m", "_r"))
+    j["d"] = (j.correct_m - j.correct_r) * 100.0
+    units = sorted(trials)
+    d = np.array([j[(j.subject_m == s) & (j.trial_m == t)].d.mean() for s, t in units])
+    w = np.array([float(((j.subject_m == s) & (j.trial_m == t)).sum()) for s, t in units])
+    boot_idx = np.random.default_rng(0).integers(0, 10, size=(2000, 10))
+    boot = (w[boot_idx] * d[boot_idx]).sum(axis=1) / w[boot_idx].sum(axis=1)
+    assert (row["ci_low"], row["ci_high"]) == tuple(float(x) for x in np.quantile(boot, [0.025, 0.975]))
+
+
+def test_paired_tests_report_the_trial_level_effect_in_points():
+    """8 one-segment trials (the test can reach 2/256): kd right on all, base on 3: +62.5 points."""
+    base_correct = [1, 0, 1, 0, 0, 0, 1, 0]
+    m = _pred("kd", 0, range(8), [0] * 8, range(8), [1] * 8)
+    r = _pred("base", 0, range(8), [0] * 8, range(8), base_correct)
+    runs = pd.DataFrame([dict(dataset="syn", track="t", dimension="arousal", method="kd", seed=0, accuracy=100.0,
+                              status="ok"),
+                         dict(dataset="syn", track="t", dimension="arousal", method="base", seed=0, accuracy=37.5,
+                              status="ok")])
+    t = stats.paired_tests(runs, ["base"], metrics=("accuracy",), predictions=pd.concat([m, r]))
+    row = t[t.test == "trial_permutation"].iloc[0]
+    assert row.effect == pytest.approx(62.5) and row.n == 8
+
+
+def test_no_partner_seed_gives_no_seed_level_row():
+    runs = pd.DataFrame([dict(dataset="d", track="t", dimension="a", method=mm, seed=s, accuracy=50.0 + s,
+                              status="ok") for mm, seeds in (("m", (0, 1, 2)), ("base", (3, 4, 5))) for s in seeds])
+    t = stats.paired_tests(runs, ["base"], metrics=("accuracy",))
+    assert t.empty

@@ -41,7 +41,7 @@ def test_every_experiment_gets_the_trivial_methods(prepared):
 
 def test_majority_predicts_the_training_majority_class_without_a_network(prepared, tmp_path):
     result, out = _run(prepared, "majority", "arousal", tmp_path)
-    assert result["status"] == "ok" and result["epochs_run"] == 0
+    assert result["status"] == "ok" and result["epochs_run"] == 0 and result["best_epoch"] == 0
     counts = result["class_counts"]
     majority = int(np.argmax(counts["train"]))
     f = np.load(out / "features.npz")

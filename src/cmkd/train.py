@@ -110,6 +110,50 @@ def split_hash(split: dict) -> str:
     return h.hexdigest()[:16]
 
 
+class BestOnValidation:
+    """Model selection of the training loop: the best epoch on the validation part, early stopping
+    and the restore of the best epoch's weights.
+
+    :meth:`update` is called after every epoch with its validation score
+    (:func:`cmkd.metrics.selection_score`, higher is better): a score strictly above the best so
+    far (the first score always) makes the epoch the best one, keeps a copy of the model's weights
+    and resets the count of epochs without improvement; any other score (a tie included) adds one
+    to that count. :attr:`stop` is true once ``patience`` epochs in a row brought no improvement,
+    so a run stops exactly ``patience`` epochs after its best. :meth:`restore` loads the kept
+    weights into the model: the weights the test part is evaluated with and the checkpoint holds.
+    """
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.best_state: dict | None = None
+        self.since_best = 0
+
+    def update(self, epoch: int, score: float, model: torch.nn.Module) -> None:
+        """Record epoch ``epoch``'s validation ``score`` (and keep the weights if it is the best)."""
+        improved = self.best is None or score > self.best
+        if improved:
+            self.best, self.best_epoch, self.since_best = score, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())  # a copy: training goes on changing the weights
+        else:
+            self.since_best += 1
+
+    @property
+    def stop(self) -> bool:
+        """True once ``patience`` epochs in a row brought no improvement."""
+        return self.since_best >= self.patience
+
+    def keep(self, model: torch.nn.Module, epoch: int = 0) -> None:
+        """Keep ``model``'s current weights as the selected ones (a run without epochs)."""
+        self.best_state, self.best_epoch = copy.deepcopy(model.state_dict()), epoch
+
+    def restore(self, model: torch.nn.Module) -> dict:
+        """Load the selected weights into ``model``; returns them."""
+        model.load_state_dict(self.best_state)
+        return self.best_state
+
+
 def load_checkpoint(run_dir: str | Path) -> dict:
     f = Path(run_dir) / "model.pt"
     if not f.exists():
@@ -339,8 +383,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = (0 if trivial else int(tr["max_epochs"])), int(tr["patience"])
     g = torch.Generator().manual_seed(seed)
-    history, best = [], None
-    best_state, best_epoch, since_best = None, -1, 0
+    history = []
+    selector = BestOnValidation(patience)
     t_train0 = time.perf_counter()
     # the teachers' forward passes are training work (the loop made them every step before)
     cache_mb = float(tr.get("teacher_cache_mb", 1024))
@@ -376,13 +420,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
             nb += 1
         with amp.autocast():
             vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
-        score = metrics.selection_score(task, vm)
-        improved = best is None or score > best
-        if improved:
-            best, best_epoch, since_best = score, epoch, 0
-            best_state = copy.deepcopy(method.student.state_dict())
-        else:
-            since_best += 1
+        selector.update(epoch, metrics.selection_score(task, vm), method.student)
         row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
                "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
                "time_s": time.perf_counter() - te}
@@ -390,14 +428,14 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total" and not k.startswith("diag_"))
         vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"
         log(f"{tag} epoch {epoch}/{max_epochs} loss={sums.get('total', 0) / max(nb, 1):.4f} ({terms_s}) "
-            f"{vshow} best@{best_epoch} {row['time_s']:.1f}s")
+            f"{vshow} best@{selector.best_epoch} {row['time_s']:.1f}s")
         pause_point(spec["method"], epoch)
-        if since_best >= patience:
+        if selector.stop:
             log(f"{tag} early stop: no validation improvement for {patience} epochs")
             break
     if trivial:
-        best_state, best_epoch = copy.deepcopy(method.student.state_dict()), 0
-    method.student.load_state_dict(best_state)
+        selector.keep(method.student)
+    best_state, best_epoch = selector.restore(method.student), selector.best_epoch
     with amp.autocast():
         val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
         test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)

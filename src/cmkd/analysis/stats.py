@@ -187,11 +187,13 @@ def smallest_p(test: str, n: int, n_permutations: int = N_PERMUTATIONS) -> float
         return 0.0 if n >= 2 else 1.0
     if n < 1:
         return 1.0
-    exact = min(1.0, 2.0 / 2.0 ** n)
+    exact = 2.0 / 2.0 ** n
     if test == "wilcoxon":
         return exact
     if test == "trial_permutation":
-        return exact if 2.0 ** n <= n_permutations + 1 else max(exact, 1.0 / (n_permutations + 1))
+        # enumerated (2^n <= n_permutations + 1): 2 / 2^n, which is then >= 2 / (n_permutations + 1);
+        # sampled: never below 1 / (n_permutations + 1). Both cases are this maximum.
+        return max(exact, 1.0 / (n_permutations + 1))
     raise ValueError(f"unknown test {test!r}")
 
 
@@ -204,10 +206,10 @@ def tarone_size(p_min: Sequence[float], alpha: float = 0.05) -> int:
     (``p_min = 0``) ``K`` is the number of tests, as in Bonferroni/Holm.
     """
     p_min = np.asarray(p_min, dtype=float)
-    for k in range(1, max(1, p_min.size) + 1):
-        if int(np.sum(p_min < alpha / k)) <= k:
-            return k
-    return max(1, p_min.size)
+    k = 1
+    while int(np.sum(p_min < alpha / k)) > k:  # ends at the latest at K = the number of tests
+        k += 1
+    return k
 
 
 def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float = POWER,
@@ -267,7 +269,7 @@ def sign_flip_test(d: Sequence[float], w: Sequence[float] | None = None,
 def _row(test: str, n: int) -> dict:
     return {"test": test, "statistic": np.nan, "p": np.nan, "effect": np.nan, "ci_low": np.nan,
             "ci_high": np.nan, "n": int(n), "note": "", "dz": np.nan, "_sd": np.nan, "_ratio": 0.0,
-            "_pmin": smallest_p(test, n) if test != "wilcoxon" else 1.0}
+            "_pmin": smallest_p(test, n)}  # Wilcoxon: set again from the non-zero differences
 
 
 def _t_rows(d: np.ndarray, ratio: float | None, ratio_test: str = "corrected_t") -> list[dict]:
@@ -321,11 +323,6 @@ def _t_rows(d: np.ndarray, ratio: float | None, ratio_test: str = "corrected_t")
         else:
             wx["note"] = "Wilcoxon returned no finite p-value"
     return list(rows.values())
-
-
-def _compare(d: np.ndarray, ratio: float) -> list[dict]:
-    """The seed-level rows (paired t, corrected t, Wilcoxon) for paired differences ``d``."""
-    return _t_rows(np.asarray(d, dtype=float), ratio)
 
 
 def _trial_row(m: pd.DataFrame, r: pd.DataFrame, value: str, scale: float,
@@ -584,20 +581,6 @@ def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: st
             m *= es(row.n, a_t) / es(row.n, row.alpha_family)
         out["mde"][row.method] = m
     return out
-
-
-def table_mde(stats_df: pd.DataFrame, dataset: str, track: str, dimension: str, metric: str,
-              reference: str, methods: Sequence[str], test: str) -> tuple[float, int]:
-    """The minimum detectable difference of one table column: the median ``mde`` of ``test``
-    over the table's comparisons with ``reference`` (at each row's family level), and how many
-    rows it comes from (NaN, 0 without rows)."""
-    sel = stats_df[(stats_df["test"] == test) & (stats_df["dataset"].astype(str) == str(dataset))
-                   & (stats_df["track"].astype(str) == str(track))
-                   & (stats_df["dimension"].astype(str) == str(dimension))
-                   & (stats_df["metric"] == metric) & (stats_df["reference"] == reference)
-                   & (stats_df["method"].isin(list(methods)))]
-    v = sel["mde"].astype(float).dropna()
-    return (float(v.median()), int(len(v))) if len(v) else (math.nan, 0)
 
 
 # ----------------------------------------------------------------------------------------------

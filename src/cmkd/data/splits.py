@@ -261,15 +261,16 @@ def _carve_val(train_groups: np.ndarray, group_class: np.ndarray, val_fraction: 
     classes = np.unique(group_class[train_groups])
     members = {c: train_groups[group_class[train_groups] == c] for c in classes}
     members = {c: g[rng.permutation(g.size)] for c, g in members.items()}
-    # largest-remainder allocation of n_val over the classes
+    # largest-remainder allocation of n_val over the classes; n_val < train_groups.size makes every
+    # quota smaller than its class, so the floors leave each class at least one training group
     quota = {c: n_val * members[c].size / train_groups.size for c in classes}
-    take = {c: min(int(math.floor(quota[c])), members[c].size - 1) for c in classes}
+    take = {c: int(math.floor(quota[c])) for c in classes}
     for c in sorted(classes, key=lambda c: quota[c] - math.floor(quota[c]), reverse=True):
         if sum(take.values()) >= n_val:
             break
         if take[c] < members[c].size - 1:
             take[c] += 1
-    return np.concatenate([members[c][:take[c]] for c in classes]) if classes.size else np.zeros(0, np.int64)
+    return np.concatenate([members[c][:take[c]] for c in classes])
 
 
 def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5, folds_by: str = "pooled",
