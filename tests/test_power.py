@@ -95,6 +95,24 @@ def test_fold_checks_catch_leaks():
         check_folds(twice + [folds[2]], subject, trial)
 
 
+def test_trial_level_kfold_refuses_a_dealing_that_splits_a_trial(monkeypatch):
+    """The trial check stays on for every k-fold but the segment-level one: plant a grouping that
+    deals single segments (as folds_by: segment does) under folds_by: pooled and under loso, and
+    fold_splits must refuse it instead of returning folds whose trials straddle the parts."""
+    import cmkd.data.splits as splits_mod
+
+    subject, trial, label = grid()
+
+    def per_segment(subject, trial):  # every segment its own group: trials leak across the parts
+        return np.arange(subject.size, dtype=np.int64), np.stack([subject, trial], axis=1)
+
+    monkeypatch.setattr(splits_mod, "_trial_groups", per_segment)
+    with pytest.raises(DataError, match="appears in parts"):
+        fold_splits(subject, trial, 0, "kfold", n_folds=2, folds_by="pooled", stratify=label)
+    with pytest.raises(DataError, match="appears in parts"):
+        fold_splits(subject, trial, 0, "loso", folds_by="segment", stratify=label)
+
+
 def test_fold_split_errors_name_the_key():
     subject, trial, _ = grid(n_subjects=2, n_trials=3)
     with pytest.raises(DataError, match="split.n_folds=4"):

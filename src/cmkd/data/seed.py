@@ -48,6 +48,7 @@ from cmkd.data import de as de_mod
 from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
 from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS, _loadmat, _trial_array, raw_trials
+from cmkd.data.seed_trials import raw_eeg_parts, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -235,37 +236,17 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
                                         f"other trials {n_eye_features}")
                     parts["eye"] = np.asarray(a, np.float32).T
                 if raw is not None:
-                    x = raw[k]
-                    if "eeg_de" in mods:
-                        parts["eeg_de"] = de_mod.differential_entropy(
-                            x, SFREQ, win_s, filter_order=int(p["filter_order"]),
-                            where=f"{files['eeg']} trial {k + 1}").astype(np.float32)
-                    if "eeg" in mods:
-                        parts["eeg"] = de_mod.signal_windows(np.asarray(x, np.float32), SFREQ, win_s)
+                    parts.update(raw_eeg_parts(raw[k], mods, SFREQ, win_s, p["filter_order"],
+                                               where=f"{files['eeg']} trial {k + 1}"))
                 elif "eeg_de" in mods:
                     a = _trial_array(mats["eeg"], f"{feat}{k + 1}", files["eeg"], (N_EEG, None, N_BANDS))
                     parts["eeg_de"] = pool(np.asarray(a, np.float64).transpose(1, 0, 2), pool_n).astype(np.float32)
-                counts = {m: a.shape[0] for m, a in parts.items()}
-                n = min(counts.values())
-                if len(set(counts.values())) > 1:
-                    truncated.append({"session": sess, "subject": s, "trial": k,
-                                      **{f"{m}_windows": c for m, c in counts.items()}, "kept": n})
-                    log.warning("SEED: subject %d session %d trial %d: window counts %s differ; first %d kept",
-                                s, sess, k, counts, n)
-                if n == 0:
-                    skipped.append({"item": f"subject {s} session {sess} trial {k}", "reason": "no window"})
-                    continue
-                arrays = {m: np.ascontiguousarray(a[:n]) for m, a in parts.items()}
-                arrays["label"] = np.full(n, TRIAL_LABELS[k] + 1, np.int64)
-                arrays["session"] = np.full(n, sess, np.int64)
-                arrays["subject"] = np.full(n, s, np.int64)
-                arrays["trial"] = np.full(n, TRIAL_STRIDE * sess + k, np.int64)
-                arrays["segment"] = np.arange(n, dtype=np.int64)
-                stage.append(arrays)
-                n_rows += n
+                n_rows += stage_trial(stage, parts, label=TRIAL_LABELS[k] + 1, session=sess, subject=s, k=k,
+                                      trial_stride=TRIAL_STRIDE, truncated=truncated, skipped=skipped, where="SEED")
             files_meta.append({"session": sess, "subject": s, "files": {m: f.name for m, f in files.items()},
                                "windows": n_rows})
             del mats, raw
+        warn_truncated("SEED", truncated)
         if stage.n_rows == 0:
             raise DataError(f"{root}: no SEED window could be prepared (skipped: {skipped})")
         channels: dict[str, list] = {}

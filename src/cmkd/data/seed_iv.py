@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data import de as de_mod
 from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
                              source_key)
 from cmkd.data.prepared import write_prepared
+from cmkd.data.seed_trials import raw_eeg_parts, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -231,42 +231,19 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
                     a = _trial_array(mats["eye"], f"eye_{k + 1}", files["eye"], (N_EYE, None))
                     parts["eye"] = np.asarray(a, np.float32).T
                 if raw is not None:
-                    if "eeg_de" in mods:
-                        parts["eeg_de"] = de_mod.differential_entropy(
-                            raw[k], SFREQ, win_s, filter_order=int(p["filter_order"]),
-                            where=f"{files['eeg_de']} trial {k + 1}").astype(np.float32)
-                    if "eeg" in mods:
-                        parts["eeg"] = de_mod.signal_windows(np.asarray(raw[k], np.float32), SFREQ, win_s)
+                    parts.update(raw_eeg_parts(raw[k], mods, SFREQ, win_s, p["filter_order"],
+                                               where=f"{files['eeg_de']} trial {k + 1}"))
                 elif "eeg_de" in mods:
                     a = _trial_array(mats["eeg_de"], f"{feat}{k + 1}", files["eeg_de"], (N_EEG, None, N_BANDS))
                     parts["eeg_de"] = np.asarray(a, np.float32).transpose(1, 0, 2)
-                counts = {m: a.shape[0] for m, a in parts.items()}
-                n = min(counts.values())
-                if len(set(counts.values())) > 1:
-                    truncated.append({"session": sess, "subject": s, "trial": k,
-                                      **{f"{m}_windows": c for m, c in counts.items()}, "kept": n})
-                    log.debug("SEED-IV: session %d subject %d trial %d: window counts %s differ; first %d kept",
-                                sess, s, k, counts, n)
-                if n == 0:
-                    skipped.append({"item": f"session {sess} subject {s} trial {k}", "reason": "no feature window"})
-                    continue
-                arrays = {m: np.ascontiguousarray(a[:n]) for m, a in parts.items()}
-                for m, a in arrays.items():
-                    non_finite[m] += int((~np.isfinite(a)).sum())
-                arrays["label"] = np.full(n, SESSION_LABELS[sess][k], np.int64)
-                arrays["session"] = np.full(n, sess, np.int64)
-                arrays["subject"] = np.full(n, s, np.int64)
-                arrays["trial"] = np.full(n, TRIAL_STRIDE * sess + k, np.int64)
-                arrays["segment"] = np.arange(n, dtype=np.int64)
-                stage.append(arrays)
-                n_rows += n
+                n_rows += stage_trial(stage, parts, label=SESSION_LABELS[sess][k], session=sess, subject=s, k=k,
+                                      trial_stride=TRIAL_STRIDE, truncated=truncated, skipped=skipped,
+                                      where="SEED-IV", non_finite=non_finite)
             files_meta.append({"session": sess, "subject": s, "files": {m: f.name for m, f in files.items()},
                                "windows": n_rows})
             del mats, raw
         log_skipped("SEED-IV", skipped)
-        if truncated:
-            log.warning("SEED-IV: %d trials with different eye and EEG window counts; common prefix kept "
-                        "(meta 'truncated' lists them)", len(truncated))
+        warn_truncated("SEED-IV", truncated)
         if stage.n_rows == 0:
             raise DataError(f"{root}: no SEED-IV window could be prepared (skipped: {skipped})")
         if any(non_finite.values()):

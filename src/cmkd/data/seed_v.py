@@ -36,6 +36,7 @@ from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is
 from cmkd.data.de import BAND_NAMES
 from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS
+from cmkd.data.seed_trials import stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -211,26 +212,12 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
                             a = a.reshape(-1, N_EEG, N_BANDS) if p["de_layout"] == "channel_major" else \
                                 a.reshape(-1, N_BANDS, N_EEG).transpose(0, 2, 1)
                         parts[m] = np.asarray(a, np.float32)
-                    counts = {m: a.shape[0] for m, a in parts.items()}
-                    n = min(counts.values())
-                    if len(set(counts.values())) > 1:
-                        truncated.append({"session": sess, "subject": s, "trial": k,
-                                          **{f"{m}_windows": c for m, c in counts.items()}, "kept": n})
-                        log.warning("SEED-V: subject %d session %d trial %d: window counts %s differ; first %d kept",
-                                    s, sess, k, counts, n)
-                    if n == 0:
-                        skipped.append({"item": f"subject {s} session {sess} trial {k}", "reason": "no feature window"})
-                        continue
-                    arrays = {m: np.ascontiguousarray(a[:n]) for m, a in parts.items()}
-                    arrays["label"] = np.full(n, want, np.int64)
-                    arrays["session"] = np.full(n, sess, np.int64)
-                    arrays["subject"] = np.full(n, s, np.int64)
-                    arrays["trial"] = np.full(n, TRIAL_STRIDE * sess + k, np.int64)
-                    arrays["segment"] = np.arange(n, dtype=np.int64)
-                    stage.append(arrays)
-                    n_rows += n
+                    n_rows += stage_trial(stage, parts, label=want, session=sess, subject=s, k=k,
+                                          trial_stride=TRIAL_STRIDE, truncated=truncated, skipped=skipped,
+                                          where="SEED-V")
             files_meta.append({"subject": s, "files": {m: f.name for m, f in files.items()}, "windows": n_rows})
             del read
+        warn_truncated("SEED-V", truncated)
         if stage.n_rows == 0:
             raise DataError(f"{root}: no SEED-V window could be prepared (skipped: {skipped})")
         meta = {

@@ -32,6 +32,7 @@ Frames are returned as RGB, channel-first: ``(n_windows, F, 3, H, W)`` uint8.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -254,11 +255,10 @@ class SampledVideo:
         return self.n_frames / self.fps
 
 
-def video_info(path: str | os.PathLike) -> tuple[float, int]:
-    """(frame rate, frame count) from the container header, without decoding (fast; the count is
-    the header's, which decoding confirms). Raises :class:`DataError` naming the file."""
-    cv2 = _cv2()
-    path = Path(path)
+@contextlib.contextmanager
+def _capture(cv2, path: Path):
+    """``(capture, frame rate)`` of an opened video, released on exit; :class:`DataError` naming
+    the file when it is missing, cannot be opened or reports no frame rate."""
     if not path.is_file():
         raise DataError(f"{path}: video file not found")
     cap = cv2.VideoCapture(str(path))
@@ -266,11 +266,19 @@ def video_info(path: str | os.PathLike) -> tuple[float, int]:
         if not cap.isOpened():
             raise DataError(f"{path}: cannot open video (corrupt file or unsupported codec)")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if not np.isfinite(fps) or fps <= 0:
+            raise DataError(f"{path}: video reports no frame rate")
+        yield cap, fps
     finally:
         cap.release()
-    if not np.isfinite(fps) or fps <= 0:
-        raise DataError(f"{path}: video reports no frame rate")
+
+
+def video_info(path: str | os.PathLike) -> tuple[float, int]:
+    """(frame rate, frame count) from the container header, without decoding (fast; the count is
+    the header's, which decoding confirms). Raises :class:`DataError` naming the file."""
+    cv2 = _cv2()
+    with _capture(cv2, Path(path)) as (cap, fps):
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     return fps, n
 
 
@@ -282,17 +290,8 @@ def sample_video(path: str | os.PathLike, cropper: FaceCropper, frame_step: int 
     are still decoded, as codecs need). Raises :class:`DataError` naming the file when it
     cannot be opened, has no frame rate, or yields no frame.
     """
-    cv2 = cropper.cv2
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: video file not found")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise DataError(f"{path}: cannot open video (corrupt file or unsupported codec)")
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not np.isfinite(fps) or fps <= 0:
-            raise DataError(f"{path}: video reports no frame rate")
+    with _capture(cropper.cv2, path) as (cap, fps):
         stats = FaceStats(videos=1)
         times: list[float] = []
         crops: list[np.ndarray] = []
@@ -316,8 +315,6 @@ def sample_video(path: str | os.PathLike, cropper: FaceCropper, frame_step: int 
                 break
             i += 1
         n_frames = i
-    finally:
-        cap.release()
     if n_frames == 0:
         raise DataError(f"{path}: no frame could be decoded")
     size = cropper.size
