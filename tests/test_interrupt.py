@@ -49,7 +49,7 @@ def _env() -> dict:
 
 
 def _run(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(workdir, *extra), capture_output=True, text=True, timeout=300, env=_env())
+    return subprocess.run(_cmd(workdir, *extra), capture_output=True, text=True, timeout=1200, env=_env())
 
 
 def _setup(workdir: Path) -> None:
@@ -89,7 +89,7 @@ def _start_and_wait_for_kd(workdir: Path) -> subprocess.Popen:
     env = dict(_env(), CMKD_PAUSE_AT=f"kd:1:{barrier}")
     proc = subprocess.Popen(_cmd(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 900  # bounds a hang only: a loaded 2-core machine takes minutes
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"the workflow ended before the injection point:\n{proc.stdout.read()[-3000:]}")
@@ -125,11 +125,11 @@ def _inject(proc: subprocess.Popen, workdir: Path, how: str) -> None:
     elif how == "kill_all":  # Snakemake and every job die at once (lost node)
         os.killpg(proc.pid, signal.SIGKILL)
     try:
-        proc.wait(timeout=120)
+        proc.wait(timeout=600)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while _train_pids(workdir) and time.monotonic() < deadline:  # a SIGINT stops the jobs too
         time.sleep(0.2)
 
