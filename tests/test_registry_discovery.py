@@ -33,10 +33,12 @@ def registry_snapshot(registry) -> dict:
     return out
 
 
-def test_registry_equals_its_snapshot():
+def test_registry_keeps_its_snapshot():
+    """Every entry of the snapshot is still registered, unchanged. A new method file adds entries
+    and needs no change here (adding a method is its file plus its config entry)."""
     want = json.loads(SNAPSHOT.read_text())
     got = json.loads(json.dumps(registry_snapshot(REGISTRY)))
-    assert sorted(got) == sorted(want)
+    assert not set(want) - set(got), f"methods lost from the registry: {sorted(set(want) - set(got))}"
     for name in want:
         # compared as JSON text, so that an int where a float was (or the reverse) shows
         assert json.dumps(got[name], sort_keys=True) == json.dumps(want[name], sort_keys=True), name
