@@ -153,10 +153,6 @@ def test_interrupted_workflow_resumes_and_matches(how, tmp_path, reference):
         u = subprocess.run([sys.executable, "-m", "cmkd", "unlock-stale", "--directory", str(wd)],
                            capture_output=True, text=True, timeout=60)
         assert u.returncode == 0 and "removed a stale Snakemake lock" in u.stdout, u.stdout + u.stderr
-    # the main command (scripts/run_default.sh) clears a stale lock before it reruns; a loaded machine
-    # can see Snakemake's own Ctrl-C cleanup cut short, so the rerun here does the same
-    subprocess.run([sys.executable, "-m", "cmkd", "unlock-stale", "--directory", str(wd)],
-                   capture_output=True, text=True, timeout=60)
     r = _run(wd, "--rerun-incomplete")
     assert r.returncode == 0, f"{how}: rerun failed\n{r.stderr[-4000:]}"
     assert _mtimes(wd, TEACHER) == teacher_before, f"{how}: the finished teacher job was redone"
