@@ -95,6 +95,18 @@ def source_key(dataset: str, loader_version: int, files: list, params: Mapping[s
                         "params": dict(params)})
 
 
+def reuse_key(where: str, dataset: str, loader_version: int, inputs: Iterable[tuple[str, Path]], hash_mode: str,
+              hashed: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[str, bool]:
+    """``(key, fresh)``: the :func:`source_key` of ``inputs`` (fingerprinted with ``hash_mode``) and
+    the ``hashed`` parameters, and whether ``out_dir`` was built from it (:func:`is_fresh`; logged,
+    with ``where`` naming the data set, when the directory is reused)."""
+    key = source_key(dataset, loader_version, file_fingerprints(inputs, hash_mode), hashed)
+    fresh = is_fresh(out_dir, key)
+    if fresh:
+        log.info("%s: %s is up to date (source hash %s...); reused", where, out_dir, key[:12])
+    return key, fresh
+
+
 def is_fresh(out_dir: str | os.PathLike, source_hash: str) -> bool:
     """True when ``out_dir`` is a complete prepared directory built from ``source_hash``.
 

@@ -56,8 +56,7 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
-                             source_key)
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_params, reuse_key
 from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
@@ -371,9 +370,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     if not want_face:  # face settings do not change what is written
         hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS
                   and k not in ("face_align", "face_trial_mapping")}
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("DEAP: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("DEAP", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \

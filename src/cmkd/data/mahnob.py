@@ -65,8 +65,8 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, group_skipped, is_fresh, log_skipped,
-                             resolve_params, source_key)
+from cmkd.data.cache import (BlockStager, check_modalities, group_skipped, log_skipped, resolve_params,
+                             reuse_key)
 from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import signal_meta, write_prepared
 from cmkd.data.segments import segment_signal
@@ -407,9 +407,8 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
         hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS and k != "face_align"}
     if "eeg" not in mods:
         hashed = {k: v for k, v in hashed.items() if k not in ("reference", "bandpass")}
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("MAHNOB-HCI: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("MAHNOB-HCI", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
 

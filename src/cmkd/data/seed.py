@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import de as de_mod
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key
 from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS, _loadmat, _trial_array, raw_trials
 from cmkd.data.seed_trials import raw_eeg_parts, stage_trial, warn_truncated
@@ -210,9 +210,8 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
         hashed.pop("eeg_feature")
     if "eye" not in mods:
         hashed.pop("eye_folder")
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("SEED: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("SEED", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     feat = str(p["eeg_feature"])

@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
-                             source_key)
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_params, reuse_key
 from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_trials import raw_eeg_parts, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
@@ -211,9 +210,8 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
     if src == "features":  # the keys of directories prepared before the raw path existed stay valid
         for k in ("eeg_source", "window_seconds", "filter_order"):
             hashed.pop(k)
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("SEED-IV: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("SEED-IV", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     truncated: list[dict] = []

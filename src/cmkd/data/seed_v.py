@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key
 from cmkd.data.de import BAND_NAMES
 from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS
@@ -183,9 +183,8 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
     hashed["sessions"] = sessions
     if "eeg_de" not in mods:
         hashed.pop("de_layout")
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("SEED-V: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("SEED-V", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     truncated: list[dict] = []
