@@ -41,6 +41,15 @@ def resolve_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any]
     return out
 
 
+def resolve_prepare(params: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str, check,
+                    root: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[dict, list[str], Path, Path]:
+    """``(p, modalities, root, out_dir)`` at the start of a loader's ``prepare``: ``params`` resolved
+    against ``defaults`` (:func:`resolve_params`), checked by the loader's ``check(p, where)`` (which
+    returns the modalities), and the two folders as paths."""
+    p = resolve_params(params, defaults, where)
+    return p, check(p, where), Path(root), Path(out_dir)
+
+
 def check_modalities(value: Any, allowed: Iterable[str], where: str,
                      not_recorded: Mapping[str, str] | None = None) -> list[str]:
     """Validate the ``modalities`` parameter: a non-empty list of known names, duplicates dropped.

@@ -56,10 +56,10 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_params, reuse_key
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_prepare, reuse_key
 from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
-from cmkd.data.segments import segment_signal
+from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -332,14 +332,10 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     The directory is reused when its ``source_hash`` matches the current inputs and parameters.
     """
     where = "DEAP"
-    p = resolve_params(params, DEFAULTS, where)
-    mods = check_params(p, where)
+    p, mods, root, out_dir = resolve_prepare(params, DEFAULTS, where, check_params, root, out_dir)
     want_face = "face" in mods
     fa = p["face_align"]
     seg_s = float(p["segment_seconds"])
-
-    root = Path(root)
-    out_dir = Path(out_dir)
     files = find_subject_files(root, p["subjects"])
     skipped: list[dict] = []
     inputs: list[tuple[str, Path]] = [(f"data_preprocessed_python/{f.name}", f) for f in files.values()]
@@ -374,8 +370,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     if fresh:
         return out_dir
 
-    cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
-        if want_face else None
+    cropper = vid.cropper_for(p, want_face)
     face_stats = vid.FaceStats()
     base = BASELINE_SECONDS * SFREQ
     L = int(round(seg_s * SFREQ))
@@ -415,15 +410,9 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                         skipped.append({"item": f"s{s:02d} trial {t}", "reason": "face video shorter than the stimulus",
                                         "detail": f"{trial_video[t].name}: {v.duration:.2f} s decoded"})
                         continue
-                    arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
-                    st.add(v.stats)
-                    face_stats.add(st)
+                    arrays["face"] = vid.face_frames(v, windows, p["frames_per_segment"], face_stats)
                     del v
-                arrays["subject"] = np.full(n_seg, s, np.int64)
-                arrays["trial"] = np.full(n_seg, t, np.int64)
-                arrays["segment"] = np.arange(n_seg, dtype=np.int64)
-                for j, name in enumerate(RATING_ARRAYS):
-                    arrays[name] = np.full(n_seg, labels[t, j], np.float32)
+                arrays.update(id_columns(n_seg, s, t, zip(RATING_ARRAYS, labels[t])))
                 stage.append(arrays)
                 n_done += 1
                 for j, name in enumerate(RATING_ARRAYS):

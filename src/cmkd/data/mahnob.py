@@ -65,11 +65,10 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import (BlockStager, check_modalities, group_skipped, log_skipped, resolve_params,
-                             reuse_key)
+from cmkd.data.cache import BlockStager, check_modalities, group_skipped, log_skipped, resolve_prepare, reuse_key
 from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import signal_meta, write_prepared
-from cmkd.data.segments import segment_signal
+from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -388,13 +387,10 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
     ``face_detector_model``, ``source_hash_mode``.
     """
     where = "MAHNOB-HCI"
-    p = resolve_params(params, DEFAULTS, where)
-    mods = check_params(p, where)
+    p, mods, root, out_dir = resolve_prepare(params, DEFAULTS, where, check_params, root, out_dir)
     want_face = "face" in mods
     sr = p["sampling_rate"]
     seg_s = float(p["segment_seconds"])
-    root = Path(root)
-    out_dir = Path(out_dir)
     sessions_dir = root / "Sessions"
     plan, skipped, inputs = scan_sessions(root, p, want_face)
     if not plan:
@@ -412,8 +408,7 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
         return out_dir
 
 
-    cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
-        if want_face else None
+    cropper = vid.cropper_for(p, want_face)
     face_stats = vid.FaceStats()
     eeg_names: list[str] | None = None
     sessions_meta: list[dict] = []
@@ -473,15 +468,9 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
                 if v.n_frames / v.fps < windows[-1][1] - 0.5 / v.fps:  # the header promised more frames
                     skipped.append({"item": item, "reason": "segment windows run past the end of the frontal video"})
                     continue
-                arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
-                st.add(v.stats)
-                face_stats.add(st)
+                arrays["face"] = vid.face_frames(v, windows, p["frames_per_segment"], face_stats)
             n = n_seg
-            arrays["subject"] = np.full(n, e["subject"], np.int64)
-            arrays["trial"] = np.full(n, e["trial"], np.int64)
-            arrays["segment"] = np.arange(n, dtype=np.int64)
-            for name, v_ in e["ratings"].items():
-                arrays[name] = np.full(n, v_, np.float32)
+            arrays.update(id_columns(n, e["subject"], e["trial"], e["ratings"].items()))
             emo = (e["attrs"].get("feltEmo") or "").strip()
             arrays["felt_emotion"] = np.full(n, int(emo) if emo.lstrip("-").isdigit() else -1, np.int64)
             stage.append(arrays)
