@@ -36,7 +36,7 @@ from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse
 from cmkd.data.de import BAND_NAMES
 from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS
-from cmkd.data.seed_trials import stage_trial, warn_truncated
+from cmkd.data.seed_trials import scan_subject_files, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -111,18 +111,7 @@ def read_npz(path: Path) -> tuple[dict, dict]:
 
 
 def _scan(folder: Path) -> dict[int, Path]:
-    out: dict[int, Path] = {}
-    if not folder.is_dir():
-        return out
-    for f in sorted(folder.iterdir()):
-        m = _FILE_RE.match(f.name)
-        if not m:
-            continue
-        s = int(m.group(1))
-        if s in out:
-            raise DataError(f"{folder}: two files for subject {s} ({out[s].name}, {f.name}); expected one")
-        out[s] = f
-    return out
+    return scan_subject_files(folder, _FILE_RE, "expected one")
 
 
 def _trial(d: dict, i: int, width: int, path: Path) -> np.ndarray:
