@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from cmkd.data.prepared import hash_params
+from cmkd.data.prepared import hash_params, write_prepared
 from cmkd.errors import ConfigError, DataError
 from cmkd.params import resolve
 
@@ -197,6 +197,18 @@ class BlockStager:
         # mapped arrays still referenced elsewhere stay valid: POSIX keeps unlinked files mapped
         self._maps.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_staged(out_dir: str | os.PathLike, stage: "BlockStager", meta: Mapping[str, Any], *, dataset: str,
+                 loader_version: int, source_hash: str, skipped: list, params: Mapping[str, Any]) -> Path:
+    """Write the rows staged in ``stage`` as the prepared directory ``out_dir`` (:func:`write_prepared`).
+
+    ``meta.json`` holds the loader's own ``meta`` and what every loader records: ``dataset``,
+    ``loader_version``, ``source_hash`` (the key :func:`is_fresh` compares), ``skipped`` (the items
+    left out, with reasons) and ``params`` (the parameters hashed into the key)."""
+    return write_prepared(out_dir, stage.arrays(), {"dataset": dataset, "loader_version": loader_version,
+                                                    "source_hash": source_hash, **meta, "skipped": skipped,
+                                                    "params": params})
 
 
 def group_skipped(skipped: Iterable[Mapping[str, str]], max_items: int = 5) -> list[str]:

@@ -56,9 +56,9 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_prepare, reuse_key
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_prepare, reuse_key, write_staged
 from cmkd.data.labels import balance_meta
-from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
+from cmkd.data.prepared import RATING_ARRAYS, signal_meta
 from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
 
@@ -426,9 +426,6 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
         if stage.n_rows == 0:
             raise DataError(f"{root}: no DEAP segment could be prepared (skipped: {skipped})")
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             **signal_meta(mods, SFREQ, {"eeg": EEG_CHANNELS, "eog": EOG_CHANNELS}),
             "modalities": mods,
             "segment_seconds": seg_s,
@@ -438,9 +435,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             "ratings": {"names": list(RATING_ARRAYS), "scale": [1, 9], "source": "labels columns 0-3"},
             "trial_order": "row of the file = Experiment_id - 1 (video order)",
             "subjects": per_subject,
-            "skipped": skipped,
             "class_balance": balance_meta({k: v for k, v in trial_ratings.items()}),
-            "params": hashed,
         }
         if want_face:
             meta["face"] = vid.face_meta(
@@ -453,7 +448,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             if face_stats.frames_centre_crop:
                 log.warning("DEAP: no face found in %d of %d frames; centre crops used",
                             face_stats.frames_centre_crop, face_stats.frames_sampled)
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("DEAP: wrote %s (%d subjects, %d segments, %d skipped)", out, len(per_subject),
              sum(v["segments"] for v in per_subject.values()), len(skipped))
     return out

@@ -65,9 +65,10 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import BlockStager, check_modalities, group_skipped, log_skipped, resolve_prepare, reuse_key
+from cmkd.data.cache import (BlockStager, check_modalities, group_skipped, log_skipped, resolve_prepare, reuse_key,
+                             write_staged)
 from cmkd.data.labels import balance_meta
-from cmkd.data.prepared import signal_meta, write_prepared
+from cmkd.data.prepared import signal_meta
 from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
 
@@ -485,9 +486,6 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
         if stage.n_rows == 0:
             raise DataError(f"{sessions_dir}: no MAHNOB-HCI segment could be prepared (skipped: {skipped})")
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             **signal_meta(mods, sr, {"eeg": eeg_names}),
             "modalities": mods,
             "segment_seconds": seg_s,
@@ -506,16 +504,15 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
                                 f"{p['window_check']}); the rule of each session is in sessions[*].alignment"),
             "trial_id": "session folder number",
             "sessions": sessions_meta,
-            "skipped": skipped,
             "alignment_warnings": warnings,
             "class_balance": balance_meta({k: [m["ratings"][k] for m in sessions_meta] for k in RATINGS}),
-            "params": hashed,
         }
         if want_face:
             rule = video_onset(p["face_align"], {"vidBeginSmp": "0", "vidRate": "1"}, 0.0)[1]
             meta["face"] = vid.face_meta(cropper, p, f"face_align={p['face_align']!r}: {rule}; segment k takes "
                                          "the frames in [onset + k*segment_seconds, onset + (k+1)*segment_seconds)",
                                          face_stats)
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("MAHNOB-HCI: wrote %s (%d sessions, %d skipped)", out, len(sessions_meta), len(skipped))
     return out

@@ -45,8 +45,7 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import de as de_mod
-from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key
-from cmkd.data.prepared import write_prepared
+from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key, write_staged
 from cmkd.data.seed_iv import EEG_CHANNELS, _loadmat, _trial_array, raw_trials
 from cmkd.data.seed_trials import eeg_trial_parts, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
@@ -245,9 +244,6 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
         if "eye" in mods:
             channels["eye"] = [f"eye_feature_{i + 1:02d}" for i in range(n_eye_features or 0)]
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             "sampling_rates": {"eeg": SFREQ} if "eeg" in mods else {},
             "window_seconds": win_s,
             "channels": channels,
@@ -261,9 +257,8 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
             "trial_id": f"{TRIAL_STRIDE} * session + position in session (0-14)",
             "truncated": truncated,
             "files": files_meta,
-            "skipped": skipped,
-            "params": hashed,
         }
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("SEED: wrote %s (%d files, %d windows, EEG from %s)", out, len(plan), stage.n_rows, src)
     return out

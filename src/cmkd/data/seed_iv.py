@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_params, reuse_key
-from cmkd.data.prepared import write_prepared
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_params, reuse_key, write_staged
 from cmkd.data.seed_trials import eeg_trial_parts, scan_subject_files, stage_trial, warn_truncated
 from cmkd.data.seed_trials import trial_array as _trial_array
 from cmkd.errors import ConfigError, DataError
@@ -220,9 +219,6 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
         if any(non_finite.values()):
             log.warning("SEED-IV: non-finite feature values: %s", non_finite)
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             "sampling_rates": {"eeg": SFREQ} if "eeg" in mods else {},  # features of 4 s windows
             "window_seconds": win_s if src == "raw" else WINDOW_SECONDS,
             "channels": {**({"eeg_de": EEG_CHANNELS} if "eeg_de" in mods else {}),
@@ -237,9 +233,8 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
             "truncated": truncated,
             "non_finite": non_finite,
             "files": files_meta,
-            "skipped": skipped,
-            "params": hashed,
         }
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("SEED-IV: wrote %s (%d files, %d windows, %d truncated trials)", out, len(plan), stage.n_rows, len(truncated))
     return out

@@ -32,9 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key
+from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key, write_staged
 from cmkd.data.de import BAND_NAMES
-from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS
 from cmkd.data.seed_trials import scan_subject_files, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
@@ -209,9 +208,6 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
         if stage.n_rows == 0:
             raise DataError(f"{root}: no SEED-V window could be prepared (skipped: {skipped})")
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             "sampling_rates": {},
             "window_seconds": WINDOW_SECONDS,
             "channels": {**({"eeg_de": EEG_CHANNELS} if "eeg_de" in mods else {}),
@@ -224,9 +220,8 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
             "trial_id": f"{TRIAL_STRIDE} * session + position in session (0-14)",
             "truncated": truncated,
             "files": files_meta,
-            "skipped": skipped,
-            "params": hashed,
         }
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("SEED-V: wrote %s (%d subjects, %d windows)", out, len(plan), stage.n_rows)
     return out
