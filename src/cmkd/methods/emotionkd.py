@@ -13,7 +13,7 @@ from torch import nn
 
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
-from cmkd.methods.mkd_feedback import FeedbackSchedule, teacher_feedback, temporary_student
+from cmkd.methods.mkd_feedback import FeedbackSchedule, temporary_student
 
 
 class EmotionKD(FeedbackSchedule, Method):
@@ -68,6 +68,8 @@ class EmotionKD(FeedbackSchedule, Method):
 
     roles = ("teacher",)
     teachers_trainable = True  # with feedback: false the teacher is frozen in __init__
+    feedback_loss_key = "teaching_loss"
+    feedback_unconfigured = "emotionkd: call configure(parts=..., device=..., optimizer=...) before the feedback phase"
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
@@ -186,19 +188,8 @@ class EmotionKD(FeedbackSchedule, Method):
         function of the teacher's parameters; returns (parameters, cloned buffers, L)."""
         return temporary_student(self.student, self.teacher, self.loss_terms, batch, float(self.params["temp_lr"]))
 
-    def feedback_step(self, batch, val_batch=None) -> dict:
-        """One feedback iteration: temporary student, then one teacher step on held-out data."""
-        if self._teacher_opt is None:
-            raise RuntimeError("emotionkd: call configure(parts=..., device=..., optimizer=...) before the feedback phase")
-        if val_batch is None:
-            val_batch = self._next_feedback_batch(len(batch["y"]))
-        temp, buffers, loss = self.temporary_student(batch)
-        l_student, l_teacher = teacher_feedback(self.student, self.teacher, self._teacher_opt, self.task_loss, temp,
-                                                buffers, val_batch, float(self.params["lambda_t"]))
-        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()),
-               "fb_teacher_ce": float(l_teacher.detach()), "teaching_loss": float(loss.detach())}
-        self.feedback_log.append(rec)
-        return rec
+    def _feedback_lambda(self):
+        return float(self.params["lambda_t"])
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)

@@ -164,7 +164,31 @@ class FeedbackSchedule:
     """The feedback phase's schedule, shared by the MKD student (§3.3.2) and EmotionKD: after every
     ``feedback_every`` teaching steps, ``feedback_steps`` calls of the method's ``feedback_step``,
     each on the next batch of the feedback part (``self._fb_part``), drawn without replacement in
-    the order of ``self._fb_gen`` and reshuffled when used up."""
+    the order of ``self._fb_gen`` and reshuffled when used up.
+
+    :meth:`feedback_step` is shared too: the method gives its ``temporary_student(batch)``, the
+    teacher's weight ``_feedback_lambda()``, the name its feedback record gives the teaching loss
+    (``feedback_loss_key``) and the error raised before ``configure`` (``feedback_unconfigured``)."""
+
+    feedback_loss_key = "l_s"
+    feedback_unconfigured = "call configure(parts=..., device=..., optimizer=...) before the feedback phase"
+
+    def _feedback_lambda(self):
+        return self.params["lambda_t"]
+
+    def feedback_step(self, batch, val_batch=None) -> dict:
+        """One feedback iteration: temporary student, then one teacher step on held-out data."""
+        if self._teacher_opt is None:
+            raise RuntimeError(self.feedback_unconfigured)
+        if val_batch is None:
+            val_batch = self._next_feedback_batch(len(batch["y"]))
+        temp, buffers, loss = self.temporary_student(batch)
+        l_student, l_teacher = teacher_feedback(self.student, self.teacher, self._teacher_opt, self.task_loss, temp,
+                                                buffers, val_batch, self._feedback_lambda())
+        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()),
+               "fb_teacher_ce": float(l_teacher.detach()), self.feedback_loss_key: float(loss.detach())}
+        self.feedback_log.append(rec)
+        return rec
 
     def after_step(self, batch):
         self._steps += 1
@@ -200,6 +224,7 @@ class MKDStudent(FeedbackSchedule, Method):
 
     roles = ("teacher",)
     teachers_trainable = True
+    feedback_unconfigured = "MKDStudent.feedback_step: call configure(parts=..., device=..., optimizer=...) first"
     FEATURE_TARGETS = ("imf", "hetero")
 
     def __init__(self, student, teachers, params, task, n_classes):
@@ -310,19 +335,6 @@ class MKDStudent(FeedbackSchedule, Method):
         buffers to run them with, and L_S."""
         return temporary_student(self.student, self.teacher, self.loss_terms, batch, self.params["temp_lr"])
 
-    def feedback_step(self, batch, val_batch=None) -> dict:
-        """One feedback iteration (§3.3.2): temporary student, then one teacher step on validation data."""
-        if self._teacher_opt is None:
-            raise RuntimeError("MKDStudent.feedback_step: call configure(parts=..., device=..., optimizer=...) first")
-        if val_batch is None:
-            val_batch = self._next_feedback_batch(len(batch["y"]))
-        temp, buffers, l_s = self.temporary_student(batch)
-        l_student, l_teacher = teacher_feedback(self.student, self.teacher, self._teacher_opt, self.task_loss, temp,
-                                                buffers, val_batch, self.params["lambda_t"])
-        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()), "fb_teacher_ce": float(l_teacher.detach()),
-               "l_s": float(l_s.detach())}
-        self.feedback_log.append(rec)
-        return rec
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
