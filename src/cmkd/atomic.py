@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from cmkd.errors import DataError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -50,6 +52,17 @@ def _json_default(o: Any) -> Any:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
+def read_json(path: str | os.PathLike, missing: str) -> Any:
+    """The JSON document in ``path``. A missing file is a :class:`DataError` ``"<path>: <missing>"``,
+    one that does not parse ``"<path>: not valid JSON (<reason>)"``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: {missing}") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -321,13 +321,25 @@ def feature_maps(
 # learning curves
 
 
-def read_history(path: str | os.PathLike) -> pd.DataFrame:
+def read_csv_checked(path: str | os.PathLike, missing: str, unreadable: str, empty_ok: bool = False,
+                     **read_kw) -> pd.DataFrame:
+    """``pd.read_csv(path, **read_kw)``. A missing file is a :class:`DataError` ``"<path>: <missing>"``,
+    one pandas cannot parse ``"<path>: <unreadable> (<pandas' reason>)"``; an empty file is an empty
+    frame with ``empty_ok`` and unreadable without."""
     try:
-        h = pd.read_csv(path)
+        return pd.read_csv(path, **read_kw)
     except FileNotFoundError:
-        raise DataError(f"{path}: history file missing") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: cannot read history ({e})") from None
+        raise DataError(f"{path}: {missing}") from None
+    except pd.errors.EmptyDataError as e:
+        if empty_ok:
+            return pd.DataFrame()
+        raise DataError(f"{path}: {unreadable} ({e})") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: {unreadable} ({e})") from None
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    h = read_csv_checked(path, "history file missing", "cannot read history")
     if "epoch" not in h.columns:
         raise DataError(f"{path}: history has no 'epoch' column (has {list(h.columns)})")
     return h
@@ -404,15 +416,7 @@ def learning_curves(
 
 
 def _read_table(path: str | os.PathLike) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: table file missing") from None
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except pd.errors.ParserError as e:
-        raise DataError(f"{path}: cannot read table ({e})") from None
-    return df
+    return read_csv_checked(path, "table file missing", "cannot read table", empty_ok=True)
 
 
 def published_vs_reproduced(
@@ -613,12 +617,7 @@ def interval_plot(runs: pd.DataFrame, metric: str, out_png, out_svg, title: str)
 
 
 def _read_runs(path: str | os.PathLike) -> pd.DataFrame:
-    try:
-        runs = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"{path}: run table missing") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: cannot read run table ({e})") from None
+    runs = read_csv_checked(path, "run table missing", "cannot read run table")
     for c in ("dataset", "track", "dimension", "method"):
         if c in runs.columns:
             runs[c] = runs[c].astype(str)

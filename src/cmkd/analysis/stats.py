@@ -69,6 +69,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as ss
 
+from cmkd.atomic import read_json
 from cmkd.errors import DataError
 
 #: Columns of the table :func:`paired_tests` returns, in order (the last ones are extras).
@@ -720,7 +721,6 @@ def load_run_details(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     subject, trial, correct`` (classification runs only). Runs without a ``path`` column, or
     whose files lack these entries (older runs), contribute nothing.
     """
-    import json
     from pathlib import Path
 
     fold_rows, preds = [], []
@@ -734,10 +734,7 @@ def load_run_details(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         mfile = run_dir / "metrics.json"
         task = "classification"
         if mfile.exists():
-            try:
-                m = json.loads(mfile.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{mfile}: not valid JSON ({exc})") from None
+            m = read_json(mfile, "metrics file missing")
             task = m.get("task", task)
             for f in m.get("folds") or []:
                 seg = f.get("n_segments", {})

@@ -17,18 +17,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from cmkd.analysis.plots import read_csv_checked
 from cmkd.errors import DataError
 
 LOWER_IS_BETTER = ("rmse",)
 
 
 def read_subjects(path: str | os.PathLike) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype={"subject": str, "session": str})
-    except FileNotFoundError:
-        raise DataError(f"{path}: per-subject metrics file missing (aggregate --subjects-out)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: cannot read per-subject metrics ({e})") from None
+    df = read_csv_checked(path, "per-subject metrics file missing (aggregate --subjects-out)",
+                          "cannot read per-subject metrics", dtype={"subject": str, "session": str})
     missing = {"dataset", "track", "dimension", "method", "seed", "subject", "group"} - set(df.columns)
     if missing:
         raise DataError(f"{path}: per-subject metrics lack column(s) {sorted(missing)}")

@@ -9,7 +9,6 @@ reference only, and every such table says so.
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 
@@ -48,12 +47,7 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
     rows, subject_rows = [], []
     for f in files:
         f = Path(f)
-        try:
-            m = json.loads(f.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"{f}: metrics file missing") from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"{f}: not valid JSON ({e})") from None
+        m = atomic.read_json(f, "metrics file missing")
         cell, test, prov = m["cell"], m.get("test", {}), m.get("provenance", {})
         rows.append({
             **{k: cell[k] for k in ("dataset", "track", "dimension", "method", "seed")},

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from cmkd.data.prepared import hash_params
+from cmkd.data.prepared import hash_params, write_prepared
 from cmkd.errors import ConfigError, DataError
 from cmkd.params import resolve
 
@@ -39,6 +39,15 @@ def resolve_params(params: Mapping[str, Any] | None, defaults: Mapping[str, Any]
     if out.get("source_hash_mode", "stat") not in HASH_MODES:
         raise ConfigError(f"{where}: source_hash_mode must be one of {list(HASH_MODES)}, got {out['source_hash_mode']!r}")
     return out
+
+
+def resolve_prepare(params: Mapping[str, Any] | None, defaults: Mapping[str, Any], where: str, check,
+                    root: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[dict, list[str], Path, Path]:
+    """``(p, modalities, root, out_dir)`` at the start of a loader's ``prepare``: ``params`` resolved
+    against ``defaults`` (:func:`resolve_params`), checked by the loader's ``check(p, where)`` (which
+    returns the modalities), and the two folders as paths."""
+    p = resolve_params(params, defaults, where)
+    return p, check(p, where), Path(root), Path(out_dir)
 
 
 def check_modalities(value: Any, allowed: Iterable[str], where: str,
@@ -93,6 +102,18 @@ def source_key(dataset: str, loader_version: int, files: list, params: Mapping[s
     """The cache key of a prepared directory: inputs + loader version + resolved parameters."""
     return hash_params({"dataset": dataset, "loader_version": loader_version, "files": files,
                         "params": dict(params)})
+
+
+def reuse_key(where: str, dataset: str, loader_version: int, inputs: Iterable[tuple[str, Path]], hash_mode: str,
+              hashed: Mapping[str, Any], out_dir: str | os.PathLike) -> tuple[str, bool]:
+    """``(key, fresh)``: the :func:`source_key` of ``inputs`` (fingerprinted with ``hash_mode``) and
+    the ``hashed`` parameters, and whether ``out_dir`` was built from it (:func:`is_fresh`; logged,
+    with ``where`` naming the data set, when the directory is reused)."""
+    key = source_key(dataset, loader_version, file_fingerprints(inputs, hash_mode), hashed)
+    fresh = is_fresh(out_dir, key)
+    if fresh:
+        log.info("%s: %s is up to date (source hash %s...); reused", where, out_dir, key[:12])
+    return key, fresh
 
 
 def is_fresh(out_dir: str | os.PathLike, source_hash: str) -> bool:
@@ -176,6 +197,18 @@ class BlockStager:
         # mapped arrays still referenced elsewhere stay valid: POSIX keeps unlinked files mapped
         self._maps.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def write_staged(out_dir: str | os.PathLike, stage: "BlockStager", meta: Mapping[str, Any], *, dataset: str,
+                 loader_version: int, source_hash: str, skipped: list, params: Mapping[str, Any]) -> Path:
+    """Write the rows staged in ``stage`` as the prepared directory ``out_dir`` (:func:`write_prepared`).
+
+    ``meta.json`` holds the loader's own ``meta`` and what every loader records: ``dataset``,
+    ``loader_version``, ``source_hash`` (the key :func:`is_fresh` compares), ``skipped`` (the items
+    left out, with reasons) and ``params`` (the parameters hashed into the key)."""
+    return write_prepared(out_dir, stage.arrays(), {"dataset": dataset, "loader_version": loader_version,
+                                                    "source_hash": source_hash, **meta, "skipped": skipped,
+                                                    "params": params})
 
 
 def group_skipped(skipped: Iterable[Mapping[str, str]], max_items: int = 5) -> list[str]:

@@ -56,11 +56,10 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
-                             source_key)
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_prepare, reuse_key, write_staged
 from cmkd.data.labels import balance_meta
-from cmkd.data.prepared import RATING_ARRAYS, signal_meta, write_prepared
-from cmkd.data.segments import segment_signal
+from cmkd.data.prepared import RATING_ARRAYS, signal_meta
+from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -333,14 +332,10 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     The directory is reused when its ``source_hash`` matches the current inputs and parameters.
     """
     where = "DEAP"
-    p = resolve_params(params, DEFAULTS, where)
-    mods = check_params(p, where)
+    p, mods, root, out_dir = resolve_prepare(params, DEFAULTS, where, check_params, root, out_dir)
     want_face = "face" in mods
     fa = p["face_align"]
     seg_s = float(p["segment_seconds"])
-
-    root = Path(root)
-    out_dir = Path(out_dir)
     files = find_subject_files(root, p["subjects"])
     skipped: list[dict] = []
     inputs: list[tuple[str, Path]] = [(f"data_preprocessed_python/{f.name}", f) for f in files.values()]
@@ -371,13 +366,11 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
     if not want_face:  # face settings do not change what is written
         hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS
                   and k not in ("face_align", "face_trial_mapping")}
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("DEAP: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("DEAP", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
-    cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
-        if want_face else None
+    cropper = vid.cropper_for(p, want_face)
     face_stats = vid.FaceStats()
     base = BASELINE_SECONDS * SFREQ
     L = int(round(seg_s * SFREQ))
@@ -417,15 +410,9 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
                         skipped.append({"item": f"s{s:02d} trial {t}", "reason": "face video shorter than the stimulus",
                                         "detail": f"{trial_video[t].name}: {v.duration:.2f} s decoded"})
                         continue
-                    arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
-                    st.add(v.stats)
-                    face_stats.add(st)
+                    arrays["face"] = vid.face_frames(v, windows, p["frames_per_segment"], face_stats)
                     del v
-                arrays["subject"] = np.full(n_seg, s, np.int64)
-                arrays["trial"] = np.full(n_seg, t, np.int64)
-                arrays["segment"] = np.arange(n_seg, dtype=np.int64)
-                for j, name in enumerate(RATING_ARRAYS):
-                    arrays[name] = np.full(n_seg, labels[t, j], np.float32)
+                arrays.update(id_columns(n_seg, s, t, zip(RATING_ARRAYS, labels[t])))
                 stage.append(arrays)
                 n_done += 1
                 for j, name in enumerate(RATING_ARRAYS):
@@ -439,9 +426,6 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
         if stage.n_rows == 0:
             raise DataError(f"{root}: no DEAP segment could be prepared (skipped: {skipped})")
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             **signal_meta(mods, SFREQ, {"eeg": EEG_CHANNELS, "eog": EOG_CHANNELS}),
             "modalities": mods,
             "segment_seconds": seg_s,
@@ -451,9 +435,7 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             "ratings": {"names": list(RATING_ARRAYS), "scale": [1, 9], "source": "labels columns 0-3"},
             "trial_order": "row of the file = Experiment_id - 1 (video order)",
             "subjects": per_subject,
-            "skipped": skipped,
             "class_balance": balance_meta({k: v for k, v in trial_ratings.items()}),
-            "params": hashed,
         }
         if want_face:
             meta["face"] = vid.face_meta(
@@ -466,7 +448,8 @@ def prepare_deap(root: str | Path, out_dir: str | Path, params: dict | None = No
             if face_stats.frames_centre_crop:
                 log.warning("DEAP: no face found in %d of %d frames; centre crops used",
                             face_stats.frames_centre_crop, face_stats.frames_sampled)
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("DEAP: wrote %s (%d subjects, %d segments, %d skipped)", out, len(per_subject),
              sum(v["segments"] for v in per_subject.values()), len(skipped))
     return out

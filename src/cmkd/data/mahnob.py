@@ -65,11 +65,11 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import video as vid
-from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, group_skipped, is_fresh, log_skipped,
-                             resolve_params, source_key)
+from cmkd.data.cache import (BlockStager, check_modalities, group_skipped, log_skipped, resolve_prepare, reuse_key,
+                             write_staged)
 from cmkd.data.labels import balance_meta
-from cmkd.data.prepared import signal_meta, write_prepared
-from cmkd.data.segments import segment_signal
+from cmkd.data.prepared import signal_meta
+from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -388,13 +388,10 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
     ``face_detector_model``, ``source_hash_mode``.
     """
     where = "MAHNOB-HCI"
-    p = resolve_params(params, DEFAULTS, where)
-    mods = check_params(p, where)
+    p, mods, root, out_dir = resolve_prepare(params, DEFAULTS, where, check_params, root, out_dir)
     want_face = "face" in mods
     sr = p["sampling_rate"]
     seg_s = float(p["segment_seconds"])
-    root = Path(root)
-    out_dir = Path(out_dir)
     sessions_dir = root / "Sessions"
     plan, skipped, inputs = scan_sessions(root, p, want_face)
     if not plan:
@@ -407,14 +404,12 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
         hashed = {k: v for k, v in hashed.items() if k not in vid.FACE_DEFAULTS and k != "face_align"}
     if "eeg" not in mods:
         hashed = {k: v for k, v in hashed.items() if k not in ("reference", "bandpass")}
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("MAHNOB-HCI: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("MAHNOB-HCI", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
 
-    cropper = vid.FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
-        if want_face else None
+    cropper = vid.cropper_for(p, want_face)
     face_stats = vid.FaceStats()
     eeg_names: list[str] | None = None
     sessions_meta: list[dict] = []
@@ -474,15 +469,9 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
                 if v.n_frames / v.fps < windows[-1][1] - 0.5 / v.fps:  # the header promised more frames
                     skipped.append({"item": item, "reason": "segment windows run past the end of the frontal video"})
                     continue
-                arrays["face"], st = vid.frames_for_windows(v, windows, p["frames_per_segment"])
-                st.add(v.stats)
-                face_stats.add(st)
+                arrays["face"] = vid.face_frames(v, windows, p["frames_per_segment"], face_stats)
             n = n_seg
-            arrays["subject"] = np.full(n, e["subject"], np.int64)
-            arrays["trial"] = np.full(n, e["trial"], np.int64)
-            arrays["segment"] = np.arange(n, dtype=np.int64)
-            for name, v_ in e["ratings"].items():
-                arrays[name] = np.full(n, v_, np.float32)
+            arrays.update(id_columns(n, e["subject"], e["trial"], e["ratings"].items()))
             emo = (e["attrs"].get("feltEmo") or "").strip()
             arrays["felt_emotion"] = np.full(n, int(emo) if emo.lstrip("-").isdigit() else -1, np.int64)
             stage.append(arrays)
@@ -497,9 +486,6 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
         if stage.n_rows == 0:
             raise DataError(f"{sessions_dir}: no MAHNOB-HCI segment could be prepared (skipped: {skipped})")
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             **signal_meta(mods, sr, {"eeg": eeg_names}),
             "modalities": mods,
             "segment_seconds": seg_s,
@@ -518,16 +504,15 @@ def prepare_mahnob(root: str | Path, out_dir: str | Path, params: dict | None = 
                                 f"{p['window_check']}); the rule of each session is in sessions[*].alignment"),
             "trial_id": "session folder number",
             "sessions": sessions_meta,
-            "skipped": skipped,
             "alignment_warnings": warnings,
             "class_balance": balance_meta({k: [m["ratings"][k] for m in sessions_meta] for k in RATINGS}),
-            "params": hashed,
         }
         if want_face:
             rule = video_onset(p["face_align"], {"vidBeginSmp": "0", "vidRate": "1"}, 0.0)[1]
             meta["face"] = vid.face_meta(cropper, p, f"face_align={p['face_align']!r}: {rule}; segment k takes "
                                          "the frames in [onset + k*segment_seconds, onset + (k+1)*segment_seconds)",
                                          face_stats)
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("MAHNOB-HCI: wrote %s (%d sessions, %d skipped)", out, len(sessions_meta), len(skipped))
     return out

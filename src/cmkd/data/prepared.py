@@ -32,7 +32,7 @@ import numpy as np
 
 from cmkd.data import MODALITIES as _MODALITIES
 from cmkd.errors import DataError
-from cmkd.atomic import dumps
+from cmkd.atomic import dumps, read_json
 
 INDEX_ARRAYS = ("subject", "trial", "segment")
 RATING_ARRAYS = ("valence", "arousal", "dominance", "liking")
@@ -194,12 +194,7 @@ def load_prepared(path: str | os.PathLike) -> Prepared:
     meta_file = path / "meta.json"
     if not path.is_dir():
         raise DataError(f"{path}: prepared data directory not found (run `python -m cmkd prepare` first)")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{meta_file}: missing; the prepared directory is incomplete") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{meta_file}: not valid JSON ({e})") from None
+    meta = read_json(meta_file, "missing; the prepared directory is incomplete")
     for key in ("dataset", "arrays", "n_segments", "content_hash"):
         if key not in meta:
             raise DataError(f"{meta_file}: missing key '{key}'")

@@ -45,10 +45,9 @@ from typing import Any
 import numpy as np
 
 from cmkd.data import de as de_mod
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
-from cmkd.data.prepared import write_prepared
+from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key, write_staged
 from cmkd.data.seed_iv import EEG_CHANNELS, _loadmat, _trial_array, raw_trials
-from cmkd.data.seed_trials import raw_eeg_parts, stage_trial, warn_truncated
+from cmkd.data.seed_trials import eeg_trial_parts, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -110,14 +109,6 @@ def check_label_file(path: Path, published: list[int]) -> None:
     got = np.asarray(mat["label"]).reshape(-1)
     if got.shape != (len(published),) or not np.array_equal(got.astype(np.int64), published):
         raise DataError(f"{path}: 'label' is {got.tolist()}, expected the published list {published}")
-
-
-def pool(a: np.ndarray, n: int) -> np.ndarray:
-    """Mean over runs of ``n`` consecutive rows (an incomplete last run is dropped)."""
-    if n == 1:
-        return a
-    m = a.shape[0] // n
-    return a[:m * n].reshape((m, n) + a.shape[1:]).mean(axis=1)
 
 
 def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
@@ -210,9 +201,8 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
         hashed.pop("eeg_feature")
     if "eye" not in mods:
         hashed.pop("eye_folder")
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("SEED: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("SEED", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     feat = str(p["eeg_feature"])
@@ -235,12 +225,9 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
                         raise DataError(f"{files['eye']}: 'eye_{k + 1}' has {a.shape[0]} features, "
                                         f"other trials {n_eye_features}")
                     parts["eye"] = np.asarray(a, np.float32).T
-                if raw is not None:
-                    parts.update(raw_eeg_parts(raw[k], mods, SFREQ, win_s, p["filter_order"],
-                                               where=f"{files['eeg']} trial {k + 1}"))
-                elif "eeg_de" in mods:
-                    a = _trial_array(mats["eeg"], f"{feat}{k + 1}", files["eeg"], (N_EEG, None, N_BANDS))
-                    parts["eeg_de"] = pool(np.asarray(a, np.float64).transpose(1, 0, 2), pool_n).astype(np.float32)
+                parts.update(eeg_trial_parts(raw, mats.get("eeg"), files.get("eeg"), k, mods, feature=feat,
+                                             sfreq=SFREQ, window_seconds=win_s, filter_order=p["filter_order"],
+                                             shape=(N_EEG, None, N_BANDS), pool_n=pool_n))
                 n_rows += stage_trial(stage, parts, label=TRIAL_LABELS[k] + 1, session=sess, subject=s, k=k,
                                       trial_stride=TRIAL_STRIDE, truncated=truncated, skipped=skipped, where="SEED")
             files_meta.append({"session": sess, "subject": s, "files": {m: f.name for m, f in files.items()},
@@ -257,9 +244,6 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
         if "eye" in mods:
             channels["eye"] = [f"eye_feature_{i + 1:02d}" for i in range(n_eye_features or 0)]
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             "sampling_rates": {"eeg": SFREQ} if "eeg" in mods else {},
             "window_seconds": win_s,
             "channels": channels,
@@ -273,9 +257,8 @@ def prepare_seed(root: str | Path, out_dir: str | Path, params: dict | None = No
             "trial_id": f"{TRIAL_STRIDE} * session + position in session (0-14)",
             "truncated": truncated,
             "files": files_meta,
-            "skipped": skipped,
-            "params": hashed,
         }
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("SEED: wrote %s (%d files, %d windows, EEG from %s)", out, len(plan), stage.n_rows, src)
     return out

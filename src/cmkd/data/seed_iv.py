@@ -35,10 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import (BlockStager, check_modalities, file_fingerprints, is_fresh, log_skipped, resolve_params,
-                             source_key)
-from cmkd.data.prepared import write_prepared
-from cmkd.data.seed_trials import raw_eeg_parts, stage_trial, warn_truncated
+from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_params, reuse_key, write_staged
+from cmkd.data.seed_trials import eeg_trial_parts, scan_subject_files, stage_trial, warn_truncated
+from cmkd.data.seed_trials import trial_array as _trial_array
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -98,19 +97,6 @@ def _loadmat(path: Path) -> dict:
         raise DataError(f"{path}: cannot read MAT file ({type(e).__name__}: {e})") from None
 
 
-def _trial_array(mat: dict, key: str, path: Path, shape: tuple) -> np.ndarray:
-    """``mat[key]`` checked against ``shape`` (None = any length); DataError naming the file."""
-    if key not in mat:
-        have = sorted(k for k in mat if not k.startswith("__"))
-        raise DataError(f"{path}: no variable '{key}' (has {have[:8]}{'...' if len(have) > 8 else ''})")
-    a = mat[key]
-    if not isinstance(a, np.ndarray) or a.ndim != len(shape) or a.dtype.kind not in "fiu" or any(
-            s is not None and s != n for s, n in zip(shape, a.shape)):
-        want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
-        raise DataError(f"{path}: '{key}' has shape {getattr(a, 'shape', None)}, expected {want}")
-    return a
-
-
 def raw_trials(mat: dict, path: Path, n_trials: int) -> dict[int, np.ndarray]:
     """``{k: (62, samples)}`` from a raw-EEG file whose keys are ``<initials>_eeg<k+1>``."""
     found: dict[int, str] = {}
@@ -129,19 +115,7 @@ def raw_trials(mat: dict, path: Path, n_trials: int) -> dict[int, np.ndarray]:
 
 
 def _scan(folder: Path, session: int) -> dict[int, Path]:
-    out: dict[int, Path] = {}
-    d = folder / str(session)
-    if not d.is_dir():
-        return out
-    for f in sorted(d.iterdir()):
-        m = _FILE_RE.match(f.name)
-        if not m:
-            continue
-        s = int(m.group(1))
-        if s in out:
-            raise DataError(f"{d}: two files for subject {s} ({out[s].name}, {f.name}); expected one per session")
-        out[s] = f
-    return out
+    return scan_subject_files(folder / str(session), _FILE_RE, "expected one per session")
 
 
 def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None = None) -> Path:
@@ -211,9 +185,8 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
     if src == "features":  # the keys of directories prepared before the raw path existed stay valid
         for k in ("eeg_source", "window_seconds", "filter_order"):
             hashed.pop(k)
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("SEED-IV: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("SEED-IV", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     truncated: list[dict] = []
@@ -230,12 +203,9 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
                 if "eye" in mods:
                     a = _trial_array(mats["eye"], f"eye_{k + 1}", files["eye"], (N_EYE, None))
                     parts["eye"] = np.asarray(a, np.float32).T
-                if raw is not None:
-                    parts.update(raw_eeg_parts(raw[k], mods, SFREQ, win_s, p["filter_order"],
-                                               where=f"{files['eeg_de']} trial {k + 1}"))
-                elif "eeg_de" in mods:
-                    a = _trial_array(mats["eeg_de"], f"{feat}{k + 1}", files["eeg_de"], (N_EEG, None, N_BANDS))
-                    parts["eeg_de"] = np.asarray(a, np.float32).transpose(1, 0, 2)
+                parts.update(eeg_trial_parts(raw, mats.get("eeg_de"), files.get("eeg_de"), k, mods, feature=feat,
+                                             sfreq=SFREQ, window_seconds=win_s, filter_order=p["filter_order"],
+                                             shape=(N_EEG, None, N_BANDS)))
                 n_rows += stage_trial(stage, parts, label=SESSION_LABELS[sess][k], session=sess, subject=s, k=k,
                                       trial_stride=TRIAL_STRIDE, truncated=truncated, skipped=skipped,
                                       where="SEED-IV", non_finite=non_finite)
@@ -249,9 +219,6 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
         if any(non_finite.values()):
             log.warning("SEED-IV: non-finite feature values: %s", non_finite)
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             "sampling_rates": {"eeg": SFREQ} if "eeg" in mods else {},  # features of 4 s windows
             "window_seconds": win_s if src == "raw" else WINDOW_SECONDS,
             "channels": {**({"eeg_de": EEG_CHANNELS} if "eeg_de" in mods else {}),
@@ -266,9 +233,8 @@ def prepare_seed_iv(root: str | Path, out_dir: str | Path, params: dict | None =
             "truncated": truncated,
             "non_finite": non_finite,
             "files": files_meta,
-            "skipped": skipped,
-            "params": hashed,
         }
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("SEED-IV: wrote %s (%d files, %d windows, %d truncated trials)", out, len(plan), stage.n_rows, len(truncated))
     return out

@@ -32,11 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from cmkd.data.cache import BlockStager, check_modalities, file_fingerprints, is_fresh, resolve_params, source_key
+from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse_key, write_staged
 from cmkd.data.de import BAND_NAMES
-from cmkd.data.prepared import write_prepared
 from cmkd.data.seed_iv import EEG_CHANNELS
-from cmkd.data.seed_trials import stage_trial, warn_truncated
+from cmkd.data.seed_trials import scan_subject_files, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
 
 log = logging.getLogger("cmkd.data")
@@ -111,18 +110,7 @@ def read_npz(path: Path) -> tuple[dict, dict]:
 
 
 def _scan(folder: Path) -> dict[int, Path]:
-    out: dict[int, Path] = {}
-    if not folder.is_dir():
-        return out
-    for f in sorted(folder.iterdir()):
-        m = _FILE_RE.match(f.name)
-        if not m:
-            continue
-        s = int(m.group(1))
-        if s in out:
-            raise DataError(f"{folder}: two files for subject {s} ({out[s].name}, {f.name}); expected one")
-        out[s] = f
-    return out
+    return scan_subject_files(folder, _FILE_RE, "expected one")
 
 
 def _trial(d: dict, i: int, width: int, path: Path) -> np.ndarray:
@@ -183,9 +171,8 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
     hashed["sessions"] = sessions
     if "eeg_de" not in mods:
         hashed.pop("de_layout")
-    key = source_key(DATASET, LOADER_VERSION, file_fingerprints(inputs, p["source_hash_mode"]), hashed)
-    if is_fresh(out_dir, key):
-        log.info("SEED-V: %s is up to date (source hash %s...); reused", out_dir, key[:12])
+    key, fresh = reuse_key("SEED-V", DATASET, LOADER_VERSION, inputs, p["source_hash_mode"], hashed, out_dir)
+    if fresh:
         return out_dir
 
     truncated: list[dict] = []
@@ -221,9 +208,6 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
         if stage.n_rows == 0:
             raise DataError(f"{root}: no SEED-V window could be prepared (skipped: {skipped})")
         meta = {
-            "dataset": DATASET,
-            "loader_version": LOADER_VERSION,
-            "source_hash": key,
             "sampling_rates": {},
             "window_seconds": WINDOW_SECONDS,
             "channels": {**({"eeg_de": EEG_CHANNELS} if "eeg_de" in mods else {}),
@@ -236,9 +220,8 @@ def prepare_seed_v(root: str | Path, out_dir: str | Path, params: dict | None = 
             "trial_id": f"{TRIAL_STRIDE} * session + position in session (0-14)",
             "truncated": truncated,
             "files": files_meta,
-            "skipped": skipped,
-            "params": hashed,
         }
-        out = write_prepared(out_dir, stage.arrays(), meta)
+        out = write_staged(out_dir, stage, meta, dataset=DATASET, loader_version=LOADER_VERSION, source_hash=key,
+                           skipped=skipped, params=hashed)
     log.info("SEED-V: wrote %s (%d subjects, %d windows)", out, len(plan), stage.n_rows)
     return out

@@ -25,3 +25,13 @@ def segment_signal(x: np.ndarray, sampling_rate: float, seconds: float = 4.0, wh
     if n == 0:
         raise DataError(f"{where}: {x.shape[1]} samples is shorter than one {seconds} s segment ({L} samples)")
     return np.ascontiguousarray(x[:, : n * L].reshape(x.shape[0], n, L).transpose(1, 0, 2))
+
+
+def id_columns(n: int, subject: int, trial: int, ratings) -> dict[str, np.ndarray]:
+    """The per-row columns of ``n`` segments of one trial: ``subject``, ``trial``, ``segment``
+    (0..n-1) and one float32 column per ``(name, value)`` of ``ratings``."""
+    out = {"subject": np.full(n, subject, np.int64), "trial": np.full(n, trial, np.int64),
+           "segment": np.arange(n, dtype=np.int64)}
+    for name, value in ratings:
+        out[name] = np.full(n, value, np.float32)
+    return out

@@ -118,6 +118,12 @@ class FaceStats:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def cropper_for(p: Mapping[str, Any], want_face: bool) -> "FaceCropper | None":
+    """The :class:`FaceCropper` the face parameters of ``p`` describe, or None without face frames."""
+    return FaceCropper(p["face_size"], p["face_margin"], p["face_detector"], p["face_detector_model"]) \
+        if want_face else None
+
+
 class FaceCropper:
     """Detect the face in a BGR frame, crop a square around it and resize to ``size``."""
 
@@ -350,3 +356,13 @@ def frames_for_windows(video: SampledVideo, windows: Sequence[tuple[float, float
             pick = idx + [idx[-1]] * (F - len(idx))
         out[w] = video.crops[pick]
     return out, stats
+
+
+def face_frames(video: SampledVideo, windows: Sequence[tuple[float, float]], frames_per_segment: int,
+                totals: FaceStats) -> np.ndarray:
+    """:func:`frames_for_windows` of ``video``; its counts and the video's sampling counts are
+    added to ``totals``."""
+    frames, st = frames_for_windows(video, windows, frames_per_segment)
+    st.add(video.stats)
+    totals.add(st)
+    return frames

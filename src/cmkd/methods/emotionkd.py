@@ -10,11 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
-from cmkd.methods.mkd_feedback import FeedbackSchedule
+from cmkd.methods.mkd_feedback import FeedbackSchedule, temporary_student
 
 
 class EmotionKD(FeedbackSchedule, Method):
@@ -69,6 +68,8 @@ class EmotionKD(FeedbackSchedule, Method):
 
     roles = ("teacher",)
     teachers_trainable = True  # with feedback: false the teacher is frozen in __init__
+    feedback_loss_key = "teaching_loss"
+    feedback_unconfigured = "emotionkd: call configure(parts=..., device=..., optimizer=...) before the feedback phase"
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
@@ -185,40 +186,10 @@ class EmotionKD(FeedbackSchedule, Method):
     def temporary_student(self, batch):
         """``theta_ts = theta_s - alpha grad L(theta_s; theta_T)`` on ``batch``, a differentiable
         function of the teacher's parameters; returns (parameters, cloned buffers, L)."""
-        student = self.student
-        params = {n: q for n, q in student.named_parameters() if q.requires_grad}
-        buffers = {n: b.clone() for n, b in student.named_buffers()}  # the real statistics stay untouched
-        s_out = functional_call(student, (params, buffers), (batch,))
-        t_out = self.teacher(batch)
-        loss = sum(self.loss_terms(s_out, t_out, batch["y"]).values())
-        names = list(params)
-        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True, allow_unused=True)
-        lr = float(self.params["temp_lr"])
-        temp = {n: (params[n] if g is None else params[n] - lr * g) for n, g in zip(names, grads)}
-        return temp, buffers, loss
+        return temporary_student(self.student, self.teacher, self.loss_terms, batch, float(self.params["temp_lr"]))
 
-    def feedback_step(self, batch, val_batch=None) -> dict:
-        """One feedback iteration: temporary student, then one teacher step on held-out data."""
-        if self._teacher_opt is None:
-            raise RuntimeError("emotionkd: call configure(parts=..., device=..., optimizer=...) before the feedback phase")
-        if val_batch is None:
-            val_batch = self._next_feedback_batch(len(batch["y"]))
-        temp, buffers, loss = self.temporary_student(batch)
-        s_val = functional_call(self.student, (temp, buffers), (val_batch,))
-        t_val = self.teacher(val_batch)
-        l_student = self.task_loss(s_val.logits, val_batch["y"])
-        l_teacher = self.task_loss(t_val.logits, val_batch["y"])
-        l_fb = l_student + float(self.params["lambda_t"]) * l_teacher
-        t_params = [q for q in self.teacher.parameters() if q.requires_grad]
-        t_grads = torch.autograd.grad(l_fb, t_params, allow_unused=True)
-        self._teacher_opt.zero_grad(set_to_none=True)
-        for q, g in zip(t_params, t_grads):
-            q.grad = None if g is None else g.detach()
-        self._teacher_opt.step()
-        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()),
-               "fb_teacher_ce": float(l_teacher.detach()), "teaching_loss": float(loss.detach())}
-        self.feedback_log.append(rec)
-        return rec
+    def _feedback_lambda(self):
+        return float(self.params["lambda_t"])
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)

@@ -126,12 +126,69 @@ def student_loss(student_logits, teacher_logits, y, student_feats, teacher_feats
 trial_groups, split_validation, subset = selection.trial_groups, selection.split_validation, selection.subset
 
 
+# ----------------------------------------------------------------------------- the feedback step
+def temporary_student(student, teacher, loss_terms, batch, lr):
+    """``θ_ts = θ_s − lr ∇θs L(θ_s; θ_T)`` on ``batch``, ``L`` the sum of ``loss_terms(s_out, t_out, y)``:
+    returns the temporary parameters (a differentiable function of the teacher's parameters), the
+    cloned buffers to run them with, and ``L``."""
+    params = {n: q for n, q in student.named_parameters() if q.requires_grad}
+    buffers = {n: b.clone() for n, b in student.named_buffers()}  # the real statistics stay untouched
+    s_out = functional_call(student, (params, buffers), (batch,))
+    t_out = teacher(batch)
+    loss = sum(loss_terms(s_out, t_out, batch["y"]).values())
+    names = list(params)
+    grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True, allow_unused=True)
+    temp = {n: (params[n] if g is None else params[n] - lr * g) for n, g in zip(names, grads)}
+    return temp, buffers, loss
+
+
+def teacher_feedback(student, teacher, optimizer, task_loss, temp, buffers, val_batch, lambda_t):
+    """One ``optimizer`` step of the teacher on ``val_batch`` through the temporary student ``temp``:
+    ``min_θT L_CE(y, f_s(x_V; θ_ts)) + λ_t L_CE(y, f_t(x_V; θ_T))``; returns the two CE terms."""
+    s_val = functional_call(student, (temp, buffers), (val_batch,))
+    t_val = teacher(val_batch)
+    l_student = task_loss(s_val.logits, val_batch["y"])
+    l_teacher = task_loss(t_val.logits, val_batch["y"])
+    l_fb = l_student + lambda_t * l_teacher
+    t_params = [q for q in teacher.parameters() if q.requires_grad]
+    t_grads = torch.autograd.grad(l_fb, t_params, allow_unused=True)
+    optimizer.zero_grad(set_to_none=True)
+    for q, g in zip(t_params, t_grads):
+        q.grad = None if g is None else g.detach()
+    optimizer.step()
+    return l_student, l_teacher
+
+
 # ----------------------------------------------------------------------------- methods
 class FeedbackSchedule:
     """The feedback phase's schedule, shared by the MKD student (§3.3.2) and EmotionKD: after every
     ``feedback_every`` teaching steps, ``feedback_steps`` calls of the method's ``feedback_step``,
     each on the next batch of the feedback part (``self._fb_part``), drawn without replacement in
-    the order of ``self._fb_gen`` and reshuffled when used up."""
+    the order of ``self._fb_gen`` and reshuffled when used up.
+
+    :meth:`feedback_step` is shared too: the method gives its ``temporary_student(batch)``, the
+    teacher's weight ``_feedback_lambda()``, the name its feedback record gives the teaching loss
+    (``feedback_loss_key``) and the error raised before ``configure`` (``feedback_unconfigured``)."""
+
+    feedback_loss_key = "l_s"
+    feedback_unconfigured = "call configure(parts=..., device=..., optimizer=...) before the feedback phase"
+
+    def _feedback_lambda(self):
+        return self.params["lambda_t"]
+
+    def feedback_step(self, batch, val_batch=None) -> dict:
+        """One feedback iteration: temporary student, then one teacher step on held-out data."""
+        if self._teacher_opt is None:
+            raise RuntimeError(self.feedback_unconfigured)
+        if val_batch is None:
+            val_batch = self._next_feedback_batch(len(batch["y"]))
+        temp, buffers, loss = self.temporary_student(batch)
+        l_student, l_teacher = teacher_feedback(self.student, self.teacher, self._teacher_opt, self.task_loss, temp,
+                                                buffers, val_batch, self._feedback_lambda())
+        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()),
+               "fb_teacher_ce": float(l_teacher.detach()), self.feedback_loss_key: float(loss.detach())}
+        self.feedback_log.append(rec)
+        return rec
 
     def after_step(self, batch):
         self._steps += 1
@@ -167,6 +224,7 @@ class MKDStudent(FeedbackSchedule, Method):
 
     roles = ("teacher",)
     teachers_trainable = True
+    feedback_unconfigured = "MKDStudent.feedback_step: call configure(parts=..., device=..., optimizer=...) first"
     FEATURE_TARGETS = ("imf", "hetero")
 
     def __init__(self, student, teachers, params, task, n_classes):
@@ -275,41 +333,8 @@ class MKDStudent(FeedbackSchedule, Method):
         """``θ_ts = θ_s − α ∇θs L_S(θ_s; θ_T)`` on ``batch`` (§3.3.2, first display): returns the
         temporary parameters (a differentiable function of the teacher's parameters), the cloned
         buffers to run them with, and L_S."""
-        student, teacher, p = self.student, self.teacher, self.params
-        names = [n for n, q in student.named_parameters() if q.requires_grad]
-        params = {n: q for n, q in student.named_parameters() if q.requires_grad}
-        buffers = {n: b.clone() for n, b in student.named_buffers()}  # the real statistics stay untouched
-        s_out = functional_call(student, (params, buffers), (batch,))
-        t_out = teacher(batch)
-        l_s = sum(self.loss_terms(s_out, t_out, batch["y"]).values())
-        grads = torch.autograd.grad(l_s, [params[n] for n in names], create_graph=True, allow_unused=True)
-        temp = {n: (params[n] if g is None else params[n] - p["temp_lr"] * g) for n, g in zip(names, grads)}
-        return temp, buffers, l_s
+        return temporary_student(self.student, self.teacher, self.loss_terms, batch, self.params["temp_lr"])
 
-    def feedback_step(self, batch, val_batch=None) -> dict:
-        """One feedback iteration (§3.3.2): temporary student, then one teacher step on validation data."""
-        if self._teacher_opt is None:
-            raise RuntimeError("MKDStudent.feedback_step: call configure(parts=..., device=..., optimizer=...) first")
-        if val_batch is None:
-            val_batch = self._next_feedback_batch(len(batch["y"]))
-        teacher, p = self.teacher, self.params
-        temp, buffers, l_s = self.temporary_student(batch)
-        # min_θT L_CE(y, f_s(x_V; θ_ts)) + λ_t L_CE(y, f_t(x_V; θ_T))
-        s_val = functional_call(self.student, (temp, buffers), (val_batch,))
-        t_val = teacher(val_batch)
-        l_student = self.task_loss(s_val.logits, val_batch["y"])
-        l_teacher = self.task_loss(t_val.logits, val_batch["y"])
-        l_fb = l_student + p["lambda_t"] * l_teacher
-        t_params = [q for q in teacher.parameters() if q.requires_grad]
-        t_grads = torch.autograd.grad(l_fb, t_params, allow_unused=True)
-        self._teacher_opt.zero_grad(set_to_none=True)
-        for q, g in zip(t_params, t_grads):
-            q.grad = None if g is None else g.detach()
-        self._teacher_opt.step()
-        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()), "fb_teacher_ce": float(l_teacher.detach()),
-               "l_s": float(l_s.detach())}
-        self.feedback_log.append(rec)
-        return rec
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)

@@ -21,9 +21,8 @@ from cmkd.methods.zoo_common import RelationalMethod
 class PKT(RelationalMethod):
     name = "pkt"
 
-    def feature_terms(self, batch, s_out, t_out):
-        s, t = self.pair(s_out, t_out)
-        return {"pkt": self.params["beta"] * losses.pkt(s, t)}
+    def relation_loss(self, s, t):
+        return losses.pkt(s, t)
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)

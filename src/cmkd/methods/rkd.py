@@ -23,10 +23,8 @@ from cmkd.methods.zoo_common import RelationalMethod
 class RKD(RelationalMethod):
     name = "rkd"
 
-    def feature_terms(self, batch, s_out, t_out):
-        s, t = self.pair(s_out, t_out)
-        p = self.params
-        return {"rkd": p["beta"] * losses.rkd(s, t, w_distance=p["w_d"], w_angle=p["w_a"])}
+    def relation_loss(self, s, t):
+        return losses.rkd(s, t, w_distance=self.params["w_d"], w_angle=self.params["w_a"])
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)

@@ -25,9 +25,8 @@ from cmkd.methods.zoo_common import RelationalMethod
 class SP(RelationalMethod):
     name = "sp"
 
-    def feature_terms(self, batch, s_out, t_out):
-        s, t = self.pair(s_out, t_out)
-        return {"sp": self.params["beta"] * losses.sp(s, t)}
+    def relation_loss(self, s, t):
+        return losses.sp(s, t)
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)

@@ -148,7 +148,16 @@ class ZooMethod(Method):
 
 
 class RelationalMethod(ZooMethod):
-    """Shared by SP, RKD and PKT: a loss on the (flattened) ``feature`` of student and teacher."""
+    """Shared by SP, RKD and PKT: a loss on the (flattened) ``feature`` of student and teacher,
+    weighted by ``beta``; the term is named after the method, the loss is its :meth:`relation_loss`."""
+
+    def relation_loss(self, s, t):
+        """The method's loss of the flattened student features ``s`` and teacher features ``t``."""
+        raise NotImplementedError
+
+    def feature_terms(self, batch, s_out, t_out):
+        s, t = self.pair(s_out, t_out)
+        return {self.name: self.params["beta"] * self.relation_loss(s, t)}
 
     def pair(self, s_out, t_out):
         p = self.params
