@@ -166,6 +166,33 @@ def test_features_cli_writes_every_cell(grid, tmp_path):
                           "--class-names", "{not json"])
 
 
+def test_features_cli_from_metrics_matches_runs_csv(grid, tmp_path):
+    """The per-cell job reads the runs' metrics.json (cell, seed, status) instead of runs.csv: the
+    same figure, and a failed run is left out as runs.csv's status would leave it out."""
+    metrics = []
+    for method, dirs in grid["dirs"].items():
+        for seed, rd in zip(SEEDS, dirs):
+            status = "failed" if (method, seed) == ("kd", SEEDS[0]) else "ok"
+            (rd / "metrics.json").write_text(json.dumps({
+                "cell": {"dataset": DS, "track": TR, "dimension": DIM, "method": method, "seed": seed},
+                "status": status}))
+            metrics.append(str(rd / "metrics.json"))
+    runs = pd.read_csv(grid["runs_csv"])
+    runs.loc[(runs.method == "kd") & (runs.seed == SEEDS[0]), "status"] = "failed"
+    runs.to_csv(grid["runs_csv"], index=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert plots.main_plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(a), "--kinds", "tsne"]) == 0
+    assert plots.main_plots(["features", "--metrics", *metrics, "--out-dir", str(b), "--kinds", "tsne"]) == 0
+    fa, fb = (d / DS / TR / DIM / "features_tsne.svg" for d in (a, b))
+    assert fa.read_bytes() == fb.read_bytes()
+    assert plots.runs_from_metrics(metrics).query("method == 'kd'")["status"].tolist()[0] == "failed"
+    with pytest.raises(ConfigError, match="either --runs"):
+        plots.main_plots(["features", "--out-dir", str(a)])
+    (grid["dirs"]["kd"][1] / "metrics.json").write_text(json.dumps({"cell": {"dataset": DS}}))
+    with pytest.raises(DataError, match="lacks track"):
+        plots.main_plots(["features", "--metrics", *metrics, "--out-dir", str(a)])
+
+
 # ----------------------------------------------------------------------------------------------
 # learning curves
 

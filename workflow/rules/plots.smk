@@ -1,5 +1,6 @@
 # Figures of the report (cmkd.analysis.plots), each as PNG (in the report) and SVG (beside it):
-# feature maps (t-SNE and UMAP, one job for every cell: UMAP's numba compilation is paid once),
+# feature maps (t-SNE and UMAP, one job per cell: it starts as soon as that cell's runs are done,
+# beside the training jobs of other cells; each job pays UMAP's numba compilation, ~10 s of CPU),
 # learning curves per cell, published vs reproduced, critical difference diagrams per track and
 # metric, and one bar plot per results table.
 
@@ -40,31 +41,39 @@ PLOT_TARGETS = (
 )
 
 
+def feature_map_runs(w, name):
+    """The cell's ``name`` file (metrics.json, features.npz) of every run drawn in its feature maps."""
+    return [
+        f"{run_dir(config, ds, tr, dim, m, s)}/{name}"
+        for ds, tr, dim, m in CELLS
+        if (ds, tr, dim) == (w.dataset, w.track, w.dimension) and m not in PLOT_LEAKY and m not in PLOT_TRIVIAL
+        for s in SEEDS
+    ]
+
+
 rule feature_maps:
     input:
-        runs=f"{R}/summary/runs.csv",
-        features=[
-            f"{run_dir(config, ds, tr, dim, m, s)}/features.npz"
-            for ds, tr, dim, m in CELLS
-            if m not in PLOT_LEAKY and m not in PLOT_TRIVIAL
-            for s in SEEDS
-        ],
+        metrics=lambda w: feature_map_runs(w, "metrics.json"),
+        features=lambda w: feature_map_runs(w, "features.npz"),
     output:
         [
             report(
-                f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png",
+                f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/features_{k}.png",
                 caption="../../report/features.rst",
                 category="Feature maps",
-                subcategory=tr,
-                labels={"dataset": ds, "dimension": dim, "projection": {"tsne": "t-SNE", "umap": "UMAP"}[k]},
+                subcategory="{track}",
+                labels={
+                    "dataset": "{dataset}",
+                    "dimension": "{dimension}",
+                    "projection": {"tsne": "t-SNE", "umap": "UMAP"}[k],
+                },
             )
-            for ds, tr, dim in PLOT_CELLS
             for k in PLOT_KINDS
         ],
-        [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.svg" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS],
+        [f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/features_{k}.svg" for k in PLOT_KINDS],
     params:
         py=PY,
-        out_dir=lambda w, output: str(Path(output[0]).parents[3]),
+        out_dir=FIG,
         kinds=" ".join(PLOT_KINDS),
         order=PLOT_ORDER,
         exclude=json.dumps(PLOT_LEAKY + PLOT_TRIVIAL),
@@ -76,7 +85,7 @@ rule feature_maps:
             }
         ),
     log:
-        f"{R}/logs/plots/feature_maps.log",
+        f"{R}/logs/plots/features/{{dataset}}/{{track}}/{{dimension}}.log",
     threads: 1
     resources:
         mem_mb=4000,
@@ -84,7 +93,7 @@ rule feature_maps:
     conda:
         "../../envs/cpu.yaml"
     shell:
-        "{params.py} -m cmkd plots features --runs {input.runs} --out-dir {params.out_dir} --kinds {params.kinds} "
+        "{params.py} -m cmkd plots features --metrics {input.metrics} --out-dir {params.out_dir} --kinds {params.kinds} "
         "--order {params.order:q} --exclude {params.exclude:q} --class-names {params.class_names:q} > {log} 2>&1"
 
 

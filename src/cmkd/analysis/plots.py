@@ -50,6 +50,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from cmkd import atomic
 from cmkd.errors import CmkdError, ConfigError, DataError
 
 #: Projections :func:`feature_maps` draws.
@@ -767,8 +768,25 @@ def _cells(runs: pd.DataFrame, exclude: Sequence[str]) -> dict[tuple, dict[str, 
     return out
 
 
+def runs_from_metrics(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """The run-table columns the feature maps read (cell, seed, status, path), from the runs'
+    ``metrics.json`` files instead of ``runs.csv``: a cell's maps need only that cell's runs."""
+    rows = []
+    for f in files:
+        m = atomic.read_json(f, "metrics file missing")
+        cell = m.get("cell") or {}
+        missing = [k for k in (*_KEY, "method", "seed") if k not in cell]
+        if missing:
+            raise DataError(f"{f}: 'cell' lacks {', '.join(missing)}")
+        rows.append({**{k: str(cell[k]) for k in (*_KEY, "method")}, "seed": int(cell["seed"]),
+                     "status": m.get("status", "ok"), "path": str(Path(f).parent)})
+    return pd.DataFrame(rows, columns=[*_KEY, "method", "seed", "status", "path"])
+
+
 def cmd_features(a) -> None:
-    runs = _read_runs(a.runs)
+    if (a.runs is None) == (not a.metrics):
+        raise ConfigError("plots features: give either --runs (every cell of runs.csv) or --metrics (the runs' metrics.json)")
+    runs = _read_runs(a.runs) if a.runs is not None else runs_from_metrics(a.metrics)
     order, exclude = _json_list(a.order, "--order"), _json_list(a.exclude, "--exclude")
     try:
         names = json.loads(a.class_names) if a.class_names else {}
@@ -825,8 +843,9 @@ def main_plots(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m cmkd plots", description="figures of the report")
     sub = p.add_subparsers(dest="figure", required=True)
 
-    s = sub.add_parser("features", help="t-SNE/UMAP maps of test features, every cell of runs.csv (one process)")
-    s.add_argument("--runs", required=True, help="runs.csv (its 'path' column locates features.npz)")
+    s = sub.add_parser("features", help="t-SNE/UMAP maps of test features, every cell of runs.csv or of the runs given")
+    s.add_argument("--runs", help="runs.csv (its 'path' column locates features.npz)")
+    s.add_argument("--metrics", nargs="+", help="instead of --runs: the runs' metrics.json (features.npz beside each)")
     s.add_argument("--out-dir", required=True, help="writes <out-dir>/<dataset>/<track>/<dimension>/features_<kind>.png|svg")
     s.add_argument("--kinds", nargs="+", default=["tsne"], choices=KINDS)
     s.add_argument("--order", help="method order as JSON list")
