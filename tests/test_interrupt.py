@@ -127,8 +127,12 @@ def _inject(proc: subprocess.Popen, workdir: Path, how: str) -> None:
     try:
         proc.wait(timeout=600)
     except subprocess.TimeoutExpired:
+        # Killing it here would leave Snakemake's lock behind and the rerun would then fail with
+        # "Directory cannot be locked", blaming the workflow for what the test did: say what happened.
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        pytest.fail(f"{how}: Snakemake had not exited 600 s after the interruption (killed by the test)\n"
+                    f"{proc.stdout.read()[-3000:]}")
     deadline = time.monotonic() + 120
     while _train_pids(workdir) and time.monotonic() < deadline:  # a SIGINT stops the jobs too
         time.sleep(0.2)

@@ -97,7 +97,7 @@ def pause_point(method: str, epoch: int) -> None:
     if m != method or int(e) != epoch:
         return
     d = Path(d)
-    (d / "paused").write_text(str(os.getpid()))
+    atomic.write_text(d / "paused", str(os.getpid()))  # whole or absent: the test reads the pid at once
     while not (d / "resume").exists():
         time.sleep(0.05)
 
