@@ -95,3 +95,24 @@ def test_cell_command_reruns_one_cell(tmp_path, snakemake_runner):
     assert "61.47" in r2.stdout  # published visual-only arousal (CDGKD Table 1, DEAP) as a reference
     bad = subprocess.run(cmd[:-1] + ["nosuch"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not in the configured grid" in bad.stderr
+
+
+def test_feature_maps_wait_only_for_their_cell(tmp_path, snakemake_runner):
+    """One feature-map job per cell, whose inputs are that cell's runs only (not runs.csv, which
+    waits for every training job): a cell's maps are drawn while other cells still train."""
+    cfg = tiny_config()
+    cfg["experiments"][0]["dimensions"] = ["arousal", "valence"]
+    r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    blocks = [b for b in out.split("rule feature_maps:")[1:]]
+    assert len(blocks) == 2, out[-3000:]
+    dims = set()
+    for b in blocks:
+        inputs = b.split("input:", 1)[1].split("\n", 1)[0].split(", ")
+        dim = b.split("dimension=", 1)[1].split("\n", 1)[0].split(",")[0].strip()
+        dims.add(dim)
+        assert not any("runs.csv" in p for p in inputs), inputs
+        assert inputs and all(f"/{dim}/" in p for p in inputs), inputs
+        assert {p.rsplit("/", 1)[1] for p in inputs} == {"metrics.json", "features.npz"}
+    assert dims == {"arousal", "valence"}
