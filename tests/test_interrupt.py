@@ -86,7 +86,8 @@ def _start_and_wait_for_kd(workdir: Path) -> subprocess.Popen:
     point is known, not guessed from a delay."""
     barrier = workdir / "barrier"
     barrier.mkdir()
-    env = dict(_env(), CMKD_PAUSE_AT=f"kd:1:{barrier}")
+    # PYTHONFAULTHANDLER: a Snakemake that hangs is sent SIGABRT and prints every thread's stack
+    env = dict(_env(), CMKD_PAUSE_AT=f"kd:1:{barrier}", PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen(_cmd(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
     deadline = time.monotonic() + 900  # bounds a hang only: a loaded 2-core machine takes minutes
@@ -129,10 +130,14 @@ def _inject(proc: subprocess.Popen, workdir: Path, how: str) -> None:
     except subprocess.TimeoutExpired:
         # Killing it here would leave Snakemake's lock behind and the rerun would then fail with
         # "Directory cannot be locked", blaming the workflow for what the test did: say what happened.
+        ps = subprocess.run(["ps", "-e", "-o", "pgid=,pid=,stat=,wchan:24=,args="], capture_output=True, text=True).stdout
+        alive = "\n".join(line[:200] for line in ps.splitlines() if line.split(None, 1)[0] == str(proc.pid))
+        os.kill(proc.pid, signal.SIGABRT)  # the stacks of Snakemake's threads (PYTHONFAULTHANDLER)
+        time.sleep(5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         pytest.fail(f"{how}: Snakemake had not exited 600 s after the interruption (killed by the test)\n"
-                    f"{proc.stdout.read()[-3000:]}")
+                    f"processes of its group then:\n{alive[:3000]}\n{proc.stdout.read()[-8000:]}")
     deadline = time.monotonic() + 120
     while _train_pids(workdir) and time.monotonic() < deadline:  # a SIGINT stops the jobs too
         time.sleep(0.2)
