@@ -105,7 +105,7 @@ def test_feature_maps_wait_only_for_their_cell(tmp_path, snakemake_runner):
     r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
-    blocks = [b for b in out.split("rule feature_maps:")[1:]]
+    blocks = out.split("rule feature_maps:")[1:]
     assert len(blocks) == 2, out[-3000:]
     dims = set()
     for b in blocks:

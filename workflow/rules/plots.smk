@@ -76,7 +76,6 @@ rule feature_maps:
         out_dir=FIG,
         kinds=" ".join(PLOT_KINDS),
         order=PLOT_ORDER,
-        exclude=json.dumps(PLOT_LEAKY + PLOT_TRIVIAL),
         class_names=json.dumps(
             {
                 d: ["low", "high"]
@@ -94,7 +93,7 @@ rule feature_maps:
         "../../envs/cpu.yaml"
     shell:
         "{params.py} -m cmkd plots features --metrics {input.metrics} --out-dir {params.out_dir} --kinds {params.kinds} "
-        "--order {params.order:q} --exclude {params.exclude:q} --class-names {params.class_names:q} > {log} 2>&1"
+        "--order {params.order:q} --class-names {params.class_names:q} > {log} 2>&1"
 
 
 rule learning_curves:
