@@ -116,3 +116,15 @@ def test_feature_maps_wait_only_for_their_cell(tmp_path, snakemake_runner):
         assert inputs and all(f"/{dim}/" in p for p in inputs), inputs
         assert {p.rsplit("/", 1)[1] for p in inputs} == {"metrics.json", "features.npz"}
     assert dims == {"arousal", "valence"}
+
+
+def test_workflow_passes_snakemake_lint():
+    """CI's lint step, here too, so a rule that breaks it fails the test suite and not only CI
+    (planting a module-level function in plots.smk, or a hard-coded path prefix param, fails it)."""
+    import subprocess
+
+    from conftest import ROOT, SNAKEMAKE
+
+    r = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "Congratulations, your workflow is in a good condition" in out, out[-4000:]

@@ -39,6 +39,17 @@ def metrics_path(ds, tr, dim, m, seed):
     return f"{run_dir(config, ds, tr, dim, m, seed)}/metrics.json"
 
 
+def cell_run_files(w, name, exclude=()):
+    """The ``name`` file (metrics.json, features.npz, ...) of every run of the cell ``w`` (dataset,
+    track, dimension), all seeds, methods in ``exclude`` left out."""
+    return [
+        f"{run_dir(config, ds, tr, dim, m, s)}/{name}"
+        for ds, tr, dim, m in CELLS
+        if (ds, tr, dim) == (w.dataset, w.track, w.dimension) and m not in exclude
+        for s in SEEDS
+    ]
+
+
 def all_metrics():
     return [metrics_path(ds, tr, dim, m, s) for ds, tr, dim, m in CELLS for s in SEEDS]
 

@@ -28,8 +28,6 @@ PLOT_CD_METRICS = sorted(
 PLOT_TRACKS = sorted({c[1] for c in PLOT_CELLS})
 
 
-
-
 PLOT_CD_GROUPS = ["students", "teachers"]
 PLOT_TARGETS = (
     [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS]
@@ -41,20 +39,10 @@ PLOT_TARGETS = (
 )
 
 
-def feature_map_runs(w, name):
-    """The cell's ``name`` file (metrics.json, features.npz) of every run drawn in its feature maps."""
-    return [
-        f"{run_dir(config, ds, tr, dim, m, s)}/{name}"
-        for ds, tr, dim, m in CELLS
-        if (ds, tr, dim) == (w.dataset, w.track, w.dimension) and m not in PLOT_LEAKY and m not in PLOT_TRIVIAL
-        for s in SEEDS
-    ]
-
-
 rule feature_maps:
     input:
-        metrics=lambda w: feature_map_runs(w, "metrics.json"),
-        features=lambda w: feature_map_runs(w, "features.npz"),
+        metrics=lambda w: cell_run_files(w, "metrics.json", exclude=PLOT_LEAKY + PLOT_TRIVIAL),
+        features=lambda w: cell_run_files(w, "features.npz", exclude=PLOT_LEAKY + PLOT_TRIVIAL),
     output:
         [
             report(
@@ -73,7 +61,7 @@ rule feature_maps:
         [f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/features_{k}.svg" for k in PLOT_KINDS],
     params:
         py=PY,
-        out_dir=FIG,
+        out_dir=lambda w, output: str(Path(output[0]).parents[3]),
         kinds=" ".join(PLOT_KINDS),
         order=PLOT_ORDER,
         class_names=json.dumps(
