@@ -132,6 +132,13 @@ def test_proto_teacher_bad_params():
         ProtoTeacher(Stub(), {}, {"prototype_update": "never"}, "classification", 2)
     with pytest.raises(ConfigError, match="classification"):
         ProtoTeacher(Stub(), {}, {}, "regression", 1)
+    # a network without the named modality: one error naming the config key of the parameter
+    from cmkd.methods.base import RunContext
+
+    with pytest.raises(ConfigError, match=r"^methods\.tp\.params\.eeg: modality 'eog' is not one of"):
+        ProtoTeacher(Stub(), {}, {"eeg": "eog"}, "classification", 2, context=RunContext(key="tp"))
+    with pytest.raises(ConfigError, match=r"^methods\.tp: prototypes need class labels"):
+        ProtoTeacher(Stub(), {}, {}, "regression", 1, context=RunContext(key="tp"))
 
 
 def _part(n=12, seed=0):

@@ -59,13 +59,14 @@ class ProtoTeacher(Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         p = self.params
+        where = self.params_key.removesuffix(".params")
         if task != "classification":
-            raise ConfigError("methods.<proto_teacher>: prototypes need class labels; the dimension's task must be "
+            raise ConfigError(f"{where}: prototypes need class labels; the dimension's task must be "
                               f"'classification', got {task!r}")
         mods = getattr(student, "modalities", None)
         for key in ("visual", "eeg"):
             if mods is not None and p[key] not in mods:
-                raise ConfigError(f"{where}.{key}: modality {p[key]!r} is not one of the network's modalities {list(mods)} "
+                raise ConfigError(f"{self.params_key}.{key}: modality {p[key]!r} is not one of the network's modalities {list(mods)} "
                                   "(use modalities: teacher)")
         self.prototypes: dict[str, torch.Tensor] = {}
         self.diagnostics: dict[str, float] = {}
