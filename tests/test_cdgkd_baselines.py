@@ -227,6 +227,15 @@ def test_methods_reject_the_wrong_architecture():
             method_class(name)(net, {}, {}, "classification", 2)
 
 
+def test_emotionkd_bad_use_names_the_config_key():
+    student = build_model(tiny_spec(("face",), dropout=0.0))
+    ctx = RunContext(key="ekd")
+    with pytest.raises(ConfigError, match=r"^methods\.ekd: soft-label distillation needs a classification"):
+        method_class("emotionkd")(student, {"teacher": _teacher()}, {}, "regression", 1, context=ctx)
+    with pytest.raises(ConfigError, match=r"^methods\.ekd\.requires: needs a 'teacher'"):
+        method_class("emotionkd")(student, {}, {}, "classification", 2, context=ctx)
+
+
 # ------------------------------------------------------------------ EmotionKD's feedback phase
 def _emotionkd_feedback(params=None, n=16):
     from cmkd.train import Part

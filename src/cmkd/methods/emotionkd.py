@@ -73,10 +73,12 @@ class EmotionKD(FeedbackSchedule, Method):
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
+        where = self.params_key
+        method = where.removesuffix(".params")
         if task != "classification":
-            raise ConfigError(f"methods.<emotionkd>: soft-label distillation needs a classification dimension, got {task!r}")
+            raise ConfigError(f"{method}: soft-label distillation needs a classification dimension, got {task!r}")
         if "teacher" not in self.teachers:
-            raise ConfigError("methods.<emotionkd>.requires: needs a 'teacher' checkpoint")
+            raise ConfigError(f"{method}.requires: needs a 'teacher' checkpoint")
         p = self.params
         if not isinstance(p["feedback"], bool):
             raise ConfigError(f"{where}.feedback: must be true or false, got {p['feedback']!r}")
