@@ -40,7 +40,7 @@ def prepared(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- model selection
 def _scripted_run(cfg, out_dir, monkeypatch, schedule, *, dim="arousal", method="baseline",
-                  patience=3, max_epochs=10):
+                  patience=3, max_epochs=10, select_on=None):
     """Train one run whose validation score at epoch k is ``schedule[k-1]``.
 
     Returns the run's result and the list of evaluation calls ``(part, weights, metrics)`` in
@@ -66,13 +66,18 @@ def _scripted_run(cfg, out_dir, monkeypatch, schedule, *, dim="arousal", method=
         calls.append((name, {k: v.detach().clone() for k, v in model.state_dict().items()}, dict(m)))
         n_val = sum(1 for c in calls if c[0] == "val")
         if name == "val" and n_val <= len(schedule):
-            m = dict(m, **({"rmse": schedule[n_val - 1]} if task == "regression" else {"accuracy": schedule[n_val - 1]}))
+            key = "loss" if select_on == "loss" else "rmse" if task == "regression" else "accuracy"
+            m = dict(m, **{key: schedule[n_val - 1]})
+            if select_on == "loss":  # the accuracy/RMSE rises/falls every epoch: it must not select
+                m.update(accuracy=float(n_val), rmse=1.0 / n_val)
         return m, logits, emb
 
     monkeypatch.setattr(splits_mod, "make_split", recording_split)
     monkeypatch.setattr(train, "evaluate", scripted_eval)
     spec = run_spec(cfg, "synthetic", "face_eeg-to-face", dim, method, 0)
     spec["training"].update({"patience": patience, "max_epochs": max_epochs})
+    if select_on is not None:
+        spec["training"]["select_on"] = select_on
     result = train.run(spec, out_dir)
     return result, calls
 
@@ -108,6 +113,17 @@ def test_best_on_validation_epoch_is_kept_and_restored(prepared, tmp_path, monke
     real_test = calls[-1][2]
     for k in ("accuracy", "rmse"):
         assert (math.isnan(result["test"][k]) and math.isnan(real_test[k])) or result["test"][k] == real_test[k]
+
+
+@pytest.mark.parametrize("dim", ["arousal", "valence_reg"])
+def test_select_on_loss_keeps_the_lowest_validation_loss(prepared, tmp_path, monkeypatch, dim):
+    """``training.select_on: loss``: the epoch of the lowest validation loss (cross-entropy, or MSE
+    for regression) is kept and early stopping counts from it, while the scripted accuracy improves
+    (and the RMSE falls) every epoch and would select the last one."""
+    result, calls = _scripted_run(prepared, tmp_path / "run", monkeypatch, [0.70, 0.60, 0.65, 0.50, 0.50, 0.55, 0.58, 0.1],
+                                  dim=dim, select_on="loss")
+    assert result["best_epoch"] == 4 and result["epochs_run"] == 7
+    assert _same_weights(calls[-1][1], calls[3][1])
 
 
 def test_patience_bounds_the_run_at_max_epochs(prepared, tmp_path, monkeypatch):

@@ -52,6 +52,7 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
     [
         (lambda c: c["experiments"][0]["methods"].append("nosuch"), "experiments[0].methods: unknown method 'nosuch'"),
         (lambda c: c["training"].update(max_epochs=-1), "max_epochs"),
+        (lambda c: c["training"].update(select_on="f1"), "select_on"),
         (lambda c: c.pop("seeds"), "seeds"),
         (lambda c: c["methods"]["kd"].update({"class": "nosuchclass"}), "methods.kd.class: unknown method class"),
         (lambda c: c["methods"]["kd"].pop("requires"), "methods.kd.requires: method class 'kd' needs a 'teacher'"),
@@ -60,7 +61,7 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
         (lambda c: c["datasets"].update(m={"loader": "mahnob_hci", "modalities": ["eeg", "eog"]}),
          "datasets.m.modalities: no modality 'eog': MAHNOB-HCI recorded no EOG"),
     ],
-    ids=["unknown-method", "negative-epochs", "missing-key", "unknown-class", "missing-teacher", "missing-modality", "bad-requires",
+    ids=["unknown-method", "negative-epochs", "unknown-select-on", "missing-key", "unknown-class", "missing-teacher", "missing-modality", "bad-requires",
          "mahnob-eog"],
 )
 def test_config_errors_stop_before_any_job(tmp_path, snakemake_runner, mutate, expected):

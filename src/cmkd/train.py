@@ -382,6 +382,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = (0 if trivial else int(tr["max_epochs"])), int(tr["patience"])
+    select_on = str(tr.get("select_on", "accuracy"))
     g = torch.Generator().manual_seed(seed)
     history = []
     selector = BestOnValidation(patience)
@@ -420,7 +421,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
             nb += 1
         with amp.autocast():
             vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
-        selector.update(epoch, metrics.selection_score(task, vm), method.student)
+        selector.update(epoch, metrics.selection_score(task, vm, select_on), method.student)
         row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
                "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
                "time_s": time.perf_counter() - te}
