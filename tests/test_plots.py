@@ -153,6 +153,39 @@ def test_umap_feature_map(grid, tmp_path):
         np.testing.assert_array_equal(c1[m], c2[m])
 
 
+@pytest.mark.slow  # two fresh processes: one compiles UMAP into the cache (~25 s of CPU), one loads it
+def test_umap_numba_cache_is_filled_once_and_reused_with_identical_maps(tmp_path):
+    """``import_umap(cache_dir)`` (the feature-map jobs' ``--numba-cache``): the first process
+    writes umap's compiled functions into the directory, a second one loads them instead of
+    compiling (its UMAP fit costs a fraction of the first's CPU time) and draws the same map.
+    Planting "no cache=True" fails the file count;
+    a cache that changed the code would fail the equality."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time, json, numpy as np\n"
+        "from cmkd.analysis import plots\n"
+        "plots.import_umap(sys.argv[1])\n"
+        "x = np.random.default_rng(0).normal(size=(60, 8))\n"
+        "t = time.process_time(); y = plots.project(x, 'umap', seed=0)\n"
+        "print(json.dumps({'cpu': time.process_time() - t, 'y': y.tolist()}))\n"
+    )
+    cache = tmp_path / "numba"
+
+    def run(arg):
+        r = subprocess.run([sys.executable, "-c", script, arg], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    first = run(str(cache))
+    cached = sorted(p.name for p in cache.rglob("*.nbi"))
+    assert any(n.startswith("umap_") for n in cached) and len(cached) >= 10, cached
+    second = run(str(cache))
+    assert second["cpu"] < 0.5 * first["cpu"], (first["cpu"], second["cpu"])
+    np.testing.assert_array_equal(np.array(second["y"]), np.array(first["y"]))
+
+
 def test_features_cli_writes_every_cell(grid, tmp_path):
     out = tmp_path / "figs"
     rc = plots.main_plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(out), "--kinds", "tsne",

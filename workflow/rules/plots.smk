@@ -1,6 +1,7 @@
 # Figures of the report (cmkd.analysis.plots), each as PNG (in the report) and SVG (beside it):
 # feature maps (t-SNE and UMAP, one job per cell: it starts as soon as that cell's runs are done,
-# beside the training jobs of other cells; each job pays UMAP's numba compilation, ~10 s of CPU),
+# beside the training jobs of other cells; UMAP's numba code, ~25 CPU-s to compile, is compiled by the
+# first job into results/.cache/numba and loaded from there by the others),
 # learning curves per cell, published vs reproduced, critical difference diagrams per track and
 # metric, and one bar plot per results table.
 
@@ -64,6 +65,8 @@ rule feature_maps:
         out_dir=lambda w, output: str(Path(output[0]).parents[3]),
         kinds=" ".join(PLOT_KINDS),
         order=PLOT_ORDER,
+        # umap's compiled numba code, shared by the cells' jobs: compiled by the first, loaded by the others
+        numba_cache=f"{R}/.cache/numba",
         class_names=json.dumps(
             {
                 d: ["low", "high"]
@@ -81,6 +84,7 @@ rule feature_maps:
         "../../envs/cpu.yaml"
     shell:
         "{params.py} -m cmkd plots features --metrics {input.metrics} --out-dir {params.out_dir} --kinds {params.kinds} "
+        "--numba-cache {params.numba_cache} "
         "--order {params.order:q} --class-names {params.class_names:q} > {log} 2>&1"
 
 
