@@ -32,6 +32,21 @@ def roots(tmp_path_factory):
     return deap, overlay
 
 
+def test_paper_grid_selects_on_accuracy_whatever_the_default_selects_on():
+    """CDGKD §4.3 stops early on validation accuracy. The paper overlay is merged over config.yaml
+    key by key, so it must say so itself: the default may select on the validation loss."""
+    import yaml
+
+    from cmkd.config import deep_merge
+
+    default = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for select_on in ("loss", "accuracy"):
+        default["training"]["select_on"] = select_on
+        paper = deep_merge(default, yaml.safe_load((ROOT / "config/paper.yaml").read_text()))
+        assert paper["training"]["select_on"] == "accuracy"
+        assert (paper["training"]["max_epochs"], paper["training"]["patience"]) == (100, 15)
+
+
 def test_paper_grid_runs_the_mkd_track_on_deap_eeg_eog(roots, tmp_path):
     deap, overlay = roots
     cfg = _load_config([str(ROOT / "config/paper.yaml"), str(overlay)])
