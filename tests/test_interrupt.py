@@ -80,6 +80,15 @@ def _train_pids(workdir: Path) -> list[int]:
     return pids
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default disposition. A process started in the
+    background by a non-interactive shell (``cmd &``, nohup, many CI runners) has SIGINT ignored,
+    the child inherits that, and Python then installs no KeyboardInterrupt handler: Snakemake would
+    ignore the test's Ctrl-C and run on (seen: SigIgn bit 2 set in /proc/<pid>/status). A user's
+    terminal gives Snakemake the default disposition; so does this."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_kd(workdir: Path) -> subprocess.Popen:
     """Start the workflow; return once the teacher is done and the kd job has finished its first
     epoch and waits (``CMKD_PAUSE_AT``, see :func:`cmkd.train.pause_point`): the injection
@@ -89,7 +98,7 @@ def _start_and_wait_for_kd(workdir: Path) -> subprocess.Popen:
     # PYTHONFAULTHANDLER: a Snakemake that hangs is sent SIGABRT and prints every thread's stack
     env = dict(_env(), CMKD_PAUSE_AT=f"kd:1:{barrier}", PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen(_cmd(workdir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
+                            env=env, start_new_session=True, preexec_fn=_default_sigint)
     deadline = time.monotonic() + 900  # bounds a hang only: a loaded 2-core machine takes minutes
     while time.monotonic() < deadline:
         if proc.poll() is not None:
