@@ -76,8 +76,8 @@ def _scripted_run(cfg, out_dir, monkeypatch, schedule, *, dim="arousal", method=
     monkeypatch.setattr(train, "evaluate", scripted_eval)
     spec = run_spec(cfg, "synthetic", "face_eeg-to-face", dim, method, 0)
     spec["training"].update({"patience": patience, "max_epochs": max_epochs})
-    if select_on is not None:
-        spec["training"]["select_on"] = select_on
+    # the scripted criterion: accuracy (or RMSE) unless told otherwise, whatever the default config selects on
+    spec["training"]["select_on"] = select_on or "accuracy"
     result = train.run(spec, out_dir)
     return result, calls
 
