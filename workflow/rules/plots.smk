@@ -90,12 +90,7 @@ rule feature_maps:
 
 rule learning_curves:
     input:
-        lambda w: [
-            f"{run_dir(config, ds, tr, dim, m, s)}/history.csv"
-            for ds, tr, dim, m in CELLS
-            if (ds, tr, dim) == (w.dataset, w.track, w.dimension) and m not in PLOT_TRIVIAL
-            for s in SEEDS
-        ],
+        lambda w: cell_run_files(w, "history.csv", exclude=PLOT_TRIVIAL),
     output:
         png=report(
             f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/curves.png",

@@ -98,12 +98,17 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
         return defaults_of(cls.param_spec())
 
     @property
-    def params_key(self) -> str:
-        """The config key of this method's parameters: ``methods.<key>.params`` (the class's
-        registry name in angle brackets when no config key is known)."""
+    def method_key(self) -> str:
+        """This method's config key, named in errors: ``methods.<key>`` (the class's registry name
+        in angle brackets when no config key is known)."""
         from cmkd.methods import registered_name
 
-        return f"methods.{self.context.key or '<' + (registered_name(type(self)) or type(self).__name__) + '>'}.params"
+        return f"methods.{self.context.key or '<' + (registered_name(type(self)) or type(self).__name__) + '>'}"
+
+    @property
+    def params_key(self) -> str:
+        """The config key of this method's parameters: ``methods.<key>.params``."""
+        return f"{self.method_key}.params"
 
     def _check_params(self) -> None:
         from cmkd.params import resolve

@@ -74,11 +74,10 @@ class EmotionKD(FeedbackSchedule, Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         where = self.params_key
-        method = where.removesuffix(".params")
         if task != "classification":
-            raise ConfigError(f"{method}: soft-label distillation needs a classification dimension, got {task!r}")
+            raise ConfigError(f"{self.method_key}: soft-label distillation needs a classification dimension, got {task!r}")
         if "teacher" not in self.teachers:
-            raise ConfigError(f"{method}.requires: needs a 'teacher' checkpoint")
+            raise ConfigError(f"{self.method_key}.requires: needs a 'teacher' checkpoint")
         p = self.params
         if not isinstance(p["feedback"], bool):
             raise ConfigError(f"{where}.feedback: must be true or false, got {p['feedback']!r}")
@@ -132,13 +131,13 @@ class EmotionKD(FeedbackSchedule, Method):
             return
         if p["temp_lr"] is None:
             if optimizer is None:
-                raise ConfigError("methods.<emotionkd>.params.temp_lr: no student optimiser to take the default from; set it")
+                raise ConfigError(f"{self.params_key}.temp_lr: no student optimiser to take the default from; set it")
             p["temp_lr"] = float(optimizer.param_groups[0]["lr"])
         if parts.get("feedback") is not None:
             self._fb_part = parts["feedback"]
         else:
             if parts.get("val") is None:
-                raise ConfigError("methods.<emotionkd>.params.feedback: the feedback phase needs held-out data "
+                raise ConfigError(f"{self.params_key}.feedback: the feedback phase needs held-out data "
                                   "(a validation part); set feedback: false to train without it")
             from cmkd.methods.mkd_feedback import split_validation, subset
 
@@ -150,7 +149,7 @@ class EmotionKD(FeedbackSchedule, Method):
                   f"{len(sel)} for model selection", file=sys.stderr, flush=True)
         t_params = [q for q in self.teacher.parameters() if q.requires_grad]
         if not t_params:
-            raise ConfigError("methods.<emotionkd>.params.feedback: the teacher has no trainable parameters to update")
+            raise ConfigError(f"{self.params_key}.feedback: the teacher has no trainable parameters to update")
         self._teacher_opt = torch.optim.Adam(t_params, lr=float(p["teacher_lr"]))
         self._fb_gen = torch.Generator().manual_seed(int(self.context.seed or 0) + 2)
 

@@ -59,9 +59,8 @@ class ProtoTeacher(Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         p = self.params
-        where = self.params_key.removesuffix(".params")
         if task != "classification":
-            raise ConfigError(f"{where}: prototypes need class labels; the dimension's task must be "
+            raise ConfigError(f"{self.method_key}: prototypes need class labels; the dimension's task must be "
                               f"'classification', got {task!r}")
         mods = getattr(student, "modalities", None)
         for key in ("visual", "eeg"):
