@@ -143,22 +143,32 @@ EOF
     sed 's/^/    /' "$dir/squeue.txt" >&2
 }
 
-# expect_train CONFIG SEEDS_PER_JOB: "runtime mem_mb" that cmkd.resources.estimate derives for the
-# teacher cell of this grid with nothing prepared yet (the workflow evaluates a job's resources
-# when it builds the DAG, before the prepare job has run), for a job holding SEEDS_PER_JOB seeds
+# expect_train CONFIG SEEDS_PER_JOB RUN_DIR: "runtime mem_mb" that cmkd.resources.estimate derives
+# for the teacher cell of this grid with nothing prepared yet (the workflow evaluates a job's
+# resources when it builds the DAG, before the prepare job has run), for a job holding
+# SEEDS_PER_JOB seeds. The config is the one the workflow sees in RUN_DIR: Snakemake reads the
+# Snakefile's `configfile: "config.yaml"` relative to the working directory and skips it when it is
+# missing there and --configfile is given, so the grid runs on its own config, with the schema's
+# defaults filled in (not merged over the repository's config.yaml)
 expect_train() {
     "$PY" -c '
 import os, sys
-root, cfg_file, n, empty = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+import yaml
+root, cfg_file, n, empty, run_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 sys.path.insert(0, os.path.join(root, "src"))
-os.chdir(root)
-from cmkd.cell import _load_config
+from snakemake.utils import validate
+from cmkd.config import deep_merge
 from cmkd.resources import estimate
-cfg = _load_config([cfg_file])
+cfg = {}
+for f in (os.path.join(run_dir, "config.yaml"), cfg_file):
+    if os.path.isfile(f):
+        with open(f, encoding="utf-8") as fh:
+            cfg = deep_merge(cfg, yaml.safe_load(fh) or {})
+validate(cfg, os.path.join(root, "config/schema.yaml"))
 cfg["results"] = empty
 r = estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "teacher", n)
 print(r["runtime"], r["mem_mb"])
-' "$ROOT" "$WORK/config-$1.yaml" "$2" "$WORK/nothing-prepared"
+' "$ROOT" "$WORK/config-$1.yaml" "$2" "$WORK/nothing-prepared" "$WORK/$3"
 }
 
 # check_train_job NAME RUNTIME MEM: the first training submission asks for one CPU and the
@@ -176,10 +186,10 @@ for variant in ${CMKD_SLURM_CI_VARIANTS:-cells grouped ungrouped}; do
     case $variant in
         # one job per cell from the workflow (seeds_per_job: all), the profile as it is
         cells) run_grid cells cells 1; want=2
-            read -r rt mem < <(expect_train cells "$SEEDS"); check_train_job cells "$rt" "$mem" ;;
+            read -r rt mem < <(expect_train cells "$SEEDS" cells); check_train_job cells "$rt" "$mem" ;;
         # one job per seed, grouped by the profile: the seeds of a cell in one submission
         grouped) run_grid grouped seeds 1; want=2
-            read -r rt mem < <(expect_train seeds 1); check_train_job grouped "$((SEEDS * rt))" "$mem" ;;
+            read -r rt mem < <(expect_train seeds 1 grouped); check_train_job grouped "$((SEEDS * rt))" "$mem" ;;
         # one job per seed, one submission each
         ungrouped) run_grid ungrouped seeds 0; want=$N_RUNS ;;
         *) die "unknown variant $variant (cells, grouped, ungrouped)" ;;

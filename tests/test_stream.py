@@ -133,6 +133,23 @@ def test_resources_read_the_prepared_meta(tmp_path):
     assert r["size_source"] == "prepared" and r["n_segments"] == 3 * 4 * 2
 
 
+def test_resources_config_size_matches_the_prepared_size(tmp_path):
+    """Before the data set is prepared, the per-segment sizes come from the config; parameters the
+    config leaves out take the generator's defaults (segment_seconds, sampling_rate, ...), so the
+    estimate is the one the job gets once prepared."""
+    params = {"n_subjects": 3, "n_trials": 4, "segments_per_trial": 2, "sampling_rate": 32}
+    cfg = _config(tmp_path / "none")
+    cfg["datasets"]["synthetic"]["params"] = dict(params)
+    before = resources.dataset_size(cfg, "synthetic")
+    cfg["results"] = str(tmp_path)
+    syn.write_synthetic(tmp_path / "prepared" / "synthetic", params, 0)
+    after = resources.dataset_size(cfg, "synthetic")
+    assert (before["source"], after["source"]) == ("config", "prepared")
+    assert before["n"] == after["n"]
+    for m in ("eeg", "eog", "face"):
+        assert before["bytes"][m] == after["bytes"][m], m
+
+
 def _peak(*args) -> float:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, str(ROOT / "tests" / "scale_probe.py"), *args], capture_output=True,

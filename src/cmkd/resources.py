@@ -70,10 +70,12 @@ def _segment_shapes(loader: str, params: Mapping[str, Any]) -> dict[str, tuple[t
     sec = float(params.get("segment_seconds", 4.0))
     sr = float(params.get("sampling_rate", 128))
     t = int(round(sr * sec))
-    if loader == "synthetic":
-        fr, fs = int(params.get("face_frames", 2)), int(params.get("face_size", 32))
-        sr = float(params.get("sampling_rate", 64))
-        t = int(round(sr * float(params.get("segment_seconds", 4.0))))
+    if loader == "synthetic":  # the generator's own defaults for what the config leaves out
+        from cmkd.data.synthetic import DEFAULTS
+
+        p = {**DEFAULTS, **params}
+        fr, fs = int(p["face_frames"]), int(p["face_size"])
+        t = int(round(float(p["sampling_rate"]) * float(p["segment_seconds"])))
     else:
         fr, fs = int(params.get("frames_per_segment", 5)), int(params.get("face_size", 224))
     return {"eeg": ((32, t), 4), "eog": ((2, t), 4), "face": ((fr, 3, fs, fs), 1), "eye": ((31,), 4),
