@@ -318,8 +318,8 @@ def test_single_guide_ta_drops_its_guide_with_min_keep_0():
 def test_cdgkd_bad_params():
     with pytest.raises(ConfigError, match="beta"):
         _cdgkd({"beta": 2})
-    with pytest.raises(ConfigError, match="requires"):
-        CDGKD(Stub(), {}, {}, "classification", 2)
+    with pytest.raises(ConfigError, match=r"^methods\.cdgkd_x\.requires: CDGKD needs"):  # the run's config key
+        CDGKD(Stub(), {}, {}, "classification", 2, context=RunContext(key="cdgkd_x"))
 
 
 # ------------------------------------------------------------------ the TA chain is the DAG

@@ -11,6 +11,7 @@ import torch
 
 from cmkd.errors import ConfigError
 from cmkd.methods import method_class
+from cmkd.methods.base import RunContext
 from cmkd.methods.cmcrd import CMCRD, CMCRDTeacher, entropy_weights, mcc_loss
 from cmkd.models.registry import build_encoder, build_model
 from cmkd.train import Part
@@ -169,8 +170,8 @@ def test_cmcrd_teacher_loss_decreases_and_mcc_term():
     assert totals[-1] < 0.5 * totals[0]
     with pytest.raises(ConfigError, match="params.mu"):
         CMCRDTeacher(teacher, {}, {"mu": -1}, "classification", 2)
-    with pytest.raises(ConfigError, match="classification only"):
-        CMCRDTeacher(teacher, {}, {}, "regression", 1)
+    with pytest.raises(ConfigError, match=r"^methods\.cm_t: classification only"):  # the run's config key
+        CMCRDTeacher(teacher, {}, {}, "regression", 1, context=RunContext(key="cm_t"))
 
 
 @pytest.mark.parametrize("encoder", [{"name": "shallowconvnet", "dropout": 0.0}, {"name": "eegnet", "dropout": 0.0}])

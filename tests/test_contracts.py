@@ -45,6 +45,18 @@ def test_registry_entry_resolves_and_declares_its_parameters(name):
         assert tuple(cls.roles) == tuple(info.roles)
 
 
+def test_method_errors_name_the_run_config_key():
+    """Errors of a method name the run's config key (``Method.method_key`` / ``params_key``, from
+    the run context), never a placeholder such as ``methods.<cdgkd>`` that a user cannot find in
+    the config: no method module writes ``methods.<`` into an error message."""
+    pkg = ROOT / "src" / "cmkd" / "methods"
+    placeholder = re.compile(r"""f?["']methods\.<""")
+    bad = [f"{f.name}:{i}" for f in sorted(pkg.glob("*.py")) if f.name != "base.py"
+           for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+           if placeholder.search(line) and not line.lstrip().startswith("#")]
+    assert not bad, f"placeholder config keys in error messages: {bad}"
+
+
 def test_every_method_module_is_registered():
     """A class in a module's METHODS table and not in the registry would be unreachable."""
     import importlib

@@ -57,11 +57,11 @@ def _parts(n=N_TRAIN, regression=False, face_px=64, seed=0):
     return {"train": Part(x=x, y=y, index=np.arange(n))}
 
 
-def _method(name, params=None, task="classification", seed=0, parts=None):
+def _method(name, params=None, task="classification", seed=0, parts=None, key=None):
     """Build as train.run does: method, optimiser over trainable_parameters(), then configure()."""
     n_out = 1 if task == "regression" else 2
     student, teacher = _nets(seed, n_out)
-    m = method_class(name)(student, {"teacher": teacher}, params or {}, task, n_out)
+    m = method_class(name)(student, {"teacher": teacher}, params or {}, task, n_out, context=RunContext(key=key))
     opt = torch.optim.Adam(m.trainable_parameters(), lr=3e-3)
     parts = parts or _parts(regression=task == "regression")
     if hasattr(m, "configure"):
@@ -219,8 +219,8 @@ def test_crd_negatives_never_share_the_anchor_class(name):
 
 
 def test_crd_class_negatives_need_classes():
-    with pytest.raises(ConfigError, match="negatives"):
-        _method("crd", {"negatives": "class"}, task="regression")
+    with pytest.raises(ConfigError, match=r"^methods\.crd_x\.params\.negatives: 'class'"):  # the run's key
+        _method("crd", {"negatives": "class"}, task="regression", key="crd_x")
     m, _, _, _ = _method("crd", {"nce_k": 4}, task="regression")  # auto: uniform for regression
     assert m.memory.labels is None
     with pytest.raises(ConfigError, match="negatives"):

@@ -72,7 +72,7 @@ class AMBOKD(Method):
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
-        where = "methods.<ambokd>"
+        where = self.method_key
         from cmkd.models.ambokd import AMBOKDNet
 
         if not isinstance(student, AMBOKDNet):
@@ -86,7 +86,7 @@ class AMBOKD(Method):
         out = self.student(batch)
         f, y = out.features, batch["y"]
         if "logits_eeg" not in f:
-            raise ConfigError("methods.<ambokd>.modalities: the batch has no EEG; use modalities: teacher")
+            raise ConfigError(f"{self.method_key}.modalities: the batch has no EEG; use modalities: teacher")
         lv, le, lf = f["logits_face"], f["logits_eeg"], f["logits_fusion"]
         with torch.no_grad():
             s_v = float(F.softmax(lv, 1).gather(1, y.unsqueeze(1)).mean())

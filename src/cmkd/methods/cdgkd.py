@@ -58,7 +58,7 @@ class CDGKD(Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         if not self.teachers:
-            raise ConfigError("methods.<cdgkd>.requires: CDGKD needs at least one guide (teacher, TAs)")
+            raise ConfigError(f"{self.method_key}.requires: CDGKD needs at least one guide (teacher, TAs)")
         p, where = self.params, self.params_key
         mk = p["min_keep"]
         if isinstance(mk, bool) or not isinstance(mk, int) or not 0 <= mk <= len(self.teachers):

@@ -99,9 +99,9 @@ def weighted_ce(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) ->
 
 
 # ----------------------------------------------------------------------------- helpers
-def _classification_only(method: Method, name: str) -> None:
+def _classification_only(method: Method) -> None:
     if method.task != "classification" or method.n_classes < 2:
-        raise ConfigError(f"methods.<{name}>: classification only (the class confusion matrix and the entropy "
+        raise ConfigError(f"{method.method_key}: classification only (the class confusion matrix and the entropy "
                           f"weights need class probabilities), got task {method.task!r}")
 
 
@@ -111,7 +111,7 @@ class CMCRDTeacher(Method):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _classification_only(self, "cmcrd_teacher")
+        _classification_only(self)
 
     def training_step(self, batch):
         out = self.student(batch)
@@ -134,7 +134,7 @@ class CMCRD(CRD):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _classification_only(self, self.name)
+        _classification_only(self)
 
     def unimodal_weights(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         mode = self.params["weighting"]

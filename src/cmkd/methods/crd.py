@@ -57,7 +57,7 @@ class CRD(ZooMethod):
     def _check_params(self) -> None:
         super()._check_params()
         if self.params["negatives"] == "class" and self.task != "classification":
-            raise ConfigError(f"{where(self.name, 'negatives')}: 'class' needs a classification dimension "
+            raise ConfigError(f"{where(self, 'negatives')}: 'class' needs a classification dimension "
                               f"(task {self.task!r} has no classes); use 'uniform' or 'auto'")
 
     def __init__(self, student, teachers, params, task, n_classes):
@@ -73,8 +73,8 @@ class CRD(ZooMethod):
 
     def _pair(self, s_out, t_out):
         p = self.params
-        s = feature(s_out, p["feature"], where(self.name, "feature"), "student")
-        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self.name, "teacher_feature"), "teacher")
+        s = feature(s_out, p["feature"], where(self, "feature"), "student")
+        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self, "teacher_feature"), "teacher")
         return s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1).detach()
 
     def configure(self, parts=None, device=None, optimizer=None, **_):
@@ -82,7 +82,7 @@ class CRD(ZooMethod):
         s, t = self._pair(s_out, t_out)
         n_data = len(parts["train"])
         if n_data < 2:
-            raise ConfigError(f"methods.<{self.name}>: the training part has {n_data} sample(s); CRD needs >= 2")
+            raise ConfigError(f"{self.method_key}: the training part has {n_data} sample(s); CRD needs >= 2")
         p = self.params
         self.embed_s = Embed(s.shape[1], p["feat_dim"])
         self.embed_t = Embed(t.shape[1], p["feat_dim"])
@@ -93,7 +93,7 @@ class CRD(ZooMethod):
         if self.class_aware:
             y = parts["train"].y
             if torch.unique(y).numel() < 2:
-                raise ConfigError(f"{where(self.name, 'negatives')}: class-aware negatives need two or more classes in "
+                raise ConfigError(f"{where(self, 'negatives')}: class-aware negatives need two or more classes in "
                                   f"the training part, got {torch.unique(y).tolist()}; use 'uniform'")
             self.memory.set_labels(y)
         self.memory.train(self.training)

@@ -60,10 +60,10 @@ class DGKD(Method):
         super()._check_params()
         p = self.params
         if not self.teachers:
-            raise ConfigError(f"methods.<{self.name}>.requires: needs at least one guide checkpoint "
+            raise ConfigError(f"{self.method_key}.requires: needs at least one guide checkpoint "
                               "(e.g. {teacher: teacher, ta1: ..., ta2: ...})")
         if p["min_keep"] > len(self.teachers):
-            raise ConfigError(f"{where(self.name, 'min_keep')}: {p['min_keep']} exceeds the number of guides "
+            raise ConfigError(f"{where(self, 'min_keep')}: {p['min_keep']} exceeds the number of guides "
                               f"({len(self.teachers)}: {list(self.teachers)})")
 
     # ---------------------------------------------------------------- seeding

@@ -57,11 +57,11 @@ class FitNets(ZooMethod):
         return self.params["teacher_feature"] or self.params["feature"]
 
     def _pair(self, s_out, t_out):
-        s = feature(s_out, self.params["feature"], where(self.name, "feature"), "student")
-        t = feature(t_out, self._teacher_key, where(self.name, "teacher_feature"), "teacher")
+        s = feature(s_out, self.params["feature"], where(self, "feature"), "student")
+        t = feature(t_out, self._teacher_key, where(self, "teacher_feature"), "teacher")
         if self.params["feature"] == "embedding":
             if s.dim() != 2 or t.dim() != 2:
-                raise ConfigError(f"{where(self.name, 'feature')}: 'embedding' needs (B, D) vectors, got "
+                raise ConfigError(f"{where(self, 'feature')}: 'embedding' needs (B, D) vectors, got "
                                   f"{tuple(s.shape)} and {tuple(t.shape)}")
             return s, t
         return match_spatial(s, t)

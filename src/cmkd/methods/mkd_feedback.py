@@ -236,21 +236,21 @@ class MKDStudent(FeedbackSchedule, Method):
         if src == "student":
             src = s_mods[0] if s_mods else None
         if p["lambda3"] and src != "mean" and src not in t_mods:
-            raise ConfigError(f"methods.<mkd_student>.params.hetero_source: {p['hetero_source']!r} is not a stream of the "
+            raise ConfigError(f"{self.params_key}.hetero_source: {p['hetero_source']!r} is not a stream of the "
                               f"teacher (its modalities: {t_mods}); use 'student', 'mean' or one of them")
         self._src = src
         self._positions = list(getattr(student, "config", {}).get("hdf_positions", [1, 2, 3]))
         if p["feature_target"] not in self.FEATURE_TARGETS:
-            raise ConfigError(f"methods.<mkd_student>.params.feature_target: must be one of {list(self.FEATURE_TARGETS)}, "
+            raise ConfigError(f"{self.params_key}.feature_target: must be one of {list(self.FEATURE_TARGETS)}, "
                               f"got {p['feature_target']!r}")
         self.proj = None
         if p["lambda3"] and p["feature_target"] == "imf":
             s_cfg, t_cfg = getattr(student, "config", {}), getattr(self.teacher, "config", {})
             if "tokens" not in s_cfg or "tokens" not in t_cfg:
-                raise ConfigError("methods.<mkd_student>.params.feature_target: 'imf' needs the mkd_student and mkd_teacher "
+                raise ConfigError(f"{self.params_key}.feature_target: 'imf' needs the mkd_student and mkd_teacher "
                                   "architectures (the student's HDF and the teacher's IMF outputs)")
             if s_cfg["tokens"] != t_cfg["tokens"]:
-                raise ConfigError(f"methods.<mkd_student>.model.tokens: the student has {s_cfg['tokens']} tokens, the "
+                raise ConfigError(f"{self.method_key}.model.tokens: the student has {s_cfg['tokens']} tokens, the "
                                   f"teacher {t_cfg['tokens']}; the fused-feature MSE compares them token by token")
             self.proj = torch.nn.Linear(student.width, self.teacher.width)  # W: X^HDF -> the width of X^IMF
         self.teacher.eval()
@@ -278,7 +278,7 @@ class MKDStudent(FeedbackSchedule, Method):
         self._device = device
         if self.params["temp_lr"] is None:
             if optimizer is None:
-                raise ConfigError("methods.<mkd_student>.params.temp_lr: no student optimiser to take the default from; set it")
+                raise ConfigError(f"{self.params_key}.temp_lr: no student optimiser to take the default from; set it")
             self.params["temp_lr"] = float(optimizer.param_groups[0]["lr"])
         if not self.params["feedback"]:
             return
@@ -311,7 +311,7 @@ class MKDStudent(FeedbackSchedule, Method):
         for s, t in zip(s_feats, t_feats):
             if s.shape != t.shape:
                 raise ConfigError(
-                    f"methods.<mkd_student>.model: the student's heterogeneous features {tuple(s.shape)} do not match the "
+                    f"{self.method_key}.model: the student's heterogeneous features {tuple(s.shape)} do not match the "
                     f"teacher's {tuple(t.shape)}; give the student the teacher's model settings (d_model, tokens, stream_layers)")
         return s_feats, t_feats
 

@@ -33,8 +33,8 @@ class NST(ZooMethod):
 
     def _pair(self, s_out, t_out):
         p = self.params
-        s = feature(s_out, p["feature"], where(self.name, "feature"), "student")
-        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self.name, "teacher_feature"), "teacher")
+        s = feature(s_out, p["feature"], where(self, "feature"), "student")
+        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self, "teacher_feature"), "teacher")
         return match_spatial(s, t)
 
     def configure(self, parts=None, device=None, optimizer=None, **_):

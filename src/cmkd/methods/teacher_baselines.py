@@ -25,7 +25,7 @@ class _ArchTeacher(Method):
 
         cls = architecture(self.architecture)
         if not isinstance(student, cls):
-            raise ConfigError(f"methods.<{self.architecture}>.architecture: the {self.architecture} method needs "
+            raise ConfigError(f"{self.method_key}.architecture: the {self.architecture} method needs "
                               f"'architecture: {self.architecture}' and 'modalities: teacher'")
 
     def training_step(self, batch):
@@ -76,7 +76,7 @@ class CNNSVM(_ArchTeacher):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         if task != "classification":
-            raise ConfigError(f"methods.<cnn_svm>: the SVM's hinge loss needs a classification dimension, got {task!r}")
+            raise ConfigError(f"{self.method_key}: the SVM's hinge loss needs a classification dimension, got {task!r}")
 
     def training_step(self, batch):
         out = self.student(batch)

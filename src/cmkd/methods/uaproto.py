@@ -176,9 +176,9 @@ class UAProto(Method):
         p = self.params
         teacher = self.teachers.get("teacher")
         if teacher is None:
-            raise ConfigError("methods.<uaproto>.requires.teacher: needs a pre-trained teacher checkpoint")
+            raise ConfigError(f"{self.method_key}.requires.teacher: needs a pre-trained teacher checkpoint")
         if not hasattr(teacher, "classify"):
-            raise ConfigError("methods.<uaproto>.requires.teacher: the teacher must be a MultiModalNet "
+            raise ConfigError(f"{self.method_key}.requires.teacher: the teacher must be a MultiModalNet "
                               "(its head, `classify`, is the task-specific distillation head)")
         self.n_protos = p["n_bins"] if self.task == "regression" else self.n_classes
         self.adapter = None
@@ -214,7 +214,7 @@ class UAProto(Method):
     def set_prototypes(self, features: torch.Tensor, y: torch.Tensor) -> None:
         protos, present = class_prototypes(features, self.proto_labels(y), self.n_protos)
         if int(present.sum()) < 2:
-            raise ConfigError(f"methods.<uaproto>: the training part has fewer than two classes/bins with samples "
+            raise ConfigError(f"{self.method_key}: the training part has fewer than two classes/bins with samples "
                               f"({int(present.sum())}); prototype alignment needs at least two")
         self.prototypes = protos[present].to(self.present.device)
         self.present = present.to(self.present.device)

@@ -25,10 +25,10 @@ from cmkd.params import choice, integer, number  # noqa: F401  (the shared value
 
 
 # ----------------------------------------------------------------------------- parameter checks
-def where(name: str, key: str) -> str:
-    """The config key of a method parameter (the method's config name is not known to the class,
-    so its class name stands in, as in :meth:`Method._check_params`)."""
-    return f"methods.<{name}>.params.{key}"
+def where(method: Method, key: str) -> str:
+    """The config key of one of ``method``'s parameters: ``methods.<key>.params.<p>`` with the run's
+    config key (:attr:`Method.params_key`)."""
+    return f"{method.params_key}.{key}"
 
 
 def feature(out, name: str, key: str, who: str) -> torch.Tensor:
@@ -97,7 +97,7 @@ class ZooMethod(Method):
     def _check_params(self) -> None:
         super()._check_params()
         if "teacher" not in self.teachers:
-            raise ConfigError(f"methods.<{self.name}>.requires: needs a 'teacher' checkpoint "
+            raise ConfigError(f"{self.method_key}.requires: needs a 'teacher' checkpoint "
                               f"(got roles {sorted(self.teachers)})")
 
     def base_terms(self, s_out, t_out, y) -> dict:
@@ -161,6 +161,6 @@ class RelationalMethod(ZooMethod):
 
     def pair(self, s_out, t_out):
         p = self.params
-        s = feature(s_out, p["feature"], where(self.name, "feature"), "student")
-        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self.name, "teacher_feature"), "teacher")
+        s = feature(s_out, p["feature"], where(self, "feature"), "student")
+        t = feature(t_out, p["teacher_feature"] or p["feature"], where(self, "teacher_feature"), "teacher")
         return s.reshape(s.shape[0], -1), t.reshape(t.shape[0], -1).detach()
