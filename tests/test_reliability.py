@@ -125,3 +125,19 @@ def test_stale_runs_are_flagged(prepared, tmp_path):
     runs = aggregate_runs([f], tmp_path / "runs.csv")
     assert runs["stale"].iloc[0]
     assert summarise(runs)["n_stale"].iloc[0] == 1
+
+
+def test_metrics_file_without_its_cell_is_named(tmp_path):
+    """Inject: metrics.json files that lack the run's identity (a 'cell' key, or its seed).
+    Holds: one DataError naming the file and what is missing, not a KeyError from inside pandas."""
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps({"test": {"accuracy": 50.0}}))
+    with pytest.raises(DataError, match=r"metrics\.json: no 'cell'"):
+        aggregate_runs([f], tmp_path / "runs.csv")
+    f.write_text(json.dumps({"cell": {"dataset": "d", "track": "t", "dimension": "arousal", "method": "kd"}}))
+    with pytest.raises(DataError, match=r"metrics\.json: 'cell' lacks seed"):
+        aggregate_runs([f], tmp_path / "runs.csv")
+    f.write_text(json.dumps({"cell": {"dataset": "d", "track": "t", "dimension": "arousal", "method": "kd",
+                                      "seed": "first"}}))
+    with pytest.raises(DataError, match=r"'cell\.seed' is not an integer"):
+        aggregate_runs([f], tmp_path / "runs.csv")

@@ -819,15 +819,12 @@ def _cells(runs: pd.DataFrame, exclude: Sequence[str]) -> dict[tuple, dict[str, 
 def runs_from_metrics(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """The run-table columns the feature maps read (cell, seed, status, path), from the runs'
     ``metrics.json`` files instead of ``runs.csv``: a cell's maps need only that cell's runs."""
+    from cmkd.analysis.tables import run_cell
+
     rows = []
     for f in files:
         m = atomic.read_json(f, "metrics file missing")
-        cell = m.get("cell") or {}
-        missing = [k for k in (*_KEY, "method", "seed") if k not in cell]
-        if missing:
-            raise DataError(f"{f}: 'cell' lacks {', '.join(missing)}")
-        rows.append({**{k: str(cell[k]) for k in (*_KEY, "method")}, "seed": int(cell["seed"]),
-                     "status": m.get("status", "ok"), "path": str(Path(f).parent)})
+        rows.append({**run_cell(m, f), "status": m.get("status", "ok"), "path": str(Path(f).parent)})
     return pd.DataFrame(rows, columns=[*_KEY, "method", "seed", "status", "path"])
 
 

@@ -34,6 +34,26 @@ TRIVIAL_LABELS = {("majority", "classification"): "Majority class (training part
                   ("stratified", "regression"): "Training-distribution sampling"}
 
 
+#: what identifies a run: its cell and seed (``metrics.json``'s ``cell``)
+RUN_KEY = ("dataset", "track", "dimension", "method", "seed")
+
+
+def run_cell(m: dict, source) -> dict:
+    """A run's identity from its ``metrics.json`` content ``m``: dataset, track, dimension and
+    method as strings, the seed as an int. A file without them is a DataError naming ``source``."""
+    cell = m.get("cell") if isinstance(m, dict) else None
+    if not isinstance(cell, dict):
+        raise DataError(f"{source}: no 'cell' (dataset, track, dimension, method, seed) in the metrics file")
+    missing = [k for k in RUN_KEY if k not in cell]
+    if missing:
+        raise DataError(f"{source}: 'cell' lacks {', '.join(missing)}")
+    try:
+        seed = int(cell["seed"])
+    except (TypeError, ValueError):
+        raise DataError(f"{source}: 'cell.seed' is not an integer: {cell['seed']!r}") from None
+    return {**{k: str(cell[k]) for k in RUN_KEY[:-1]}, "seed": seed}
+
+
 def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subjects_csv=None) -> pd.DataFrame:
     """One row per run. A run whose code hash differs from the current code's is flagged ``stale``
     (its numbers came from other code): the tables count and mark such runs, never mix them silently.
@@ -48,9 +68,9 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
     for f in files:
         f = Path(f)
         m = atomic.read_json(f, "metrics file missing")
-        cell, test, prov = m["cell"], m.get("test", {}), m.get("provenance", {})
+        cell, test, prov = run_cell(m, f), m.get("test", {}), m.get("provenance", {})
         rows.append({
-            **{k: cell[k] for k in ("dataset", "track", "dimension", "method", "seed")},
+            **cell,
             **{k: test.get(k, math.nan) for k in METRICS},
             "status": m.get("status", "ok"), "reason": m.get("reason", ""),
             "f1_macro": test.get("f1_macro", math.nan), "class": m.get("class"), "task": m.get("task"),
@@ -65,7 +85,7 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
             **{k: test.get(k, math.nan) for k in REFERENCE_METRICS},
         })
         if m.get("status", "ok") == "ok":
-            subject_rows += _subject_rows(m)
+            subject_rows += _subject_rows(m, cell)
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + EXTRA_COLUMNS)
     df = df.sort_values(["dataset", "track", "dimension", "method", "seed"]).reset_index(drop=True)
     atomic.write_csv(out_csv, df)
@@ -76,8 +96,7 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
     return df
 
 
-def _subject_rows(m: dict) -> list[dict]:
-    cell = {k: m["cell"][k] for k in ("dataset", "track", "dimension", "method", "seed")}
+def _subject_rows(m: dict, cell: dict) -> list[dict]:
     out = []
     for group, key in (("subject", "test_per_subject"), ("session", "test_per_session")):
         for name, g in (m.get(key) or {}).items():
