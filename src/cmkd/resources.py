@@ -66,18 +66,14 @@ NOMINAL_SEGMENTS = {name: dict(info.nominal_segments) for name, info in LOADER_I
 
 
 def _segment_shapes(loader: str, params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], int]]:
-    """Per-segment shape and item size of every modality a data set of ``loader`` can hold."""
-    sec = float(params.get("segment_seconds", 4.0))
-    sr = float(params.get("sampling_rate", 128))
-    t = int(round(sr * sec))
-    if loader == "synthetic":  # the generator's own defaults for what the config leaves out
-        from cmkd.data.synthetic import DEFAULTS
-
-        p = {**DEFAULTS, **params}
-        fr, fs = int(p["face_frames"]), int(p["face_size"])
-        t = int(round(float(p["sampling_rate"]) * float(p["segment_seconds"])))
+    """Per-segment shape and item size of every modality a data set of ``loader`` can hold
+    (for the synthetic loader, ``params`` are already merged over the generator's defaults)."""
+    if loader == "synthetic":
+        fr, fs = int(params["face_frames"]), int(params["face_size"])
+        t = int(round(float(params["sampling_rate"]) * float(params["segment_seconds"])))
     else:
         fr, fs = int(params.get("frames_per_segment", 5)), int(params.get("face_size", 224))
+        t = int(round(float(params.get("sampling_rate", 128)) * float(params.get("segment_seconds", 4.0))))
     return {"eeg": ((32, t), 4), "eog": ((2, t), 4), "face": ((fr, 3, fs, fs), 1), "eye": ((31,), 4),
             "eeg_de": ((62, 5), 4)}
 
@@ -102,13 +98,14 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
     ds = config["datasets"][dataset]
     loader = ds.get("loader", dataset)
     params = dict(ds.get("params") or {})
+    if loader == "synthetic":  # the generator's own defaults for what the config leaves out
+        from cmkd.data.synthetic import DEFAULTS
+
+        params = {**DEFAULTS, **params}
     shapes = _segment_shapes(loader, params)
     per = {m: math.prod(s) * item for m, (s, item) in shapes.items()}
     if loader == "synthetic":
-        from cmkd.data.synthetic import DEFAULTS
-
-        p = {**DEFAULTS, **params}
-        n = int(p["n_subjects"]) * int(p["n_trials"]) * int(p["segments_per_trial"])
+        n = int(params["n_subjects"]) * int(params["n_trials"]) * int(params["segments_per_trial"])
     else:
         nominal = NOMINAL_SEGMENTS.get(loader)
         if nominal is None:
