@@ -33,6 +33,7 @@ from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.data.stream import Part
 from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
+from cmkd.devices import resolve_device
 from cmkd.errors import ConfigError, DataError, DivergenceError
 from cmkd.methods import REGISTRY, method_class
 from cmkd.methods.base import RunContext
@@ -70,11 +71,7 @@ def setup_torch(threads: int, seed: int, device: str) -> torch.device:
     torch.set_flush_denormal(True)
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' requested but no CUDA device is available")
-    dev = torch.device(device)
+    dev = resolve_device(device)  # a job given a GPU that torch cannot use stops here (cmkd.devices)
     if dev.type == "cpu":
         _deterministic_algorithms()
     else:
