@@ -59,6 +59,9 @@ trap 'log "FAILED: line $LINENO: $BASH_COMMAND"' ERR   # never fail without sayi
 trap 'exit 130' INT TERM
 
 t0=$SECONDS
+# one fake GPU (a gres without device files): jobs that ask for --gpus are scheduled, so the
+# submissions show which jobs ask for a GPU ("gpu" variant); no process sees a real device
+export CMKD_SLURM_FAKE_GPUS=${CMKD_SLURM_FAKE_GPUS:-1}
 bash "$ROOT/scripts/slurm_local.sh" up
 UP_S=$((SECONDS - t0))
 eval "$(bash "$ROOT/scripts/slurm_local.sh" env)"   # SLURM_CONF, and the srun wrapper first in PATH
@@ -85,19 +88,26 @@ for name, per_job in (("cells", "all"), ("seeds", 1)):
     cfg["seeds_per_job"] = per_job
     with open(f"{sys.argv[1]}/config-{name}.yaml", "w") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
+# "gpu": a trivial baseline beside the networks, the networks on the CPU on purpose (device: cpu;
+# the node's GPU is a fake), GPU jobs planned with this CPU torch (allow_cpu_torch)
+cfg["seeds_per_job"] = "all"
+cfg["trivial_methods"] = ["majority"]
+cfg["device"], cfg["allow_cpu_torch"] = "cpu", True
+with open(f"{sys.argv[1]}/config-gpu.yaml", "w") as f:
+    yaml.safe_dump(cfg, f, sort_keys=False)
 EOF
 N_RUNS=$((SEEDS * 2))
 
 # run_grid NAME CONFIG GROUPS: one Snakemake run into $WORK/NAME; sets SUBMITS, TRAIN_SUBMITS, WALL
 run_grid() {
-    local name=$1 config=$WORK/config-$2.yaml groups=$3 dir=$WORK/$1 before ids start rc
+    local name=$1 config=$WORK/config-$2.yaml groups=$3 dir=$WORK/$1 gpus=${4:-0} before ids start rc
     mkdir -p "$dir"
     before=$(grep -c _slurm_rpc_submit_batch_job "$CTLD_LOG" || true)
     start=$(date +%s.%N)
     set +e
     # the test override: this node's partition, no GPU (CMKD_SLURM_*), and profiles/slurm-ci;
     # a hung Snakemake ignores SIGTERM: bound it with SIGINT (it then cancels its Slurm jobs)
-    CMKD_SLURM_GPUS=0 CMKD_SLURM_PARTITION=debug CMKD_SLURM_GROUPS=$groups \
+    CMKD_SLURM_GPUS=$gpus CMKD_SLURM_PARTITION=debug CMKD_SLURM_GROUPS=$groups \
         CMKD_SLURM_SEEDS_PER_JOB=$SEEDS OMP_NUM_THREADS=1 \
         timeout -s INT -k 30 "$TIMEOUT" "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci \
         -s "$ROOT/Snakefile" --directory "$dir" --configfile "$config" --verbose "${TARGETS[@]}" \
@@ -114,7 +124,7 @@ run_grid() {
     # the Slurm comment names rule and wildcards (or group); jobs stay in squeue for MinJobAge
     ids=$(grep -oE 'SLURM jobid [0-9]+' "$dir/snakemake.log" | awk '{print $3}' | sort -un | paste -sd, -)
     squeue --states=all -h -j "$ids" -o "%i|%T|%j|%k" >"$dir/squeue.txt"
-    TRAIN_SUBMITS=$(grep -cE '\|rule_(train_|cell_)' "$dir/squeue.txt" || true)
+    TRAIN_SUBMITS=$(grep -E '\|rule_(train_|cell_)' "$dir/squeue.txt" | grep -cv 'rule_train_trivial_' || true)
     if grep -vq '|COMPLETED|' "$dir/squeue.txt"; then
         cat "$dir/squeue.txt" >&2
         die "$name: a Slurm job did not complete"
@@ -126,15 +136,16 @@ import sys
 from pathlib import Path
 d, seeds = Path(sys.argv[1]), int(sys.argv[2])
 run = d / "results/synthetic/face_eeg-to-face/arousal"
-want = [run / m / f"seed{s}" / f for m in ("teacher", "kd") for s in range(seeds)
+methods = [m for m in ("majority", "teacher", "kd") if (run / m).is_dir()]
+want = [run / m / f"seed{s}" / f for m in methods for s in range(seeds)
         for f in ("metrics.json", "model.pt", "history.csv", "features.npz")]
 want += [d / "results/summary/runs.csv", d / "results/summary/tables/summary.csv"]
 missing = [str(p) for p in want if not p.is_file() or p.stat().st_size == 0]
 rows = (d / "results/summary/runs.csv").read_text().strip().splitlines()
-if missing or len(rows) != 1 + 2 * seeds:
+if missing or len(rows) != 1 + len(methods) * seeds or not {"teacher", "kd"} <= set(methods):
     sys.exit(f"missing outputs: {missing}; runs.csv rows: {len(rows) - 1}")
 EOF
-    CMKD_SLURM_GPUS=0 "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci -s "$ROOT/Snakefile" \
+    CMKD_SLURM_GPUS=$gpus "$SNAKEMAKE" --profile slurm --workflow-profile profiles/slurm-ci -s "$ROOT/Snakefile" \
         --directory "$dir" --configfile "$config" -n "${TARGETS[@]}" --rerun-triggers mtime >"$dir/dryrun.log" 2>&1 \
         || die "$name: dry-run after the run failed"
     grep -q "Nothing to be done" "$dir/dryrun.log" || die "$name: jobs left to run after the run"
@@ -181,8 +192,53 @@ check_train_job() {
         || die "$1: a training job does not ask for the derived resources (-t $2 --mem $3): $call"
 }
 
+# check_gpu_requests NAME: every network training job asked Slurm for a GPU, no trivial-baseline
+# job did (the sbatch calls in the Snakemake log; the comment names the rule)
+check_gpu_requests() {
+    local log=$WORK/$1/snakemake.log net triv
+    net=$(grep -E "sbatch call: .*--comment '?rule_train_wildcards" "$log" || true)
+    triv=$(grep -E "sbatch call: .*--comment '?rule_train_trivial_" "$log" || true)
+    [[ -n $net && -n $triv ]] || die "$1: no training or no trivial-baseline submission in the log"
+    if grep -vqE -- "--gpus=1|--gres[= ]'?gpu:1" <<<"$net"; then die "$1: a network training job without a GPU request: $net"; fi
+    if grep -qE -- "--gpus|--gres[= ]'?gpu" <<<"$triv"; then die "$1: a trivial-baseline job asks for a GPU: $triv"; fi
+    log "$1: network training jobs ask for a GPU ($(grep -c . <<<"$net")), trivial-baseline jobs do not ($(grep -c . <<<"$triv"))"
+}
+
+# run_cell_variant: `python -m cmkd cell` with two config files, through the Slurm profile, from
+# a working folder of its own (its config.yaml: the grid's; a.yaml: two seeds; b.yaml: one epoch)
+run_cell_variant() {
+    local dir=$WORK/cell start rc
+    mkdir -p "$dir"
+    cp "$WORK/config-cells.yaml" "$dir/config.yaml"
+    printf 'seeds: [0, 1]\n' >"$dir/a.yaml"
+    printf 'training:\n  max_epochs: 1\n' >"$dir/b.yaml"
+    start=$(date +%s)
+    set +e
+    (cd "$dir" && CMKD_SLURM_GPUS=0 CMKD_SLURM_PARTITION=debug OMP_NUM_THREADS=1 \
+        timeout -s INT -k 30 "$TIMEOUT" "$PY" -m cmkd cell synthetic face_eeg-to-face arousal teacher \
+        --configfile a.yaml --configfile b.yaml --profile "$ROOT/slurm" -- --workflow-profile "$ROOT/profiles/slurm-ci") \
+        >"$dir/cell.log" 2>&1
+    rc=$?
+    set -e
+    WALL=$(( $(date +%s) - start ))
+    ((rc == 0)) || { tail -n 40 "$dir/cell.log" >&2; die "cell: exited with $rc"; }
+    "$PY" - "$dir" <<'EOF' || die "cell: the two config files were not both applied"
+import sys
+from pathlib import Path
+import pandas as pd
+run = Path(sys.argv[1]) / "results/synthetic/face_eeg-to-face/arousal/teacher"
+seeds = sorted(p.name for p in run.glob("seed*"))
+assert seeds == ["seed0", "seed1"], seeds                                   # a.yaml
+assert all(len(pd.read_csv(run / s / "history.csv")) == 1 for s in seeds)  # b.yaml
+EOF
+    grep -q "reproduced now" "$dir/cell.log" || die "cell: no summary printed"
+    SUBMITS=$(grep -c "sbatch call" "$dir/cell.log" || true)
+    TRAIN_SUBMITS=$SUBMITS
+    log "cell: two config files through --profile slurm: $SUBMITS sbatch, ${WALL}s"
+}
+
 SUMMARY=""
-for variant in ${CMKD_SLURM_CI_VARIANTS:-cells grouped ungrouped}; do
+for variant in ${CMKD_SLURM_CI_VARIANTS:-cells grouped ungrouped gpu cell}; do
     case $variant in
         # one job per cell from the workflow (seeds_per_job: all), the profile as it is
         cells) run_grid cells cells 1; want=2
@@ -192,7 +248,11 @@ for variant in ${CMKD_SLURM_CI_VARIANTS:-cells grouped ungrouped}; do
             read -r rt mem < <(expect_train seeds 1 grouped); check_train_job grouped "$((SEEDS * rt))" "$mem" ;;
         # one job per seed, one submission each
         ungrouped) run_grid ungrouped seeds 0; want=$N_RUNS ;;
-        *) die "unknown variant $variant (cells, grouped, ungrouped)" ;;
+        # GPU requests by need: the networks ask for the (fake) GPU, the trivial baseline does not
+        gpu) run_grid gpu gpu 1 1; want=2; check_gpu_requests gpu ;;
+        # the reviewer's cell command with two config files, through the Slurm profile
+        cell) run_cell_variant; want=$TRAIN_SUBMITS ;;
+        *) die "unknown variant $variant (cells, grouped, ungrouped, gpu, cell)" ;;
     esac
     ((TRAIN_SUBMITS == want)) || die "$variant: $TRAIN_SUBMITS training submissions, expected $want"
     SUMMARY+=" $variant: ${SUBMITS} sbatch (${TRAIN_SUBMITS} training), ${WALL}s;"

@@ -25,7 +25,10 @@
 #     instead of pending for ever (Snakemake would wait for ever).
 #   - RealMemory below what `slurmd -C` reports (else the node is INVAL); NodeAddr=127.0.0.1
 #     with `slurmd -N localhost`; proctrack/linuxproc (no cgroups in containers).
-#   - No GPUs: a job asking for --gpus is refused (run the profile with CMKD_SLURM_GPUS=0).
+#   - No GPUs: a job asking for --gpus is refused (run the profile with CMKD_SLURM_GPUS=0), unless
+#     CMKD_SLURM_FAKE_GPUS=N declares N GPUs of a gres without device files: Slurm then schedules
+#     --gpus jobs and sets their SLURM_* GPU variables, but no process sees a real device (used
+#     to check which jobs ask for a GPU, and that such a job never trains on the CPU).
 set -euo pipefail
 
 DIR=${CMKD_SLURM_DIR:-/tmp/cmkd-slurm}
@@ -69,6 +72,14 @@ write_conf() {
     cpus_line=$(slurmd -C | sed -n 1p | tr ' ' '\n' | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')
     mem=$(slurmd -C | sed -n 1p | tr ' ' '\n' | sed -n 's/^RealMemory=//p')
     mem=$((mem * 9 / 10))   # below the reported memory, or the node is INVAL
+    local gres_line="" gres_types=""
+    if [[ ${CMKD_SLURM_FAKE_GPUS:-0} -gt 0 ]]; then
+        gres_types="GresTypes=gpu"
+        gres_line="Gres=gpu:${CMKD_SLURM_FAKE_GPUS} "
+        printf 'AutoDetect=off\nNodeName=localhost Name=gpu Count=%s\n' "$CMKD_SLURM_FAKE_GPUS" >"$DIR/gres.conf"
+    else
+        rm -f "$DIR/gres.conf"
+    fi
     ctld_port=${CMKD_SLURM_CTLD_PORT:-$(free_port)}
     slurmd_port=${CMKD_SLURM_SLURMD_PORT:-$(free_port)}
     cat >"$CONF" <<EOF
@@ -102,11 +113,12 @@ MpiDefault=none
 ReturnToService=2
 EnforcePartLimits=ALL
 MinJobAge=$MIN_JOB_AGE
+$gres_types
 KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=60
-NodeName=localhost NodeAddr=127.0.0.1 ${cpus_line}RealMemory=$mem State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 ${cpus_line}${gres_line}RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 }

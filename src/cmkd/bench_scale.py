@@ -327,6 +327,11 @@ def _bench_cfg(cfg: dict, like: str) -> dict:
 
     c = copy.deepcopy(cfg)
     c["datasets"]["bench"] = copy.deepcopy(c["datasets"][like])
+    # time and memory do not depend on the weights' values: random initialisation, so that the
+    # rehearsal needs no hub download (the paper grid's visual encoder asks for ImageNet weights)
+    for enc in (c.get("encoders") or {}).values():
+        if isinstance(enc, dict) and enc.get("pretrained"):
+            enc.update(pretrained=False, allow_random_init=True)
     return c
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,21 @@ ROOT = Path(__file__).resolve().parents[2]
 METRICS = ("accuracy", "f1", "rmse")
 
 
-def _load_config(configfiles: list[str]) -> dict:
+def parse_config_items(items: list[str] | None) -> dict:
+    """``KEY=VALUE`` items of ``--config``, read by Snakemake's own parser (so ``cmkd cell`` and
+    ``cmkd check`` see what the workflow sees: ``select_datasets=[deap]`` is a list, ``threads=4``
+    an integer, ``allow_cpu_torch=True`` a boolean)."""
+    from snakemake.cli import parse_config
+
+    try:
+        return parse_config(list(items or []))
+    except ValueError as e:
+        raise ConfigError(f"--config {' '.join(items or [])}: {e}") from None
+
+
+def _load_config(configfiles: list[str], overrides: dict | None = None) -> dict:
+    """config.yaml, then every overlay in order, then ``--config`` overrides, merged key by key as
+    Snakemake merges them."""
     import yaml
 
     from cmkd.config import deep_merge
@@ -32,7 +47,31 @@ def _load_config(configfiles: list[str]) -> dict:
         if not p.exists():
             raise ConfigError(f"config file '{f}' not found")
         cfg = deep_merge(cfg, yaml.safe_load(p.read_text(encoding="utf-8")) or {})
-    return cfg
+    return deep_merge(cfg, overrides or {})
+
+
+def snakemake_command(targets: list[str], configfiles: list[str], config_items: list[str] | None = None,
+                      profile: str | None = None, cores: int = 2, jobs: int | None = None,
+                      dry_run: bool = False, extra: list[str] | None = None) -> list[str]:
+    """The Snakemake command that forces ``targets``: every config file after ONE ``--configfile``
+    (Snakemake 9 keeps only the last of repeated ``--configfile`` options), the ``--config`` items,
+    and either ``--profile`` (the cluster's executor, its jobs and resources) or local ``--cores``."""
+    snakemake = Path(sys.executable).parent / "snakemake"
+    # the targets first: after --configfile or --config (lists) they would be read as more files
+    cmd = [str(snakemake), *targets, "-s", str(ROOT / "Snakefile"), "--force", "--rerun-incomplete"]
+    if profile:
+        cmd += ["--profile", profile]
+        if jobs:
+            cmd += ["--jobs", str(jobs)]
+    else:
+        cmd += ["--cores", str(cores)]
+    if configfiles:
+        cmd += ["--configfile", *configfiles]
+    if config_items:
+        cmd += ["--config", *config_items]
+    if dry_run:
+        cmd.append("-n")
+    return cmd + list(extra or [])
 
 
 def _read(paths: list[Path]) -> dict:
@@ -80,10 +119,11 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
 
 
 def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
-             cores: int = 2, extra: list[str] | None = None, dry_run: bool = False) -> dict:
-    from cmkd.config import check_config, iter_cells, run_dir
+             cores: int = 2, extra: list[str] | None = None, dry_run: bool = False,
+             config_items: list[str] | None = None, profile: str | None = None, jobs: int | None = None) -> dict:
+    from cmkd.config import check_config, iter_cells, run_dir, select_datasets
 
-    cfg = _load_config(configfiles)
+    cfg = select_datasets(_load_config(configfiles, parse_config_items(config_items)))
     check_config(cfg)
     cells = set(iter_cells(cfg))
     if (dataset, track, dimension, method) not in cells:
@@ -92,14 +132,8 @@ def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles:
                           f"(cells of {dataset}/{track}: {[f'{c[2]}/{c[3]}' for c in known][:20]})")
     targets = [Path(run_dir(cfg, dataset, track, dimension, method, s)) / "metrics.json" for s in cfg["seeds"]]
     old = _read(targets)
-    snakemake = Path(sys.executable).parent / "snakemake"
-    cmd = [str(snakemake), "-s", str(ROOT / "Snakefile"), "--cores", str(cores), "--force", "--rerun-incomplete"]
-    for f in configfiles:
-        cmd += ["--configfile", f]
-    if dry_run:
-        cmd.append("-n")
-    cmd += [str(t) for t in targets] + list(extra or [])
-    print("running:", " ".join(cmd), file=sys.stderr, flush=True)
+    cmd = snakemake_command([str(t) for t in targets], configfiles, config_items, profile, cores, jobs, dry_run, extra)
+    print("running:", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
     r = subprocess.run(cmd)
     if r.returncode != 0:
         raise DataError(f"snakemake failed (exit {r.returncode}) while re-running the cell; see the job logs under {cfg['results']}/logs/train/{dataset}/{track}/{dimension}/{method}/")

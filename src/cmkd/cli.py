@@ -93,7 +93,8 @@ def cmd_tables(a) -> None:
 def cmd_cell(a) -> None:
     from cmkd.cell import run_cell
 
-    run_cell(a.dataset, a.track, a.dimension, a.method, a.configfile or [], cores=a.cores, dry_run=a.dry_run)
+    run_cell(a.dataset, a.track, a.dimension, a.method, a.configfile or [], cores=a.cores, dry_run=a.dry_run,
+             config_items=a.config, profile=a.profile, jobs=a.jobs, extra=getattr(a, "extra", None))
 
 
 def cmd_bench(a) -> None:
@@ -121,13 +122,19 @@ def cmd_stats(a) -> None:
 
 def cmd_check(a) -> None:
     """Check config.yaml (+ overlays) strictly: every table cell must map to runs in the DAG."""
-    from cmkd.cell import _load_config
-    from cmkd.config import check_config, iter_cells
+    from cmkd.cell import _load_config, parse_config_items
+    from cmkd.config import check_config, iter_cells, select_datasets
 
-    cfg = _load_config(a.configfile or [])
+    cfg = select_datasets(_load_config(a.configfile or [], parse_config_items(a.config)))
     check_config(cfg, strict_tables=True)
     n_cells = len(list(iter_cells(cfg)))
     print(f"config OK: {n_cells} cells x {len(cfg['seeds'])} seeds; every table cell maps to runs in the DAG")
+    if a.cluster:  # what this environment's torch can do for the Slurm profile's GPU jobs (torch-free)
+        from cmkd.devices import cluster_check, slurm_gpus_per_job
+
+        allow = a.allow_cpu_torch or bool(cfg.get("allow_cpu_torch"))
+        for line in cluster_check(slurm_gpus_per_job(), allow_cpu_torch=allow):
+            print(f"cluster: {line}")
 
 
 def cmd_unlock(a) -> None:
@@ -183,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("track")
     s.add_argument("dimension")
     s.add_argument("method")
-    s.add_argument("--configfile", action="append", help="extra config file(s) over config.yaml (e.g. config/paper.yaml)")
-    s.add_argument("--cores", type=int, default=2)
+    s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE",
+                   help="config file(s) over config.yaml, merged in order (repeat the option or list several)")
+    s.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="Snakemake --config items, e.g. select_datasets=[deap]")
+    s.add_argument("--profile", help="a Snakemake profile (e.g. slurm): the cell's jobs go to its executor")
+    s.add_argument("-j", "--jobs", type=int, help="with --profile: jobs submitted at once (default: the profile's)")
+    s.add_argument("--cores", type=int, default=2, help="without --profile: local cores (default 2)")
     s.add_argument("--dry-run", action="store_true")
     s.set_defaults(func=cmd_cell)
 
@@ -200,7 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("check", help="strict config check (CI): schema-level semantics and table cells -> runs")
-    s.add_argument("--configfile", action="append", help="overlay(s) over config.yaml")
+    s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE", help="overlay(s) over config.yaml, in order")
+    s.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", help="Snakemake --config items")
+    s.add_argument("--cluster", action="store_true", help="also check that the installed torch can serve the Slurm "
+                   "profile's GPU jobs (CMKD_SLURM_GPUS per job, default 1); refuses a CPU build")
+    s.add_argument("--allow-cpu-torch", action="store_true", help="with --cluster: accept a CPU build anyway")
     s.set_defaults(func=cmd_check)
 
     s = sub.add_parser("unlock-stale", help="remove the Snakemake lock a killed run left (never a live run's lock)")
@@ -215,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     a, rest = p.parse_known_args(argv)
     if a.command in ("plots", "stats"):
         a.rest = rest
+    elif a.command == "cell":  # `cell ... -- --workflow-profile X`: further options go to Snakemake
+        a.extra = rest[1:] if rest[:1] == ["--"] else rest
     elif rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

@@ -73,6 +73,44 @@ def experiment_methods(config: dict, exp: dict, where: str = "experiments") -> l
     return out
 
 
+def trivial_method_names(config: dict) -> list[str]:
+    """Methods of the config whose class is a trivial baseline (fitted on the training labels
+    alone: no network, no GPU); unknown classes are check_config's business."""
+    return [m for m, spec in config["methods"].items()
+            if spec.get("class") in REGISTRY and REGISTRY[spec["class"]].trivial]
+
+
+def table_datasets(config: dict, table: dict) -> set[str]:
+    """The data sets a table reports: its ``datasets``, else those of the experiments on its track
+    (every experiment's for a table without a track)."""
+    if table.get("datasets"):
+        return set(table["datasets"])
+    return {e["dataset"] for e in config["experiments"] if "track" not in table or e["track"] == table["track"]}
+
+
+def select_datasets(config: dict) -> dict:
+    """The config restricted to ``select_datasets`` (a list of keys of ``datasets``; all when absent):
+    only the selected data sets' experiments and the tables that report one of them, so a user
+    licensed for one data set plans and runs its tables with only its raw root. The selection is
+    kept in ``select_datasets``; applying it twice changes nothing."""
+    sel = config.get("select_datasets")
+    if sel is None:
+        return config
+    if not isinstance(sel, list) or not all(isinstance(d, str) for d in sel) or not sel:
+        raise ConfigError(f"select_datasets: a non-empty list of keys of datasets, got {sel!r} "
+                          f"(on the command line: --config 'select_datasets=[deap]')")
+    for d in sel:
+        if d not in config["datasets"]:
+            raise ConfigError(f"select_datasets: unknown data set '{d}' (keys of datasets: {', '.join(config['datasets'])})")
+    run = {e["dataset"] for e in config["experiments"]}
+    if not set(sel) & run:
+        raise ConfigError(f"select_datasets: no experiment runs {sel} (experiments run: {', '.join(sorted(run))})")
+    out = dict(config)
+    out["tables"] = [t for t in config.get("tables", []) or [] if table_datasets(config, t) & set(sel)]
+    out["experiments"] = [e for e in config["experiments"] if e["dataset"] in sel]
+    return out
+
+
 def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:
     """Every (dataset, track, dimension, method) cell of the grid, with required runs added."""
     seen = set()

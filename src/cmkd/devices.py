@@ -136,6 +136,39 @@ def cluster_check(gpus_per_job: int, build: Mapping | None = None, allow_cpu_tor
             raise DeviceError(
                 f"the training jobs ask for {gpus_per_job} GPU(s) each, but {describe_build(b)}: every job would stop "
                 f"at start. Build the CUDA environment (bash scripts/setup.sh --cuda) where the GPU nodes can see it, "
-                f"or set CMKD_SLURM_GPUS=0 for a CPU partition, or override with allow_cpu_torch=true")
+                f"or set CMKD_SLURM_GPUS=0 for a CPU partition, or override with --config allow_cpu_torch=True (cmkd check --cluster: --allow-cpu-torch)")
         lines.append("allow_cpu_torch: the GPU jobs will stop at start unless their nodes see another torch")
     return lines
+
+
+def slurm_gpus_per_job(env: Mapping[str, str] | None = None) -> int:
+    """GPUs per training job of the Slurm profile (``slurm/config.yaml``): ``CMKD_SLURM_GPUS``,
+    default 1 (the profile reads the same variable with the same default; a test keeps them equal)."""
+    env = os.environ if env is None else env
+    raw = str(env.get("CMKD_SLURM_GPUS", "")).strip() or "1"
+    try:
+        n = int(raw)
+    except ValueError:
+        raise DeviceError(f"CMKD_SLURM_GPUS: an integer number of GPUs per training job, got {raw!r}") from None
+    if n < 0:
+        raise DeviceError(f"CMKD_SLURM_GPUS: must be >= 0, got {n}")
+    return n
+
+
+def requested_gpus(resources: Mapping | None) -> int:
+    """GPUs that a rule's resources (Snakemake's ``--set-resources`` of a profile) ask for: ``gpu`` /
+    ``gpus``, or a ``gres`` such as ``gpu:2`` / ``gpu:a100:1``."""
+    total = 0
+    for key, value in dict(resources or {}).items():
+        value = getattr(value, "value", value)
+        if key in ("gpu", "gpus"):
+            try:
+                total += int(value)
+            except (TypeError, ValueError):
+                total += 1
+        elif key == "gres" and isinstance(value, str):
+            for item in value.split(","):
+                parts = item.strip().split(":")
+                if parts[0] == "gpu":
+                    total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return total

@@ -42,8 +42,10 @@ from typing import Any, Mapping
 
 from cmkd.data import LOADER_INFO
 from cmkd.errors import ConfigError
+from cmkd.methods import REGISTRY
 
 BASE_MB = 600.0          # interpreter, torch, timm, numpy: a small job's peak RSS is 410-610 MB (bench)
+TRIVIAL_MB = 800.0       # a trivial-baseline job (no network, no torch model): about BASE_MB x MARGIN
 CUDA_HOST_MB = 2000.0    # host memory of the CUDA context and libraries (device: cuda)
 MARGIN = 1.3
 MIN_RUNTIME = 10         # minutes
@@ -51,7 +53,7 @@ STARTUP_S = 60.0         # per seed: imports, data, split, statistics
 #: float32 activation values kept per input value and training sample (forward + backward);
 #: face: pvt_v2_b0 at 224 px, 358 MB per segment of 5 frames (bench, CPU) = 125 per input value;
 #: eeg/eog: the MKD teacher at 128 Hz, 9.4 MB per segment (bench) = about 140 per input value
-ACTIVATION_FACTOR = {"face": 125.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "eeg_de": 64.0}
+ACTIVATION_FACTOR = {"face": 87.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "eeg_de": 64.0}
 #: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2)
 PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
 #: seconds per training sample, per input modality of the student, measured by ``bench --scale
@@ -129,6 +131,12 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     from cmkd.data.stream import DEFAULT_STREAM_THRESHOLD_MB
 
     spec = run_spec(dict(config), dataset, track, dimension, method, 0)
+    if REGISTRY[spec["class"]].trivial:
+        # a trivial baseline reads the labels and the split, fits no network: the interpreter's base
+        mem_mb = int(math.ceil(TRIVIAL_MB * max(1, int(attempt)) / 100.0) * 100)
+        return {"mem_mb": mem_mb, "runtime": MIN_RUNTIME * max(1, int(attempt)), "n_segments": None,
+                "size_source": "trivial", "data_mb": 0.0, "streamed": False, "modalities": [], "sample_s": 0.0,
+                "gpu": False}
     mods = list(spec["modalities"])
     teacher_mods: list[str] = []
     for req in spec["requires"].values():

@@ -1,5 +1,6 @@
 # Shared helpers of the rules: config checks and path/spec resolution (logic lives in cmkd.config).
 import json
+import shlex
 
 import yaml
 import sys
@@ -7,23 +8,56 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec, select_datasets, trivial_method_names  # noqa: E402
+from cmkd.devices import DeviceError, cluster_check, requested_gpus  # noqa: E402
+from cmkd.conda_envs import resolved_env_file  # noqa: E402
 from cmkd.errors import ConfigError  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
 try:
+    # select_datasets: only the selected data sets' experiments and tables (cmkd.config.select_datasets)
+    config.update(select_datasets(config))
     for _w in check_config(config):
         print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 
+# GPU training jobs (a profile's --set-resources train:gpu, e.g. the Slurm profile's) with a CPU build
+# of torch would all stop at start: refuse the plan now (torch-free), unless allow_cpu_torch is set
+TRAIN_GPUS = requested_gpus(workflow.resource_settings.overwrite_resources.get("train"))
+if TRAIN_GPUS and DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
+    try:  # (under --sdm conda the GPU jobs run envs/cuda.yaml instead)
+        for _line in cluster_check(TRAIN_GPUS, allow_cpu_torch=bool(config.get("allow_cpu_torch"))):
+            print(f"cluster: {_line}", file=sys.stderr)
+    except DeviceError as e:
+        raise WorkflowError(f"GPU jobs: {e}") from None
+
 R = config["results"]
+_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+
+
+def conda_env(name):
+    """The conda environment file of the jobs (envs/<name>.yaml): under --sdm conda a copy whose
+    pip paths are absolute (cmkd.conda_envs), since conda runs pip from .snakemake/conda/."""
+    template = Path(workflow.basedir) / "envs" / f"{name}.yaml"
+    if not _CONDA:
+        return str(template)
+    return str(resolved_env_file(template, Path(R).resolve() / ".conda-envs"))
+
+
 _pub = Path(config["published_tables"])
 PUBLISHED = str(_pub if (_pub.is_absolute() or _pub.exists()) else Path(workflow.basedir) / _pub)
 # the interpreter of a job: under --sdm conda the one of the rule's env (which installs the
 # project), else the one running Snakemake
-PY = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
+PY = "python" if _CONDA else sys.executable
 CELLS = list(iter_cells(config))
+# methods that fit no network (the trivial baselines): their own training rule, without a GPU
+TRIVIAL = sorted(trivial_method_names(config))
+_NAME_RE = r"[a-z0-9_]+"
+TRIVIAL_METHOD_RE = "|".join(TRIVIAL) if TRIVIAL else r"(?!)"  # (?!) matches nothing
+# (the wildcard's regex sits inside the path's: a trivial name is refused when a "/" or the end follows)
+TRIVIAL_METHOD_RE = rf"(?:{TRIVIAL_METHOD_RE})(?=/|$)" if TRIVIAL else TRIVIAL_METHOD_RE
+NETWORK_METHOD_RE = rf"(?!(?:{'|'.join(TRIVIAL)})(?:/|$)){_NAME_RE}" if TRIVIAL else _NAME_RE
 SEEDS = [int(s) for s in config["seeds"]]
 
 
@@ -111,7 +145,7 @@ def raw_root(wildcards):
 
 def prepare_root_arg(wildcards):
     root = config["datasets"][wildcards.dataset].get("root")
-    return f"--root {root!r}" if root else ""
+    return f"--root {shlex.quote(str(root))}" if root else ""
 
 
 def tables_spec():

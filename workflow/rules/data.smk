@@ -19,7 +19,7 @@ rule prepare:
         mem_mb=4000,
         runtime=120,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd prepare {params.loader} {params.root} --out {output} "
-        "--seed {params.seed} --params {params.params:q} > {log} 2>&1"
+        "{params.py:q} -m cmkd prepare {params.loader} {params.root} --out {output:q} "
+        "--seed {params.seed} --params {params.params:q} > {log:q} 2>&1"

@@ -81,11 +81,11 @@ rule feature_maps:
         mem_mb=4000,
         runtime=60,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd plots features --metrics {input.metrics} --out-dir {params.out_dir} --kinds {params.kinds} "
-        "--numba-cache {params.numba_cache} "
-        "--order {params.order:q} --class-names {params.class_names:q} > {log} 2>&1"
+        "{params.py:q} -m cmkd plots features --metrics {input.metrics:q} --out-dir {params.out_dir:q} --kinds {params.kinds} "
+        "--numba-cache {params.numba_cache:q} "
+        "--order {params.order:q} --class-names {params.class_names:q} > {log:q} 2>&1"
 
 
 rule learning_curves:
@@ -110,10 +110,10 @@ rule learning_curves:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd plots curves {input} --out-png {output.png} --out-svg {output.svg} "
-        "--order {params.order:q} --title {params.title:q} > {log} 2>&1"
+        "{params.py:q} -m cmkd plots curves {input:q} --out-png {output.png:q} --out-svg {output.svg:q} "
+        "--order {params.order:q} --title {params.title:q} > {log:q} 2>&1"
 
 
 rule published_vs_reproduced:
@@ -135,9 +135,9 @@ rule published_vs_reproduced:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd plots scatter {input} --out-png {output.png} --out-svg {output.svg} > {log} 2>&1"
+        "{params.py:q} -m cmkd plots scatter {input:q} --out-png {output.png:q} --out-svg {output.svg:q} > {log:q} 2>&1"
 
 
 rule cd_diagram:
@@ -166,11 +166,11 @@ rule cd_diagram:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd plots cd --runs {input.runs} --track {wildcards.track:q} --metric {wildcards.metric} "
-        "--exclude {params.exclude:q} --methods {params.methods:q} --group {wildcards.group} --out-png {output.png} --out-svg {output.svg} --out-json {output.json} "
-        "> {log} 2>&1"
+        "{params.py:q} -m cmkd plots cd --runs {input.runs:q} --track {wildcards.track:q} --metric {wildcards.metric} "
+        "--exclude {params.exclude:q} --methods {params.methods:q} --group {wildcards.group} --out-png {output.png:q} --out-svg {output.svg:q} --out-json {output.json:q} "
+        "> {log:q} 2>&1"
 
 
 rule table_bars:
@@ -198,10 +198,10 @@ rule table_bars:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd plots bars --table {input.table} --runs {input.runs} --track={params.track:q} "
-        "--title {params.title:q} --out-png {output.png} --out-svg {output.svg} > {log} 2>&1"
+        "{params.py:q} -m cmkd plots bars --table {input.table:q} --runs {input.runs:q} --track={params.track:q} "
+        "--title {params.title:q} --out-png {output.png:q} --out-svg {output.svg:q} > {log:q} 2>&1"
 
 
 rule subject_gains:
@@ -230,8 +230,8 @@ rule subject_gains:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd plots gains --subjects {input.subjects} --reference {params.reference} "
+        "{params.py:q} -m cmkd plots gains --subjects {input.subjects:q} --reference {params.reference} "
         "--track={wildcards.track:q} --exclude {params.exclude:q} --order {params.order:q} "
-        "--out-png {output.png} --out-svg {output.svg} > {log} 2>&1"
+        "--out-png {output.png:q} --out-svg {output.svg:q} > {log:q} 2>&1"

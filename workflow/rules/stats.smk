@@ -29,7 +29,7 @@ rule stats:
         mem_mb=2000,
         runtime=10,
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd stats --runs {input.runs} --out {output} --references {params.references:q} "
-        "--test-fraction {params.test_fraction} --train-fraction {params.train_fraction} > {log} 2>&1"
+        "{params.py:q} -m cmkd stats --runs {input.runs:q} --out {output:q} --references {params.references:q} "
+        "--test-fraction {params.test_fraction} --train-fraction {params.train_fraction} > {log:q} 2>&1"

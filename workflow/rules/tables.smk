@@ -15,9 +15,9 @@ rule aggregate:
     log:
         f"{R}/logs/aggregate.log",
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd aggregate {input} --out {output.runs} --subjects-out {output.subjects} > {log} 2>&1"
+        "{params.py:q} -m cmkd aggregate {input:q} --out {output.runs:q} --subjects-out {output.subjects:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -46,6 +46,6 @@ rule tables:
     log:
         f"{R}/logs/tables.log",
     conda:
-        "../../envs/cpu.yaml"
+        conda_env("cpu")
     shell:
-        "{params.py} -m cmkd tables --runs {input.runs} --spec {params.spec:q} --out-dir {params.outdir} --stats {input.stats} --subjects {input.subjects} > {log} 2>&1"
+        "{params.py:q} -m cmkd tables --runs {input.runs:q} --spec {params.spec:q} --out-dir {params.outdir:q} --stats {input.stats:q} --subjects {input.subjects:q} > {log:q} 2>&1"
