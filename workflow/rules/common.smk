@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
-from cmkd.errors import ConfigError  # noqa: E402
+from cmkd.errors import ConfigError, DataError  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
 try:
@@ -16,6 +16,8 @@ try:
         print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
+except DataError as e:  # a prepared data set the configured split cannot validate on (cmkd.config.check_prepared_validation)
+    raise WorkflowError(f"invalid split: {e}") from None
 
 R = config["results"]
 _pub = Path(config["published_tables"])
