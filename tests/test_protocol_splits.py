@@ -211,3 +211,37 @@ def test_config_check_of_protocol_splits(tmp_path):
     bad["experiments"] = [{"dataset": "synthetic", "track": "eye-to-eeg", "dimensions": ["arousal"], "methods": ["baseline"]}]
     with pytest.raises(ConfigError, match=r"split\.kind: 'cross_session' is a SEED-family protocol; dataset 'synthetic'"):
         check_config(bad)
+
+
+def test_plan_time_check_refuses_a_validation_part_missing_a_class(tmp_path):
+    """Where the prepared meta.json exists, check_config (Snakemake's planning) computes every run's
+    split and refuses one whose validation part misses a class, naming the data set, subject and
+    class; without prepared data the job checks at start."""
+    import yaml
+
+    from cmkd.config import check_config
+    from cmkd.data.seed import prepare_seed
+    from tests.conftest import ROOT
+
+    try:
+        from tests import fixtures_seed as fs
+    except ImportError:
+        import fixtures_seed as fs
+    base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    base["results"] = str(tmp_path / "results")
+    base["datasets"]["seed"] = {"loader": "seed", "root": str(tmp_path), "modalities": ["eye", "eeg_de"],
+                                "split": {"kind": "chronological", "train_trials": 9, "stratify": False}}
+    base["tracks"]["eye-to-eeg_de"] = {"teacher": ["eye"], "student": ["eeg_de"]}
+    base["encoders"]["eeg_de"] = {"name": "de_mlp"}
+    base["dimensions"]["emotion3"] = {"task": "classification", "n_classes": 3, "target": "emotion"}
+    base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"], "methods": ["baseline"]}]
+    base["tables"] = []
+    check_config(base)  # not prepared yet: nothing to compute at plan time
+    root = fs.write_seed(tmp_path / "raw", subjects=(1, 2), sessions=(1, 2, 3), eye=True)
+    prepare_seed(root, tmp_path / "results" / "prepared" / "seed", {"modalities": ["eye", "eeg_de"]})
+    # unstratified: one validation clip per subject cannot hold the three classes
+    with pytest.raises(DataError, match=r"data set 'seed', subject 1: class \d \('\w+'\) has \d+ training trial.*"
+                                        r"seed 0, dimension emotion3; found at plan time"):
+        check_config(base)
+    base["datasets"]["seed"]["split"]["stratify"] = True  # the default: one clip of every class per subject
+    check_config(base)
