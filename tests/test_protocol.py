@@ -163,6 +163,27 @@ def test_validation_classes_recorded_and_a_part_missing_a_class_refused(prepared
     assert not epochs and not (tmp_path / "bad/history.csv").exists()
 
 
+def test_a_method_selecting_on_other_validation_trials_is_refused(prepared, tmp_path, monkeypatch):
+    """Every row of a table selects on the same validation trials: a method whose configure()
+    replaces the validation part (as EmotionKD's feedback once halved it) stops the run before any
+    epoch, naming the method."""
+    import cmkd.train as train
+    from cmkd.data.selection import subset
+    from cmkd.errors import ConfigError
+    from cmkd.methods.base import Method
+
+    def halving(self, parts=None, device=None, optimizer=None, **_):
+        parts["val"] = subset(parts["val"], np.arange(len(parts["val"]) // 2))
+
+    monkeypatch.setattr(Method, "configure", halving)
+    epochs = []
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: epochs.append(1))
+    spec = run_spec(prepared, "synthetic", "face_eeg-to-face", "arousal", "baseline", 0)
+    with pytest.raises(ConfigError, match="baseline: method class 'baseline' changed the validation part"):
+        train.run(spec, tmp_path / "run")
+    assert not epochs
+
+
 def test_patience_bounds_the_run_at_max_epochs(prepared, tmp_path, monkeypatch):
     """A score that improves every epoch runs to ``max_epochs`` and keeps the last epoch."""
     result, calls = _scripted_run(prepared, tmp_path / "run", monkeypatch, [10.0, 20.0, 30.0, 40.0],
