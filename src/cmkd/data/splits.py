@@ -354,11 +354,7 @@ def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5
     for f in range(n):
         test_g = np.nonzero(fold_of_group == f)[0]
         train_g = np.nonzero(fold_of_group != f)[0]
-        if kind == "kfold" and folds_by == "subject":  # the per-subject protocol: validation per subject
-            val_g = np.concatenate([_carve_val(train_g[keys[train_g, 0] == s], group_class, float(val_fraction), rng)
-                                    for s in subjects])
-        else:
-            val_g = _carve_val(train_g, group_class, float(val_fraction), rng)
+        val_g = _carve_val(train_g, group_class, float(val_fraction), rng)  # pooled: one model trains on all subjects
         part_of_group = np.zeros(n_groups, dtype=np.int64)
         part_of_group[val_g] = 1
         part_of_group[test_g] = 2
@@ -407,11 +403,11 @@ def check_folds(folds: Sequence[Mapping[str, np.ndarray]], subject, trial) -> No
 # validation that can measure the task: every class of a training part is in its validation part
 
 def per_subject_validation(split_spec: Mapping) -> bool:
-    """True where the protocol is per subject (the SEED family's protocols, the per-subject k-fold):
-    the validation part must hold every class of each subject's training trials; otherwise the
-    check is pooled over subjects."""
-    kind = (split_spec or {}).get("kind", "trial")
-    return kind in PROTOCOL_KINDS or (kind == "kfold" and (split_spec or {}).get("folds_by", "pooled") == "subject")
+    """True where validation is drawn per subject (the SEED family's protocols): the validation
+    part must hold every class of each subject's training trials. Otherwise the validation part is
+    carved from the pooled training trials (every k-fold, LOSO and 8:1:1 split: one model trains
+    on all subjects) and the check is pooled over subjects."""
+    return (split_spec or {}).get("kind", "trial") in PROTOCOL_KINDS
 
 
 def _trial_ids(subject: np.ndarray, trial: np.ndarray, idx) -> np.ndarray:
