@@ -2,7 +2,10 @@
 
 Protocol (the same for every method, or it is not a benchmark):
 - the split is made from the seed at the trial level (8:1:1) unless the spec asks for another kind,
-  and is checked for trial overlap; inputs are standardised with statistics of the training part only;
+  and is checked for trial overlap; its validation part must hold every class of its training part
+  (checked before any epoch); inputs are standardised with statistics of the training part only;
+- every method selects on the validation part the loop made (no method's ``configure`` may replace
+  it), so the rows of a table select on the same trials (``val_hash`` in the provenance);
 - Adam; after every epoch the student is evaluated on the validation part; the best epoch on
   validation is kept (early stopping after ``patience`` epochs without improvement);
 - the test part is evaluated once, with the best-on-validation weights, at the end;
