@@ -261,9 +261,14 @@ def _emotionkd_feedback(params=None, n=16):
 def test_emotionkd_feedback_updates_the_teacher_not_the_student():
     m, teacher, parts, opt, b = _emotionkd_feedback()
     assert m.params["feedback"] is True  # the default: the row is EmotionKD with its feedback phase
-    assert len(parts["val"]) + len(m._fb_part) == 16  # validation halves by trial: selection / feedback
-    sel_trials = set(parts["val"].groups.tolist())
-    assert sel_trials and not sel_trials & set(m._fb_part.groups.tolist())
+    # the feedback's data are the training part; the whole validation part selects, as for every row
+    assert m._fb_part is parts["train"] and len(parts["val"]) == 16
+    fed = []
+    h = teacher.register_forward_pre_hook(lambda mod, args: fed.append(args[0]["face"].detach().clone()))
+    m.feedback_step(b)
+    h.remove()
+    val_x = parts["val"].x["face"]
+    assert fed and not any(bool((f[:, None] == val_x[None]).flatten(2).all(-1).any()) for f in fed)  # no validation segment
     t_before = {k: v.clone() for k, v in teacher.state_dict().items()}
     s_before = {k: v.clone() for k, v in m.student.state_dict().items()}
     m.train()

@@ -194,6 +194,7 @@ def test_one_step_of_every_registered_method(name, grid):
     if REGISTRY[name].trivial:
         pytest.skip("a trivial baseline is fitted, not trained by steps")
     from cmkd.data import labels as labels_mod
+    from cmkd.data import selection
     from cmkd.data import splits as splits_mod
     from cmkd.train import build_parts
 
@@ -213,10 +214,15 @@ def test_one_step_of_every_registered_method(name, grid):
     y = labels_mod.targets(prep, spec["dimension_spec"].get("target", dim), "classification", 5.0)
     split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), 0, ratios=spec["split"]["ratios"])
     parts, _ = build_parts(prep, needed, y, split, "classification")
+    selection.hold_out_feedback(parts, prep["subject"], prep["trial"], spec["split"].get("feedback_fraction"),
+                                "classification")  # the split's hold-out, as the training loop makes it
+    val_before = np.asarray(parts["val"].index).copy()
     cls = method_class(name)
     m = cls(student, teachers, spec["params"], "classification", 2, context=RunContext(seed=0, key=key, device="cpu"))
     opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-2)
     m.configure(parts=parts, device=torch.device("cpu"), optimizer=opt)
+    # one validation set per table column: no method changes the part it selects on
+    assert np.array_equal(np.asarray(parts["val"].index), val_before), f"{name}: configure() changed the validation part"
     m.train()
     m.on_epoch_start(1, torch.Generator().manual_seed(0))
     batch = parts["train"].batch(torch.arange(min(8, len(parts["train"]))), torch.device("cpu"))
@@ -518,3 +524,46 @@ def test_registry_reports_a_broken_extra_module(monkeypatch):
     monkeypatch.setattr(registry, "_extras_loaded", False)
     with pytest.raises(ImportError, match=r"EXTRA_MODULES lists 'cmkd.models.nosuch'"):
         registry.build_model({"modalities": []})
+
+
+#: tables that compare splits on purpose (their rows differ in split kind): the exception to one
+#: validation set per column
+SPLIT_COMPARISONS = {"protocols", "leakage", "leakage_eeg", "mkd_leakage"}
+
+
+def test_every_row_of_a_column_selects_on_the_same_validation_trials(grid):
+    """One validation set per table column: for every table of the default grid, every row of a
+    column (data set, track, dimension, seed; every fold) selects on the same validation trials
+    (:func:`cmkd.data.selection.validation_hashes`, the ``val_hash`` a run records); only the tables
+    that compare splits on purpose differ. With the per-method check above (no ``configure`` changes
+    the validation part), this covers every registered method."""
+    from cmkd.data.selection import validation_hashes
+
+    cfg, prep = grid
+    cells = set(iter_cells(cfg))
+    cache, differing = {}, set()
+    for t in cfg["tables"]:
+        rows = list(t.get("rows") or {})
+        for ds, tr, dim in sorted({(c[0], c[1], c[2]) for c in cells if "track" not in t or c[1] == t["track"]}):
+            present = [m for m in rows if (ds, tr, dim, m) in cells]
+            if len(present) < 2:
+                continue
+            for seed in cfg["seeds"]:
+                hashes = {}
+                for m in present:
+                    spec = run_spec(cfg, ds, tr, dim, m, seed)
+                    key = (dim, seed, json.dumps(spec["split"], sort_keys=True))
+                    if key not in cache:
+                        cache[key] = validation_hashes(prep, spec)
+                    hashes[m] = cache[key]
+                if len({tuple(h) for h in hashes.values()}) > 1:
+                    differing.add(t["name"])
+                    assert t["name"] in SPLIT_COMPARISONS, (t["name"], ds, tr, dim, seed, hashes)
+    assert differing == SPLIT_COMPARISONS  # the exceptions are real: their rows differ
+    assert len(cache) > 5
+    # the check sees one row selecting on other trials (here: a row that holds half of its
+    # validation trials out, as EmotionKD's feedback did before)
+    bad = copy.deepcopy(cfg)
+    bad["methods"]["emotionkd"]["split"] = {"feedback_fraction": 0.5}
+    a, b = (validation_hashes(prep, run_spec(bad, "synthetic", "face_eeg-to-face", "arousal", m, 0)) for m in ("emotionkd", "kd"))
+    assert a != b

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from cmkd.data import selection
 from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
 from cmkd.data.synthetic import generate
@@ -189,8 +190,12 @@ def test_validation_split_by_trial_disjoint(data, with_groups):
 
 
 # ----------------------------------------------------------------------------- feedback
-def configured(data, params=None, with_groups=True):
+def configured(data, params=None, with_groups=True, fraction=0.5):
+    """The method configured as the training loop does it: the split's feedback hold-out first
+    (split.feedback_fraction, :func:`cmkd.data.selection.hold_out_feedback`), then configure()."""
+    arrays, _, _ = data
     parts = make_parts(data, with_groups)
+    selection.hold_out_feedback(parts, arrays["subject"], arrays["trial"], fraction, "classification")
     m = make_method(params=params)
     opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
     m.configure(parts=parts, device=torch.device("cpu"), optimizer=opt)
@@ -198,17 +203,27 @@ def configured(data, params=None, with_groups=True):
     return m, parts, opt
 
 
-def test_configure_replaces_val_with_selection_half(data):
+def test_configure_takes_the_split_hold_out_and_leaves_val_alone(data):
     arrays, _, split = data
     m, parts, _ = configured(data)
     fb, sel = set(m._fb_part.index.tolist()), set(parts["val"].index.tolist())
+    assert m._fb_part is parts["feedback"]  # the split's hold-out, the same for every run of the track
     assert fb.isdisjoint(sel) and fb | sel == set(split["val"].tolist())
     assert set(parts["test"].index.tolist()) == set(split["test"].tolist())  # test part untouched
     trials = lambda idx: {(int(arrays["subject"][i]), int(arrays["trial"][i])) for i in idx}
     assert trials(fb).isdisjoint(trials(sel))
     assert m.params["temp_lr"] == 1e-3  # default: the student optimiser's learning rate
-    # without feedback the validation part stays whole
-    m2, parts2, _ = configured(data, {"feedback": False})
+    # configure never rewrites the validation part (every row selects on the same trials)
+    before = parts["val"].index.copy()
+    m.configure(parts=parts, device=torch.device("cpu"), optimizer=None)
+    assert np.array_equal(parts["val"].index, before)
+    # without the split's hold-out, a feedback run is refused (it would select on other trials)
+    bare = make_parts(data, True)
+    with pytest.raises(ConfigError, match=r"split\.feedback_fraction"):
+        make_method().configure(parts=bare, device=torch.device("cpu"), optimizer=torch.optim.Adam([torch.zeros(1)]))
+    assert len(bare["val"]) == len(split["val"])
+    # without feedback nothing is held out by the method
+    m2, parts2, _ = configured(data, {"feedback": False}, fraction=None)
     assert len(parts2["val"]) == len(split["val"]) and m2._fb_part is None
     assert not any(p.requires_grad for p in m2.teacher.parameters())
     assert not any(p is q for p in m2.trainable_parameters() for q in m2.teacher.parameters())
@@ -286,6 +301,7 @@ def test_teacher_never_sees_test_or_selection_data(data):
 ], ids=["teacher", "student-feedback", "variation1", "variation2"])
 def test_loss_decreases_on_fixed_batch(data, name, params):
     parts = make_parts(data)
+    selection.hold_out_feedback(parts, data[0]["subject"], data[0]["trial"], 0.5, "classification")
     m = make_method(name, params)
     opt = torch.optim.Adam(m.trainable_parameters(), lr=3e-3)
     if hasattr(m, "configure"):

@@ -126,6 +126,64 @@ def test_select_on_loss_keeps_the_lowest_validation_loss(prepared, tmp_path, mon
     assert _same_weights(calls[-1][1], calls[3][1])
 
 
+def test_validation_classes_recorded_and_a_part_missing_a_class_refused(prepared, tmp_path, monkeypatch):
+    """metrics.json records ``val_class_counts`` (class -> validation trials) and provenance
+    ``val_hash``; a split whose validation part misses a class of its training part is refused at
+    job start, before any epoch, naming the data set and the class."""
+    import json
+
+    import cmkd.train as train
+    from cmkd.data import splits as splits_mod
+    from cmkd.data.prepared import load_prepared
+    from cmkd.data.selection import validation_hashes
+
+    spec = run_spec(prepared, "synthetic", "face_eeg-to-face", "arousal", "baseline", 0)
+    spec["training"].update({"max_epochs": 1, "patience": 1})
+    result = train.run(spec, tmp_path / "ok")
+    prep = load_prepared(spec["prepared"])
+    y = (np.asarray(prep["arousal"]) > 5.0).astype(int)
+    (split,) = splits_mod.run_splits(prep, 0, spec["split"], y, "classification")
+    assert result["val_class_counts"] == splits_mod.val_class_counts(split, y, prep["subject"], prep["trial"])
+    assert set(result["val_class_counts"]) == {"0", "1"} and min(result["val_class_counts"].values()) >= 1
+    assert json.loads((tmp_path / "ok/metrics.json").read_text())["provenance"]["val_hash"] == validation_hashes(prep, spec)[0]
+    # plant: the validation trials of class 1 moved into training
+    real = splits_mod.make_split
+
+    def one_class_val(*a, **k):
+        sp = real(*a, **k)
+        moved = sp["val"][y[sp["val"]] == 1]
+        return {"train": np.sort(np.concatenate([sp["train"], moved])), "val": sp["val"][y[sp["val"]] == 0], "test": sp["test"]}
+
+    monkeypatch.setattr(splits_mod, "make_split", one_class_val)
+    epochs = []
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: epochs.append(1))
+    spec["on_failure"] = "fail"
+    with pytest.raises(DataError, match=r"data set 'synthetic', all subjects \(pooled split\): class 1 has \d+ training"):
+        train.run(spec, tmp_path / "bad")
+    assert not epochs and not (tmp_path / "bad/history.csv").exists()
+
+
+def test_a_method_selecting_on_other_validation_trials_is_refused(prepared, tmp_path, monkeypatch):
+    """Every row of a table selects on the same validation trials: a method whose configure()
+    replaces the validation part (as EmotionKD's feedback once halved it) stops the run before any
+    epoch, naming the method."""
+    import cmkd.train as train
+    from cmkd.data.selection import subset
+    from cmkd.errors import ConfigError
+    from cmkd.methods.base import Method
+
+    def halving(self, parts=None, device=None, optimizer=None, **_):
+        parts["val"] = subset(parts["val"], np.arange(len(parts["val"]) // 2))
+
+    monkeypatch.setattr(Method, "configure", halving)
+    epochs = []
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: epochs.append(1))
+    spec = run_spec(prepared, "synthetic", "face_eeg-to-face", "arousal", "baseline", 0)
+    with pytest.raises(ConfigError, match="baseline: method class 'baseline' changed the validation part"):
+        train.run(spec, tmp_path / "run")
+    assert not epochs
+
+
 def test_patience_bounds_the_run_at_max_epochs(prepared, tmp_path, monkeypatch):
     """A score that improves every epoch runs to ``max_epochs`` and keeps the last epoch."""
     result, calls = _scripted_run(prepared, tmp_path / "run", monkeypatch, [10.0, 20.0, 30.0, 40.0],

@@ -51,6 +51,16 @@ def test_kfold_run_trains_every_fold_and_pools_the_predictions(cfg):
         s = json.loads(open(f"{d}/fold{i}/metrics.json").read())
         assert t["split_hash"] == s["provenance"]["split_hash"]
     assert len({x["split_hash"] for x in kd["folds"]}) == 3
+    # every fold records its validation trials' hash and class counts; the student and its teacher
+    # selected on the same trials, the ones the spec alone gives (one validation set per column)
+    from cmkd.data.selection import validation_hashes
+
+    want = validation_hashes(prep, spec)
+    assert [x["val_hash"] for x in kd["folds"]] == [x["val_hash"] for x in teacher["folds"]] == want
+    assert kd["provenance"]["val_hash"] == teacher["provenance"]["val_hash"] and kd["provenance"]["val_hash"].startswith("folds:")
+    for x in kd["folds"]:
+        assert set(x["val_class_counts"]) == {"0", "1"} and min(x["val_class_counts"].values()) >= 1
+    assert kd["val_class_counts"] == {c: sum(x["val_class_counts"][c] for x in kd["folds"]) for c in ("0", "1")}
 
 
 def test_holdout_student_of_a_kfold_teacher_is_refused(cfg):

@@ -179,3 +179,48 @@ def test_differential_entropy_by_hand():
     assert np.allclose(d[:, :, 3].mean(), 0.5 * math.log(2 * math.pi * math.e * 17 / 100), atol=0.05)
     with pytest.raises(ConfigError, match="band"):
         de_mod.differential_entropy(x, 80.0, 4.0)
+
+
+# ----------------------------------------------------------------------------- validation parts
+def _last_clip_rule(prep, train_trials):
+    """The 912213b rule: the last training clip of every (subject, session) validates."""
+    k = np.asarray(prep["trial"]) - 100 * np.asarray(prep["session"])
+    return {"train": np.nonzero(k < train_trials - 1)[0], "val": np.nonzero(k == train_trials - 1)[0],
+            "test": np.nonzero(k >= train_trials)[0]}
+
+
+@pytest.mark.parametrize("name", ["seed", "seed_iv", "seed_v"])
+def test_validation_parts_hold_every_class(name, seed_root, seed_v_root, tmp_path):
+    """On the SEED, SEED-IV and SEED-V fixtures, with the paper grid's protocols (config/paper.yaml),
+    every subject's validation part holds every class of its training part, for several seeds;
+    the last-clip rule of 912213b validated on one or two classes (SEED "positive", SEED-IV no
+    "fear", SEED-V "disgust" and "fear") and is refused naming the data set, subject and class."""
+    import yaml
+
+    from cmkd.data.splits import check_val_classes, per_subject_validation, run_splits
+    from tests.conftest import ROOT
+
+    out = tmp_path / name
+    if name == "seed":
+        prepare_seed(seed_root, out, {"modalities": ["eeg_de"]})
+    elif name == "seed_v":
+        prepare_seed_v(seed_v_root, out, {"modalities": ["eeg_de"]})
+    else:
+        root = fs.write_seed_iv_raw(tmp_path / "raw", subjects=(1, 2), sessions=(1, 2, 3), seconds=4.2)
+        prepare_seed_iv(root, out, {"eeg_source": "raw", "modalities": ["eeg_de"]})
+    prep = load_prepared(out)
+    y, names = np.asarray(prep["label"]), prep.meta["labels"]["names"]
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    specs = [paper["datasets"][name]["split"]]
+    if name == "seed_iv":
+        specs.append(paper["datasets"]["seed_iv_cross_session"]["split"])
+    for sp in specs:
+        for seed in (0, 1, 2):
+            (split,) = run_splits(prep, seed, sp, y, "classification")
+            counts = check_val_classes(split, y, prep["subject"], prep["trial"], name, per_subject_validation(sp), names)
+            assert set(counts) == {str(c) for c in range(len(names))} and min(counts.values()) >= 2  # 2 subjects
+    old = _last_clip_rule(prep, paper["datasets"][name]["split"]["train_trials"])
+    seen = {names[c] for c in np.unique(y[old["val"]])}
+    assert seen == {"seed": {"positive"}, "seed_iv": set(names) - {"fear"}, "seed_v": {"disgust", "fear"}}[name]
+    with pytest.raises(DataError, match=rf"data set '{name}', subject \d+: class \d \('\w+'\) has \d+ training trial"):
+        check_val_classes(old, y, prep["subject"], prep["trial"], name, True, names)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from cmkd.data import splits as splits_mod
-from cmkd.data.splits import (_carve_val, _part_sizes, check_fold, check_folds, check_split, fold_splits,
+from cmkd.data.splits import (_carve_val, _part_sizes, check_fold, check_folds, check_split, check_val_classes, fold_splits,
                               make_split)
 from cmkd.errors import ConfigError, DataError
 
@@ -213,13 +213,13 @@ def test_works_on_the_synthetic_layout_with_unsorted_ids():
     (5, (0.5, 0.5, 0.0), False, (2, 3, 0)),     # 2.5 rounds half up, to 3
     (3, (0.8, 0.1, 0.1), True, (1, 1, 1)),      # 0.3 -> 0, raised to one each from n = 3
     (3, (0.8, 0.1, 0.1), False, (3, 0, 0)),
-    (2, (0.8, 0.1, 0.1), True, (2, 0, 0)),      # below 3 groups nobody is raised
+    (2, (0.8, 0.1, 0.1), True, (1, 1, 0)),      # two groups: one trains, one validates (a class in train is in val)
     (3, (0.8, 0.2, 0.0), True, (2, 1, 0)),      # a part of ratio 0 stays empty
     (3, (0.8, 0.0, 0.2), True, (2, 0, 1)),
     (4, (0.2, 0.4, 0.4), True, (1, 1, 2)),      # 2 + 2 leave no train: val (the larger, or first) gives one
     (5, (0.1, 0.1, 0.8), True, (1, 1, 3)),      # test 4 gives one; val stays at its minimum of 1
     (3, (0.2, 0.4, 0.4), False, (1, 1, 1)),     # round(1.2) each: train keeps one without a fix
-    (2, (0.1, 0.45, 0.45), True, (1, 0, 1)),    # n < 3: val, then nothing more, gives its only group
+    (2, (0.1, 0.45, 0.45), True, (1, 1, 0)),    # n = 2: validation before test, so the training class is validated
     (2, (0.1, 0.45, 0.45), False, (1, 0, 1)),
     (2, (0.1, 0.1, 0.8), False, (1, 0, 1)),     # test 2 gives one
     (1, (0.1, 0.0, 0.9), False, (1, 0, 0)),     # test gives its only group when val has none
@@ -257,10 +257,14 @@ def test_stratified_split_borrows_a_group_for_an_empty_part():
     sp = make_split(subject, trial, 0, stratify=np.array([0, 1, 1]))
     assert len(sp["train"]) == 2 and len(sp["val"]) == 1 and len(sp["test"]) == 0
     assert sorted(np.array([0, 1, 1])[sp["train"]].tolist()) == [0, 1] and sp["val"][0] in (1, 2)
-    # two classes of 2 trials: val borrows from class 0 (the first of equal shares), test from class 1
+    # (and the split is refused by check_val_classes: class 0 trains and does not validate)
+    with pytest.raises(DataError, match="class 0 has 1 training trial"):
+        check_val_classes(sp, np.array([0, 1, 1]), subject, trial, "tiny", per_subject=False)
+    # two classes of 2 trials: each gives its second trial to validation (a class that trains
+    # validates), none is left to borrow for the test part
     subject, trial, y = np.zeros(4, np.int64), np.arange(4), np.array([0, 0, 1, 1])
     sp = make_split(subject, trial, 0, stratify=y)
-    assert [y[sp[p]].tolist() for p in ("val", "test")] == [[0], [1]] and sorted(y[sp["train"]].tolist()) == [0, 1]
+    assert [sorted(y[sp[p]].tolist()) for p in ("train", "val", "test")] == [[0, 1], [0, 1], []]
     # two classes of 3 trials: each gives val and test one of its own (not one borrowed for both)
     y = np.array([0, 0, 0, 1, 1, 1])
     sp = make_split(np.zeros(6, np.int64), np.arange(6), 0, stratify=y)
@@ -351,12 +355,16 @@ def test_check_messages_name_the_parts_and_the_first_bad_segment():
 
 # ----------------------------------------------------------------------------- folds
 def test_carve_val_by_hand():
-    """round(f * n) groups, at least 1, largest remainders first, every class keeps a training group."""
+    """round(f * n) groups, at least 1, largest remainders first, every class keeps a training group
+    and every class with a group to spare gives validation at least one."""
     gc = np.array([0] * 6 + [1] * 4)
     rng = np.random.default_rng(0)
     cls = lambda v, gc=gc: np.bincount(gc[v], minlength=2).tolist()
     assert cls(_carve_val(np.arange(10), gc, 0.3, rng)) == [2, 1]   # quotas 1.8, 1.2: the .8 first
-    assert cls(_carve_val(np.arange(10), gc, 0.01, rng)) == [1, 0]  # round(0.1) = 0, at least 1
+    assert cls(_carve_val(np.arange(10), gc, 0.01, rng)) == [1, 1]  # round(0.1) = 0: one of every class
+    assert cls(_carve_val(np.arange(10), gc, 0.1, rng)) == [1, 1]   # 0.6, 0.4: class 1 raised to its one
+    assert cls(_carve_val(np.arange(3), np.array([0, 0, 1]), 0.01, rng), np.array([0, 0, 1])) == [1, 0]  # a single
+    # training group of class 1 stays in training (check_val_classes refuses that split)
     assert cls(_carve_val(np.arange(10), gc, 0.7, rng)) == [4, 3]   # 4.2, 2.8: the .8 up to 3 of 4
     gc17 = np.array([0] * 12 + [1] * 5)  # 3 of 17: quotas 2.12, 0.88: the .88 (small class) first
     assert cls(_carve_val(np.arange(17), gc17, 0.18, rng), gc17) == [2, 1]

@@ -129,3 +129,18 @@ def test_workflow_passes_snakemake_lint():
     r = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "Congratulations, your workflow is in a good condition" in out, out[-4000:]
+
+
+def test_a_split_whose_validation_misses_a_class_stops_planning(tmp_path, snakemake_runner):
+    """With the data prepared, Snakemake's planning computes every run's split and stops with one
+    line naming the data set and the class when a validation part misses a training class."""
+    from cmkd.data.synthetic import write_synthetic
+
+    cfg = tiny_config()
+    cfg["split"].update(stratify=False, ratios=[0.9, 0.05, 0.05])  # one validation trial: one class
+    write_synthetic(tmp_path / "results/prepared/synthetic", cfg["datasets"]["synthetic"]["params"], 0)
+    r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if "data set 'synthetic', all subjects (pooled split): class" in ln]
+    assert len(lines) == 1 and "invalid split" in lines[0] and "found at plan time" in lines[0], (r.stdout + r.stderr)[-3000:]
+    assert not (tmp_path / "results/synthetic").exists()

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from cmkd.data import LOADER_INFO, LOADERS, MODALITIES, family
 from cmkd.data.selection import check_fraction
-from cmkd.errors import ConfigError
+from cmkd.errors import ConfigError, DataError
 from cmkd.methods import REGISTRY, method_params
 
 KNOWN_MODALITIES = MODALITIES  # the modality table: cmkd.data.MODALITY_KINDS
@@ -242,6 +242,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
     check_visual_weights(config)
+    check_prepared_validation(config)
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:
@@ -265,6 +266,46 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                     raise ConfigError(msg)
                 warnings.append(msg)
     return warnings
+
+
+def check_prepared_validation(config: dict) -> None:
+    """At plan time, where a data set's prepared ``meta.json`` exists: every run's split (each seed,
+    each distinct split of the grid's cells, each classification dimension) has a validation part
+    holding every class of its training part (:func:`cmkd.data.splits.check_val_classes`; a
+    DataError naming the data set, subject and class). A data set not prepared yet is checked by
+    its jobs at start, before any epoch. Torch-free: the index and label arrays only."""
+    from cmkd.data import labels as labels_mod
+    from cmkd.data import splits as splits_mod
+    from cmkd.data.prepared import load_prepared
+
+    todo: dict = {}
+    for ds, tr, dim, m in iter_cells(config):
+        if not (Path(prepared_dir(config, ds)) / "meta.json").is_file():
+            continue
+        d = config["dimensions"][dim]
+        if d.get("task", "classification") != "classification":
+            continue
+        split = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][ds].get("split")),
+                                      config["tracks"][tr].get("split")), config["methods"][m].get("split"))
+        key = (ds, dim, json.dumps(split, sort_keys=True))
+        todo.setdefault(key, (d, split))
+    preps: dict = {}
+    for (ds, dim, _), (d, split) in todo.items():
+        if ds not in preps:
+            preps[ds] = load_prepared(prepared_dir(config, ds))
+        prep = preps[ds]
+        target = d.get("target", dim)
+        y = labels_mod.targets(prep, target, "classification", float(d.get("threshold", 5.0)), tie=d.get("tie", "low"))
+        names = (prep.meta.get("labels") or {}).get("names") if target == labels_mod.EMOTION else None
+        for seed in config.get("seeds") or [0]:
+            for f, sp in enumerate(splits_mod.run_splits(prep, int(seed), split, y, "classification")):
+                fold = f if split.get("kind") in splits_mod.FOLD_KINDS else None
+                try:
+                    splits_mod.check_val_classes(sp, y, prep["subject"], prep["trial"], ds,
+                                                 splits_mod.per_subject_validation(split), names=names, fold=fold)
+                except DataError as e:
+                    raise DataError(f"{e} (seed {seed}, dimension {dim}; found at plan time in "
+                                    f"{prepared_dir(config, ds)}/meta.json's data)") from None
 
 
 def check_visual_weights(config: dict) -> None:

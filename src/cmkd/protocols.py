@@ -35,13 +35,9 @@ def fold_dir(run_dir: str | Path, fold: int | None) -> Path:
     return Path(run_dir) if fold is None else Path(run_dir) / f"fold{int(fold)}"
 
 
-def folds_of(prep, seed: int, split_spec: dict, stratify) -> list[dict]:
-    """Every fold of one repetition (``seed``) for a prepared data set (:func:`cmkd.data.splits.fold_splits`)."""
-    return splits_mod.fold_splits(
-        np.asarray(prep["subject"]), np.asarray(prep["trial"]), int(seed),
-        kind=split_spec["kind"], n_folds=split_spec.get("n_folds", 5),
-        folds_by=split_spec.get("folds_by", "pooled"), val_fraction=float(split_spec.get("val_fraction", 0.1)),
-        stratify=stratify)
+def folds_of(prep, seed: int, split_spec: dict, y, task: str = "classification") -> list[dict]:
+    """Every fold of one repetition (``seed``) for a prepared data set (:func:`cmkd.data.splits.run_splits`)."""
+    return splits_mod.run_splits(prep, int(seed), split_spec, y, task)
 
 
 def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float | None = None) -> dict:
@@ -61,9 +57,14 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     prep = load_prepared(spec["prepared"])
     dim = spec["dimension_spec"]
     task = dim.get("task", "classification")
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)))
-    stratify = y if (task == "classification" and sp.get("stratify", True)) else None
-    n_folds = len(folds_of(prep, int(spec["seed"]), sp, stratify))
+    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
+                           tie=dim.get("tie", "low"))
+    folds = folds_of(prep, int(spec["seed"]), sp, y, task)
+    n_folds = len(folds)
+    from cmkd.train import check_validation
+
+    for f, split in enumerate(folds):  # every fold's validation part, before any fold trains
+        check_validation(spec, prep, split, y, f)
 
     results = []
     for f in range(n_folds):
@@ -88,7 +89,13 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
         h.update(str(r["provenance"].get("split_hash", "")).encode())
     shash = "folds:" + h.hexdigest()[:16]
     first = results[0]
-    prov = dict(first["provenance"], split_hash=shash)
+    hv = hashlib.sha256()
+    for r in results:
+        hv.update(str(r["provenance"].get("val_hash", "")).encode())
+    prov = dict(first["provenance"], split_hash=shash, val_hash="folds:" + hv.hexdigest()[:16])
+    counts = [r.get("val_class_counts") for r in results]
+    val_counts = ({k: int(sum(c.get(k, 0) for c in counts)) for k in sorted({k for c in counts for k in c}, key=int)}
+                  if all(c is not None for c in counts) else None)
     result = {
         "status": "ok",
         "cell": first["cell"],
@@ -100,7 +107,10 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
                      if sp["kind"] == "kfold" else None, "val_fraction": float(sp.get("val_fraction", 0.1))},
         "folds": [{"fold": f, "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],
                    "n_segments": r["n_segments"], "n_trials": r["n_trials"],
-                   "split_hash": r["provenance"].get("split_hash")} for f, r in enumerate(results)],
+                   "split_hash": r["provenance"].get("split_hash"), "val_hash": r["provenance"].get("val_hash"),
+                   **({"val_class_counts": r["val_class_counts"]} if "val_class_counts" in r else {})}
+                  for f, r in enumerate(results)],
+        **({} if val_counts is None else {"val_class_counts": val_counts}),  # summed over the folds
         "best_epoch": int(np.median([r["best_epoch"] for r in results])),
         "epochs_run": int(sum(r["epochs_run"] for r in results)),
         "n_segments": {"test": int(cat["y"].size)},

@@ -2,7 +2,10 @@
 
 Protocol (the same for every method, or it is not a benchmark):
 - the split is made from the seed at the trial level (8:1:1) unless the spec asks for another kind,
-  and is checked for trial overlap; inputs are standardised with statistics of the training part only;
+  and is checked for trial overlap; its validation part must hold every class of its training part
+  (checked before any epoch); inputs are standardised with statistics of the training part only;
+- every method selects on the validation part the loop made (no method's ``configure`` may replace
+  it), so the rows of a table select on the same trials (``val_hash`` in the provenance);
 - Adam; after every epoch the student is evaluated on the validation part; the best epoch on
   validation is kept (early stopping after ``patience`` epochs without improvement);
 - the test part is evaluated once, with the best-on-validation weights, at the end;
@@ -247,6 +250,19 @@ def _test_groups(prep, test_index) -> dict:
     return out
 
 
+def check_validation(spec: dict, prep, split: dict, y: np.ndarray, fold: int | None = None) -> dict | None:
+    """A classification run's validation part must hold every class of its training part (per
+    subject where the protocol is per subject): :func:`cmkd.data.splits.check_val_classes`, a
+    DataError naming the data set, subject and class otherwise. Returns the validation class
+    counts (``metrics.json`` ``val_class_counts``); ``None`` for regression."""
+    if spec["dimension_spec"].get("task", "classification") != "classification":
+        return None
+    names = ((prep.meta.get("labels") or {}).get("names") if spec["dimension_spec"].get("target", spec["dimension"])
+             == labels_mod.EMOTION else None)
+    return splits_mod.check_val_classes(split, y, prep["subject"], prep["trial"], spec["dataset"],
+                                        splits_mod.per_subject_validation(spec["split"]), names=names, fold=fold)
+
+
 def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
     """Train one run and write its outputs.
 
@@ -319,14 +335,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
                            tie=dim.get("tie", "low"))
     sp = spec["split"]
-    stratify = y if (task == "classification" and sp.get("stratify", True)) else None
-    if fold is not None:
-        split = protocols.folds_of(prep, seed, sp, stratify)[int(fold)]
-    else:
-        split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), seed,
-                                      kind=sp.get("kind", "trial"), ratios=tuple(sp["ratios"]),
-                                      stratify=stratify, session=np.asarray(prep["session"]) if "session" in prep else None,
-                                      protocol=sp)
+    split = splits_mod.run_splits(prep, seed, sp, y, task)[int(fold) if fold is not None else 0]
+    val_counts = check_validation(spec, prep, split, y, fold)  # before any epoch: a part that cannot measure the task
     shash = split_hash(split)
     for role, ck in teachers_ck.items():
         if ck.get("split_hash") != shash or ck.get("data_hash") != prep.data_hash:
@@ -338,6 +348,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
     fb_frac = selection.check_fraction(sp.get("feedback_fraction"), "split.feedback_fraction")
     selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task)  # parts["val"]: the selection trials
+    selection_index = np.asarray(parts["val"].index)  # the same for every method of the column (checked after configure)
     n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
     t_data = time.perf_counter()
 
@@ -376,6 +387,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     opt = None if trivial else torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
     method.configure(parts=parts, device=device, optimizer=opt)
     selected = selection.selection_record(parts["val"], prep["subject"], prep["trial"], fb_frac)
+    if not np.array_equal(np.sort(np.asarray(parts["val"].index)), np.sort(np.asarray(selection_index))):
+        raise ConfigError(f"{spec['method']}: method class '{spec['class']}' changed the validation part in configure(); "
+                          "every row of a table must select on the same validation trials")
 
     bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
     max_epochs, patience = (0 if trivial else int(tr["max_epochs"])), int(tr["patience"])
@@ -440,7 +454,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     t_end = time.perf_counter()
     log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
 
-    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, **amp.info, "data_access": data_mode,
+    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, "val_hash": selected["trials_sha256"][:16],
+                                                                 **amp.info, "data_access": data_mode,
                                                                  "weights": initial_weights})
     groups = _test_groups(prep, parts["test"].index)
     test_out = test_logits.reshape(-1) if task == "regression" else test_logits
@@ -464,6 +479,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         "n_trials": {k: trials(v) for k, v in split.items()},
         "split": spec["split"],
         "selection": selected,
+        **({} if val_counts is None else {"val_class_counts": val_counts}),
         "timing": {
             "data_s": t_data - t0,
             "train_s": t_end - t_train0,

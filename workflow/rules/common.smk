@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec, select_datasets, trivial_method_names  # noqa: E402
 from cmkd.devices import DeviceError, cluster_check, requested_gpus  # noqa: E402
 from cmkd.conda_envs import resolved_env_file  # noqa: E402
-from cmkd.errors import ConfigError  # noqa: E402
+from cmkd.errors import ConfigError, DataError  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
 try:
@@ -21,6 +21,8 @@ try:
         print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
+except DataError as e:  # a prepared data set the configured split cannot validate on (cmkd.config.check_prepared_validation)
+    raise WorkflowError(f"invalid split: {e}") from None
 
 # GPU training jobs (a profile's --set-resources train:gpu, e.g. the Slurm profile's) with a CPU build
 # of torch would all stop at start: refuse the plan now (torch-free), unless allow_cpu_torch is set

@@ -11,15 +11,22 @@ place in the session's presentation order (0-based).
 - ``cross_session``: every subject's ``test_session`` tests and its other sessions train.
 
 The published protocols have no validation part; the training loop needs one for early stopping
-and model selection. The documented choice (parameter ``val_trials``, default 1): the last
-``val_trials`` clips of the training clips of every (subject, training session) validate, so
-validation never looks at a test clip and stays chronologically between train and test. With
-``val_trials: 0`` the validation part is empty (no early stopping then makes sense: set
-``patience`` to ``max_epochs``).
+and model selection, and it must be able to measure the task: the clip orders put the same
+emotions last in every session (SEED's ninth clip is "positive" in all three sessions), so the
+last training clips of a session would validate on one or two classes. The rule (parameter
+``val_trials``, default 1): for every subject, ``val_trials`` clips of every class are drawn from
+the subject's training clips of that class, across all its training sessions, with a generator
+seeded by ``(run seed, subject)`` (so a subject's draw does not depend on the others); a class
+keeps at least one training clip (a class with one training clip keeps it, and the split is
+refused by :func:`cmkd.data.splits.check_val_classes`). Without labels (``stratify: false``) the
+clips form one stratum. Validation never looks at a test clip; in the chronological protocol
+training and validation clips all come before the test clips of their session.
 
-Neither kind is random: the run seed varies the initialisation and batch order only. The split
-is checked by :func:`check_protocol_split` (the shared trial-level overlap check, plus: no
-session of a cross-session test in train or validation; chronology within each session).
+The test part is not random: the official protocol fixes it; the run seed draws the validation
+clips, the initialisation and the batch order. The split is checked by
+:func:`check_protocol_split` (the shared trial-level overlap check, plus: no session of a
+cross-session test in train or validation; in a chronological split no training or validation
+clip after a test clip of its session).
 Per-subject test results are recorded by :func:`per_subject_scores`.
 """
 from __future__ import annotations
@@ -33,7 +40,7 @@ from cmkd.errors import ConfigError, DataError
 PROTOCOL_KINDS = ("chronological", "cross_session")
 PER_SUBJECT_KINDS = PROTOCOL_KINDS  # the protocols whose results are reported per subject
 TRIAL_STRIDE = 100
-DEFAULTS = {"chronological": {"train_trials": None, "val_trials": 1},
+DEFAULTS = {"chronological": {"train_trials": None, "val_trials": 1},  # val_trials: validation clips per class and subject
             "cross_session": {"test_session": 3, "val_trials": 1}}
 PARTS = ("train", "val", "test")
 
@@ -59,9 +66,24 @@ def positions(session: np.ndarray, trial: np.ndarray) -> np.ndarray:
     return pos
 
 
-def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None = None) -> dict[str, np.ndarray]:
-    """``{"train", "val", "test"}`` -> sorted segment indices for ``kind`` in :data:`PROTOCOL_KINDS`."""
-    from cmkd.data.splits import _as_1d_int
+def _draw_val(pos_clips: np.ndarray, clip_class: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Validation clips among one subject's training clips: ``n`` of every class (at most all
+    but one of the class's clips), drawn with ``rng``."""
+    out = []
+    for c in np.unique(clip_class):
+        members = pos_clips[clip_class == c]
+        k = min(n, members.shape[0] - 1)
+        if k > 0:
+            out.append(members[rng.permutation(members.shape[0])[:k]])
+    return np.concatenate(out) if out else np.zeros((0,), np.int64)
+
+
+def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None = None, seed: int = 0,
+                   labels=None) -> dict[str, np.ndarray]:
+    """``{"train", "val", "test"}`` -> sorted segment indices for ``kind`` in :data:`PROTOCOL_KINDS`.
+    ``labels``: per-segment classes that stratify the validation draw (constant within a clip);
+    ``seed``: the run seed that draws the validation clips (module docstring)."""
+    from cmkd.data.splits import _as_1d_int, _group_classes
 
     protocol = dict(protocol or {})
     if kind not in PROTOCOL_KINDS:
@@ -80,15 +102,11 @@ def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None 
     if subject.size == 0:
         raise DataError("split: no segments to split")
     pos = positions(session, trial)
-    val_n = _int_param(protocol, "val_trials", kind, 0)
+    val_n = _int_param(protocol, "val_trials", kind, 1)
     part = np.full(subject.shape[0], -1, dtype=np.int64)
     if kind == "chronological":
         n_train = _int_param(protocol, "train_trials", kind, 1)
-        if val_n >= n_train:
-            raise ConfigError(f"split.val_trials: {val_n} must be below split.train_trials ({n_train}) "
-                              "so that some clips train")
-        part[pos < n_train - val_n] = 0
-        part[(pos >= n_train - val_n) & (pos < n_train)] = 1
+        part[pos < n_train] = 0
         part[pos >= n_train] = 2
         if not (part == 2).any():
             raise DataError(f"split: no clip at position >= train_trials ({n_train}); the test part would be empty")
@@ -97,21 +115,21 @@ def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None 
         if test_s not in set(session.tolist()):
             raise DataError(f"split.test_session: session {test_s} is not in the data (sessions {sorted(set(session.tolist()))})")
         part[session == test_s] = 2
-        tr = session != test_s
-        if not tr.any():
+        part[session != test_s] = 0
+        if not (part == 0).any():
             raise DataError("split: every segment is in the test session; nothing to train on")
-        # the last val_trials clips of every (subject, training session) validate
-        last = np.zeros_like(pos)
-        keys = np.stack([subject, session], axis=1)
-        _, grp = np.unique(keys, axis=0, return_inverse=True)
-        grp = np.asarray(grp).reshape(-1)
-        for g in np.unique(grp[tr]):
-            m = grp == g
-            order = np.unique(pos[m])  # the clips present, in presentation order
-            cut = order[-val_n] if val_n and order.size > val_n else (order[0] if val_n else TRIAL_STRIDE)
-            last[m] = pos[m] >= cut
-        part[tr & (last == 0)] = 0
-        part[tr & (last == 1)] = 1
+    # validation: val_trials clips of every class per subject, drawn across its training sessions
+    keys = np.stack([subject, trial], axis=1)
+    clips, clip_of = np.unique(keys, axis=0, return_inverse=True)
+    clip_of = np.asarray(clip_of).reshape(-1)
+    clip_class = _group_classes(clip_of, clips.shape[0], labels, subject, trial)
+    clip_train = np.zeros(clips.shape[0], bool)
+    clip_train[clip_of[part == 0]] = True
+    for s in np.unique(clips[clip_train, 0]):
+        mine = np.nonzero(clip_train & (clips[:, 0] == s))[0]
+        rng = np.random.default_rng([int(seed), int(s)])
+        val_clips = _draw_val(mine, clip_class[mine], val_n, rng)
+        part[np.isin(clip_of, val_clips)] = 1
     split = {name: np.nonzero(part == i)[0].astype(np.int64) for i, name in enumerate(PARTS)}
     check_protocol_split(kind, split, subject, trial, session)
     return split
@@ -120,7 +138,7 @@ def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None 
 def check_protocol_split(kind: str, split: Mapping[str, np.ndarray], subject, trial, session) -> None:
     """The shared trial-level overlap check, then the protocol's own: for ``cross_session`` no
     subject's session in the test part and in train or validation; for ``chronological`` every
-    training clip of a session comes before its validation clips, and those before its test clips."""
+    training and validation clip of a session comes before its test clips."""
     from cmkd.data.splits import check_split
 
     check_split(split, subject, trial, kind)
@@ -141,8 +159,8 @@ def check_protocol_split(kind: str, split: Mapping[str, np.ndarray], subject, tr
         keys = np.stack([subject, session], axis=1)
         for s, se in np.unique(keys[on], axis=0):
             m = on & (subject == s) & (session == se)
-            parts_in_order = owner[m][np.argsort(pos[m], kind="stable")]
-            if (np.diff(parts_in_order) < 0).any():
+            tested_in_order = (owner[m] == 2)[np.argsort(pos[m], kind="stable")].astype(np.int64)
+            if (np.diff(tested_in_order) < 0).any():
                 raise DataError(f"split: subject {int(s)} session {int(se)}: a later clip trains or validates before "
                                 "an earlier one is tested; a chronological split must keep the clip order")
 

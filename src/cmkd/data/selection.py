@@ -8,8 +8,9 @@ method's ``split``) holds that many of the validation trials out of model select
 that uses the option -- so that all rows of one table (the MKD track sets it for the whole track)
 select on the same trials, not only the feedback run. The paper says nothing of model selection
 with feedback on validation data; the halving is our protocol (default fraction 0.5 on the MKD
-track; ``null`` selects on the whole validation part, and a feedback run then halves it by itself,
-the earlier protocol, kept for comparison).
+track; ``null`` selects on the whole validation part, and a run that needs the hold-out -- MKD's
+feedback -- is refused: no method rewrites the validation part, so every row of a table selects
+on the same trials; the training loop checks that after the method's ``configure``).
 
 Splitting BY TRIAL: trials are ordered by class (the label of their first segment; one class for
 regression), then by trial key, and dealt out so that trial ``i`` of that order goes to the
@@ -113,10 +114,56 @@ def hold_out_feedback(parts: dict, subject, trial, fraction: float | None, task:
     return parts
 
 
+def _trial_ids(idx, subject, trial) -> list[tuple[int, int]]:
+    idx = np.asarray(idx, dtype=np.int64)
+    return sorted({(int(s), int(t)) for s, t in zip(np.asarray(subject)[idx], np.asarray(trial)[idx])})
+
+
+def trials_sha256(idx, subject, trial) -> str:
+    """SHA-256 of the sorted (subject, trial) ids of the segments ``idx``: the identity of a set
+    of validation trials (provenance ``val_hash``: its first 16 hex digits)."""
+    return hashlib.sha256(np.asarray(_trial_ids(idx, subject, trial), dtype=np.int64).reshape(-1, 2).tobytes()).hexdigest()
+
+
 def selection_record(part, subject, trial, fraction: float | None) -> dict:
     """``{"feedback_fraction", "n_trials", "n_segments", "trials_sha256"}`` of the selection part
     (the hash over the sorted (subject, trial) ids of its segments)."""
     idx = np.asarray(part.index)
-    ids = sorted({(int(s), int(t)) for s, t in zip(np.asarray(subject)[idx], np.asarray(trial)[idx])})
-    h = hashlib.sha256(np.asarray(ids, dtype=np.int64).reshape(-1, 2).tobytes()).hexdigest()
-    return {"feedback_fraction": fraction, "n_trials": len(ids), "n_segments": int(len(idx)), "trials_sha256": h}
+    return {"feedback_fraction": fraction, "n_trials": len(_trial_ids(idx, subject, trial)), "n_segments": int(len(idx)),
+            "trials_sha256": trials_sha256(idx, subject, trial)}
+
+
+@dataclasses.dataclass
+class _Labels:
+    """A validation part reduced to what :func:`split_validation` reads (labels, index, trial keys)."""
+    y: np.ndarray
+    index: np.ndarray
+    groups: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def validation_hashes(prep, spec: dict) -> list[str]:
+    """The ``val_hash`` of every split of a run (one per fold for k-fold and LOSO runs), computed
+    from the prepared arrays and the run spec alone, as the training loop selects: the run's split
+    (:func:`cmkd.data.splits.run_splits`), less the split's feedback hold-out. Torch-free: the
+    contract test compares these over the rows of a table, and the loop checks that no method
+    changes the part it selects on."""
+    from cmkd.data import labels as labels_mod
+    from cmkd.data import splits as splits_mod
+
+    dim = spec["dimension_spec"]
+    task = dim.get("task", "classification")
+    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
+                           tie=dim.get("tie", "low"))
+    subject, trial = np.asarray(prep["subject"]), np.asarray(prep["trial"])
+    frac = check_fraction(spec["split"].get("feedback_fraction"), "split.feedback_fraction")
+    out = []
+    for split in splits_mod.run_splits(prep, int(spec["seed"]), spec["split"], y, task):
+        idx = np.asarray(split["val"], dtype=np.int64)
+        if frac is not None:
+            part = _Labels(y=y[idx], index=idx, groups=subject[idx].astype(np.int64) * TRIAL_KEY + trial[idx])
+            idx = idx[split_validation(part, frac, task)[1]]
+        out.append(trials_sha256(idx, subject, trial)[:16])
+    return out

@@ -60,6 +60,8 @@ def _part_sizes(n: int, ratios: tuple[float, float, float], min_one: bool) -> tu
     if min_one and n >= 3:
         n_val = max(n_val, 1) if ratios[1] > 0 else 0
         n_test = max(n_test, 1) if ratios[2] > 0 else 0
+    elif min_one and n == 2 and ratios[1] > 0:  # one trains, one validates: a class in training is in validation
+        n_val, n_test = 1, 0
     # train keeps at least one group
     while n - n_val - n_test < 1 and (n_val > 0 or n_test > 0):
         if n_val >= n_test and n_val > (1 if min_one and ratios[1] > 0 else 0):
@@ -87,12 +89,12 @@ def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[
         raise ConfigError(f"split.kind: {kind!r} makes several folds per seed; use fold_splits()")
     if kind not in KINDS:
         raise ConfigError(f"split.kind: unknown kind {kind!r} (choose from {list(KINDS)})")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"split.seed: must be a non-negative integer, got {seed!r}")
     if kind in PROTOCOL_KINDS:
         from cmkd.data.protocols import protocol_split
 
-        return protocol_split(kind, subject, trial, session, protocol)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"split.seed: must be a non-negative integer, got {seed!r}")
+        return protocol_split(kind, subject, trial, session, protocol, seed=int(seed), labels=stratify)
     r = _check_ratios(ratios)
     subject = _as_1d_int(subject, "subject")
     trial = _as_1d_int(trial, "trial")
@@ -253,8 +255,11 @@ def _deal(groups_by_stratum: list[np.ndarray], n_folds: int, rng: np.random.Gene
 
 def _carve_val(train_groups: np.ndarray, group_class: np.ndarray, val_fraction: float,
                rng: np.random.Generator) -> np.ndarray:
-    """Validation groups taken from ``train_groups``: ``round(val_fraction * n)`` (at least 1),
-    spread over the classes in proportion (each class keeps at least one training group)."""
+    """Validation groups taken from ``train_groups``, stratified by class: ``round(val_fraction * n)``
+    (at least 1) spread over the classes in proportion, and at least one group of every class that
+    has two or more (so every class that stays in training is in validation; each class keeps at
+    least one training group). A class with a single training group keeps it in training, and
+    :func:`check_val_classes` refuses the split."""
     n_val = max(1, _round_half_up(val_fraction * train_groups.size))
     if n_val >= train_groups.size:
         raise DataError(f"split: a training fold of {train_groups.size} trial(s) cannot give {n_val} to validation")
@@ -270,6 +275,9 @@ def _carve_val(train_groups: np.ndarray, group_class: np.ndarray, val_fraction: 
             break
         if take[c] < members[c].size - 1:
             take[c] += 1
+    for c in classes:  # every class with a spare group is represented in validation
+        if take[c] == 0 and members[c].size >= 2:
+            take[c] = 1
     return np.concatenate([members[c][:take[c]] for c in classes])
 
 
@@ -346,7 +354,7 @@ def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5
     for f in range(n):
         test_g = np.nonzero(fold_of_group == f)[0]
         train_g = np.nonzero(fold_of_group != f)[0]
-        val_g = _carve_val(train_g, group_class, float(val_fraction), rng)
+        val_g = _carve_val(train_g, group_class, float(val_fraction), rng)  # pooled: one model trains on all subjects
         part_of_group = np.zeros(n_groups, dtype=np.int64)
         part_of_group[val_g] = 1
         part_of_group[test_g] = 2
@@ -389,3 +397,72 @@ def check_folds(folds: Sequence[Mapping[str, np.ndarray]], subject, trial) -> No
         j = int(bad[0])
         raise DataError(f"split: segment {j} (subject {int(subject[j])}, trial {int(trial[j])}) is in the test part of "
                         f"{int(count[j])} folds; every trial must be tested exactly once per repetition")
+
+
+# ----------------------------------------------------------------------------------------------
+# validation that can measure the task: every class of a training part is in its validation part
+
+def per_subject_validation(split_spec: Mapping) -> bool:
+    """True where validation is drawn per subject (the SEED family's protocols): the validation
+    part must hold every class of each subject's training trials. Otherwise the validation part is
+    carved from the pooled training trials (every k-fold, LOSO and 8:1:1 split: one model trains
+    on all subjects) and the check is pooled over subjects."""
+    return (split_spec or {}).get("kind", "trial") in PROTOCOL_KINDS
+
+
+def _trial_ids(subject: np.ndarray, trial: np.ndarray, idx) -> np.ndarray:
+    idx = np.asarray(idx, dtype=np.int64)
+    return np.unique(np.stack([subject[idx], trial[idx]], axis=1), axis=0) if idx.size else np.zeros((0, 2), np.int64)
+
+
+def val_class_counts(split: Mapping[str, np.ndarray], y, subject, trial) -> dict[str, int]:
+    """``{class: number of validation trials}`` (a trial counts for the class of its segments;
+    every class of the training or validation part is listed, with 0 where validation has none)."""
+    y, subject, trial = np.asarray(y), _as_1d_int(subject, "subject"), _as_1d_int(trial, "trial")
+    classes = np.unique(y[np.concatenate([np.asarray(split["train"]), np.asarray(split["val"])]).astype(np.int64)])
+    out = {}
+    for c in classes:
+        v = np.asarray(split["val"], dtype=np.int64)
+        out[str(int(c))] = int(_trial_ids(subject, trial, v[y[v] == c]).shape[0])
+    return out
+
+
+def check_val_classes(split: Mapping[str, np.ndarray], y, subject, trial, dataset: str, per_subject: bool,
+                      names: Sequence[str] | None = None, fold: int | None = None) -> dict[str, int]:
+    """Refuse a split whose validation part misses a class that its training part has: one
+    :class:`DataError` naming the data set, the subject (or the pooled subjects) and the class.
+    ``per_subject``: the check runs within every subject (the per-subject protocols). Returns
+    :func:`val_class_counts`. ``y``: per-segment class labels (classification only)."""
+    y, subject, trial = np.asarray(y), _as_1d_int(subject, "subject"), _as_1d_int(trial, "trial")
+    tr, va = (np.asarray(split[p], dtype=np.int64) for p in ("train", "val"))
+    scopes = [(int(s), tr[subject[tr] == s], va[subject[va] == s]) for s in np.unique(subject[tr])] if per_subject \
+        else [(None, tr, va)]
+    for s, t_idx, v_idx in scopes:
+        missing = sorted(set(np.unique(y[t_idx]).tolist()) - set(np.unique(y[v_idx]).tolist()))
+        if missing:
+            c = int(missing[0])
+            label = f"{c} ('{names[c]}')" if names is not None and 0 <= c < len(names) else str(c)
+            n_tr = _trial_ids(subject, trial, t_idx[y[t_idx] == c]).shape[0]
+            who = f"subject {s}" if s is not None else "all subjects (pooled split)"
+            where = f"data set '{dataset}'" + (f", fold {fold}" if fold is not None else "")
+            raise DataError(f"split: {where}, {who}: class {label} has {n_tr} training trial(s) and no validation "
+                            f"trial; a validation part must hold every class of its training part (model "
+                            f"selection could not measure it)")
+    return val_class_counts(split, y, subject, trial)
+
+
+def run_splits(arrays: Mapping, seed: int, split_spec: Mapping, y, task: str) -> list[dict[str, np.ndarray]]:
+    """The split(s) of one run, as the training loop makes them: the folds of one repetition for
+    :data:`FOLD_KINDS`, else a one-element list (:func:`make_split`). ``arrays``: ``subject``,
+    ``trial`` (and ``session`` where the data set has sessions); ``y`` the run's targets (they
+    stratify a classification split unless ``split.stratify`` is false)."""
+    sp = dict(split_spec or {})
+    stratify = np.asarray(y) if (task == "classification" and sp.get("stratify", True)) else None
+    subject, trial = np.asarray(arrays["subject"]), np.asarray(arrays["trial"])
+    if sp.get("kind") in FOLD_KINDS:
+        return fold_splits(subject, trial, int(seed), kind=sp["kind"], n_folds=sp.get("n_folds", 5),
+                           folds_by=sp.get("folds_by", "pooled"), val_fraction=float(sp.get("val_fraction", 0.1)),
+                           stratify=stratify)
+    session = np.asarray(arrays["session"]) if "session" in arrays else None
+    return [make_split(subject, trial, int(seed), kind=sp.get("kind", "trial"), ratios=tuple(sp.get("ratios", (0.8, 0.1, 0.1))),
+                       stratify=stratify, session=session, protocol=sp)]

@@ -4,7 +4,6 @@ the multi-level distillation loss (teaching phase) and the adaptive feedback pha
 teacher is updated from the student during distillation."""
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import torch
@@ -51,14 +50,14 @@ class EmotionKD(FeedbackSchedule, Method):
        teacher's parameters through the KL and feature terms;
     2. one Adam step of the teacher (``teacher_lr``, 1e-4) on
        ``CE(y, f_s(x_V; theta_ts)) + lambda_t * CE(y, f_t(x_V; theta_T))`` (``lambda_t`` = 1) on a
-       batch ``x_V`` of held-out data (validation data, as §3.3.2 prescribes), a second-order step
+       batch ``x_V`` of the feedback's data (below; §3.3.2 prescribes validation data), a second-order step
        through the temporary student (as meta-learning KD, MetaDistil).
 
-    Held-out data for the feedback (choices the description leaves open, named parameters):
-    ``parts["feedback"]`` when the training loop provides a feedback part; otherwise the validation
-    part is split BY TRIAL (:func:`cmkd.methods.mkd_feedback.split_validation`, ``feedback_fraction``
-    0.5 of the trials) into a feedback half and a selection half, and ``parts["val"]`` is replaced by
-    the selection half, so the checkpoint is never selected on trials the teacher was updated on.
+    Data of the feedback (a choice the description leaves open): batches of the TRAINING part,
+    drawn in their own seeded order. The MKD description feeds the teacher validation data; here
+    the validation part is left whole, so that EmotionKD selects its checkpoint on the same
+    validation trials as every other row of its table (earlier, half of the validation trials fed
+    the feedback and the other half selected, a smaller selection part than its neighbours').
     The student's parameters, gradients and BatchNorm statistics are untouched by the feedback
     phase; the teacher runs in eval mode (BatchNorm statistics of its own training, no dropout) and
     changes only in the feedback phase; the updated teacher is not saved (``feedback_log`` keeps
@@ -90,9 +89,6 @@ class EmotionKD(FeedbackSchedule, Method):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (lo_open and v == 0):
                 raise ConfigError(f"{where}.{k}: must be a {'positive' if lo_open else 'non-negative'} number, got {v!r}")
-        f = p["feedback_fraction"]
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
-            raise ConfigError(f"{where}.feedback_fraction: must be in (0, 1), got {f!r}")
         self.teacher.eval()
         if not p["feedback"]:  # the offline variant: a frozen teacher (its outputs may be cached)
             self.teacher.requires_grad_(False)
@@ -116,8 +112,9 @@ class EmotionKD(FeedbackSchedule, Method):
 
     def configure(self, parts=None, device=None, optimizer=None, **_):
         """Build the feature regressor ``W`` from one sample's feature sizes and hand its
-        parameters to the optimiser (it is created after the optimiser); with feedback, set the
-        feedback data apart (see the class docstring) and build the teacher's optimiser."""
+        parameters to the optimiser (it is created after the optimiser); with feedback, take the
+        training part as the feedback's data (see the class docstring; ``parts["val"]`` is not
+        touched) and build the teacher's optimiser."""
         if parts is None:
             return
         self._device = device
@@ -133,20 +130,8 @@ class EmotionKD(FeedbackSchedule, Method):
             if optimizer is None:
                 raise ConfigError(f"{self.params_key}.temp_lr: no student optimiser to take the default from; set it")
             p["temp_lr"] = float(optimizer.param_groups[0]["lr"])
-        if parts.get("feedback") is not None:
-            self._fb_part = parts["feedback"]
-        else:
-            if parts.get("val") is None:
-                raise ConfigError(f"{self.params_key}.feedback: the feedback phase needs held-out data "
-                                  "(a validation part); set feedback: false to train without it")
-            from cmkd.methods.mkd_feedback import split_validation, subset
-
-            val = parts["val"]
-            fb, sel = split_validation(val, p["feedback_fraction"], self.task)
-            self._fb_part = subset(val, fb)
-            parts["val"] = subset(val, sel)  # model selection on trials the feedback never sees
-            print(f"[emotionkd] validation part split by trial: {len(fb)} segments for the teacher's feedback, "
-                  f"{len(sel)} for model selection", file=sys.stderr, flush=True)
+        # the feedback's data: the training part; the validation part stays whole for model selection
+        self._fb_part = parts["train"]
         t_params = [q for q in self.teacher.parameters() if q.requires_grad]
         if not t_params:
             raise ConfigError(f"{self.params_key}.feedback: the teacher has no trainable parameters to update")

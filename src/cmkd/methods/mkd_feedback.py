@@ -61,12 +61,11 @@ teacher on validation data, so the student's model selection must use validation
 feedback never saw. The split option ``feedback_fraction`` (set on the MKD track, so that every
 run of the track, with or without feedback, selects on the same trials; see
 :mod:`cmkd.data.selection`) makes the training loop hold that share of the validation trials out
-as ``parts["feedback"]``, which :meth:`MKDStudent.configure` takes for the feedback phase. Without
-the split option, :meth:`MKDStudent.configure` splits the validation part itself, BY TRIAL, into a
-feedback half and a selection half (the method's ``feedback_fraction``, default 0.5; the rule of
-:func:`cmkd.data.selection.split_validation`) and replaces ``parts["val"]`` in place with the
-selection half; the other runs of the track then select on the whole validation part (the earlier
-protocol, kept for comparison). The test part is never touched.
+as ``parts["feedback"]``, which :meth:`MKDStudent.configure` takes for the feedback phase. A
+feedback run without that hold-out is refused (a ConfigError naming ``split.feedback_fraction``):
+halving the validation part inside the method (the earlier protocol) made the feedback row select
+on other validation trials than its neighbours. No method changes ``parts["val"]``; the training
+loop checks it after ``configure``. The test part is never touched.
 Trial identity: ``Part.groups`` (one trial key per segment) when the training loop provides it;
 otherwise runs of consecutive segment indices (every loader writes the segments of a trial
 consecutively, so a run is one or more whole trials).
@@ -79,7 +78,6 @@ from __future__ import annotations
 import math
 import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
@@ -282,19 +280,13 @@ class MKDStudent(FeedbackSchedule, Method):
             self.params["temp_lr"] = float(optimizer.param_groups[0]["lr"])
         if not self.params["feedback"]:
             return
-        if parts.get("feedback") is not None:  # the split's hold-out (split.feedback_fraction), shared by the track
-            self._fb_part = parts["feedback"]
-            print(f"[mkd_student] feedback on the split's hold-out: {len(self._fb_part)} validation segments; model "
-                  f"selection on the other {len(parts['val'])}", file=sys.stderr, flush=True)
-        else:  # no split hold-out: halve the validation part here (the earlier protocol)
-            fb, sel = split_validation(parts["val"], self.params["feedback_fraction"], self.task)
-            val = parts["val"]
-            self._fb_part = subset(val, fb)
-            parts["val"] = subset(val, sel)  # model selection on trials the feedback never sees
-            groups = trial_groups(val)
-            print(f"[mkd_student] validation part split by trial: feedback half {len(np.unique(groups[fb]))} trials / "
-                  f"{len(fb)} segments (teacher updates), selection half {len(np.unique(groups[sel]))} trials / {len(sel)} "
-                  "segments (model selection)", file=sys.stderr, flush=True)
+        if parts.get("feedback") is None:
+            raise ConfigError(f"{self.params_key}.feedback: the feedback phase trains the teacher on held-out validation "
+                              "trials (§3.3.2); set split.feedback_fraction (the track's or the method's split) so that "
+                              "every run of the track selects on the same remaining validation trials")
+        self._fb_part = parts["feedback"]  # the split's hold-out (split.feedback_fraction), shared by the track
+        print(f"[mkd_student] feedback on the split's hold-out: {len(self._fb_part)} validation segments; model "
+              f"selection on the other {len(parts['val'])}", file=sys.stderr, flush=True)
         self._teacher_opt = torch.optim.Adam([p for p in self.teacher.parameters() if p.requires_grad],
                                              lr=self.params["teacher_lr"])
         self._fb_gen = torch.Generator().manual_seed(int(self.context.seed if self.context.seed is not None else torch.initial_seed()) + 1)  # feedback batch order

@@ -28,6 +28,5 @@ GROUPS: dict[str, dict] = {
         "teacher_lr": {"default": 1.0e-4, "lo": 0.0, "lo_open": True},
         "lambda_t": {"default": 1.0, "lo": 0.0},
         "temp_lr": {"default": None, "lo": 0.0, "lo_open": True, "nullable": True},
-        "feedback_fraction": {"default": 0.5, "lo": 0.0, "hi": 1.0, "lo_open": True, "hi_open": True},
     },
 }
