@@ -196,22 +196,24 @@ def method_level_test(d: Sequence[float], run: Sequence, trial: Sequence | None 
     variance: the test trials are a sample). With the crossed random-effects model
     ``d[r, t] = mu + u[r] + v[t] + e[r, t]`` (``u`` run, ``v`` trial, ``e`` residual) the pooled
     mean ``mu_hat`` has ``Var = s_u^2 / R + s_v^2 / T + s_e^2 / N`` (``R`` runs, ``T`` trials,
-    ``N`` run x trial cells). It is estimated by moments, as the pigeonhole bootstrap of crossed
-    data does (Owen 2007, Ann. Appl. Stat. 1:386-411, section 3):
-    ``se^2 = var(run means) / R + var(trial means) / T - var(cells) / N`` (each of the first two
-    terms alone counts the other components once more over ``N``; the last term removes that),
-    never below the larger of the first two terms (each alone underestimates ``Var``). The
-    statistic ``t = mu_hat / se`` is referred to a t distribution with Welch-Satterthwaite degrees
-    of freedom (run term ``R - 1``, trial term ``T - 1``, cell term ``N - 1``), so with few runs the
-    run term's few degrees of freedom dominate. Without ``trial`` (no per-trial predictions: one
-    value per run) it is the t-test over runs (``df = R - 1``).
+    ``N`` run x trial cells). It is estimated by moments, as for the pigeonhole bootstrap of
+    crossed data (Owen 2007, Ann. Appl. Stat. 1:386-411, section 3): the variance of the run means
+    over ``R`` estimates ``s_u^2 / R + s_e^2 / N`` (plus a little of ``s_v^2``), the variance of
+    the trial means over ``T`` estimates ``s_v^2 / T + (s_u^2 + s_e^2) / N`` and the variance of
+    the cells over ``N`` estimates ``(s_u^2 + s_v^2 + s_e^2) / N``, so
+    ``se^2 = var(run means) / R + max(0, var(trial means) / T - var(cells) / N)``: the run term,
+    always, and the trial-to-trial variance beyond what the run term holds. The statistic
+    ``t = mu_hat / se`` is referred to a t distribution with Welch-Satterthwaite degrees of freedom
+    (run term ``R - 1``, trial term ``T - 1``, cell term ``N - 1``): with few runs the run term's
+    ``R - 1`` dominate. Without ``trial`` (no per-trial predictions: one value per run) it is the
+    t-test over runs (``df = R - 1``).
 
     Returns ``statistic, p, se, df, effect, n_runs, n_trials``. Raises :class:`ValueError` for
     fewer than 2 runs or a standard error of zero.
     """
     d = np.asarray(d, dtype=float)
-    run_codes, run_idx = np.unique(np.asarray(run).astype(str), return_inverse=True)
-    r_n = int(run_codes.size)
+    run_idx, run_codes = pd.factorize(np.asarray(run))
+    r_n = int(len(run_codes))
     if r_n < 2:
         raise ValueError("method-level test needs at least 2 training runs")
     n = int(d.size)
@@ -222,17 +224,14 @@ def method_level_test(d: Sequence[float], run: Sequence, trial: Sequence | None 
         t_n = 0
         se2, df = a, float(r_n - 1)
     else:
-        t_codes, t_idx = np.unique(np.asarray(trial).astype(str), return_inverse=True)
-        t_n = int(t_codes.size)
+        t_idx, t_codes = pd.factorize(np.asarray(trial))
+        t_n = int(len(t_codes))
         t_mean = np.bincount(t_idx, d, t_n) / np.bincount(t_idx, minlength=t_n)
         b = float(np.var(t_mean, ddof=1)) / t_n if t_n > 1 else 0.0
         c = float(np.var(d, ddof=1)) / n if n > 1 else 0.0
-        se2 = a + b - c
-        if se2 < max(a, b):
-            se2 = max(a, b)
-            terms = [(a, r_n - 1)] if a >= b else [(b, t_n - 1)]
-        else:
-            terms = [(a, r_n - 1), (b, t_n - 1), (c, n - 1)]
+        se2 = a + max(b - c, 0.0)
+        if b > c:
+            terms += [(b, t_n - 1), (c, n - 1)]
         df = se2 ** 2 / sum(x ** 2 / k for x, k in terms if k > 0 and x > 0) if se2 > 0 else math.nan
     scale = max(1.0, float(np.max(np.abs(d)))) if n else 1.0
     if not (se2 > (1e-12 * scale) ** 2):
