@@ -51,6 +51,21 @@ def test_kfold_run_trains_every_fold_and_pools_the_predictions(cfg):
         s = json.loads(open(f"{d}/fold{i}/metrics.json").read())
         assert t["split_hash"] == s["provenance"]["split_hash"]
     assert len({x["split_hash"] for x in kd["folds"]}) == 3
+    # per subject over every fold's test segments (subjects.csv reads them for every method)
+    subj = np.asarray(prep["subject"])[f["index"]]
+    per = kd["test_per_subject"]
+    assert set(per) == {str(s) for s in np.unique(subj)}
+    for s, g in per.items():
+        sel = subj == int(s)
+        assert g["n"] == int(sel.sum())
+        assert g["accuracy"] == pytest.approx(float((np.argmax(f["logits"][sel], 1) == f["y"][sel]).mean() * 100))
+    from cmkd.analysis.tables import aggregate_runs
+
+    aggregate_runs([f"{d}/metrics.json"], f"{d}/../runs.csv", current_code_hash="x", subjects_csv=f"{d}/../subjects.csv")
+    import pandas as pd
+
+    sub = pd.read_csv(f"{d}/../subjects.csv")
+    assert set(sub["method"]) == {"kd"} and len(sub[sub["group"] == "subject"]) == len(per)
 
 
 def test_holdout_student_of_a_kfold_teacher_is_refused(cfg):
