@@ -244,3 +244,12 @@ def test_method_level_mark_holds_the_family_wise_error_and_its_mde_has_80_percen
     hits = sum(_method_level(*_simulate(rng, n_methods=2, shift=[0.0, lo]), 1)["p"] < alpha / k for _ in range(N_SIM))
     power = hits / N_SIM
     assert abs(power - 0.8) <= 0.1, (power, mde)
+
+
+def test_runs_without_a_recorded_split_fall_back_to_the_test_fraction(tmp_path):
+    # no split hash in the metrics files (older runs): the config's test fraction, n_train = the rest
+    d = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    rows = [_run(tmp_path, m, s, 50.0 + (x if m == "kd" else 0.0), split={"kind": "trial"})
+            for s, x in enumerate(d) for m in ("baseline", "kd")]
+    r = _stats(tmp_path, rows).query("test == 'corrected_t'").iloc[0]
+    assert r.statistic == pytest.approx(3 / math.sqrt((1 / 5 + 0.1 / 0.9) * 2.5), rel=1e-12)

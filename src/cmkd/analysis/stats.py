@@ -7,47 +7,62 @@ Input is the run table ``results/summary/runs.csv``: one row per run with the co
 
 Paired tests (:func:`paired_tests`)
     Within one ``dataset x track x dimension`` cell, every method is compared with every
-    reference method of that cell. Seed-level tests pair runs by seed (inner join on ``seed``)
-    and answer the training-variability question (would another training run give the same
-    difference?):
+    reference method of that cell.
 
-    * ``paired_t``    -- :func:`scipy.stats.ttest_rel` over seeds;
-    * ``corrected_t`` -- holdout protocols: the corrected resampled t-test of Nadeau & Bengio
-      (2003, Machine Learning 52:239-281): ``t = mean(d) / sqrt((1/n + n_test/n_train) *
-      var(d, ddof=1))``, ``df = n - 1``, ``n_test/n_train`` from the split ratios. A seed fixes
-      the random split as well as the model, so the training sets of two seeds overlap and the
-      plain t-test underestimates the variance;
+    * ``method_level`` -- the headline: is the method better than the reference? Its units are
+      the training runs (seed x fold, both methods on the same split) and, for accuracy, their
+      test trials; its null holds run-to-run and trial-to-trial variance
+      (:func:`method_level_test`: moments of the crossed random-effects model, Welch-Satterthwaite
+      df). Calibrated by simulation in the test suite (family-wise error after Holm, power at its
+      MDE).
+
+    Seed-level tests pair runs by seed (inner join on ``seed``) and answer the
+    training-variability question (would another training run give the same difference?):
+
+    * ``paired_t``    -- :func:`scipy.stats.ttest_rel` over seeds; the test of a fixed split
+      (:data:`FIXED_SPLIT_KINDS`, or one split hash for every seed: no resampling, so no
+      correction applies);
+    * ``corrected_t`` -- resampled holdout splits: the corrected resampled t-test of Nadeau &
+      Bengio (2003, Machine Learning 52:239-281): ``t = mean(d) / sqrt((1/n + n_test/n_train) *
+      var(d, ddof=1))``, ``df = n - 1``, over the seeds whose method and reference runs share the
+      split (equal split hash); ``n_test/n_train`` per cell from the splits that ran, with
+      ``n_train`` = all non-test data (training + validation part); from the config's test
+      fraction only for runs that recorded no split;
     * ``corrected_kfold_t`` -- cross-validated runs (``split.kind`` kfold/loso): the corrected
       repeated k-fold t-test of Bouckaert & Frank (2004, PAKDD, LNCS 3056:3-12), the same
-      formula over the ``r x k`` (seed, fold) differences with ``n_test/n_train`` from the folds'
-      segment counts and ``df = r k - 1``; it replaces ``corrected_t`` there;
+      formula over the ``r x k`` (seed, fold) differences of the folds that ran the same split
+      (equal split hash per fold: a fold number alone pairs nothing), ``n_test/n_train`` from
+      those folds' segment counts (``1/(k-1)``), ``df = r k - 1``; it replaces ``corrected_t``
+      there;
     * ``wilcoxon``    -- :func:`scipy.stats.wilcoxon` over seeds, two-sided.
 
-    The trial-level test answers the test-sampling question (do the trained models differ on
-    these test trials?): ``trial_permutation`` pairs the two methods' predictions on the test
-    segments both saw in the same seed (``features.npz``), averages the difference in
-    correctness per trial (segments pooled over seeds) and runs a paired sign-flip permutation
-    test over trials (:func:`sign_flip_test`); its CI is a percentile bootstrap over trials.
-    Accuracy only.
+    The trial-level test answers whether these trained models differ on these test trials
+    (``trial_permutation``): it pairs the two methods' predictions on the test segments both saw
+    in the same seed (``features.npz``), averages the difference in correctness per trial
+    (segments pooled over seeds) and runs a paired sign-flip permutation test over trials
+    (:func:`sign_flip_test`); its CI is a percentile bootstrap over trials. Run-to-run variance
+    is not in its null: it is never the headline. Accuracy only.
 
     A test that cannot reach alpha at its n is not run and has no row: :func:`smallest_p`
     gives the smallest p a test can return (Wilcoxon with 3 seeds: 0.25), and Tarone's family
     size (:func:`tarone_size`) keeps only comparisons that can reach ``alpha/K``. ``mde`` is the
     minimum detectable difference at ``alpha_family`` with 80 % power
-    (:func:`minimum_detectable_difference`, statsmodels' ``TTestPower``).
+    (:func:`minimum_detectable_difference`, statsmodels' ``TTestPower``; for the method-level
+    test :func:`detectable_difference` of its standard error and df).
 
     ``effect`` is the mean paired difference ``method - reference`` (so for ``rmse`` a
     negative effect means the method is better); ``ci_low``/``ci_high`` is its 95 % CI (t
     distribution, corrected standard error on the corrected rows). ``dz`` is Cohen's d_z.
     ``p_holm`` is Holm's step-down adjustment
-    (:func:`statsmodels.stats.multitest.multipletests`, ``method="holm"``) over one family:
-    the comparisons of all methods with one reference, for one cell, metric and test. Rows
-    without a p-value (zero variance) are not part of the family and say why in ``note``: no
-    p-value is ever made up.
+    (:func:`statsmodels.stats.multitest.multipletests`, ``method="holm"``) over one family
+    (column ``family``, :data:`FAMILY`): the comparisons of all methods with one reference, for
+    one cell, metric and test. Rows without a p-value (zero variance) are not part of the family
+    and say why in ``note``: no p-value is ever made up.
 
-Significance marks (:func:`significance_marks`) use ``p_holm`` of the trial-level test
-(:data:`MARK_TEST`) for the main mark and of the corrected test (:data:`SEED_MARK_TESTS`) for the
-seed-level one (:func:`cmkd.analysis.tables.add_power`).
+Significance marks (:func:`significance_marks`) use ``p_holm`` of the method-level test
+(:data:`MARK_TEST`) for the headline mark; the tables add the corrected test's
+(:data:`SEED_MARK_TESTS`) and the trial-level test's (:data:`TRIAL_MARK_TEST`) marks beside it
+(:func:`cmkd.analysis.tables.add_power`).
 
 Across cells (:func:`friedman_nemenyi`)
     Each ``dataset x track x dimension`` cell is a block (mean over seeds); the Friedman test
@@ -491,6 +506,8 @@ def _holdout_design(dm: pd.DataFrame | None, dr: pd.DataFrame | None, seeds) -> 
         return {"known": False}
     j = dm.merge(dr, on="seed", suffixes=("_m", "_r"))
     j = j[j["seed"].isin(list(seeds))]
+    if j.empty or j["split_hash_m"].isna().all() or j["split_hash_r"].isna().all():
+        return {"known": False}  # runs that recorded no split (older runs, hand-made tables)
     kinds = sorted(set(j["kind_m"].dropna().astype(str)) | set(j["kind_r"].dropna().astype(str)))
     fixed_kind = [k for k in kinds if k in FIXED_SPLIT_KINDS]
     hashes_m, hashes_r = j["split_hash_m"].dropna().astype(str), j["split_hash_r"].dropna().astype(str)
@@ -740,7 +757,7 @@ def significance_marks(stats_df: pd.DataFrame, alpha: float = 0.05,
     """``(dataset, track, dimension, metric, method, reference) -> "*"`` or ``""``.
 
     A comparison is marked when the Holm-adjusted p-value of the first of ``tests`` present for
-    it (default: the trial-level test :data:`MARK_TEST`) is below ``alpha``; an empty p-value never
+    it (default: the method-level test :data:`MARK_TEST`) is below ``alpha``; an empty p-value never
     marks. A comparison without a row of any of ``tests`` is absent (the test was not run: its n
     cannot reach ``alpha``, or the method saw other test trials).
     """
