@@ -624,7 +624,7 @@ def paired_tests(
                     fm = cf[cf["method"] == method] if cf is not None else None
                     fr = cf[cf["method"] == ref] if cf is not None else None
                     has_m, has_r = fm is not None and len(fm) > 0, fr is not None and len(fr) > 0
-                    seed_rows = [r for r in _t_rows(d, None)]
+                    seed_rows = _t_rows(d, None)
                     pt = next((r for r in seed_rows if r["test"] == "paired_t"), None)
                     run_d, run_id, design_note = None, None, ""
                     same_design = False
