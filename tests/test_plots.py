@@ -374,7 +374,7 @@ def test_main_stats(grid, tmp_path):
     out = tmp_path / "stats.csv"
     assert plots.main_stats(["--runs", str(grid["runs_csv"]), "--out", str(out),
                              "--references", json.dumps({TR: ["baseline"]}),
-                             "--test-fraction", "0.1", "--train-fraction", "0.8"]) == 0
+                             "--test-fraction", "0.1"]) == 0
     st = pd.read_csv(out)
     assert set(st["method"]) == {"teacher", "kd"} and set(st["reference"]) == {"baseline"}
     # kd - baseline = 10 on both seeds: zero variance, no p-value made up

@@ -171,7 +171,7 @@ def test_wilcoxon_with_three_seeds_is_not_run_and_with_eight_is():
 
 def test_mde_equals_statsmodels_and_the_noncentral_t_power():
     t = stats.paired_tests(_seed_runs(5, {"kd": 5, "fitnets": 1, "sp": 0}), ["baseline"],
-                           test_fraction=0.1, train_fraction=0.8)
+                           test_fraction=0.1)
     r = t[(t.test == "paired_t") & (t.method == "kd") & (t.metric == "accuracy")].iloc[0]
     runs = _seed_runs(5, {"kd": 5, "fitnets": 1, "sp": 0})
     d = runs[runs.method == "kd"].accuracy.to_numpy() - runs[runs.method == "baseline"].accuracy.to_numpy()
@@ -179,10 +179,10 @@ def test_mde_equals_statsmodels_and_the_noncentral_t_power():
     es = TTestPower().solve_power(nobs=5, alpha=0.05 / 3, power=0.8, alternative="two-sided")
     assert r.mde == pytest.approx(es * np.std(d, ddof=1), rel=1e-9)
     # corrected t: at delta = MDE the power of the corrected test (noncentral t, df = n-1,
-    # nc = delta / (sd sqrt(1/n + 0.125))) is 0.8
+    # nc = delta / (sd sqrt(1/n + 1/9)): n_test/n_train = 0.1/0.9, training + validation) is 0.8
     c = t[(t.test == "corrected_t") & (t.method == "kd") & (t.metric == "accuracy")].iloc[0]
     sd = np.std(d, ddof=1)
-    nc = c.mde / (sd * math.sqrt(1 / 5 + 0.125))
+    nc = c.mde / (sd * math.sqrt(1 / 5 + 1 / 9))
     crit = ss.t.ppf(1 - c.alpha_family / 2, 4)
     power = ss.nct.sf(crit, 4, nc) + ss.nct.cdf(-crit, 4, nc)
     assert power == pytest.approx(0.8, abs=1e-6)
@@ -228,7 +228,7 @@ def _planted(tmp_path, planted, n_trials=120, n_seg=3, n_seeds=3):
 
 def test_planted_difference_is_detected_by_the_trial_level_test(tmp_path):
     runs_csv = _planted(tmp_path, planted=0.08)  # +8 accuracy points planted
-    table = stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8,
+    table = stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1,
                               metrics=("accuracy",))
     kd = table[(table.test == "trial_permutation") & (table.method == "kd")].iloc[0]
     same = table[(table.test == "trial_permutation") & (table.method == "same")].iloc[0]
@@ -254,7 +254,7 @@ def test_trial_level_test_is_skipped_for_other_test_segments(tmp_path):
         arr = {k: z[k] for k in z.files}
     arr["index"] = arr["index"] + 1000  # e.g. a leaky split: other test segments
     np.savez(f"{p}/features.npz", **arr)
-    table = stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))
+    table = stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, metrics=("accuracy",))
     assert table[(table.test == "trial_permutation") & (table.method == "kd")].empty
     assert not table[(table.test == "trial_permutation") & (table.method == "same")].empty
 
@@ -270,20 +270,22 @@ def test_sign_flip_exact_hand_computed():
 
 def test_corrected_repeated_kfold_t_hand_computed(tmp_path):
     # 2 repetitions x 3 folds, fold differences d = [2, 4, 3, 5, 1, 3]: mean 3, var 2
-    # n_test/n_train = 10/18; t = 3 / sqrt((1/6 + 10/18) * 2) = 3 / sqrt(13/9) = 9 / sqrt(13)
+    # n_test/n_train = 10/20 (n_train: the 18 training + 2 validation segments of the fold, all the
+    # non-test data): t = 3 / sqrt((1/6 + 1/2) * 2) = 3 / sqrt(4/3) = 3 sqrt(3) / 2
     rows, d = [], [2, 4, 3, 5, 1, 3]
     subject, trial = np.zeros(30, np.int64), np.repeat(np.arange(10), 3)
     for s in range(2):
         for m, shift in (("baseline", 0.0), ("kd", 1.0)):
-            folds = [{"fold": f, "test": {"accuracy": 50.0 + shift * d[3 * s + f]},
+            folds = [{"fold": f, "test": {"accuracy": 50.0 + shift * d[3 * s + f]}, "split_hash": f"s{s}f{f}",
                       "n_segments": {"test": 10, "train": 18, "val": 2}} for f in range(3)]
             rows.append(_write_run(tmp_path, m, s, np.ones(30, bool), subject, trial, folds))
     pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
-    table = stats.write_stats(tmp_path / "runs.csv", tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8,
+    table = stats.write_stats(tmp_path / "runs.csv", tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1,
                               metrics=("accuracy",))
     r = table[table.test == "corrected_kfold_t"].iloc[0]
-    assert r.statistic == pytest.approx(9 / math.sqrt(13)) and r.n == 6
-    assert r.p == pytest.approx(2 * ss.t.sf(9 / math.sqrt(13), 5))
+    assert r.statistic == pytest.approx(3 * math.sqrt(3) / 2) and r.n == 6
+    assert r.p == pytest.approx(2 * ss.t.sf(3 * math.sqrt(3) / 2, 5))
+    assert "n_test/n_train = 0.5" in r.note
     assert "corrected_t" not in set(table.test)  # the holdout correction is not applied to folds
     assert "paired_t" in set(table.test)  # the seed-level rows are kept beside the fold-level one
 
@@ -309,30 +311,40 @@ def test_tables_print_mde_and_mark_indistinguishable_rows(tmp_path):
     from cmkd.analysis.tables import write_tables
 
     runs_csv = _planted(tmp_path, planted=0.08)
-    stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))
+    stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, metrics=("accuracy",))
     spec = {"tables": [{"name": "students", "title": "Students", "track": "t", "metric": "accuracy",
                         "reference": "baseline", "rows": {"baseline": None, "kd": None, "same": None}}],
             "datasets": {"syn": {}}, "references": {"t": ["baseline"]},
             "protocol": {"split": {"kind": "kfold", "n_folds": 5}, "seeds": [0, 1, 2]}}
     write_tables(runs_csv, spec, tmp_path / "tables", tmp_path / "stats.csv")
     df = pd.read_csv(tmp_path / "tables" / "students.csv").set_index("method")
-    assert df.loc["kd", "sig"] == "*" and df.loc["same", "sig"] == "≈"
+    assert df.loc["kd", "sig_trials"] == "*" and df.loc["same", "sig_trials"] == "≈"
     st = pd.read_csv(tmp_path / "stats.csv")
     mde = st[(st.test == "trial_permutation")].mde.median()
-    assert df.loc["kd", "mde"] == pytest.approx(mde)
+    assert df.loc["kd", "mde_trials"] == pytest.approx(mde)
+    # the headline mark and MDE are the method-level test's (a table of 2 comparisons: Holm over 2,
+    # the same family as the cell's here)
+    ml = st[st.test == "method_level"].set_index("method")
+    assert df.loc["kd", "mde"] == pytest.approx(ml.mde.median())
+    for m in ("kd", "same"):
+        want = "*" if ml.loc[m, "p_holm"] < 0.05 else "≈" if abs(df.loc[m, "effect"]) < df.loc[m, "mde"] else ""
+        assert df.loc[m, "sig"] == want
     for ext in ("md", "tex", "html"):
         text = (tmp_path / "tables" / f"students.{ext}").read_text()
         assert "Minimum detectable difference from baseline" in text and f"{mde:.1f} points" in text
+        assert f"method-level MDE {ml.mde.median():.1f} points" in text
+        assert "Holm over this table{}s 2 comparison(s) with baseline in syn / arousal (accuracy)".format(
+            "&#x27;" if ext == "html" else "'") in text
     assert "5-fold cross-validation" in (tmp_path / "tables" / "students.md").read_text()
     # with one seed the seed-level tests cannot run: the table says so instead of a blank
     one = pd.read_csv(runs_csv)
     one[one.seed == 0].to_csv(tmp_path / "one.csv", index=False)
-    stats.write_stats(tmp_path / "one.csv", tmp_path / "one_stats.csv", {"t": ["baseline"]}, 0.1, 0.8,
+    stats.write_stats(tmp_path / "one.csv", tmp_path / "one_stats.csv", {"t": ["baseline"]}, 0.1,
                       metrics=("accuracy",))
     write_tables(tmp_path / "one.csv", spec, tmp_path / "t1", tmp_path / "one_stats.csv")
     df1 = pd.read_csv(tmp_path / "t1" / "students.csv").set_index("method")
-    assert df1.loc["kd", "sig_seeds"] == "n too small"
-    assert "no seed-level test (n too small)" in (tmp_path / "t1" / "students.md").read_text()
+    assert df1.loc["kd", "sig_seeds"] == "n too small" and df1.loc["kd", "sig"] == "n too small"
+    assert "no method-level test (n too small)" in (tmp_path / "t1" / "students.md").read_text()
 
 
 def test_a_table_is_its_own_holm_family(tmp_path):
@@ -340,7 +352,7 @@ def test_a_table_is_its_own_holm_family(tmp_path):
     from cmkd.analysis.tables import write_tables
 
     runs_csv = _planted(tmp_path, planted=0.08)
-    stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, 0.8, metrics=("accuracy",))
+    stats.write_stats(runs_csv, tmp_path / "stats.csv", {"t": ["baseline"]}, 0.1, metrics=("accuracy",))
     st = pd.read_csv(tmp_path / "stats.csv")
     row = st[(st.test == "trial_permutation") & (st.method == "kd")].iloc[0]
     assert row.alpha_family == pytest.approx(0.025)
@@ -350,6 +362,11 @@ def test_a_table_is_its_own_holm_family(tmp_path):
     write_tables(runs_csv, spec, tmp_path / "tables", tmp_path / "stats.csv")
     df = pd.read_csv(tmp_path / "tables" / "one.csv").set_index("method")
     es = lambda a: TTestPower().solve_power(nobs=int(row.n), alpha=a, power=0.8, alternative="two-sided")
-    assert df.loc["kd", "mde"] == pytest.approx(row.mde * es(0.05) / es(0.025), rel=1e-9)
-    assert df.loc["kd", "mde"] < row.mde
-    assert "Holm over the table's 1 comparison(s): alpha 0.05" in (tmp_path / "tables" / "one.md").read_text()
+    assert df.loc["kd", "mde_trials"] == pytest.approx(row.mde * es(0.05) / es(0.025), rel=1e-9)
+    assert df.loc["kd", "mde_trials"] < row.mde
+    # the method-level MDE is rescaled with its own (Welch-Satterthwaite) degrees of freedom
+    ml = st[(st.test == "method_level") & (st.method == "kd")].iloc[0]
+    es_ml = lambda a: TTestPower().solve_power(nobs=ml.df + 1, alpha=a, power=0.8, alternative="two-sided")
+    assert df.loc["kd", "mde"] == pytest.approx(ml.mde * es_ml(0.05) / es_ml(0.025), rel=1e-9)
+    text = (tmp_path / "tables" / "one.md").read_text()
+    assert "Holm over this table's 1 comparison(s) with baseline in syn / arousal (accuracy): alpha 0.05" in text

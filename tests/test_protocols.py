@@ -61,6 +61,21 @@ def test_kfold_run_trains_every_fold_and_pools_the_predictions(cfg):
     for x in kd["folds"]:
         assert set(x["val_class_counts"]) == {"0", "1"} and min(x["val_class_counts"].values()) >= 1
     assert kd["val_class_counts"] == {c: sum(x["val_class_counts"][c] for x in kd["folds"]) for c in ("0", "1")}
+    # per subject over every fold's test segments (subjects.csv reads them for every method)
+    subj = np.asarray(prep["subject"])[f["index"]]
+    per = kd["test_per_subject"]
+    assert set(per) == {str(s) for s in np.unique(subj)}
+    for s, g in per.items():
+        sel = subj == int(s)
+        assert g["n"] == int(sel.sum())
+        assert g["accuracy"] == pytest.approx(float((np.argmax(f["logits"][sel], 1) == f["y"][sel]).mean() * 100))
+    from cmkd.analysis.tables import aggregate_runs
+
+    aggregate_runs([f"{d}/metrics.json"], f"{d}/../runs.csv", current_code_hash="x", subjects_csv=f"{d}/../subjects.csv")
+    import pandas as pd
+
+    sub = pd.read_csv(f"{d}/../subjects.csv")
+    assert set(sub["method"]) == {"kd"} and len(sub[sub["group"] == "subject"]) == len(per)
 
 
 def test_holdout_student_of_a_kfold_teacher_is_refused(cfg):

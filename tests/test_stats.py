@@ -64,18 +64,23 @@ def _row(table, test, method, metric="accuracy", dimension="valence", reference=
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    return stats.paired_tests(_runs(), ["baseline"], test_fraction=0.1, train_fraction=0.8)
+    return stats.paired_tests(_runs(), ["baseline"], test_fraction=0.1)
 
 
 def test_columns_and_shape(table):
     assert list(table.columns[: len(REQUIRED)]) == REQUIRED
     assert list(table.columns) == list(stats.STATS_COLUMNS)
-    # valence: 4 methods x {accuracy, f1} x 2 t-tests; valence_reg: 1 method x rmse x 2 t-tests.
-    # No Wilcoxon rows: with 5 seeds its smallest two-sided p is 2/2^5 = 0.0625 >= 0.05; no takd
-    # rows: 1 paired seed
-    assert len(table) == 4 * 2 * 2 + 1 * 1 * 2
-    assert set(table.test) == {"paired_t", "corrected_t"}
+    # valence: 4 methods x {accuracy, f1} x 3 t-type tests (method-level, paired, corrected);
+    # valence_reg: 1 method x rmse x 3. No Wilcoxon rows: with 5 seeds its smallest two-sided p is
+    # 2/2^5 = 0.0625 >= 0.05; no takd rows: 1 paired seed
+    assert len(table) == 4 * 2 * 3 + 1 * 1 * 3
+    assert set(table.test) == {"method_level", "paired_t", "corrected_t"}
     assert not (table.method == table.reference).any()
+    # without folds or per-trial predictions the method-level test is the t-test over the seeds'
+    # differences (the training runs of a holdout design)
+    for r in table[table.test == "method_level"].itertuples():
+        pt = _row(table, "paired_t", r.method, r.metric, r.dimension)
+        assert (r.p == pytest.approx(pt.p, rel=1e-12)) if pd.notna(pt.p) else math.isnan(r.p)
     # rmse is not tested where it is all NaN, accuracy not where it is all NaN
     assert set(table[table.dimension == "valence"].metric) == {"accuracy", "f1"}
     assert set(table[table.dimension == "valence_reg"].metric) == {"rmse"}
@@ -98,24 +103,24 @@ def test_paired_t_and_wilcoxon_equal_scipy(table):
 
 
 def test_corrected_t_hand_computed(table):
-    # d = kd - baseline = [1, 2, 3, 4, 5], n = 5, n_test/n_train = 0.1/0.8 = 0.125
+    # d = kd - baseline = [1, 2, 3, 4, 5], n = 5, n_test/n_train = 0.1/0.9 = 1/9: n_train is all the
+    # non-test data (training + validation part: 0.8 + 0.1), not the training part alone (0.1/0.8)
     # mean(d) = 3; var(d, ddof=1) = (4 + 1 + 0 + 1 + 4) / 4 = 2.5
-    # corrected variance of the mean = (1/5 + 0.125) * 2.5 = 0.325 * 2.5 = 0.8125
-    # t = 3 / sqrt(0.8125) = 3 / 0.90138781886... = 3.32820117735...  (t^2 = 144/13)
-    # df = 4; with 4 df the two-sided p has a closed form: sin(a) = t / sqrt(4 + t^2) = 6/7,
-    # cos^2(a) = 13/49, p = 1 - sin(a) * (1 + cos^2(a)/2) = 1 - (6/7)(111/98) = 10/343
-    #   = 0.0291545189...
+    # corrected variance of the mean = (1/5 + 1/9) * 2.5 = (14/45) * 2.5 = 7/9
+    # t = 3 / sqrt(7/9) = 9 / sqrt(7) = 3.40168025708...  (t^2 = 81/7)
+    # df = 4; with 4 df the two-sided p has a closed form: sin(a) = t / sqrt(4 + t^2) = 9/sqrt(109),
+    # cos^2(a) = 28/109, p = 1 - sin(a) * (1 + cos^2(a)/2) = 1 - (9/sqrt(109)) (123/109)
     # (the plain paired t would be 3 / sqrt(2.5/5) = 4.2426..., p = 0.0132...: the correction
-    # widens the standard error by sqrt(0.325/0.2) = 1.2748)
+    # widens the standard error by sqrt((14/45)/0.2) = 1.2472)
     r = _row(table, "corrected_t", "kd")
-    assert r.statistic == pytest.approx(3.328201177351375, rel=1e-12)
-    assert r.statistic == pytest.approx(3 / math.sqrt(0.8125), rel=1e-12)
-    assert r.p == pytest.approx(10 / 343, rel=1e-10)
+    assert r.statistic == pytest.approx(9 / math.sqrt(7), rel=1e-12)
+    assert r.statistic == pytest.approx(3.4016802570830453, rel=1e-12)
+    assert r.p == pytest.approx(1 - 9 / math.sqrt(109) * 123 / 109, rel=1e-10)
     assert r.n == 5
     assert r.effect == pytest.approx(3.0)
-    # 95 % CI: 3 -+ t_{0.975, 4} * sqrt(0.8125) = 3 -+ 2.776445 * 0.901388 = 3 -+ 2.502654
-    half = ss.t.ppf(0.975, 4) * math.sqrt(0.8125)
-    assert half == pytest.approx(2.502654, abs=1e-6)
+    # 95 % CI: 3 -+ t_{0.975, 4} * sqrt(7/9)
+    half = ss.t.ppf(0.975, 4) * math.sqrt(7 / 9)
+    assert half == pytest.approx(2.776445 * 0.881917, abs=1e-5)
     assert r.ci_low == pytest.approx(3 - half, rel=1e-12)
     assert r.ci_high == pytest.approx(3 + half, rel=1e-12)
     # the plain t CI uses sd/sqrt(n) = sqrt(0.5)
@@ -124,13 +129,13 @@ def test_corrected_t_hand_computed(table):
     # Cohen's d_z = 3 / sqrt(2.5) on every row of the comparison
     for test in ("paired_t", "corrected_t"):
         assert _row(table, test, "kd").dz == pytest.approx(3 / math.sqrt(2.5))
-    # the function on its own, and the ratio from the split fractions
+    # the function on its own, and the ratio from the test fraction
     res = stats.corrected_t_test([1, 2, 3, 4, 5], 0.125)
     assert res["statistic"] == pytest.approx(3.328201177351375)
     assert res["df"] == 4
-    other = stats.paired_tests(_runs(), ["baseline"], test_fraction=0.2, train_fraction=0.6)
-    # (1/5 + 1/3) * 2.5 = 4/3 -> t = 3 / sqrt(4/3)
-    assert _row(other, "corrected_t", "kd").statistic == pytest.approx(3 / math.sqrt(4 / 3))
+    other = stats.paired_tests(_runs(), ["baseline"], test_fraction=0.2)
+    # n_test/n_train = 0.2/0.8: (1/5 + 1/4) * 2.5 = 9/8 -> t = 3 / sqrt(9/8)
+    assert _row(other, "corrected_t", "kd").statistic == pytest.approx(3 / math.sqrt(9 / 8))
 
 
 def test_holm_matches_statsmodels(table):
@@ -206,8 +211,11 @@ def test_significance_marks_follow_the_named_test(table):
     forced = table.copy()
     forced.loc[forced.test == "corrected_t", "p_holm"] = 0.001
     assert stats.significance_marks(forced, tests=("corrected_t",))[key] == "*"
-    # the default marks come from the trial-level test, absent here (no predictions)
-    assert stats.significance_marks(table) == {}
+    # the default marks come from the method-level test (here the t over seeds: no predictions)
+    ml = stats.significance_marks(table)
+    assert stats.MARK_TEST == "method_level"
+    assert ml[key] == ("*" if _row(table, "method_level", "kd").p_holm < 0.05 else "")
+    assert stats.significance_marks(table, tests=(stats.TRIAL_MARK_TEST,)) == {}  # no predictions
 
 
 def test_write_stats_roundtrip(tmp_path):
@@ -215,12 +223,12 @@ def test_write_stats_roundtrip(tmp_path):
     _runs().to_csv(runs_csv, index=False)
     out = tmp_path / "summary" / "stats.csv"
     written = stats.write_stats(runs_csv, out, {"v2e": ["baseline"], "e2o": ["baseline"]},
-                                test_fraction=0.1, train_fraction=0.8)
+                                test_fraction=0.1)
     back = pd.read_csv(out)
     assert list(back.columns) == list(stats.STATS_COLUMNS)
-    assert len(back) == len(written) == 18
+    assert len(back) == len(written) == 27
     r = _row(back, "corrected_t", "kd")
-    assert r.p == pytest.approx(10 / 343, rel=1e-10)
+    assert r.p == pytest.approx(1 - 9 / math.sqrt(109) * 123 / 109, rel=1e-10)
     assert not list(out.parent.glob(".*tmp*"))
 
 
@@ -356,11 +364,10 @@ def test_mde_limits_and_default_ratio():
         assert math.isnan(stats.minimum_detectable_difference(sd, n, 0.05)), (sd, n)
 
 
-@pytest.mark.parametrize("test_fraction, train_fraction", [(0.0, 0.8), (1.0, 0.8), (1.5, 0.8), (0.1, 0.0),
-                                                            (0.1, 1.0), (0.1, 1.5)])
-def test_split_fractions_must_lie_in_the_open_unit_interval(test_fraction, train_fraction):
+@pytest.mark.parametrize("test_fraction", [0.0, 1.0, 1.5, -0.1])
+def test_split_fractions_must_lie_in_the_open_unit_interval(test_fraction):
     with pytest.raises(DataError, match=r"split fractions must lie in \(0, 1\)"):
-        stats.paired_tests(_runs(), ["baseline"], test_fraction=test_fraction, train_fraction=train_fraction)
+        stats.paired_tests(_runs(), ["baseline"], test_fraction=test_fraction)
 
 
 def test_missing_columns_are_named():
@@ -586,11 +593,11 @@ def test_write_stats_names_an_unreadable_or_incomplete_run_table(tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("")
     with pytest.raises(DataError, match="cannot read run table"):
-        stats.write_stats(empty, tmp_path / "s.csv", {"v2e": ["baseline"]}, 0.1, 0.8)
+        stats.write_stats(empty, tmp_path / "s.csv", {"v2e": ["baseline"]}, 0.1)
     no_dataset = tmp_path / "no_dataset.csv"
     _runs().drop(columns="dataset").to_csv(no_dataset, index=False)
     with pytest.raises(DataError, match=r"lacks column\(s\) \['dataset'\]"):
-        stats.write_stats(no_dataset, tmp_path / "s.csv", {"v2e": ["baseline"]}, 0.1, 0.8)
+        stats.write_stats(no_dataset, tmp_path / "s.csv", {"v2e": ["baseline"]}, 0.1)
 
 
 def test_trial_bootstrap_over_many_trials_by_hand():

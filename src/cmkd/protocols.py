@@ -7,8 +7,9 @@ A run (one seed = one repetition) trains one model per fold with the ordinary tr
 - ``features.npz``: the test predictions of every fold, concatenated (every segment of the data
   set once, since every trial is tested in exactly one fold), with ``fold``, ``subject`` and
   ``trial`` per segment: the per-trial predictions the trial-level paired test needs;
-- ``metrics.json``: the test metrics of the pooled predictions (``test``), each fold's test
-  metrics (``folds``, for the corrected repeated k-fold t-test), ``protocol``;
+- ``metrics.json``: the test metrics of the pooled predictions (``test``, and per subject and
+  session: ``test_per_subject``, ``test_per_session``), each fold's test metrics (``folds``, with
+  each fold's split hash, for the corrected repeated k-fold t-test), ``protocol``;
 - ``history.csv``: the mean over folds of every logged column per epoch (``n_folds`` says how
   many folds reached that epoch);
 - ``model.pt``: a marker that lists the fold checkpoints; a student of a k-fold teacher loads
@@ -83,6 +84,14 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
         raise DataError(f"{out_dir}: a segment was tested in two folds (the fold splits overlap)")
     out = cat["logits"].reshape(-1) if task == "regression" else cat["logits"]
     test = metrics.compute(task, cat["y"], out)
+    # per subject (and session) over the pooled test predictions: every fold's test segments of a
+    # subject together, as aggregate_runs reads them (results/summary/subjects.csv)
+    from cmkd.train import _test_groups
+
+    groups = _test_groups(prep, cat["index"])
+    per_group = {"test_per_subject": metrics.per_group(task, cat["y"], out, groups["subject"]),
+                 **({"test_per_session": metrics.per_group(task, cat["y"], out, groups["session"])}
+                    if "session" in groups else {})}
 
     h = hashlib.sha256()
     for r in results:
@@ -103,6 +112,7 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
         "task": task,
         "synthetic": first.get("synthetic", False),
         "test": test,
+        **per_group,
         "protocol": {"kind": sp["kind"], "n_folds": n_folds, "folds_by": sp.get("folds_by", "pooled")
                      if sp["kind"] == "kfold" else None, "val_fraction": float(sp.get("val_fraction", 0.1))},
         "folds": [{"fold": f, "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],

@@ -1,7 +1,8 @@
 # Paired tests per dataset x track x dimension cell (cmkd.analysis.stats): runs.csv (and, through its path
 # column, each run's fold metrics and per-trial test predictions) -> stats.csv.
 # References per track: config tracks.<track>.references (default [baseline]); the Nadeau-Bengio
-# correction uses the test/train fractions of the config's split ratios.
+# correction takes n_test/n_train from the splits that ran (each run's metrics.json); the config's test
+# fraction is only the fallback for runs that recorded no split sizes.
 
 
 rule stats:
@@ -22,7 +23,6 @@ rule stats:
             sort_keys=True,
         ),
         test_fraction=config["split"]["ratios"][2] / sum(config["split"]["ratios"]),
-        train_fraction=config["split"]["ratios"][0] / sum(config["split"]["ratios"]),
     log:
         f"{R}/logs/stats.log",
     resources:
@@ -32,4 +32,4 @@ rule stats:
         conda_env("cpu")
     shell:
         "{params.py:q} -m cmkd stats --runs {input.runs:q} --out {output:q} --references {params.references:q} "
-        "--test-fraction {params.test_fraction} --train-fraction {params.train_fraction} > {log:q} 2>&1"
+        "--test-fraction {params.test_fraction} > {log:q} 2>&1"

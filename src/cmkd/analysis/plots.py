@@ -965,8 +965,9 @@ def main_stats(argv: Sequence[str] | None = None) -> int:
     """``python -m cmkd stats --runs runs.csv --out stats.csv --references JSON ...``; returns 0.
 
     ``--references``: JSON object track -> list of reference methods (config
-    ``tracks.<t>.references``, default ``["baseline"]``); ``--test-fraction`` and
-    ``--train-fraction`` from the config's split ratios (the Nadeau-Bengio correction).
+    ``tracks.<t>.references``, default ``["baseline"]``); ``--test-fraction`` from the config's
+    split ratios: the Nadeau-Bengio ratio of runs that recorded no split sizes (the others' ratio
+    comes from their own splits).
     """
     from cmkd.analysis.stats import write_stats
 
@@ -975,7 +976,6 @@ def main_stats(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--references", required=True, help='JSON: {"<track>": ["baseline", ...]}')
     p.add_argument("--test-fraction", type=float, default=0.1)
-    p.add_argument("--train-fraction", type=float, default=0.8)
     p.add_argument("--metrics", nargs="+", default=["accuracy", "f1", "rmse"])
     a = p.parse_args(list(argv) if argv is not None else None)
     try:
@@ -984,7 +984,7 @@ def main_stats(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"tracks.<track>.references: --references is not valid JSON ({e})") from None
     if not isinstance(refs, dict) or not all(isinstance(v, list) for v in refs.values()):
         raise ConfigError("tracks.<track>.references: must map each track to a list of methods")
-    table = write_stats(a.runs, a.out, refs, a.test_fraction, a.train_fraction, a.metrics)
+    table = write_stats(a.runs, a.out, refs, a.test_fraction, a.metrics)
     print(f"wrote {a.out}: {len(table)} rows", flush=True)
     return 0
 

@@ -274,18 +274,54 @@ def _pub(v: float, r) -> str:
     return txt + (" (scale unknown)" if r.get("published_scale") == "unknown" else "")
 
 
+#: the marks of a table: column, which test (stats), what it answers, the MDE column
+MARKS = (
+    ("sig", "method", "method-level test over training runs (seed x fold; run-to-run and trial-to-trial "
+                      "variance in the null): is the method better than the reference?", "mde"),
+    ("sig_seeds", "seeds", "corrected resampled t-test over the runs of one split design (Nadeau-Bengio; "
+                           "Bouckaert-Frank for folds)", "mde_seeds"),
+    ("sig_trials", "trials", "trial-level sign-flip test: these trained models differ on these test trials "
+                             "(not a claim about the methods)", "mde_trials"),
+)
+
+
+def _why_absent(stats_df: pd.DataFrame, method: str, n: int) -> str:
+    """What a mark cell says when the comparison has no row of the mark's test: from the notes of
+    the comparison's other rows (a fixed split, different designs), else 'n too small'."""
+    notes = " ".join(str(x) for x in stats_df.loc[stats_df["method"] == method, "note"].dropna())
+    if "no resampling" in notes:
+        return "fixed split"
+    if "different designs" in notes or "different protocols" in notes:
+        return "designs differ"
+    return "n too small" if n else ""
+
+
+def _mark(p_holm: float, mde: float, eff: float, note: str, alpha: float) -> str:
+    if p_holm is not None and math.isfinite(p_holm):
+        if p_holm < alpha:
+            return "*"
+        return "≈" if (math.isfinite(mde) and math.isfinite(eff) and abs(eff) < mde) else ""
+    if "zero variance" in note or "do not vary" in note:
+        return "zero variance"
+    return "no p-value" if note else ""
+
+
 def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, list[str]]:
     """Significance marks and the minimum detectable difference (MDE) of one built table.
 
-    The table's comparisons with its reference form the Holm family of its marks
-    (:func:`cmkd.analysis.stats.table_family`), per dataset x dimension, for the trial-level test
-    (:data:`cmkd.analysis.stats.MARK_TEST`) and the seed-level corrected test (:data:`cmkd.analysis.stats.SEED_MARK_TESTS`).
-    Columns set on ``df``: ``sig`` (``*`` Holm-adjusted p < alpha in the trial-level test,
-    ``≈`` indistinguishable: |difference from the reference| below the table's MDE, ``n too
-    small`` where the test could not be run at its n), ``sig_seeds`` (the same for the
-    seed-level test), ``effect`` (mean minus the reference's mean), ``mde``, ``mde_seeds`` (the
+    The table's comparisons with its reference, per dataset x dimension, form the Holm family of
+    each mark (:func:`cmkd.analysis.stats.table_family`). Columns set on ``df`` (:data:`MARKS`):
+    ``sig``, the headline mark, from the method-level test (:data:`cmkd.analysis.stats.MARK_TEST`);
+    ``sig_seeds`` from the corrected resampled t-test of each method's own design
+    (:data:`cmkd.analysis.stats.SEED_MARK_TESTS`); ``sig_trials`` from the trial-level test
+    (:data:`cmkd.analysis.stats.TRIAL_MARK_TEST`). Each holds ``*`` (Holm-adjusted p < alpha),
+    ``≈`` (indistinguishable: |difference from the reference| below the table's MDE of that
+    test), or what happened: ``zero variance``, ``n too small`` (the test cannot reach alpha at
+    its n), ``fixed split`` (no resampling: no corrected test), ``designs differ``. Also
+    ``effect`` (mean minus the reference's mean) and ``mde``, ``mde_seeds``, ``mde_trials`` (the
     median MDE of the table's comparisons, 80 % power at the table's level alpha/K). Returns
-    ``(df, lines)``: one sentence per dataset x dimension for the table's note.
+    ``(df, lines)``: one sentence per dataset x dimension for the table's note, naming each
+    test's Holm family.
     """
     from cmkd.analysis import stats as st
 
@@ -293,11 +329,10 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
         return df, []
     df = df.copy()
     lines = []
-    for col in ("sig", "sig_seeds"):
+    for col, _, _, mcol in MARKS:
         df[col] = ""
+        df[mcol] = math.nan
     df["effect"] = math.nan
-    df["mde"] = math.nan
-    df["mde_seeds"] = math.nan
     for (ds, tr, dim), g in df.groupby(["dataset", "track", "dimension"], sort=False):
         ref = g["reference"].iloc[0]
         metric = g["metric"].iloc[0]
@@ -310,36 +345,50 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
         if fam.empty:
             lines.append(f"{ds} / {dim}: no tests against {ref} (not one of tracks.{tr}.references).")
             continue
-        trial = st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST, alpha)
-        seed_test = next((t for t in st.SEED_MARK_TESTS if (fam["test"] == t).any()), st.SEED_MARK_TESTS[-1])
-        seed = st.table_family(stats_df, ds, tr, dim, metric, ref, others, seed_test, alpha)
-        med = lambda fam_: float(pd.Series(list(fam_["mde"].values()), dtype=float).median()) if fam_["mde"] else math.nan
-        mde, mde_s = med(trial), med(seed)
+        # the corrected test of each method's own design (k-fold or holdout)
+        seed_test = {m: next((t for t in st.SEED_MARK_TESTS
+                              if ((fam["method"] == m) & (fam["test"] == t)).any()), None) for m in others}
+        fams = {"method": st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST, alpha),
+                "seeds": st.table_family(stats_df, ds, tr, dim, metric, ref, others, seed_test, alpha),
+                "trials": st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.TRIAL_MARK_TEST, alpha)}
+        med = {k: float(pd.Series(list(f["mde"].values()), dtype=float).median()) if f["mde"] else math.nan
+               for k, f in fams.items()}
         for i in g.index:
             method = df.at[i, "method"]
             if method == ref:
                 continue
             eff = df.at[i, "mean"] - ref_mean
             df.at[i, "effect"] = eff
-            df.at[i, "mde"], df.at[i, "mde_seeds"] = mde, mde_s
-            for col, f, m_ in (("sig", trial, mde), ("sig_seeds", seed, mde_s)):
+            for col, key, _, mcol in MARKS:
+                f = fams[key]
+                df.at[i, mcol] = med[key]
                 if method not in f["mde"]:
-                    df.at[i, col] = "n too small" if df.at[i, "n"] else ""
-                elif f["p_holm"].get(method, math.nan) < alpha:
-                    df.at[i, col] = "*"
-                elif math.isfinite(m_) and math.isfinite(eff) and abs(eff) < m_:
-                    df.at[i, col] = "≈"
+                    df.at[i, col] = _why_absent(fam, method, int(df.at[i, "n"]))
+                else:
+                    df.at[i, col] = _mark(f["p_holm"].get(method, math.nan), med[key], eff,
+                                          f["note"].get(method, ""), alpha)
         unit = "points" if metric in ("accuracy", "f1") else metric
+        family = f"Holm over this table's {{k}} comparison(s) with {ref} in {ds} / {dim} ({metric})"
         parts = []
-        if trial["k"]:
-            parts.append(f"{mde:.1f} {unit} between methods on the same test trials (trial-level permutation test, "
-                         f"Holm over the table's {trial['k']} comparison(s): alpha {trial['alpha']:.3g})")
+        f = fams["method"]
+        if f["k"]:
+            parts.append(f"method-level MDE {med['method']:.1f} {unit} (training runs as units, run and trial "
+                         f"variance in the null; {family.format(k=f['k'])}: alpha {f['alpha']:.3g})")
+        else:
+            parts.append("no method-level test (n too small)")
+        f = fams["seeds"]
+        tests = sorted({t for m, t in seed_test.items() if t and m in f["mde"]})
+        if f["k"]:
+            parts.append(f"{med['seeds']:.1f} {unit} across training runs of one split design ({', '.join(tests)}, "
+                         f"{family.format(k=f['k'])}: alpha {f['alpha']:.3g})")
+        else:
+            parts.append("no corrected resampled t-test (n too small, a fixed split or different designs)")
+        f = fams["trials"]
+        if f["k"]:
+            parts.append(f"{med['trials']:.1f} {unit} between these trained models on the same test trials "
+                         f"(trial-level permutation test, {family.format(k=f['k'])}: alpha {f['alpha']:.3g})")
         else:
             parts.append("no trial-level test (n too small or no per-trial predictions)")
-        if seed["k"]:
-            parts.append(f"{mde_s:.1f} {unit} across training runs ({seed_test}, alpha {seed['alpha']:.3g})")
-        else:
-            parts.append("no seed-level test (n too small)")
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts) + ".")
     return df, lines
 
@@ -347,16 +396,23 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
 def power_note(lines: list[str]) -> str:
     if not lines:
         return ""
-    return (" ".join(lines) + " * = differs from the reference (Holm-adjusted p < 0.05); ≈ = indistinguishable: "
-            "the difference from the reference is below the minimum detectable difference; "
-            "'n too small' = the test cannot reach p < 0.05 at its number of seeds/trials and was not run.")
+    return (" ".join(lines) + " Marks: sig = method-level test (the headline: is the method better?); sig_seeds = "
+            "corrected resampled t-test; sig_trials = trial-level test (these trained models differ on these "
+            "trials, not a claim about the methods). * = differs from the reference (Holm-adjusted p < 0.05, Holm "
+            "family named above); ≈ = indistinguishable: the difference from the reference is below that test's "
+            "minimum detectable difference; 'n too small' = the test cannot reach p < 0.05 at its number of "
+            "runs/trials and was not run; 'zero variance' = the differences do not vary, the test is undefined; "
+            "'fixed split' = one split for every seed (no resampling): no corrected resampled test, the paired t "
+            "over seeds is in stats.csv; 'designs differ' = the method and the reference ran different split "
+            "designs, so no runs pair for the corrected test.")
 
 
 def to_markdown(df: pd.DataFrame, title: str, note: str, power: str = "") -> str:
     lines = [f"# {title}", "", note, ""]
     cols = ["dataset", "track", "dimension", "label", "reproduced", "chance", "majority", "sig", "published", "diff", "n"]
-    if "sig_seeds" in df.columns:
-        cols.insert(cols.index("sig") + 1, "sig_seeds")
+    for extra in ("sig_trials", "sig_seeds"):
+        if extra in df.columns:
+            cols.insert(cols.index("sig") + 1, extra)
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for _, r in df.iterrows():
@@ -411,7 +467,8 @@ document.querySelectorAll('table.sortable th').forEach(function(th, i){
 def to_html(df: pd.DataFrame, title: str, note: str) -> str:
     cols = [("dataset", "Dataset"), ("track", "Track"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
             ("chance", "Chance (binomial, α = 0.05)"), ("majority", "Majority class in test (%)"),
-            ("sig", "Sig. vs reference (test trials)"), ("sig_seeds", "Sig. vs reference (seeds)"), ("reference", "Reference"),
+            ("sig", "Sig. vs reference (method-level)"), ("sig_seeds", "Sig. vs reference (corrected resampled t)"),
+            ("sig_trials", "Trained models differ on these trials"), ("reference", "Reference"),
         ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
            "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
@@ -480,9 +537,12 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     if len(df) and "published_scale" in df and (df["published_scale"] == "unknown").any():
         parts.append("Published numbers marked '(scale unknown)' are on a scale the paper does not state; they are "
                      "shown, not compared (no difference, no verdict).")
-    parts.append("Significance against the reference: the paired sign-flip permutation test over test trials pooled "
-                 "across seeds (do the trained models differ on these trials?) and the corrected t-test over seeds "
-                 "or folds (would other training runs give the same difference?), each Holm-adjusted.")
+    parts.append("Significance against the reference (column sig, the headline): the method-level test over training "
+                 "runs (seed x fold) and their test trials, whose null holds run-to-run and trial-to-trial variance "
+                 "(is the method better?). Beside it: the corrected resampled t-test over the runs of one split "
+                 "design (sig_seeds) and the trial-level sign-flip test (sig_trials: these trained models differ on "
+                 "these trials; not a claim about the methods). Each is Holm-adjusted over the table's comparisons "
+                 "with the reference in one dataset x dimension.")
     maj = df["majority"].dropna() if "majority" in df else pd.Series(dtype=float)
     if len(maj):
         lo, hi = float(maj.min()), float(maj.max())
