@@ -373,10 +373,24 @@ def test_cmcrd_comparison_rows_share_one_teacher():
         assert methods[m]["requires"] == {"teacher": teacher}, m
     from cmkd.config import deep_merge, experiment_methods
 
-    for c, exps in ((cfg, cfg["experiments"]), (deep_merge(cfg, paper), paper["experiments"])):
+    optional = set(table["optional_rows"])
+    assert {methods[m]["class"] for m in optional} == {"nst", "cmcrd"}  # NST and the nce reading: paper grid only
+    for c, exps, want in ((cfg, cfg["experiments"], set(distilled) - optional),
+                          (deep_merge(cfg, paper), paper["experiments"], set(distilled))):
         eye = [e for e in exps if e["track"] == table["track"]]  # the experiments the table shows
         assert eye
         for e in eye:
             ms = experiment_methods(c, e)
-            assert set(distilled) <= set(ms), (e["track"], set(distilled) - set(ms))
-    assert "NST" in table["caption"] and "identically 0" in table["caption"]
+            assert want <= set(ms), (e["track"], want - set(ms))
+        # the default runs neither optional row (its time budget); the paper grid runs both on every CMCRD track
+        runs_optional = {m for e in exps for m in experiment_methods(c, e)} & optional
+        assert runs_optional == (optional if c is not cfg else set())
+    assert "NST" in table["caption"] and "reconstruction" in table["caption"] and "identically 0" in table["caption"]
+    assert methods["nst_mcc"]["params"]["positions"] == "batch"
+    assert methods["cmcrd_nce"]["params"]["weighting_target"] == "nce" and "UnCRD" in table["caption"]
+    merged = deep_merge(cfg, paper)
+    setting = set(experiment_methods(merged, {"methods": ["cmcrd_setting"]}))
+    for e in paper["experiments"]:   # every CMCRD comparison of the paper grid (the whole setting) has the NST row
+        ms = experiment_methods(merged, e)
+        if setting <= set(ms):
+            assert "nst_mcc" in ms, (e["dataset"], e["track"])

@@ -28,6 +28,37 @@ def test_rows_follow_the_configured_order_not_the_alphabet():
     assert list(df["method"]) == ["ambokd", "baseline", "cdgkd", "kd"]
 
 
+def test_optional_rows_only_where_the_grid_ran_them():
+    """tables.<name>.optional_rows (the paper grid's additions, e.g. the CMCRD comparison's NST row):
+    left out of a grid that ran none of their runs; a missing ordinary row still shows (empty)."""
+    table = {"track": "t", "metric": "accuracy", "rows": {"baseline": None, "kd": None, "nst_mcc": None},
+             "optional_rows": ["nst_mcc"]}
+    df = build_table(_summary(["baseline"]), table, {}, {})
+    assert list(df["method"]) == ["baseline", "kd"] and math.isnan(df["mean"].iloc[1])
+    df = build_table(_summary(["baseline", "kd", "nst_mcc"]), table, {}, {})
+    assert list(df["method"]) == ["baseline", "kd", "nst_mcc"]
+
+
+def test_optional_rows_pass_the_strict_check_and_must_be_rows():
+    import pytest
+
+    from cmkd.config import check_config
+    from cmkd.errors import ConfigError
+    from conftest import tiny_config
+
+    cfg = tiny_config()
+    track = cfg["experiments"][0]["track"]
+    cfg["methods"]["never_run"] = dict(cfg["methods"][cfg["experiments"][0]["methods"][0]])
+    cfg["tables"] = [{"name": "x", "track": track, "rows": {"never_run": None}}]
+    with pytest.raises(ConfigError, match="never_run"):
+        check_config(cfg, strict_tables=True)
+    cfg["tables"][0]["optional_rows"] = ["never_run"]
+    check_config(cfg, strict_tables=True)
+    cfg["tables"][0]["optional_rows"] = ["other"]
+    with pytest.raises(ConfigError, match=r"tables\.x\.optional_rows"):
+        check_config(cfg, strict_tables=True)
+
+
 def test_published_number_of_unknown_scale_is_shown_not_compared():
     """The published valence RMSE 0.043 (uncertainty-aware prototype KD) is on an unknown scale:
     the table shows it, gives no difference and no verdict; a known-scale cell is compared."""

@@ -216,10 +216,15 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                 t["reference"] not in (tracks[t["track"]].get("references") or ["baseline"]):
             raise ConfigError(f"tables.{t['name']}.reference: '{t['reference']}' is not one of "
                               f"tracks.{t['track']}.references, so no test against it is run")
+        for m in t.get("optional_rows") or []:
+            if m not in (t.get("rows") or {}):
+                raise ConfigError(f"tables.{t['name']}.optional_rows: '{m}' is not one of the table's rows")
         for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
-            # every table cell maps to runs in the DAG
+            # every table cell maps to runs in the DAG (rows the table declares optional excepted)
+            if m in (t.get("optional_rows") or []):
+                continue
             if not any(c[3] == m and c[0] in t_ds and ("track" not in t or c[1] == t["track"]) for c in cells):
                 msg = (f"tables.{t['name']}.rows: method '{m}' is not run on track "
                        f"'{t.get('track', 'any')}' by any experiment, so the table cell would stay empty")

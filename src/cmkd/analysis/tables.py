@@ -214,6 +214,8 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
     if table.get("datasets"):
         sel = sel[sel["dataset"].isin(table["datasets"])]
     rows = table.get("rows") or {m: None for m in sorted(sel["method"].unique())}
+    ran = set(sel["method"].unique())  # optional rows (tables.<name>.optional_rows) only where this grid ran them
+    rows = {m: k for m, k in rows.items() if m not in (table.get("optional_rows") or ()) or m in ran}
     trivial = trivial or {}
     if table.get("trivial", True) and trivial:  # the floor first: the trivial baselines of the spec
         rows = {**{m: None for m in trivial}, **{m: k for m, k in rows.items() if m not in trivial}}
