@@ -49,6 +49,34 @@ def _modalities(config: dict, method: str, track: str, where: str) -> list[str]:
     raise ConfigError(f"{where}.modalities: must be 'teacher', 'student' or a list of modalities, got {sel!r}")
 
 
+def evaluated_modalities(config: dict, method: str, track: str) -> list[str]:
+    """The modalities the network a run evaluates reads: the method's ``modalities`` (what it
+    trains on), unless its registered class declares ``evaluates: student`` (e.g. AMBOKD, which
+    trains on face + EEG and is evaluated as its visual branch): then the track's student
+    modalities. Figures group like networks by this (workflow/rules/common.smk cd_group_methods)."""
+    from cmkd.methods import REGISTRY
+
+    info = REGISTRY.get(config["methods"][method].get("class", ""))
+    if info is not None and info.evaluates == "student":
+        return sorted(config["tracks"][track]["student"])
+    return sorted(_modalities(config, method, track, f"methods.{method}"))
+
+
+def like_networks(config: dict, track: str, group: str, leave_out=()) -> list[str]:
+    """The methods of ``track`` whose evaluated networks solve the same task from the same input:
+    ``group`` ``students`` (they read the track's student modalities) or ``teachers`` (the teacher
+    modalities), by :func:`evaluated_modalities`; in grid order, ``leave_out`` (e.g. leaky runs)
+    left out. The rank figures compare these (workflow/rules/common.smk cd_group_methods)."""
+    if group not in ("students", "teachers"):
+        raise ValueError(f"like_networks: group must be 'students' or 'teachers', got {group!r}")
+    want = sorted(config["tracks"][track]["student" if group == "students" else "teacher"])
+    out: list[str] = []
+    for _ds, t, _dim, m in iter_cells(config):
+        if t == track and m not in leave_out and m not in out and evaluated_modalities(config, m, t) == want:
+            out.append(m)
+    return out
+
+
 def experiment_methods(config: dict, exp: dict, where: str = "experiments") -> list[str]:
     """An experiment's methods, with each name of ``method_groups`` replaced by its members
     (groups may name groups), in order, without repeats. A group is checked when an experiment

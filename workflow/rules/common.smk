@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.config import check_config, iter_cells, like_networks, prepared_dir, run_dir, run_spec  # noqa: E402
 from cmkd.errors import ConfigError  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
@@ -149,16 +149,10 @@ def train_resource(key, n_seeds):
 
 def cd_group_methods(track, group):
     """Networks of a track that solve the same task from the same input: its students (the
-    track's student modalities) or its teachers (the teacher modalities); leaky runs left out."""
-    tr = config["tracks"][track]
-    want = sorted(tr["student" if group == "students" else "teacher"])
-    out = []
-    for ds, t, dim, m in CELLS:
-        mods = config["methods"][m].get("modalities", "student")
-        mods = tr["student"] if mods == "student" else tr["teacher"] if mods == "teacher" else mods
-        if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
-            out.append(m)
-    return out
+    track's student modalities) or its teachers (the teacher modalities), by the modalities the
+    evaluated network reads (cmkd.config.evaluated_modalities: AMBOKD trains on the teacher's
+    modalities and is evaluated as a student); leaky runs left out."""
+    return like_networks(config, track, group, leave_out=PLOT_LEAKY)
 
 
 def protocol_of(method_split):
