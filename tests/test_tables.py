@@ -111,3 +111,38 @@ def test_published_tables_mark_the_projects_readings():
     for line in text.splitlines():
         if line.strip().startswith(("encoders:", "datasets:")):
             assert "project reading" in line, line
+
+
+def test_leakage_captions_describe_the_splits_that_ran():
+    """describe_splits: the leakage captions are generated from each row's merged split settings, so
+    the default (trial-level 2-fold vs segment-level 5-fold: every segment tested under both) and
+    the paper grid (single 8:1:1 splits: test parts overlap on about 1 % of the segments) read
+    differently, and the shares are computed, not typed."""
+    from pathlib import Path
+
+    import yaml
+
+    from cmkd.analysis.tables import describe_split, split_shares, table_note
+    from cmkd.config import cell_split, deep_merge
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    paper = deep_merge(cfg, yaml.safe_load((root / "config" / "paper.yaml").read_text()))
+    table = next(t for t in cfg["tables"] if t["name"] == "leakage")
+    assert table["describe_splits"]
+    df = pd.DataFrame([{"dataset": "d", "track": table["track"], "method": m, "label": table["labels"][m],
+                        "reference": "teacher", "synthetic": False, "published_scale": ""} for m in table["rows"]])
+
+    def note(c, ds):
+        splits = {f"d/{table['track']}/{m}": cell_split(c, ds, table["track"], m) for m in table["rows"]}
+        return table_note(df, table, {"split": c["split"], "seeds": c["seeds"], "splits": splits})
+
+    default = note(cfg, "synthetic")
+    assert "trial-level 2-fold cross-validation (40 % of the segments train, 10 % validate, 50 % test per seed)" in default
+    assert "segment-level 5-fold cross-validation (64 % of the segments train, 16 % validate, 20 % test" in default
+    assert "Both splits test every segment once per seed" in default and "40 % vs 64 %" in default
+    grid = note(paper, "deap")
+    assert "one trial-level 8:1:1 split per seed (80 % of the segments train" in grid
+    assert "one segment-level 8:1:1 split per seed" in grid
+    assert "expected overlap about 1.0 % of the segments" in grid and "Both splits test every segment" not in grid
+    assert split_shares({"kind": "loso"}) is None and "leave-one-subject-out" in describe_split({"kind": "loso"})

@@ -339,6 +339,12 @@ def _encoder(base: dict, override: dict | None) -> dict:
     return deep_merge(base, override)
 
 
+def cell_split(config: dict, dataset: str, track: str, method: str) -> dict:
+    """The split settings a run gets: method > track > data set > global (merged key by key)."""
+    return deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
+                                 config["tracks"][track].get("split")), config["methods"][method].get("split"))
+
+
 def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str, seed: int) -> dict:
     """The complete, self-contained specification of one training run."""
     m = config["methods"][method]
@@ -346,8 +352,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
     training = deep_merge(config["training"], m.get("training"))
-    split = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
-                                  config["tracks"][track].get("split")), m.get("split"))  # method > track > data set > global
+    split = cell_split(config, dataset, track, method)
     dim = dict(config["dimensions"][dimension])
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cmkd.config import check_config, iter_cells, like_networks, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.config import cell_split, check_config, iter_cells, like_networks, prepared_dir, run_dir, run_spec  # noqa: E402
 from cmkd.errors import ConfigError  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
@@ -122,7 +122,9 @@ def tables_spec():
             "published": published,
             "tables": config.get("tables", []),
             "datasets": config["datasets"],
-            "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"]},
+            "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"],
+                         # every run's split settings, for the tables that describe the splits as run
+                         "splits": {f"{ds}/{tr}/{m}": cell_split(config, ds, tr, m) for ds, tr, _dim, m in CELLS}},
             "references": {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
             "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
         },
