@@ -298,7 +298,7 @@ def test_tiny_snakemake_eye_to_eeg(tmp_path, snakemake_runner):
 
 
 def test_nst_is_identically_zero_when_the_teacher_feature_is_a_vector():
-    """Why the CMCRD comparison has no NST row: the eye teacher's features are vectors (B, C); as a
+    """Why the CMCRD comparison's NST row takes the batch as its positions: the eye teacher's features are vectors (B, C); as a
     map of one position, each L2-normalised channel is +-1, every polynomial-kernel entry is 1, and
     L_MMD^2 = 1 + 1 - 2 = 0 whatever the student does (no gradient either)."""
     from cmkd import losses
