@@ -5,6 +5,7 @@ mean the same batches, order and numbers. Usage:
 """
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ params = dict(cfg["datasets"]["synthetic"]["params"], n_subjects=6, n_trials=8)
 prep = write_synthetic(out / "prepared", params, 0)
 cfg["training"]["max_epochs"] = 2
 cfg["threads"] = 1
+cfg["device"] = os.environ.get("CMKD_CHECK_DEVICE", cfg.get("device", "auto"))  # gpu_check.sh: cuda (or cpu for its smoke run)
 for k, v in over.items():
     cfg["training"][k] = yaml.safe_load(v)
 cells = [("face_eeg-to-face", "arousal", "teacher"), ("face_eeg-to-face", "arousal", "kd"),

@@ -202,6 +202,22 @@ check_gpu_requests() {
     if grep -vqE -- "--gpus=1|--gres[= ]'?gpu:1" <<<"$net"; then die "$1: a network training job without a GPU request: $net"; fi
     if grep -qE -- "--gpus|--gres[= ]'?gpu" <<<"$triv"; then die "$1: a trivial-baseline job asks for a GPU: $triv"; fi
     log "$1: network training jobs ask for a GPU ($(grep -c . <<<"$net")), trivial-baseline jobs do not ($(grep -c . <<<"$triv"))"
+    # a job Slurm gives a GPU, with this CPU torch and device: auto, stops at start with one line
+    "$PY" - "$WORK/config-gpu.yaml" >"$WORK/$1/failfast-spec.json" <<'EOF'
+import json, sys
+import yaml
+from cmkd.config import run_spec
+cfg = yaml.safe_load(open(sys.argv[1]))
+cfg["device"] = "auto"
+print(json.dumps(run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", "teacher", 0)))
+EOF
+    local rc=0 last
+    srun -p debug --gpus=1 --mem 2000 -t 5 "$PY" -m cmkd train --spec "@$WORK/$1/failfast-spec.json" \
+        --out "$WORK/$1/failfast" >"$WORK/$1/failfast.log" 2>&1 || rc=$?
+    last=$(grep -v '^srun: ' "$WORK/$1/failfast.log" | grep . | tail -n 1)
+    ((rc != 0)) && [[ $last == "error: this job was given a GPU ("*"is a CPU build"* ]] && [[ ! -e $WORK/$1/failfast/metrics.json ]] \
+        || die "$1: a GPU job with a CPU torch did not stop at start (exit $rc): $last"
+    log "$1: a GPU job with the CPU torch stops at start: $last"
 }
 
 # run_cell_variant: `python -m cmkd cell` with two config files, through the Slurm profile, from

@@ -76,7 +76,7 @@ write_conf() {
     if [[ ${CMKD_SLURM_FAKE_GPUS:-0} -gt 0 ]]; then
         gres_types="GresTypes=gpu"
         gres_line="Gres=gpu:${CMKD_SLURM_FAKE_GPUS} "
-        printf 'AutoDetect=off\nNodeName=localhost Name=gpu Count=%s\n' "$CMKD_SLURM_FAKE_GPUS" >"$DIR/gres.conf"
+        printf 'AutoDetect=off\nNodeName=localhost Name=gpu File=/dev/null Count=%s\n' "$CMKD_SLURM_FAKE_GPUS" >"$DIR/gres.conf"
     else
         rm -f "$DIR/gres.conf"
     fi

@@ -208,6 +208,69 @@ def test_cmcrd_entropy_weighting_uses_teacher_confidence():
         CMCRD(student, {"teacher": teacher}, {"weighting": "bogus"}, "classification", 2)
 
 
+def test_teacher_mask_by_hand():
+    from cmkd.methods.cmcrd import teacher_mask
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
+    y = torch.tensor([0, 0, 1])          # right, wrong, wrong
+    assert teacher_mask(logits, y, "none") is None
+    assert teacher_mask(logits, y, "signed").tolist() == [1.0, -1.0, -1.0]
+    assert teacher_mask(logits, y, "correct").tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("target, mask", [("nce", "signed"), ("nce", "none"), ("ce", "correct")])
+def test_cmcrd_weighting_target_and_mask(target, mask):
+    """weighting_target: nce puts the teacher-entropy weights (computed here by hand) into the NCE
+    scores and leaves the CE plain; ce keeps them on the CE; the mask is the teacher's correctness."""
+    import copy
+
+    from cmkd import losses
+
+    torch.manual_seed(0)
+    part = _data()
+    teacher = build_model(_spec("eye", {"name": "eye_mlp", "dropout": 0.0}, [31]))
+    student = build_model(_spec("eeg", {"name": "eegnet", "dropout": 0.0}, [32, 128]))
+    with torch.no_grad():  # a teacher of varied confidence, so that the weights differ from 1
+        for q in teacher.head.parameters():
+            q.mul_(6.0)
+    m = CMCRD(student, {"teacher": teacher}, {"nce_k": 8, "weighting_target": target, "teacher_mask": mask},
+              "classification", 2)
+    m.configure(parts={"train": part}, device=torch.device("cpu"))
+    m.train()
+    batch = part.batch(torch.arange(6), "cpu")
+    s_out = m.student(batch)
+    t_out = m.teacher_outputs(batch)["teacher"]
+    # the weights by hand: a_i = 1 + exp(-H(softmax(teacher_i))), w_i = B a_i / sum a
+    p_t = torch.softmax(t_out.logits.detach().double(), dim=1).tolist()
+    a = [1 + math.exp(-_entropy(row)) for row in p_t]
+    w = torch.tensor([6 * x / sum(a) for x in a], dtype=torch.float64)
+    right = (t_out.logits.argmax(1) == batch["y"]).double()
+    want_mask = {"none": None, "signed": 2 * right - 1, "correct": right}[mask]
+    y = batch["y"]
+    ce = torch.nn.functional.cross_entropy(s_out.logits, y, reduction="none").double()
+    terms = m.base_terms(s_out, t_out, y)
+    ce = ce.detach()
+    want_ce = float(ce.mean()) if target == "nce" else float((w * ce).mean())
+    assert float(terms["ce"]) == pytest.approx(want_ce, rel=1e-5)
+    mem, mem_plain = copy.deepcopy(m.memory), copy.deepcopy(m.memory)
+    torch.manual_seed(1)
+    got = m.feature_terms(batch, s_out, t_out)["crd"]
+    s, t = m._pair(s_out, t_out)
+    torch.manual_seed(1)   # the same negatives
+    want = 0.8 * losses.crd(m.embed_s(s), m.embed_t(t), batch["index"], mem, temperature=0.07,
+                            score_weights=w.float() if target == "nce" else None,
+                            mask=None if want_mask is None else want_mask.float())
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+    if target == "nce" or mask != "none":  # differs from plain CRD on this batch
+        torch.manual_seed(1)
+        plain = 0.8 * losses.crd(m.embed_s(s), m.embed_t(t), batch["index"], mem_plain, temperature=0.07)
+        assert float(plain) != pytest.approx(float(want), rel=1e-3)
+    if target == "nce":
+        assert float(w.max() - w.min()) > 0.05
+    with pytest.raises(ConfigError, match="params.weighting_target"):
+        CMCRD(student, {"teacher": teacher}, {"weighting_target": "bogus"}, "classification", 2)
+
+
 # ----------------------------------------------------------------------------- workflow
 def test_tiny_snakemake_eye_to_eeg(tmp_path, snakemake_runner):
     cfg = tiny_config()
@@ -235,7 +298,7 @@ def test_tiny_snakemake_eye_to_eeg(tmp_path, snakemake_runner):
 
 
 def test_nst_is_identically_zero_when_the_teacher_feature_is_a_vector():
-    """Why the CMCRD comparison has no NST row: the eye teacher's features are vectors (B, C); as a
+    """Why the CMCRD comparison's NST row takes the batch as its positions: the eye teacher's features are vectors (B, C); as a
     map of one position, each L2-normalised channel is +-1, every polynomial-kernel entry is 1, and
     L_MMD^2 = 1 + 1 - 2 = 0 whatever the student does (no gradient either)."""
     from cmkd import losses
@@ -252,6 +315,43 @@ def test_nst_is_identically_zero_when_the_teacher_feature_is_a_vector():
     assert float(student_map.grad.abs().max()) < 1e-6
     # with a real map on both sides the same loss is not zero
     assert float(losses.nst(torch.randn(6, 8, 20, generator=g), torch.randn(6, 16, 20, generator=g))) > 1e-3
+
+
+@pytest.mark.parametrize("student_mod, enc, shape", [
+    ("eeg", {"name": "eegnet", "dropout": 0.0}, [32, 128]),   # eye -> EEG: a map against a vector
+    ("eye", {"name": "eye_mlp", "dropout": 0.0}, [31]),        # vector against vector
+])
+def test_nst_over_the_batch_transfers_between_eye_and_eeg(student_mod, enc, shape):
+    """The CMCRD comparison's NST row (positions: batch): a non-zero NST term and a non-zero gradient
+    on the student's encoder, where the spatial NST of the same pair is 0."""
+    torch.manual_seed(0)
+    part = _data()
+    t_mod, t_enc, t_shape = (("eye", {"name": "eye_mlp", "dropout": 0.0}, [31]) if student_mod == "eeg"
+                             else ("eeg", {"name": "eegnet", "dropout": 0.0}, [32, 128]))
+    teacher = build_model(_spec(t_mod, t_enc, t_shape))
+    student = build_model(_spec(student_mod, enc, shape))
+    cls = method_class("nst")
+    m = cls(student, {"teacher": teacher}, {"feature": "hint", "positions": "batch"}, "classification", 2)
+    m.configure(parts={"train": part}, device=torch.device("cpu"))
+    m.train()
+    batch = part.batch(torch.arange(12), "cpu")
+    _, terms = m.training_step(batch)
+    assert float(terms["nst"].detach()) > 1e-4
+    student.zero_grad()
+    terms["nst"].backward()
+    grads = [p.grad.abs().max() for p in student.encoders.parameters() if p.grad is not None]
+    assert grads and float(max(grads)) > 1e-8
+    assert all(p.grad is None or float(p.grad.abs().max()) == 0 for p in teacher.parameters())
+    # the same pair with NST's spatial positions: a constant (every normalised channel is +-1, or 0
+    # where a ReLU unit is silent) with no gradient on the student (the reason for positions: batch)
+    spatial = cls(student, {"teacher": teacher}, {"feature": "hint"}, "classification", 2)
+    with pytest.warns(UserWarning, match="single spatial position"):
+        spatial.configure(parts={"train": part}, device=torch.device("cpu"))
+    _, terms = spatial.training_step(batch)
+    student.zero_grad()
+    terms["nst"].backward()
+    spatial_grads = [float(p.grad.abs().max()) for p in student.encoders.parameters() if p.grad is not None]
+    assert max(spatial_grads, default=0.0) < 1e-3 * float(max(grads))   # float32 round-off only
 
 
 def test_cmcrd_comparison_rows_share_one_teacher():
@@ -273,10 +373,24 @@ def test_cmcrd_comparison_rows_share_one_teacher():
         assert methods[m]["requires"] == {"teacher": teacher}, m
     from cmkd.config import deep_merge, experiment_methods
 
-    for c, exps in ((cfg, cfg["experiments"]), (deep_merge(cfg, paper), paper["experiments"])):
+    optional = set(table["optional_rows"])
+    assert {methods[m]["class"] for m in optional} == {"nst", "cmcrd"}  # NST and the nce reading: paper grid only
+    for c, exps, want in ((cfg, cfg["experiments"], set(distilled) - optional),
+                          (deep_merge(cfg, paper), paper["experiments"], set(distilled))):
         eye = [e for e in exps if e["track"] == table["track"]]  # the experiments the table shows
         assert eye
         for e in eye:
             ms = experiment_methods(c, e)
-            assert set(distilled) <= set(ms), (e["track"], set(distilled) - set(ms))
-    assert "NST" in table["caption"] and "identically 0" in table["caption"]
+            assert want <= set(ms), (e["track"], want - set(ms))
+        # the default runs neither optional row (its time budget); the paper grid runs both on every CMCRD track
+        runs_optional = {m for e in exps for m in experiment_methods(c, e)} & optional
+        assert runs_optional == (optional if c is not cfg else set())
+    assert "NST" in table["caption"] and "reconstruction" in table["caption"] and "identically 0" in table["caption"]
+    assert methods["nst_mcc"]["params"]["positions"] == "batch"
+    assert methods["cmcrd_nce"]["params"]["weighting_target"] == "nce" and "UnCRD" in table["caption"]
+    merged = deep_merge(cfg, paper)
+    setting = set(experiment_methods(merged, {"methods": ["cmcrd_setting"]}))
+    for e in paper["experiments"]:   # every CMCRD comparison of the paper grid (the whole setting) has the NST row
+        ms = experiment_methods(merged, e)
+        if setting <= set(ms):
+            assert "nst_mcc" in ms, (e["dataset"], e["track"])

@@ -138,6 +138,37 @@ def test_nst_flattens_spatial_axes():
     assert L.nst(s, t).item() == pytest.approx(ref_nst(s.reshape(2, 3, 6).tolist(), t.reshape(2, 4, 6).tolist()), abs=TOL)
 
 
+def test_nst_over_batch_hand():
+    """The batch as NST's positions (a reconstruction for vector features), written out by hand:
+    student (B=2, C=2) rows [1, 0], [0, 2] -> neuron patterns over the batch (1, 0), (0, 1);
+    teacher (B=2, C=1) rows [3], [4] -> pattern (0.6, 0.8).
+    k(t,t) = 1; k(s,s): 1, 0, 0, 1 -> 0.5; k(s,t): 0.6^2, 0.8^2 -> mean 0.5; L = 1 + 0.5 - 1 = 0.5."""
+    s = t64([[1.0, 0.0], [0.0, 2.0]])
+    t = t64([[3.0], [4.0]])
+    assert L.nst_over_batch(s, t).item() == pytest.approx(0.5, abs=TOL)
+    # a map is pooled over its positions first: (B, C, L) with means [1, 0], [0, 2]
+    s_map = t64([[[0.5, 1.5], [-1.0, 1.0]], [[0.0, 0.0], [1.0, 3.0]]])
+    assert L.nst_over_batch(s_map, t).item() == pytest.approx(0.5, abs=TOL)
+    # against the general hand reference on random data: the transposed pooled features
+    g = torch.Generator().manual_seed(3)
+    sr = torch.randn(5, 3, 4, generator=g, dtype=torch.float64)
+    tr = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    want = ref_nst([sr.mean(2).t().tolist()], [tr.t().tolist()])
+    assert L.nst_over_batch(sr, tr).item() == pytest.approx(want, abs=TOL)
+    with pytest.raises(ValueError):
+        L.nst_over_batch(torch.randn(3, 2), torch.randn(4, 2))
+
+
+def test_nst_over_batch_gradient_where_spatial_nst_has_none():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(6, 8, 20, generator=g, requires_grad=True)   # an EEG hint map (B, C, T)
+    t = torch.randn(6, 16, generator=g)                          # a vector hint (B, C)
+    loss = L.nst_over_batch(s, t)
+    assert float(loss) > 1e-3
+    loss.backward()
+    assert float(s.grad.abs().max()) > 1e-6
+
+
 def test_nst_zero_for_identical_and_shape_errors():
     x = torch.randn(3, 4, 5)
     assert L.nst(x, x.clone()).item() == pytest.approx(0.0, abs=1e-6)
@@ -534,6 +565,51 @@ def test_crd_hand_scores_z_and_memory_update():
     assert torch.equal(before, mem.memory_student)
     with pytest.raises(ValueError):
         L.crd(t64(s_raw), t64(t_raw), torch.tensor([0, 3]), mem, contrast_idx=torch.tensor([[1, 2], [3, 0]]))
+
+
+def test_crd_nce_loss_mask_hand():
+    """CMCRD's teacher-correctness mask: a per-anchor factor on both log terms, divisor B."""
+    x = [[0.9, 0.1, 0.3], [0.5, 0.05, 0.6]]
+    kpn = 2 / 4
+    rows = [math.log(r[0] / (r[0] + kpn + 1e-7)) + sum(math.log(kpn / (v + kpn + 1e-7)) for v in r[1:]) for r in x]
+    for m in ([1.0, -1.0], [1.0, 0.0], [0.0, 0.0]):
+        want = -(m[0] * rows[0] + m[1] * rows[1]) / 2
+        assert L.crd_nce_loss(t64(x), 4, t64(m)).item() == pytest.approx(want, abs=TOL)
+    assert L.crd_nce_loss(t64(x), 4, t64([1.0, 1.0])).item() == pytest.approx(ref_nce(x, 4), abs=TOL)
+    with pytest.raises(ValueError, match="mask"):
+        L.crd_nce_loss(t64(x), 4, t64([1.0, 1.0, 1.0]))
+
+
+def test_crd_score_weights_and_mask_hand():
+    """The "nce" reading of CMCRD: each anchor's normalised scores (positive and negatives, both
+    directions) times w_b after Z is set from the unweighted scores; the mask on the log terms."""
+    m_s = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [-1.0, 0.0]]
+    m_t = [[0.0, 1.0], [0.8, 0.6], [-0.6, 0.8], [0.0, -1.0]]
+    s_raw, t_raw = [[3.0, 4.0], [1.0, 1.0]], [[0.0, 2.0], [1.0, 0.0]]
+    index, cidx, T = [1, 2], [[1, 0, 3], [2, 3, 1]], 0.5
+    w, m = [1.2, 0.8], [1.0, -1.0]
+    mem = L.CRDMemory(n_data=4, feat_dim=2, k=2, momentum=0.5).double()
+    mem.memory_student.copy_(t64(m_s))
+    mem.memory_teacher.copy_(t64(m_t))
+    loss = L.crd(t64(s_raw), t64(t_raw), torch.tensor(index), mem, temperature=T, contrast_idx=torch.tensor(cidx),
+                 score_weights=t64(w), mask=t64(m))
+    s = [[v / norm(r) for v in r] for r in s_raw]
+    t = [[v / norm(r) for v in r] for r in t_raw]
+    out_s = [[math.exp(dot(m_t[j], s[b]) / T) for j in cidx[b]] for b in range(2)]
+    out_t = [[math.exp(dot(m_s[j], t[b]) / T) for j in cidx[b]] for b in range(2)]
+    z_s = sum(sum(r) for r in out_s) / 6 * 4   # Z from the unweighted scores
+    z_t = sum(sum(r) for r in out_t) / 6 * 4
+    assert mem.z_student.item() == pytest.approx(z_s, rel=1e-9)
+    kpn = 2 / 4
+
+    def half(out, z):
+        total = 0.0
+        for b, row in enumerate(out):
+            x = [w[b] * v / z for v in row]
+            total += m[b] * (math.log(x[0] / (x[0] + kpn + 1e-7)) + sum(math.log(kpn / (v + kpn + 1e-7)) for v in x[1:]))
+        return -total / 2
+
+    assert loss.item() == pytest.approx(half(out_s, z_s) + half(out_t, z_t), abs=TOL)
 
 
 def test_crd_deterministic_given_seed():

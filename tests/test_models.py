@@ -186,6 +186,26 @@ def test_eegnet_parameter_count_and_max_norm():
     assert enc128(torch.randn(2, 32, 512))[1].shape == (2, 16, 16)
 
 
+def test_eegnet_batch_norm_as_the_reference_implementation():
+    """EEGModels.py (Keras BatchNormalization: epsilon 1e-3, momentum 0.99 = keep 99 % of the old
+    statistic) is PyTorch's eps 1e-3, momentum 0.01: one training batch moves the running mean
+    from 0 to 0.01 x the batch mean, and eval mode divides by sqrt(var + 1e-3)."""
+    enc = build_encoder("eegnet", {}, EEG_INFO)
+    bns = [m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 3 and all(b.eps == 1e-3 and b.momentum == 0.01 for b in bns)
+    bn = enc.block1[2]                 # after the temporal conv
+    x = enc.block1[1](enc.block1[0](torch.randn(4, 32, 256).unsqueeze(1))).detach()
+    bn.train()
+    bn(x)
+    batch_mean = x.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(bn.running_mean, 0.01 * batch_mean)
+    batch_var = x.var(dim=(0, 2, 3), unbiased=True)
+    torch.testing.assert_close(bn.running_var, 0.99 * 1.0 + 0.01 * batch_var)
+    bn.eval()
+    want = (x - bn.running_mean[None, :, None, None]) / torch.sqrt(bn.running_var[None, :, None, None] + 1e-3)
+    torch.testing.assert_close(bn(x), want * bn.weight[None, :, None, None] + bn.bias[None, :, None, None])
+
+
 def test_visual_uint8_and_float_agree_and_resize():
     torch.manual_seed(0)
     enc = build_encoder("timm", {"img_size": 32}, {"shape": [2, 3, 40, 40]}).eval()

@@ -382,3 +382,27 @@ def test_main_stats(grid, tmp_path):
     assert row["effect"] == pytest.approx(10.0) and math.isnan(row["p"])
     with pytest.raises(ConfigError, match="references"):
         plots.main_stats(["--runs", str(grid["runs_csv"]), "--out", str(out), "--references", '["baseline"]'])
+
+
+def test_rank_figures_group_ambokd_by_what_its_evaluated_network_reads():
+    """AMBOKD trains on face + EEG (modalities: teacher) but its evaluated network is the visual
+    branch: the rank figures put it among the students of face_eeg-to-face, not the teachers
+    (cmkd.config.like_networks, read by workflow/rules/common.smk cd_group_methods)."""
+    from pathlib import Path
+
+    import yaml
+
+    from cmkd.config import evaluated_modalities, like_networks
+    from cmkd.methods import REGISTRY
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    tr = "face_eeg-to-face"
+    assert cfg["methods"]["ambokd"]["modalities"] == "teacher" and REGISTRY["ambokd"].evaluates == "student"
+    assert evaluated_modalities(cfg, "ambokd", tr) == ["face"]
+    assert evaluated_modalities(cfg, "teacher", tr) == ["eeg", "face"]
+    students = like_networks(cfg, tr, "students", leave_out=["teacher_leaky", "baseline_eeg_leaky"])
+    teachers = like_networks(cfg, tr, "teachers")
+    assert "ambokd" in students and "ambokd" not in teachers
+    assert {"baseline", "kd", "cdgkd"} <= set(students) and {"teacher", "teacher_proto", "cnn_svm"} <= set(teachers)
+    assert not set(students) & set(teachers)
+    assert "teacher_leaky" not in students and "teacher_leaky" in teachers

@@ -28,6 +28,37 @@ def test_rows_follow_the_configured_order_not_the_alphabet():
     assert list(df["method"]) == ["ambokd", "baseline", "cdgkd", "kd"]
 
 
+def test_optional_rows_only_where_the_grid_ran_them():
+    """tables.<name>.optional_rows (the paper grid's additions, e.g. the CMCRD comparison's NST row):
+    left out of a grid that ran none of their runs; a missing ordinary row still shows (empty)."""
+    table = {"track": "t", "metric": "accuracy", "rows": {"baseline": None, "kd": None, "nst_mcc": None},
+             "optional_rows": ["nst_mcc"]}
+    df = build_table(_summary(["baseline"]), table, {}, {})
+    assert list(df["method"]) == ["baseline", "kd"] and math.isnan(df["mean"].iloc[1])
+    df = build_table(_summary(["baseline", "kd", "nst_mcc"]), table, {}, {})
+    assert list(df["method"]) == ["baseline", "kd", "nst_mcc"]
+
+
+def test_optional_rows_pass_the_strict_check_and_must_be_rows():
+    import pytest
+
+    from cmkd.config import check_config
+    from cmkd.errors import ConfigError
+    from conftest import tiny_config
+
+    cfg = tiny_config()
+    track = cfg["experiments"][0]["track"]
+    cfg["methods"]["never_run"] = dict(cfg["methods"][cfg["experiments"][0]["methods"][0]])
+    cfg["tables"] = [{"name": "x", "track": track, "rows": {"never_run": None}}]
+    with pytest.raises(ConfigError, match="never_run"):
+        check_config(cfg, strict_tables=True)
+    cfg["tables"][0]["optional_rows"] = ["never_run"]
+    check_config(cfg, strict_tables=True)
+    cfg["tables"][0]["optional_rows"] = ["other"]
+    with pytest.raises(ConfigError, match=r"tables\.x\.optional_rows"):
+        check_config(cfg, strict_tables=True)
+
+
 def test_published_number_of_unknown_scale_is_shown_not_compared():
     """The published valence RMSE 0.043 (uncertainty-aware prototype KD) is on an unknown scale:
     the table shows it, gives no difference and no verdict; a known-scale cell is compared."""
@@ -57,3 +88,61 @@ def test_published_number_of_unknown_scale_is_shown_not_compared():
                                 "rows": {"uaproto": "."}, "dimensions": ["arousal"]}, published, datasets)
     a = acc.iloc[0]
     assert a["published"] == 57.1 and a["comparison"] == "compared" and math.isclose(a["diff"], 0.9)
+
+
+def test_published_tables_mark_the_projects_readings():
+    """Every attribution of config/published_tables.yaml that the seed text does not make (data sets
+    and architectures seed 003 does not name, the PVT version) is listed in project_readings with
+    the seed's words, the reading and where it comes from, and marked where it appears."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "config" / "published_tables.yaml"
+    text = path.read_text()
+    pub = yaml.safe_load(text)
+    readings = pub["project_readings"]
+    assert {"cdgkd.encoders.visual", "cmcrd.average_gains.datasets", "cmcrd.architectures"} <= set(readings)
+    for key, r in readings.items():
+        assert set(r) == {"seed_says", "reading", "from"} and all(str(v).strip() for v in r.values()), key
+        assert key.split(".")[0] in pub, key
+    assert pub["cdgkd"]["encoders"]["visual"] == "PVT (pvt_v2)"
+    assert pub["cmcrd"]["average_gains"]["datasets"] == ["seed", "seed_iv", "seed_v"]
+    for line in text.splitlines():
+        if line.strip().startswith(("encoders:", "datasets:")):
+            assert "project reading" in line, line
+
+
+def test_leakage_captions_describe_the_splits_that_ran():
+    """describe_splits: the leakage captions are generated from each row's merged split settings, so
+    the default (trial-level 2-fold vs segment-level 5-fold: every segment tested under both) and
+    the paper grid (single 8:1:1 splits: test parts overlap on about 1 % of the segments) read
+    differently, and the shares are computed, not typed."""
+    from pathlib import Path
+
+    import yaml
+
+    from cmkd.analysis.tables import describe_split, split_shares, table_note
+    from cmkd.config import cell_split, deep_merge
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    paper = deep_merge(cfg, yaml.safe_load((root / "config" / "paper.yaml").read_text()))
+    table = next(t for t in cfg["tables"] if t["name"] == "leakage")
+    assert table["describe_splits"]
+    df = pd.DataFrame([{"dataset": "d", "track": table["track"], "method": m, "label": table["labels"][m],
+                        "reference": "teacher", "synthetic": False, "published_scale": ""} for m in table["rows"]])
+
+    def note(c, ds):
+        splits = {f"d/{table['track']}/{m}": cell_split(c, ds, table["track"], m) for m in table["rows"]}
+        return table_note(df, table, {"split": c["split"], "seeds": c["seeds"], "splits": splits})
+
+    default = note(cfg, "synthetic")
+    assert "trial-level 2-fold cross-validation (40 % of the segments train, 10 % validate, 50 % test per seed)" in default
+    assert "segment-level 5-fold cross-validation (64 % of the segments train, 16 % validate, 20 % test" in default
+    assert "Both splits test every segment once per seed" in default and "40 % vs 64 %" in default
+    grid = note(paper, "deap")
+    assert "one trial-level 8:1:1 split per seed (80 % of the segments train" in grid
+    assert "one segment-level 8:1:1 split per seed" in grid
+    assert "expected overlap about 1.0 % of the segments" in grid and "Both splits test every segment" not in grid
+    assert split_shares({"kind": "loso"}) is None and "leave-one-subject-out" in describe_split({"kind": "loso"})

@@ -293,3 +293,20 @@ def test_tiny_snakemake_face_to_eeg(tmp_path, snakemake_runner):
     assert set(runs["method"]) == {"teacher", "uaproto"} and (runs["status"] == "ok").all()
     hist = pd.read_csv(tmp_path / "results/synthetic/face-to-eeg/arousal/uaproto/seed0/history.csv")
     assert {"train_task", "train_proto", "train_feat", "train_head"} <= set(hist.columns)
+
+
+def test_tau_u_is_read_only_with_the_evidence_weight():
+    """The docstring's claim: the default weight (confidence) does not read tau_u; evidence does."""
+    part = _data()
+    batch = part.batch(torch.arange(len(part)), "cpu")
+
+    def feat(params):
+        m, _ = _method("classification", params)
+        m.configure(parts={"train": part}, device=torch.device("cpu"))
+        m.eval()
+        torch.manual_seed(1)
+        _, terms = m.training_step(batch)
+        return float(terms["feat"].detach())
+
+    assert feat({"tau_u": 0.1}) == feat({"tau_u": 2.0})
+    assert feat({"weight": "evidence", "tau_u": 0.1}) != pytest.approx(feat({"weight": "evidence", "tau_u": 2.0}), rel=1e-4)

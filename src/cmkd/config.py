@@ -49,6 +49,34 @@ def _modalities(config: dict, method: str, track: str, where: str) -> list[str]:
     raise ConfigError(f"{where}.modalities: must be 'teacher', 'student' or a list of modalities, got {sel!r}")
 
 
+def evaluated_modalities(config: dict, method: str, track: str) -> list[str]:
+    """The modalities the network a run evaluates reads: the method's ``modalities`` (what it
+    trains on), unless its registered class declares ``evaluates: student`` (e.g. AMBOKD, which
+    trains on face + EEG and is evaluated as its visual branch): then the track's student
+    modalities. Figures group like networks by this (workflow/rules/common.smk cd_group_methods)."""
+    from cmkd.methods import REGISTRY
+
+    info = REGISTRY.get(config["methods"][method].get("class", ""))
+    if info is not None and info.evaluates == "student":
+        return sorted(config["tracks"][track]["student"])
+    return sorted(_modalities(config, method, track, f"methods.{method}"))
+
+
+def like_networks(config: dict, track: str, group: str, leave_out=()) -> list[str]:
+    """The methods of ``track`` whose evaluated networks solve the same task from the same input:
+    ``group`` ``students`` (they read the track's student modalities) or ``teachers`` (the teacher
+    modalities), by :func:`evaluated_modalities`; in grid order, ``leave_out`` (e.g. leaky runs)
+    left out. The rank figures compare these (workflow/rules/common.smk cd_group_methods)."""
+    if group not in ("students", "teachers"):
+        raise ValueError(f"like_networks: group must be 'students' or 'teachers', got {group!r}")
+    want = sorted(config["tracks"][track]["student" if group == "students" else "teacher"])
+    out: list[str] = []
+    for _ds, t, _dim, m in iter_cells(config):
+        if t == track and m not in leave_out and m not in out and evaluated_modalities(config, m, t) == want:
+            out.append(m)
+    return out
+
+
 def experiment_methods(config: dict, exp: dict, where: str = "experiments") -> list[str]:
     """An experiment's methods, with each name of ``method_groups`` replaced by its members
     (groups may name groups), in order, without repeats. A group is checked when an experiment
@@ -255,10 +283,15 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                 t["reference"] not in (tracks[t["track"]].get("references") or ["baseline"]):
             raise ConfigError(f"tables.{t['name']}.reference: '{t['reference']}' is not one of "
                               f"tracks.{t['track']}.references, so no test against it is run")
+        for m in t.get("optional_rows") or []:
+            if m not in (t.get("rows") or {}):
+                raise ConfigError(f"tables.{t['name']}.optional_rows: '{m}' is not one of the table's rows")
         for m in t.get("rows", {}) or {}:
             if m not in methods:
                 raise ConfigError(f"tables.{t['name']}.rows: unknown method '{m}'")
-            # every table cell maps to runs in the DAG
+            # every table cell maps to runs in the DAG (rows the table declares optional excepted)
+            if m in (t.get("optional_rows") or []):
+                continue
             if not any(c[3] == m and c[0] in t_ds and ("track" not in t or c[1] == t["track"]) for c in cells):
                 msg = (f"tables.{t['name']}.rows: method '{m}' is not run on track "
                        f"'{t.get('track', 'any')}' by any experiment, so the table cell would stay empty")
@@ -385,6 +418,12 @@ def _encoder(base: dict, override: dict | None) -> dict:
     return deep_merge(base, override)
 
 
+def cell_split(config: dict, dataset: str, track: str, method: str) -> dict:
+    """The split settings a run gets: method > track > data set > global (merged key by key)."""
+    return deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
+                                 config["tracks"][track].get("split")), config["methods"][method].get("split"))
+
+
 def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str, seed: int) -> dict:
     """The complete, self-contained specification of one training run."""
     m = config["methods"][method]
@@ -392,8 +431,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
     training = deep_merge(config["training"], m.get("training"))
-    split = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
-                                  config["tracks"][track].get("split")), m.get("split"))  # method > track > data set > global
+    split = cell_split(config, dataset, track, method)
     dim = dict(config["dimensions"][dimension])
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}

@@ -23,7 +23,8 @@ Index (paper, equation -> function)
 -----------------------------------
 - Hinton et al. 2015, KD, eq. (1) + the T^2 scaling of §2        -> :func:`kd`
 - Romero et al. 2015, FitNets, hint loss eq. (3)                   -> :func:`fitnets`
-- Huang & Wang 2017, NST, L_MMD^2 with a polynomial kernel        -> :func:`nst`
+- Huang & Wang 2017, NST, L_MMD^2 with a polynomial kernel        -> :func:`nst`; over the batch
+  where a side has no spatial axis (a reconstruction)          -> :func:`nst_over_batch`
 - Tung & Mori 2019, SP, L_SP                                      -> :func:`sp`
 - Park et al. 2019, RKD, L_RKD-D + L_RKD-A                        -> :func:`rkd`
 - Passalis & Tefas 2018, PKT, cosine-kernel KL                    -> :func:`pkt`
@@ -193,6 +194,44 @@ def nst(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
         + _poly_kernel_d2(f_s, f_s).mean()
         - 2.0 * _poly_kernel_d2(f_s, f_t).mean()
     )
+
+
+def nst_over_batch(student_feat: torch.Tensor, teacher_feat: torch.Tensor) -> torch.Tensor:
+    """NST where a side has no spatial axis: the same ``L_MMD^2`` (Huang & Wang 2017, §3.2-3.3,
+    "Like What You Like: Knowledge Distill via Neuron Selectivity Transfer", the squared MMD of
+    the normalised neuron-selectivity patterns with the polynomial kernel
+    ``k(x, y) = (x^T y)^2``; as :func:`nst`), with the *mini-batch* as the positions.
+
+    Reconstruction of ours (the NST paper and RepDistiller compare spatial maps; a vector feature
+    ``(B, C)`` has one position, on which every normalised channel is +-1 and :func:`nst` is
+    identically 0 with no gradient). NST's sample is a neuron's selectivity pattern: the
+    L2-normalised vector of that neuron's responses over the positions of one input. Here the
+    pattern of a neuron is its vector of responses over the ``B`` inputs of the batch:
+
+    1. a map ``(B, C, ...)`` is global-average-pooled over its spatial axes to ``(B, C)`` (one
+       response per channel and input); a vector ``(B, C)`` is used as it is;
+    2. each side is transposed to ``(C, B)`` and each row L2-normalised (a neuron's pattern over
+       the batch);
+    3. ``L = mean_{t, t'} k(t, t') + mean_{s, s'} k(s, s') - 2 mean_{s, t} k(s, t)`` over the
+       neurons of teacher (``C_t``) and student (``C_s``), the teacher-teacher term detached, as
+       in :func:`nst` (the kernel-form MMD of Huang & Wang's L_MMD^2 with ``d = 2``, ``c = 0``).
+
+    The channel counts may differ; the batches must agree. With ``B = 1`` every pattern is +-1 and
+    the loss is 0 (a batch of one input has no selectivity to compare).
+
+    Args:
+        student_feat: (B, C_s) or (B, C_s, ...).
+        teacher_feat: (B, C_t) or (B, C_t, ...).
+    """
+    _check_same_batch("nst_over_batch", student_feat, teacher_feat)
+    if student_feat.dim() < 2 or teacher_feat.dim() < 2:
+        raise ValueError("nst_over_batch: features must be (B, C) or (B, C, ...), got "
+                         f"{tuple(student_feat.shape)} and {tuple(teacher_feat.shape)}")
+    b = student_feat.shape[0]
+    s = student_feat.reshape(b, student_feat.shape[1], -1).mean(dim=2)
+    t = teacher_feat.reshape(b, teacher_feat.shape[1], -1).mean(dim=2)
+    # (1, C, B): one "batch element" whose channels are the neurons, whose positions are the inputs
+    return nst(s.t().unsqueeze(0), t.t().unsqueeze(0))
 
 
 # ----------------------------------------------------------------------------- SP
@@ -419,7 +458,7 @@ class CRDMemory(nn.Module):
             bank.index_copy_(0, index, F.normalize(mixed, dim=1))
 
 
-def crd_nce_loss(x: torch.Tensor, n_data: int) -> torch.Tensor:
+def crd_nce_loss(x: torch.Tensor, n_data: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """NCE loss of CRD (Tian et al. 2020, eq. (18)-(19); RepDistiller's ``ContrastLoss``).
 
     ``x`` holds, per anchor, the normalised scores ``exp(score / T) / Z`` of its positive (column
@@ -433,6 +472,10 @@ def crd_nce_loss(x: torch.Tensor, n_data: int) -> torch.Tensor:
 
     ``eps`` is :data:`NCE_EPS` (1e-7). ``Pn`` stays ``1 / n_data`` although :class:`CRDMemory`
     draws negatives from the other ``n_data - 1`` samples, as in RepDistiller.
+
+    ``mask`` (optional, ``(B,)``): a per-anchor factor on both log terms of that anchor,
+    ``loss = -sum_b m_b (log P(D=1 | pos_b) + sum_k log P(D=0 | neg_bk)) / B`` (CMCRD's
+    teacher-correctness mask, :mod:`cmkd.methods.cmcrd`; the divisor stays ``B``). ``None``: all 1.
     """
     if x.dim() == 3 and x.shape[2] == 1:
         x = x.squeeze(2)
@@ -447,6 +490,12 @@ def crd_nce_loss(x: torch.Tensor, n_data: int) -> torch.Tensor:
     log_d1 = torch.log(p_pos / (p_pos + k_pn + NCE_EPS))
     p_neg = x[:, 1:]
     log_d0 = torch.log(k_pn / (p_neg + k_pn + NCE_EPS))
+    if mask is not None:
+        if mask.shape != (bsz,):
+            raise ValueError(f"crd_nce_loss: mask must be ({bsz},), got {tuple(mask.shape)}")
+        mask = mask.to(log_d1.dtype)
+        log_d1 = log_d1 * mask
+        log_d0 = log_d0 * mask.unsqueeze(1)
     return -(log_d1.sum() + log_d0.sum()) / bsz
 
 
@@ -457,6 +506,8 @@ def crd(
     memory: CRDMemory,
     temperature: float = 0.07,
     contrast_idx: torch.Tensor | None = None,
+    score_weights: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Contrastive representation distillation loss (Tian et al. 2020, NCE objective
     eq. (18)-(19)), the two symmetric halves of RepDistiller's ``CRDLoss``.
@@ -474,6 +525,12 @@ def crd(
     4. ``Z``: on the first call, ``memory.z_student = mean(out_s) * n_data`` (likewise for the
        teacher), then fixed; ``out /= Z``.
     5. ``loss = crd_nce_loss(out_s, n_data) + crd_nce_loss(out_t, n_data)``.
+
+       Options of CMCRD's "nce" reading (:mod:`cmkd.methods.cmcrd`; off by default, and then the
+       arithmetic is RepDistiller's): ``score_weights`` ``(B,)`` multiplies every normalised score
+       of anchor ``b`` (its positive and its ``K`` negatives, both directions) by ``w_b`` after
+       step 4 (``Z`` is set from the unweighted scores); ``mask`` ``(B,)`` is passed to
+       :func:`crd_nce_loss` for both directions.
     6. If ``memory.training``: momentum update of both banks at ``index`` with this batch's
        normalised embeddings (after the scores, as RepDistiller). In eval mode the memory is
        left untouched, so a validation pass does not write into the training bank.
@@ -524,8 +581,13 @@ def crd(
             memory.z_teacher.fill_(float(out_t.mean()) * memory.n_data)
     out_s = out_s / memory.z_student
     out_t = out_t / memory.z_teacher
+    if score_weights is not None:
+        if score_weights.shape != (bsz,):
+            raise ValueError(f"crd: score_weights must be ({bsz},), got {tuple(score_weights.shape)}")
+        w = score_weights.detach().to(out_s.dtype).unsqueeze(1)
+        out_s, out_t = out_s * w, out_t * w
 
-    loss = crd_nce_loss(out_s, memory.n_data) + crd_nce_loss(out_t, memory.n_data)
+    loss = crd_nce_loss(out_s, memory.n_data, mask) + crd_nce_loss(out_t, memory.n_data, mask)
     if memory.training:
         memory.update(s, t, index)
     return loss

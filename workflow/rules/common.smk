@@ -8,7 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec, select_datasets, trivial_method_names  # noqa: E402
+from cmkd.config import cell_split, check_config, iter_cells, like_networks, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.config import select_datasets, trivial_method_names  # noqa: E402
 from cmkd.devices import DeviceError, cluster_check, requested_gpus  # noqa: E402
 from cmkd.conda_envs import resolved_env_file  # noqa: E402
 from cmkd.errors import ConfigError, DataError  # noqa: E402
@@ -158,7 +159,9 @@ def tables_spec():
             "published": published,
             "tables": config.get("tables", []),
             "datasets": config["datasets"],
-            "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"]},
+            "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"],
+                         # every run's split settings, for the tables that describe the splits as run
+                         "splits": {f"{ds}/{tr}/{m}": cell_split(config, ds, tr, m) for ds, tr, _dim, m in CELLS}},
             "references": {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
             "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
         },
@@ -185,16 +188,10 @@ def train_resource(key, n_seeds):
 
 def cd_group_methods(track, group):
     """Networks of a track that solve the same task from the same input: its students (the
-    track's student modalities) or its teachers (the teacher modalities); leaky runs left out."""
-    tr = config["tracks"][track]
-    want = sorted(tr["student" if group == "students" else "teacher"])
-    out = []
-    for ds, t, dim, m in CELLS:
-        mods = config["methods"][m].get("modalities", "student")
-        mods = tr["student"] if mods == "student" else tr["teacher"] if mods == "teacher" else mods
-        if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
-            out.append(m)
-    return out
+    track's student modalities) or its teachers (the teacher modalities), by the modalities the
+    evaluated network reads (cmkd.config.evaluated_modalities: AMBOKD trains on the teacher's
+    modalities and is evaluated as a student); leaky runs left out."""
+    return like_networks(config, track, group, leave_out=PLOT_LEAKY)
 
 
 def protocol_of(method_split):

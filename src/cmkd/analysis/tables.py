@@ -214,6 +214,8 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
     if table.get("datasets"):
         sel = sel[sel["dataset"].isin(table["datasets"])]
     rows = table.get("rows") or {m: None for m in sorted(sel["method"].unique())}
+    ran = set(sel["method"].unique())  # optional rows (tables.<name>.optional_rows) only where this grid ran them
+    rows = {m: k for m, k in rows.items() if m not in (table.get("optional_rows") or ()) or m in ran}
     trivial = trivial or {}
     if table.get("trivial", True) and trivial:  # the floor first: the trivial baselines of the spec
         rows = {**{m: None for m in trivial}, **{m: k for m, k in rows.items() if m not in trivial}}
@@ -513,6 +515,108 @@ def _class_rules(df: pd.DataFrame, table: dict, dims: dict) -> list[str]:
     return out
 
 
+# ----------------------------------------------------------------------------- split designs as run
+def split_shares(split: dict) -> tuple[float, float, float] | None:
+    """The expected (train, validation, test) shares of the segments per seed under ``split`` (a
+    run's merged split settings, :func:`cmkd.config.cell_split`); None where they depend on the data
+    (leave-one-subject-out, the SEED-family protocol splits). k-fold: each fold tests ``1/k`` and
+    carves ``val_fraction`` of its training groups for validation; single splits: ``ratios``."""
+    kind = split.get("kind", "trial")
+    if kind == "kfold":
+        k = int(split.get("n_folds", 5))
+        vf = float(split.get("val_fraction", 0.1))
+        return (k - 1) / k * (1 - vf), (k - 1) / k * vf, 1 / k
+    if kind in ("trial", "subject", "leaky"):
+        r = [float(x) for x in split.get("ratios", (0.8, 0.1, 0.1))]
+        return r[0], r[1], r[2]
+    return None
+
+
+def describe_split(split: dict) -> str:
+    """One phrase saying what a split does, generated from its settings (so captions cannot drift)."""
+    kind = split.get("kind", "trial")
+    shares = split_shares(split)
+    pct = ("" if shares is None else
+           f" ({shares[0] * 100:.0f} % of the segments train, {shares[1] * 100:.0f} % validate, "
+           f"{shares[2] * 100:.0f} % test per seed)")
+    ratios = ":".join(f"{float(r) * 10:g}" for r in split.get("ratios", (0.8, 0.1, 0.1)))
+    if kind == "kfold":
+        k = split.get("n_folds", 5)
+        if split.get("folds_by") == "segment":
+            return (f"segment-level {k}-fold cross-validation{pct}: single segments are dealt into the folds, so most "
+                    "test segments have a segment of the same trial in training (leaky); every segment is tested once "
+                    "per seed")
+        by = " within each subject" if split.get("folds_by") == "subject" else ""
+        return f"trial-level {k}-fold cross-validation{by}{pct}: every trial tested once per seed"
+    if kind == "leaky":
+        return (f"one segment-level {ratios} split per seed{pct}: segments of one trial fall in different parts "
+                "(leaky); a seed tests a random tenth-sized sample of the segments")
+    if kind == "trial":
+        return f"one trial-level {ratios} split per seed{pct}"
+    if kind == "subject":
+        return f"one subject-level {ratios} split per seed{pct}"
+    if kind == "loso":
+        return "leave-one-subject-out cross-validation (every subject tested once per seed)"
+    extra = ", ".join(f"{k} {v}" for k, v in sorted(split.items()) if k in ("train_trials", "test_session"))
+    return f"the {kind} protocol split" + (f" ({extra})" if extra else "")
+
+
+def _tests_every_segment(split: dict) -> bool:
+    return split.get("kind") == "kfold"
+
+
+def split_pairing(a: dict, b: dict) -> str:
+    """What the paired test over test trials can pair between runs under splits ``a`` and ``b``."""
+    if _tests_every_segment(a) and _tests_every_segment(b):
+        return ("Both splits test every segment once per seed, so the paired test over test trials pairs every "
+                "trial.")
+    sa, sb = split_shares(a), split_shares(b)
+    if sa is None or sb is None:
+        return "The two runs' test parts differ; the paired test pairs only the segments both test."
+    if _tests_every_segment(a) or _tests_every_segment(b):  # a cross-validation tests every segment once per seed
+        single = sb if _tests_every_segment(a) else sa
+        return (f"The cross-validation tests every segment once per seed, so the single split's test part "
+                f"({single[2] * 100:.0f} % of the segments per seed) is paired in full.")
+    both = sa[2] * sb[2]
+    return (f"The two runs' test parts are drawn separately ({sa[2] * 100:.0f} % and {sb[2] * 100:.0f} % of the "
+            f"segments per seed; expected overlap about {both * 100:.1f} % of the segments), so the paired test over "
+            "test trials has little to pair; the test over seeds (training runs as units) is the comparison that "
+            "uses every run.")
+
+
+def splits_note(df: pd.DataFrame, table: dict, splits: dict) -> str:
+    """``describe_splits: true``: the split design of every row as it ran, per data set (from the
+    spec's ``splits``, "dataset/track/method" -> merged settings), the training-share difference and
+    what the paired test can pair between each row and the table's reference."""
+    if not len(df) or not table.get("describe_splits"):
+        return ""
+    lines: dict[str, list[str]] = {}
+    pairs: dict[str, list[str]] = {}
+    for ds, g in df.groupby("dataset", sort=True):
+        ref = str(g["reference"].iloc[0])
+        ref_split = splits.get(f"{ds}/{g['track'].iloc[0]}/{ref}")
+        for method, label in dict(zip(g["method"], g["label"])).items():
+            sp = splits.get(f"{ds}/{g['track'].iloc[0]}/{method}")
+            if sp is None:
+                continue
+            lines.setdefault(f"{label}: {describe_split(sp)}", []).append(ds)
+            if ref_split is not None and method != ref:
+                txt = split_pairing(ref_split, sp)
+                a, b = split_shares(ref_split), split_shares(sp)
+                if a and b and abs(a[0] - b[0]) >= 0.005:
+                    txt = (f"Part of a difference can come from the training share ({a[0] * 100:.0f} % vs "
+                           f"{b[0] * 100:.0f} % of the segments train). " + txt)
+                pairs.setdefault(txt, []).append(ds)
+    if not lines:
+        return ""
+
+    def where(dss):
+        return "" if len(set(df["dataset"])) == 1 else f" [{', '.join(dict.fromkeys(dss))}]"
+
+    out = "Splits as run (generated from the split settings): " + "; ".join(f"{t}{where(d)}" for t, d in lines.items()) + "."
+    return out + "".join(f" {t}{where(d)}" for t, d in pairs.items())
+
+
 def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     syn = bool(len(df) and df["synthetic"].any())
     parts = [table.get("caption", "")]
@@ -531,6 +635,7 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± {over}; {design} "
                  f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
+    parts.append(splits_note(df, table, protocol.get("splits") or {}))
     rules = _class_rules(df, table, protocol.get("dimensions") or {})
     if rules:
         parts.append("Binary classes: " + "; ".join(rules) + ".")

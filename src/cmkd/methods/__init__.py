@@ -20,7 +20,10 @@ defaults). Adding a method is one file in this package plus its entry in the con
 
 Entry keys: ``roles`` (list of checkpoint roles, config key ``requires``), ``variadic_roles`` (any
 number of roles, e.g. densely guided: teacher, ta1, ta2 ...), ``description``, ``trivial`` (a
-trivial baseline: fitted on the training labels alone), ``extends`` (parameter groups of
+trivial baseline: fitted on the training labels alone), ``evaluates`` (``"student"``: the network
+the method evaluates and saves reads only the track's student modalities, whatever modalities it
+trains on, e.g. AMBOKD's visual branch; figures group the method by what it reads,
+:func:`cmkd.config.evaluated_modalities`), ``extends`` (parameter groups of
 :mod:`cmkd.methods.params_common`, or other methods' names, whose parameters come first) and
 ``params``: ``{name: {"default": ..., "kind": ..., "lo": ..., "hi": ..., "lo_open": ...,
 "hi_open": ..., "choices": [...], "nullable": ..., "doc": ...}}``, the fields of
@@ -44,9 +47,12 @@ class MethodInfo:
     description: str = ""
     params: dict = field(default_factory=dict)  # {name: Param}: accepted parameters and their defaults
     trivial: bool = False         # a trivial baseline: fitted on the training labels alone, no network
+    evaluates: str = ""           # "student": the evaluated network reads the track's student modalities only
 
 
-_ENTRY_TYPES = {"roles": list, "variadic_roles": bool, "description": str, "trivial": bool, "extends": list, "params": dict}
+_ENTRY_TYPES = {"roles": list, "variadic_roles": bool, "description": str, "trivial": bool, "extends": list, "params": dict,
+                "evaluates": str}
+EVALUATES = ("student",)  # the values of an entry's ``evaluates``
 
 
 def _group_params() -> dict[str, dict[str, Param]]:
@@ -72,6 +78,8 @@ def discover(dirs=None) -> dict[str, MethodInfo]:
             if name in groups:
                 raise RegistryError(f"{where}: the name is a parameter group of cmkd/methods/params_common.py")
             check_keys(entry, _ENTRY_TYPES, where)
+            if entry.get("evaluates", "student") not in EVALUATES:
+                raise RegistryError(f"{where}.evaluates: one of {list(EVALUATES)}, got {entry['evaluates']!r}")
             raw[name] = (module, path, entry)
 
     params: dict[str, dict[str, Param]] = {}
@@ -97,7 +105,8 @@ def discover(dirs=None) -> dict[str, MethodInfo]:
         return out
 
     return {name: MethodInfo(module, tuple(entry.get("roles", ())), entry.get("variadic_roles", False),
-                             entry.get("description", ""), params_of(name), entry.get("trivial", False))
+                             entry.get("description", ""), params_of(name), entry.get("trivial", False),
+                             entry.get("evaluates", ""))
             for name, (module, path, entry) in raw.items()}
 
 

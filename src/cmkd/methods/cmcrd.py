@@ -44,6 +44,26 @@ supervision weighted by information entropy:
   constants (no gradient). ``weighting: student`` takes ``p`` from the student's own detached
   prediction instead; ``weighting: none`` gives the plain CE (``w_i = 1``, an ablation).
 
+Where the entropy weights sit (``weighting_target``). Seed 003 (the CMCRD summary we have) says
+"unimodal supervision with information entropy weighting" and no more, so two readings run:
+
+- ``ce`` (default, the reading of the seed's words): the weights ``w_i`` above multiply the
+  student's cross-entropy; ``L_CRD`` is plain CRD.
+- ``nce`` (a third-party summary's reading and what is probably the authors' public code,
+  github.com/kssyyy/UnCRD ``unis_crdloss.py``, where the weights are computed from the teacher's
+  logits at temperature 1 and normalised to the batch size): the cross-entropy is plain and each
+  anchor's normalised NCE scores (its positive and its ``K`` negatives, in both directions) are
+  multiplied by ``w_i`` (:func:`cmkd.losses.crd`, ``score_weights``; ``Z`` is set from the
+  unweighted scores, as there). That code also uses ``nce_k`` 140 (``n_data`` 1470).
+
+``teacher_mask`` (either reading): a per-anchor factor on both NCE log terms from whether the
+teacher's argmax equals the label (:func:`teacher_mask`; :func:`cmkd.losses.crd_nce_loss`):
+``none`` (1 everywhere), ``signed`` (+1 where the teacher is right, -1 where it is wrong: the
+public code's ``mask`` after ``torch.where(mask == 0, -1, mask)``) or ``correct`` (1 / 0: anchors
+of a wrong teacher contribute nothing, a milder reading). The public code also detaches the
+features of a side that is right where the other is wrong (``UniSMMConLoss``); that gradient
+routing is not reproduced here.
+
 Both stages are classification only (the paper's task; the confusion matrix and the entropy
 need class probabilities): a regression dimension is a ConfigError.
 """
@@ -52,6 +72,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cmkd import losses
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
 from cmkd.methods.crd import CRD
@@ -90,6 +111,21 @@ def mcc_loss(logits: torch.Tensor, temperature: float = 2.5) -> torch.Tensor:
     confusion = (p * w.unsqueeze(1)).t() @ p  # (K, K) = P^T W P
     confusion = confusion / confusion.sum(dim=1, keepdim=True)
     return (confusion.sum() - torch.diagonal(confusion).sum()) / k
+
+
+def teacher_mask(teacher_logits: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor | None:
+    """CMCRD's teacher-correctness mask on the NCE terms (the reading of the public code,
+    github.com/kssyyy/UnCRD ``unis_crdloss.py``): ``c_i = [argmax_k teacher_logits_ik == y_i]``;
+    ``signed`` gives ``2 c_i - 1`` (+1 / -1, the code's), ``correct`` gives ``c_i`` (1 / 0), ``none``
+    gives None (no mask). Shape (B,), float, no gradient."""
+    if mode == "none":
+        return None
+    right = (teacher_logits.detach().argmax(dim=1) == y).to(teacher_logits.dtype)
+    if mode == "signed":
+        return 2.0 * right - 1.0
+    if mode == "correct":
+        return right
+    raise ValueError(f"teacher_mask: mode must be none, signed or correct, got {mode!r}")
 
 
 def weighted_ce(logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -145,12 +181,25 @@ class CMCRD(CRD):
 
     def base_terms(self, s_out, t_out, y) -> dict:
         terms = super().base_terms(s_out, t_out, y)
-        w = self.unimodal_weights(s_out.logits, t_out.logits)
-        terms["ce"] = self.params["gamma"] * weighted_ce(s_out.logits, y, w)
-        return terms
+        if self.params["weighting_target"] == "ce":
+            w = self.unimodal_weights(s_out.logits, t_out.logits)
+            terms["ce"] = self.params["gamma"] * weighted_ce(s_out.logits, y, w)
+        return terms  # "nce": the plain CE of CRD's objective; the weights go into the NCE scores
 
     def feature_terms(self, batch, s_out, t_out) -> dict:
-        return super().feature_terms(batch, s_out, t_out) if self.params["beta"] > 0 else {}
+        p = self.params
+        if p["beta"] <= 0:
+            return {}
+        if p["weighting_target"] == "ce" and p["teacher_mask"] == "none":
+            return super().feature_terms(batch, s_out, t_out)
+        if self.memory is None:
+            raise RuntimeError("cmcrd: call configure(parts=..., device=..., optimizer=...) before training")
+        s, t = self._pair(s_out, t_out)
+        w = self.unimodal_weights(s_out.logits, t_out.logits) if p["weighting_target"] == "nce" else None
+        mask = teacher_mask(t_out.logits, batch["y"], p["teacher_mask"])
+        loss = losses.crd(self.embed_s(s), self.embed_t(t), batch["index"], self.memory,
+                          temperature=p["nce_t"], score_weights=w, mask=mask)
+        return {"crd": p["beta"] * loss}
 
 
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
@@ -160,7 +209,13 @@ REGISTER = {
                                  "temperature": {"default": 2.5, "lo": 0.0, "lo_open": True}}},
     "cmcrd": {"roles": ["teacher"], "description": "CMCRD cross-modal contrastive representation distillation",
               "extends": ["crd"],
-              "params": {"weighting": {"default": "teacher", "kind": "choice", "choices": ["teacher", "student", "none"]}}},
+              "params": {"weighting": {"default": "teacher", "kind": "choice", "choices": ["teacher", "student", "none"]},
+                         "weighting_target": {"default": "ce", "kind": "choice", "choices": ["ce", "nce"],
+                                              "doc": "where the entropy weights sit: the student's CE (the seed's "
+                                                     "words) or the NCE scores (the public code's reading)"},
+                         "teacher_mask": {"default": "none", "kind": "choice", "choices": ["none", "signed", "correct"],
+                                          "doc": "per-anchor factor on the NCE terms from whether the teacher is "
+                                                 "right: none, +1/-1 (the public code's) or 1/0"}}},
 }
 
 METHODS = {"cmcrd_teacher": CMCRDTeacher, "cmcrd": CMCRD}

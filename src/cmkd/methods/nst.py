@@ -19,6 +19,16 @@ to the smaller one). Channel counts may differ (the kernel compares channels pai
 a single position makes NST degenerate (each normalised channel is +-1): use inputs large enough
 to leave a spatial map (face frames of 64 px or more for the 32x-strided visual encoders).
 No learned parameters.
+
+``positions`` chooses what NST's positions are:
+
+- ``spatial`` (default): the maps' spatial/temporal positions, as the paper and RepDistiller;
+- ``batch``: the inputs of the mini-batch (:func:`cmkd.losses.nst_over_batch`), for tracks where
+  one side has no spatial axis (the CMCRD eye network's ``hint`` is a vector ``(B, C)``: with
+  ``spatial``, NST is identically 0 there and transfers nothing). A neuron's selectivity pattern
+  is then its response over the batch's inputs (maps global-average-pooled over their positions
+  first). A reconstruction of ours, not the paper's: the CMCRD comparison's NST row runs it and
+  its caption says so.
 """
 from __future__ import annotations
 
@@ -31,23 +41,33 @@ from cmkd.methods.zoo_common import ZooMethod, feature, match_spatial, where
 class NST(ZooMethod):
     name = "nst"
 
-    def _pair(self, s_out, t_out):
+    def _features(self, s_out, t_out):
         p = self.params
         s = feature(s_out, p["feature"], where(self, "feature"), "student")
         t = feature(t_out, p["teacher_feature"] or p["feature"], where(self, "teacher_feature"), "teacher")
-        return match_spatial(s, t)
+        return s, t
+
+    def _pair(self, s_out, t_out):
+        return match_spatial(*self._features(s_out, t_out))
 
     def configure(self, parts=None, device=None, optimizer=None, **_):
-        """Check the feature names and warn when the common map has a single position (NST is
-        then constant: every normalised channel is +-1). Nothing to build."""
-        s, _t = self._pair(*self.probe(parts, device))
+        """Check the feature names and, for spatial positions, warn when the common map has a
+        single position (NST is then constant: every normalised channel is +-1). Nothing to build."""
+        s_out, t_out = self.probe(parts, device)
+        if self.params["positions"] == "batch":
+            self._features(s_out, t_out)
+            return
+        s, _t = self._pair(s_out, t_out)
         if s[0, 0].numel() == 1:
             warnings.warn(f"nst: the student and teacher maps share a single spatial position "
                           f"(student map {tuple(s.shape[1:])}); the NST term is constant and transfers "
                           "nothing. Take the hint from an earlier stage (encoders.face.hint_stage) or use larger "
-                          "inputs (e.g. face frames of 64 px or more).", stacklevel=2)
+                          "inputs (e.g. face frames of 64 px or more), or set positions: batch.", stacklevel=2)
 
     def feature_terms(self, batch, s_out, t_out):
+        if self.params["positions"] == "batch":
+            s, t = self._features(s_out, t_out)
+            return {"nst": self.params["beta"] * losses.nst_over_batch(s, t.detach())}
         s, t = self._pair(s_out, t_out)
         return {"nst": self.params["beta"] * losses.nst(s, t.detach())}
 
@@ -57,7 +77,10 @@ REGISTER = {
     "nst": {"roles": ["teacher"], "description": "Huang & Wang 2017 neuron selectivity transfer",
             "extends": ["zoo", "teacher_feature"],
             "params": {"beta": {"default": 50.0, "lo": 0.0},
-                       "feature": {"default": "hint", "kind": "str"}}},
+                       "feature": {"default": "hint", "kind": "str"},
+                       "positions": {"default": "spatial", "kind": "choice", "choices": ["spatial", "batch"],
+                                     "doc": "NST's positions: the maps' spatial positions (the paper) or the "
+                                            "batch's inputs (a reconstruction for vector features)"}}},
 }
 
 METHODS = {"nst": NST}

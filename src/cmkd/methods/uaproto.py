@@ -1,12 +1,15 @@
 """Uncertainty-aware cross-modal KD with prototype learning (arXiv 2507.13092, visual -> EEG).
 
-A frozen visual (face) teacher guides an EEG student. What the paper fixes (its overview
-figure): the intermediate features of teacher and student pass a *prototype-based similarity
-module*, which gives an *evidence-based uncertainty* estimate and a class-level semantic
-alignment; and the student's intermediate feature is injected into the pre-trained teacher's
-*task-specific distillation head*, whose prediction ``y_{t|s}`` is compared with the teacher's own
-prediction ``y_t``. The equations are not in the material we could read, so every formula below
-is a documented choice built from these pieces (equation tags ``(U1)``... are this module's).
+A frozen visual (face) teacher guides an EEG student. What seed 000 (the summary of the paper we
+have) says: knowledge is transferred from the visual to the EEG modality with *prototype-based
+similarity alignment* (class prototypes align the feature distributions across modalities) and a
+*task-specific distillation head* (soft-label alignment that accounts for uncertainty), with
+*uncertainty-aware feature alignment* and semantic consistency against label noise; the ablation
+studies each loss component. It gives no equations, no uncertainty estimator and no weights, so
+every formula below is a documented choice built from these pieces (equation tags ``(U1)``... are
+this module's). In particular the uncertainty measure is ours: by default the normalised entropy
+of the teacher's prototype distribution (``weight: confidence``); the subjective-logic evidence
+of (U3) (Sensoy et al. 2018) is an alternative of ours (``weight: evidence``), not the paper's.
 
 Notation: ``z_t`` the teacher's intermediate feature (its encoder output, ``features["fused"]``,
 the input of its head), ``z_s`` the student's (``features["fused"]``), ``g`` a trained
@@ -25,11 +28,13 @@ number of prototypes.
   (``high``). A class with no training sample has no prototype and is left out.
 - (U2) similarities: ``q_ik = cos(z_t,i, c_k) / tau`` (teacher), ``s_ik = cos(g(z_s,i), c_k) / tau``
   (student), ``tau`` = ``params.tau`` (0.1).
-- (U3) evidence-based uncertainty of the teacher (subjective logic, Sensoy et al. 2018):
+- (U3) (only with ``weight: evidence``; our alternative, not named by seed 000) an evidential
+  uncertainty of the teacher (subjective logic, Sensoy et al. 2018):
   evidence ``e_ik = exp(cos(z_t,i, c_k) / tau_u)``, Dirichlet ``alpha_ik = e_ik + 1``,
   ``S_i = sum_k alpha_ik``, belief ``b_ik = e_ik / S_i``, uncertainty ``u_i = K / S_i``; so
   ``sum_k b_ik + u_i = 1`` and ``u_i`` lies in ``(0, 1]``; with cosine evidence, more tightly
-  ``u_i in [1 / (1 + e^{1/tau_u}), 1 / (1 + e^{-1/tau_u})]``. ``tau_u`` = ``params.tau_u`` (0.5).
+  ``u_i in [1 / (1 + e^{1/tau_u}), 1 / (1 + e^{-1/tau_u})]``. ``tau_u`` = ``params.tau_u`` (0.5),
+  read only with ``weight: evidence`` (the default ``confidence`` does not use it).
 - (U3') the per-sample weight ``w_i`` (detached), ``params.weight``:
 
   - ``confidence`` (default): ``w_i = 1 - H(softmax(q_i)) / log K``, one minus the normalised
@@ -275,7 +280,8 @@ REGISTER = {
                 "extends": ["temperature"],
                 "params": {"lambda_proto": {"default": 1.0, "lo": 0.0}, "lambda_feat": {"default": 1.0, "lo": 0.0}, "lambda_head": {"default": 1.0, "lo": 0.0},
                            "tau": {"default": 0.1, "lo": 0.0, "lo_open": True},
-                           "tau_u": {"default": 0.5, "lo": 0.0, "lo_open": True},
+                           "tau_u": {"default": 0.5, "lo": 0.0, "lo_open": True,
+                                     "doc": "evidence temperature (U3); read only with weight: evidence"},
                            "n_bins": {"default": 2, "kind": "int", "lo": 2},
                            "uncertainty": {"default": True, "kind": "bool"},
                            "weight": {"default": "confidence", "kind": "choice", "choices": ["confidence", "evidence"]},

@@ -11,6 +11,14 @@ Engineering 15(5), 2018 (Table 2, EEGNet-F1,D with F2 = F1 * D; EEGNet-8,2 by de
   pointwise ``Conv2d(D * F1, F2, 1)`` (no bias), batch norm, ELU, AvgPool ``(1, 8)``, dropout;
 - flatten: ``feat`` has ``F2 * (T // 32)`` dimensions.
 
+Batch norm as the reference implementation (the Army Research Lab's ``EEGModels.py``, Keras
+``BatchNormalization()`` with its defaults ``epsilon = 1e-3``, ``momentum = 0.99``): :data:`BN_EPS`
+1e-3 and :data:`BN_MOMENTUM` 0.01. The two frameworks define momentum oppositely: Keras updates
+``moving = momentum * moving + (1 - momentum) * batch`` (0.99 keeps 99 % of the old value), PyTorch
+``running = (1 - momentum) * running + momentum * batch``, so Keras' 0.99 is PyTorch's 0.01 (as
+braindecode's ``EEGNetv4``: ``BatchNorm2d(..., momentum=0.01, eps=1e-3)``). PyTorch's defaults
+(eps 1e-5, momentum 0.1) would weight each batch ten times more in the running statistics.
+
 The paper's kernel lengths are half a second for the temporal conv (64 at 128 Hz) and 16 samples
 at the 4x-pooled rate for the separable conv (an eighth of a second of the input rate). Dropout is
 0.5 within subject and 0.25 across subjects in the paper. The paper's dense layer (max-norm 0.25)
@@ -21,6 +29,17 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+#: batch-norm epsilon of the reference implementation (Keras' default, EEGModels.py)
+BN_EPS = 1e-3
+#: PyTorch momentum of the running statistics: 1 - Keras' default momentum 0.99 (EEGModels.py)
+BN_MOMENTUM = 0.01
+
+
+def _bn(n: int) -> nn.BatchNorm2d:
+    """EEGNet's batch norm with the reference implementation's constants (module docstring)."""
+    return nn.BatchNorm2d(n, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
 def _same_pad(kernel_length: int) -> nn.ZeroPad2d:
@@ -60,9 +79,9 @@ class EEGNetEncoder(nn.Module):
         self.block1 = nn.Sequential(
             _same_pad(kernel_length),
             nn.Conv2d(1, F1, (1, kernel_length), bias=False),
-            nn.BatchNorm2d(F1),
+            _bn(F1),
             MaxNormConv2d(F1, F1 * D, (n_channels, 1), groups=F1, bias=False, max_norm=1.0),
-            nn.BatchNorm2d(F1 * D),
+            _bn(F1 * D),
             nn.ELU(),
             nn.AvgPool2d((1, 4)),
             nn.Dropout(dropout),
@@ -71,7 +90,7 @@ class EEGNetEncoder(nn.Module):
             _same_pad(sep_kernel_length),
             nn.Conv2d(F1 * D, F1 * D, (1, sep_kernel_length), groups=F1 * D, bias=False),
             nn.Conv2d(F1 * D, F2, 1, bias=False),
-            nn.BatchNorm2d(F2),
+            _bn(F2),
             nn.ELU(),
             nn.AvgPool2d((1, 8)),
             nn.Dropout(dropout),
