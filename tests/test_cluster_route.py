@@ -43,6 +43,9 @@ def test_profile_and_check_read_the_same_gpu_default():
         devices.slurm_gpus_per_job({"CMKD_SLURM_GPUS": "two"})
     assert devices.requested_gpus({"gpu": 2}) == 2 and devices.requested_gpus({"gres": "gpu:a100:1"}) == 1
     assert devices.requested_gpus({"mem_mb": 100}) == 0 and devices.requested_gpus(None) == 0
+    from snakemake.resources import Resource
+
+    assert devices.requested_gpus({"gpu": Resource("gpu", 1), "mem_mb": Resource("mem_mb", 9)}) == 1  # a profile's
 
 
 def test_gpu_jobs_with_a_cpu_torch_are_refused_at_plan_time(tmp_path, snakemake_runner):
@@ -57,6 +60,11 @@ def test_gpu_jobs_with_a_cpu_torch_are_refused_at_plan_time(tmp_path, snakemake_
     r = snakemake_runner(tmp_path, "-n", "--set-resources", "train:gpu=1", "--config", "allow_cpu_torch=True",
                          config=cfg, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+    # through the Slurm profile itself (its set-resources are Snakemake Resource objects)
+    r = subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                        str(tmp_path / "config.yaml"), "--profile", str(ROOT / "slurm"), "-n"], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "CMKD_SLURM_GPUS": "1"})
+    assert r.returncode != 0 and "GPU jobs: the training jobs ask for 1 GPU(s) each" in r.stdout + r.stderr, r.stdout[-2000:]
     # the login-node check says the same
     chk = subprocess.run([sys.executable, "-m", "cmkd", "check", "--cluster", "--configfile", str(tmp_path / "config.yaml")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "CMKD_SLURM_GPUS": "1"})

@@ -160,7 +160,9 @@ def requested_gpus(resources: Mapping | None) -> int:
     ``gpus``, or a ``gres`` such as ``gpu:2`` / ``gpu:a100:1``."""
     total = 0
     for key, value in dict(resources or {}).items():
-        value = getattr(value, "value", value)
+        # Snakemake's Resource objects (a profile's set-resources): their raw value; .value would
+        # have to be evaluated in a rule's context
+        value = getattr(value, "raw", None) if hasattr(value, "raw") else getattr(value, "_value", value)
         if key in ("gpu", "gpus"):
             try:
                 total += int(value)
