@@ -7,12 +7,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cmkd.config import check_config, iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.config import iter_cells, prepared_dir, run_dir, run_spec  # noqa: E402
 from cmkd.errors import ConfigError  # noqa: E402
+from cmkd.validation import config_lines, validate_config  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
-try:
-    for _w in check_config(config):
+try:  # schema (defaults filled in), then semantics: cmkd.validation, as `cmkd check`
+    _files = ["config.yaml", *workflow.config_settings.configfiles]
+    for _w in validate_config(config, config_lines(_files)):
         print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
