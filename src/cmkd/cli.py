@@ -77,7 +77,7 @@ def _rating(value: str) -> float:
     import math
 
     v = float(value)
-    if not math.isfinite(v) or not 1.0 <= v <= 9.0:
+    if not math.isfinite(v):
         raise ValueError(value)
     return v
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("loader", help="a loader of cmkd.data.LOADERS with a raw-data check (deap, mahnob_hci ...)")
     s.add_argument("--root", required=True, help="raw data root")
     s.add_argument("--params", type=JSON_ARG, help="loader parameters as JSON or @file (as datasets.<name>.params)")
-    s.add_argument("--threshold", type=_typed(_rating, "a rating between 1 and 9"), default=5.0, help="rating threshold for the class balance (default 5)")
+    s.add_argument("--threshold", type=_typed(_rating, "a number"), default=5.0, help="rating threshold for the class balance (default 5)")
     s.add_argument("--tie", default="low", choices=["low", "high"], help="side of a rating equal to the threshold: low (default) | high")
     s.set_defaults(func=cmd_inspect)
 

@@ -189,6 +189,9 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                                   f"(used by {where})")
             if not Path(root).is_dir():
                 raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' does not exist")
+            if not any(Path(root).iterdir()):
+                raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' is empty "
+                                  f"(no raw '{ds['loader']}' files; used by {where})")
         _check_protocol_split(config, exp, ds)
         have = set(ds["modalities"])
         tr = tracks[exp["track"]]
@@ -204,6 +207,9 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
     check_visual_weights(config)
+    from cmkd.feasibility import check_feasibility
+
+    check_feasibility(config, list(iter_cells(config)))  # parameters, data shape, splits, device
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:

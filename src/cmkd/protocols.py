@@ -89,8 +89,16 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     shash = "folds:" + h.hexdigest()[:16]
     first = results[0]
     prov = dict(first["provenance"], split_hash=shash)
+    from cmkd.methods import REGISTRY
+    from cmkd.train import degenerate_reason
+
+    bad = next((f"fold {i}: {r.get('reason', r['status'])}" for i, r in enumerate(results) if r.get("status", "ok") != "ok"),
+               None)
+    if bad is None and not REGISTRY[spec["class"]].trivial:
+        bad = degenerate_reason(task, cat["y"], out)
     result = {
-        "status": "ok",
+        "status": "degenerate" if bad else "ok",
+        **({"reason": bad} if bad else {}),
         "cell": first["cell"],
         "class": first["class"],
         "task": task,
