@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--root", required=True, help="raw data root")
     s.add_argument("--params", type=JSON_ARG, help="loader parameters as JSON or @file (as datasets.<name>.params)")
     s.add_argument("--threshold", type=_typed(_rating, "a number"), default=5.0, help="rating threshold for the class balance (default 5)")
-    s.add_argument("--tie", default="low", choices=["low", "high"], help="side of a rating equal to the threshold: low (default) | high")
+    s.add_argument("--tie", default="low", help="side of a rating equal to the threshold: low (default) | high")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("train", help="train one run from its spec")
