@@ -100,9 +100,11 @@ def _check_dataset_modalities(name: str, ds: dict) -> None:
                 raise ConfigError(f"datasets.{name}.{key}: no modality '{m}': {not_recorded[m]}")
 
 
-def check_config(config: dict, strict_tables: bool = False) -> list[str]:
+def check_config(config: dict, strict_tables: bool = False, jobs_use_this_python: bool = True) -> list[str]:
     """Semantic checks; raise :class:`ConfigError` naming the key. Returns warnings: table rows
-    that no experiment runs (an error with ``strict_tables``, as CI checks the shipped configs)."""
+    that no experiment runs (an error with ``strict_tables``, as CI checks the shipped configs).
+    ``jobs_use_this_python``: the jobs run this interpreter (not a conda env of their own), so
+    ``device: cuda`` is checked against this installation's torch build."""
     warnings: list[str] = []
     datasets, tracks, methods, dims = config["datasets"], config["tracks"], config["methods"], config["dimensions"]
     for name, ds in datasets.items():
@@ -209,7 +211,7 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
     check_visual_weights(config)
     from cmkd.feasibility import check_feasibility
 
-    check_feasibility(config, list(iter_cells(config)))  # parameters, data shape, splits, device
+    check_feasibility(config, list(iter_cells(config)), check_env=jobs_use_this_python)  # parameters, data shape, splits, device
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:

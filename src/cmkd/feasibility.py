@@ -302,8 +302,9 @@ def check_splits_on_data(config: dict, cells, shapes: dict) -> None:
                                       f"'{m}' (dimension '{dim}') holds a single class")
 
 
-def check_feasibility(config: dict, cells) -> None:
-    check_device(config)
+def check_feasibility(config: dict, cells, check_env: bool = True) -> None:
+    if check_env:  # jobs in conda envs of their own (--sdm conda) bring their own torch build
+        check_device(config)
     check_dimensions(config)
     check_encoders(config, cells)
     used = {c[0] for c in cells}

@@ -155,13 +155,14 @@ def validate_schema(config: dict, lines: dict | None = None) -> dict:
     return config
 
 
-def validate_config(config: dict, lines: dict | None = None, strict_tables: bool = False) -> list[str]:
+def validate_config(config: dict, lines: dict | None = None, strict_tables: bool = False,
+                    jobs_use_this_python: bool = True) -> list[str]:
     """Schema (with defaults filled in place), then :func:`cmkd.config.check_config` (semantics,
     feasibility, environment). Returns the warnings; raises :class:`ConfigError` naming the key."""
     from cmkd.config import check_config
 
     validate_schema(config, lines)
-    return check_config(config, strict_tables=strict_tables)
+    return check_config(config, strict_tables=strict_tables, jobs_use_this_python=jobs_use_this_python)
 
 
 def config_lines(files: Iterable[str | Path]) -> dict:

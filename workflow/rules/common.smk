@@ -14,7 +14,8 @@ from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
 try:  # schema (defaults filled in), then semantics: cmkd.validation, as `cmkd check`
     _files = ["config.yaml", *workflow.config_settings.configfiles]
-    for _w in validate_config(config, config_lines(_files)):
+    _own_env = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method  # jobs bring their torch
+    for _w in validate_config(config, config_lines(_files), jobs_use_this_python=not _own_env):
         print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
