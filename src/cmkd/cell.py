@@ -81,10 +81,11 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
 
 def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
              cores: int = 2, extra: list[str] | None = None, dry_run: bool = False) -> dict:
-    from cmkd.config import check_config, iter_cells, run_dir
+    from cmkd.config import iter_cells, run_dir
+    from cmkd.validation import load_config, validate_config
 
-    cfg = _load_config(configfiles)
-    check_config(cfg)
+    cfg, lines = load_config(configfiles)
+    validate_config(cfg, lines)  # the workflow's own validation: schema, then semantics
     cells = set(iter_cells(cfg))
     if (dataset, track, dimension, method) not in cells:
         known = sorted({c for c in cells if c[0] == dataset and c[1] == track})

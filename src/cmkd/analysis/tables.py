@@ -84,7 +84,9 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
             "peak_rss_mb": m.get("peak_rss_mb"),
             "stale": bool(prov.get("code_hash") and prov.get("code_hash") != current_code_hash),
             "path": str(f.parent),
-            **{k: (test.get(k, math.nan) if ok else math.nan) for k in REFERENCE_METRICS},
+            # the model's scores only for an ok run; the test part's own figures (majority, chance) always
+            **{k: (test.get(k, math.nan) if ok or k in ("majority_fraction", "chance_level") else math.nan)
+               for k in REFERENCE_METRICS},
         })
         if m.get("status", "ok") == "ok":
             subject_rows += _subject_rows(m, cell)
