@@ -1,7 +1,8 @@
 """Checks before the DAG of what a job would otherwise find out late (cmkd.config.check_config
 calls :func:`check_feasibility`): encoder and architecture names and parameters, data-set
 parameters, every split's ratios and its feasibility on the data's shape, classes per dimension
-after thresholding, the device against the installed torch build, empty raw roots.
+after thresholding, the device against the installed torch build (empty or missing raw
+roots: cmkd.config.check_config).
 
 Declarations are read where they are defined: the encoders' ``ENCODER_DEFAULTS`` and the
 architectures' ``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning
@@ -166,14 +167,6 @@ def check_dataset_params(name: str, ds: dict) -> dict | None:
     return None
 
 
-def check_root(name: str, ds: dict) -> None:
-    root = ds.get("root")
-    if ds["loader"] == "synthetic" or not root or not Path(root).is_dir():
-        return
-    if not any(Path(root).iterdir()):
-        raise ConfigError(f"datasets.{name}.root: folder '{root}' is empty (no raw '{ds['loader']}' files)")
-
-
 # ------------------------------------------------------------------------------ data shape
 def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | None:
     """Per-segment ``subject``, ``trial`` and rating arrays of a data set: from its prepared
@@ -311,7 +304,6 @@ def check_feasibility(config: dict, cells, check_env: bool = True) -> None:
     shapes = {}
     for name, ds in config["datasets"].items():
         synth = check_dataset_params(name, ds)
-        check_root(name, ds)
         if name in used:
             shapes[name] = data_shape(config, name, synth)
     check_splits_on_data(config, cells, shapes)
