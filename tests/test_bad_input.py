@@ -224,8 +224,8 @@ def test_overlays_merge_in_order_and_missing_or_non_mapping_files(tmp_path, monk
 
 
 def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
-    """With a prepared folder, its ratings (not the generator's parameters) tell the classes."""
-    prep = tmp_path / "results" / "prepared" / "synthetic"
+    """A real data set already prepared: its ratings tell the classes before any job."""
+    prep = tmp_path / "results" / "prepared" / "deap"
     prep.mkdir(parents=True)
     n = 60
     arrays = {"subject": np.repeat(np.arange(5), 12), "trial": np.tile(np.repeat(np.arange(4), 3), 5),
@@ -233,10 +233,16 @@ def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
     for k, v in arrays.items():
         np.save(prep / f"{k}.npy", v)
     (prep / "meta.json").write_text(json.dumps({"n_segments": n, "arrays": {k: {} for k in arrays}}))
-    rc, err = _check(tmp_path, _one_experiment(), monkeypatch, capsys)
+    real = _real(tmp_path, _full_dir(tmp_path))
+    real["experiments"][0]["dimensions"] = ["arousal"]
+    rc, err = _check(tmp_path, real, monkeypatch, capsys)
     assert rc == 2 and "dimensions.arousal.threshold" in _first(err) and "meta.json" in err, err
-    rc, err = _check(tmp_path, _one_experiment(dims=("valence",)), monkeypatch, capsys)
+    real["experiments"][0]["dimensions"] = ["valence"]
+    rc, err = _check(tmp_path, real, monkeypatch, capsys)
     assert rc == 0, err
+    real["split"] = {"kind": "kfold", "n_folds": 25}  # more folds than the 20 prepared trials
+    rc, err = _check(tmp_path, real, monkeypatch, capsys)
+    assert rc == 2 and "n_folds 25 is more than the 20 trials" in _first(err), err
 
 
 # ------------------------------------------------------------------------------ snakemake -n

@@ -7,8 +7,8 @@ roots: cmkd.config.check_config).
 Declarations are read where they are defined: the encoders' ``ENCODER_DEFAULTS`` and the
 architectures' ``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning
 imports no torch), the loaders' ``DEFAULTS`` from their (torch-free) modules. The data's shape
-comes from the prepared ``meta.json`` and arrays when present, else from the synthetic
-generator's parameters (its ratings are drawn without the signals). Every error is a
+comes from the synthetic generator's parameters (its ratings are drawn without the signals) or
+from a real data set's prepared ``meta.json`` and arrays when present. Every error is a
 :class:`ConfigError` naming the config key.
 """
 from __future__ import annotations
@@ -169,14 +169,15 @@ def check_dataset_params(name: str, ds: dict) -> dict | None:
 
 # ------------------------------------------------------------------------------ data shape
 def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | None:
-    """Per-segment ``subject``, ``trial`` and rating arrays of a data set: from its prepared
-    folder when it is there, else from the synthetic generator; None when neither tells."""
+    """Per-segment ``subject``, ``trial`` and rating arrays of a data set: from the synthetic
+    generator (its parameters), else from the prepared folder when it is there; None when
+    neither tells (a real data set not yet prepared: the job checks at its start)."""
     from cmkd.config import prepared_dir
 
     ds = config["datasets"][name]
     prep = Path(prepared_dir(config, name))
     meta = prep / "meta.json"
-    if meta.is_file():
+    if synth_params is None and meta.is_file():  # the generator is exact; a prepared folder may be stale
         try:
             m = json.loads(meta.read_text(encoding="utf-8"))
             arrays = m.get("arrays") or {}
