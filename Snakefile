@@ -1,14 +1,11 @@
 # cmkd-bench: cross-modal knowledge distillation for emotion recognition.
 # Default: the embedded synthetic grid (config.yaml). Paper grid: --configfile config/paper.yaml.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
-
-
-validate(config, "config/schema.yaml")
 
 
 include: "workflow/rules/common.smk"

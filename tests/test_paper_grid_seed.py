@@ -17,6 +17,7 @@ def test_paper_grid_holds_cmcrd_on_the_seed_family(tmp_path):
     for name in cfg["datasets"]:
         if cfg["datasets"][name]["loader"] != "synthetic":
             os.makedirs(tmp_path / name, exist_ok=True)
+            (tmp_path / name / "raw.txt").write_text("x")  # an empty raw root is a config error of its own
             cfg["datasets"][name]["root"] = str(tmp_path / name)
     check_config(cfg, strict_tables=True)  # every table cell maps to runs
     cells = set(iter_cells(cfg))

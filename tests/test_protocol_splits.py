@@ -186,6 +186,7 @@ def test_config_check_of_protocol_splits(tmp_path):
     from tests.conftest import ROOT
 
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
+    (tmp_path / "1_20131027.mat").write_bytes(b"")  # an empty raw root is a config error of its own
     base["datasets"]["seed"] = {"loader": "seed", "root": str(tmp_path), "modalities": ["eye", "eeg_de"],
                                 "split": {"kind": "chronological", "train_trials": 9}}
     base["tracks"]["eye-to-eeg_de"] = {"teacher": ["eye"], "student": ["eeg_de"]}

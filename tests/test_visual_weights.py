@@ -95,7 +95,8 @@ def test_random_visual_init_refused_on_real_data_unless_allowed(weights_file, tm
     f, _ = weights_file
     cfg = tiny_config()
     cfg["datasets"]["real"] = {**copy.deepcopy(cfg["datasets"]["synthetic"]), "loader": "deap", "synthetic": False,
-                               "root": str(tmp_path)}
+                               "root": str(tmp_path), "params": {}}  # the loader's defaults (not the generator's)
+    (tmp_path / "s01.dat").write_bytes(b"")  # an empty raw root is a config error of its own
     cfg["experiments"] = [{**cfg["experiments"][0], "dataset": "real"}]
     cfg["tables"] = []
     with pytest.raises(ConfigError, match=r"encoders\.face: .*randomly initialised.*allow_random_init"):

@@ -19,9 +19,13 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
     assert list(runs.columns[:8]) == ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
     assert len(runs) == 5 * 2  # majority, stratified, teacher, baseline, kd x 2 seeds
     assert set(runs["method"]) == {"majority", "stratified", "teacher", "baseline", "kd"}
-    assert runs[["balanced_accuracy", "roc_auc", "chance_level"]].notna().all().all()
-    assert (runs["status"] == "ok").all()
-    assert runs["accuracy"].between(0, 100).all()
+    # two epochs on 18 trials: a network may predict one class for every test trial, a degenerate run
+    # (status and reason, no number); the trivial baselines are constant by design and ok
+    assert runs["status"].isin(["ok", "degenerate"]).all() and runs["chance_level"].notna().all()
+    ok, bad = runs[runs["status"] == "ok"], runs[runs["status"] == "degenerate"]
+    assert set(ok["method"]) >= {"majority", "stratified"}
+    assert ok[["balanced_accuracy", "roc_auc"]].notna().all().all() and ok["accuracy"].between(0, 100).all()
+    assert bad["accuracy"].isna().all() and bad["reason"].str.contains("constant test predictions|single class").all()
     m = json.loads((tmp_path / "results/synthetic/face_eeg-to-face/arousal/kd/seed1/metrics.json").read_text())
     for key in ("config_hash", "code_version", "code_hash", "data_hash", "split_hash", "seed", "device", "versions"):
         assert key in m["provenance"], key
@@ -39,7 +43,7 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
         assert list(t["method"][:2]) == ["majority", "stratified"] and t["chance"].notna().all(), name
         assert "chance level (binomial" in (tmp_path / f"results/summary/figures/tables/{name}.svg").read_text()
     subjects = pd.read_csv(tmp_path / "results/summary/subjects.csv")
-    assert set(subjects["method"]) == set(runs["method"]) and (tmp_path / "results/summary/figures/gains/face_eeg-to-face.png").exists()
+    assert set(subjects["method"]) == set(ok["method"]) and (tmp_path / "results/summary/figures/gains/face_eeg-to-face.png").exists()
     # the report builds
     r = snakemake_runner(tmp_path, "--report", str(tmp_path / "report.html"), config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]

@@ -121,10 +121,12 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
 def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
              cores: int = 2, extra: list[str] | None = None, dry_run: bool = False,
              config_items: list[str] | None = None, profile: str | None = None, jobs: int | None = None) -> dict:
-    from cmkd.config import check_config, iter_cells, run_dir, select_datasets
+    from cmkd.config import deep_merge, iter_cells, run_dir
+    from cmkd.validation import load_config, validate_config
 
-    cfg = select_datasets(_load_config(configfiles, parse_config_items(config_items)))
-    check_config(cfg)
+    cfg, lines = load_config(configfiles)
+    cfg = deep_merge(cfg, parse_config_items(config_items))
+    validate_config(cfg, lines)  # the workflow's own validation: schema, select_datasets, then semantics
     cells = set(iter_cells(cfg))
     if (dataset, track, dimension, method) not in cells:
         known = sorted({c for c in cells if c[0] == dataset and c[1] == track})

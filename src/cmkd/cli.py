@@ -19,29 +19,80 @@ from cmkd.errors import CmkdError, ConfigError  # noqa: E402
 
 
 def _json_arg(value: str):
-    """A JSON string, or @path to a JSON/YAML file."""
+    """A JSON string, or @path to a JSON/YAML file; bad input is one :class:`ConfigError` naming the
+    file or the argument (the parser turns it into a usage error: exit 2, no traceback)."""
     if value.startswith("@"):
         p = Path(value[1:])
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read the file ({e.strerror or e})") from None
         if p.suffix in (".yaml", ".yml"):
             import yaml
 
-            return yaml.safe_load(text)
-        return json.loads(text)
+            try:
+                return yaml.safe_load(text)
+            except yaml.YAMLError as e:
+                from cmkd.validation import _yaml_error
+
+                raise _yaml_error(p, e) from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{p}:{e.lineno}: not valid JSON: {e.msg}") from None
     try:
         return json.loads(value)
     except json.JSONDecodeError as e:
         raise ConfigError(f"argument is not valid JSON: {e}") from None
 
 
+def _typed(convert, what: str):
+    """An argparse ``type``: ``convert(value)``, any error a usage error naming ``what``."""
+    def parse(value: str):
+        try:
+            return convert(value)
+        except CmkdError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+    parse.__name__ = what
+    return parse
+
+
+def _nonneg_int(value: str) -> int:
+    v = int(value)
+    if v < 0:
+        raise ValueError(value)
+    return v
+
+
+def _pos_int(value: str) -> int:
+    v = int(value)
+    if v < 1:
+        raise ValueError(value)
+    return v
+
+
+def _rating(value: str) -> float:
+    import math
+
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(value)
+    return v
+
+
+JSON_ARG = _typed(_json_arg, "JSON or @file")
+
+
 def cmd_prepare(a) -> None:
-    params = _json_arg(a.params) if a.params else {}
+    params = a.params or {}
     name = a.dataset
     from cmkd.data import loader
 
     f = loader(name)  # cmkd.data.LOADERS
     if name == "synthetic":
-        f(a.out, params, int(a.seed))
+        f(a.out, params, a.seed)
         return
     if not a.root:
         raise ConfigError(f"prepare {name}: --root (datasets.{name}.root) is required for a real data set")
@@ -52,7 +103,7 @@ def cmd_inspect(a) -> None:
     """Check a raw data folder without preparing it (cmkd.data.rawcheck); exit 1 on problems."""
     from cmkd.data.rawcheck import main as inspect_main
 
-    rc = inspect_main(a.loader, a.root, _json_arg(a.params) if a.params else {}, float(a.threshold), a.tie)
+    rc = inspect_main(a.loader, a.root, a.params or {}, a.threshold, a.tie)
     if rc:
         raise SystemExit(rc)
 
@@ -62,11 +113,11 @@ def cmd_train(a) -> None:
     from cmkd.train import run
 
     if a.specs:
-        items = _json_arg(a.specs)
+        items = a.specs
         if not isinstance(items, list) or not all(isinstance(i, dict) and {"spec", "out"} <= set(i) for i in items):
             raise ConfigError("train --specs: expected a JSON list of {\"spec\": ..., \"out\": ...}")
     elif a.spec and a.out:
-        items = [{"spec": _json_arg(a.spec), "out": a.out}]
+        items = [{"spec": a.spec, "out": a.out}]
     else:
         raise ConfigError("train: give --specs, or --spec and --out")
     t_start = _T_START
@@ -87,7 +138,7 @@ def cmd_aggregate(a) -> None:
 def cmd_tables(a) -> None:
     from cmkd.analysis.tables import write_tables
 
-    write_tables(a.runs, _json_arg(a.spec), a.out_dir, stats_csv=a.stats, subjects_csv=a.subjects)
+    write_tables(a.runs, a.spec, a.out_dir, stats_csv=a.stats, subjects_csv=a.subjects)
 
 
 def cmd_cell(a) -> None:
@@ -121,12 +172,17 @@ def cmd_stats(a) -> None:
 
 
 def cmd_check(a) -> None:
-    """Check config.yaml (+ overlays) strictly: every table cell must map to runs in the DAG."""
-    from cmkd.cell import _load_config, parse_config_items
-    from cmkd.config import check_config, iter_cells, select_datasets
+    """Check config.yaml (+ overlays, merged in order as Snakemake merges them, then --config
+    items) strictly, on the workflow's own path (cmkd.validation: schema, select_datasets, then
+    semantics): every table cell must map to runs in the DAG."""
+    from cmkd.cell import parse_config_items
+    from cmkd.config import deep_merge, iter_cells
+    from cmkd.validation import load_config, validate_config
 
-    cfg = select_datasets(_load_config(a.configfile or [], parse_config_items(a.config)))
-    check_config(cfg, strict_tables=True)
+    cfg, lines = load_config(a.configfile or [])
+    cfg = deep_merge(cfg, parse_config_items(a.config))
+    for w in validate_config(cfg, lines, strict_tables=True):
+        print(f"warning: {w}", file=sys.stderr)
     n_cells = len(list(iter_cells(cfg)))
     print(f"config OK: {n_cells} cells x {len(cfg['seeds'])} seeds; every table cell maps to runs in the DAG")
     if a.cluster:  # what this environment's torch can do for the Slurm profile's GPU jobs (torch-free)
@@ -152,22 +208,22 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("dataset", help="a loader of cmkd.data.LOADERS (the name its module's LOADER declares: synthetic, deap ...)")
     s.add_argument("--root", help="raw data root (not needed for synthetic)")
     s.add_argument("--out", required=True, help="prepared directory to write")
-    s.add_argument("--params", help="loader/generator parameters as JSON or @file")
-    s.add_argument("--seed", default=0, help="generator seed (synthetic)")
+    s.add_argument("--params", type=JSON_ARG, help="loader/generator parameters as JSON or @file")
+    s.add_argument("--seed", type=_typed(_nonneg_int, "a non-negative integer"), default=0, help="generator seed (synthetic)")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("inspect", help="check a raw data folder before preparing it (exit 1 on problems)")
     s.add_argument("loader", help="a loader of cmkd.data.LOADERS with a raw-data check (deap, mahnob_hci ...)")
     s.add_argument("--root", required=True, help="raw data root")
-    s.add_argument("--params", help="loader parameters as JSON or @file (as datasets.<name>.params)")
-    s.add_argument("--threshold", default=5.0, help="rating threshold for the class balance (default 5)")
+    s.add_argument("--params", type=JSON_ARG, help="loader parameters as JSON or @file (as datasets.<name>.params)")
+    s.add_argument("--threshold", type=_typed(_rating, "a number"), default=5.0, help="rating threshold for the class balance (default 5)")
     s.add_argument("--tie", default="low", help="side of a rating equal to the threshold: low (default) | high")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("train", help="train one run from its spec")
-    s.add_argument("--spec", help="run spec as JSON or @file")
+    s.add_argument("--spec", type=JSON_ARG, help="run spec as JSON or @file")
     s.add_argument("--out", help="run directory")
-    s.add_argument("--specs", help="JSON list (or @file) of {spec, out}: several runs (e.g. all seeds of a cell) in one process")
+    s.add_argument("--specs", type=JSON_ARG, help="JSON list (or @file) of {spec, out}: several runs (e.g. all seeds of a cell) in one process")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("aggregate", help="metrics.json files -> runs.csv")
@@ -179,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
     s = sub.add_parser("tables", help="runs.csv -> mean ± std tables (CSV, Markdown, LaTeX, HTML)")
     s.add_argument("--runs", required=True)
-    s.add_argument("--spec", required=True, help="tables spec as JSON or @file")
+    s.add_argument("--spec", type=JSON_ARG, required=True, help="tables spec as JSON or @file")
     s.add_argument("--out-dir", required=True)
     s.add_argument("--stats", help="stats.csv for the significance marks")
     s.add_argument("--subjects", help="subjects.csv (aggregate --subjects-out), for tables with over: subjects")
@@ -205,14 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--configfile", action="append", help="grid for the dry-run timing (default config/paper.yaml)")
     s.add_argument("--scale", choices=["paper"], help="paper: rehearsal at paper sizes (DEAP-sized data set in a "
                    "temporary folder, steps of each job kind, projected cost of the paper grid; docs/scale.md)")
-    s.add_argument("--device", default="auto", help="--scale paper: cpu, cuda or auto")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="--scale paper: cpu, cuda or auto")
     s.add_argument("--autocast", default="off", choices=["off", "bf16", "fp16"], help="--scale paper: training.autocast")
-    s.add_argument("--face-segments", type=int, default=15, help="--scale paper: segments of face frames "
+    s.add_argument("--face-segments", type=_typed(_pos_int, "a positive integer"), default=15, help="--scale paper: segments of face frames "
                    "rendered (repeated over the rest of the data set)")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("check", help="strict config check (CI): schema-level semantics and table cells -> runs")
-    s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE", help="overlay(s) over config.yaml, in order")
+    s = sub.add_parser("check", help="strict config check (CI): the workflow's validation (schema, semantics) and table cells -> runs")
+    s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE", help="overlay(s) over config.yaml, merged in order")
     s.add_argument("--config", action="extend", nargs="+", metavar="KEY=VALUE", help="Snakemake --config items")
     s.add_argument("--cluster", action="store_true", help="also check that the installed torch can serve the Slurm "
                    "profile's GPU jobs (CMKD_SLURM_GPUS per job, default 1); refuses a CPU build")
@@ -239,5 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         a.func(a)
     except CmkdError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file named on the command line that cannot be read or written
+        if e.filename is None:
+            raise
+        print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 2
     return 0

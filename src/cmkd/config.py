@@ -166,9 +166,11 @@ def _check_dataset_modalities(name: str, ds: dict) -> None:
                 raise ConfigError(f"datasets.{name}.{key}: no modality '{m}': {not_recorded[m]}")
 
 
-def check_config(config: dict, strict_tables: bool = False) -> list[str]:
+def check_config(config: dict, strict_tables: bool = False, jobs_use_this_python: bool = True) -> list[str]:
     """Semantic checks; raise :class:`ConfigError` naming the key. Returns warnings: table rows
-    that no experiment runs (an error with ``strict_tables``, as CI checks the shipped configs)."""
+    that no experiment runs (an error with ``strict_tables``, as CI checks the shipped configs).
+    ``jobs_use_this_python``: the jobs run this interpreter (not a conda env of their own), so
+    ``device: cuda`` is checked against this installation's torch build."""
     warnings: list[str] = []
     datasets, tracks, methods, dims = config["datasets"], config["tracks"], config["methods"], config["dimensions"]
     for name, ds in datasets.items():
@@ -255,6 +257,9 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                                   f"(used by {where})")
             if not Path(root).is_dir():
                 raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' does not exist")
+            if not any(Path(root).iterdir()):
+                raise ConfigError(f"datasets.{exp['dataset']}.root: folder '{root}' is empty "
+                                  f"(no raw '{ds['loader']}' files; used by {where})")
         _check_protocol_split(config, exp, ds)
         have = set(ds["modalities"])
         tr = tracks[exp["track"]]
@@ -271,6 +276,9 @@ def check_config(config: dict, strict_tables: bool = False) -> list[str]:
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
     check_visual_weights(config)
     check_prepared_validation(config)
+    from cmkd.feasibility import check_feasibility
+
+    check_feasibility(config, list(iter_cells(config)), check_env=jobs_use_this_python)  # parameters, data shape, splits, device
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:

@@ -105,8 +105,16 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     counts = [r.get("val_class_counts") for r in results]
     val_counts = ({k: int(sum(c.get(k, 0) for c in counts)) for k in sorted({k for c in counts for k in c}, key=int)}
                   if all(c is not None for c in counts) else None)
+    from cmkd.methods import REGISTRY
+    from cmkd.train import degenerate_reason
+
+    bad = next((f"fold {i}: {r.get('reason', r['status'])}" for i, r in enumerate(results) if r.get("status", "ok") != "ok"),
+               None)
+    if bad is None and not REGISTRY[spec["class"]].trivial:
+        bad = degenerate_reason(task, cat["y"], out)
     result = {
-        "status": "ok",
+        "status": "degenerate" if bad else "ok",
+        **({"reason": bad} if bad else {}),
         "cell": first["cell"],
         "class": first["class"],
         "task": task,

@@ -308,6 +308,49 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
     return result
 
 
+def check_labels(y, split: dict, n_classes: int, spec: dict, source: str) -> None:
+    """Classification labels a network can learn: two classes or more in the data and in the
+    training part, and none beyond ``n_classes``; else :class:`ConfigError` naming the key."""
+    from cmkd.data.labels import DIMENSIONS
+
+    dim, d = spec["dimension"], spec["dimension_spec"]
+    y = np.asarray(y)
+    if np.unique(y).size < 2:
+        raise ConfigError(f"dimensions.{dim}.threshold: every label of {source} falls in one class at threshold "
+                          f"{d.get('threshold', 5.0)} (tie '{d.get('tie', 'low')}'); no classifier can be trained")
+    if d.get("target", dim) in DIMENSIONS and n_classes != 2:
+        raise ConfigError(f"dimensions.{dim}.n_classes: a rating split at a threshold has 2 classes, got {n_classes}")
+    if y.size and int(y.max()) >= n_classes:
+        raise ConfigError(f"dimensions.{dim}.n_classes: {n_classes}, but {source} has class {int(y.max())}")
+    if np.unique(y[np.asarray(split["train"])]).size < 2:
+        raise ConfigError(f"split: the training part of {spec['method']} (dimension '{dim}', {source}) holds a single "
+                          "class; no classifier can be trained")
+
+
+def degenerate_reason(task: str, y_test, out, history: list | None = None) -> str | None:
+    """Why a network run's numbers mean nothing, or None: a non-finite loss in its history, test
+    labels of a single class, or constant test predictions (the trivial baselines, constant by
+    design, are not asked)."""
+    for row in history or []:
+        bad = [k for k, v in row.items() if (k == "val_loss" or k == "train_total") and not math.isfinite(float(v))]
+        if bad:
+            return f"non-finite {bad[0]} at epoch {row.get('epoch')}"
+    y_test, out = np.asarray(y_test), np.asarray(out, dtype=np.float64)
+    if y_test.size > 1 and task == "classification" and np.unique(y_test).size < 2:
+        return f"the test labels have a single class ({int(y_test[0])})"
+    if out.size == 0 or y_test.size < 2:
+        return None
+    if not np.isfinite(out).all():
+        return "non-finite test outputs"
+    if task == "classification":
+        pred = out.argmax(axis=1) if out.ndim == 2 else (out > 0).astype(int)
+        if np.unique(pred).size == 1:
+            return f"constant test predictions (every test segment predicted class {int(pred[0])})"
+    elif np.ptp(out.reshape(-1)) == 0:
+        return f"constant test predictions ({float(out.reshape(-1)[0]):.4g} for every test segment)"
+    return None
+
+
 def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -350,6 +393,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task)  # parts["val"]: the selection trials
     selection_index = np.asarray(parts["val"].index)  # the same for every method of the column (checked after configure)
     n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
+    if task == "classification":  # at job start, before any epoch: what the plan could not see
+        check_labels(y, split, n_classes, spec, str(prep.path))
     t_data = time.perf_counter()
 
     from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
@@ -460,8 +505,17 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     groups = _test_groups(prep, parts["test"].index)
     test_out = test_logits.reshape(-1) if task == "regression" else test_logits
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
+    if trivial:
+        bad = None
+    elif fold is not None:  # a fold's test part may hold one class (a LOSO subject): the whole run's is checked
+        bad = degenerate_reason(task, [], [], history)
+    else:
+        bad = degenerate_reason(task, parts["test"].y.numpy(), test_out, history)
+    if bad:
+        log(f"{tag} degenerate run: {bad}")
     result = {
-        "status": "ok",
+        "status": "degenerate" if bad else "ok",
+        **({"reason": bad} if bad else {}),
         "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
         "class": spec["class"],
         "task": task,

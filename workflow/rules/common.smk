@@ -8,17 +8,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from cmkd.config import cell_split, check_config, iter_cells, like_networks, prepared_dir, run_dir, run_spec  # noqa: E402
-from cmkd.config import select_datasets, trivial_method_names  # noqa: E402
+from cmkd.config import cell_split, iter_cells, like_networks, prepared_dir, run_dir, run_spec  # noqa: E402
+from cmkd.config import trivial_method_names  # noqa: E402
 from cmkd.devices import DeviceError, cluster_check, requested_gpus  # noqa: E402
 from cmkd.conda_envs import resolved_env_file  # noqa: E402
 from cmkd.errors import ConfigError, DataError  # noqa: E402
+from cmkd.validation import config_lines, validate_config  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
 
-try:
-    # select_datasets: only the selected data sets' experiments and tables (cmkd.config.select_datasets)
-    config.update(select_datasets(config))
-    for _w in check_config(config):
+try:  # schema (defaults filled in), select_datasets, then semantics: cmkd.validation, as `cmkd check`
+    _files = ["config.yaml", *workflow.config_settings.configfiles]
+    _own_env = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method  # jobs bring their torch
+    for _w in validate_config(config, config_lines(_files), jobs_use_this_python=not _own_env):
         print(f"warning: {_w}", file=sys.stderr)
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None

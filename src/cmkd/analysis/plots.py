@@ -935,7 +935,7 @@ def main_plots(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--out-json")
     s.set_defaults(func=cmd_cd)
 
-    s = sub.add_parser("bars", help="bar plot of one results table (mean, 95 % CI, seeds)")
+    s = sub.add_parser("bars", help="bar plot of one results table (mean, 95 %% CI, seeds)")
     s.add_argument("--table", required=True, help="table CSV written by `python -m cmkd tables`")
     s.add_argument("--runs", required=True)
     s.add_argument("--track", default="")

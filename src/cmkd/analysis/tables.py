@@ -69,11 +69,13 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
         f = Path(f)
         m = atomic.read_json(f, "metrics file missing")
         cell, test, prov = run_cell(m, f), m.get("test", {}), m.get("provenance", {})
+        ok = m.get("status", "ok") == "ok"
         rows.append({
             **cell,
-            **{k: test.get(k, math.nan) for k in METRICS},
+            # a run that is not ok (failed, degenerate) shows its status and reason, no number
+            **{k: (test.get(k, math.nan) if ok else math.nan) for k in METRICS},
             "status": m.get("status", "ok"), "reason": m.get("reason", ""),
-            "f1_macro": test.get("f1_macro", math.nan), "class": m.get("class"), "task": m.get("task"),
+            "f1_macro": test.get("f1_macro", math.nan) if ok else math.nan, "class": m.get("class"), "task": m.get("task"),
             "synthetic": m.get("synthetic"), "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
             "config_hash": prov.get("config_hash"), "code_version": prov.get("code_version"),
             "code_hash": prov.get("code_hash"), "data_hash": prov.get("data_hash"), "split_hash": prov.get("split_hash"),
@@ -82,7 +84,9 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
             "peak_rss_mb": m.get("peak_rss_mb"),
             "stale": bool(prov.get("code_hash") and prov.get("code_hash") != current_code_hash),
             "path": str(f.parent),
-            **{k: test.get(k, math.nan) for k in REFERENCE_METRICS},
+            # the model's scores only for an ok run; the test part's own figures (majority, chance) always
+            **{k: (test.get(k, math.nan) if ok or k in ("majority_fraction", "chance_level") else math.nan)
+               for k in REFERENCE_METRICS},
         })
         if m.get("status", "ok") == "ok":
             subject_rows += _subject_rows(m, cell)

@@ -91,11 +91,14 @@ def format_report(r: RawReport, threshold: float = 5.0, tie: str = "low") -> str
                          f"{b['at_threshold']} at exactly {threshold:g}; {b['rule']})")
     for name, cnt in r.classes.items():
         lines.append(f"class balance of {name} ({r.unit}s): " + ", ".join(f"{k}: {v}" for k, v in sorted(cnt.items())))
+    single = one_class(r, threshold, tie)
+    for msg in single:  # every dimension in one class: a problem (exit 1); some: a warning
+        lines.append(f"{'PROBLEM' if _all_one_class(r, single) else 'warning'}: {msg}")
     if r.problems:
         _grouped("PROBLEMS (preparing would fail or corrupt a table)", r.problems, lines)
     elif not r.usable:
         lines.append(f"PROBLEM: no usable {r.unit}")
-    else:
+    elif not _all_one_class(r, single):
         lines.append("no problem found")
     return "\n".join(lines)
 
@@ -355,4 +358,26 @@ def main(loader: str, root: str, params: dict | None = None, threshold: float = 
     check_tie(tie, "--tie")
     r = inspect_raw(loader, root, params)
     print(format_report(r, threshold, tie), file=out or sys.stdout)
-    return 0 if r.ok else 1
+    return 0 if r.ok and not _all_one_class(r, one_class(r, threshold, tie)) else 1
+
+
+def _all_one_class(r: RawReport, single: list[str]) -> bool:
+    """Every rated dimension in one class, over more than one unit (a single unit has one class anyway)."""
+    return bool(single) and len(r.usable) > 1 and len(single) == sum(1 for v in r.ratings.values() if v)
+
+
+def one_class(r: RawReport, threshold: float = 5.0, tie: str = "low") -> list[str]:
+    """Dimensions whose ratings all fall on one side of ``threshold``: a classifier of them has a
+    single class to learn (the check of ``dimensions.<name>.threshold`` before any job)."""
+    from cmkd.data.labels import class_balance
+
+    out = []
+    for dim, vals in r.ratings.items():
+        if not vals:
+            continue
+        b = class_balance(np.asarray(vals), threshold, tie)
+        if b["high"] == 0 or b["low"] == 0:
+            side = "high" if b["high"] == 0 else "low"
+            out.append(f"{dim}: no rating is {side} at threshold {threshold:g} (tie '{tie}'): every {r.unit} "
+                       f"falls in one class")
+    return out

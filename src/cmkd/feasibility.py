@@ -1,0 +1,310 @@
+"""Checks before the DAG of what a job would otherwise find out late (cmkd.config.check_config
+calls :func:`check_feasibility`): encoder and architecture names and parameters, data-set
+parameters, every split's ratios and its feasibility on the data's shape, classes per dimension
+after thresholding, the device against the installed torch build (empty or missing raw
+roots: cmkd.config.check_config).
+
+Declarations are read where they are defined: the encoders' ``ENCODER_DEFAULTS`` and the
+architectures' ``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning
+imports no torch), the loaders' ``DEFAULTS`` from their (torch-free) modules. The data's shape
+comes from the synthetic generator's parameters (its ratings are drawn without the signals) or
+from a real data set's prepared ``meta.json`` and arrays when present. Every error is a
+:class:`ConfigError` naming the config key.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cmkd.errors import CmkdError, ConfigError
+
+MODELS = Path(__file__).resolve().parent / "models"
+
+
+# ------------------------------------------------------------------------------ declarations
+def _top_assign(tree: ast.Module, name: str):
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            return node.value
+    return None
+
+
+def _dict_keys(node, trees: list[ast.Module]) -> dict[str, Any]:
+    """String keys of a dict display (``**NAME`` splats resolved in ``trees``); a value that is a
+    dict display gives its keys, any other value ``None``."""
+    out: dict[str, Any] = {}
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        return {kw.arg: None for kw in node.keywords if kw.arg}
+    if not isinstance(node, ast.Dict):
+        return out
+    for k, v in zip(node.keys, node.values):
+        if k is None:  # **splat
+            name = v.id if isinstance(v, ast.Name) else v.attr if isinstance(v, ast.Attribute) else None
+            for t in trees:
+                src = _top_assign(t, name) if name else None
+                if src is not None:
+                    out.update(_dict_keys(src, trees))
+                    break
+        elif isinstance(k, ast.Constant) and isinstance(k.value, str):
+            out[k.value] = _dict_keys(v, trees) if isinstance(v, ast.Dict) else None
+    return out
+
+
+@lru_cache(maxsize=None)
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _model_modules() -> list[Path]:
+    """cmkd.models.registry and the modules its ``EXTRA_MODULES`` lists (read, not imported)."""
+    reg = MODELS / "registry.py"
+    node = _top_assign(_tree(reg), "EXTRA_MODULES")
+    names = [e.value for e in getattr(node, "elts", []) if isinstance(e, ast.Constant)]
+    return [reg] + [MODELS / f"{n.rsplit('.', 1)[-1]}.py" for n in names]
+
+
+@lru_cache(maxsize=1)
+def encoder_keys() -> dict[str, set[str]]:
+    """Encoder name -> its config keys (``ENCODER_DEFAULTS`` of the model modules)."""
+    reg = _tree(MODELS / "registry.py")
+    out: dict[str, set[str]] = {}
+    for path in _model_modules():
+        node = _top_assign(_tree(path), "ENCODER_DEFAULTS")
+        for name, keys in _dict_keys(node, [_tree(path), reg]).items():
+            out[name] = set(keys or {})
+    return out
+
+
+@lru_cache(maxsize=1)
+def architectures() -> tuple[str, ...]:
+    """Every registered whole architecture (``ARCHITECTURES`` of the model modules)."""
+    names: list[str] = []
+    for path in _model_modules():
+        node = _top_assign(_tree(path), "ARCHITECTURES")
+        names += list(_dict_keys(node, [_tree(path)]))
+    return tuple(sorted(set(names)))
+
+
+# ------------------------------------------------------------------------------ environment
+def torch_build() -> str | None:
+    """The installed torch's version from package metadata (torch not imported), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_device(config: dict) -> None:
+    if config.get("device", "auto") != "cuda":
+        return
+    v = torch_build()
+    if v is None:
+        raise ConfigError("device: 'cuda' asked for, but torch is not installed")
+    if v.endswith("+cpu"):
+        raise ConfigError(f"device: 'cuda' asked for, but the installed torch is a CPU-only build ({v}); "
+                          "set device: auto or cpu, or install a CUDA build of torch")
+
+
+# ------------------------------------------------------------------------------ parameters
+def check_encoders(config: dict, cells) -> None:
+    from cmkd.config import _encoder, _modalities
+
+    known = encoder_keys()
+    seen = set()
+    items = [(f"encoders.{mod}", enc) for mod, enc in (config.get("encoders") or {}).items()]
+    for _ds, tr, _dim, m in cells:
+        meth = config["methods"][m]
+        if meth.get("architecture"):
+            arch = meth["architecture"]
+            if arch not in architectures():
+                raise ConfigError(f"methods.{m}.architecture: unknown architecture '{arch}' "
+                                  f"(known: {', '.join(architectures())})")
+            continue
+        for mod in _modalities(config, m, tr, f"methods.{m}"):
+            override = (meth.get("encoders") or {}).get(mod)
+            if override:
+                items.append((f"methods.{m}.encoders.{mod}", _encoder(config["encoders"].get(mod, {}), override)))
+    for key, enc in items:
+        if key in seen:
+            continue
+        seen.add(key)
+        if not isinstance(enc, dict):
+            raise ConfigError(f"{key}: must be a mapping of encoder settings, got {enc!r}")
+        name = enc.get("name")
+        if name not in known:
+            raise ConfigError(f"{key}.name: unknown encoder {name!r} (known: {', '.join(sorted(known))})")
+        for k in enc:
+            if k != "name" and k not in known[name]:
+                raise ConfigError(f"{key}.{k}: unknown key for encoder '{name}' (known: {', '.join(sorted(known[name]))})")
+
+
+def check_dataset_params(name: str, ds: dict) -> dict | None:
+    """Unknown or ill-typed loader parameters; returns the synthetic generator's merged params."""
+    from cmkd.data import LOADER_INFO
+
+    info = LOADER_INFO[ds["loader"]]
+    params = ds.get("params") or {}
+    where = f"datasets.{name}.params"
+    mod = importlib.import_module(info.module)
+    if ds["loader"] == "synthetic":
+        return mod.merge_params(params, where)
+    defaults = getattr(mod, "DEFAULTS", None)
+    if isinstance(defaults, dict):
+        for k in params:
+            if k not in defaults:
+                raise ConfigError(f"{where}.{k}: unknown parameter of loader '{ds['loader']}' "
+                                  f"(known: {', '.join(sorted(defaults))})")
+    return None
+
+
+# ------------------------------------------------------------------------------ data shape
+def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | None:
+    """Per-segment ``subject``, ``trial`` and rating arrays of a data set: from the synthetic
+    generator (its parameters), else from the prepared folder when it is there; None when
+    neither tells (a real data set not yet prepared: the job checks at its start)."""
+    from cmkd.config import prepared_dir
+
+    ds = config["datasets"][name]
+    prep = Path(prepared_dir(config, name))
+    meta = prep / "meta.json"
+    if synth_params is None and meta.is_file():  # the generator is exact; a prepared folder may be stale
+        try:
+            m = json.loads(meta.read_text(encoding="utf-8"))
+            arrays = m.get("arrays") or {}
+            out = {k: np.load(prep / f"{k}.npy", mmap_mode="r") for k in arrays
+                   if k in ("subject", "trial", "session", "label", "valence", "arousal", "dominance", "liking")}
+            if "subject" in out and "trial" in out:
+                out["source"] = str(meta)
+                return out
+        except (OSError, ValueError):
+            return None  # a damaged prepared folder is the prepare job's to report
+    if synth_params is None:
+        return None
+    from cmkd.data.synthetic import _plan
+
+    # merge_params refused zero segments per trial; the ratings are drawn without the signals
+    small = _plan(ds.get("params") or {}, int(ds.get("seed", 0)), f"datasets.{name}.params")["small"]
+    return {**{k: small[k] for k in ("subject", "trial", "valence", "arousal", "dominance", "liking")},
+            "source": f"datasets.{name}.params (synthetic generator)"}
+
+
+def _labels(shape: dict, dim_name: str, dim: dict, where: str):
+    from cmkd.data import labels as labels_mod
+
+    if dim.get("task") != "classification":
+        return None
+    target = dim.get("target", dim_name)
+    name = "label" if target == labels_mod.EMOTION else target
+    if name not in shape:
+        return None
+    try:
+        return labels_mod.targets(shape, target, "classification", float(dim.get("threshold", 5.0)), dim.get("tie", "low"))
+    except CmkdError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def check_dimensions(config: dict) -> None:
+    """A rating dimension is binary (``n_classes`` 2 or absent); its target is a known array."""
+    from cmkd.data.labels import DIMENSIONS, EMOTION
+
+    for name, d in config["dimensions"].items():
+        target = d.get("target", name)
+        if target not in DIMENSIONS and target != EMOTION:
+            raise ConfigError(f"dimensions.{name}{'.target' if 'target' in d else ''}: unknown rating '{target}' "
+                              f"(known: {', '.join(DIMENSIONS)}, {EMOTION})")
+        if target in DIMENSIONS and d.get("task") == "classification" and d.get("n_classes", 2) != 2:
+            raise ConfigError(f"dimensions.{name}.n_classes: rating '{target}' split at a threshold has 2 classes "
+                              f"(low, high), got {d['n_classes']}")
+
+
+def check_splits_on_data(config: dict, cells, shapes: dict) -> None:
+    """Every split a cell gets, made on the data's shape (seed of the first run): ratios,
+    folds vs trials, subjects for LOSO, a training part with a single class."""
+    from cmkd.config import deep_merge
+    from cmkd.data import splits as splits_mod
+    from cmkd.data.protocols import PROTOCOL_KINDS
+
+    from cmkd.config import SPLIT_KEYS
+
+    for where, part in [*((f"tracks.{t}.split", v.get("split")) for t, v in config["tracks"].items()),
+                        *((f"methods.{k}.split", v.get("split")) for k, v in config["methods"].items())]:
+        for k in part or {}:
+            if k not in SPLIT_KEYS:
+                raise ConfigError(f"{where}.{k}: unknown split key (known: {', '.join(SPLIT_KEYS)})")
+        kinds = (*splits_mod.KINDS, *splits_mod.FOLD_KINDS)
+        if (part or {}).get("kind") not in (None, *kinds):
+            raise ConfigError(f"{where}.kind: unknown split kind {part['kind']!r} (known: {', '.join(kinds)})")
+    done = set()
+    seed = int(config["seeds"][0])
+    for ds, tr, dim, m in cells:
+        shape = shapes.get(ds)
+        sp = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][ds].get("split")),
+                                   config["tracks"][tr].get("split")), config["methods"][m].get("split"))
+        kind = sp.get("kind", "trial")
+        src = next((k for k, part in ((f"methods.{m}.split", config["methods"][m].get("split")),
+                                     (f"tracks.{tr}.split", config["tracks"][tr].get("split")),
+                                     (f"datasets.{ds}.split", config["datasets"][ds].get("split")))
+                    if part and any(x in part for x in ("kind", "ratios", "n_folds", "folds_by"))), "split")
+        if "ratios" in sp and kind not in ("kfold", "loso"):
+            try:
+                splits_mod._check_ratios(sp["ratios"])
+            except ConfigError as e:
+                raise ConfigError(f"{src}.ratios: {str(e).split(': ', 1)[-1]}") from None
+        if shape is None or kind in PROTOCOL_KINDS and kind not in ("kfold", "loso"):
+            continue
+        key = (ds, dim, json.dumps(sp, sort_keys=True, default=str))
+        if key in done:
+            continue
+        done.add(key)
+        y = _labels(shape, dim, config["dimensions"][dim], f"dimensions.{dim}")
+        where = f"{src} on data set '{ds}' ({shape['source']})"
+        if y is not None and np.unique(y).size < 2:
+            d = config["dimensions"][dim]
+            raise ConfigError(f"dimensions.{dim}.threshold: {d.get('threshold', 5.0)} puts every rating of data set "
+                              f"'{ds}' in one class ({shape['source']}); no classifier can be trained or tested")
+        stratify = y if sp.get("stratify", True) else None
+        subject, trial = np.asarray(shape["subject"]), np.asarray(shape["trial"])
+        try:
+            if kind in ("kfold", "loso"):
+                if kind == "loso" and np.unique(subject).size < 2:
+                    raise ConfigError(f"kind 'loso' needs at least 2 subjects; the data have {np.unique(subject).size}")
+                n_trials = np.unique(np.stack([subject, trial], 1), axis=0).shape[0]
+                if kind == "kfold" and sp.get("folds_by", "pooled") != "segment" and int(sp.get("n_folds", 5)) > n_trials:
+                    raise ConfigError(f"n_folds {sp.get('n_folds')} is more than the {n_trials} trials")
+                parts = splits_mod.fold_splits(subject, trial, seed, kind=kind, n_folds=int(sp.get("n_folds", 5)),
+                                               folds_by=sp.get("folds_by", "pooled"),
+                                               val_fraction=float(sp.get("val_fraction", 0.1)), stratify=stratify)
+            else:
+                parts = [splits_mod.make_split(subject, trial, seed, kind=kind, ratios=tuple(sp["ratios"]),
+                                               stratify=stratify, protocol=sp)]
+        except CmkdError as e:
+            raise ConfigError(f"{where}: infeasible split for method '{m}': {e}") from None
+        if y is not None:
+            for i, p in enumerate(parts):
+                if np.unique(y[p["train"]]).size < 2:
+                    raise ConfigError(f"{where}: the training part{f' of fold {i}' if len(parts) > 1 else ''} of method "
+                                      f"'{m}' (dimension '{dim}') holds a single class")
+
+
+def check_feasibility(config: dict, cells, check_env: bool = True) -> None:
+    if check_env:  # jobs in conda envs of their own (--sdm conda) bring their own torch build
+        check_device(config)
+    check_dimensions(config)
+    check_encoders(config, cells)
+    used = {c[0] for c in cells}
+    shapes = {}
+    for name, ds in config["datasets"].items():
+        synth = check_dataset_params(name, ds)
+        if name in used:
+            shapes[name] = data_shape(config, name, synth)
+    check_splits_on_data(config, cells, shapes)

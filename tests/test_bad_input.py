@@ -1,0 +1,397 @@
+"""The bad-input catalogue: every input a new user can get wrong (config, command line, raw data,
+environment) is stopped before any job runs, with exit status 2 (1 for `inspect`'s findings) and
+a first error line that names the key, file or argument; none ends in a traceback.
+
+Most config inputs go through `cmkd check` in process (the same validation path as the
+Snakefile: cmkd.validation); a representative subset also through `snakemake -n`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+import fixtures as fx
+from conftest import ROOT, SNAKEMAKE
+from cmkd import cli, feasibility
+
+TRACE = "Traceback (most recent call last)"
+
+
+def _check(tmp_path, overlay, monkeypatch, capsys, extra=()):
+    monkeypatch.chdir(ROOT)
+    files = []
+    if overlay is not None:
+        ov = tmp_path / "overlay.yaml"
+        ov.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **overlay}, sort_keys=False))
+        files.append(str(ov))
+    rc = cli.main(["check", *(["--configfile", *files] if files else []), *extra])
+    err = capsys.readouterr().err
+    return rc, err
+
+
+def _first(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("INFO", "warning"))]
+    return lines[0] if lines else ""
+
+
+def _one_experiment(dataset="synthetic", track="face_eeg-to-face", methods=("baseline",), dims=("arousal",)):
+    return {"experiments": [{"dataset": dataset, "track": track, "dimensions": list(dims), "methods": list(methods)}],
+            "tables": []}
+
+
+def _real(tmp_path, root, **extra):
+    """A DEAP data set on the EEG+EOG track (no visual weights needed)."""
+    ds = {"loader": "deap", "modalities": ["eeg", "eog"], "root": str(root), **extra}
+    return {"datasets": {"deap": ds}, **_one_experiment("deap", "eeg_eog-to-eog", ("baseline_eog",))}
+
+
+def _empty_dir(tmp_path):
+    d = tmp_path / "empty_raw"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def _full_dir(tmp_path):
+    d = tmp_path / "raw"
+    d.mkdir(exist_ok=True)
+    (d / "s01.dat").write_bytes(b"x")
+    return d
+
+
+# (id, overlay or function of tmp_path -> overlay, text the first error line must contain)
+CONFIG_CASES = [
+    # --- schema: one short line per error, with the file and line of the offending key
+    ("top_level_typo", {"resultz": "x"}, "resultz: unknown key"),
+    ("dataset_key_typo", {"datasets": {"synthetic": {"parms": {}}}}, "datasets.synthetic.parms: unknown key"),
+    ("threads_zero", {"threads": 0}, "threads: must be >= 1"),
+    ("threads_string", {"threads": "two"}, "threads: must be of type integer"),
+    ("seeds_empty", {"seeds": []}, "seeds"),
+    ("seed_negative", {"seeds": [-1]}, "seeds[0]"),
+    ("device_gpu", {"device": "gpu"}, "device: must be one of"),
+    ("lr_negative", {"training": {"lr": -1}}, "training.lr: must be > 0"),
+    ("batch_size_one", {"training": {"batch_size": 1}}, "training.batch_size"),
+    ("optimizer_sgd", {"training": {"optimizer": "sgd"}}, "training.optimizer"),
+    ("max_epochs_zero", {"training": {"max_epochs": 0}}, "training.max_epochs"),
+    ("training_typo", {"training": {"learning_rate": 0.1}}, "training.learning_rate: unknown key"),
+    ("select_on_f1", {"training": {"select_on": "f1"}}, "training.select_on"),
+    ("split_kind_random", {"split": {"kind": "random"}}, "split.kind"),
+    ("split_two_ratios", {"split": {"ratios": [0.8, 0.2]}}, "split.ratios"),
+    ("val_fraction_big", {"split": {"val_fraction": 1.5}}, "split.val_fraction"),
+    ("feedback_fraction_zero", {"split": {"feedback_fraction": 0}}, "split.feedback_fraction"),
+    ("threshold_12", {"dimensions": {"arousal": {"task": "classification", "threshold": 12}}},
+     "dimensions.arousal.threshold: must be <= 9"),
+    ("task_typo", {"dimensions": {"arousal": {"task": "classify"}}}, "dimensions.arousal.task"),
+    ("tie_middle", {"dimensions": {"arousal": {"task": "classification", "tie": "middle"}}}, "dimensions.arousal.tie"),
+    ("resources_typo", {"methods": {"kd": {"resources": {"mem": 100}}}}, "methods.kd.resources.mem: unknown key"),
+    ("resources_negative", {"methods": {"kd": {"resources": {"mem_mb": -5}}}}, "methods.kd.resources.mem_mb"),
+    ("method_key_typo", {"methods": {"kd": {"parms": {}}}}, "methods.kd.parms: unknown key"),
+    ("head_typo", {"head": {"hiden": 3}}, "head.hiden: unknown key"),
+    ("on_failure_ignore", {"on_failure": "ignore"}, "on_failure"),
+    ("seeds_per_job_two", {"seeds_per_job": 2}, "seeds_per_job"),
+    ("experiment_key_typo", {"experiments": [{"dataset": "synthetic", "track": "face_eeg-to-face",
+                                              "dimensions": ["arousal"], "methods": ["baseline"], "seed": 1}],
+                             "tables": []}, "experiments[0].seed: unknown key"),
+    ("table_metric_typo", {"tables": [{"name": "x", "metric": "acc", "rows": {"baseline": None}}]}, "tables[0].metric"),
+    # --- semantics
+    ("loader_unknown", {"datasets": {"synthetic": {"loader": "deep"}}}, "datasets.synthetic.loader"),
+    ("modality_unknown", {"datasets": {"synthetic": {"modalities": ["eeg", "eog", "face", "eye", "brain"]}}},
+     "datasets.synthetic.modalities"),
+    ("synthetic_param_typo", {"datasets": {"synthetic": {"params": {"n_subject": 3}}}}, "datasets.synthetic.params.n_subject"),
+    ("zero_segments", {"datasets": {"synthetic": {"params": {"segments_per_trial": 0}}}},
+     "datasets.synthetic.params.segments_per_trial"),
+    ("face_too_small", {"datasets": {"synthetic": {"params": {"face_size": 8}}}}, "datasets.synthetic.params.face_size"),
+    ("label_noise_two", {"datasets": {"synthetic": {"params": {"label_noise": 2}}}}, "datasets.synthetic.params.label_noise"),
+    ("encoder_name_typo", {"encoders": {"eeg": {"name": "tsceptin"}}}, "encoders.eeg.name: unknown encoder"),
+    ("encoder_key_typo", {"encoders": {"eeg": {"numT": 3}}}, "encoders.eeg.numT: unknown key"),
+    ("method_encoder_typo", {"methods": {"baseline": {"encoders": {"face": {"img_sise": 32}}}}},
+     "methods.baseline.encoders.face.img_sise"),
+    ("architecture_unknown", {"methods": {"cnn_svm": {"architecture": "cnn_svn"}}}, "methods.cnn_svm.architecture"),
+    ("method_class_unknown", {"methods": {"kd": {"class": "KDD"}}}, "methods.kd.class"),
+    ("method_param_typo", {"methods": {"kd": {"params": {"temperatur": 4}}}}, "methods.kd.params.temperatur"),
+    ("requires_unknown", {"methods": {"kd": {"requires": {"teacher": "nobody"}}}}, "methods.kd.requires.teacher"),
+    ("ratios_sum", {"split": {"kind": "trial", "ratios": [0.5, 0.3, 0.3]}}, "split.ratios"),
+    ("ratios_sum_method", {"methods": {"baseline_trial": {"split": {"kind": "trial", "ratios": [0.9, 0.3, 0.1]}}}},
+     "methods.baseline_trial.split.ratios"),
+    ("more_folds_than_trials", {"split": {"n_folds": 500}}, "split"),
+    ("loso_one_subject", {"datasets": {"synthetic": {"params": {"n_subjects": 1}}}}, "methods.baseline_loso.split"),
+    ("threshold_one_class", {"dimensions": {"arousal": {"task": "classification", "threshold": 9}}},
+     "dimensions.arousal.threshold"),
+    ("threshold_one_class_tie", {"dimensions": {"valence": {"task": "classification", "threshold": 1, "tie": "high"}}},
+     "dimensions.valence.threshold"),
+    ("n_classes_three", {"dimensions": {"arousal": {"task": "classification", "n_classes": 3}}},
+     "dimensions.arousal.n_classes"),
+    ("dimension_target_typo", {"dimensions": {"valence_reg": {"task": "regression", "target": "valense"}}},
+     "dimensions.valence_reg.target"),
+    ("track_split_typo", {"tracks": {"face_eeg-to-face": {"split": {"ratio": [0.8, 0.1, 0.1]}}}},
+     "tracks.face_eeg-to-face.split.ratio"),
+    ("method_split_kind", {"methods": {"baseline_loso": {"split": {"kind": "bogus"}}}}, "methods.baseline_loso.split.kind"),
+    ("experiment_dataset", {**_one_experiment("nosuch")}, "experiments[0].dataset"),
+    ("experiment_track", {**_one_experiment(track="nosuch")}, "experiments[0].track"),
+    ("experiment_dimension", {**_one_experiment(dims=("happiness",))}, "experiments[0].dimensions"),
+    ("experiment_method", {**_one_experiment(methods=("nosuch",))}, "experiments[0].methods"),
+    ("trivial_not_trivial", {"trivial_methods": ["kd"]}, "trivial_methods[0]"),
+    ("group_circular", {"method_groups": {"a": ["b"], "b": ["a"]}, **_one_experiment(methods=("a",))}, "method_groups"),
+    ("table_row_unknown", {"tables": [{"name": "x", "rows": {"nosuch": None}}]}, "tables.x.rows"),
+    # --- raw data
+    ("root_missing", lambda t: _real(t, t / "nowhere"), "datasets.deap.root"),
+    ("root_empty", lambda t: _real(t, _empty_dir(t)), "datasets.deap.root"),
+    ("root_not_set", lambda t: {"datasets": {"deap": {"loader": "deap", "modalities": ["eeg", "eog"]}},
+                                **_one_experiment("deap", "eeg_eog-to-eog", ("baseline_eog",))}, "datasets.deap.root"),
+    ("real_param_typo", lambda t: _real(t, _full_dir(t), params={"segment_secs": 4}), "datasets.deap.params.segment_secs"),
+    ("not_recorded", lambda t: {"datasets": {"mahnob": {"loader": "mahnob_hci", "modalities": ["eeg", "eog"],
+                                                        "root": str(_full_dir(t))}},
+                                **_one_experiment("mahnob", "eeg_eog-to-eog", ("baseline_eog",))},
+     "datasets.mahnob.modalities"),
+]
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_bad_config_is_stopped_by_check(case, tmp_path, monkeypatch, capsys):
+    _, overlay, expect = case
+    if callable(overlay):
+        overlay = overlay(tmp_path)
+    rc, err = _check(tmp_path, overlay, monkeypatch, capsys)
+    assert rc == 2, err
+    first = _first(err)
+    assert expect in first, err
+    assert TRACE not in err
+    assert len(err.splitlines()) <= 10, err  # one short line per error, never the document
+
+
+def test_the_default_passes_check(tmp_path, monkeypatch, capsys):
+    rc, err = _check(tmp_path, {}, monkeypatch, capsys)
+    assert rc == 0, err
+
+
+def test_schema_error_names_file_and_line(tmp_path, monkeypatch, capsys):
+    rc, err = _check(tmp_path, {"datasets": {"synthetic": {"parms": {}}}}, monkeypatch, capsys)
+    ov = tmp_path / "overlay.yaml"
+    line = next(i for i, ln in enumerate(ov.read_text().splitlines(), 1) if "parms" in ln)
+    assert rc == 2 and _first(err).startswith(f"error: {ov}:{line}: datasets.synthetic.parms"), err
+
+
+def test_device_cuda_on_a_cpu_only_torch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(feasibility, "torch_build", lambda: "2.4.1+cpu")
+    rc, err = _check(tmp_path, {"device": "cuda"}, monkeypatch, capsys)
+    assert rc == 2 and "device: 'cuda'" in _first(err) and "CPU-only" in err, err
+    monkeypatch.setattr(feasibility, "torch_build", lambda: "2.4.1+cu121")
+    rc, err = _check(tmp_path, {"device": "cuda"}, monkeypatch, capsys)
+    assert rc == 0, err
+    assert "torch" not in sys.modules or True  # planning imports no torch: checked by test_check_imports_no_torch
+
+
+def test_check_imports_no_torch(tmp_path):
+    code = ("import sys; from cmkd.validation import load_config, validate_config; c, l = load_config([]); "
+            "validate_config(c, l, True); print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("text,expect_line", [("datasets:\n  synthetic: {loader: synthetic\n", 3),
+                                              ("threads: 1\nseeds: [0, 1\n", 3),
+                                              ("a: b: c\n", 1)])
+def test_yaml_syntax_error_in_overlay_names_file_and_line(text, expect_line, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    ov = tmp_path / "broken.yaml"
+    ov.write_text(text)
+    rc = cli.main(["check", "--configfile", str(ov)])
+    err = capsys.readouterr().err
+    assert rc == 2 and _first(err).startswith(f"error: {ov}:{expect_line}:"), err
+    assert "YAML syntax error" in err and TRACE not in err
+
+
+def test_overlays_merge_in_order_and_missing_or_non_mapping_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(f"results: {tmp_path}\nthreads: 0\n")
+    b.write_text("threads: 2\n")
+    assert cli.main(["check", "--configfile", str(a), str(b)]) == 0, capsys.readouterr().err  # b mends a
+    assert cli.main(["check", "--configfile", str(b), "--configfile", str(a)]) == 2
+    assert f"{a}:2: threads" in _first(capsys.readouterr().err)
+    assert cli.main(["check", "--configfile", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml' not found" in _first(capsys.readouterr().err)
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    assert cli.main(["check", "--configfile", str(tmp_path / "list.yaml")]) == 2
+    assert "list.yaml: a config file holds a mapping" in _first(capsys.readouterr().err)
+
+
+def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
+    """A real data set already prepared: its ratings tell the classes before any job."""
+    prep = tmp_path / "results" / "prepared" / "deap"
+    prep.mkdir(parents=True)
+    n = 60
+    arrays = {"subject": np.repeat(np.arange(5), 12), "trial": np.tile(np.repeat(np.arange(4), 3), 5),
+              "arousal": np.full(n, 7.0, np.float32), "valence": np.linspace(1, 9, n).astype(np.float32)}
+    for k, v in arrays.items():
+        np.save(prep / f"{k}.npy", v)
+    (prep / "meta.json").write_text(json.dumps({"n_segments": n, "arrays": {k: {} for k in arrays}}))
+    real = _real(tmp_path, _full_dir(tmp_path))
+    real["experiments"][0]["dimensions"] = ["arousal"]
+    rc, err = _check(tmp_path, real, monkeypatch, capsys)
+    assert rc == 2 and "dimensions.arousal.threshold" in _first(err) and "meta.json" in err, err
+    real["experiments"][0]["dimensions"] = ["valence"]
+    rc, err = _check(tmp_path, real, monkeypatch, capsys)
+    assert rc == 0, err
+    real["split"] = {"kind": "kfold", "n_folds": 25}  # more folds than the 20 prepared trials
+    rc, err = _check(tmp_path, real, monkeypatch, capsys)
+    assert rc == 2 and "n_folds 25 is more than the 20 trials" in _first(err), err
+
+
+# ------------------------------------------------------------------------------ snakemake -n
+DRY_RUN_CASES = ["top_level_typo", "resources_typo", "threshold_one_class", "n_classes_three", "encoder_key_typo",
+                 "ratios_sum", "loso_one_subject"]
+
+
+@pytest.mark.parametrize("name", DRY_RUN_CASES)
+def test_bad_config_is_stopped_by_the_dry_run(name, tmp_path):
+    _, overlay, expect = next(c for c in CONFIG_CASES if c[0] == name)
+    ov = tmp_path / "overlay.yaml"
+    ov.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **overlay}))
+    r = subprocess.run([SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(ov)], capture_output=True, text=True,
+                       cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    first = next(ln for ln in out.splitlines() if ln.startswith("invalid config:"))
+    assert expect in first, out
+    assert "Job stats" not in out and TRACE not in out
+    assert len(out.splitlines()) < 20, out  # not the whole document
+
+
+# ------------------------------------------------------------------------------ command line
+def _cli(argv, capsys):
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        rc = e.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+CLI_CASES = [
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--seed", "abc"], 2, "argument --seed"),
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--seed", "-3"], 2, "argument --seed"),
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--params", "@{tmp}/missing.json"], 2, "missing.json"),
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--params", "{bad"], 2, "argument --params"),
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--params", "@{tmp}/bad.json"], 2, "bad.json:1"),
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--params", "@{tmp}/bad.yaml"], 2, "bad.yaml:2"),
+    (["prepare", "nosuch", "--out", "{tmp}/p"], 2, "unknown data set loader 'nosuch'"),
+    (["prepare", "deap", "--out", "{tmp}/p"], 2, "--root"),
+    (["prepare", "synthetic", "--out", "{tmp}/p", "--params", '{"n_subject": 2}'], 2, "n_subject"),
+    (["inspect", "deap", "--root", "{tmp}", "--threshold", "abc"], 2, "argument --threshold"),
+    (["inspect", "deap", "--root", "{tmp}", "--threshold", "nan"], 2, "argument --threshold"),
+    (["inspect", "deap", "--root", "{tmp}", "--tie", "middle"], 2, "--tie: must be one of"),
+    (["inspect", "deap", "--root", "{tmp}", "--params", "[1"], 2, "argument --params"),
+    (["train", "--spec", "@{tmp}/missing.json", "--out", "{tmp}/r"], 2, "missing.json"),
+    (["train", "--specs", "{\"a\": 1}"], 2, "train --specs"),
+    (["train"], 2, "train: give --specs"),
+    (["aggregate", "--metrics-list", "{tmp}/missing.txt", "--out", "{tmp}/runs.csv"], 2, "missing.txt"),
+    (["aggregate", "{tmp}/missing/metrics.json", "--out", "{tmp}/runs.csv"], 2, "metrics.json"),
+    (["tables", "--runs", "{tmp}/runs.csv", "--spec", "{x", "--out-dir", "{tmp}/t"], 2, "argument --spec"),
+    (["cell", "synthetic", "face_eeg-to-face", "arousal", "kd", "--cores", "many"], 2, "argument --cores"),
+    (["bench", "--device", "tpu"], 2, "argument --device"),
+    (["bench", "--scale", "paper", "--face-segments", "0"], 2, "argument --face-segments"),
+    (["check", "--configfile", "{tmp}/missing.yaml"], 2, "missing.yaml"),
+    (["plots", "features", "--out-dir", "{tmp}", "--seed", "abc"], 2, "argument --seed"),
+    (["plots", "nosuch"], 2, "invalid choice"),
+    (["stats", "--runs", "r", "--out", "o", "--references", "{}", "--test-fraction", "abc"], 2, "--test-fraction"),
+    (["stats", "--runs", "{tmp}/r.csv", "--out", "{tmp}/o.csv", "--references", "{bad"], 2, "references"),
+    (["nosuch"], 2, "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,code,expect", CLI_CASES, ids=[" ".join(c[0][:3]) + f"-{i}" for i, c in enumerate(CLI_CASES)])
+def test_bad_command_line_argument(argv, code, expect, tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{oops")
+    (tmp_path / "bad.yaml").write_text("a: [1\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    rc, out, err = _cli(argv, capsys)
+    assert rc == code, out + err
+    msg = [ln for ln in err.splitlines() if ln.startswith(("error:", "python -m cmkd")) and "usage" not in ln]
+    assert msg and expect in msg[0] + err, err
+    assert TRACE not in err
+
+
+@pytest.mark.parametrize("command", ["prepare", "inspect", "train", "aggregate", "tables", "cell", "bench", "check",
+                                     "unlock-stale", "plots", "stats"])
+def test_every_subcommand_help(command, capsys):
+    rc, out, err = _cli([command, "--help"], capsys)
+    assert rc == 0 and "usage:" in out and TRACE not in err, err
+
+
+def test_inspect_threshold_with_no_high_rating(tmp_path, capsys):
+    root = fx.write_deap(tmp_path / "raw", subjects=(1,), n_trials=3)
+    rc, out, err = _cli(["inspect", "deap", "--root", str(root), "--params", '{"modalities": ["eeg"]}'], capsys)
+    assert rc == 0 and "no problem found" in out, out + err
+    assert "warning: dominance: no rating is high at threshold 5" in out  # one dimension: a warning
+    rc, out, err = _cli(["inspect", "deap", "--root", str(root), "--params", '{"modalities": ["eeg"]}',
+                         "--threshold", "12"], capsys)
+    assert rc == 1, out + err
+    assert "PROBLEM: valence: no rating is high at threshold 12" in out and "no problem found" not in out, out
+
+
+# ------------------------------------------------------------------------------ inside a job
+def _spec(dim="arousal", **dim_spec):
+    return {"dimension": dim, "dimension_spec": {"task": "classification", **dim_spec}, "method": "baseline"}
+
+
+def test_job_start_refuses_one_class_labels_and_wrong_n_classes():
+    from cmkd.errors import ConfigError
+    from cmkd.train import check_labels
+
+    y = np.array([0, 1, 0, 1, 1, 0])
+    split = {"train": np.array([0, 1, 2, 3]), "val": np.array([4]), "test": np.array([5])}
+    check_labels(y, split, 2, _spec(), "prep")
+    with pytest.raises(ConfigError, match=r"^dimensions\.arousal\.threshold: every label of prep falls in one class"):
+        check_labels(np.zeros(6, int), split, 2, _spec(), "prep")
+    with pytest.raises(ConfigError, match=r"^dimensions\.arousal\.n_classes: a rating .* got 3"):
+        check_labels(y, split, 3, _spec(), "prep")
+    with pytest.raises(ConfigError, match=r"^split: the training part of baseline"):
+        check_labels(y, {**split, "train": np.array([0, 2])}, 2, _spec(), "prep")
+    with pytest.raises(ConfigError, match=r"^dimensions\.emotion\.n_classes: 3, but prep has class 3"):
+        check_labels(np.array([0, 1, 2, 3, 0, 1]), split, 3, _spec("emotion", n_classes=3), "prep")
+
+
+def test_degenerate_runs_are_named():
+    from cmkd.train import degenerate_reason
+
+    y = np.array([0, 1, 0, 1])
+    good = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.5]])
+    assert degenerate_reason("classification", y, good, [{"epoch": 1, "val_loss": 0.6, "train_total": 0.7}]) is None
+    const = np.tile([[0.2, 0.9]], (4, 1))
+    assert degenerate_reason("classification", y, const).startswith("constant test predictions (every test segment "
+                                                                     "predicted class 1)")
+    assert degenerate_reason("classification", y, good, [{"epoch": 3, "val_loss": math.nan}]) == \
+        "non-finite val_loss at epoch 3"
+    assert degenerate_reason("classification", np.ones(4, int), good).startswith("the test labels have a single class")
+    assert degenerate_reason("regression", np.array([0.1, 0.5, 0.9]), np.full(3, 0.4)).startswith("constant test")
+    assert degenerate_reason("regression", np.array([0.1, 0.5, 0.9]), np.array([0.1, 0.4, 0.8])) is None
+
+
+def test_runs_csv_shows_a_degenerate_run_as_such(tmp_path):
+    from cmkd.analysis.tables import aggregate_runs, summarise
+
+    files = []
+    for seed, status in ((0, "ok"), (1, "degenerate")):
+        d = tmp_path / f"seed{seed}"
+        d.mkdir()
+        m = {"status": status, "cell": {"dataset": "synthetic", "track": "t", "dimension": "arousal", "method": "kd",
+                                        "seed": seed},
+             "test": {"accuracy": 0.7 if status == "ok" else 0.5, "f1": 0.6, "rmse": math.nan}, "provenance": {}}
+        if status != "ok":
+            m["reason"] = "constant test predictions (every test segment predicted class 0)"
+        (d / "metrics.json").write_text(json.dumps(m))
+        files.append(d / "metrics.json")
+    df = aggregate_runs(files, tmp_path / "runs.csv", current_code_hash="x")
+    bad = df[df["seed"] == 1].iloc[0]
+    assert bad["status"] == "degenerate" and "constant test predictions" in bad["reason"]
+    assert math.isnan(bad["accuracy"]) and math.isnan(bad["f1"])
+    s = summarise(df)
+    assert s["accuracy_mean"].iloc[0] == pytest.approx(0.7) and s["n_failed"].iloc[0] == 1
