@@ -232,7 +232,9 @@ def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
               "arousal": np.full(n, 7.0, np.float32), "valence": np.linspace(1, 9, n).astype(np.float32)}
     for k, v in arrays.items():
         np.save(prep / f"{k}.npy", v)
-    (prep / "meta.json").write_text(json.dumps({"n_segments": n, "arrays": {k: {} for k in arrays}}))
+    (prep / "meta.json").write_text(json.dumps({
+        "dataset": "deap", "n_segments": n, "content_hash": "test",
+        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}}))
     real = _real(tmp_path, _full_dir(tmp_path))
     real["experiments"][0]["dimensions"] = ["arousal"]
     rc, err = _check(tmp_path, real, monkeypatch, capsys)

@@ -442,10 +442,10 @@ def test_conda_envs_pin_the_lock_versions_and_install_the_project(env, tmp_path)
         pins = _pins(req)
     finally:
         req.unlink()
-    lock = _pins(ROOT / "requirements.lock.txt")
+    lock = _pins(ROOT / ("requirements.cuda.lock.txt" if env == "cuda.yaml" else "requirements.lock.txt"))
     assert "torch" in pins
     for name, version in pins.items():
-        assert name in lock, f"envs/{env}: {name} is not in requirements.lock.txt"
+        assert name in lock, f"envs/{env}: {name} is not in its lock file"
         assert version.split("+")[0] == lock[name].split("+")[0], f"envs/{env}: {name}=={version}, lock {lock[name]}"
 
 
@@ -477,7 +477,8 @@ def test_jobs_run_the_env_python_under_sdm_conda(tmp_path, snakemake_runner):
         monkeypatch.undo()
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
-    assert "envs/cuda.yaml will be created" in out and "envs/cpu.yaml will be created" in out
+    # the copies with absolute pip paths (cmkd.conda_envs), not the templates
+    assert ".conda-envs/cuda.yaml will be created" in out and ".conda-envs/cpu.yaml will be created" in out
     cmds = [ln for ln in out.splitlines() if "-m cmkd " in ln]
     assert cmds and all(re.search(r"(^|\s)python -m cmkd ", ln) for ln in cmds), cmds[:3]
     assert sys.executable not in out

@@ -14,8 +14,8 @@ with the per-segment shapes its loader parameters give (sampling rate, frames, f
   (``training.stream_threshold_mb``, :mod:`cmkd.data.stream`); when streamed, a few training and
   evaluation batches;
 - model: activations of a batch, ``ACTIVATION_FACTOR[modality]`` float32 values per input value
-  and sample for a training batch (forward + backward; a quarter of that for an evaluation batch,
-  no gradients), plus the encoders' weights and Adam state (:data:`PARAM_MB`). With ``device:
+  and sample for a training batch (forward + backward; :data:`FORWARD_FRACTION` of that for an
+  evaluation batch or a frozen teacher, no gradients; the larger phase sets the peak), plus the encoders' weights and Adam state (:data:`PARAM_MB`). With ``device:
   cuda`` in the config the activations live in GPU memory: the host request holds
   :data:`CUDA_HOST_MB` for the CUDA context instead.
 
@@ -51,9 +51,23 @@ MARGIN = 1.3
 MIN_RUNTIME = 10         # minutes
 STARTUP_S = 60.0         # per seed: imports, data, split, statistics
 #: float32 activation values kept per input value and training sample (forward + backward);
-#: face: pvt_v2_b0 at 224 px, 358 MB per segment of 5 frames (bench, CPU) = 125 per input value;
+#: face: pvt_v2_b0 at 224 px x 5 frames, 248 MB of peak RSS per segment of a training batch
+#: (:data:`MEASURED`: batches of 8, 16 and 32 segments, a linear fit) = 87 per input value;
 #: eeg/eog: the MKD teacher at 128 Hz, 9.4 MB per segment (bench) = about 140 per input value
 ACTIVATION_FACTOR = {"face": 87.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "eeg_de": 64.0}
+#: memory of a sample in a forward pass without gradients (an evaluation batch, a frozen teacher),
+#: as a fraction of a training sample's: pvt_v2_b0 evaluation batches of 16 and 64 segments peak
+#: 39 MB higher per segment (:data:`MEASURED`), a training batch 248 MB: 0.16
+FORWARD_FRACTION = 0.16
+#: Peak RSS (VmHWM, MB) of the pvt_v2_b0 face student's job steps at the paper's frame size (5 x
+#: 224 px, streamed from a DEAP-sized prepared set of 600 or 1,200 segments, 2 torch threads, CPU),
+#: measured with cmkd.bench_scale.run_job (training steps) and cmkd.train.predict (an evaluation
+#: pass over 480 segments). A job's peak is its larger phase: the estimate must lie within 1x-1.5x
+#: of each (tests/test_cluster_route.py). (segments, training batch, peak) and (segments, eval batch, peak):
+MEASURED = {
+    "face_train": [(600, 8, 2636.3), (600, 16, 4769.4), (600, 32, 8618.1), (1200, 32, 8477.0)],
+    "face_eval": [(600, 16, 1271.1), (600, 64, 3162.0)],
+}
 #: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2)
 PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
 #: seconds per training sample, per input modality of the student, measured by ``bench --scale
@@ -163,8 +177,8 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     for m in needed:
         values = per_raw[m] / (1 if m not in CONTINUOUS else 4)  # input values per sample
         f = ACTIVATION_FACTOR.get(m, 32.0)
-        train_mult = 1.0 if m in mods else 0.25
-        act += 4 * values * f * max(bs * train_mult, ebs * 0.25) / 2**20
+        train_mult = 1.0 if m in mods else FORWARD_FRACTION  # teachers: forward passes only
+        act += 4 * values * f * max(bs * train_mult, ebs * FORWARD_FRACTION) / 2**20
     params_mb = sum(PARAM_MB.get(m, 10.0) for m in mods) + sum(PARAM_MB.get(m, 10.0) / 3 for m in teacher_mods)
     gpu = str(config.get("device", "auto")) == "cuda"
     if gpu:  # activations and weights in GPU memory; the host holds the CUDA context

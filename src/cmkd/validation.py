@@ -157,11 +157,14 @@ def validate_schema(config: dict, lines: dict | None = None) -> dict:
 
 def validate_config(config: dict, lines: dict | None = None, strict_tables: bool = False,
                     jobs_use_this_python: bool = True) -> list[str]:
-    """Schema (with defaults filled in place), then :func:`cmkd.config.check_config` (semantics,
-    feasibility, environment). Returns the warnings; raises :class:`ConfigError` naming the key."""
+    """Schema (with defaults filled in place), ``select_datasets`` (:func:`cmkd.config.select_datasets`,
+    in place), then :func:`cmkd.config.check_config` (semantics, feasibility, environment). Returns the warnings; raises :class:`ConfigError` naming the key."""
     from cmkd.config import check_config
 
+    from cmkd.config import select_datasets
+
     validate_schema(config, lines)
+    config.update(select_datasets(config))  # only the selected data sets' experiments and tables
     return check_config(config, strict_tables=strict_tables, jobs_use_this_python=jobs_use_this_python)
 
 
