@@ -45,14 +45,17 @@ class EmotionKD(FeedbackSchedule, Method):
     description, every ``feedback_every`` teaching steps:
 
     1. a temporary student ``theta_ts = theta_s - alpha * grad_theta_s L(theta_s; theta_T)`` on the
-       current training batch (one SGD step, ``alpha`` = ``temp_lr``, default the student
-       optimiser's learning rate; ``L`` the teaching loss above, ``W`` held at its current value),
+       current training batch (one SGD step, ``alpha`` = ``temp_lr``, default 1e-2, ``null``: the
+       student optimiser's learning rate; see :mod:`cmkd.methods.mkd_feedback`; ``L`` the teaching loss above, ``W`` held at its current value),
        computed functionally with ``create_graph=True`` so that ``theta_ts`` depends on the
        teacher's parameters through the KL and feature terms;
     2. one Adam step of the teacher (``teacher_lr``, 1e-4) on
        ``CE(y, f_s(x_V; theta_ts)) + lambda_t * CE(y, f_t(x_V; theta_T))`` (``lambda_t`` = 1) on a
        batch ``x_V`` of held-out data (validation data, as §3.3.2 prescribes), a second-order step
        through the temporary student (as meta-learning KD, MetaDistil).
+
+    ``feedback_ratio`` (per feedback step in ``feedback_log``, per epoch in ``history.csv``) and the
+    control ``student_signal: false`` are those of :class:`cmkd.methods.mkd_feedback.FeedbackSchedule`.
 
     Held-out data for the feedback (choices the description leaves open, named parameters):
     ``parts["feedback"]`` when the training loop provides a feedback part; otherwise the validation
@@ -93,6 +96,7 @@ class EmotionKD(FeedbackSchedule, Method):
         f = p["feedback_fraction"]
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
             raise ConfigError(f"{where}.feedback_fraction: must be in (0, 1), got {f!r}")
+        self._check_feedback_signal()
         self.teacher.eval()
         if not p["feedback"]:  # the offline variant: a frozen teacher (its outputs may be cached)
             self.teacher.requires_grad_(False)
