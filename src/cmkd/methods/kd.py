@@ -33,7 +33,15 @@ REGISTER = {
     "kd": {"roles": ["teacher"],
            "description": "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
            "extends": ["temperature"],
-           "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0}}},
+           "params": {"alpha": {"default": 0.9, "lo": 0.0, "hi": 1.0},
+                      "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                                 "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+           # Hinton et al. 2015: T = 20 (§3, MNIST: the distilled 800-unit net's soft targets); the paper gives no
+           # number for the weight, only "a considerably lower weight on the [hard-target] objective": RepDistiller's
+           # alpha 0.9 (scripts/run_cifar_distill.sh: -r 0.1 -a 0.9, train_student.py --kd_T 4) is used for it
+           "presets": {"paper": {"alpha": 0.9, "temperature": 20.0},
+                       "repdistiller": {"alpha": 0.9, "temperature": 4.0},
+                       "previous": {"alpha": 0.5, "temperature": 4.0}}},
 }
 
 METHODS = {"kd": KD}

@@ -56,8 +56,14 @@ class NST(ZooMethod):
 REGISTER = {
     "nst": {"roles": ["teacher"], "description": "Huang & Wang 2017 neuron selectivity transfer",
             "extends": ["zoo", "teacher_feature"],
-            "params": {"beta": {"default": 50.0, "lo": 0.0},
-                       "feature": {"default": "hint", "kind": "str"}}},
+            "params": {"beta": {"default": 25.0, "lo": 0.0},
+                       "feature": {"default": "hint", "kind": "str"},
+                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+            # Huang & Wang 2017, §4 (CIFAR implementation details): lambda = 50 with the polynomial kernel, in
+            # L = CE + lambda/2 L_MMD^2, so beta = lambda / 2 = 25; RepDistiller puts its -b 50 on the MMD without the
+            # 1/2 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 50)
+            "presets": {"paper": {"beta": 25.0}, "repdistiller": {"beta": 50.0}, "previous": {"beta": 50.0}}},
 }
 
 METHODS = {"nst": NST}
