@@ -377,6 +377,10 @@ def test_nst_objective_hand():
     logits = [[0.0, 1.0]]
     m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {}, "classification", 2)
     _, terms = m.training_step({"y": torch.tensor([1])})
+    assert terms["nst"].item() == pytest.approx(25.0 * want, rel=1e-5)  # weights: paper, beta = lambda/2 = 25
+    m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {"weights": "repdistiller"},
+                            "classification", 2)
+    _, terms = m.training_step({"y": torch.tensor([1])})
     assert terms["nst"].item() == pytest.approx(50.0 * want, rel=1e-5)
 
 

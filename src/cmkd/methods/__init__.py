@@ -132,6 +132,10 @@ def _check_presets(presets: dict, params: dict[str, Param], where: str) -> None:
     if set(w.choices) != set(presets):
         raise RegistryError(f"{where}.presets: the presets {sorted(presets)} differ from the choices of "
                             f"params.weights {sorted(w.choices)}")
+    for k, v in presets.get(w.default, {}).items():  # the default preset is the declared defaults
+        if k in params and params[k].default != v:
+            raise RegistryError(f"{where}.presets.{w.default}.{k}: {v!r} differs from the declared default "
+                                f"{params[k].default!r} (the default preset is what the defaults resolve to)")
     for preset, values in presets.items():
         if not isinstance(values, dict):
             raise RegistryError(f"{where}.presets.{preset}: must map parameter names to values")
