@@ -258,6 +258,8 @@ def test_feedback_ratio_is_the_student_share_of_the_teachers_gradient(data):
     # the per-epoch column: the mean of the epoch's ratios, then reset for the next epoch
     assert m.epoch_summary() == {"feedback_ratio": pytest.approx(sum(r) / len(r))}
     assert math.isnan(m.epoch_summary()["feedback_ratio"])  # an epoch without a feedback step
+    fresh, _, _ = configured(data)
+    assert math.isnan(fresh.epoch_summary()["feedback_ratio"])  # before any epoch or step
     # the two parts by hand: g_s alone (lambda_t = 0 makes g_t vanish), g_t alone (the control)
     m1, parts1, _ = configured(data, {"lambda_t": 0.0})
     rec = m1.feedback_step(parts1["train"].batch(torch.arange(8), "cpu"))

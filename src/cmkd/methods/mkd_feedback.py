@@ -44,8 +44,8 @@ Feedback phase (§3.3.2), every ``feedback_every`` teaching steps, ``feedback_st
    (first display of §3.3.2; one SGD step of size α = ``temp_lr``, default 1e-2: the paper gives
    no value; at the student's learning rate, 1e-4 in the paper grid, the student-driven part of
    the teacher's gradient was about 0.3 % of the teacher's own, so the feedback hardly differed
-   from fine-tuning the teacher; ``temp_lr: null`` restores that), computed functionally (``torch.func.functional_call`` with
-   ``create_graph=True``), so that ``θ_ts`` is a differentiable function of the teacher's
+   from fine-tuning the teacher; ``temp_lr: null`` restores that), computed functionally
+   (``torch.func.functional_call`` with ``create_graph=True``), so that ``θ_ts`` is a differentiable function of the teacher's
    parameters through the KL and MSE terms;
 2. the teacher takes one Adam step (``teacher_lr``) on
    ``L_CE(y, f_s(x_V; θ_ts)) + λ_t · L_CE(y, f_t(x_V; θ_t))`` (second display; λ_t = 1, §4.3),
@@ -260,7 +260,7 @@ class FeedbackSchedule:
         for an epoch without a feedback step. Without feedback: no column."""
         if not self.params["feedback"]:
             return {}
-        r = [v for v in getattr(self, "_epoch_ratios", []) if not math.isnan(v)]
+        r = [v for v in (self._epoch_ratios or []) if not math.isnan(v)]
         self._epoch_ratios = []
         return {"feedback_ratio": sum(r) / len(r) if r else float("nan")}
 
