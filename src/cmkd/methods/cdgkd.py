@@ -44,7 +44,10 @@ class CDGKD(Method):
       independently with probability ``keep_prob`` (0.5, DGKD's drop rate). What happens when
       every guide is dropped is ``drop_rule`` (the paper does not say; the authors' code does):
 
-      * ``drop_rule: authors`` (default): the authors' rule at every level: each guide is drawn
+      * ``drop_rule: authors`` (default): the authors' rule at every level (their code,
+        github.com/Frostfreee/CDGKD ``code/distillation_training/models/DGKD.py``, ``train_step``:
+        each KD loss is kept if ``random.uniform(0, 1) > droprate``, droprate 0.5, and with none
+        kept the KD loss is 0, for TA 1, TA 2 and the student alike): each guide is drawn
         independently and nothing is restored, so ``S_i`` may be empty at every level (TA 1 with
         its one guide, TA 2 with two, the student with three; probability
         ``(1 - keep_prob)^|guides|`` per batch). An empty ``S_i`` skips the KD term for that batch
