@@ -1,8 +1,9 @@
 """Contrastive representation distillation (Tian, Krishnan & Isola 2020, "Contrastive
 Representation Distillation", ICLR), cross-modal.
 
-Objective (RepDistiller ``--distill crd -a 0 -b 0.8``); the weights are the ``weights`` preset, ``paper`` by default, each value
-with its source in this module's ``REGISTER`` and docs/kd_weights.md):
+Objective (RepDistiller ``--distill crd -a 0 -b 0.8``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_CRD
 

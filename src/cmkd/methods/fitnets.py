@@ -1,7 +1,8 @@
 """FitNets (Romero et al. 2015, "FitNets: Hints for Thin Deep Nets", ICLR), cross-modal.
 
-Objective (RepDistiller's joint training of the hint, ``--distill hint -a 0 -b 100``); the weights are the ``weights`` preset, ``paper`` by default, each value
-with its source in this module's ``REGISTER`` and docs/kd_weights.md):
+Objective (RepDistiller's joint training of the hint, ``--distill hint -a 0 -b 100``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_HT,
     L_HT = 1/2 ||u_h(x) - r(v_g(x); W_r)||^2   (Romero et al. 2015, eq. (3); :func:`cmkd.losses.fitnets`

@@ -1,8 +1,9 @@
 """Neuron selectivity transfer (Huang & Wang 2017, "Like What You Like: Knowledge Distill via
 Neuron Selectivity Transfer", arXiv:1707.01219), cross-modal.
 
-Objective (RepDistiller ``--distill nst -a 0 -b 50``); the weights are the ``weights`` preset, ``paper`` by default, each value
-with its source in this module's ``REGISTER`` and docs/kd_weights.md):
+Objective (RepDistiller ``--distill nst -a 0 -b 50``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_MMD^2(F_T, F_S)
 

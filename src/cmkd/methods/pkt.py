@@ -1,8 +1,9 @@
 """Probabilistic knowledge transfer (Passalis & Tefas 2018, "Learning Deep Representations with
 Probabilistic Knowledge Transfer", ECCV), cross-modal.
 
-Objective (RepDistiller ``--distill pkt -a 0 -b 30000``); the weights are the ``weights`` preset, ``paper`` by default, each value
-with its source in this module's ``REGISTER`` and docs/kd_weights.md):
+Objective (RepDistiller ``--distill pkt -a 0 -b 30000``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * KL(P_T || P_S)
 

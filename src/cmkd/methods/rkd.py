@@ -1,8 +1,9 @@
 """Relational knowledge distillation (Park et al. 2019, "Relational Knowledge Distillation",
 CVPR), cross-modal.
 
-Objective (RepDistiller ``--distill rkd -a 0 -b 1``, ``RKDLoss(w_d=25, w_a=50)``); the weights are the ``weights`` preset, ``paper`` by default, each value
-with its source in this module's ``REGISTER`` and docs/kd_weights.md):
+Objective (RepDistiller ``--distill rkd -a 0 -b 1``, ``RKDLoss(w_d=25, w_a=50)``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * (w_d * L_RKD-D + w_a * L_RKD-A)
 

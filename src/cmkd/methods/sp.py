@@ -1,8 +1,9 @@
 """Similarity-preserving KD (Tung & Mori 2019, "Similarity-Preserving Knowledge Distillation",
 ICCV), cross-modal.
 
-Objective (RepDistiller ``--distill similarity -a 0 -b 3000``); the weights are the ``weights`` preset, ``paper`` by default, each value
-with its source in this module's ``REGISTER`` and docs/kd_weights.md):
+Objective (RepDistiller ``--distill similarity -a 0 -b 3000``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_SP,   L_SP = 1/b^2 ||G_T - G_S||_F^2
 
