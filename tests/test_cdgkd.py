@@ -214,7 +214,8 @@ def test_stochastic_subsets_reproducible_and_seed_dependent():
     a, b, c = _keeps(_cdgkd(seed=0)), _keeps(_cdgkd(seed=0)), _keeps(_cdgkd(seed=1))
     assert a == b
     assert a != c
-    assert all(any(k) for k in a + c)  # never empty
+    pl = _keeps(_cdgkd({"drop_rule": "per_level"}, seed=0))
+    assert all(any(k) for k in pl)  # per_level, several guides: never empty
     assert len(set(a)) > 2  # genuinely random subsets
     assert any(not all(k) for k in a)
 
@@ -250,7 +251,8 @@ def test_cdgkd_loss_matches_hand_computation():
     for _ in range(10):
         _, terms = m2.training_step(stub_batch())
         kept = [kl for kl, k in zip(kls, m2.last_keep) if k]
-        assert float(sum(terms.values()).detach()) == pytest.approx((1 - beta) * ce + beta * sum(kept) / len(kept), rel=1e-5)
+        kd = sum(kept) / len(kept) if kept else 0.0  # drop_rule authors: an empty set skips the KD term
+        assert float(sum(terms.values()).detach()) == pytest.approx((1 - beta) * ce + beta * kd, rel=1e-5)
 
 
 def test_kl_direction_switches_the_computed_kl():
@@ -290,13 +292,47 @@ def test_kl_direction_switches_the_computed_kl():
         _cdgkd({"kl_direction": "student_teacher"})
 
 
+@pytest.mark.parametrize("n_guides", [1, 2, 3])
+def test_authors_drop_rule_allows_an_empty_guide_set_at_every_level(n_guides):
+    """The default drop rule (``authors``): at every level (TA 1: one guide, TA 2: two, the
+    student: three) each guide is kept independently with probability keep_prob and nothing is
+    restored, so the empty set occurs with probability (1 - keep_prob)^n and each guide's keep
+    rate is keep_prob. Over 4000 draws of a fixed generator the observed rates lie within 4.5
+    binomial standard errors of those values."""
+    n = 4000
+    m = _cdgkd({}, n_guides=n_guides, seed=0)
+    assert m.params["drop_rule"] == "authors" and m.min_keep == 0
+    keeps = _keeps(m, n)
+    for p_keep in (0.5,):
+        p_empty = (1 - p_keep) ** n_guides
+        empty = sum(not any(k) for k in keeps) / n
+        assert abs(empty - p_empty) < 4.5 * math.sqrt(p_empty * (1 - p_empty) / n), (empty, p_empty)
+        for j in range(n_guides):
+            rate = sum(k[j] for k in keeps) / n
+            assert abs(rate - p_keep) < 4.5 * math.sqrt(p_keep * (1 - p_keep) / n), (j, rate)
+    # the earlier rule, kept as a named option: only a single-guide level may drop all of its guides
+    pl = _cdgkd({"drop_rule": "per_level"}, n_guides=n_guides, seed=0)
+    pl_keeps = _keeps(pl, 600)
+    if n_guides == 1:
+        assert pl.min_keep == 0 and any(k == (False,) for k in pl_keeps)
+    else:
+        assert pl.min_keep == 1 and all(any(k) for k in pl_keeps)
+    # an explicit min_keep overrides the rule
+    assert all(any(k) for k in _keeps(_cdgkd({"min_keep": 1}, n_guides=n_guides, seed=0), 600))
+
+
+def test_cdgkd_drop_rule_is_checked():
+    with pytest.raises(ConfigError, match="drop_rule"):
+        _cdgkd({"drop_rule": "keep_one"})
+
+
 def test_single_guide_ta_drops_its_guide_with_min_keep_0():
-    """TA 1 has one guide: with min_keep 0 the stochastic strategy drops it on some batches (the KD
-    term is then skipped), with the default min_keep 1 it never does."""
+    """TA 1 has one guide: with min_keep 0 (the authors' rule's floor) the stochastic strategy drops
+    it on some batches (the KD term is then skipped), with min_keep 1 it never does."""
     ta1 = _cdgkd({"min_keep": 0}, n_guides=1, seed=0)
     keeps = _keeps(ta1, 60)
     assert any(k == (False,) for k in keeps) and any(k == (True,) for k in keeps)
-    ta1_forced = _cdgkd({}, n_guides=1, seed=0)
+    ta1_forced = _cdgkd({"min_keep": 1}, n_guides=1, seed=0)
     assert all(k == (True,) for k in _keeps(ta1_forced, 60))
     # a batch without a guide: kd is exactly zero (skipped) and the loss is (1 - beta) CE, backward works
     beta = 0.5

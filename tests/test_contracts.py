@@ -81,7 +81,7 @@ def test_check_config_accepts_the_shipped_configs():
 
 
 @pytest.mark.parametrize("params, expected", [
-    ({"alpah": 0.5}, r"^methods\.kd\.params\.alpah: unknown key \(accepted: alpha, temperature\)$"),
+    ({"alpah": 0.5}, r"^methods\.kd\.params\.alpah: unknown key \(accepted: alpha, temperature, weights\)$"),
     ({"alpha": "half"}, r"^methods\.kd\.params\.alpha: must be a finite number, got 'half'$"),
     ({"alpha": 1.5}, r"^methods\.kd\.params\.alpha: must be <= 1\.0, got 1\.5$"),
     ({"temperature": 0}, r"^methods\.kd\.params\.temperature: must be > 0\.0, got 0$"),
@@ -151,6 +151,7 @@ def test_train_loop_calls_hooks_without_probing():
     m.configure(parts=None, device=None, optimizer=None)
     m.after_step({})
     m.on_epoch_start(1, torch.Generator())
+    assert m.epoch_summary() == {}  # no extra history.csv columns by default
     assert dict(m.diagnostics) == {}
     with pytest.raises(AttributeError, match="context=RunContext"):
         m.run_seed = 3  # the seed is given at construction

@@ -377,6 +377,10 @@ def test_nst_objective_hand():
     logits = [[0.0, 1.0]]
     m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {}, "classification", 2)
     _, terms = m.training_step({"y": torch.tensor([1])})
+    assert terms["nst"].item() == pytest.approx(25.0 * want, rel=1e-5)  # weights: paper, beta = lambda/2 = 25
+    m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {"weights": "repdistiller"},
+                            "classification", 2)
+    _, terms = m.training_step({"y": torch.tensor([1])})
     assert terms["nst"].item() == pytest.approx(50.0 * want, rel=1e-5)
 
 
@@ -559,3 +563,56 @@ def test_teacher_cache_respects_budget_and_trainable_teachers():
     assert not m.cache_teacher_outputs(parts["train"], torch.device("cpu"), 8, budget_mb=0)
     m.teachers_trainable = True  # a teacher that learns (MKD feedback) must run every step
     assert not m.cache_teacher_outputs(parts["train"], torch.device("cpu"), 8, budget_mb=64)
+
+
+# ----------------------------------------------------------------------------- weight presets
+# (method, preset) -> the values the preset must resolve to, each from the source named in the
+# method's REGISTER comment and docs/kd_weights.md
+CITED_WEIGHTS = {
+    ("kd", "paper"): {"temperature": 20.0, "alpha": 0.9},          # Hinton et al. 2015 §3 (alpha: none given)
+    ("kd", "repdistiller"): {"temperature": 4.0, "alpha": 0.9},    # run_cifar_distill.sh -r 0.1 -a 0.9, --kd_T 4
+    ("kd", "previous"): {"temperature": 4.0, "alpha": 0.5},        # the values run at 912213b
+    ("fitnets", "paper"): {"beta": 100.0},                         # none given (hint stage): RepDistiller's
+    ("fitnets", "repdistiller"): {"beta": 100.0},
+    ("nst", "paper"): {"beta": 25.0},                              # lambda = 50 in CE + lambda/2 MMD^2
+    ("nst", "repdistiller"): {"beta": 50.0},
+    ("sp", "paper"): {"beta": 3000.0},                             # Tung & Mori 2019 §4.1 gamma
+    ("sp", "repdistiller"): {"beta": 3000.0},
+    ("pkt", "paper"): {"beta": 30000.0},                           # none given (PKT alone): RepDistiller's
+    ("pkt", "repdistiller"): {"beta": 30000.0},
+    ("rkd", "paper"): {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},     # Park et al. 2019 §4.2
+    ("rkd", "repdistiller"): {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},
+    ("crd", "paper"): {"beta": 0.8},                               # Tian et al. 2020 §4
+    ("crd", "repdistiller"): {"beta": 0.8},
+}
+
+
+@pytest.mark.parametrize("method, preset", sorted(CITED_WEIGHTS))
+def test_weight_presets_resolve_to_the_cited_values(method, preset):
+    from cmkd.methods import method_class, method_params
+
+    want = CITED_WEIGHTS[(method, preset)]
+    got = method_params(method, {"weights": preset}, f"methods.{method}.params")
+    assert {k: got[k] for k in want} == want
+    if preset == "paper":  # the default preset
+        default = method_params(method, {}, f"methods.{method}.params")
+        assert default["weights"] == "paper" and {k: default[k] for k in want} == want
+
+
+def test_weight_presets_yield_to_explicit_values_and_reject_unknown_names():
+    from cmkd.methods import method_params
+
+    p = method_params("kd", {"weights": "paper", "temperature": 2.0}, "methods.kd.params")
+    assert p["temperature"] == 2.0 and p["alpha"] == 0.9  # the explicit value wins, the rest from the preset
+    with pytest.raises(ConfigError, match=r"methods\.kd\.params\.weights"):
+        method_params("kd", {"weights": "cifar"}, "methods.kd.params")
+
+
+def test_kd_method_object_runs_with_the_preset():
+    """Constructing the method applies the preset too (not only the config check)."""
+    from cmkd.methods import method_class
+
+    m = method_class("kd")(nn.Linear(2, 2), {"teacher": nn.Linear(2, 2)}, {"weights": "repdistiller"}, "classification", 2)
+    assert (m.params["alpha"], m.params["temperature"]) == (0.9, 4.0)
+    m = method_class("nst")(nn.Linear(2, 2), {"teacher": nn.Linear(2, 2)}, {}, "classification", 2)
+    assert m.params["beta"] == 25.0 and m.params["weights"] == "paper"

@@ -212,7 +212,9 @@ def test_configure_takes_the_split_hold_out_and_leaves_val_alone(data):
     assert set(parts["test"].index.tolist()) == set(split["test"].tolist())  # test part untouched
     trials = lambda idx: {(int(arrays["subject"][i]), int(arrays["trial"][i])) for i in idx}
     assert trials(fb).isdisjoint(trials(sel))
-    assert m.params["temp_lr"] == 1e-3  # default: the student optimiser's learning rate
+    assert m.params["temp_lr"] == 1e-2  # default: a step at which the student's signal is measurable
+    m_null, _, _ = configured(data, {"temp_lr": None})
+    assert m_null.params["temp_lr"] == 1e-3  # null: the student optimiser's learning rate
     # configure never rewrites the validation part (every row selects on the same trials)
     before = parts["val"].index.copy()
     m.configure(parts=parts, device=torch.device("cpu"), optimizer=None)
@@ -246,6 +248,62 @@ def test_feedback_changes_teacher_not_student(data):
     t0 = copy.deepcopy(m0.teacher.state_dict())
     m0.feedback_step(parts0["train"].batch(torch.arange(8), "cpu"))
     assert any(not torch.equal(v, t0[k]) for k, v in m0.teacher.state_dict().items())
+
+
+def _ratios(data, params, n=4):
+    m, parts, _ = configured(data, params)
+    m.on_epoch_start(1, torch.Generator().manual_seed(0))
+    for s in range(n):
+        m.feedback_step(parts["train"].batch(torch.arange(8 * s, 8 * s + 8) % len(parts["train"]), "cpu"))
+    return m, [r["feedback_ratio"] for r in m.feedback_log]
+
+
+def test_feedback_ratio_is_the_student_share_of_the_teachers_gradient(data):
+    """feedback_ratio = ||g_s|| / ||g_t||: the student-driven part of the teacher's feedback gradient
+    (through the temporary student) over the teacher's own part. At the default step (temp_lr 1e-2)
+    it is a measurable share (> 1 %); at the old default (the student's lr, 1e-4 in the paper grid)
+    it is about a hundred times smaller, since theta_ts depends on the teacher through the step alone."""
+    m, r = _ratios(data, {})
+    assert m.params["temp_lr"] == 1e-2
+    print("ratios at 1e-2", r)
+    assert all(math.isfinite(v) for v in r) and min(r) > 0.01, r
+    _, r_small = _ratios(data, {"temp_lr": 1e-4})
+    print("ratios at 1e-4", r_small)
+    assert max(r_small) < 0.1 * min(r), (r_small, r)
+    # the per-epoch column: the mean of the epoch's ratios, then reset for the next epoch
+    assert m.epoch_summary() == {"feedback_ratio": pytest.approx(sum(r) / len(r))}
+    assert math.isnan(m.epoch_summary()["feedback_ratio"])  # an epoch without a feedback step
+    fresh, _, _ = configured(data)
+    assert math.isnan(fresh.epoch_summary()["feedback_ratio"])  # before any epoch or step
+    # the two parts by hand: g_s alone (lambda_t = 0 makes g_t vanish), g_t alone (the control)
+    m1, parts1, _ = configured(data, {"lambda_t": 0.0})
+    rec = m1.feedback_step(parts1["train"].batch(torch.arange(8), "cpu"))
+    assert rec["grad_norm_student"] > 0 and rec["grad_norm_teacher"] == 0 and math.isnan(rec["feedback_ratio"])
+    assert make_method(params={"feedback": False}).epoch_summary() == {}  # no feedback, no column
+
+
+def test_fine_tuning_control_moves_the_teacher_without_the_student(data):
+    """student_signal: false: the teacher takes its steps on the same held-out batches with its own
+    CE only: exactly one Adam step on g_t = grad lambda_t CE(teacher), no temporary student."""
+    m, parts, _ = configured(data, {"student_signal": False})
+    ref = copy.deepcopy(m.teacher)
+    batch = parts["train"].batch(torch.arange(8), "cpu")
+    val_batch = m._fb_part.batch(torch.arange(4), "cpu")
+    m.temporary_student = lambda b: pytest.fail("the control builds no temporary student")
+    rec = m.feedback_step(batch, val_batch)
+    assert rec["feedback_ratio"] == 0.0 and rec["grad_norm_student"] == 0.0 and rec["grad_norm_teacher"] > 0
+    opt = torch.optim.Adam([q for q in ref.parameters() if q.requires_grad], lr=m.params["teacher_lr"])
+    loss = m.params["lambda_t"] * torch.nn.functional.cross_entropy(ref(val_batch).logits, val_batch["y"])
+    loss.backward()
+    opt.step()
+    for (k, a), b in zip(m.teacher.state_dict().items(), ref.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-7), k
+    # with the student's signal the same step differs
+    m2, parts2, _ = configured(data)
+    m2.feedback_step(batch, val_batch)
+    assert any(not torch.allclose(a, b, atol=1e-7) for a, b in zip(m2.teacher.state_dict().values(), ref.state_dict().values()))
+    with pytest.raises(ConfigError, match="student_signal"):
+        make_method(params={"student_signal": False, "lambda_t": 0.0})
 
 
 def test_temporary_student_is_one_sgd_step(data):
@@ -363,4 +421,10 @@ def test_tiny_workflow_eeg_eog_to_eog(tmp_path, snakemake_runner):
     assert out["mkd_v2"]["val"] and out["mkd_student"]["test"]["accuracy"] >= 0
     hist = (base / "mkd_student/seed0/history.csv").read_text().splitlines()[0]
     assert "train_mse" in hist and "train_kl" in hist
+    # the student's share of the teacher's feedback gradient, per epoch, at the default temp_lr
+    import pandas as pd
+
+    ratio = pd.read_csv(base / "mkd_student/seed0/history.csv")["feedback_ratio"]
+    assert len(ratio) >= 1 and (ratio > 0.01).all(), ratio.tolist()
+    assert "feedback_ratio" not in pd.read_csv(base / "mkd_v2/seed0/history.csv").columns  # no feedback, no column
     assert full_val > 0

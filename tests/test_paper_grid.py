@@ -10,7 +10,8 @@ from cmkd.config import check_config, iter_cells, run_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 MKD_TRACK = "eeg_eog-to-eog"
-MKD_ROWS = {"mkd_teacher", "mkd_teacher_leaky", "baseline_eog", "mkd_student_nokd", "mkd_student", "mkd_v1_hinton", "mkd_v2_fusion"}
+MKD_ROWS = {"mkd_teacher", "mkd_teacher_leaky", "baseline_eog", "mkd_student_nokd", "mkd_student", "mkd_finetune",
+            "mkd_v1_hinton", "mkd_v2_fusion"}
 
 
 @pytest.fixture(scope="module")

@@ -86,7 +86,19 @@ def test_a_method_module_alone_is_registered(tmp_path):
      r"a\.py: REGISTER\['a'\]\.params\.p: unknown field\(s\) \['low'\]"),
     ({"a.py": "REGISTER = {}\nREGISTER = {}\n"}, r"a\.py:1: REGISTER is assigned 2 times"),
     ({"a.py": "REGISTER = {'zoo': {}}\n"}, r"a\.py: REGISTER\['zoo'\]: the name is a parameter group"),
-], ids=["not-literal", "duplicate", "unknown-group", "circular", "unknown-key", "kind", "param-field", "twice", "group-name"])
+    ({"a.py": "REGISTER = {'a': {'params': {'b': {'default': 1.0}, 'weights': {'default': 'paper', 'kind': 'choice', 'choices': ['paper', 'other']}}, "
+               "'presets': {'paper': {'b': 2.0}, 'other': {'b': 3.0}}}}\n"},
+     r"a\.py: REGISTER\['a'\]\.presets\.paper\.b: 2\.0 differs from the declared default 1\.0"),
+    ({"a.py": "REGISTER = {'a': {'params': {'b': {'default': 1.0}, 'weights': {'default': 'paper', 'kind': 'choice', 'choices': ['paper', 'other']}}, 'presets': {'paper': {'b': 1.0}}}}\n"},
+     r"a\.py: REGISTER\['a'\]\.presets: the presets \['paper'\] differ from the choices"),
+    ({"a.py": "REGISTER = {'a': {'params': {'b': {'default': 1.0}, 'weights': {'default': 'paper', 'kind': 'choice', 'choices': ['paper', 'other']}}, "
+               "'presets': {'paper': {'b': 1.0}, 'other': {'c': 3.0}}}}\n"},
+     r"a\.py: REGISTER\['a'\]\.presets\.other\.c: not a parameter"),
+    ({"a.py": "REGISTER = {'a': {'params': {'b': {'default': 1.0, 'lo': 0.0}, 'weights': {'default': 'paper', 'kind': 'choice', 'choices': ['paper', 'other']}}, "
+               "'presets': {'paper': {'b': 1.0}, 'other': {'b': -1.0}}}}\n"},
+     r"a\.py: REGISTER\['a'\]\.presets\.other\.b: must be >= 0\.0"),
+], ids=["not-literal", "duplicate", "unknown-group", "circular", "unknown-key", "kind", "param-field", "twice", "group-name",
+        "preset-not-default", "preset-missing", "preset-unknown-param", "preset-bad-value"])
 def test_registration_errors_name_the_file(tmp_path, files, expected):
     from cmkd.errors import RegistryError
 

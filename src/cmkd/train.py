@@ -480,7 +480,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
         selector.update(epoch, metrics.selection_score(task, vm, select_on), method.student)
         row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
                "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
-               "time_s": time.perf_counter() - te}
+               "time_s": time.perf_counter() - te, **method.epoch_summary()}  # a method's own columns
         history.append(row)
         terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total" and not k.startswith("diag_"))
         vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"

@@ -27,7 +27,12 @@ trains on, e.g. AMBOKD's visual branch; figures group the method by what it read
 :mod:`cmkd.methods.params_common`, or other methods' names, whose parameters come first) and
 ``params``: ``{name: {"default": ..., "kind": ..., "lo": ..., "hi": ..., "lo_open": ...,
 "hi_open": ..., "choices": [...], "nullable": ..., "doc": ...}}``, the fields of
-:class:`cmkd.params.Param` (``kind`` ``number`` unless given).
+:class:`cmkd.params.Param` (``kind`` ``number`` unless given), and ``presets``: named sets of
+parameter values selected by the method's ``weights`` parameter (``{"paper": {"beta": 25.0},
+"repdistiller": {"beta": 50.0}}``; every choice of ``weights`` has one, every preset is one of its
+choices, every key a parameter of the entry). A preset fills the parameters the config does not
+set; a value the config sets wins (:func:`apply_preset`). Presets are inherited through ``extends``
+like parameters.
 """
 from __future__ import annotations
 
@@ -48,10 +53,11 @@ class MethodInfo:
     params: dict = field(default_factory=dict)  # {name: Param}: accepted parameters and their defaults
     trivial: bool = False         # a trivial baseline: fitted on the training labels alone, no network
     evaluates: str = ""           # "student": the evaluated network reads the track's student modalities only
+    presets: dict = field(default_factory=dict)  # {preset: {param: value}}, selected by the ``weights`` parameter
 
 
 _ENTRY_TYPES = {"roles": list, "variadic_roles": bool, "description": str, "trivial": bool, "extends": list, "params": dict,
-                "evaluates": str}
+                "evaluates": str, "presets": dict}
 EVALUATES = ("student",)  # the values of an entry's ``evaluates``
 
 
@@ -104,10 +110,65 @@ def discover(dirs=None) -> dict[str, MethodInfo]:
         params[name] = out
         return out
 
-    return {name: MethodInfo(module, tuple(entry.get("roles", ())), entry.get("variadic_roles", False),
-                             entry.get("description", ""), params_of(name), entry.get("trivial", False),
-                             entry.get("evaluates", ""))
-            for name, (module, path, entry) in raw.items()}
+    def presets_of(name: str) -> dict:
+        _, path, entry = raw[name]
+        out: dict = {}
+        for g in entry.get("extends", []):
+            if g in raw:
+                out.update(presets_of(g))
+        out.update(entry.get("presets", {}))
+        return out
+
+    infos = {}
+    for name, (module, path, entry) in raw.items():
+        declared, presets = params_of(name), presets_of(name)
+        _check_presets(presets, declared, f"{path}: REGISTER['{name}']")
+        infos[name] = MethodInfo(module, tuple(entry.get("roles", ())), entry.get("variadic_roles", False),
+                                 entry.get("description", ""), declared, entry.get("trivial", False),
+                                 entry.get("evaluates", ""), presets)
+    return infos
+
+
+def _check_presets(presets: dict, params: dict[str, Param], where: str) -> None:
+    """The presets of an entry match its ``weights`` parameter: one preset per choice, and each
+    preset sets declared parameters to values they accept; else RegistryError naming ``where``."""
+    if not presets and "weights" not in params:
+        return
+    w = params.get("weights")
+    if w is None or w.kind != "choice":
+        raise RegistryError(f"{where}.presets: presets are selected by a 'weights' choice parameter, which the entry lacks")
+    if set(w.choices) != set(presets):
+        raise RegistryError(f"{where}.presets: the presets {sorted(presets)} differ from the choices of "
+                            f"params.weights {sorted(w.choices)}")
+    for k, v in presets.get(w.default, {}).items():  # the default preset is the declared defaults
+        if k in params and params[k].default != v:
+            raise RegistryError(f"{where}.presets.{w.default}.{k}: {v!r} differs from the declared default "
+                                f"{params[k].default!r} (the default preset is what the defaults resolve to)")
+    for preset, values in presets.items():
+        if not isinstance(values, dict):
+            raise RegistryError(f"{where}.presets.{preset}: must map parameter names to values")
+        for k, v in values.items():
+            if k not in params or k == "weights":
+                raise RegistryError(f"{where}.presets.{preset}.{k}: not a parameter of the entry")
+            try:
+                params[k].check(v, f"{where}.presets.{preset}.{k}")
+            except Exception as e:  # a ConfigError from the value check, reported as a registry error
+                raise RegistryError(str(e)) from None
+
+
+def apply_preset(name: str, params: dict | None) -> dict | None:
+    """``params`` with the values of the preset its ``weights`` selects (the registry default when
+    unset) filled in for every parameter the config does not set (an explicit value wins). Methods
+    without presets, and an unknown ``weights`` (rejected by :func:`cmkd.params.resolve`), are
+    returned unchanged."""
+    info = REGISTRY.get(name)
+    if info is None or not info.presets or (params is not None and not isinstance(params, dict)):
+        return params
+    params = dict(params or {})
+    chosen = params.get("weights", info.params["weights"].default)
+    if chosen not in info.presets:
+        return params
+    return {**info.presets[chosen], **params}
 
 
 REGISTRY: dict[str, MethodInfo] = discover()
@@ -126,7 +187,7 @@ def method_params(name: str, params: dict | None, where: str) -> dict:
     """The parameters of a method of registered class ``name``: the registry's defaults updated
     with ``params``; an unknown or ill-typed one raises ConfigError naming ``{where}.<p>``
     (``where`` is the config key, e.g. ``methods.kd.params``)."""
-    return resolve(params, REGISTRY[name].params, where)
+    return resolve(apply_preset(name, params), REGISTRY[name].params, where)
 
 
 def registered_name(cls) -> str | None:

@@ -7,7 +7,7 @@ They are kept in a plain dict, not as sub-modules, so that they are neither save
 student nor handed to the student's optimiser.
 
 The whole contract is declared here: every hook (:meth:`configure`, :meth:`on_epoch_start`,
-:meth:`after_step`, :attr:`diagnostics`) has a no-op default, so the training loop calls each one
+:meth:`after_step`, :meth:`epoch_summary`, :attr:`diagnostics`) has a no-op default, so the training loop calls each one
 on every method without probing; the run context (seed, config key, device) is passed at
 construction (``cls(student, teachers, params, task, n_classes, context=RunContext(...))``); the
 parameters are resolved against the method's registry entry (its module's ``REGISTER``, gathered in
@@ -111,9 +111,12 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
         return f"{self.method_key}.params"
 
     def _check_params(self) -> None:
+        from cmkd.methods import REGISTRY, apply_preset, registered_name
         from cmkd.params import resolve
 
-        self.params = resolve(self.params, self.param_spec(), self.params_key)
+        spec, name = self.param_spec(), registered_name(type(self))
+        params = apply_preset(name, self.params) if name and spec is REGISTRY[name].params else self.params
+        self.params = resolve(params, spec, self.params_key)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -197,6 +200,11 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
 
     def after_step(self, batch: dict) -> None:
         """Called after each optimiser step (e.g. a teacher update, a memory-bank write)."""
+
+    def epoch_summary(self) -> dict:
+        """Called after each training epoch: extra ``history.csv`` columns of that epoch
+        (``{column: float}``, e.g. MKD's ``feedback_ratio``); none by default."""
+        return {}
 
     def training_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError

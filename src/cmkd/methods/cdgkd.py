@@ -11,6 +11,13 @@ from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
 
 
+#: ``drop_rule`` -> the least number of guides kept per batch, given the number of guides of the level
+DROP_RULES = {
+    "authors": lambda n_guides: 0,                          # S_i may be empty at every level
+    "per_level": lambda n_guides: 0 if n_guides == 1 else 1,  # 912213b: only a single-guide level may drop all
+}
+
+
 class CDGKD(Method):
     """A TA or the student of CDGKD, trained with eq. (9):
 
@@ -33,14 +40,27 @@ class CDGKD(Method):
       use is in the run's ``metrics.json`` (``method_params``). The whole loss is
       :func:`cmkd.losses.cdgkd`. For regression, ``KL_j`` becomes the MSE to guide j's output
       (symmetric: the direction does not apply).
-    - Stochastic learning strategy (``stochastic: true``): per batch, each guide is kept with
-      probability ``keep_prob`` (0.5, DGKD's drop rate); if fewer than ``min_keep`` are kept,
-      dropped guides drawn uniformly are restored up to ``min_keep`` (default 1: ``S_i`` is never
-      empty). The paper does not say what happens when every guide is dropped (our choice, a named
-      parameter): with ``min_keep: 0`` an empty ``S_i`` skips the KD term for that batch (the
-      loss is ``(1 - beta) L_CE``), which is what makes a TA with a single guide (TA 1)
-      stochastic at all. ``stochastic: false`` uses every guide (CDGKD Table 5, variant 4).
-      ``|S_i|`` is the number kept (a mean, eq. 9).
+    - Stochastic learning strategy (``stochastic: true``): per batch, each guide is kept
+      independently with probability ``keep_prob`` (0.5, DGKD's drop rate). What happens when
+      every guide is dropped is ``drop_rule`` (the paper does not say; the authors' code does):
+
+      * ``drop_rule: authors`` (default): the authors' rule at every level (their code,
+        github.com/Frostfreee/CDGKD ``code/distillation_training/models/DGKD.py``, ``train_step``:
+        each KD loss is kept if ``random.uniform(0, 1) > droprate``, droprate 0.5, and with none
+        kept the KD loss is 0, for TA 1, TA 2 and the student alike): each guide is drawn
+        independently and nothing is restored, so ``S_i`` may be empty at every level (TA 1 with
+        its one guide, TA 2 with two, the student with three; probability
+        ``(1 - keep_prob)^|guides|`` per batch). An empty ``S_i`` skips the KD term for that batch
+        (the loss is ``(1 - beta) L_CE``).
+      * ``drop_rule: per_level``: the rule this benchmark ran before (912213b): a level with a
+        single guide (TA 1) may drop it, a level with several guides keeps at least one (dropped
+        guides drawn uniformly are restored up to one).
+
+      ``min_keep`` (default ``null``: from ``drop_rule``) overrides the rule with a fixed floor:
+      if fewer than ``min_keep`` guides are kept, dropped guides drawn uniformly are restored up to
+      ``min_keep``. ``stochastic: false`` uses every guide (CDGKD Table 5, variant 4).
+      ``|S_i|`` is the number kept (a mean, eq. 9). The rule in use is in the run's
+      ``metrics.json`` (``method_params``) and in the tables' captions.
     - Randomness: the keep flags come from a private ``torch.Generator`` seeded once, at the first
       ``on_epoch_start``, from the run seed (``context.seed``, given at construction) mixed with a
       constant, so the subsets are reproducible for a seed and differ across seeds, and the data
@@ -49,8 +69,8 @@ class CDGKD(Method):
 
     Terms: ``ce = (1 - beta) L_CE``, ``kd = beta * mean_j KL_j``. Diagnostic: ``n_guides`` (the
     mean number of guides kept per batch). Params: ``beta`` (0.5), ``temperature`` (1.0),
-    ``stochastic`` (true), ``keep_prob`` (0.5), ``min_keep`` (1), ``kl_direction``
-    (``current_guide``).
+    ``stochastic`` (true), ``keep_prob`` (0.5), ``drop_rule`` (``authors``), ``min_keep``
+    (``null``), ``kl_direction`` (``current_guide``).
     """
 
     SALT = 0xCD6
@@ -61,9 +81,13 @@ class CDGKD(Method):
             raise ConfigError(f"{self.method_key}.requires: CDGKD needs at least one guide (teacher, TAs)")
         p, where = self.params, self.params_key
         mk = p["min_keep"]
-        if isinstance(mk, bool) or not isinstance(mk, int) or not 0 <= mk <= len(self.teachers):
-            raise ConfigError(f"{where}.min_keep: must be an integer in [0, {len(self.teachers)}] (the number of "
-                              f"guides), got {mk!r}")
+        if mk is not None and (isinstance(mk, bool) or not isinstance(mk, int) or not 0 <= mk <= len(self.teachers)):
+            raise ConfigError(f"{where}.min_keep: must be null (from drop_rule) or an integer in "
+                              f"[0, {len(self.teachers)}] (the number of guides), got {mk!r}")
+        if p["drop_rule"] not in DROP_RULES:
+            raise ConfigError(f"{where}.drop_rule: must be one of {list(DROP_RULES)}, got {p['drop_rule']!r}")
+        #: the floor on the number of guides kept per batch: ``min_keep`` if given, else ``drop_rule``'s
+        self.min_keep = int(mk) if mk is not None else DROP_RULES[p["drop_rule"]](len(self.teachers))
         if p["kl_direction"] not in losses.KL_DIRECTIONS:
             raise ConfigError(f"{where}.kl_direction: must be one of {list(losses.KL_DIRECTIONS)}, "
                               f"got {p['kl_direction']!r}")
@@ -86,14 +110,15 @@ class CDGKD(Method):
             self._seed_rng(generator)
 
     def sample_keep(self) -> list[bool]:
-        """The guides of this batch: all of them, or a random subset of at least ``min_keep`` (stochastic)."""
+        """The guides of this batch: all of them, or a random subset of at least :attr:`min_keep`
+        guides (stochastic; possibly empty under ``drop_rule: authors``)."""
         n = len(self.guide_roles)
         if not self.params["stochastic"]:
             return [True] * n
         if self.rng is None:
             self._seed_rng(None)
         keep = (torch.rand(n, generator=self.rng) < float(self.params["keep_prob"])).tolist()
-        while sum(keep) < self.params["min_keep"]:
+        while sum(keep) < self.min_keep:
             dropped = [i for i, k in enumerate(keep) if not k]
             keep[dropped[int(torch.randint(0, len(dropped), (1,), generator=self.rng))]] = True
         return keep
@@ -125,7 +150,10 @@ REGISTER = {
                          "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True},
                          "stochastic": {"default": True, "kind": "bool"},
                          "keep_prob": {"default": 0.5, "lo": 0.0, "hi": 1.0, "lo_open": True},
-                         "min_keep": {"default": 1, "kind": "int", "lo": 0},
+                         "drop_rule": {"default": "authors", "kind": "choice", "choices": ["authors", "per_level"],
+                                       "doc": "authors: S_i may be empty at every level; per_level: only a single-guide level may drop all"},
+                         "min_keep": {"default": None, "kind": "int", "lo": 0, "nullable": True,
+                                      "doc": "a fixed floor on the guides kept per batch; null: from drop_rule"},
                          "kl_direction": {"default": "current_guide", "kind": "choice", "choices": ["current_guide", "guide_current"]}}},
 }
 

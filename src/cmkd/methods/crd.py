@@ -1,7 +1,9 @@
 """Contrastive representation distillation (Tian, Krishnan & Isola 2020, "Contrastive
 Representation Distillation", ICLR), cross-modal.
 
-Objective (RepDistiller ``--distill crd -a 0 -b 0.8``):
+Objective (RepDistiller ``--distill crd -a 0 -b 0.8``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_CRD
 
@@ -120,7 +122,12 @@ REGISTER = {
                        "nce_t": {"default": 0.07, "lo": 0.0, "lo_open": True},
                        "nce_m": {"default": 0.5, "lo": 0.0, "hi": 1.0},
                        "feature": {"default": "embedding", "kind": "str"},
-                       "negatives": {"default": "auto", "kind": "choice", "choices": ["auto", "class", "uniform"]}}},
+                       "negatives": {"default": "auto", "kind": "choice", "choices": ["auto", "class", "uniform"]},
+                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+            # Tian et al. 2020, §4 (CIFAR-100): beta = 0.8 in L = CE + beta L_CRD, the same in RepDistiller, the
+            # paper's code (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 0.8)
+            "presets": {"paper": {"beta": 0.8}, "repdistiller": {"beta": 0.8}, "previous": {"beta": 0.8}}},
 }
 
 METHODS = {"crd": CRD}

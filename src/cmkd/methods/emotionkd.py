@@ -44,8 +44,8 @@ class EmotionKD(FeedbackSchedule, Method):
     description, every ``feedback_every`` teaching steps:
 
     1. a temporary student ``theta_ts = theta_s - alpha * grad_theta_s L(theta_s; theta_T)`` on the
-       current training batch (one SGD step, ``alpha`` = ``temp_lr``, default the student
-       optimiser's learning rate; ``L`` the teaching loss above, ``W`` held at its current value),
+       current training batch (one SGD step, ``alpha`` = ``temp_lr``, default 1e-2, ``null``: the
+       student optimiser's learning rate; see :mod:`cmkd.methods.mkd_feedback`; ``L`` the teaching loss above, ``W`` held at its current value),
        computed functionally with ``create_graph=True`` so that ``theta_ts`` depends on the
        teacher's parameters through the KL and feature terms;
     2. one Adam step of the teacher (``teacher_lr``, 1e-4) on
@@ -58,6 +58,8 @@ class EmotionKD(FeedbackSchedule, Method):
     the validation part is left whole, so that EmotionKD selects its checkpoint on the same
     validation trials as every other row of its table (earlier, half of the validation trials fed
     the feedback and the other half selected, a smaller selection part than its neighbours').
+    ``feedback_ratio`` (per feedback step in ``feedback_log``, per epoch in ``history.csv``) and the
+    control ``student_signal: false`` are those of :class:`cmkd.methods.mkd_feedback.FeedbackSchedule`.
     The student's parameters, gradients and BatchNorm statistics are untouched by the feedback
     phase; the teacher runs in eval mode (BatchNorm statistics of its own training, no dropout) and
     changes only in the feedback phase; the updated teacher is not saved (``feedback_log`` keeps
@@ -89,6 +91,7 @@ class EmotionKD(FeedbackSchedule, Method):
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (lo_open and v == 0):
                 raise ConfigError(f"{where}.{k}: must be a {'positive' if lo_open else 'non-negative'} number, got {v!r}")
+        self._check_feedback_signal()
         self.teacher.eval()
         if not p["feedback"]:  # the offline variant: a frozen teacher (its outputs may be cached)
             self.teacher.requires_grad_(False)

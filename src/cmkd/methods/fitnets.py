@@ -1,6 +1,8 @@
 """FitNets (Romero et al. 2015, "FitNets: Hints for Thin Deep Nets", ICLR), cross-modal.
 
-Objective (RepDistiller's joint training of the hint, ``--distill hint -a 0 -b 100``):
+Objective (RepDistiller's joint training of the hint, ``--distill hint -a 0 -b 100``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_HT,
     L_HT = 1/2 ||u_h(x) - r(v_g(x); W_r)||^2   (Romero et al. 2015, eq. (3); :func:`cmkd.losses.fitnets`
@@ -95,7 +97,12 @@ REGISTER = {
     "fitnets": {"roles": ["teacher"], "description": "Romero et al. 2015 hints",
                 "extends": ["zoo", "teacher_feature"],
                 "params": {"beta": {"default": 100.0, "lo": 0.0},
-                           "feature": {"default": "hint", "kind": "choice", "choices": ["hint", "embedding"]}}},
+                           "feature": {"default": "hint", "kind": "choice", "choices": ["hint", "embedding"]},
+                           "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                            "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+                # Romero et al. 2015 train the hint in a stage of its own (§2.2-2.3: the hint loss alone, then KD), so the
+                # paper gives no weight of the hint beside the CE: RepDistiller's beta 100 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 100)
+                "presets": {"paper": {"beta": 100.0}, "repdistiller": {"beta": 100.0}, "previous": {"beta": 100.0}}},
 }
 
 METHODS = {"fitnets": FitNets}

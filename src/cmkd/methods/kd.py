@@ -12,6 +12,12 @@ class KD(Method):
 
     The teacher is the checkpoint of role ``teacher`` (any modalities); the student sees only its
     own modalities. For regression the soft-target term is the MSE between the two outputs.
+
+    Weights (``weights`` preset, docs/kd_weights.md): ``paper`` (default) T = 20, Hinton et al. 2015
+    §3 (MNIST distillation); the paper gives no number for alpha ("a considerably lower weight" on
+    the hard-target term), so alpha is RepDistiller's 0.9 (``scripts/run_cifar_distill.sh``
+    ``-r 0.1 -a 0.9``); ``repdistiller`` alpha 0.9, T 4 (``train_student.py --kd_T 4``);
+    ``previous`` alpha 0.5, T 4 (the values run at 912213b).
     """
 
     roles = ("teacher",)
@@ -32,8 +38,16 @@ class KD(Method):
 REGISTER = {
     "kd": {"roles": ["teacher"],
            "description": "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
-           "extends": ["temperature"],
-           "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0}}},
+           "params": {"temperature": {"default": 20.0, "lo": 0.0, "lo_open": True},
+                      "alpha": {"default": 0.9, "lo": 0.0, "hi": 1.0},
+                      "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                                 "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+           # Hinton et al. 2015: T = 20 (§3, MNIST: the distilled 800-unit net's soft targets); the paper gives no
+           # number for the weight, only "a considerably lower weight on the [hard-target] objective": RepDistiller's
+           # alpha 0.9 (scripts/run_cifar_distill.sh: -r 0.1 -a 0.9, train_student.py --kd_T 4) is used for it
+           "presets": {"paper": {"alpha": 0.9, "temperature": 20.0},
+                       "repdistiller": {"alpha": 0.9, "temperature": 4.0},
+                       "previous": {"alpha": 0.5, "temperature": 4.0}}},
 }
 
 METHODS = {"kd": KD}

@@ -41,15 +41,27 @@ For regression, L_CE becomes the MSE with the targets and L_KL the MSE between t
 Feedback phase (§3.3.2), every ``feedback_every`` teaching steps, ``feedback_steps`` times:
 
 1. a temporary student ``θ_ts = θ_s − α ∇_θs L_S(θ_s; θ_T)`` on the current training batch
-   (first display of §3.3.2; one SGD step of size α = ``temp_lr``, default the student
-   optimiser's learning rate), computed functionally (``torch.func.functional_call`` with
-   ``create_graph=True``), so that ``θ_ts`` is a differentiable function of the teacher's
+   (first display of §3.3.2; one SGD step of size α = ``temp_lr``, default 1e-2: the paper gives
+   no value; at the student's learning rate, 1e-4 in the paper grid, the student-driven part of
+   the teacher's gradient was about 0.3 % of the teacher's own, so the feedback hardly differed
+   from fine-tuning the teacher; ``temp_lr: null`` restores that), computed functionally
+   (``torch.func.functional_call`` with ``create_graph=True``), so that ``θ_ts`` is a differentiable function of the teacher's
    parameters through the KL and MSE terms;
 2. the teacher takes one Adam step (``teacher_lr``) on
    ``L_CE(y, f_s(x_V; θ_ts)) + λ_t · L_CE(y, f_t(x_V; θ_t))`` (second display; λ_t = 1, §4.3),
    on a batch ``x_V`` of VALIDATION data (as the paper prescribes), a second-order step through
    the temporary student as in meta-learning (MetaDistil, Zhou et al. 2022; student-friendly
    teachers).
+
+How much of the teacher's update is the student's is measured, not assumed: every feedback step
+records ``feedback_ratio = ‖g_s‖ / ‖g_t‖``, the L2 norm of the student-driven gradient part
+``g_s = ∇θT L_CE(y, f_s(x_V; θ_ts))`` over that of the teacher's own part
+``g_t = ∇θT λ_t L_CE(y, f_t(x_V; θ_T))`` (all trainable teacher parameters concatenated, before
+Adam's step), and the run's ``history.csv`` has its per-epoch mean in the column
+``feedback_ratio`` (:meth:`FeedbackSchedule.epoch_summary`). ``student_signal: false`` is the
+control "teacher fine-tuned, no student feedback": the same teacher steps, on the same schedule
+and held-out batches, with ``g_t`` alone (ratio 0), so that a table separates what the student's
+signal adds from what fine-tuning the teacher on held-out data gives.
 
 The student's parameters, gradients and BatchNorm statistics are untouched by the feedback
 phase (its buffers are cloned for the functional calls; the gradients are taken with
@@ -140,21 +152,44 @@ def temporary_student(student, teacher, loss_terms, batch, lr):
     return temp, buffers, loss
 
 
+def _norm(grads) -> float:
+    """The L2 norm of a list of gradients (None: no dependence, zero), all parameters concatenated."""
+    sq = [float(g.detach().pow(2).sum()) for g in grads if g is not None]
+    return math.sqrt(sum(sq))
+
+
 def teacher_feedback(student, teacher, optimizer, task_loss, temp, buffers, val_batch, lambda_t):
     """One ``optimizer`` step of the teacher on ``val_batch`` through the temporary student ``temp``:
-    ``min_θT L_CE(y, f_s(x_V; θ_ts)) + λ_t L_CE(y, f_t(x_V; θ_T))``; returns the two CE terms."""
-    s_val = functional_call(student, (temp, buffers), (val_batch,))
-    t_val = teacher(val_batch)
-    l_student = task_loss(s_val.logits, val_batch["y"])
-    l_teacher = task_loss(t_val.logits, val_batch["y"])
-    l_fb = l_student + lambda_t * l_teacher
+    ``min_θT L_CE(y, f_s(x_V; θ_ts)) + λ_t L_CE(y, f_t(x_V; θ_T))`` (MKD §3.3.2, second display).
+
+    The teacher's gradient is the sum of two parts, taken separately so that their sizes are known:
+
+    - the student-driven part ``g_s = ∇θT L_CE(y, f_s(x_V; θ_ts(θ_T)))`` (second order, through the
+      temporary student's dependence on the teacher);
+    - the teacher's own part ``g_t = ∇θT λ_t L_CE(y, f_t(x_V; θ_T))``.
+
+    ``temp`` None is the control "teacher fine-tuned, no student feedback": the same step on the
+    same batch with ``g_t`` alone (``g_s`` is not computed and counts as 0).
+
+    Returns ``(l_student, l_teacher, norm_s, norm_t)``: the two CE terms (``l_student`` None
+    without ``temp``) and the L2 norms ``‖g_s‖``, ``‖g_t‖`` over all the teacher's trainable
+    parameters concatenated (before the optimiser step; Adam rescales the step per coordinate).
+    """
     t_params = [q for q in teacher.parameters() if q.requires_grad]
-    t_grads = torch.autograd.grad(l_fb, t_params, allow_unused=True)
+    l_student, g_s = None, [None] * len(t_params)
+    if temp is not None:
+        s_val = functional_call(student, (temp, buffers), (val_batch,))
+        l_student = task_loss(s_val.logits, val_batch["y"])
+        g_s = list(torch.autograd.grad(l_student, t_params, allow_unused=True))
+    t_val = teacher(val_batch)
+    l_teacher = task_loss(t_val.logits, val_batch["y"])
+    g_t = list(torch.autograd.grad(lambda_t * l_teacher, t_params, allow_unused=True))
     optimizer.zero_grad(set_to_none=True)
-    for q, g in zip(t_params, t_grads):
+    for q, a, b in zip(t_params, g_s, g_t):
+        g = a if b is None else (b if a is None else a + b)
         q.grad = None if g is None else g.detach()
     optimizer.step()
-    return l_student, l_teacher
+    return l_student, l_teacher, _norm(g_s), _norm(g_t)
 
 
 # ----------------------------------------------------------------------------- methods
@@ -175,18 +210,57 @@ class FeedbackSchedule:
         return self.params["lambda_t"]
 
     def feedback_step(self, batch, val_batch=None) -> dict:
-        """One feedback iteration: temporary student, then one teacher step on held-out data."""
+        """One feedback iteration: temporary student, then one teacher step on held-out data (with
+        ``student_signal: false``, the control: the teacher's step without the temporary student).
+        The record's ``feedback_ratio`` is ``‖g_s‖ / ‖g_t‖`` of :func:`teacher_feedback` (NaN when
+        ``‖g_t‖`` is 0, e.g. ``lambda_t: 0``)."""
         if self._teacher_opt is None:
             raise RuntimeError(self.feedback_unconfigured)
         if val_batch is None:
             val_batch = self._next_feedback_batch(len(batch["y"]))
-        temp, buffers, loss = self.temporary_student(batch)
-        l_student, l_teacher = teacher_feedback(self.student, self.teacher, self._teacher_opt, self.task_loss, temp,
-                                                buffers, val_batch, self._feedback_lambda())
-        rec = {"step": self._steps, "fb_student_ce": float(l_student.detach()),
-               "fb_teacher_ce": float(l_teacher.detach()), self.feedback_loss_key: float(loss.detach())}
+        if self.params["student_signal"]:
+            temp, buffers, loss = self.temporary_student(batch)
+        else:
+            temp, buffers, loss = None, None, None
+        l_student, l_teacher, n_s, n_t = teacher_feedback(self.student, self.teacher, self._teacher_opt, self.task_loss,
+                                                          temp, buffers, val_batch, self._feedback_lambda())
+        ratio = n_s / n_t if n_t > 0 else float("nan")
+        rec = {"step": self._steps, "fb_student_ce": float("nan") if l_student is None else float(l_student.detach()),
+               "fb_teacher_ce": float(l_teacher.detach()),
+               self.feedback_loss_key: float("nan") if loss is None else float(loss.detach()),
+               "grad_norm_student": n_s, "grad_norm_teacher": n_t, "feedback_ratio": ratio}
         self.feedback_log.append(rec)
+        if getattr(self, "_epoch_ratios", None) is None:
+            self._epoch_ratios = []
+        self._epoch_ratios.append(ratio)
         return rec
+
+    _epoch_ratios: list | None = None
+
+    def _check_feedback_signal(self) -> None:
+        """The control without the student's signal needs the teacher's own term, or it never moves."""
+        p = self.params
+        if p["feedback"] and not p["student_signal"] and not p["lambda_t"]:
+            raise ConfigError(f"{self.params_key}.student_signal: false (the fine-tuning control) with lambda_t: 0 "
+                              "leaves the teacher's feedback step without a gradient; set lambda_t > 0")
+
+    def on_epoch_start(self, epoch, generator):
+        super().on_epoch_start(epoch, generator)
+        self._epoch_ratios = []
+
+    def epoch_summary(self) -> dict:
+        """History columns of the epoch (see :meth:`cmkd.methods.base.Method.epoch_summary`): with
+        ``feedback: true``, ``feedback_ratio``: the mean over the epoch's feedback steps of
+        ``‖g_s‖ / ‖g_t‖``, the L2 norm of the student-driven part of the teacher's feedback
+        gradient (through the temporary student) over the L2 norm of the teacher's own part
+        (``λ_t ∇ L_CE`` of its own output), all trainable teacher parameters concatenated
+        (:func:`teacher_feedback`); 0 for the fine-tuning control (``student_signal: false``); NaN
+        for an epoch without a feedback step. Without feedback: no column."""
+        if not self.params["feedback"]:
+            return {}
+        r = [v for v in (self._epoch_ratios or []) if not math.isnan(v)]
+        self._epoch_ratios = []
+        return {"feedback_ratio": sum(r) / len(r) if r else float("nan")}
 
     def after_step(self, batch):
         self._steps += 1
@@ -236,6 +310,7 @@ class MKDStudent(FeedbackSchedule, Method):
         if p["lambda3"] and src != "mean" and src not in t_mods:
             raise ConfigError(f"{self.params_key}.hetero_source: {p['hetero_source']!r} is not a stream of the "
                               f"teacher (its modalities: {t_mods}); use 'student', 'mean' or one of them")
+        self._check_feedback_signal()
         self._src = src
         self._positions = list(getattr(student, "config", {}).get("hdf_positions", [1, 2, 3]))
         if p["feature_target"] not in self.FEATURE_TARGETS:

@@ -1,7 +1,9 @@
 """Neuron selectivity transfer (Huang & Wang 2017, "Like What You Like: Knowledge Distill via
 Neuron Selectivity Transfer", arXiv:1707.01219), cross-modal.
 
-Objective (RepDistiller ``--distill nst -a 0 -b 50``):
+Objective (RepDistiller ``--distill nst -a 0 -b 50``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_MMD^2(F_T, F_S)
 
@@ -76,11 +78,17 @@ class NST(ZooMethod):
 REGISTER = {
     "nst": {"roles": ["teacher"], "description": "Huang & Wang 2017 neuron selectivity transfer",
             "extends": ["zoo", "teacher_feature"],
-            "params": {"beta": {"default": 50.0, "lo": 0.0},
+            "params": {"beta": {"default": 25.0, "lo": 0.0},
                        "feature": {"default": "hint", "kind": "str"},
                        "positions": {"default": "spatial", "kind": "choice", "choices": ["spatial", "batch"],
                                      "doc": "NST's positions: the maps' spatial positions (the paper) or the "
-                                            "batch's inputs (a reconstruction for vector features)"}}},
+                                            "batch's inputs (a reconstruction for vector features)"},
+                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+            # Huang & Wang 2017, §4 (CIFAR implementation details): lambda = 50 with the polynomial kernel, in
+            # L = CE + lambda/2 L_MMD^2, so beta = lambda / 2 = 25; RepDistiller puts its -b 50 on the MMD without the
+            # 1/2 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 50)
+            "presets": {"paper": {"beta": 25.0}, "repdistiller": {"beta": 50.0}, "previous": {"beta": 50.0}}},
 }
 
 METHODS = {"nst": NST}

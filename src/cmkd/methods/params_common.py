@@ -27,6 +27,14 @@ GROUPS: dict[str, dict] = {
         "feedback_steps": {"default": 1, "kind": "int", "lo": 1},
         "teacher_lr": {"default": 1.0e-4, "lo": 0.0, "lo_open": True},
         "lambda_t": {"default": 1.0, "lo": 0.0},
-        "temp_lr": {"default": None, "lo": 0.0, "lo_open": True, "nullable": True},
+        # the temporary student's step alpha (MKD §3.3.2): 1e-2 makes the student-driven part of the
+        # teacher's gradient a measurable share of its own (history.csv feedback_ratio); null: the
+        # student optimiser's learning rate (the behaviour before, 1e-4 in the paper grid: ratio ~0.003)
+        "temp_lr": {"default": 1.0e-2, "lo": 0.0, "lo_open": True, "nullable": True,
+                    "doc": "step of the temporary student; null: the student's learning rate"},
+        # false: the control "teacher fine-tuned, no student feedback": the same teacher steps on the
+        # same held-out batches with its own CE only (no temporary student)
+        "student_signal": {"default": True, "kind": "bool",
+                           "doc": "false: the teacher's feedback step without the temporary student's term (fine-tuning control)"},
     },
 }

@@ -1,7 +1,9 @@
 """Probabilistic knowledge transfer (Passalis & Tefas 2018, "Learning Deep Representations with
 Probabilistic Knowledge Transfer", ECCV), cross-modal.
 
-Objective (RepDistiller ``--distill pkt -a 0 -b 30000``):
+Objective (RepDistiller ``--distill pkt -a 0 -b 30000``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * KL(P_T || P_S)
 
@@ -29,7 +31,12 @@ class PKT(RelationalMethod):
 REGISTER = {
     "pkt": {"roles": ["teacher"], "description": "Passalis & Tefas 2018 probabilistic KT",
             "extends": ["relational"],
-            "params": {"beta": {"default": 30000.0, "lo": 0.0}}},
+            "params": {"beta": {"default": 30000.0, "lo": 0.0},
+                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+            # Passalis & Tefas 2018 train the student with the PKT divergence alone (§3-4: no CE beside it), so the
+            # paper gives no weight beside the CE: RepDistiller's beta 30000 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 30000)
+            "presets": {"paper": {"beta": 30000.0}, "repdistiller": {"beta": 30000.0}, "previous": {"beta": 30000.0}}},
 }
 
 METHODS = {"pkt": PKT}

@@ -1,7 +1,9 @@
 """Relational knowledge distillation (Park et al. 2019, "Relational Knowledge Distillation",
 CVPR), cross-modal.
 
-Objective (RepDistiller ``--distill rkd -a 0 -b 1``, ``RKDLoss(w_d=25, w_a=50)``):
+Objective (RepDistiller ``--distill rkd -a 0 -b 1``, ``RKDLoss(w_d=25, w_a=50)``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * (w_d * L_RKD-D + w_a * L_RKD-A)
 
@@ -33,7 +35,13 @@ REGISTER = {
             "extends": ["relational"],
             "params": {"beta": {"default": 1.0, "lo": 0.0},
                        "w_d": {"default": 25.0, "lo": 0.0},
-                       "w_a": {"default": 50.0, "lo": 0.0}}},
+                       "w_a": {"default": 50.0, "lo": 0.0},
+                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+            # Park et al. 2019, §4.2 (image classification): lambda_RKD-D = 25, lambda_RKD-A = 50 (our w_d, w_a; beta 1
+            # multiplies their sum), the values of RepDistiller's RKDLoss (w_d=25, w_a=50) and -b 1 (RepDistiller scripts/run_cifar_distill.sh)
+            "presets": {"paper": {"beta": 1.0, "w_d": 25.0, "w_a": 50.0}, "repdistiller": {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},
+                        "previous": {"beta": 1.0, "w_d": 25.0, "w_a": 50.0}}},
 }
 
 METHODS = {"rkd": RKD}

@@ -1,7 +1,9 @@
 """Similarity-preserving KD (Tung & Mori 2019, "Similarity-Preserving Knowledge Distillation",
 ICCV), cross-modal.
 
-Objective (RepDistiller ``--distill similarity -a 0 -b 3000``):
+Objective (RepDistiller ``--distill similarity -a 0 -b 3000``;
+the weights are the ``weights`` preset, ``paper`` by default, each value with its source in
+this module's ``REGISTER`` and docs/kd_weights.md):
 
     L = gamma * CE(y, s) + alpha * KD + beta * L_SP,   L_SP = 1/b^2 ||G_T - G_S||_F^2
 
@@ -33,7 +35,12 @@ class SP(RelationalMethod):
 REGISTER = {
     "sp": {"roles": ["teacher"], "description": "Tung & Mori 2019 similarity-preserving KD",
            "extends": ["relational"],
-           "params": {"beta": {"default": 3000.0, "lo": 0.0}}},
+           "params": {"beta": {"default": 3000.0, "lo": 0.0},
+                      "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
+                       "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
+           # Tung & Mori 2019, §4.1 (CIFAR-10): gamma = 3000 in L = CE + gamma/b^2 sum ||G_T - G_S||_F^2, which
+           # RepDistiller keeps (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 3000)
+           "presets": {"paper": {"beta": 3000.0}, "repdistiller": {"beta": 3000.0}, "previous": {"beta": 3000.0}}},
 }
 
 METHODS = {"sp": SP}

@@ -3,7 +3,9 @@
 - :class:`ZooMethod`: RepDistiller's objective ``gamma * CE + alpha * KD + beta * L_feature``
   (``train_student.py``: ``-r`` gamma, ``-a`` alpha, ``-b`` beta); the README commands of
   RepDistiller run every feature method with ``gamma = 1``, ``alpha = 0`` and a method-specific
-  beta (FitNets 100, NST 50, SP 3000, RKD 1, PKT 30000, CRD 0.8), which are our defaults.
+  beta (FitNets 100, NST 50, SP 3000, RKD 1, PKT 30000, CRD 0.8): the ``repdistiller`` preset of
+  each method's ``weights`` parameter; the default preset, ``paper``, is each method's own paper
+  (the values and their sources: each module's ``REGISTER`` and docs/kd_weights.md).
   For regression the CE is the mean squared error and the KD term the MSE between the outputs
   (as :class:`cmkd.methods.kd.KD`).
 - the parameter checks (:mod:`cmkd.params`; declared in each module's ``REGISTER``, the shared groups
