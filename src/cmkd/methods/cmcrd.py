@@ -160,6 +160,7 @@ REGISTER = {
                                  "temperature": {"default": 2.5, "lo": 0.0, "lo_open": True}}},
     "cmcrd": {"roles": ["teacher"], "description": "CMCRD cross-modal contrastive representation distillation",
               "extends": ["crd"],
+              "search": {"beta": {"lo": 0.08, "hi": 8.0, "log": True}},  # as CRD's
               "params": {"weighting": {"default": "teacher", "kind": "choice", "choices": ["teacher", "student", "none"]}}},
 }
 

@@ -33,6 +33,7 @@ REGISTER = {
     "kd": {"roles": ["teacher"],
            "description": "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
            "extends": ["temperature"],
+           "search": {"alpha": "mix", "temperature": "temperature"},
            "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0}}},
 }
 
