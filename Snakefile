@@ -14,6 +14,7 @@ validate(config, "config/schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/stats.smk"
@@ -38,4 +39,5 @@ rule all:
         all_targets(),
         f"{R}/summary/stats.csv",
         PLOT_TARGETS,
+        TUNING_TARGETS,
     default_target: True
