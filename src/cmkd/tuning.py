@@ -182,7 +182,7 @@ def _counted(t) -> bool:
     """A trial spent from the budget: completed, or diverged (a score of its own: the worst)."""
     from optuna.trial import TrialState
 
-    return t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.user_attrs.get("diverged"))
+    return t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and bool(t.user_attrs.get("diverged")))
 
 
 def study_name(spec: dict, fold) -> str:
