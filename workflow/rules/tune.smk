@@ -9,12 +9,6 @@ TUNING_TARGETS = []
 if TUNING and TUNED_METHODS:
     TUNING_TARGETS = [f"{R}/summary/tuning.csv", f"{R}/summary/tuning.html"]
 
-    def _study_resource(key):
-        # a study trains n_trials models of the run's size (cmkd.resources.estimate: one seed)
-        n = int(TUNING["n_trials"])
-        return lambda w, attempt: _train_resources(w.dataset, w.track, w.dimension, w.method, 1, attempt)[key] * (
-            n if key == "runtime" else 1)
-
     rule study:
         input:
             prepared=lambda w: prepared_dir(config, w.dataset),
@@ -31,9 +25,9 @@ if TUNING and TUNED_METHODS:
         log:
             f"{R}/logs/study/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.log",
         threads: config["threads"]
-        resources:
-            mem_mb=_study_resource("mem_mb"),
-            runtime=_study_resource("runtime"),
+        resources:  # a study trains n_trials models of its run's size: the runtime of n_trials runs (cmkd.resources.estimate)
+            mem_mb=train_resource("mem_mb", 1),
+            runtime=train_resource("runtime", int(TUNING["n_trials"])),
         conda:
             TRAIN_ENV
         shell:
