@@ -11,6 +11,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/stats.smk"
@@ -35,4 +36,5 @@ rule all:
         all_targets(),
         f"{R}/summary/stats.csv",
         PLOT_TARGETS,
+        TUNING_TARGETS,
     default_target: True

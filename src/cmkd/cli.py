@@ -126,6 +126,23 @@ def cmd_train(a) -> None:
         t_start = time.perf_counter()  # later runs of this process start where the previous ended
 
 
+def cmd_tune(a) -> None:
+    """Run (or resume) the hyperparameter studies of tuned runs (--specs: a list of {spec, out})."""
+    from cmkd.tuning import run_study
+
+    items = _json_arg(a.specs)
+    if not isinstance(items, list) or not all(isinstance(i, dict) and {"spec", "out"} <= set(i) for i in items):
+        raise ConfigError("tune --specs: expected a JSON list of {\"spec\": ..., \"out\": ...}")
+    for item in items:
+        run_study(item["spec"], item["out"])
+
+
+def cmd_tuning_cost(a) -> None:
+    from cmkd.tuning import write_cost
+
+    write_cost(a.studies, a.out, a.html)
+
+
 def cmd_aggregate(a) -> None:
     from cmkd.analysis.tables import aggregate_runs
 
@@ -225,6 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", help="run directory")
     s.add_argument("--specs", type=JSON_ARG, help="JSON list (or @file) of {spec, out}: several runs (e.g. all seeds of a cell) in one process")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("tune", help="run or resume the hyperparameter studies of tuned runs (cmkd.tuning)")
+    s.add_argument("--specs", required=True, help="JSON list of {spec, out: study.json} (or @file)")
+    s.set_defaults(func=cmd_tune)
+
+    s = sub.add_parser("tuning-cost", help="study.json files -> the tuning cost table (CSV + HTML for the report)")
+    s.add_argument("studies", nargs="+", help="study.json files")
+    s.add_argument("--out", required=True, help="CSV to write")
+    s.add_argument("--html", required=True, help="HTML to write")
+    s.set_defaults(func=cmd_tuning_cost)
 
     s = sub.add_parser("aggregate", help="metrics.json files -> runs.csv")
     s.add_argument("metrics", nargs="*")

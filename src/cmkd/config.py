@@ -468,5 +468,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
         "prepared": prepared_dir(config, dataset),
         "synthetic": bool(config["datasets"][dataset].get("synthetic", False)),
     }
+    if m.get("tuning"):  # a tuned twin (cmkd.tuning.expand): its study's result, read by the final run
+        spec["tuning"] = {**m["tuning"], "study": f"{run_dir(config, dataset, track, dimension, method, seed)}/study.json"}
     spec["config_hash"] = spec_hash({k: v for k, v in spec.items() if k not in ("prepared",)})
     return spec

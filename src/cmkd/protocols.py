@@ -102,6 +102,8 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     for r in results:
         hv.update(str(r["provenance"].get("val_hash", "")).encode())
     prov = dict(first["provenance"], split_hash=shash, val_hash="folds:" + hv.hexdigest()[:16])
+    if "tuning" in first["provenance"]:  # a tuned run: each fold's chosen parameters (cmkd.tuning.apply_study)
+        prov["tuning"] = [r["provenance"]["tuning"] for r in results]
     counts = [r.get("val_class_counts") for r in results]
     val_counts = ({k: int(sum(c.get(k, 0) for c in counts)) for k in sorted({k for c in counts for k in c}, key=int)}
                   if all(c is not None for c in counts) else None)

@@ -351,8 +351,17 @@ def degenerate_reason(task: str, y_test, out, history: list | None = None) -> st
     return None
 
 
-def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
+def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None, trial: bool = False) -> dict:
+    """One run (one split). ``trial``: a trial of a hyperparameter study (:mod:`cmkd.tuning`):
+    trains on the training part, scores on the validation part, builds no test part (its labels
+    are never read) and writes nothing; returns ``{"score", "best_epoch", "val"}``. A tuned run
+    (``spec["tuning"]``) takes its split's best parameters from its study first."""
     t0 = time.perf_counter()
+    tuned = None
+    if spec.get("tuning") and not trial:
+        from cmkd import tuning
+
+        spec, tuned = tuning.apply_study(spec, spec.get("fold"))
     out_dir = Path(out_dir)
     tr = spec["training"]
     seed = int(spec["seed"])
@@ -387,6 +396,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
                 f"{req_dir(spec, role)}/model.pt: the '{role}' checkpoint was trained on another split or data "
                 f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
                 "or it has seen the student's test trials")
+    if trial:  # a tuning trial sees the training and validation parts only
+        split = {k: v for k, v in split.items() if k in ("train", "val")}
     amp = accel.Amp(tr.get("autocast", "off"), device)
     parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
     fb_frac = selection.check_fraction(sp.get("feedback_fraction"), "split.feedback_fraction")
@@ -493,6 +504,9 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
     if trivial:
         selector.keep(method.student)
     best_state, best_epoch = selector.restore(method.student), selector.best_epoch
+    if trial:
+        return {"score": float(selector.best), "best_epoch": best_epoch, "epochs_run": len(history),
+                "val": {k: float(v) for k, v in history[best_epoch - 1].items() if k.startswith("val_")} if history else {}}
     with amp.autocast():
         val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
         test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)
@@ -501,7 +515,8 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) 
 
     prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, "val_hash": selected["trials_sha256"][:16],
                                                                  **amp.info, "data_access": data_mode,
-                                                                 "weights": initial_weights})
+                                                                 "weights": initial_weights,
+                                                                 **({"tuning": tuned} if tuned else {})})
     groups = _test_groups(prep, parts["test"].index)
     test_out = test_logits.reshape(-1) if task == "regression" else test_logits
     trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})

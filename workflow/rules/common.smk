@@ -12,6 +12,7 @@ from cmkd.config import cell_split, iter_cells, like_networks, prepared_dir, run
 from cmkd.config import trivial_method_names  # noqa: E402
 from cmkd.devices import DeviceError, cluster_check, requested_gpus  # noqa: E402
 from cmkd.conda_envs import resolved_env_file  # noqa: E402
+from cmkd.tuning import expand as expand_tuning, settings as tuning_settings  # noqa: E402
 from cmkd.errors import ConfigError, DataError  # noqa: E402
 from cmkd.validation import config_lines, validate_config  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
@@ -21,6 +22,8 @@ try:  # schema (defaults filled in), select_datasets, then semantics: cmkd.valid
     _own_env = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method  # jobs bring their torch
     for _w in validate_config(config, config_lines(_files), jobs_use_this_python=not _own_env):
         print(f"warning: {_w}", file=sys.stderr)
+    # tuning on (config/tuned.yaml): a tuned twin of each student, tuned tables (cmkd.tuning.expand)
+    config.update(expand_tuning(config))
 except ConfigError as e:
     raise WorkflowError(f"invalid config: {e}") from None
 except DataError as e:  # a prepared data set the configured split cannot validate on (cmkd.config.check_prepared_validation)
@@ -105,6 +108,25 @@ def _run_item(w, seed):
         "spec": run_spec(config, w.dataset, w.track, w.dimension, w.method, int(seed)),
         "out": run_dir(config, w.dataset, w.track, w.dimension, w.method, seed),
     }
+
+
+def study_files(wildcards, seeds=None):
+    """The study results (study.json) a tuned run's training job reads: its seed's, or every seed's
+    of the cell (seeds_per_job: all); none for an untuned method."""
+    if not config["methods"][wildcards.method].get("tuning"):
+        return []
+    seeds = [wildcards.seed] if seeds is None else seeds
+    return [f"{run_dir(config, wildcards.dataset, wildcards.track, wildcards.dimension, wildcards.method, s)}/study.json"
+            for s in seeds]
+
+
+def cell_study_files(wildcards):
+    return study_files(wildcards, SEEDS)
+
+
+def study_specs_json(wildcards):
+    item = _run_item(wildcards, wildcards.seed)
+    return json.dumps([{"spec": item["spec"], "out": f"{item['out']}/study.json"}], sort_keys=True)
 
 
 def seed_specs_json(wildcards):

@@ -30,6 +30,7 @@ for _name, _method_re, _kind in TRAIN_RULES:
             input:
                 prepared=lambda w: prepared_dir(config, w.dataset),
                 teachers=cell_teacher_checkpoints,
+                studies=cell_study_files,  # a tuned run's studies (tune.smk): the best parameters of each split
             output:
                 metrics=[f"{RUN.format(seed=s)}/metrics.json" for s in SEEDS],
                 model=[f"{RUN.format(seed=s)}/model.pt" for s in SEEDS],
@@ -61,6 +62,7 @@ for _name, _method_re, _kind in TRAIN_RULES:
             input:
                 prepared=lambda w: prepared_dir(config, w.dataset),
                 teachers=teacher_checkpoints,
+                studies=study_files,
             output:
                 metrics=f"{RUN.format(seed='{seed}')}/metrics.json",
                 model=f"{RUN.format(seed='{seed}')}/model.pt",

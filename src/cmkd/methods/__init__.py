@@ -32,7 +32,9 @@ parameter values selected by the method's ``weights`` parameter (``{"paper": {"b
 "repdistiller": {"beta": 50.0}}``; every choice of ``weights`` has one, every preset is one of its
 choices, every key a parameter of the entry). A preset fills the parameters the config does not
 set; a value the config sets wins (:func:`apply_preset`). Presets are inherited through ``extends``
-like parameters.
+like parameters. ``search`` (the method's tuning search space: ``{param: {"lo": ..., "hi": ..., "log": ...}}``
+or a key of ``params_common.SEARCH_RANGES``; the learning rate is searched for every method
+alike, see :mod:`cmkd.tuning` and docs/tuning.md).
 """
 from __future__ import annotations
 
@@ -54,11 +56,48 @@ class MethodInfo:
     trivial: bool = False         # a trivial baseline: fitted on the training labels alone, no network
     evaluates: str = ""           # "student": the evaluated network reads the track's student modalities only
     presets: dict = field(default_factory=dict)  # {preset: {param: value}}, selected by the ``weights`` parameter
+    search: dict = field(default_factory=dict)  # {name: {"lo", "hi", "log"}}: the tuning search space (cmkd.tuning)
 
 
 _ENTRY_TYPES = {"roles": list, "variadic_roles": bool, "description": str, "trivial": bool, "extends": list, "params": dict,
-                "evaluates": str, "presets": dict}
+                "evaluates": str, "presets": dict, "search": dict}
 EVALUATES = ("student",)  # the values of an entry's ``evaluates``
+
+
+def _search_space(entry_search: dict, params: dict, where: str) -> dict:
+    """A method's search space from its ``search`` entry: ``{param: {"lo", "hi", "log"}}`` or
+    ``{param: "<key of params_common.SEARCH_RANGES>"}``. Only numeric parameters of the method may
+    be searched, inside their declared range; ``lr`` is not named (every method searches it, with
+    the shared range ``SEARCH_RANGES["lr"]``)."""
+    from cmkd.methods.params_common import SEARCH_RANGES
+
+    out = {}
+    for p, rng in entry_search.items():
+        w = f"{where}.search.{p}"
+        if p == "lr":
+            raise RegistryError(f"{w}: the learning rate is searched for every method with the shared range "
+                                f"(cmkd/methods/params_common.py SEARCH_RANGES['lr']); a method does not name it")
+        if p not in params:
+            raise RegistryError(f"{w}: not a parameter of the method (parameters: {', '.join(sorted(params)) or 'none'})")
+        if isinstance(rng, str):
+            if rng not in SEARCH_RANGES:
+                raise RegistryError(f"{w}: unknown shared range '{rng}' (params_common.SEARCH_RANGES: {', '.join(SEARCH_RANGES)})")
+            rng = SEARCH_RANGES[rng]
+        if not isinstance(rng, dict) or set(rng) - {"lo", "hi", "log"} or not {"lo", "hi"} <= set(rng):
+            raise RegistryError(f"{w}: a range is {{'lo': ..., 'hi': ..., 'log': ...}} or a key of SEARCH_RANGES, got {rng!r}")
+        decl = params[p]
+        lo, hi, log = float(rng["lo"]), float(rng["hi"]), bool(rng.get("log", False))
+        if decl.kind != "number":
+            raise RegistryError(f"{w}: only 'number' parameters are searched ('{p}' is {decl.kind})")
+        if not lo < hi or (log and lo <= 0):
+            raise RegistryError(f"{w}: needs lo < hi (and lo > 0 on a log scale), got {rng!r}")
+        for v in (lo, hi):
+            try:
+                decl.check(v, w)
+            except Exception as e:
+                raise RegistryError(f"{w}: the range leaves the parameter's declared bounds ({e})") from None
+        out[p] = {"lo": lo, "hi": hi, "log": log}
+    return out
 
 
 def _group_params() -> dict[str, dict[str, Param]]:
@@ -125,7 +164,8 @@ def discover(dirs=None) -> dict[str, MethodInfo]:
         _check_presets(presets, declared, f"{path}: REGISTER['{name}']")
         infos[name] = MethodInfo(module, tuple(entry.get("roles", ())), entry.get("variadic_roles", False),
                                  entry.get("description", ""), declared, entry.get("trivial", False),
-                                 entry.get("evaluates", ""), presets)
+                                 entry.get("evaluates", ""), presets,
+                                 _search_space(entry.get("search", {}), declared, f"{path}: REGISTER['{name}']"))
     return infos
 
 

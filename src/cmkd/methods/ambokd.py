@@ -113,6 +113,7 @@ class AMBOKD(Method):
 REGISTER = {
     "ambokd": {"description": "AMBOKD (Li et al. 2024) adaptive modality-balanced online KD",
                "evaluates": "student",  # trains on face + EEG; the evaluated network is the visual branch
+               "search": {"lambda_kd": "weight", "temperature": "temperature"},
                "params": {"lambda_kd": {"default": 1.0, "lo": 0.0},
                           "temperature": {"default": 3.0, "lo": 0.0, "lo_open": True},
                           "balance_gamma": {"default": 0.5, "lo": 0.0},

@@ -146,6 +146,7 @@ class CDGKD(Method):
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
 REGISTER = {
     "cdgkd": {"variadic_roles": True, "description": "CDGKD cross-modal densely guided KD (eq. 7-9)",
+              "search": {"beta": "mix", "temperature": "temperature"},
               "params": {"beta": {"default": 0.5, "lo": 0.0, "hi": 1.0},
                          "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True},
                          "stochastic": {"default": True, "kind": "bool"},

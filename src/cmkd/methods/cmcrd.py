@@ -209,6 +209,7 @@ REGISTER = {
                                  "temperature": {"default": 2.5, "lo": 0.0, "lo_open": True}}},
     "cmcrd": {"roles": ["teacher"], "description": "CMCRD cross-modal contrastive representation distillation",
               "extends": ["crd"],
+              "search": {"beta": {"lo": 0.08, "hi": 8.0, "log": True}},  # as CRD's
               "params": {"weighting": {"default": "teacher", "kind": "choice", "choices": ["teacher", "student", "none"]},
                          "weighting_target": {"default": "ce", "kind": "choice", "choices": ["ce", "nce"],
                                               "doc": "where the entropy weights sit: the student's CE (the seed's "

@@ -116,6 +116,8 @@ class CRD(ZooMethod):
 REGISTER = {
     "crd": {"roles": ["teacher"], "description": "Tian et al. 2020 contrastive representation distillation",
             "extends": ["zoo", "teacher_feature"],
+            # beta around Tian et al.'s 0.8 (CIFAR-100): 0.08 to 8
+            "search": {"beta": {"lo": 0.08, "hi": 8.0, "log": True}},
             "params": {"beta": {"default": 0.8, "lo": 0.0},
                        "feat_dim": {"default": 128, "kind": "int", "lo": 1},
                        "nce_k": {"default": 4096, "kind": "int", "lo": 1},

@@ -118,6 +118,7 @@ class DGKD(Method):
 REGISTER = {
     "dgkd": {"variadic_roles": True, "description": "Son et al. 2021 densely guided KD (guides: teacher + TAs)",
              "extends": ["temperature"],
+             "search": {"alpha": "mix", "temperature": "temperature"},
              "params": {"alpha": {"default": 0.5, "lo": 0.0, "hi": 1.0},
                         "drop_rate": {"default": 0.5, "lo": 0.0, "hi": 1.0},
                         "min_keep": {"default": 1, "kind": "int", "lo": 0}}},

@@ -184,6 +184,9 @@ class EmotionKD(FeedbackSchedule, Method):
 # registry entries: read by cmkd.methods with ast, without importing this module (literals only)
 REGISTER = {
     "emotionkd": {"roles": ["teacher"], "description": "EmotionKD (Liu et al. 2023) student", "extends": ["feedback"],
+                  # e2 around its 0.1, the others around 1 (one decade each side)
+                  "search": {"e1": "weight", "e2": {"lo": 0.01, "hi": 1.0, "log": True}, "e3": "weight",
+                             "temperature": "temperature"},
                   "params": {"e1": {"default": 1.0, "lo": 0.0},
                              "e2": {"default": 0.1, "lo": 0.0},
                              "e3": {"default": 1.0, "lo": 0.0},

@@ -96,6 +96,8 @@ class FitNets(ZooMethod):
 REGISTER = {
     "fitnets": {"roles": ["teacher"], "description": "Romero et al. 2015 hints",
                 "extends": ["zoo", "teacher_feature"],
+                # beta around RepDistiller's 100 (CIFAR-100), two decades each side
+                "search": {"beta": {"lo": 1.0, "hi": 10000.0, "log": True}},
                 "params": {"beta": {"default": 100.0, "lo": 0.0},
                            "feature": {"default": "hint", "kind": "choice", "choices": ["hint", "embedding"]},
                            "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],

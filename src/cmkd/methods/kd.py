@@ -38,6 +38,7 @@ class KD(Method):
 REGISTER = {
     "kd": {"roles": ["teacher"],
            "description": "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
+           "search": {"alpha": "mix", "temperature": "temperature"},
            "params": {"temperature": {"default": 20.0, "lo": 0.0, "lo_open": True},
                       "alpha": {"default": 0.9, "lo": 0.0, "hi": 1.0},
                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],

@@ -409,6 +409,7 @@ REGISTER = {
     "mkd_teacher": {"description": "MKD dual-stream EEG+EOG teacher with IMF fusion"},
     "mkd_student": {"roles": ["teacher"], "description": "MKD EOG student with HDF, optional dynamic feedback",
                     "extends": ["feedback"],
+                    "search": {"lambda1": "weight", "lambda2": "weight", "lambda3": "weight", "temperature": "temperature"},
                     "params": {"lambda1": {"default": 1.0, "lo": 0.0}, "lambda2": {"default": 1.0, "lo": 0.0}, "lambda3": {"default": 1.0, "lo": 0.0},
                                "temperature": {"default": 1.0, "lo": 0.0, "lo_open": True},
                                "hetero_source": {"default": "student", "kind": "str"},

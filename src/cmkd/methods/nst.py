@@ -78,6 +78,8 @@ class NST(ZooMethod):
 REGISTER = {
     "nst": {"roles": ["teacher"], "description": "Huang & Wang 2017 neuron selectivity transfer",
             "extends": ["zoo", "teacher_feature"],
+            # beta around RepDistiller's 50 (the paper's lambda/2 = 25 inside it) (CIFAR-100), two decades each side
+            "search": {"beta": {"lo": 0.5, "hi": 5000.0, "log": True}},
             "params": {"beta": {"default": 25.0, "lo": 0.0},
                        "feature": {"default": "hint", "kind": "str"},
                        "positions": {"default": "spatial", "kind": "choice", "choices": ["spatial", "batch"],

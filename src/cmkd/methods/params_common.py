@@ -38,3 +38,19 @@ GROUPS: dict[str, dict] = {
                            "doc": "false: the teacher's feedback step without the temporary student's term (fine-tuning control)"},
     },
 }
+
+# ----------------------------------------------------------------------------- search spaces (tuning)
+# Ranges of the equal-budget hyperparameter search (cmkd.tuning, docs/tuning.md) that several methods
+# share, named in a REGISTER entry's "search" by their key ("search": {"temperature": "temperature"}).
+# "lr" is searched for every tuned method with the same range (not named per method): Adam's step
+# from 1e-4 (config/paper.yaml's training.lr, the CDGKD/MKD papers' value) to 1e-2, log-uniform;
+# the default's 1e-3 lies inside. The temperature: 1 (CDGKD, MKD) to 8 (Hinton et al. 2015 §3 try
+# 1-20; RepDistiller's 4 and AMBOKD's 3 lie inside).
+SEARCH_RANGES: dict[str, dict] = {
+    "lr": {"lo": 1.0e-4, "hi": 1.0e-2, "log": True},
+    "temperature": {"lo": 1.0, "hi": 8.0, "log": False},
+    # a loss weight around 1 (a term on the scale of the cross-entropy): 0.1x to 10x, log-uniform
+    "weight": {"lo": 0.1, "hi": 10.0, "log": True},
+    # a convex mixing weight (alpha of (1 - alpha) CE + alpha KD)
+    "mix": {"lo": 0.1, "hi": 0.9, "log": False},
+}

@@ -31,6 +31,8 @@ class PKT(RelationalMethod):
 REGISTER = {
     "pkt": {"roles": ["teacher"], "description": "Passalis & Tefas 2018 probabilistic KT",
             "extends": ["relational"],
+            # beta around RepDistiller's 30000 (CIFAR-100), two decades each side
+            "search": {"beta": {"lo": 300.0, "hi": 3000000.0, "log": True}},
             "params": {"beta": {"default": 30000.0, "lo": 0.0},
                        "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                         "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},

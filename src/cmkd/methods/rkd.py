@@ -33,6 +33,8 @@ class RKD(RelationalMethod):
 REGISTER = {
     "rkd": {"roles": ["teacher"], "description": "Park et al. 2019 relational KD",
             "extends": ["relational"],
+            # the overall weight (RepDistiller -b 1) and the distance/angle weights around Park et al.'s 25 / 50
+            "search": {"beta": "weight", "w_d": {"lo": 2.5, "hi": 250.0, "log": True}, "w_a": {"lo": 5.0, "hi": 500.0, "log": True}},
             "params": {"beta": {"default": 1.0, "lo": 0.0},
                        "w_d": {"default": 25.0, "lo": 0.0},
                        "w_a": {"default": 50.0, "lo": 0.0},

@@ -35,6 +35,8 @@ class SP(RelationalMethod):
 REGISTER = {
     "sp": {"roles": ["teacher"], "description": "Tung & Mori 2019 similarity-preserving KD",
            "extends": ["relational"],
+           # beta around RepDistiller's 3000 (CIFAR-100), two decades each side
+           "search": {"beta": {"lo": 30.0, "hi": 300000.0, "log": True}},
            "params": {"beta": {"default": 3000.0, "lo": 0.0},
                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},

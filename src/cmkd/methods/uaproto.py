@@ -278,6 +278,8 @@ class UAProto(Method):
 REGISTER = {
     "uaproto": {"roles": ["teacher"], "description": "uncertainty-aware cross-modal prototype KD",
                 "extends": ["temperature"],
+                "search": {"lambda_proto": "weight", "lambda_feat": "weight", "lambda_head": "weight",
+                           "temperature": "temperature"},
                 "params": {"lambda_proto": {"default": 1.0, "lo": 0.0}, "lambda_feat": {"default": 1.0, "lo": 0.0}, "lambda_head": {"default": 1.0, "lo": 0.0},
                            "tau": {"default": 0.1, "lo": 0.0, "lo_open": True},
                            "tau_u": {"default": 0.5, "lo": 0.0, "lo_open": True,
