@@ -25,6 +25,7 @@ localrules:
     aggregate,
     tables,
     stats,
+    claims,
     feature_maps,
     learning_curves,
     published_vs_reproduced,
@@ -37,5 +38,6 @@ rule all:
     input:
         all_targets(),
         f"{R}/summary/stats.csv",
+        f"{R}/summary/claims.csv",
         PLOT_TARGETS,
     default_target: True

@@ -120,6 +120,12 @@ def cmd_stats(a) -> None:
     main_stats(a.rest)
 
 
+def cmd_claims(a) -> None:
+    from cmkd.analysis.claims import main as claims_main
+
+    claims_main(a.rest)
+
+
 def cmd_check(a) -> None:
     """Check config.yaml (+ overlays) strictly: every table cell must map to runs in the DAG."""
     from cmkd.cell import _load_config, parse_config_items
@@ -227,9 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_plots)
     s = sub.add_parser("stats", add_help=False, help="runs.csv -> stats.csv: paired tests per cell (`stats -h`)")
     s.set_defaults(func=cmd_stats)
+    s = sub.add_parser("claims", add_help=False, help="runs.csv + claims.yaml -> claims.csv: the papers' claims checked (`claims -h`)")
+    s.set_defaults(func=cmd_claims)
 
     a, rest = p.parse_known_args(argv)
-    if a.command in ("plots", "stats"):
+    if a.command in ("plots", "stats", "claims"):
         a.rest = rest
     elif a.command == "cell":  # `cell ... -- --workflow-profile X`: further options go to Snakemake
         a.extra = rest[1:] if rest[:1] == ["--"] else rest

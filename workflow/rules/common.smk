@@ -49,6 +49,8 @@ def conda_env(name):
 
 _pub = Path(config["published_tables"])
 PUBLISHED = str(_pub if (_pub.is_absolute() or _pub.exists()) else Path(workflow.basedir) / _pub)
+_claims = Path(config.get("claims", "config/claims.yaml"))
+CLAIMS = str(_claims if (_claims.is_absolute() or _claims.exists()) else Path(workflow.basedir) / _claims)
 # the interpreter of a job: under --sdm conda the one of the rule's env (which installs the
 # project), else the one running Snakemake
 PY = "python" if _CONDA else sys.executable
