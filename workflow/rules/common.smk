@@ -187,16 +187,11 @@ def train_resource(key, n_seeds):
 
 def cd_group_methods(track, group):
     """Networks of a track that solve the same task from the same input: its students (the
-    track's student modalities) or its teachers (the teacher modalities); leaky runs left out."""
-    tr = config["tracks"][track]
-    want = sorted(tr["student" if group == "students" else "teacher"])
-    out = []
-    for ds, t, dim, m in CELLS:
-        mods = config["methods"][m].get("modalities", "student")
-        mods = tr["student"] if mods == "student" else tr["teacher"] if mods == "teacher" else mods
-        if t == track and m not in PLOT_LEAKY and sorted(mods) == want and m not in out:
-            out.append(m)
-    return out
+    track's student modalities) or its teachers (the teacher modalities); leaky runs left out
+    (cmkd.analysis.figure_plan.group_methods)."""
+    from cmkd.analysis.figure_plan import group_methods
+
+    return group_methods(config, CELLS, track, group, PLOT_LEAKY)
 
 
 def protocol_of(method_split):
