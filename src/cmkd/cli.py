@@ -126,6 +126,12 @@ def cmd_claims(a) -> None:
     claims_main(a.rest)
 
 
+def cmd_quote(a) -> None:
+    from cmkd.analysis.quotes import main as quote_main
+
+    quote_main(a.rest)
+
+
 def cmd_check(a) -> None:
     """Check config.yaml (+ overlays) strictly: every table cell must map to runs in the DAG."""
     from cmkd.cell import _load_config, parse_config_items
@@ -235,9 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_stats)
     s = sub.add_parser("claims", add_help=False, help="runs.csv + claims.yaml -> claims.csv: the papers' claims checked (`claims -h`)")
     s.set_defaults(func=cmd_claims)
+    s = sub.add_parser("quote", add_help=False, help="fill README's and the docs' run numbers from docs/snapshot (`quote -h`)")
+    s.set_defaults(func=cmd_quote)
 
     a, rest = p.parse_known_args(argv)
-    if a.command in ("plots", "stats", "claims"):
+    if a.command in ("plots", "stats", "claims", "quote"):
         a.rest = rest
     elif a.command == "cell":  # `cell ... -- --workflow-profile X`: further options go to Snakemake
         a.extra = rest[1:] if rest[:1] == ["--"] else rest
