@@ -59,3 +59,12 @@ def test_every_caption_that_holm_adjusts_names_its_family():
         text = render(f.name, cfg)
         if "Holm" in text:
             assert "family" in text.lower(), f"{f.name} mentions Holm without naming its family"
+
+
+def test_claims_caption_labels_synthetic_runs_a_demonstration():
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert "**Demonstration**" in render("claims.rst", cfg)
+    for v in cfg["datasets"].values():
+        v["synthetic"] = False
+    text = render("claims.rst", cfg)
+    assert "**Demonstration**" not in text and "tost_p" in text
