@@ -43,6 +43,9 @@ def test_a_table_in_words_by_hand():
     ])
     assert table_sentence("students", tab) == (
         "**students** (against baseline): MDE 7.0 points on synthetic / arousal (K = 2); significant: cdgkd +9.3 on arousal")
+    tab["mde"] = float("nan")  # the reference is not one of the track's references: no test
+    assert table_sentence("students", tab).startswith(
+        "**students** (against baseline): no method-level test against baseline on synthetic / arousal;")
 
 
 def test_refresh_and_fill(tmp_path):

@@ -81,7 +81,7 @@ def verdict(effect: float, ci_low: float, ci_high: float, se: float, df: float, 
     out = {"direction_holds": bool(np.sign(effect) == better) if math.isfinite(effect) else None,
            "tost_p": math.nan, "equivalent": None}
     if not all(math.isfinite(x) for x in (effect, ci_low, ci_high)):
-        return {**out, "verdict": "inconclusive", "reason": "no method-level estimate (see the note)"}
+        return {**out, "verdict": "inconclusive", "reason": "no method-level estimate"}
     res = f"this design's MDE is {mde:.3g} points" if math.isfinite(mde) else "MDE unknown"
     if published is not None and math.isfinite(float(published)):
         p, m = float(published), float(margin)

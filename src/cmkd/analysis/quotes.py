@@ -61,11 +61,12 @@ def table_sentence(name: str, table: pd.DataFrame) -> str:
     for (ds, dim), g in table.groupby(["dataset", "dimension"], sort=False):
         mde = pd.to_numeric(g["mde"], errors="coerce").dropna()
         k = int((g["method"] != ref).sum())
-        parts.append(f"{_fmt(float(mde.iloc[0])) if len(mde) else 'n/a'} {unit} on {ds} / {dim} (K = {k})")
+        parts.append(f"MDE {_fmt(float(mde.iloc[0]))} {unit} on {ds} / {dim} (K = {k})" if len(mde)
+                     else f"no method-level test against {ref} on {ds} / {dim}")
         for row in g.itertuples(index=False):
             if str(row.sig) == "*":
                 sig.append(f"{row.method} {float(row.effect):+.1f} on {dim}")
-    return (f"**{name}** (against {ref}): MDE {', '.join(parts)}; "
+    return (f"**{name}** (against {ref}): {', '.join(parts)}; "
             + (("significant: " + ", ".join(sig)) if sig else "none significant"))
 
 
