@@ -23,6 +23,7 @@ localrules:
     aggregate,
     tables,
     stats,
+    claims,
     feature_maps,
     learning_curves,
     published_vs_reproduced,
@@ -35,6 +36,7 @@ rule all:
     input:
         all_targets(),
         f"{R}/summary/stats.csv",
+        f"{R}/summary/claims.csv",
         PLOT_TARGETS,
         TUNING_TARGETS,
     default_target: True

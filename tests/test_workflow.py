@@ -49,6 +49,9 @@ def test_tiny_end_to_end(tmp_path, snakemake_runner):
     assert r.returncode == 0, r.stderr[-4000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert len(html) > 10000
+    # the claims table (a demonstration on synthetic data) is part of the run and of the report
+    claims = pd.read_csv(tmp_path / "results/summary/claims.csv")
+    assert {"claim", "verdict", "evidence"} <= set(claims.columns) and "claims.csv" in html
 
 
 @pytest.mark.parametrize(

@@ -188,6 +188,18 @@ def cmd_stats(a) -> None:
     main_stats(a.rest)
 
 
+def cmd_claims(a) -> None:
+    from cmkd.analysis.claims import main as claims_main
+
+    claims_main(a.rest)
+
+
+def cmd_quote(a) -> None:
+    from cmkd.analysis.quotes import main as quote_main
+
+    quote_main(a.rest)
+
+
 def cmd_check(a) -> None:
     """Check config.yaml (+ overlays, merged in order as Snakemake merges them, then --config
     items) strictly, on the workflow's own path (cmkd.validation: schema, select_datasets, then
@@ -310,9 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_plots)
     s = sub.add_parser("stats", add_help=False, help="runs.csv -> stats.csv: paired tests per cell (`stats -h`)")
     s.set_defaults(func=cmd_stats)
+    s = sub.add_parser("claims", add_help=False, help="runs.csv + claims.yaml -> claims.csv: the papers' claims checked (`claims -h`)")
+    s.set_defaults(func=cmd_claims)
+    s = sub.add_parser("quote", add_help=False, help="fill README's and the docs' run numbers from docs/snapshot (`quote -h`)")
+    s.set_defaults(func=cmd_quote)
 
     a, rest = p.parse_known_args(argv)
-    if a.command in ("plots", "stats"):
+    if a.command in ("plots", "stats", "claims", "quote"):
         a.rest = rest
     elif a.command == "cell":  # `cell ... -- --workflow-profile X`: further options go to Snakemake
         a.extra = rest[1:] if rest[:1] == ["--"] else rest

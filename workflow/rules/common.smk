@@ -54,6 +54,8 @@ def conda_env(name):
 
 _pub = Path(config["published_tables"])
 PUBLISHED = str(_pub if (_pub.is_absolute() or _pub.exists()) else Path(workflow.basedir) / _pub)
+_claims = Path(config.get("claims", "config/claims.yaml"))
+CLAIMS = str(_claims if (_claims.is_absolute() or _claims.exists()) else Path(workflow.basedir) / _claims)
 # the interpreter of a job: under --sdm conda the one of the rule's env (which installs the
 # project), else the one running Snakemake
 PY = "python" if _CONDA else sys.executable
@@ -213,8 +215,10 @@ def cd_group_methods(track, group):
     """Networks of a track that solve the same task from the same input: its students (the
     track's student modalities) or its teachers (the teacher modalities), by the modalities the
     evaluated network reads (cmkd.config.evaluated_modalities: AMBOKD trains on the teacher's
-    modalities and is evaluated as a student); leaky runs left out."""
-    return like_networks(config, track, group, leave_out=PLOT_LEAKY)
+    modalities and is evaluated as a student); leaky runs left out (cmkd.analysis.figure_plan.group_methods)."""
+    from cmkd.analysis.figure_plan import group_methods
+
+    return group_methods(config, CELLS, track, group, PLOT_LEAKY)
 
 
 def protocol_of(method_split):

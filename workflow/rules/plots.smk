@@ -19,24 +19,23 @@ PLOT_LEAKY = sorted(
 # trivial baselines (no network, no epoch): no feature map, no learning curve
 PLOT_TRIVIAL = sorted(config.get("trivial_methods") or [])
 PLOT_KINDS = ["tsne", "umap"]
-# metrics ranked in the CD diagrams: accuracy for classification dimensions, RMSE for regression
-PLOT_CD_METRICS = sorted(
-    {
-        "rmse" if config["dimensions"][c[2]].get("task", "classification") == "regression" else "accuracy"
-        for c in PLOT_CELLS
-    }
-)
-PLOT_TRACKS = sorted({c[1] for c in PLOT_CELLS})
+# which figures can be drawn is decided here, from the config (cmkd.analysis.figure_plan): a rank figure needs
+# two networks of its group on a dimension of its metric's task (RMSE only for tracks with a regression
+# dimension), a per-subject gain figure the track's no-KD reference and another network, a feature map a network
+# on the config's split; a figure with nothing to draw is not planned
+from cmkd.analysis import figure_plan as _fp  # noqa: E402
 
-
-PLOT_CD_GROUPS = ["students", "teachers"]
+PLOT_CD = _fp.cd_figures(config, CELLS, PLOT_LEAKY)
+PLOT_GAINS = _fp.gains_tracks(config, CELLS, PLOT_LEAKY + PLOT_TRIVIAL)
+PLOT_FEATURE_CELLS = _fp.feature_cells(CELLS, PLOT_LEAKY + PLOT_TRIVIAL)
+PLOT_CURVE_CELLS = _fp.feature_cells(CELLS, PLOT_TRIVIAL)
 PLOT_TARGETS = (
-    [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png" for ds, tr, dim in PLOT_CELLS for k in PLOT_KINDS]
-    + [f"{FIG}/{ds}/{tr}/{dim}/curves.png" for ds, tr, dim in PLOT_CELLS]
-    + [f"{FIG}/published_vs_reproduced.png"]
-    + [f"{FIG}/cd/{tr}/{g}/{m}.png" for tr in PLOT_TRACKS for g in PLOT_CD_GROUPS for m in PLOT_CD_METRICS]
+    [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png" for ds, tr, dim in PLOT_FEATURE_CELLS for k in PLOT_KINDS]
+    + [f"{FIG}/{ds}/{tr}/{dim}/curves.png" for ds, tr, dim in PLOT_CURVE_CELLS]
+    + ([f"{FIG}/published_vs_reproduced.png"] if _fp.has_published_cells(config) else [])
+    + [f"{FIG}/cd/{tr}/{g}/{m}.png" for tr, g, m in PLOT_CD]
     + [f"{FIG}/tables/{n}.png" for n in table_names()]
-    + [f"{FIG}/gains/{tr}.png" for tr in PLOT_TRACKS]
+    + [f"{FIG}/gains/{tr}.png" for tr in PLOT_GAINS]
 )
 
 
@@ -218,10 +217,7 @@ rule subject_gains:
     params:
         py=PY,
         # the track's no-KD reference: its first reference method of class baseline
-        reference=lambda w: next(
-            (m for m in config["tracks"][w.track].get("references") or [] if config["methods"][m]["class"] == "baseline"),
-            "baseline",
-        ),
+        reference=lambda w: _fp.gains_reference(config, w.track),
         exclude=json.dumps(PLOT_LEAKY + PLOT_TRIVIAL),
         order=PLOT_ORDER,
     log:

@@ -33,3 +33,37 @@ rule stats:
     shell:
         "{params.py:q} -m cmkd stats --runs {input.runs:q} --out {output:q} --references {params.references:q} "
         "--test-fraction {params.test_fraction} > {log:q} 2>&1"
+
+
+# The seed papers' claims (config/claims.yaml; published effects from published_tables.yaml), each checked on
+# the data sets that ran with the method-level effect and CI, TOST against a published effect, and a verdict
+# (cmkd.analysis.claims).
+rule claims:
+    input:
+        runs=f"{R}/summary/runs.csv",
+        claims=CLAIMS,
+        published=PUBLISHED,
+    output:
+        report(
+            f"{R}/summary/claims.csv",
+            caption="../../report/claims.rst",
+            category="Claims",
+            labels={"file": "claims.csv"},
+        ),
+    params:
+        py=PY,
+        datasets=json.dumps(
+            {d: {"published_as": v.get("published_as", d), "synthetic": bool(v.get("synthetic"))}
+             for d, v in config["datasets"].items()},
+            sort_keys=True,
+        ),
+    log:
+        f"{R}/logs/claims.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        conda_env("cpu")
+    shell:
+        "{params.py:q} -m cmkd claims --runs {input.runs:q} --claims {input.claims:q} --published {input.published:q} "
+        "--datasets {params.datasets:q} --out {output:q} > {log:q} 2>&1"
