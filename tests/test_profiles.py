@@ -60,7 +60,7 @@ def test_slurm_profile_defaults(monkeypatch):
     assert p["set-resources"] == ["train:train_slots=1", "train:gpu=1"]
     assert not any(r.startswith(("slurm_partition", "slurm_account")) for r in p["default-resources"])
     cell = "cell_{dataset}_{track}_{dimension}_{method}"
-    assert p["groups"] == [f"train={cell}"]
+    assert p["groups"] == [f"train={cell}", f"train_trivial={cell}"]
     assert p["group-components"] == [f"{cell}=3"]
     # the cap that makes the members of a group run one after another
     assert p["resources"] == ["train_slots=1"] and p["set-resource-scopes"] == ["train_slots=local"]
