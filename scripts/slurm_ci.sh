@@ -6,7 +6,9 @@
 #
 #   bash scripts/slurm_ci.sh
 #
-# The grid (SEEDS seeds x teacher, kd) runs three ways: "cells" (the config's default
+# The grid (SEEDS seeds x teacher, kd) runs three ways, then two checks of the GPU route ("gpu": a
+# trivial baseline beside the networks with one fake GPU: which jobs ask for it, and a GPU job with
+# the CPU torch stops at start; "cell": cmkd cell with two config files through the profile): "cells" (the config's default
 # seeds_per_job: all, one training job per cell), "grouped" (seeds_per_job: 1, the profile groups
 # the seeds of a cell into one Slurm job), "ungrouped" (seeds_per_job: 1, CMKD_SLURM_GROUPS=0).
 # Knobs: CMKD_SLURM_CI_SEEDS (default 4), CMKD_SLURM_CI_VARIANTS (default "cells grouped
@@ -124,7 +126,7 @@ run_grid() {
     # the Slurm comment names rule and wildcards (or group); jobs stay in squeue for MinJobAge
     ids=$(grep -oE 'SLURM jobid [0-9]+' "$dir/snakemake.log" | awk '{print $3}' | sort -un | paste -sd, -)
     squeue --states=all -h -j "$ids" -o "%i|%T|%j|%k" >"$dir/squeue.txt"
-    TRAIN_SUBMITS=$(grep -E '\|rule_(train_|cell_)' "$dir/squeue.txt" | grep -cv 'rule_train_trivial_' || true)
+    TRAIN_SUBMITS=$(grep -E '\|rule_(train_|cell_)' "$dir/squeue.txt" | grep -cvE 'rule_train_trivial_|_train_trivial$' || true)
     if grep -vq '|COMPLETED|' "$dir/squeue.txt"; then
         cat "$dir/squeue.txt" >&2
         die "$name: a Slurm job did not complete"
@@ -196,8 +198,10 @@ check_train_job() {
 # job did (the sbatch calls in the Snakemake log; the comment names the rule)
 check_gpu_requests() {
     local log=$WORK/$1/snakemake.log net triv
-    net=$(grep -E "sbatch call: .*--comment '?rule_train_wildcards" "$log" || true)
-    triv=$(grep -E "sbatch call: .*--comment '?rule_train_trivial_" "$log" || true)
+    # the comment: rule_train_wildcards_... / rule_train_trivial_wildcards_..., or for a grouped
+    # cell rule_cell_<cell>_train / rule_cell_<cell>_train_trivial
+    net=$(grep -E "sbatch call: .*--comment '?rule_(train_wildcards|cell_[^ ']*_train)'?( |$)" "$log" || true)
+    triv=$(grep -E "sbatch call: .*--comment '?rule_(train_trivial_wildcards|cell_[^ ']*_train_trivial)'?( |$)" "$log" || true)
     [[ -n $net && -n $triv ]] || die "$1: no training or no trivial-baseline submission in the log"
     if grep -vqE -- "--gpus=1|--gres[= ]'?gpu:1" <<<"$net"; then die "$1: a network training job without a GPU request: $net"; fi
     if grep -qE -- "--gpus|--gres[= ]'?gpu" <<<"$triv"; then die "$1: a trivial-baseline job asks for a GPU: $triv"; fi
@@ -248,8 +252,10 @@ assert seeds == ["seed0", "seed1"], seeds                                   # a.
 assert all(len(pd.read_csv(run / s / "history.csv")) == 1 for s in seeds)  # b.yaml
 EOF
     grep -q "reproduced now" "$dir/cell.log" || die "cell: no summary printed"
-    SUBMITS=$(grep -c "sbatch call" "$dir/cell.log" || true)
-    TRAIN_SUBMITS=$SUBMITS
+    # every Slurm job leaves its log under .snakemake/slurm_logs/<rule or group>/<jobid>.log
+    SUBMITS=$(find "$dir/.snakemake/slurm_logs" -name '*.log' | wc -l)
+    TRAIN_SUBMITS=$(find "$dir/.snakemake/slurm_logs" -path '*_train/*' -name '*.log' | wc -l)
+    ((TRAIN_SUBMITS >= 1)) || die "cell: no training job went through Slurm"
     log "cell: two config files through --profile slurm: $SUBMITS sbatch, ${WALL}s"
 }
 
