@@ -12,7 +12,7 @@
 # seeds_per_job: all, one training job per cell), "grouped" (seeds_per_job: 1, the profile groups
 # the seeds of a cell into one Slurm job), "ungrouped" (seeds_per_job: 1, CMKD_SLURM_GROUPS=0).
 # Knobs: CMKD_SLURM_CI_SEEDS (default 4), CMKD_SLURM_CI_VARIANTS (default "cells grouped
-# ungrouped"), CMKD_SLURM_CI_TIMEOUT (seconds per Snakemake run, default 600),
+# ungrouped gpu cell"), CMKD_SLURM_CI_TIMEOUT (seconds per Snakemake run, default 600),
 # CMKD_SLURM_CI_TARGETS (default: runs.csv and the tables), CMKD_SLURM_CI_KEEP=1 keeps the
 # temporary directory (logs) after the run.
 # Prints one summary line:  slurm-ci: OK ... cells: N sbatch (n training), T s; grouped: ...
