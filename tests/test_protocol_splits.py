@@ -237,8 +237,8 @@ def test_plan_time_check_refuses_a_validation_part_missing_a_class(tmp_path):
     base["dimensions"]["emotion3"] = {"task": "classification", "n_classes": 3, "target": "emotion"}
     base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"], "methods": ["baseline"]}]
     base["tables"] = []
-    check_config(base)  # not prepared yet: nothing to compute at plan time
     root = fs.write_seed(tmp_path / "raw", subjects=(1, 2), sessions=(1, 2, 3), eye=True)
+    check_config(base)  # not prepared yet: nothing to compute at plan time
     prepare_seed(root, tmp_path / "results" / "prepared" / "seed", {"modalities": ["eye", "eeg_de"]})
     # unstratified: one validation clip per subject cannot hold the three classes
     with pytest.raises(DataError, match=r"data set 'seed', subject 1: class \d \('\w+'\) has \d+ training trial.*"

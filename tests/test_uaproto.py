@@ -290,7 +290,8 @@ def test_tiny_snakemake_face_to_eeg(tmp_path, snakemake_runner):
     r = snakemake_runner(tmp_path, "--cores", "2", "results/summary/runs.csv", config=cfg)
     assert r.returncode == 0, r.stderr[-4000:]
     runs = pd.read_csv(tmp_path / "results/summary/runs.csv")
-    assert set(runs["method"]) == {"teacher", "uaproto"} and (runs["status"] == "ok").all()
+    # (two epochs on tiny data may predict one class: status degenerate, shown without a number)
+    assert set(runs["method"]) == {"teacher", "uaproto"} and runs["status"].isin(["ok", "degenerate"]).all()
     hist = pd.read_csv(tmp_path / "results/synthetic/face-to-eeg/arousal/uaproto/seed0/history.csv")
     assert {"train_task", "train_proto", "train_feat", "train_head"} <= set(hist.columns)
 
