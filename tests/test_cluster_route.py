@@ -262,3 +262,25 @@ def test_trivial_baseline_jobs_ask_for_the_interpreter_only():
     est = resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "majority", 3)
     assert est["mem_mb"] == resources.TRIVIAL_MB and est["runtime"] == resources.MIN_RUNTIME and not est["gpu"]
     assert resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "majority", 3, attempt=2)["mem_mb"] == 2 * resources.TRIVIAL_MB
+
+
+def test_training_jobs_given_a_gpu_ask_for_host_memory_of_a_gpu_job(tmp_path, snakemake_runner):
+    """With the profile's train:gpu the activations live in GPU memory: the host request is the
+    CUDA estimate (cmkd.resources, gpu=True), not the CPU one; device: cpu keeps the CPU estimate."""
+    from cmkd import resources
+
+    cfg = tiny_config()
+    cpu = resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "teacher", 2)["mem_mb"]
+    gpu = resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "teacher", 2, gpu=True)["mem_mb"]
+    assert cpu != gpu
+
+    def mem_of_teacher_job(*args):
+        r = snakemake_runner(tmp_path, "-n", *args, config=cfg, timeout=120)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out[-2000:]
+        block = next(b for b in out.split("rule train:")[1:] if "method=teacher" in b)
+        return int(re.search(r"mem_mb=(\d+)", block).group(1))
+
+    assert mem_of_teacher_job() == cpu
+    assert mem_of_teacher_job("--set-resources", "train:gpu=1", "--config", "allow_cpu_torch=True") == gpu
+    assert mem_of_teacher_job("--set-resources", "train:gpu=1", "--config", "allow_cpu_torch=True", "device=cpu") == cpu

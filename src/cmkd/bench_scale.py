@@ -430,6 +430,7 @@ def throughput_compare(prepared: str, batch_size: int, steps: int, device: str =
         rows.append({"autocast": p["autocast"], "project_samples_per_s": 1 / p["sample_s"],
                      "plain_samples_per_s": 1 / q["sample_s"], "ratio": q["sample_s"] / p["sample_s"],
                      "peak_gpu_mb": p.get("peak_gpu_mb"), "plain_peak_gpu_mb": q.get("peak_gpu_mb"),
+                     "peak_host_rss_mb": p.get("peak_rss_mb"),  # the process peak (it wrote the small set first): bounds a GPU job's host memory, resources.CUDA_HOST_MB
                      "data_access": p["data_access"], "device": p["device"]})
     return rows
 

@@ -139,8 +139,11 @@ def _positive(value: Any, where: str) -> float:
 
 
 def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str, method: str,
-             n_seeds: int = 1, attempt: int = 1) -> dict:
-    """``{"mem_mb", "runtime", ...}`` of the training job of one cell (``n_seeds`` seeds in it)."""
+             n_seeds: int = 1, attempt: int = 1, gpu: bool | None = None) -> dict:
+    """``{"mem_mb", "runtime", ...}`` of the training job of one cell (``n_seeds`` seeds in it).
+    ``gpu``: the job trains on a GPU (activations in GPU memory, the host holds the CUDA context);
+    ``None``: as the config's ``device`` says (``cuda``). The workflow passes ``True`` when its
+    training jobs are given GPUs (a profile's ``train:gpu``) and the device is not ``cpu``."""
     from cmkd.config import run_spec
     from cmkd.data.stream import DEFAULT_STREAM_THRESHOLD_MB
 
@@ -180,7 +183,8 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
         train_mult = 1.0 if m in mods else FORWARD_FRACTION  # teachers: forward passes only
         act += 4 * values * f * max(bs * train_mult, ebs * FORWARD_FRACTION) / 2**20
     params_mb = sum(PARAM_MB.get(m, 10.0) for m in mods) + sum(PARAM_MB.get(m, 10.0) / 3 for m in teacher_mods)
-    gpu = str(config.get("device", "auto")) == "cuda"
+    if gpu is None:
+        gpu = str(config.get("device", "auto")) == "cuda"
     if gpu:  # activations and weights in GPU memory; the host holds the CUDA context
         act, params_mb = 0.0, CUDA_HOST_MB
     res = (config["methods"][method].get("resources") or {})

@@ -208,9 +208,14 @@ from functools import lru_cache  # noqa: E402
 from cmkd.resources import estimate as _estimate_resources  # noqa: E402
 
 
+# a training job given a GPU (the profile's train:gpu) keeps its activations in GPU memory: its host
+# request is the CUDA context's, not the CPU activations' (device: cpu keeps the CPU estimate)
+_JOB_ON_GPU = config.get("device", "auto") == "cuda" or (bool(TRAIN_GPUS) and config.get("device", "auto") != "cpu")
+
+
 @lru_cache(maxsize=None)
 def _train_resources(dataset, track, dimension, method, n_seeds, attempt):
-    return _estimate_resources(config, dataset, track, dimension, method, n_seeds, attempt)
+    return _estimate_resources(config, dataset, track, dimension, method, n_seeds, attempt, gpu=_JOB_ON_GPU)
 
 
 def train_resource(key, n_seeds):
