@@ -119,11 +119,14 @@ def table_datasets(config: dict, table: dict) -> set[str]:
 def select_datasets(config: dict) -> dict:
     """The config restricted to ``select_datasets`` (a list of keys of ``datasets``; all when absent):
     only the selected data sets' experiments and the tables that report one of them, so a user
-    licensed for one data set plans and runs its tables with only its raw root. The selection is
-    kept in ``select_datasets``; applying it twice changes nothing."""
+    licensed for one data set plans and runs its tables with only its raw root. Without a selection,
+    the tables that report no data set of the grid are left out. The selection is kept in
+    ``select_datasets``; applying it twice changes nothing."""
     sel = config.get("select_datasets")
-    if sel is None:
-        return config
+    if sel is None:  # every data set; a table that reports none of the grid's (e.g. a paper-grid table in
+        run = {e["dataset"] for e in config["experiments"]}  # the default) is not planned: it would stay empty
+        tables = [t for t in config.get("tables", []) or [] if table_datasets(config, t) & run]
+        return config if len(tables) == len(config.get("tables", []) or []) else {**config, "tables": tables}
     if not isinstance(sel, list) or not all(isinstance(d, str) for d in sel) or not sel:
         raise ConfigError(f"select_datasets: a non-empty list of keys of datasets, got {sel!r} "
                           f"(on the command line: --config 'select_datasets=[deap]')")

@@ -58,14 +58,16 @@ def table_sentence(name: str, table: pd.DataFrame) -> str:
     parts, sig = [], []
     ref = str(table["reference"].dropna().iloc[0]) if table["reference"].notna().any() else "?"
     unit = "points" if str(table["metric"].iloc[0]) in ("accuracy", "f1") else str(table["metric"].iloc[0])
+    nd = 1 if unit == "points" else 3  # an RMSE on [0, 1] targets needs three decimals
     for (ds, dim), g in table.groupby(["dataset", "dimension"], sort=False):
         mde = pd.to_numeric(g["mde"], errors="coerce").dropna()
         k = int((g["method"] != ref).sum())
-        parts.append(f"MDE {_fmt(float(mde.iloc[0]))} {unit} on {ds} / {dim} (K = {k})" if len(mde)
+        parts.append(f"MDE {_fmt(float(mde.iloc[0]), nd)} {unit} on {ds} / {dim} (K = {k})" if len(mde)
                      else f"no method-level test against {ref} on {ds} / {dim}")
         for row in g.itertuples(index=False):
-            if str(row.sig) == "*":
-                sig.append(f"{row.method} {float(row.effect):+.1f} on {dim}")
+            if str(row.sig) == "*":  # (no effect in the table when its reference is not one of its rows)
+                eff = float(row.effect)
+                sig.append(f"{row.method} {eff:+.{nd}f} on {dim}" if math.isfinite(eff) else f"{row.method} on {dim}")
     return (f"**{name}** (against {ref}): {', '.join(parts)}; "
             + (("significant: " + ", ".join(sig)) if sig else "none significant"))
 
