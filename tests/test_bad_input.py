@@ -178,10 +178,10 @@ def test_schema_error_names_file_and_line(tmp_path, monkeypatch, capsys):
 
 
 def test_device_cuda_on_a_cpu_only_torch(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(feasibility, "torch_build", lambda: "2.4.1+cpu")
+    monkeypatch.setattr(feasibility, "torch_build", lambda: {"installed": True, "version": "2.4.1+cpu", "cuda": None, "kind": "cpu"})
     rc, err = _check(tmp_path, {"device": "cuda"}, monkeypatch, capsys)
     assert rc == 2 and "device: 'cuda'" in _first(err) and "CPU-only" in err, err
-    monkeypatch.setattr(feasibility, "torch_build", lambda: "2.4.1+cu121")
+    monkeypatch.setattr(feasibility, "torch_build", lambda: {"installed": True, "version": "2.4.1+cu121", "cuda": "12.1", "kind": "cuda"})
     rc, err = _check(tmp_path, {"device": "cuda"}, monkeypatch, capsys)
     assert rc == 0, err
     assert "torch" not in sys.modules or True  # planning imports no torch: checked by test_check_imports_no_torch

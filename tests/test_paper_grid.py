@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cmkd.cell import _load_config
+from cmkd.validation import load_config
 from cmkd.config import check_config, iter_cells, run_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def roots(tmp_path_factory):
     overlay = raw / "roots.yaml"
     import yaml
 
-    paper = _load_config([str(ROOT / "config/paper.yaml")])
+    paper = load_config([str(ROOT / "config/paper.yaml")])[0]
     # every real data set needs a root (a missing one is a ConfigError); only DEAP's files are read here
     roots = {name: {"root": str(raw)} for name, ds in paper["datasets"].items() if ds["loader"] != "synthetic"}
     roots.update(deap={"root": str(deap)}, deap_eeg_eog={"root": str(deap)})
@@ -50,7 +50,7 @@ def test_paper_grid_selects_on_accuracy_whatever_the_default_selects_on():
 
 def test_paper_grid_runs_the_mkd_track_on_deap_eeg_eog(roots, tmp_path):
     deap, overlay = roots
-    cfg = _load_config([str(ROOT / "config/paper.yaml"), str(overlay)])
+    cfg = load_config([str(ROOT / "config/paper.yaml"), str(overlay)])[0]
     check_config(cfg, strict_tables=True)  # every MKD table cell maps to runs
     ds = cfg["datasets"]["deap_eeg_eog"]
     assert ds["loader"] == "deap" and ds["modalities"] == ["eeg", "eog"] and "face" not in ds["params"]["modalities"]
@@ -85,8 +85,8 @@ def test_paper_grid_keeps_each_papers_protocol_and_the_default_cross_validates(r
     runs each paper's own protocol: one 8:1:1 split by trial per seed on DEAP/MAHNOB-HCI (CDGKD,
     MKD), the official splits on the SEED family, the leaky split only where a method asks for it."""
     _, overlay = roots
-    default = _load_config([])
-    paper = _load_config([str(ROOT / "config/paper.yaml"), str(overlay)])
+    default = load_config([])[0]
+    paper = load_config([str(ROOT / "config/paper.yaml"), str(overlay)])[0]
     kinds = {}
     for c in iter_cells(default):
         m = default["methods"][c[3]]

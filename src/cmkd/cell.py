@@ -22,34 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 METRICS = ("accuracy", "f1", "rmse")
 
 
-def parse_config_items(items: list[str] | None) -> dict:
-    """``KEY=VALUE`` items of ``--config``, read by Snakemake's own parser (so ``cmkd cell`` and
-    ``cmkd check`` see what the workflow sees: ``select_datasets=[deap]`` is a list, ``threads=4``
-    an integer, ``allow_cpu_torch=True`` a boolean)."""
-    from snakemake.cli import parse_config
-
-    try:
-        return parse_config(list(items or []))
-    except ValueError as e:
-        raise ConfigError(f"--config {' '.join(items or [])}: {e}") from None
-
-
-def _load_config(configfiles: list[str], overrides: dict | None = None) -> dict:
-    """config.yaml, then every overlay in order, then ``--config`` overrides, merged key by key as
-    Snakemake merges them."""
-    import yaml
-
-    from cmkd.config import deep_merge
-
-    cfg: dict = {}
-    for f in ["config.yaml", *configfiles]:
-        p = Path(f)
-        if not p.exists():
-            raise ConfigError(f"config file '{f}' not found")
-        cfg = deep_merge(cfg, yaml.safe_load(p.read_text(encoding="utf-8")) or {})
-    return deep_merge(cfg, overrides or {})
-
-
 def snakemake_command(targets: list[str], configfiles: list[str], config_items: list[str] | None = None,
                       profile: str | None = None, cores: int = 2, jobs: int | None = None,
                       dry_run: bool = False, extra: list[str] | None = None) -> list[str]:
@@ -121,11 +93,10 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
 def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
              cores: int = 2, extra: list[str] | None = None, dry_run: bool = False,
              config_items: list[str] | None = None, profile: str | None = None, jobs: int | None = None) -> dict:
-    from cmkd.config import deep_merge, iter_cells, run_dir
+    from cmkd.config import iter_cells, run_dir
     from cmkd.validation import load_config, validate_config
 
-    cfg, lines = load_config(configfiles)
-    cfg = deep_merge(cfg, parse_config_items(config_items))
+    cfg, lines = load_config(configfiles, items=config_items)
     validate_config(cfg, lines)  # the workflow's own validation: schema, select_datasets, then semantics
     cells = set(iter_cells(cfg))
     if (dataset, track, dimension, method) not in cells:

@@ -204,12 +204,10 @@ def cmd_check(a) -> None:
     """Check config.yaml (+ overlays, merged in order as Snakemake merges them, then --config
     items) strictly, on the workflow's own path (cmkd.validation: schema, select_datasets, then
     semantics): every table cell must map to runs in the DAG."""
-    from cmkd.cell import parse_config_items
-    from cmkd.config import deep_merge, iter_cells
+    from cmkd.config import iter_cells
     from cmkd.validation import load_config, validate_config
 
-    cfg, lines = load_config(a.configfile or [])
-    cfg = deep_merge(cfg, parse_config_items(a.config))
+    cfg, lines = load_config(a.configfile or [], items=a.config)
     for w in validate_config(cfg, lines, strict_tables=True):
         print(f"warning: {w}", file=sys.stderr)
     n_cells = len(list(iter_cells(cfg)))

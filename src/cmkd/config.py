@@ -123,23 +123,24 @@ def select_datasets(config: dict) -> dict:
     the tables that report no data set of the grid are left out. The selection is kept in
     ``select_datasets``; applying it twice changes nothing."""
     sel = config.get("select_datasets")
-    if sel is None:  # every data set; a table that reports none of the grid's (e.g. a paper-grid table in
-        run = {e["dataset"] for e in config["experiments"]}  # the default) is not planned: it would stay empty
-        tables = [t for t in config.get("tables", []) or [] if table_datasets(config, t) & run]
-        return config if len(tables) == len(config.get("tables", []) or []) else {**config, "tables": tables}
-    if not isinstance(sel, list) or not all(isinstance(d, str) for d in sel) or not sel:
-        raise ConfigError(f"select_datasets: a non-empty list of keys of datasets, got {sel!r} "
-                          f"(on the command line: --config 'select_datasets=[deap]')")
-    for d in sel:
-        if d not in config["datasets"]:
-            raise ConfigError(f"select_datasets: unknown data set '{d}' (keys of datasets: {', '.join(config['datasets'])})")
     run = {e["dataset"] for e in config["experiments"]}
-    if not set(sel) & run:
-        raise ConfigError(f"select_datasets: no experiment runs {sel} (experiments run: {', '.join(sorted(run))})")
-    out = dict(config)
-    out["tables"] = [t for t in config.get("tables", []) or [] if table_datasets(config, t) & set(sel)]
-    out["experiments"] = [e for e in config["experiments"] if e["dataset"] in sel]
-    return out
+    if sel is None:
+        keep = run  # every data set; a table reporting none of them (a paper-grid table in the default) stays out
+    else:
+        if not isinstance(sel, list) or not all(isinstance(d, str) for d in sel) or not sel:
+            raise ConfigError(f"select_datasets: a non-empty list of keys of datasets, got {sel!r} "
+                              f"(on the command line: --config 'select_datasets=[deap]')")
+        for d in sel:
+            if d not in config["datasets"]:
+                raise ConfigError(f"select_datasets: unknown data set '{d}' (keys of datasets: {', '.join(config['datasets'])})")
+        if not set(sel) & run:
+            raise ConfigError(f"select_datasets: no experiment runs {sel} (experiments run: {', '.join(sorted(run))})")
+        keep = set(sel)
+    tables = [t for t in config.get("tables", []) or [] if table_datasets(config, t) & keep]
+    experiments = [e for e in config["experiments"] if e["dataset"] in keep]
+    if len(tables) == len(config.get("tables", []) or []) and len(experiments) == len(config["experiments"]):
+        return config
+    return {**config, "tables": tables, "experiments": experiments}
 
 
 def iter_cells(config: dict) -> Iterable[tuple[str, str, str, str]]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cmkd.devices import torch_build
 from cmkd.errors import CmkdError, ConfigError
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -94,24 +95,14 @@ def architectures() -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------ environment
-def torch_build() -> str | None:
-    """The installed torch's version from package metadata (torch not imported), or None."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def check_device(config: dict) -> None:
     if config.get("device", "auto") != "cuda":
         return
-    v = torch_build()
-    if v is None:
+    b = torch_build()  # cmkd.devices: read from the installed files, torch not imported
+    if not b["installed"]:
         raise ConfigError("device: 'cuda' asked for, but torch is not installed")
-    if v.endswith("+cpu"):
-        raise ConfigError(f"device: 'cuda' asked for, but the installed torch is a CPU-only build ({v}); "
+    if b["kind"] == "cpu":
+        raise ConfigError(f"device: 'cuda' asked for, but the installed torch is a CPU-only build ({b['version']}); "
                           "set device: auto or cpu, or install a CUDA build of torch")
 
 

@@ -63,9 +63,24 @@ def read_yaml(path: str | Path) -> tuple[dict, dict]:
     return data, lines
 
 
-def load_config(configfiles: Iterable[str | Path] = (), base: str | Path | None = "config.yaml") -> tuple[dict, dict]:
+def parse_config_items(items: Iterable[str] | None) -> dict:
+    """``KEY=VALUE`` items of ``--config``, read by Snakemake's own parser (so ``cmkd cell`` and
+    ``cmkd check`` see what the workflow sees: ``select_datasets=[deap]`` is a list, ``threads=4``
+    an integer, ``allow_cpu_torch=True`` a boolean)."""
+    from snakemake.cli import parse_config
+
+    items = list(items or [])
+    try:
+        return parse_config(items)
+    except ValueError as e:
+        raise ConfigError(f"--config {' '.join(items)}: {e}") from None
+
+
+def load_config(configfiles: Iterable[str | Path] = (), base: str | Path | None = "config.yaml",
+                items: Iterable[str] | None = None) -> tuple[dict, dict]:
     """``base`` and the overlays merged in order, as Snakemake merges ``--configfile`` overlays
-    (mappings merged key by key, anything else replaced); returns ``(config, lines)``."""
+    (mappings merged key by key, anything else replaced), then the ``--config`` ``items``; returns
+    ``(config, lines)``."""
     from cmkd.config import deep_merge
 
     cfg: dict = {}
@@ -74,7 +89,7 @@ def load_config(configfiles: Iterable[str | Path] = (), base: str | Path | None 
         data, ln = read_yaml(f)
         cfg = deep_merge(cfg, data)
         lines.update(ln)
-    return cfg, lines
+    return deep_merge(cfg, parse_config_items(items)), lines
 
 
 def _path(parts: Iterable) -> str:

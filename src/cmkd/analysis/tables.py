@@ -375,28 +375,25 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
                                           f["note"].get(method, ""), alpha)
         unit = "points" if metric in ("accuracy", "f1") else metric
         family = f"Holm over this table's {{k}} comparison(s) with {ref} in {ds} / {dim} ({metric})"
+        tests = ", ".join(sorted({t for m, t in seed_test.items() if t and m in fams["seeds"]["mde"]}))
         parts = []
-        f = fams["method"]
-        if f["k"]:
-            parts.append(f"method-level MDE {med['method']:.1f} {unit} (training runs as units, run and trial "
-                         f"variance in the null; {family.format(k=f['k'])}: alpha {f['alpha']:.3g})")
-        else:
-            parts.append("no method-level test (n too small)")
-        f = fams["seeds"]
-        tests = sorted({t for m, t in seed_test.items() if t and m in f["mde"]})
-        if f["k"]:
-            parts.append(f"{med['seeds']:.1f} {unit} across training runs of one split design ({', '.join(tests)}, "
-                         f"{family.format(k=f['k'])}: alpha {f['alpha']:.3g})")
-        else:
-            parts.append("no corrected resampled t-test (n too small, a fixed split or different designs)")
-        f = fams["trials"]
-        if f["k"]:
-            parts.append(f"{med['trials']:.1f} {unit} between these trained models on the same test trials "
-                         f"(trial-level permutation test, {family.format(k=f['k'])}: alpha {f['alpha']:.3g})")
-        else:
-            parts.append("no trial-level test (n too small or no per-trial predictions)")
+        for key, says, absent in NOTE_FAMILIES:
+            f = fams[key]
+            parts.append(says.format(mde=med[key], unit=unit, tests=tests,
+                                     holm=f"{family.format(k=f['k'])}: alpha {f['alpha']:.3g}") if f["k"] else absent)
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts) + ".")
     return df, lines
+
+
+#: the note under a table, per test family: (family, what its MDE says, what is said without a test)
+NOTE_FAMILIES = (
+    ("method", "method-level MDE {mde:.1f} {unit} (training runs as units, run and trial variance in the null; {holm})",
+     "no method-level test (n too small)"),
+    ("seeds", "{mde:.1f} {unit} across training runs of one split design ({tests}, {holm})",
+     "no corrected resampled t-test (n too small, a fixed split or different designs)"),
+    ("trials", "{mde:.1f} {unit} between these trained models on the same test trials (trial-level permutation test, {holm})",
+     "no trial-level test (n too small or no per-trial predictions)"),
+)
 
 
 def power_note(lines: list[str]) -> str:
