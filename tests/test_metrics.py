@@ -131,3 +131,14 @@ def test_per_subject_metrics_sum_back_to_the_run_metric():
     run = metrics.compute("regression", t, pred)
     per = metrics.per_group("regression", t, pred, groups)
     assert sum(g["n"] * g["rmse"] ** 2 for g in per.values()) / 90 == pytest.approx(run["rmse"] ** 2)
+
+
+def test_compute_returns_exactly_the_declared_metrics():
+    """The catalog and the computation agree: a metric added to one and not the other fails here."""
+    from cmkd.metrics import METRICS, compute
+    c = compute("classification", np.array([0, 1, 1, 0]), np.array([[2.0, 1.0], [0.0, 1.0], [1.0, 0.0], [3.0, 0.0]]))
+    r = compute("regression", np.array([0.1, 0.5]), np.array([0.2, 0.4]))
+    assert list(c) == list(METRICS) and list(r) == list(METRICS)
+    for name, m in METRICS.items():
+        assert np.isfinite(c[name]) == (m.task == "classification"), name
+        assert np.isfinite(r[name]) == (m.task == "regression"), name

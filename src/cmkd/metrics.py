@@ -20,8 +20,71 @@ training job. ``tests/test_metrics.py`` checks every metric against scikit-learn
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a run's test (and validation) results, declared once: everything that lists,
+    ranks, formats or tests metrics (tables, statistics, figures, ``cell``, the failed-run record,
+    the listing) reads :data:`METRICS`.
+
+    ``task``: the task it scores (``classification`` or ``regression``); ``higher_is_better``: its
+    direction; ``unit``: ``%`` or ``""``; ``decimals``: digits shown in tables; ``headline``: a
+    metric of the results tables and the paired tests (the others are reference columns);
+    ``label``: its name in captions and axes.
+    """
+
+    name: str
+    task: str
+    higher_is_better: bool
+    unit: str
+    decimals: int
+    headline: bool
+    label: str
+
+
+#: every metric :func:`compute` returns, in column order
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", "classification", True, "%", 2, True, "accuracy (%)"),
+    Metric("f1", "classification", True, "%", 2, True, "F1 (%)"),
+    Metric("rmse", "regression", False, "", 3, True, "RMSE"),
+    Metric("f1_macro", "classification", True, "%", 2, False, "macro F1 (%)"),
+    Metric("balanced_accuracy", "classification", True, "%", 2, False, "balanced accuracy (%)"),
+    Metric("roc_auc", "classification", True, "", 3, False, "ROC AUC"),
+    Metric("majority_fraction", "classification", True, "%", 2, False, "majority class (%)"),
+    Metric("chance_level", "classification", True, "%", 2, False, "chance level (%)"),
+)}
+
+#: the metric each task is ranked and selected by
+PRIMARY = {"classification": "accuracy", "regression": "rmse"}
+
+
+def metric_names(task: str | None = None, *, headline: bool | None = None) -> tuple[str, ...]:
+    """Names of the declared metrics, in column order; ``task`` / ``headline`` filter them."""
+    return tuple(m.name for m in METRICS.values()
+                 if (task is None or m.task == task) and (headline is None or m.headline == headline))
+
+
+def headline_metrics() -> tuple[str, ...]:
+    """The metrics of the results tables and paired tests (``accuracy``, ``f1``, ``rmse``)."""
+    return metric_names(headline=True)
+
+
+def primary_metric(task: str) -> str:
+    """The metric a task's runs are ranked by (accuracy; RMSE for regression)."""
+    return PRIMARY[task]
+
+
+def higher_is_better(metric: str) -> bool:
+    return METRICS[metric].higher_is_better
+
+
+def nan_metrics() -> dict:
+    """Every declared metric as nan: the test record of a run that produced no predictions."""
+    return {k: math.nan for k in METRICS}
 
 
 def _f1_per_class(y_true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -140,7 +203,7 @@ def classification_metrics(y_true: np.ndarray, logits: np.ndarray) -> dict:
     f1 = float(per_class[1] * 100) if n_classes == 2 else macro
     counts = np.bincount(y_true, minlength=n_classes) if len(y_true) else np.zeros(n_classes)
     majority = float(counts.max() / len(y_true)) if len(y_true) else math.nan
-    return {"accuracy": acc, "f1": f1, "f1_macro": macro, "rmse": math.nan,
+    return {**nan_metrics(), "accuracy": acc, "f1": f1, "f1_macro": macro,
             "balanced_accuracy": balanced_accuracy(y_true, pred, n_classes), "roc_auc": roc_auc(y_true, logits),
             "majority_fraction": majority * 100, "chance_level": chance_level(len(y_true), majority)}
 
@@ -149,8 +212,7 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict:
     y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)
     rmse = float(np.sqrt(np.mean((pred - y_true) ** 2))) if len(y_true) else math.nan
-    return {"accuracy": math.nan, "f1": math.nan, "f1_macro": math.nan, "rmse": rmse,
-            "balanced_accuracy": math.nan, "roc_auc": math.nan, "majority_fraction": math.nan, "chance_level": math.nan}
+    return {**nan_metrics(), "rmse": rmse}
 
 
 def per_group(task: str, y_true, outputs, groups: dict[str, np.ndarray]) -> dict:
@@ -189,4 +251,5 @@ def selection_score(task: str, m: dict, on: str = "accuracy") -> float:
         return -m["loss"]
     if on != "accuracy":
         raise ValueError(f"training.select_on: must be one of {list(SELECT_ON)}, got {on!r}")
-    return -m["rmse"] if task == "regression" else m["accuracy"]
+    p = primary_metric(task)
+    return m[p] if higher_is_better(p) else -m[p]
