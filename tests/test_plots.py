@@ -1,4 +1,4 @@
-"""Tests of cmkd.analysis.plots on small hand-made run directories (no training): every figure is written,
+"""Tests of cmkd.analysis.figures (and `python -m cmkd plots`) on small hand-made run directories (no training): every figure is written,
 is not blank, and the same inputs give the same picture."""
 from __future__ import annotations
 
@@ -10,8 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cmkd.analysis import plots
+from cmkd import cli
+from cmkd.analysis.figures import curves, intervals, maps, published, ranks, readers
+from cmkd.analysis.figures.bars import table_bars
 from cmkd.errors import ConfigError, DataError
+
+
+def _plots(argv: list[str]) -> int:
+    """``python -m cmkd plots ...``: its exit status (2 on bad input, with one ``error:`` line)."""
+    return cli.main(["plots", *argv])
+
 
 DS, TR, DIM = "synthetic", "face_eeg-to-face", "arousal"
 SEEDS = (0, 1)
@@ -86,13 +94,13 @@ def grid(tmp_path) -> dict:
 
 def test_tsne_feature_maps_written_not_blank_and_reproducible(grid, tmp_path):
     out = tmp_path / "fig"
-    coords1 = plots.feature_maps(grid["dirs"], out / "a.png", out / "a.svg", ["teacher", "baseline", "kd"],
+    coords1 = maps.feature_maps(grid["dirs"], out / "a.png", out / "a.svg", ["teacher", "baseline", "kd"],
                                  title="t", kind="tsne", seed=0)
     _assert_drawn(out / "a.png", out / "a.svg")
     assert list(coords1) == ["teacher", "baseline", "kd"]
     for xy in coords1.values():
         assert xy.shape == (N_TEST, 2) and np.isfinite(xy).all()
-    coords2 = plots.feature_maps(grid["dirs"], out / "b.png", out / "b.svg", ["teacher", "baseline", "kd"],
+    coords2 = maps.feature_maps(grid["dirs"], out / "b.png", out / "b.svg", ["teacher", "baseline", "kd"],
                                  title="t", kind="tsne", seed=0)
     for m in coords1:
         np.testing.assert_array_equal(coords1[m], coords2[m])  # identical coordinates, not just close
@@ -101,7 +109,7 @@ def test_tsne_feature_maps_written_not_blank_and_reproducible(grid, tmp_path):
     assert (out / "a.svg").read_bytes() == (out / "b.svg").read_bytes()
     # other features draw another map
     dirs = {"kd": grid["dirs"]["baseline"]}
-    coords3 = plots.feature_maps(dirs, out / "c.png", None, kind="tsne", seed=0)
+    coords3 = maps.feature_maps(dirs, out / "c.png", None, kind="tsne", seed=0)
     assert not np.allclose(coords1["kd"], coords3["kd"])
 
 
@@ -109,23 +117,23 @@ def test_feature_maps_uses_first_seed_by_default_and_missing_features_do_not_fai
     dirs = dict(grid["dirs"])
     # the first seed of kd has no features file: its panel says so, the others are drawn
     (dirs["kd"][0] / "features.npz").unlink()
-    coords = plots.feature_maps(dirs, tmp_path / "m.png", None, kind="tsne")
+    coords = maps.feature_maps(dirs, tmp_path / "m.png", None, kind="tsne")
     assert set(coords) == {"teacher", "baseline"}
     _assert_drawn(tmp_path / "m.png")
     # seed_index picks the run drawn: the second seed of kd still has its features
-    coords = plots.feature_maps(dirs, tmp_path / "m2.png", None, kind="tsne", seed_index=1)
+    coords = maps.feature_maps(dirs, tmp_path / "m2.png", None, kind="tsne", seed_index=1)
     assert set(coords) == {"teacher", "baseline", "kd"}
 
 
 def test_project_standardises_and_rejects_bad_input():
     x = np.random.default_rng(0).normal(size=(20, 4))
-    a = plots.project(x, "tsne", 0)
-    b = plots.project(x * 1000.0 + 5.0, "tsne", 0)  # per-dimension standardisation: same map
+    a = maps.project(x, "tsne", 0)
+    b = maps.project(x * 1000.0 + 5.0, "tsne", 0)  # per-dimension standardisation: same map
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     with pytest.raises(DataError):
-        plots.project(x[:2], "tsne", 0)
+        maps.project(x[:2], "tsne", 0)
     with pytest.raises(ConfigError, match="plots.kind"):
-        plots.project(x, "pca", 0)
+        maps.project(x, "pca", 0)
 
 
 def test_silhouette_hand_computed():
@@ -135,9 +143,9 @@ def test_silhouette_hand_computed():
     x = np.array([[0.0], [1.0], [10.0], [11.0]])
     y = np.array([0, 0, 1, 1])
     s = [(10.5 - 1) / 10.5, (9.5 - 1) / 9.5, (9.5 - 1) / 9.5, (10.5 - 1) / 10.5]
-    assert plots.silhouette(x, y) == pytest.approx(sum(s) / 4)
-    assert math.isnan(plots.silhouette(x, np.zeros(4, dtype=int)))        # one class
-    assert math.isnan(plots.silhouette(x, np.array([0.1, 0.2, 0.3, 0.4])))  # regression targets
+    assert maps.silhouette(x, y) == pytest.approx(sum(s) / 4)
+    assert math.isnan(maps.silhouette(x, np.zeros(4, dtype=int)))        # one class
+    assert math.isnan(maps.silhouette(x, np.array([0.1, 0.2, 0.3, 0.4])))  # regression targets
 
 
 @pytest.mark.slow  # numba compiles UMAP on its first fit: ~13 s of CPU
@@ -145,9 +153,9 @@ def test_umap_feature_map(grid, tmp_path):
     """The one UMAP test: tiny data, one method; the first fit in a process pays numba's
     compilation (~13 s of CPU), the second is fast."""
     dirs = {"kd": grid["dirs"]["kd"]}
-    c1 = plots.feature_maps(dirs, tmp_path / "u.png", tmp_path / "u.svg", kind="umap", seed=0)
+    c1 = maps.feature_maps(dirs, tmp_path / "u.png", tmp_path / "u.svg", kind="umap", seed=0)
     _assert_drawn(tmp_path / "u.png", tmp_path / "u.svg")
-    c2 = plots.feature_maps(dirs, tmp_path / "u2.png", None, kind="umap", seed=0)
+    c2 = maps.feature_maps(dirs, tmp_path / "u2.png", None, kind="umap", seed=0)
     for m in c1:
         assert c1[m].shape == (N_TEST, 2)
         np.testing.assert_array_equal(c1[m], c2[m])
@@ -165,10 +173,10 @@ def test_umap_numba_cache_is_filled_once_and_reused_with_identical_maps(tmp_path
 
     script = (
         "import sys, time, json, numpy as np\n"
-        "from cmkd.analysis import plots\n"
-        "plots.import_umap(sys.argv[1])\n"
+        "from cmkd.analysis.figures import maps\n"
+        "maps.import_umap(sys.argv[1])\n"
         "x = np.random.default_rng(0).normal(size=(60, 8))\n"
-        "t = time.process_time(); y = plots.project(x, 'umap', seed=0)\n"
+        "t = time.process_time(); y = maps.project(x, 'umap', seed=0)\n"
         "print(json.dumps({'cpu': time.process_time() - t, 'y': y.tolist()}))\n"
     )
     cache = tmp_path / "numba"
@@ -186,20 +194,21 @@ def test_umap_numba_cache_is_filled_once_and_reused_with_identical_maps(tmp_path
     np.testing.assert_array_equal(np.array(second["y"]), np.array(first["y"]))
 
 
-def test_features_cli_writes_every_cell(grid, tmp_path):
+def test_features_cli_writes_every_cell(grid, tmp_path, capsys):
     out = tmp_path / "figs"
-    rc = plots.main_plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(out), "--kinds", "tsne",
+    rc = _plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(out), "--kinds", "tsne",
                            "--exclude", '["baseline"]', "--class-names", json.dumps({DIM: ["low", "high"]})])
     assert rc == 0
     _assert_drawn(out / DS / TR / DIM / "features_tsne.png", out / DS / TR / DIM / "features_tsne.svg")
     svg = (out / DS / TR / DIM / "features_tsne.svg").read_text()
     assert "high (1)" in svg and "teacher" in svg and ">baseline<" not in svg
-    with pytest.raises(ConfigError, match="class-names"):
-        plots.main_plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(out),
-                          "--class-names", "{not json"])
+    capsys.readouterr()
+    assert _plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(out),
+                   "--class-names", "{not json"]) == 2
+    assert "error: --class-names" in capsys.readouterr().err
 
 
-def test_features_cli_from_metrics_matches_runs_csv(grid, tmp_path):
+def test_features_cli_from_metrics_matches_runs_csv(grid, tmp_path, capsys):
     """The per-cell job reads the runs' metrics.json (cell, seed, status) instead of runs.csv: the
     same figure, and a failed run is left out as runs.csv's status would leave it out."""
     metrics = []
@@ -214,16 +223,16 @@ def test_features_cli_from_metrics_matches_runs_csv(grid, tmp_path):
     runs.loc[(runs.method == "kd") & (runs.seed == SEEDS[0]), "status"] = "failed"
     runs.to_csv(grid["runs_csv"], index=False)
     a, b = tmp_path / "a", tmp_path / "b"
-    assert plots.main_plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(a), "--kinds", "tsne"]) == 0
-    assert plots.main_plots(["features", "--metrics", *metrics, "--out-dir", str(b), "--kinds", "tsne"]) == 0
+    assert _plots(["features", "--runs", str(grid["runs_csv"]), "--out-dir", str(a), "--kinds", "tsne"]) == 0
+    assert _plots(["features", "--metrics", *metrics, "--out-dir", str(b), "--kinds", "tsne"]) == 0
     fa, fb = (d / DS / TR / DIM / "features_tsne.svg" for d in (a, b))
     assert fa.read_bytes() == fb.read_bytes()
-    assert plots.runs_from_metrics(metrics).query("method == 'kd'")["status"].tolist()[0] == "failed"
-    with pytest.raises(ConfigError, match="either --runs"):
-        plots.main_plots(["features", "--out-dir", str(a)])
+    assert readers.runs_from_metrics(metrics).query("method == 'kd'")["status"].tolist()[0] == "failed"
+    assert _plots(["features", "--out-dir", str(a)]) == 2
+    assert "either --runs" in capsys.readouterr().err
     (grid["dirs"]["kd"][1] / "metrics.json").write_text(json.dumps({"cell": {"dataset": DS}}))
-    with pytest.raises(DataError, match="lacks track"):
-        plots.main_plots(["features", "--metrics", *metrics, "--out-dir", str(a)])
+    assert _plots(["features", "--metrics", *metrics, "--out-dir", str(a)]) == 2
+    assert "lacks track" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,16 +241,16 @@ def test_features_cli_from_metrics_matches_runs_csv(grid, tmp_path):
 
 def test_learning_curves(grid, tmp_path):
     hist = {m: [d / "history.csv" for d in ds] for m, ds in grid["dirs"].items()}
-    panels = plots.learning_curves(hist, tmp_path / "c.png", tmp_path / "c.svg", title="cell")
+    panels = curves.learning_curves(hist, tmp_path / "c.png", tmp_path / "c.svg", title="cell")
     _assert_drawn(tmp_path / "c.png", tmp_path / "c.svg")
     # every loss term, the validation loss and the validation metrics that have values (not rmse)
     assert panels == ["train_total", "train_ce", "train_kd", "val_loss", "val_accuracy", "val_f1"]
     # CLI: the method is the run directory's parent name
     files = [str(d / "history.csv") for ds in grid["dirs"].values() for d in ds]
-    assert plots.main_plots(["curves", *files, "--out-png", str(tmp_path / "k.png"), "--title", "x"]) == 0
+    assert _plots(["curves", *files, "--out-png", str(tmp_path / "k.png"), "--title", "x"]) == 0
     _assert_drawn(tmp_path / "k.png")
     with pytest.raises(DataError, match="history file missing"):
-        plots.learning_curves({"kd": [tmp_path / "nope.csv"]}, tmp_path / "n.png", None)
+        curves.learning_curves({"kd": [tmp_path / "nope.csv"]}, tmp_path / "n.png", None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -267,7 +276,7 @@ def test_published_vs_reproduced(tmp_path):
         dict(base, dataset="deap", dimension="valence", method="x", label="X", mean=0.2, std=0.01,
              published=0.25, diff=-0.05, synthetic=False, metric="rmse"),
     ])
-    pts = plots.published_vs_reproduced([t1, t2], tmp_path / "s.png", tmp_path / "s.svg")
+    pts = published.published_vs_reproduced([t1, t2], tmp_path / "s.png", tmp_path / "s.svg")
     _assert_drawn(tmp_path / "s.png", tmp_path / "s.svg")
     assert len(pts) == 3  # the row without a published number is not drawn
     assert sorted(pts["synthetic"].tolist()) == [False, False, True]
@@ -275,7 +284,7 @@ def test_published_vs_reproduced(tmp_path):
     # no published number anywhere: the figure says so and is still written
     t3 = _table(tmp_path / "np.csv", [dict(base, dimension="arousal", method="kd", mean=1.0, std=0.0,
                                            published=None, synthetic=True)])
-    empty = plots.published_vs_reproduced([t3], tmp_path / "e.png", None)
+    empty = published.published_vs_reproduced([t3], tmp_path / "e.png", None)
     assert empty.empty
     _assert_drawn(tmp_path / "e.png")
 
@@ -299,7 +308,7 @@ def _cd_runs() -> pd.DataFrame:
 
 def test_cd_diagram_written_and_ranks(tmp_path):
     runs = _cd_runs()
-    s = plots.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", metric="accuracy", track=TR,
+    s = ranks.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", metric="accuracy", track=TR,
                          exclude=["d"], out_json=tmp_path / "cd.json")
     _assert_drawn(tmp_path / "cd.png", tmp_path / "cd.svg")
     assert s["ranks"] == {"a": 1.0, "b": 2.0, "c": 3.0}
@@ -312,18 +321,18 @@ def test_cd_diagram_written_and_ranks(tmp_path):
     saved = json.loads((tmp_path / "cd.json").read_text())
     assert saved["excluded"] == ["d"] and set(saved["nemenyi"]) == {"a", "b", "c"}
     # too few methods: still a figure, saying so
-    s2 = plots.cd_diagram(runs, tmp_path / "cd2.png", tmp_path / "cd2.svg", track=TR, exclude=["c", "d"])
+    s2 = ranks.cd_diagram(runs, tmp_path / "cd2.png", tmp_path / "cd2.svg", track=TR, exclude=["c", "d"])
     assert s2["p"] is None
     _assert_drawn(tmp_path / "cd2.png")
 
 
 def test_cd_diagram_only_like_networks_and_intervals_below_five_blocks(tmp_path):
     runs = _cd_runs()
-    s = plots.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", track=TR, methods=["a", "b", "c"],
+    s = ranks.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", track=TR, methods=["a", "b", "c"],
                          group="students")
     assert set(s["ranks"]) == {"a", "b", "c"}  # d is not one of the group: never ranked
     four = runs[runs["dimension"] != "familiarity"]
-    s = plots.cd_diagram(four, tmp_path / "iv.png", tmp_path / "iv.svg", track=TR, methods=["a", "b", "c"],
+    s = ranks.cd_diagram(four, tmp_path / "iv.png", tmp_path / "iv.svg", track=TR, methods=["a", "b", "c"],
                          group="students", out_json=tmp_path / "iv.json")
     assert s["drawn"] == "intervals" and "4 block(s)" in s["why"] and s["nemenyi"] == {}
     assert s["methods_compared"] == ["a", "b", "c"]
@@ -336,11 +345,11 @@ def test_cd_diagram_only_like_networks_and_intervals_below_five_blocks(tmp_path)
 
 def test_mean_ci_hand_computed():
     # values 1, 2, 3: mean 2, sample sd 1, t(0.975, df=2) = 4.302652729911275 (t table)
-    m, lo, hi = plots.mean_ci([1.0, 2.0, 3.0])
+    m, lo, hi = intervals.mean_ci([1.0, 2.0, 3.0])
     half = 4.302652729911275 * 1.0 / math.sqrt(3.0)
     assert m == pytest.approx(2.0)
     assert (lo, hi) == (pytest.approx(2.0 - half), pytest.approx(2.0 + half))
-    m, lo, hi = plots.mean_ci([5.0])
+    m, lo, hi = intervals.mean_ci([5.0])
     assert m == 5.0 and math.isnan(lo) and math.isnan(hi)
 
 
@@ -351,7 +360,7 @@ def test_table_bars(grid, tmp_path):
         dict(dataset=DS, dimension=DIM, method="kd", label="KD", metric="accuracy", mean=70.5, std=0.7, n=2,
              published=62.11, synthetic=True),
     ])
-    bars = plots.table_bars(t, grid["runs_csv"], tmp_path / "b.png", tmp_path / "b.svg", title="Students",
+    bars = table_bars(t, grid["runs_csv"], tmp_path / "b.png", tmp_path / "b.svg", title="Students",
                             track=TR)
     _assert_drawn(tmp_path / "b.png", tmp_path / "b.svg")
     kd = bars.set_index("method").loc["kd"]
@@ -361,7 +370,7 @@ def test_table_bars(grid, tmp_path):
     assert kd["ci_high"] == pytest.approx(70.5 + half)
     assert kd["published"] == pytest.approx(62.11)
     # CLI
-    assert plots.main_plots(["bars", "--table", str(t), "--runs", str(grid["runs_csv"]), "--track", TR,
+    assert _plots(["bars", "--table", str(t), "--runs", str(grid["runs_csv"]), "--track", TR,
                              "--out-png", str(tmp_path / "c.png")]) == 0
     _assert_drawn(tmp_path / "c.png")
 
@@ -370,9 +379,9 @@ def test_table_bars(grid, tmp_path):
 # stats CLI
 
 
-def test_main_stats(grid, tmp_path):
+def test_main_stats(grid, tmp_path, capsys):
     out = tmp_path / "stats.csv"
-    assert plots.main_stats(["--runs", str(grid["runs_csv"]), "--out", str(out),
+    assert cli.main(["stats", "--runs", str(grid["runs_csv"]), "--out", str(out),
                              "--references", json.dumps({TR: ["baseline"]}),
                              "--test-fraction", "0.1"]) == 0
     st = pd.read_csv(out)
@@ -380,8 +389,9 @@ def test_main_stats(grid, tmp_path):
     # kd - baseline = 10 on both seeds: zero variance, no p-value made up
     row = st[(st["method"] == "kd") & (st["metric"] == "accuracy") & (st["test"] == "corrected_t")].iloc[0]
     assert row["effect"] == pytest.approx(10.0) and math.isnan(row["p"])
-    with pytest.raises(ConfigError, match="references"):
-        plots.main_stats(["--runs", str(grid["runs_csv"]), "--out", str(out), "--references", '["baseline"]'])
+    capsys.readouterr()
+    assert cli.main(["stats", "--runs", str(grid["runs_csv"]), "--out", str(out), "--references", '["baseline"]']) == 2
+    assert "error: tracks.<track>.references" in capsys.readouterr().err
 
 
 def test_rank_figures_group_ambokd_by_what_its_evaluated_network_reads():

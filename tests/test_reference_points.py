@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cmkd.analysis import plots
+from cmkd import cli
 from cmkd.config import iter_cells, table_datasets
-from cmkd.analysis.subject_plots import gains_figure, subject_gains
+from cmkd.analysis.figures.bars import table_bars
+from cmkd.analysis.figures.gains import gains_figure, subject_gains
 from cmkd.analysis.tables import aggregate_runs, build_table, summarise, table_note, write_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def test_gain_plot_shows_a_gain_carried_by_two_subjects(tmp_path):
     out = gains_figure(tmp_path / "subjects.csv", tmp_path / "g.png", tmp_path / "g.svg", reference="baseline", track="t")
     assert len(out) == 4 and (tmp_path / "g.png").stat().st_size > 0
     assert "2/4" in (tmp_path / "g.svg").read_text(encoding="utf-8")  # subjects improved, on the figure
-    assert plots.main_plots(["gains", "--subjects", str(tmp_path / "subjects.csv"), "--reference", "baseline",
+    assert cli.main(["plots", "gains", "--subjects", str(tmp_path / "subjects.csv"), "--reference", "baseline",
                              "--out-png", str(tmp_path / "h.png")]) == 0
 
 
@@ -141,7 +142,7 @@ def test_bar_plot_draws_the_chance_level(tmp_path):
     spec = {"tables": [{"name": "t1", "track": "t", "metric": "accuracy", "rows": {"baseline": None, "kd": None}}],
             "datasets": {}, "protocol": {}}
     write_tables(tmp_path / "runs.csv", spec, tmp_path / "tables")
-    bars = plots.table_bars(tmp_path / "tables" / "t1.csv", tmp_path / "runs.csv", tmp_path / "b.png", tmp_path / "b.svg", track="t")
+    bars = table_bars(tmp_path / "tables" / "t1.csv", tmp_path / "runs.csv", tmp_path / "b.png", tmp_path / "b.svg", track="t")
     assert bars["chance"].eq(68.75).all()
     svg = (tmp_path / "b.svg").read_text(encoding="utf-8")
     assert "chance level (binomial" in svg

@@ -16,6 +16,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from cmkd.errors import CmkdError, ConfigError  # noqa: E402
+from cmkd.metrics import METRICS, headline_metrics, primary_metric  # noqa: E402
 
 
 def _json_arg(value: str):
@@ -176,16 +177,191 @@ def cmd_bench(a) -> None:
     bench_main(a.results, a.configfile)
 
 
-def cmd_plots(a) -> None:
-    from cmkd.analysis.plots import main_plots
+def _json_list(value: str | None, where: str) -> list:
+    """A JSON list of strings (or a comma-separated list); empty for no value."""
+    if not value:
+        return []
+    try:
+        v = json.loads(value)
+    except json.JSONDecodeError:
+        return [s for s in value.split(",") if s]
+    if not isinstance(v, list):
+        raise ConfigError(f"{where}: expected a JSON list, got {value!r}")
+    return [str(x) for x in v]
 
-    main_plots(a.rest)
+
+def cmd_plots_features(a) -> None:
+    """t-SNE/UMAP maps of every cell of runs.csv, or of the runs whose metrics.json are given."""
+    from cmkd.analysis.figures.maps import feature_maps, import_umap
+    from cmkd.analysis.figures.readers import read_runs, runs_by_cell, runs_from_metrics
+
+    if a.numba_cache and "umap" in a.kinds:
+        import_umap(a.numba_cache)
+    if (a.runs is None) == (not a.metrics):
+        raise ConfigError("plots features: give either --runs (every cell of runs.csv) or --metrics (the runs' metrics.json)")
+    runs = read_runs(a.runs) if a.runs is not None else runs_from_metrics(a.metrics)
+    order, exclude = _json_list(a.order, "--order"), _json_list(a.exclude, "--exclude")
+    try:
+        names = json.loads(a.class_names) if a.class_names else {}
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--class-names: not valid JSON ({e})") from None
+    if not isinstance(names, dict):
+        raise ConfigError("--class-names: must map a dimension to a list of class names")
+    for (ds, tr, dim), by_method in runs_by_cell(runs, exclude).items():
+        cn = {i: f"{n} ({i})" for i, n in enumerate(names.get(dim) or [])}
+        for kind in a.kinds:
+            base = Path(a.out_dir) / ds / tr / dim / f"features_{kind}"
+            feature_maps(by_method, base.with_suffix(".png"), base.with_suffix(".svg"), order,
+                         title=f"{ds} / {tr} / {dim}", kind=kind, seed=a.seed, seed_index=a.seed_index,
+                         class_names=cn, max_points=a.max_points)
+            print(f"wrote {base}.png", flush=True)
+
+
+def cmd_plots_curves(a) -> None:
+    from cmkd.analysis.figures.curves import learning_curves
+
+    by_method: dict[str, list[str]] = {}
+    for p in a.histories:
+        by_method.setdefault(Path(p).parent.parent.name, []).append(p)
+    learning_curves(by_method, a.out_png, a.out_svg, _json_list(a.order, "--order"), title=a.title)
+
+
+def cmd_plots_scatter(a) -> None:
+    from cmkd.analysis.figures.published import published_vs_reproduced
+
+    published_vs_reproduced(a.tables, a.out_png, a.out_svg, title=a.title)
+
+
+def cmd_plots_cd(a) -> None:
+    from cmkd.analysis.figures.ranks import cd_diagram
+
+    s = cd_diagram(a.runs, a.out_png, a.out_svg, metric=a.metric, title=a.title, track=a.track or None,
+                   exclude=_json_list(a.exclude, "--exclude"), alpha=a.alpha, out_json=a.out_json,
+                   methods=_json_list(a.methods, "--methods") if a.methods else None, group=a.group)
+    print(json.dumps({k: s[k] for k in ("metric", "statistic", "p", "n_blocks", "ranks", "note")}), flush=True)
+
+
+def cmd_plots_bars(a) -> None:
+    from cmkd.analysis.figures.bars import table_bars
+
+    table_bars(a.table, a.runs, a.out_png, a.out_svg, title=a.title, track=a.track or None)
+
+
+def cmd_plots_gains(a) -> None:
+    from cmkd.analysis.figures.gains import gains_figure
+
+    labels = json.loads(a.labels) if a.labels else {}
+    gains_figure(a.subjects, a.out_png, a.out_svg, reference=a.reference, track=a.track or None,
+                 exclude=_json_list(a.exclude, "--exclude"), order=_json_list(a.order, "--order"), labels=labels,
+                 title=a.title)
+
+
+def _add_plots(sub) -> None:
+    """``plots {features,curves,scatter,cd,bars,gains}``: the figures of the report (cmkd.analysis.figures)."""
+    from cmkd.analysis.figures import MAX_POINTS, PROJECTIONS
+
+    plots = sub.add_parser("plots", help="figures: features | curves | scatter | cd | bars | gains",
+                           description="figures of the report (cmkd.analysis.figures), each as PNG and SVG")
+    fig = plots.add_subparsers(dest="figure", required=True)
+
+    s = fig.add_parser("features", help="t-SNE/UMAP maps of test features, every cell of runs.csv or of the runs given")
+    s.add_argument("--runs", help="runs.csv (its 'path' column locates features.npz)")
+    s.add_argument("--metrics", nargs="+", help="instead of --runs: the runs' metrics.json (features.npz beside each)")
+    s.add_argument("--out-dir", required=True, help="writes <out-dir>/<dataset>/<track>/<dimension>/features_<kind>.png|svg")
+    s.add_argument("--kinds", nargs="+", default=["tsne"], choices=PROJECTIONS)
+    s.add_argument("--order", help="method order as JSON list")
+    s.add_argument("--exclude", help="methods left out, JSON list")
+    s.add_argument("--seed", type=int, default=0, help="random_state of the projection")
+    s.add_argument("--seed-index", type=int, default=0, help="which run seed to draw (0 = the first)")
+    s.add_argument("--max-points", type=int, default=MAX_POINTS)
+    s.add_argument("--numba-cache", default=None,
+                   help="directory of the on-disk cache of UMAP's compiled numba functions, shared by the jobs "
+                        "(saves ~20 CPU-s of compilation per job after the first; see figures.maps.import_umap)")
+    s.add_argument("--class-names", help='JSON: {"<dimension>": ["low", "high"], ...} (label index -> name)')
+    s.set_defaults(func=cmd_plots_features)
+
+    s = fig.add_parser("curves", help="learning curves of one cell")
+    s.add_argument("histories", nargs="+", help=".../<method>/seed<N>/history.csv")
+    s.add_argument("--out-png", required=True)
+    s.add_argument("--out-svg")
+    s.add_argument("--order", help="method order as JSON list")
+    s.add_argument("--title", default="")
+    s.set_defaults(func=cmd_plots_curves)
+
+    s = fig.add_parser("scatter", help="published vs reproduced, every table cell with a published number")
+    s.add_argument("tables", nargs="+", help="table CSVs written by `python -m cmkd tables`")
+    s.add_argument("--out-png", required=True)
+    s.add_argument("--out-svg")
+    s.add_argument("--title", default="Published vs reproduced")
+    s.set_defaults(func=cmd_plots_scatter)
+
+    s = fig.add_parser("cd", help="critical difference diagram (Friedman + Nemenyi over cells)")
+    s.add_argument("--runs", required=True)
+    s.add_argument("--metric", default=primary_metric("classification"), choices=headline_metrics())
+    s.add_argument("--track", default="")
+    s.add_argument("--exclude", help="methods left out, JSON list")
+    s.add_argument("--alpha", type=float, default=0.05)
+    s.add_argument("--methods", help="only these methods (JSON list): the like networks of one group")
+    s.add_argument("--group", default="", help="name of the group (students, teachers) for the title")
+    s.add_argument("--title", default="")
+    s.add_argument("--out-png", required=True)
+    s.add_argument("--out-svg", required=True)
+    s.add_argument("--out-json")
+    s.set_defaults(func=cmd_plots_cd)
+
+    s = fig.add_parser("bars", help="bar plot of one results table (mean, 95 %% CI, seeds)")
+    s.add_argument("--table", required=True, help="table CSV written by `python -m cmkd tables`")
+    s.add_argument("--runs", required=True)
+    s.add_argument("--track", default="")
+    s.add_argument("--title", default="")
+    s.add_argument("--out-png", required=True)
+    s.add_argument("--out-svg")
+    s.set_defaults(func=cmd_plots_bars)
+
+    s = fig.add_parser("gains", help="per-subject gain of every method over the no-KD reference (box + points)")
+    s.add_argument("--subjects", required=True, help="subjects.csv written by `python -m cmkd aggregate --subjects-out`")
+    s.add_argument("--reference", required=True, help="the no-KD method every gain is taken over")
+    s.add_argument("--track", default="")
+    s.add_argument("--exclude", help="methods left out, JSON list")
+    s.add_argument("--order", help="method order as JSON list")
+    s.add_argument("--labels", help="JSON: method -> label")
+    s.add_argument("--title", default="")
+    s.add_argument("--out-png", required=True)
+    s.add_argument("--out-svg")
+    s.set_defaults(func=cmd_plots_gains)
 
 
 def cmd_stats(a) -> None:
-    from cmkd.analysis.plots import main_stats
+    """Paired tests per cell: runs.csv -> stats.csv (cmkd.analysis.stats.write_stats)."""
+    from cmkd.analysis.stats import write_stats
 
-    main_stats(a.rest)
+    try:
+        refs = json.loads(a.references)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"tracks.<track>.references: --references is not valid JSON ({e})") from None
+    if not isinstance(refs, dict) or not all(isinstance(v, list) for v in refs.values()):
+        raise ConfigError("tracks.<track>.references: must map each track to a list of methods")
+    table = write_stats(a.runs, a.out, refs, a.test_fraction, a.metrics)
+    print(f"wrote {a.out}: {len(table)} rows", flush=True)
+
+
+def _add_stats(sub) -> None:
+    """``stats --runs runs.csv --out stats.csv --references JSON ...``.
+
+    ``--references``: JSON object track -> list of reference methods (config
+    ``tracks.<t>.references``, default ``["baseline"]``); ``--test-fraction`` from the config's
+    split ratios: the Nadeau-Bengio ratio of runs that recorded no split sizes (the others' ratio
+    comes from their own splits).
+    """
+    s = sub.add_parser("stats", help="runs.csv -> stats.csv: paired tests per cell",
+                       description="paired tests per cell (cmkd.analysis.stats)")
+    s.add_argument("--runs", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--references", required=True, help='JSON: {"<track>": ["baseline", ...]}')
+    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--metrics", nargs="+", default=list(headline_metrics()), choices=METRICS, metavar="METRIC",
+                   help="metrics tested (default: the headline metrics of cmkd.metrics.METRICS)")
+    s.set_defaults(func=cmd_stats)
 
 
 def cmd_claims(a) -> None:
@@ -316,17 +492,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--directory", default=".")
     s.set_defaults(func=cmd_unlock)
 
-    s = sub.add_parser("plots", add_help=False, help="figures: features | curves | scatter | cd | bars (`plots -h`)")
-    s.set_defaults(func=cmd_plots)
-    s = sub.add_parser("stats", add_help=False, help="runs.csv -> stats.csv: paired tests per cell (`stats -h`)")
-    s.set_defaults(func=cmd_stats)
+    _add_plots(sub)
+    _add_stats(sub)
     s = sub.add_parser("claims", add_help=False, help="runs.csv + claims.yaml -> claims.csv: the papers' claims checked (`claims -h`)")
     s.set_defaults(func=cmd_claims)
     s = sub.add_parser("quote", add_help=False, help="fill README's and the docs' run numbers from docs/snapshot (`quote -h`)")
     s.set_defaults(func=cmd_quote)
 
     a, rest = p.parse_known_args(argv)
-    if a.command in ("plots", "stats", "claims", "quote"):
+    if a.command in ("claims", "quote"):
         a.rest = rest
     elif a.command == "cell":  # `cell ... -- --workflow-profile X`: further options go to Snakemake
         a.extra = rest[1:] if rest[:1] == ["--"] else rest

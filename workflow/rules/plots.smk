@@ -1,4 +1,4 @@
-# Figures of the report (cmkd.analysis.plots), each as PNG (in the report) and SVG (beside it):
+# Figures of the report (cmkd.analysis.figures, `python -m cmkd plots ...`), each as PNG (in the report) and SVG (beside it):
 # feature maps (t-SNE and UMAP, one job per cell: it starts as soon as that cell's runs are done,
 # beside the training jobs of other cells; UMAP's numba code, ~25 CPU-s to compile, is compiled by the
 # first job into results/.cache/numba and loaded from there by the others),

@@ -3,24 +3,24 @@
 A mean gain over seeds can be carried by a few subjects. From ``subjects.csv`` (one row per run
 and test subject, :func:`cmkd.analysis.tables.aggregate_runs`), each subject's metric is averaged over the
 seeds (the subject's test segments of every seed), then the gain of every method over the
-reference is taken per subject: ``method - reference`` for accuracy-like metrics,
-``reference - method`` for RMSE, so that a positive gain is always an improvement. One panel per
-dataset x dimension; per method a box (quartiles) over the subjects' gains, the subjects as
-points, and ``k/N``: the number of subjects the method improves.
+reference is taken per subject: ``method - reference`` for metrics where higher is better,
+``reference - method`` for the others (RMSE), so that a positive gain is always an improvement
+(:func:`cmkd.metrics.higher_is_better`). One panel per dataset x dimension; per method a box
+(quartiles) over the subjects' gains, the subjects as points, and ``k/N``: the number of subjects
+the method improves.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from cmkd.analysis.plots import read_csv_checked
+from cmkd.analysis.figures.readers import read_csv_checked
+from cmkd.analysis.figures.style import message, panel_grid, save_figure, style
 from cmkd.errors import DataError
-
-LOWER_IS_BETTER = ("rmse",)
+from cmkd.metrics import higher_is_better, primary_metric
 
 
 def read_subjects(path: str | os.PathLike) -> pd.DataFrame:
@@ -38,14 +38,16 @@ def subject_gains(subjects: pd.DataFrame, reference: str, track: str | None = No
                   metrics: dict | None = None, exclude: Sequence[str] = (),
                   order: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-subject gains over ``reference``: columns dataset, dimension, method, subject, metric,
-    gain, n_seeds. ``metrics`` maps a dimension to its metric (default: ``rmse`` where the
-    dimension has RMSE values, else ``accuracy``)."""
+    gain, n_seeds. ``metrics`` maps a dimension to its metric (default: the regression task's
+    primary metric where the dimension has values of it and none of the classification task's,
+    else the classification task's: :func:`cmkd.metrics.primary_metric`)."""
+    reg, cls = primary_metric("regression"), primary_metric("classification")
     df = subjects[subjects["group"].astype(str) == "subject"]
     if track:
         df = df[df["track"] == str(track)]
     rows = []
     for (ds, dim), g in df.groupby(["dataset", "dimension"], sort=True):
-        metric = (metrics or {}).get(dim) or ("rmse" if g["rmse"].notna().any() and g["accuracy"].isna().all() else "accuracy")
+        metric = (metrics or {}).get(dim) or (reg if g[reg].notna().any() and g[cls].isna().all() else cls)
         per = g.groupby(["method", "subject"])[metric].agg(["mean", "count"]).reset_index()
         ref = per[per["method"] == reference].set_index("subject")
         if ref.empty:
@@ -60,7 +62,7 @@ def subject_gains(subjects: pd.DataFrame, reference: str, track: str | None = No
             for s in sorted(common):
                 d = float(pm.at[s, "mean"] - ref.at[s, "mean"])
                 rows.append({"dataset": ds, "dimension": dim, "method": m, "subject": s, "metric": metric,
-                             "gain": -d if metric in LOWER_IS_BETTER else d, "n_seeds": int(pm.at[s, "count"])})
+                             "gain": d if higher_is_better(metric) else -d, "n_seeds": int(pm.at[s, "count"])})
     return pd.DataFrame(rows, columns=["dataset", "dimension", "method", "subject", "metric", "gain", "n_seeds"])
 
 
@@ -68,16 +70,14 @@ def gains_figure(subjects_csv: str | os.PathLike, out_png: str | os.PathLike, ou
                  reference: str, track: str | None = None, exclude: Sequence[str] = (),
                  order: Sequence[str] | None = None, labels: dict | None = None, title: str = "") -> pd.DataFrame:
     """Draw the per-subject gains of every method of ``track`` over ``reference``; return them."""
-    from cmkd.analysis.plots import _message, _panel_grid, _style, save_figure
-
     gains = subject_gains(read_subjects(subjects_csv), reference, track, exclude=exclude, order=order)
     labels = labels or {}
     facets = list(dict.fromkeys(zip(gains["dataset"], gains["dimension"]))) if len(gains) else []
-    with _style():
+    with style():
         width = max([gains[(gains["dataset"] == d) & (gains["dimension"] == x)]["method"].nunique() for d, x in facets] or [1])
-        fig, axes = _panel_grid(max(1, len(facets)), 2, max(5.2, 0.7 * width + 1.5), 4.2)
+        fig, axes = panel_grid(max(1, len(facets)), 2, max(5.2, 0.7 * width + 1.5), 4.2)
         if not facets:
-            _message(axes[0], f"no per-subject results of '{reference}' and another method")
+            message(axes[0], f"no per-subject results of '{reference}' and another method")
         for ax, (ds, dim) in zip(axes, facets):
             sub = gains[(gains["dataset"] == ds) & (gains["dimension"] == dim)]
             methods = list(dict.fromkeys(sub["method"]))
@@ -93,7 +93,7 @@ def gains_figure(subjects_csv: str | os.PathLike, out_png: str | os.PathLike, ou
                             fontsize=7, color="0.3")
             ax.axhline(0.0, color="crimson", lw=1.0, ls="--", zorder=1)
             metric = str(sub["metric"].iloc[0])
-            sense = "reference − method" if metric in LOWER_IS_BETTER else "method − reference"
+            sense = "method − reference" if higher_is_better(metric) else "reference − method"
             ax.set_ylabel(f"gain in {metric} per subject ({sense})", fontsize=8)
             ax.set_xticks(x, [labels.get(m, m) for m in methods], rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{ds} / {dim}", fontsize=9, pad=14)
