@@ -253,6 +253,27 @@ def test_learning_curves(grid, tmp_path):
         curves.learning_curves({"kd": [tmp_path / "nope.csv"]}, tmp_path / "n.png", None)
 
 
+def test_figures_read_the_metric_catalog(monkeypatch, tmp_path, capsys):
+    """A metric declared once in cmkd.metrics.METRICS reaches the figures: its validation curve is
+    a panel, the per-subject gain takes its direction (lower is better: reference - method), and
+    the rank figure's --metric accepts it. Planting a hand-written metric list or a
+    LOWER_IS_BETTER tuple in the figure code fails it."""
+    from cmkd.analysis.figures.gains import subject_gains
+    from cmkd.metrics import METRICS, Metric
+
+    monkeypatch.setitem(METRICS, "mae", Metric("mae", "regression", False, "", 3, True, "MAE"))
+    h = pd.DataFrame({"epoch": [1, 2], "train_total": [1.0, 0.5], "val_loss": [0.9, 0.8], "val_mae": [0.4, 0.3]})
+    assert curves._curve_panels([h]) == ["train_total", "val_loss", "val_mae"]
+    subjects = pd.DataFrame([
+        {"dataset": DS, "track": TR, "dimension": DIM, "method": m, "seed": 0, "subject": "1", "group": "subject",
+         "accuracy": np.nan, "rmse": np.nan, "mae": v} for m, v in (("baseline", 0.30), ("kd", 0.20))])
+    g = subject_gains(subjects, "baseline", TR, metrics={DIM: "mae"})
+    assert g["gain"].tolist() == pytest.approx([0.10])  # an error 0.1 lower: a gain of +0.1
+    with pytest.raises(SystemExit) as e:
+        cli.main(["plots", "cd", "--help"])
+    assert e.value.code == 0 and "mae" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------------------------
 # published vs reproduced
 
