@@ -23,9 +23,6 @@ from cmkd.analysis.figures import MAX_POINTS, PROJECTIONS
 from cmkd.analysis.figures.style import message, ordered, palette, panel_grid, save_figure, style
 from cmkd.errors import ConfigError, DataError
 
-#: projections :func:`feature_maps` draws
-KINDS = PROJECTIONS
-
 
 def load_features(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     """``embedding`` (n, D), ``y`` (n,) and ``logits`` of a run's ``features.npz``."""
@@ -126,7 +123,7 @@ def project(x: np.ndarray, kind: str = "tsne", seed: int = 0) -> np.ndarray:
                                 random_state=int(seed), init="spectral" if n >= 10 else "random",
                                 n_jobs=1)
             return np.asarray(reducer.fit_transform(x), dtype=np.float64)
-    raise ConfigError(f"plots.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+    raise ConfigError(f"plots.kind: must be one of {', '.join(PROJECTIONS)}, got {kind!r}")
 
 
 def _is_classes(y: np.ndarray) -> bool:
@@ -170,8 +167,8 @@ def feature_maps(
     differ between methods). A method whose features are missing or unusable gets a panel that
     says why instead of failing the whole figure. Returns method -> 2-D coordinates drawn.
     """
-    if kind not in KINDS:
-        raise ConfigError(f"plots.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind not in PROJECTIONS:
+        raise ConfigError(f"plots.kind: must be one of {', '.join(PROJECTIONS)}, got {kind!r}")
     methods = ordered(run_dirs_by_method, method_order)
     coords: dict[str, np.ndarray] = {}
     label = {"tsne": "t-SNE", "umap": "UMAP"}[kind]
