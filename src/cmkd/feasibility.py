@@ -4,9 +4,11 @@ parameters, every split's ratios and its feasibility on the data's shape, classe
 after thresholding, the device against the installed torch build (empty or missing raw
 roots: cmkd.config.check_config).
 
-Declarations are read where they are defined: the encoders' ``ENCODER_DEFAULTS`` and the
-architectures' ``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning
-imports no torch), the loaders' ``DEFAULTS`` from their (torch-free) modules. The data's shape
+Declarations are read where they are defined: the encoders' ``ENCODER_PARAMS`` (Param literals;
+``ENCODER_DEFAULTS`` where a module declares plain defaults) and the architectures'
+``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning imports no torch),
+the loaders' ``PARAMS`` from their (torch-free) modules, the split kinds from
+:mod:`cmkd.data.split_kinds`; the schema and the listing (:mod:`cmkd.listing`) read the same. The data's shape
 comes from the synthetic generator's parameters (its ratings are drawn without the signals) or
 from a real data set's prepared ``meta.json`` and arrays when present. Every error is a
 :class:`ConfigError` naming the config key.

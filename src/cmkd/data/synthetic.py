@@ -88,19 +88,15 @@ POSTERIOR = ("P3", "P7", "PO3", "O1", "Oz", "Pz", "P4", "P8", "PO4", "O2")
 #: (at 32 Hz it spans 13-16 Hz): the arousal effect then acts on what remains of it.
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0)}
 
-#: the generator's parameters (``datasets.<name>.params``), declared as cmkd.params.Param literals
-#: (checked in full by :func:`merge_params`)
+#: the generator's parameters (``datasets.<name>.params``) as Param literals; checked in full by merge_params
 PARAMS: dict[str, Param] = params_from_literals({
-    "n_subjects": {"default": 8, "kind": "int", "lo": 1, "doc": "subjects"},
-    "n_trials": {"default": 12, "kind": "int", "lo": 1, "doc": "trials per subject (one rating per trial and dimension)"},
+    "n_subjects": {"default": 8, "kind": "int", "lo": 1, "doc": "subjects"}, "n_trials": {"default": 12, "kind": "int", "lo": 1, "doc": "trials per subject"},
     "segments_per_trial": {"default": 6, "kind": "int", "lo": 1, "doc": "segments cut from each trial"},
     "segment_seconds": {"default": 4.0, "lo": 1, "doc": "length of one segment (s)"},
     "eeg_channels": {"default": 32, "kind": "int", "lo": 32, "hi": 32, "doc": "fixed by the format (DEAP montage)"},
     "sampling_rate": {"default": 64, "lo": 32, "doc": "Hz, EEG and EOG; >= 64 keeps the whole beta band below Nyquist"},
-    "face_frames": {"default": 2, "kind": "int", "lo": 1, "doc": "face frames per segment"},
-    "face_size": {"default": 32, "kind": "int", "lo": 16, "doc": "face frames are face_size x face_size pixels"},
-    "strength": {"default": {"eeg": 1.0, "face": 1.0, "eog": 1.0, "eye": 1.0}, "kind": "any",
-                 "doc": "strength of the emotion effect per modality (1.0: the calibrated effect; 0: none)"},
+    "face_frames": {"default": 2, "kind": "int", "lo": 1, "doc": "face frames per segment"}, "face_size": {"default": 32, "kind": "int", "lo": 16, "doc": "face side (pixels)"},
+    "strength": {"default": {"eeg": 1.0, "face": 1.0, "eog": 1.0, "eye": 1.0}, "kind": "any", "doc": "emotion effect per modality (1: calibrated; 0: none)"},
     "label_noise": {"default": 0.15, "lo": 0, "hi": 1, "doc": "probability per trial and dimension that the rating is on the wrong side of 5"},
     "subject_offset": {"default": 1.0, "lo": 0, "doc": "scale of per-subject differences in every modality"},
     "trial_signature": {"default": 1.0, "lo": 0, "doc": "scale of the label-free trial-specific signature in every modality"},
