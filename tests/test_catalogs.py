@@ -255,3 +255,24 @@ def test_a_dataset_kfold_split_plans_with_snakemake(tmp_path, snakemake_runner):
     cfg["datasets"]["synthetic"]["split"] = {"kind": "loso"}
     r = snakemake_runner(tmp_path, "-n", "--quiet", "rules", config=cfg)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_splits_and_protocols_form_no_import_cycle():
+    """cmkd.data.protocols imports cmkd.data.splits; splits reaches a protocol's implementation only
+    through its split kind's declaration (``make``), never by an import."""
+    import ast
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((ROOT / "src" / "cmkd" / "data" / f"{name}.py").read_text())
+        out = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                out.add(node.module)
+                out.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+        return out
+
+    assert "cmkd.data.splits" in imports("protocols")
+    assert not {"cmkd.data.protocols", "cmkd.data.protocols.protocol_split"} & imports("splits")
+    assert not {"cmkd.data.protocols", "cmkd.data.splits"} & imports("split_kinds")
