@@ -205,7 +205,11 @@ def test_config_check_of_protocol_splits(tmp_path):
         check_config(bad)
     bad = copy.deepcopy(base)
     bad["datasets"]["seed"]["split"]["kind"] = "chronologic"
-    with pytest.raises(ConfigError, match=r"datasets\.seed\.split: unknown key\(s\) \[\] or kind 'chronologic'"):
+    with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.kind: unknown split kind 'chronologic' \(known: "):
+        check_config(bad)
+    bad = copy.deepcopy(base)
+    bad["datasets"]["seed"]["split"]["train_trails"] = 9
+    with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.train_trails: unknown split key"):
         check_config(bad)
     bad = copy.deepcopy(base)
     bad["split"] = {"kind": "cross_session"}

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.metrics import metric_names, primary_metric
 
 ROOT = Path(__file__).resolve().parents[2]
-METRICS = ("accuracy", "f1", "rmse")
+METRICS = metric_names(headline=True)  # the metrics read back from a run (cmkd.metrics.METRICS)
 
 
 def snakemake_command(targets: list[str], configfiles: list[str], config_items: list[str] | None = None,
@@ -93,7 +94,7 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
 def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
              cores: int = 2, extra: list[str] | None = None, dry_run: bool = False,
              config_items: list[str] | None = None, profile: str | None = None, jobs: int | None = None) -> dict:
-    from cmkd.config import iter_cells, run_dir
+    from cmkd.config import effective_run_config, iter_cells, run_dir
     from cmkd.validation import load_config, validate_config
 
     cfg, lines = load_config(configfiles, items=config_items)
@@ -111,8 +112,7 @@ def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles:
     if r.returncode != 0:
         raise DataError(f"snakemake failed (exit {r.returncode}) while re-running the cell; see the job logs under {cfg['results']}/logs/train/{dataset}/{track}/{dimension}/{method}/")
     new = _read(targets)
-    task = cfg["dimensions"][dimension].get("task", "classification")
-    metric = "rmse" if task == "regression" else "accuracy"
+    metric = primary_metric(effective_run_config(cfg, dataset, track, dimension, method)["dimension"]["task"])
     nm, ns, nn = _summary(new["values"][metric])
     om, os_, on = _summary(old["values"][metric])
     pubs = published_for(cfg, dataset, track, dimension, method)

@@ -402,6 +402,40 @@ def cmd_unlock(a) -> None:
     print(f"{a.directory}: {clear_stale_lock(a.directory)}")
 
 
+def cmd_list(a) -> None:
+    """Print the catalogs (cmkd.listing); ``--sync``/``--check FILE``: README's block, ``--sync-schema``:
+    config/schema.yaml's generated sections (``--check`` with it: exit 2 when they differ)."""
+    from cmkd import listing
+    from cmkd.validation import sync_schema_file
+
+    if a.sync_schema:
+        stale = sync_schema_file(check=a.check is not None)
+        if stale and a.check is not None:
+            raise ConfigError(f"config/schema.yaml: generated section(s) {stale} differ from the catalogs; "
+                              "run python -m cmkd list --sync-schema")
+        return
+    if a.check or a.sync:
+        path = a.check or a.sync
+        if not listing.sync_file(path, check=bool(a.check)) and a.check:
+            raise ConfigError(f"{path}: the catalog listing differs from the catalogs; run python -m cmkd list --sync {path}")
+        return
+    sys.stdout.write(listing.render(a.sections or listing.SECTIONS))
+
+
+def add_list_parser(sub) -> None:
+    from cmkd.listing import SECTIONS
+
+    s = sub.add_parser("list", help="the registered methods, encoders, loaders, split kinds and metrics with their "
+                       "parameters, types, defaults and papers (Markdown)")
+    s.add_argument("sections", nargs="*", metavar="SECTION",
+                   help=f"any of {', '.join(SECTIONS)} (default: all)")
+    s.add_argument("--sync", metavar="FILE", help="write the listing into FILE's <!-- catalog:list --> block (README.md)")
+    s.add_argument("--check", metavar="FILE", nargs="?", const="README.md",
+                   help="exit 2 when FILE's block (or, with --sync-schema, config/schema.yaml) differs")
+    s.add_argument("--sync-schema", action="store_true", help="write config/schema.yaml's generated sections")
+    s.set_defaults(func=cmd_list)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     p = argparse.ArgumentParser(prog="python -m cmkd", description=__doc__)
@@ -487,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
                    "profile's GPU jobs (CMKD_SLURM_GPUS per job, default 1); refuses a CPU build")
     s.add_argument("--allow-cpu-torch", action="store_true", help="with --cluster: accept a CPU build anyway")
     s.set_defaults(func=cmd_check)
+
+    add_list_parser(sub)
 
     s = sub.add_parser("unlock-stale", help="remove the Snakemake lock a killed run left (never a live run's lock)")
     s.add_argument("--directory", default=".")

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from cmkd.data import LOADER_INFO, LOADERS, MODALITIES, family
+from cmkd.data import LOADER_INFO, LOADERS, MODALITIES, family, split_kinds
 from cmkd.data.selection import check_fraction
 from cmkd.errors import ConfigError, DataError
 from cmkd.methods import REGISTRY, method_params
@@ -330,8 +330,7 @@ def check_prepared_validation(config: dict) -> None:
         d = config["dimensions"][dim]
         if d.get("task", "classification") != "classification":
             continue
-        split = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][ds].get("split")),
-                                      config["tracks"][tr].get("split")), config["methods"][m].get("split"))
+        split = effective_run_config(config, ds, tr, dim, m)["split"]
         key = (ds, dim, json.dumps(split, sort_keys=True))
         todo.setdefault(key, (d, split))
     preps: dict = {}
@@ -344,7 +343,7 @@ def check_prepared_validation(config: dict) -> None:
         names = (prep.meta.get("labels") or {}).get("names") if target == labels_mod.EMOTION else None
         for seed in config.get("seeds") or [0]:
             for f, sp in enumerate(splits_mod.run_splits(prep, int(seed), split, y, "classification")):
-                fold = f if split.get("kind") in splits_mod.FOLD_KINDS else None
+                fold = f if split_kinds.settings(split)["kind"] in split_kinds.kinds(folds=True) else None
                 try:
                     splits_mod.check_val_classes(sp, y, prep["subject"], prep["trial"], ds,
                                                  splits_mod.per_subject_validation(split), names=names, fold=fold)
@@ -380,33 +379,31 @@ def check_visual_weights(config: dict) -> None:
                     f"(a local weights file), or {key}.allow_random_init: true to train it from scratch on purpose")
 #: loaders with sessions (their LOADER declares "family": "seed"): the SEED-family protocol splits apply
 SEED_FAMILY_LOADERS = family("seed")
-SPLIT_KEYS = ("kind", "ratios", "stratify", "train_trials", "val_trials", "test_session", "n_folds", "folds_by",
-              "val_fraction", "feedback_fraction")
+#: the keys a split section accepts (every declared parameter of a split kind: cmkd.data.split_kinds)
+SPLIT_KEYS = split_kinds.split_keys()
 
 
 def _check_protocol_split(config: dict, exp: dict, ds: dict) -> None:
-    """The SEED-family protocol splits need a SEED-family data set and, for ``chronological``,
-    ``train_trials``; checked per experiment (the split a run gets: config, data set, method)."""
-    from cmkd.data.protocols import PROTOCOL_KINDS
-    from cmkd.data.splits import KINDS
-
-    own = ds.get("split") or {}
-    unknown = sorted(set(own) - set(SPLIT_KEYS))
-    if unknown or ("kind" in own and own["kind"] not in KINDS):
-        raise ConfigError(f"datasets.{exp['dataset']}.split: unknown key(s) {unknown} or kind {own.get('kind')!r} "
-                          f"(keys: {list(SPLIT_KEYS)}; kinds: {list(KINDS)})")
+    """A data set's own split section (known keys and kinds, checked values), and for every run of
+    the experiment the needs of its split kind (:mod:`cmkd.data.split_kinds`): a kind of a loader
+    family (the SEED-family protocols) needs a data set of that family, and a parameter without a
+    default (``chronological``'s ``train_trials``) must be given."""
+    split_kinds.check_section(ds.get("split"), f"datasets.{exp['dataset']}.split")
+    split_kinds.check_section(config["tracks"][exp["track"]].get("split"), f"tracks.{exp['track']}.split")
     for m in experiment_methods(config, exp):
-        sp = deep_merge(deep_merge(config["split"], ds.get("split")), config["methods"][m].get("split"))
-        kind = sp.get("kind")
-        if kind not in PROTOCOL_KINDS:
-            continue
-        where = f"datasets.{exp['dataset']}.split" if (ds.get("split") or {}).get("kind") == kind else "split"
-        if ds["loader"] not in SEED_FAMILY_LOADERS:
-            raise ConfigError(f"{where}.kind: '{kind}' is a SEED-family protocol; dataset '{exp['dataset']}' "
-                              f"(loader {ds['loader']}) has no sessions")
-        if kind == "chronological" and "train_trials" not in sp:
-            raise ConfigError(f"{where}.train_trials: required by split.kind 'chronological' "
-                              f"(SEED 9, SEED-IV 16, SEED-V 10)")
+        split_kinds.check_section(config["methods"][m].get("split"), f"methods.{m}.split")
+        sp = effective_run_config(config, exp["dataset"], exp["track"], None, m)["split"]
+        kind = split_kinds.get(sp["kind"], "split.kind")
+        where = next((w for w, part in ((f"methods.{m}.split", config["methods"][m].get("split")),
+                                        (f"tracks.{exp['track']}.split", config["tracks"][exp["track"]].get("split")),
+                                        (f"datasets.{exp['dataset']}.split", ds.get("split")))
+                      if (part or {}).get("kind") == kind.name), "split")
+        if kind.loader_family and ds["loader"] not in family(kind.loader_family):
+            raise ConfigError(f"{where}.kind: '{kind.name}' is a {kind.loader_family.upper()}-family protocol; "
+                              f"dataset '{exp['dataset']}' (loader {ds['loader']}) has no sessions")
+        for p, decl in kind.params.items():
+            if decl.default is None and not decl.nullable and sp.get(p) is None:
+                raise ConfigError(f"{where}.{p}: required by split.kind '{kind.name}' ({decl.doc})")
 
 
 def prepared_dir(config: dict, dataset: str) -> str:
@@ -431,9 +428,36 @@ def _encoder(base: dict, override: dict | None) -> dict:
 
 
 def cell_split(config: dict, dataset: str, track: str, method: str) -> dict:
-    """The split settings a run gets: method > track > data set > global (merged key by key)."""
+    """The split settings a run gets: method > track > data set > global (merged key by key), as
+    configured (the kind's declared defaults are filled where the split is made:
+    :func:`cmkd.data.split_kinds.settings`)."""
     return deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
                                  config["tracks"][track].get("split")), config["methods"][method].get("split"))
+
+
+def effective_run_config(config: dict, dataset: str, track: str, dimension: str | None, method: str,
+                         seed: int | None = None) -> dict:
+    """The one merge of a run's settings, read by the run spec, the check and ``cell``:
+
+    - ``split``: the split section as configured (:func:`cell_split`; the run's config hash covers it);
+    - ``split_settings``: the same with its kind's declared defaults (:func:`cmkd.data.split_kinds.settings`);
+    - ``training``: ``training`` with the method's ``training`` merged over it;
+    - ``params``: the method's ``params`` as configured; ``method_params``: with its class's declared
+      defaults and presets (:func:`cmkd.methods.method_params`; a ConfigError names the key);
+    - ``dimension``: the dimension's settings (None without a dimension); ``seed``: the seed (None
+      without one).
+    """
+    m = config["methods"][method]
+    split = cell_split(config, dataset, track, method)
+    return {
+        "split": split,
+        "split_settings": split_kinds.settings(split),
+        "training": deep_merge(config["training"], m.get("training")),
+        "params": copy.deepcopy(m.get("params", {}) or {}),
+        "method_params": method_params(m["class"], m.get("params"), f"methods.{method}.params"),
+        "dimension": None if dimension is None else dict(config["dimensions"][dimension]),
+        "seed": None if seed is None else int(seed),
+    }
 
 
 def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str, seed: int) -> dict:
@@ -442,9 +466,8 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
     where = f"methods.{method}"
     modalities = _modalities(config, method, track, where)
     encoders = {mod: _encoder(config["encoders"].get(mod, {}), (m.get("encoders") or {}).get(mod)) for mod in modalities}
-    training = deep_merge(config["training"], m.get("training"))
-    split = cell_split(config, dataset, track, method)
-    dim = dict(config["dimensions"][dimension])
+    eff = effective_run_config(config, dataset, track, dimension, method, seed)
+    training, split, dim = eff["training"], eff["split"], eff["dimension"]
     requires = {
         role: {"method": target, "dir": run_dir(config, dataset, track, dimension, target, seed)}
         for role, target in (m.get("requires") or {}).items()
@@ -456,7 +479,7 @@ def run_spec(config: dict, dataset: str, track: str, dimension: str, method: str
         "dimension_spec": dim,
         "method": method,
         "class": m["class"],
-        "params": copy.deepcopy(m.get("params", {}) or {}),
+        "params": eff["params"],
         "modalities": modalities,
         "encoders": encoders,
         "head": deep_merge(config["head"], m.get("head")),

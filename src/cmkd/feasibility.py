@@ -4,9 +4,11 @@ parameters, every split's ratios and its feasibility on the data's shape, classe
 after thresholding, the device against the installed torch build (empty or missing raw
 roots: cmkd.config.check_config).
 
-Declarations are read where they are defined: the encoders' ``ENCODER_DEFAULTS`` and the
-architectures' ``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning
-imports no torch), the loaders' ``DEFAULTS`` from their (torch-free) modules. The data's shape
+Declarations are read where they are defined: the encoders' ``ENCODER_PARAMS`` (Param literals;
+``ENCODER_DEFAULTS`` where a module declares plain defaults) and the architectures'
+``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning imports no torch),
+the loaders' ``PARAMS`` from their (torch-free) modules, the split kinds from
+:mod:`cmkd.data.split_kinds`; the schema and the listing (:mod:`cmkd.listing`) read the same. The data's shape
 comes from the synthetic generator's parameters (its ratings are drawn without the signals) or
 from a real data set's prepared ``meta.json`` and arrays when present. Every error is a
 :class:`ConfigError` naming the config key.
@@ -25,6 +27,7 @@ import numpy as np
 
 from cmkd.devices import torch_build
 from cmkd.errors import CmkdError, ConfigError
+from cmkd.params import Param
 
 MODELS = Path(__file__).resolve().parent / "models"
 
@@ -72,16 +75,65 @@ def _model_modules() -> list[Path]:
     return [reg] + [MODELS / f"{n.rsplit('.', 1)[-1]}.py" for n in names]
 
 
+def _value(node, tree: ast.Module, path: Path):
+    """The value of a declaration's expression: literals, dict displays with ``**NAME`` splats,
+    and names bound at the module's top level or imported from another ``cmkd`` module (read
+    with :mod:`ast`, nothing imported)."""
+    if isinstance(node, ast.Dict):
+        out: dict = {}
+        for k, v in zip(node.keys, node.values):
+            if k is None:
+                out.update(_value(v, tree, path))
+            else:
+                out[ast.literal_eval(k)] = _value(v, tree, path)
+        return out
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_value(e, tree, path) for e in node.elts]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "tuple") \
+            and len(node.args) == 1:
+        return list(_value(node.args[0], tree, path))
+    if isinstance(node, ast.Name):
+        src = _top_assign(tree, node.id)
+        if src is not None:
+            return _value(src, tree, path)
+        for imp in tree.body:
+            if isinstance(imp, ast.ImportFrom) and imp.module and imp.module.startswith("cmkd.") \
+                    and any((a.asname or a.name) == node.id for a in imp.names):
+                name = next(a.name for a in imp.names if (a.asname or a.name) == node.id)
+                other = MODELS.parent / (imp.module.split(".", 1)[1].replace(".", "/") + ".py")
+                return _value(ast.Name(id=name), _tree(other), other)
+        raise ValueError(f"{path}: name {node.id!r} is not bound at top level")
+    return ast.literal_eval(node)
+
+
 @lru_cache(maxsize=1)
-def encoder_keys() -> dict[str, set[str]]:
-    """Encoder name -> its config keys (``ENCODER_DEFAULTS`` of the model modules)."""
-    reg = _tree(MODELS / "registry.py")
-    out: dict[str, set[str]] = {}
+def _encoder_decls() -> dict[str, dict[str, Any]]:
+    from cmkd.params import param_from_literal
+
+    out: dict[str, dict[str, Any]] = {}
     for path in _model_modules():
-        node = _top_assign(_tree(path), "ENCODER_DEFAULTS")
-        for name, keys in _dict_keys(node, [_tree(path), reg]).items():
-            out[name] = set(keys or {})
+        tree = _tree(path)
+        node = _top_assign(tree, "ENCODER_PARAMS")
+        if node is not None:  # Param literals
+            for name, decl in _value(node, tree, path).items():
+                out[name] = {k: param_from_literal(v, f"{path.name}: ENCODER_PARAMS.{name}.{k}") for k, v in decl.items()}
+            continue
+        node = _top_assign(tree, "ENCODER_DEFAULTS")  # plain defaults (not checked)
+        if node is not None:
+            out.update(_value(node, tree, path))
     return out
+
+
+def encoder_params() -> dict[str, dict[str, Any]]:
+    """Encoder name -> ``{key: Param}`` (or ``{key: default}`` for a module that declares plain
+    defaults): ``ENCODER_PARAMS`` / ``ENCODER_DEFAULTS`` of cmkd.models.registry and the modules its
+    ``EXTRA_MODULES`` lists, read with :mod:`ast` (planning imports no torch)."""
+    return {k: dict(v) for k, v in _encoder_decls().items()}
+
+
+def encoder_keys() -> dict[str, set[str]]:
+    """Encoder name -> its config keys."""
+    return {name: set(decl) for name, decl in encoder_params().items()}
 
 
 @lru_cache(maxsize=1)
@@ -110,7 +162,7 @@ def check_device(config: dict) -> None:
 def check_encoders(config: dict, cells) -> None:
     from cmkd.config import _encoder, _modalities
 
-    known = encoder_keys()
+    known = encoder_params()
     seen = set()
     items = [(f"encoders.{mod}", enc) for mod, enc in (config.get("encoders") or {}).items()]
     for _ds, tr, _dim, m in cells:
@@ -134,27 +186,37 @@ def check_encoders(config: dict, cells) -> None:
         name = enc.get("name")
         if name not in known:
             raise ConfigError(f"{key}.name: unknown encoder {name!r} (known: {', '.join(sorted(known))})")
-        for k in enc:
+        for k, v in enc.items():
             if k != "name" and k not in known[name]:
                 raise ConfigError(f"{key}.{k}: unknown key for encoder '{name}' (known: {', '.join(sorted(known[name]))})")
+            if isinstance(known[name].get(k), Param):
+                known[name][k].check(v, f"{key}.{k}")
+
+
+def loader_params(loader: str) -> dict[str, Any]:
+    """``{name: Param}`` a loader declares (its module's ``PARAMS``; loader modules are torch-free)."""
+    from cmkd.data import LOADER_INFO
+
+    return dict(getattr(importlib.import_module(LOADER_INFO[loader].module), "PARAMS", None) or {})
 
 
 def check_dataset_params(name: str, ds: dict) -> dict | None:
-    """Unknown or ill-typed loader parameters; returns the synthetic generator's merged params."""
+    """Unknown or ill-typed loader parameters, by the loader's declarations (:func:`loader_params`);
+    the synthetic generator checks its own in full (``merge_params``), whose merged params are returned."""
     from cmkd.data import LOADER_INFO
 
-    info = LOADER_INFO[ds["loader"]]
     params = ds.get("params") or {}
     where = f"datasets.{name}.params"
-    mod = importlib.import_module(info.module)
     if ds["loader"] == "synthetic":
-        return mod.merge_params(params, where)
-    defaults = getattr(mod, "DEFAULTS", None)
-    if isinstance(defaults, dict):
-        for k in params:
-            if k not in defaults:
-                raise ConfigError(f"{where}.{k}: unknown parameter of loader '{ds['loader']}' "
-                                  f"(known: {', '.join(sorted(defaults))})")
+        return importlib.import_module(LOADER_INFO["synthetic"].module).merge_params(params, where)
+    declared = loader_params(ds["loader"])
+    if not declared:  # a loader that declares no parameters checks them when it runs
+        return None
+    for k, v in params.items():
+        if k not in declared:
+            raise ConfigError(f"{where}.{k}: unknown parameter of loader '{ds['loader']}' "
+                              f"(known: {', '.join(sorted(declared))})")
+        declared[k].check(v, f"{where}.{k}")
     return None
 
 
@@ -221,37 +283,30 @@ def check_dimensions(config: dict) -> None:
 def check_splits_on_data(config: dict, cells, shapes: dict) -> None:
     """Every split a cell gets, made on the data's shape (seed of the first run): ratios,
     folds vs trials, subjects for LOSO, a training part with a single class."""
-    from cmkd.config import deep_merge
+    from cmkd.config import effective_run_config
+    from cmkd.data import split_kinds
     from cmkd.data import splits as splits_mod
-    from cmkd.data.protocols import PROTOCOL_KINDS
-
-    from cmkd.config import SPLIT_KEYS
 
     for where, part in [*((f"tracks.{t}.split", v.get("split")) for t, v in config["tracks"].items()),
                         *((f"methods.{k}.split", v.get("split")) for k, v in config["methods"].items())]:
-        for k in part or {}:
-            if k not in SPLIT_KEYS:
-                raise ConfigError(f"{where}.{k}: unknown split key (known: {', '.join(SPLIT_KEYS)})")
-        kinds = (*splits_mod.KINDS, *splits_mod.FOLD_KINDS)
-        if (part or {}).get("kind") not in (None, *kinds):
-            raise ConfigError(f"{where}.kind: unknown split kind {part['kind']!r} (known: {', '.join(kinds)})")
+        split_kinds.check_section(part, where)  # known keys and kinds, declared value checks
     done = set()
     seed = int(config["seeds"][0])
     for ds, tr, dim, m in cells:
         shape = shapes.get(ds)
-        sp = deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][ds].get("split")),
-                                   config["tracks"][tr].get("split")), config["methods"][m].get("split"))
-        kind = sp.get("kind", "trial")
+        sp = effective_run_config(config, ds, tr, dim, m)["split_settings"]  # the kind's declared defaults filled in
+        kind = sp["kind"]
+        info = split_kinds.SPLIT_KINDS[kind]
         src = next((k for k, part in ((f"methods.{m}.split", config["methods"][m].get("split")),
                                      (f"tracks.{tr}.split", config["tracks"][tr].get("split")),
                                      (f"datasets.{ds}.split", config["datasets"][ds].get("split")))
                     if part and any(x in part for x in ("kind", "ratios", "n_folds", "folds_by"))), "split")
-        if "ratios" in sp and kind not in ("kfold", "loso"):
+        if "ratios" in sp and not info.folds:
             try:
                 splits_mod._check_ratios(sp["ratios"])
             except ConfigError as e:
                 raise ConfigError(f"{src}.ratios: {str(e).split(': ', 1)[-1]}") from None
-        if shape is None or kind in PROTOCOL_KINDS and kind not in ("kfold", "loso"):
+        if shape is None or info.make:  # a kind of its own implementation (the protocols) is checked by its job
             continue
         key = (ds, dim, json.dumps(sp, sort_keys=True, default=str))
         if key in done:
@@ -263,18 +318,17 @@ def check_splits_on_data(config: dict, cells, shapes: dict) -> None:
             d = config["dimensions"][dim]
             raise ConfigError(f"dimensions.{dim}.threshold: {d.get('threshold', 5.0)} puts every rating of data set "
                               f"'{ds}' in one class ({shape['source']}); no classifier can be trained or tested")
-        stratify = y if sp.get("stratify", True) else None
+        stratify = y if sp["stratify"] else None
         subject, trial = np.asarray(shape["subject"]), np.asarray(shape["trial"])
         try:
-            if kind in ("kfold", "loso"):
+            if info.folds:
                 if kind == "loso" and np.unique(subject).size < 2:
                     raise ConfigError(f"kind 'loso' needs at least 2 subjects; the data have {np.unique(subject).size}")
                 n_trials = np.unique(np.stack([subject, trial], 1), axis=0).shape[0]
-                if kind == "kfold" and sp.get("folds_by", "pooled") != "segment" and int(sp.get("n_folds", 5)) > n_trials:
-                    raise ConfigError(f"n_folds {sp.get('n_folds')} is more than the {n_trials} trials")
-                parts = splits_mod.fold_splits(subject, trial, seed, kind=kind, n_folds=int(sp.get("n_folds", 5)),
-                                               folds_by=sp.get("folds_by", "pooled"),
-                                               val_fraction=float(sp.get("val_fraction", 0.1)), stratify=stratify)
+                if kind == "kfold" and sp["folds_by"] != "segment" and int(sp["n_folds"]) > n_trials:
+                    raise ConfigError(f"n_folds {sp['n_folds']} is more than the {n_trials} trials")
+                parts = splits_mod.run_splits({"subject": subject, "trial": trial}, seed, sp, stratify,
+                                              "classification" if stratify is not None else "regression")
             else:
                 parts = [splits_mod.make_split(subject, trial, seed, kind=kind, ratios=tuple(sp["ratios"]),
                                                stratify=stratify, protocol=sp)]

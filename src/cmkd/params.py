@@ -140,3 +140,52 @@ def choice(value, key: str, options):
     if value not in options:
         raise ConfigError(f"{key}: must be one of {list(options)}, got {value!r}")
     return value
+
+
+# ----------------------------------------------------------------------------- JSON schema
+def json_schema(decl: Any, default: bool = True) -> dict:
+    """The JSON schema of one declared parameter (a :class:`Param`, or a plain default: not
+    checked, so any value): type, bounds, choices, ``null`` where nullable, its doc as the
+    description and (``default``) its default."""
+    if not isinstance(decl, Param):
+        return {"default": copy.deepcopy(decl)} if default else {}
+    types = {"number": "number", "int": "integer", "bool": "boolean", "str": "string"}
+    s: dict = {}
+    if decl.kind in types:
+        s["type"] = [types[decl.kind], "null"] if decl.nullable else types[decl.kind]
+    if decl.kind == "str":
+        s["minLength"] = 1
+    if decl.kind == "choice":
+        s["enum"] = list(decl.choices) + ([None] if decl.nullable else [])
+    if decl.kind in ("number", "int"):
+        if decl.lo is not None:
+            s["exclusiveMinimum" if decl.lo_open else "minimum"] = decl.lo
+        if decl.hi is not None:
+            s["exclusiveMaximum" if decl.hi_open else "maximum"] = decl.hi
+    if decl.doc:
+        s["description"] = decl.doc
+    if default:
+        s["default"] = copy.deepcopy(decl.default)
+    return s
+
+
+def describe(decl: Any) -> tuple[str, str, str]:
+    """``(type, default, doc)`` of one declared parameter, as the listing prints them."""
+    if not isinstance(decl, Param):
+        return type(decl).__name__ if decl is not None else "any", repr(decl), ""
+    t = decl.kind
+    if decl.kind == "choice":
+        t = "one of " + "|".join(str(c) for c in decl.choices)
+    elif decl.kind in ("number", "int") and (decl.lo is not None or decl.hi is not None):
+        lo = "" if decl.lo is None else f"{'(' if decl.lo_open else '['}{decl.lo:g}"
+        hi = "" if decl.hi is None else f"{decl.hi:g}{')' if decl.hi_open else ']'}"
+        t += f" {lo or '(-inf'}, {hi or 'inf)'}"
+    if decl.nullable:
+        t += " or null"
+    return t, repr(decl.default), decl.doc
+
+
+def params_from_literals(decls: Mapping[str, Mapping[str, Any]], where: str) -> dict[str, Param]:
+    """``{name: Param}`` from ``{name: literal}`` (:func:`param_from_literal`; the form methods'
+    ``REGISTER`` entries, loaders and encoders declare their parameters in)."""
+    return {k: param_from_literal(v, f"{where}.{k}") for k, v in decls.items()}

@@ -8,6 +8,7 @@ error, never the whole document. Torch-free: the paper grid's plan stays fast.
 from __future__ import annotations
 
 import copy
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -104,11 +105,91 @@ def _short(v: Any, n: int = 60) -> str:
     return s if len(s) <= n else s[: n - 5] + " ...>"
 
 
-@lru_cache(maxsize=1)
+def generated_sections() -> dict[str, tuple[tuple, Any]]:
+    """The sections of the schema that the catalogs declare: block name -> (key path in the
+    schema, section). ``split``: :func:`cmkd.data.split_kinds.schema`; ``metric``: a table's metric,
+    one of :data:`cmkd.metrics.METRICS`; ``loader-params`` / ``encoder-params``: each loader's and
+    encoder's declared parameters (types, ranges, docs; unknown keys and defaults are the check's
+    and the loader's or encoder's own). config/schema.yaml holds a copy of each between
+    ``# BEGIN generated:NAME`` / ``# END generated:NAME`` marks (for tools that read the file alone,
+    e.g. ``snakemake.utils.validate``), kept equal by :func:`sync_schema_file`."""
+    from cmkd.data import LOADER_INFO, split_kinds
+    from cmkd.feasibility import encoder_params, loader_params
+    from cmkd.metrics import METRICS
+    from cmkd.params import json_schema
+
+    def when(key: str, value: str, sub: str, decls: dict) -> dict:
+        return {"if": {"properties": {key: {"const": value}}, "required": [key]},
+                "then": {"properties": {sub: {"type": "object", "properties": {
+                    k: json_schema(d, default=False) for k, d in decls.items()}}}}}
+
+    loaders = [when("loader", n, "params", loader_params(n)) for n in LOADER_INFO]
+    encoders = []
+    for n, decls in encoder_params().items():
+        w = when("name", n, "params", decls)
+        encoders.append({"if": w["if"], "then": w["then"]["properties"]["params"]})
+    return {
+        "split": (("properties", "split"), split_kinds.schema()),
+        "metric": (("properties", "tables", "items", "properties", "metric"),
+                   {"type": "string", "enum": list(METRICS), "description": "a metric of cmkd.metrics.METRICS"}),
+        "loader-params": (("properties", "datasets", "additionalProperties", "allOf"), loaders),
+        "encoder-params": (("properties", "encoders", "additionalProperties", "allOf"), encoders),
+    }
+
+
 def _schema() -> dict:
+    """config/schema.yaml with its generated sections replaced by what the catalogs declare now
+    (:func:`generated_sections`), so a kind or parameter registered at run time is in the schema."""
+    schema = copy.deepcopy(_schema_file())
+    for path, section in generated_sections().values():
+        node = schema
+        for p in path[:-1]:
+            node = node[p]
+        node[path[-1]] = section
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _schema_file() -> dict:
     import yaml
 
     return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+_MARKS = re.compile(r"^(?P<indent>[ ]*)# BEGIN generated:(?P<name>[a-z-]+)(?P<note>[^\n]*)\n(?P<body>.*?)^(?P=indent)# END generated:(?P=name)\n",
+                    re.S | re.M)
+
+
+def render_generated(name: str, indent: str) -> str:
+    """The YAML of one generated section as it stands between its marks in config/schema.yaml."""
+    import yaml
+
+    path, section = generated_sections()[name]
+    text = yaml.safe_dump({path[-1]: section}, sort_keys=False, width=110, allow_unicode=True)
+    return "".join(f"{indent}{ln}\n" for ln in text.splitlines())
+
+
+def sync_schema_file(check: bool = False, path: Path = SCHEMA) -> list[str]:
+    """Write the generated sections into config/schema.yaml between their marks (``check``: only
+    compare); returns the names of the sections that differed (or whose marks are missing)."""
+    text = path.read_text(encoding="utf-8")
+    seen: list[str] = []
+    stale: list[str] = []
+
+    def fill(m: re.Match) -> str:
+        seen.append(m.group("name"))
+        body = render_generated(m.group("name"), m.group("indent"))
+        if body != m.group("body"):
+            stale.append(m.group("name"))
+        return (f"{m.group('indent')}# BEGIN generated:{m.group('name')}{m.group('note')}\n{body}"
+                f"{m.group('indent')}# END generated:{m.group('name')}\n")
+
+    new = _MARKS.sub(fill, text)
+    stale += [n for n in generated_sections() if n not in seen]
+    if stale and not check:
+        path.write_text(new, encoding="utf-8")
+        _schema_file.cache_clear()
+    return stale
 
 
 def _messages(err) -> list[tuple[tuple, str]]:

@@ -61,6 +61,7 @@ from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import RATING_ARRAYS, signal_meta
 from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import Param, defaults_of, params_from_literals
 
 log = logging.getLogger("cmkd.data")
 
@@ -81,18 +82,22 @@ EEG_CHANNELS = [
 EOG_CHANNELS = ["hEOG", "vEOG"]
 MODALITIES = ("eeg", "eog", "face")
 
-DEFAULTS: dict[str, Any] = {
-    "modalities": ["eeg"],
-    "baseline_correction": False,
-    "segment_seconds": 4.0,
-    "subjects": None,            # list of subject numbers to keep; None = every file found
-    "face_video_root": None,     # default: root / "face_video"
-    "participant_ratings": None,  # default: root / "metadata_csv" / "participant_ratings.csv" when present
-    "face_align": "end",
-    "face_trial_mapping": "csv",  # csv: participant_ratings.csv Trial -> Experiment_id | identity (opt-in)
-    "source_hash_mode": "stat",
-    **vid.FACE_DEFAULTS,
-}
+#: the loader's parameters (``datasets.<name>.params``), declared as cmkd.params.Param literals
+PARAMS: dict[str, Param] = {**params_from_literals({
+    "modalities": {"default": ["eeg"], "kind": "any", "doc": "modalities to prepare (eeg, eog, face)"},
+    "baseline_correction": {"default": False, "kind": "bool", "doc": "subtract the 3 s pre-trial baseline's mean"},
+    "segment_seconds": {"default": 4.0, "lo": 0, "lo_open": True, "hi": 60, "doc": "segment length (s)"},
+    "subjects": {"default": None, "kind": "any", "doc": "subject numbers to keep; null: every subject found"},
+    "face_video_root": {"default": None, "kind": "str", "nullable": True, "doc": "folder of the face videos (default: root/face_video)"},
+    "participant_ratings": {"default": None, "kind": "str", "nullable": True,
+                            "doc": "participant_ratings.csv (default: root/metadata_csv/participant_ratings.csv when present)"},
+    "face_align": {"default": "end", "kind": "any", "doc": "'end' (the video's last 60 s) or seconds into the video"},
+    "face_trial_mapping": {"default": "csv", "kind": "choice", "choices": ["csv", "identity"],
+                           "doc": "csv: participant_ratings.csv Trial -> Experiment_id; identity (opt-in)"},
+    "source_hash_mode": {"default": "stat", "kind": "choice", "choices": ["stat", "content"],
+                         "doc": "how the raw files enter the data hash: size and mtime (stat) or their bytes (content)"},
+}, "deap"), **vid.FACE_PARAMS}
+DEFAULTS: dict[str, Any] = defaults_of(PARAMS)
 
 _FILE_RE = re.compile(r"^s(\d+)\.dat$")
 _VIDEO_RE = re.compile(r"^s(\d+)_trial(\d+)\.avi$", re.IGNORECASE)

@@ -71,6 +71,7 @@ from cmkd.data.labels import balance_meta
 from cmkd.data.prepared import signal_meta
 from cmkd.data.segments import id_columns, segment_signal
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import Param, defaults_of, params_from_literals
 
 log = logging.getLogger("cmkd.data")
 
@@ -92,19 +93,23 @@ REFERENCES = ("average", "none")
 WINDOW_CHECKS = ("skip", "cutlen")
 FACE_ALIGNS = ("onset", "xml", "recording")
 
-DEFAULTS: dict[str, Any] = {
-    "modalities": ["eeg"],
-    "sampling_rate": 128,
-    "segment_seconds": 4.0,
-    "subjects": None,
-    "reference": "average",      # average of the 32 EEG channels | none (raw BioSemi values)
-    "bandpass": [4.0, 45.0],     # Hz (MNE FIR); None: no filter
-    "window_check": "skip",      # Status window vs cutLenSec differ > window_tolerance_s: skip | cutlen
-    "window_tolerance_s": 1.0,
-    "face_align": "onset",       # onset | xml | recording | seconds into the video
-    "source_hash_mode": "stat",
-    **vid.FACE_DEFAULTS,
-}
+#: the loader's parameters (``datasets.<name>.params``), declared as cmkd.params.Param literals
+PARAMS: dict[str, Param] = {**params_from_literals({
+    "modalities": {"default": ["eeg"], "kind": "any", "doc": "modalities to prepare (eeg, face)"},
+    "sampling_rate": {"default": 128, "lo": 0, "lo_open": True, "doc": "EEG sampling rate after resampling (Hz)"},
+    "segment_seconds": {"default": 4.0, "lo": 0, "lo_open": True, "doc": "segment length (s)"},
+    "subjects": {"default": None, "kind": "any", "doc": "subject numbers to keep; null: every subject found"},
+    "reference": {"default": "average", "kind": "choice", "choices": ["average", "none"],
+                  "doc": "average of the 32 EEG channels, or none (raw BioSemi values)"},
+    "bandpass": {"default": [4.0, 45.0], "kind": "any", "doc": "[low, high] Hz (MNE FIR); null: no filter"},
+    "window_check": {"default": "skip", "kind": "choice", "choices": ["skip", "cutlen"],
+                     "doc": "a Status window and cutLenSec that differ by more than window_tolerance_s: skip the session or use cutLenSec"},
+    "window_tolerance_s": {"default": 1.0, "lo": 0, "doc": "tolerance of the window check (s)"},
+    "face_align": {"default": "onset", "kind": "any", "doc": "onset | xml | recording | seconds into the video"},
+    "source_hash_mode": {"default": "stat", "kind": "choice", "choices": ["stat", "content"],
+                         "doc": "how the raw files enter the data hash: size and mtime (stat) or their bytes (content)"},
+}, "mahnob_hci"), **vid.FACE_PARAMS}
+DEFAULTS: dict[str, Any] = defaults_of(PARAMS)
 
 
 class SessionSkip(Exception):

@@ -35,18 +35,20 @@ from typing import Mapping
 
 import numpy as np
 
+from cmkd.data import family, split_kinds
+from cmkd.data.splits import PARTS, _as_1d_int, _group_classes, check_split
 from cmkd.errors import ConfigError, DataError
 
-PROTOCOL_KINDS = ("chronological", "cross_session")
-PER_SUBJECT_KINDS = PROTOCOL_KINDS  # the protocols whose results are reported per subject
+#: the protocol splits made here, and those whose results are reported per subject (their
+#: declarations: :mod:`cmkd.data.split_kinds`, family ``protocol``)
+PROTOCOL_KINDS = split_kinds.kinds(family="protocol")
+PER_SUBJECT_KINDS = split_kinds.per_subject_kinds()
 TRIAL_STRIDE = 100
-DEFAULTS = {"chronological": {"train_trials": None, "val_trials": 1},  # val_trials: validation clips per class and subject
-            "cross_session": {"test_session": 3, "val_trials": 1}}
-PARTS = ("train", "val", "test")
 
 
 def _int_param(protocol: Mapping, key: str, kind: str, minimum: int) -> int:
-    v = protocol.get(key, DEFAULTS[kind].get(key))
+    decl = split_kinds.SPLIT_KINDS[kind].params[key]
+    v = protocol.get(key, decl.default)
     if v is None:
         raise ConfigError(f"split.{key}: required for split.kind '{kind}' "
                           f"(SEED: 9, SEED-IV: 16, SEED-V: 10 of 15 for its last fold)")
@@ -83,14 +85,10 @@ def protocol_split(kind: str, subject, trial, session, protocol: Mapping | None 
     """``{"train", "val", "test"}`` -> sorted segment indices for ``kind`` in :data:`PROTOCOL_KINDS`.
     ``labels``: per-segment classes that stratify the validation draw (constant within a clip);
     ``seed``: the run seed that draws the validation clips (module docstring)."""
-    from cmkd.data.splits import _as_1d_int, _group_classes
-
     protocol = dict(protocol or {})
     if kind not in PROTOCOL_KINDS:
         raise ConfigError(f"split.kind: {kind!r} is not a protocol split ({list(PROTOCOL_KINDS)})")
     if session is None:
-        from cmkd.data import family
-
         raise DataError(f"split.kind '{kind}': the prepared data have no array 'session'; "
                         f"this protocol needs a SEED-family data set ({', '.join(family('seed'))})")
     subject = _as_1d_int(subject, "subject")
@@ -139,8 +137,6 @@ def check_protocol_split(kind: str, split: Mapping[str, np.ndarray], subject, tr
     """The shared trial-level overlap check, then the protocol's own: for ``cross_session`` no
     subject's session in the test part and in train or validation; for ``chronological`` every
     training and validation clip of a session comes before its test clips."""
-    from cmkd.data.splits import check_split
-
     check_split(split, subject, trial, kind)
     subject, trial, session = (np.asarray(a, np.int64) for a in (subject, trial, session))
     owner = np.full(subject.shape[0], -1, dtype=np.int64)

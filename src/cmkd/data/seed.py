@@ -49,6 +49,7 @@ from cmkd.data.cache import BlockStager, check_modalities, resolve_params, reuse
 from cmkd.data.seed_iv import EEG_CHANNELS, _loadmat, _trial_array, raw_trials
 from cmkd.data.seed_trials import eeg_trial_parts, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import Param, defaults_of, params_from_literals
 
 log = logging.getLogger("cmkd.data")
 
@@ -68,18 +69,20 @@ TRIAL_STRIDE = 100
 FEATURE_WINDOW_SECONDS = 1.0
 EYE_SUBJECTS = (1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14)  # per the SEED web page
 
-DEFAULTS: dict[str, Any] = {
-    "modalities": ["eeg_de"],
-    "eeg_source": "features",
-    "eeg_feature": "de_LDS",
-    "pool_windows": 1,
-    "window_seconds": 1.0,
-    "filter_order": 4,
-    "eye_folder": "Eye_movement_features",
-    "sessions": [1, 2, 3],
-    "subjects": None,
-    "source_hash_mode": "stat",
-}
+#: the loader's parameters (``datasets.<name>.params``), declared as cmkd.params.Param literals
+PARAMS: dict[str, Param] = params_from_literals({
+    "modalities": {"default": ["eeg_de"], "kind": "any", "doc": "modalities to prepare (eye, eeg_de, eeg; eeg needs eeg_source: raw)"},
+    "eeg_source": {"default": "features", "kind": "choice", "choices": ["features", "raw"],
+                   "doc": "the shipped DE features, or DE computed from the raw EEG"},
+    "eeg_feature": {"default": "de_LDS", "kind": "str", "doc": "key family of the shipped features (de_LDS, de_movingAve)"},
+    "pool_windows": {"default": 1, "kind": "any", "doc": "feature windows pooled into one segment"},
+    "window_seconds": {"default": 1.0, "kind": "any", "doc": "eeg_source raw: DE window (s)"},
+    "filter_order": {"default": 4, "kind": "any", "doc": "eeg_source raw: order of the band filters"},
+    "eye_folder": {"default": "Eye_movement_features", "kind": "str", "doc": "folder of the eye movement features"},
+    "sessions": {"default": [1, 2, 3], "kind": "any", "doc": "sessions to read"},    "subjects": {"default": None, "kind": "any", "doc": "subject numbers to keep; null: every subject found"},    "source_hash_mode": {"default": "stat", "kind": "choice", "choices": ["stat", "content"],
+                         "doc": "how the raw files enter the data hash: size and mtime (stat) or their bytes (content)"},
+}, "seed")
+DEFAULTS: dict[str, Any] = defaults_of(PARAMS)
 EEG_SOURCES = ("features", "raw")
 _FOLDERS = {"features": "ExtractedFeatures", "raw": "Preprocessed_EEG"}
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.mat$")

@@ -39,6 +39,7 @@ from cmkd.data.cache import BlockStager, check_modalities, log_skipped, resolve_
 from cmkd.data.seed_trials import eeg_trial_parts, scan_subject_files, stage_trial, warn_truncated
 from cmkd.data.seed_trials import trial_array as _trial_array
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import Param, defaults_of, params_from_literals
 
 log = logging.getLogger("cmkd.data")
 
@@ -69,16 +70,18 @@ MODALITIES = ("eye", "eeg_de", "eeg")
 TRIAL_STRIDE = 100
 WINDOW_SECONDS = 4.0
 
-DEFAULTS: dict[str, Any] = {
-    "modalities": ["eye", "eeg_de"],
-    "eeg_feature": "de_LDS",
-    "sessions": [1, 2, 3],
-    "subjects": None,
-    "source_hash_mode": "stat",
-    "eeg_source": "features",
-    "window_seconds": WINDOW_SECONDS,
-    "filter_order": 4,
-}
+#: the loader's parameters (``datasets.<name>.params``), declared as cmkd.params.Param literals
+PARAMS: dict[str, Param] = params_from_literals({
+    "modalities": {"default": ["eye", "eeg_de"], "kind": "any", "doc": "modalities to prepare (eye, eeg_de)"},
+    "eeg_feature": {"default": "de_LDS", "kind": "str", "doc": "key prefix in the EEG files (de_LDS, de_movingAve)"},
+    "sessions": {"default": [1, 2, 3], "kind": "any", "doc": "sessions to read"},    "subjects": {"default": None, "kind": "any", "doc": "subject numbers to keep; null: every subject found"},    "source_hash_mode": {"default": "stat", "kind": "choice", "choices": ["stat", "content"],
+                         "doc": "how the raw files enter the data hash: size and mtime (stat) or their bytes (content)"},
+    "eeg_source": {"default": "features", "kind": "choice", "choices": ["features", "raw"],
+                   "doc": "the shipped DE features, or DE computed from the raw EEG"},
+    "window_seconds": {"default": WINDOW_SECONDS, "kind": "any", "doc": "eeg_source raw: DE window (s)"},
+    "filter_order": {"default": 4, "kind": "any", "doc": "eeg_source raw: order of the band filters"},
+}, "seed_iv")
+DEFAULTS: dict[str, Any] = defaults_of(PARAMS)
 EEG_SOURCES = ("features", "raw")
 RAW_FOLDER = "eeg_raw_data"
 SFREQ = 200.0

@@ -37,6 +37,7 @@ from cmkd.data.de import BAND_NAMES
 from cmkd.data.seed_iv import EEG_CHANNELS
 from cmkd.data.seed_trials import scan_subject_files, stage_trial, warn_truncated
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import Param, defaults_of, params_from_literals
 
 log = logging.getLogger("cmkd.data")
 
@@ -61,13 +62,15 @@ TRIAL_STRIDE = 100
 WINDOW_SECONDS = 4.0
 DE_LAYOUTS = ("channel_major", "band_major")
 
-DEFAULTS: dict[str, Any] = {
-    "modalities": ["eye", "eeg_de"],
-    "de_layout": "channel_major",
-    "sessions": [1, 2, 3],
-    "subjects": None,
-    "source_hash_mode": "stat",
-}
+#: the loader's parameters (``datasets.<name>.params``), declared as cmkd.params.Param literals
+PARAMS: dict[str, Param] = params_from_literals({
+    "modalities": {"default": ["eye", "eeg_de"], "kind": "any", "doc": "modalities to prepare (eye, eeg_de)"},
+    "de_layout": {"default": "channel_major", "kind": "choice", "choices": ["channel_major", "band_major"],
+                  "doc": "order of the 310 DE features: channel-major or band-major"},
+    "sessions": {"default": [1, 2, 3], "kind": "any", "doc": "sessions to read"},    "subjects": {"default": None, "kind": "any", "doc": "subject numbers to keep; null: every subject found"},    "source_hash_mode": {"default": "stat", "kind": "choice", "choices": ["stat", "content"],
+                         "doc": "how the raw files enter the data hash: size and mtime (stat) or their bytes (content)"},
+}, "seed_v")
+DEFAULTS: dict[str, Any] = defaults_of(PARAMS)
 _FOLDERS = {"eye": "Eye_movement_features", "eeg_de": "EEG_DE_features"}
 _WIDTH = {"eye": N_EYE, "eeg_de": N_EEG * N_BANDS}
 _FILE_RE = re.compile(r"^(\d+)_(\d+)\.npz$")

@@ -8,6 +8,10 @@
 - ``chronological``, ``cross_session``: the SEED family's subject-dependent protocols, built in
   :mod:`cmkd.data.protocols` (they need the ``session`` array).
 
+Every kind, its family and its parameters (with their defaults) are declared once in
+:mod:`cmkd.data.split_kinds`; a kind whose declaration names an implementation (``make``) is made
+there, the others here by their family.
+
 Groups are shuffled with the seed and assigned to the parts by number of groups (8:1:1 by
 default); when there are at least 3 groups, validation and test each get at least one group
 (for a part whose ratio is not 0). With ``stratify`` (per-segment labels, constant within a
@@ -16,16 +20,34 @@ group) the assignment is done per class, so each part keeps the class ratio. The
 """
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from cmkd.data.protocols import PROTOCOL_KINDS
+from cmkd.data import split_kinds
 from cmkd.errors import ConfigError, DataError
 
-KINDS = ("trial", "subject", "leaky") + PROTOCOL_KINDS
+#: the single-split kinds and the kinds that make several folds per seed, as registered at import
+#: (:mod:`cmkd.data.split_kinds`; the functions here read the live catalog)
+KINDS = split_kinds.kinds(folds=False)
 PARTS = ("train", "val", "test")
+#: what a group is, per family of single splits made here
+GROUP_WORDS = {"trial": "(subject, trial) groups", "subject": "subjects", "leaky": "segments"}
+
+
+def _single_kind(kind: str) -> split_kinds.SplitKind:
+    """The declaration of a single-split kind, or :class:`ConfigError`."""
+    if kind not in split_kinds.SPLIT_KINDS or split_kinds.SPLIT_KINDS[kind].folds:
+        raise ConfigError(f"split.kind: unknown kind {kind!r} (choose from {list(split_kinds.kinds(folds=False))})")
+    return split_kinds.SPLIT_KINDS[kind]
+
+
+def _implementation(target: str):
+    """The function ``module:function`` that makes a declared kind's split (imported on use)."""
+    mod, fn = target.split(":")
+    return getattr(importlib.import_module(mod), fn)
 
 
 def _as_1d_int(x, name: str) -> np.ndarray:
@@ -75,7 +97,7 @@ def _part_sizes(n: int, ratios: tuple[float, float, float], min_one: bool) -> tu
     return n - n_val - n_test, n_val, n_test
 
 
-def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[float] = (0.8, 0.1, 0.1),
+def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[float] = tuple(split_kinds.RATIOS.default),
                stratify: np.ndarray | None = None, session=None, protocol: Mapping | None = None) -> dict[str, np.ndarray]:
     """Split segments into ``{"train", "val", "test"}`` -> sorted int64 segment indices.
 
@@ -85,16 +107,13 @@ def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[
     mixed labels, so ``stratify`` is not applied there. The protocol kinds take the per-segment
     ``session`` array and their parameters from ``protocol`` (the ``split`` config section).
     """
-    if kind in FOLD_KINDS:
+    if kind in split_kinds.kinds(folds=True):
         raise ConfigError(f"split.kind: {kind!r} makes several folds per seed; use fold_splits()")
-    if kind not in KINDS:
-        raise ConfigError(f"split.kind: unknown kind {kind!r} (choose from {list(KINDS)})")
+    info = _single_kind(kind)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"split.seed: must be a non-negative integer, got {seed!r}")
-    if kind in PROTOCOL_KINDS:
-        from cmkd.data.protocols import protocol_split
-
-        return protocol_split(kind, subject, trial, session, protocol, seed=int(seed), labels=stratify)
+    if info.make:  # a kind made by its own implementation (the SEED-family protocols)
+        return _implementation(info.make)(kind, subject, trial, session, protocol, seed=int(seed), labels=stratify)
     r = _check_ratios(ratios)
     subject = _as_1d_int(subject, "subject")
     trial = _as_1d_int(trial, "trial")
@@ -105,21 +124,21 @@ def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[
         raise DataError("split: no segments to split")
 
     # group id of every segment
-    if kind == "trial":
+    fam = info.family
+    if fam == "trial":
         keys = np.stack([subject, trial], axis=1)
         _, group = np.unique(keys, axis=0, return_inverse=True)
-    elif kind == "subject":
+    elif fam == "subject":
         _, group = np.unique(subject, return_inverse=True)
     else:
         group = np.arange(n)
     group = np.asarray(group).reshape(-1)
     n_groups = int(group.max()) + 1
     if (r[1] > 0 or r[2] > 0) and n_groups < 3:
-        what = {"trial": "(subject, trial) groups", "subject": "subjects", "leaky": "segments"}[kind]
-        raise DataError(f"split: only {n_groups} {what}; need at least 3 to fill train, val and test")
+        raise DataError(f"split: only {n_groups} {GROUP_WORDS[fam]}; need at least 3 to fill train, val and test")
 
     # class of every group (stratified splits only)
-    group_class = _group_classes(group, n_groups, stratify if kind != "subject" else None, subject, trial)
+    group_class = _group_classes(group, n_groups, stratify if fam != "subject" else None, subject, trial)
 
     rng = np.random.default_rng(int(seed))
     part_of_group = np.empty(n_groups, dtype=np.int64)
@@ -153,9 +172,9 @@ def make_split(subject, trial, seed: int, kind: str = "trial", ratios: Sequence[
 
 def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> None:
     """Raise :class:`DataError` if parts overlap, an index is out of range, or (kinds ``trial`` and
-    ``subject``) a trial appears in two parts; for ``subject`` also a subject in two parts."""
-    if kind not in KINDS:
-        raise ConfigError(f"split.kind: unknown kind {kind!r} (choose from {list(KINDS)})")
+    ``subject``) a trial appears in two parts; for ``subject`` also a subject in two parts (the
+    checks of the kind's family, :mod:`cmkd.data.split_kinds`)."""
+    fam = _single_kind(kind).family
     subject = _as_1d_int(subject, "subject")
     trial = _as_1d_int(trial, "trial")
     if subject.shape != trial.shape:
@@ -181,7 +200,7 @@ def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> N
             raise DataError(f"split: segment {j} (subject {int(subject[j])}, trial {int(trial[j])}) is in both "
                             f"'{PARTS[owner[j]]}' and '{p}'")
         owner[idx] = i
-    if kind == "leaky":
+    if fam == "leaky":
         return
     assigned = owner >= 0
     keys = np.stack([subject[assigned], trial[assigned]], axis=1)
@@ -193,7 +212,7 @@ def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> N
         parts = [PARTS[q] for q in pairs[(pairs[:, 0] == s) & (pairs[:, 1] == t), 2]]
         raise DataError(f"split: subject {int(s)} trial {int(t)} appears in parts {parts}; "
                         f"a {kind}-level split must keep every trial in one part")
-    if kind == "subject":
+    if fam == "subject":
         sp = np.unique(np.stack([subject[assigned], own], axis=1), axis=0)
         subj, counts = np.unique(sp[:, 0], return_counts=True)
         if (counts > 1).any():
@@ -208,12 +227,12 @@ def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> N
 # repetition. A run of one seed trains one model per fold (cmkd.protocols); the seed is the
 # repetition: it shuffles the fold assignment and the validation carve-out.
 
-#: Split kinds that make several folds per seed (one model per fold).
-FOLD_KINDS = ("kfold", "loso")
+#: Split kinds that make several folds per seed (one model per fold; :mod:`cmkd.data.split_kinds`).
+FOLD_KINDS = split_kinds.kinds(folds=True)
 #: How the k-fold assignment is made: over all trials at once, within each subject, or segment by
 #: segment (``segment``: the leaky segment-level k-fold, for the leakage study only: segments of one
 #: trial land in different parts, as in the studies that report segment-level cross-validation).
-FOLDS_BY = ("pooled", "subject", "segment")
+FOLDS_BY = split_kinds.FOLDS_BY.choices
 
 
 def _trial_groups(subject: np.ndarray, trial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,8 +300,9 @@ def _carve_val(train_groups: np.ndarray, group_class: np.ndarray, val_fraction: 
     return np.concatenate([members[c][:take[c]] for c in classes])
 
 
-def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = 5, folds_by: str = "pooled",
-                val_fraction: float = 0.1, stratify: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+def fold_splits(subject, trial, seed: int, kind: str = "kfold", n_folds: int = split_kinds.N_FOLDS.default,
+                folds_by: str = split_kinds.FOLDS_BY.default, val_fraction: float = split_kinds.VAL_FRACTION.default,
+                stratify: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
     """The folds of one repetition (``seed``): a list of ``{"train", "val", "test"}`` splits.
 
     - ``kfold``: stratified k-fold over trials ((subject, trial) groups; every segment of a trial
@@ -407,7 +427,7 @@ def per_subject_validation(split_spec: Mapping) -> bool:
     part must hold every class of each subject's training trials. Otherwise the validation part is
     carved from the pooled training trials (every k-fold, LOSO and 8:1:1 split: one model trains
     on all subjects) and the check is pooled over subjects."""
-    return (split_spec or {}).get("kind", "trial") in PROTOCOL_KINDS
+    return split_kinds.settings(split_spec)["kind"] in split_kinds.per_subject_kinds()
 
 
 def _trial_ids(subject: np.ndarray, trial: np.ndarray, idx) -> np.ndarray:
@@ -456,13 +476,13 @@ def run_splits(arrays: Mapping, seed: int, split_spec: Mapping, y, task: str) ->
     :data:`FOLD_KINDS`, else a one-element list (:func:`make_split`). ``arrays``: ``subject``,
     ``trial`` (and ``session`` where the data set has sessions); ``y`` the run's targets (they
     stratify a classification split unless ``split.stratify`` is false)."""
-    sp = dict(split_spec or {})
-    stratify = np.asarray(y) if (task == "classification" and sp.get("stratify", True)) else None
+    sp = split_kinds.settings(split_spec)  # the kind's declared defaults filled in
+    stratify = np.asarray(y) if (task == "classification" and sp["stratify"]) else None
     subject, trial = np.asarray(arrays["subject"]), np.asarray(arrays["trial"])
-    if sp.get("kind") in FOLD_KINDS:
-        return fold_splits(subject, trial, int(seed), kind=sp["kind"], n_folds=sp.get("n_folds", 5),
-                           folds_by=sp.get("folds_by", "pooled"), val_fraction=float(sp.get("val_fraction", 0.1)),
-                           stratify=stratify)
+    if split_kinds.SPLIT_KINDS[sp["kind"]].folds:
+        own = {k: sp[k] for k in ("n_folds", "folds_by") if k in sp}  # loso declares neither
+        return fold_splits(subject, trial, int(seed), kind=sp["kind"], val_fraction=float(sp["val_fraction"]),
+                           stratify=stratify, **own)
     session = np.asarray(arrays["session"]) if "session" in arrays else None
-    return [make_split(subject, trial, int(seed), kind=sp.get("kind", "trial"), ratios=tuple(sp.get("ratios", (0.8, 0.1, 0.1))),
+    return [make_split(subject, trial, int(seed), kind=sp["kind"], ratios=tuple(sp.get("ratios") or ()),
                        stratify=stratify, session=session, protocol=sp)]

@@ -51,6 +51,7 @@ from scipy.special import ndtri
 
 from cmkd.data.prepared import PreparedWriter, hash_params, write_prepared
 from cmkd.errors import ConfigError
+from cmkd.params import Param, defaults_of, params_from_literals
 
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 # (generated data: prepare is (out, params, seed), no raw data to check, the size comes from the params)
@@ -87,22 +88,21 @@ POSTERIOR = ("P3", "P7", "PO3", "O1", "Oz", "Pz", "P4", "P8", "PO4", "O2")
 #: (at 32 Hz it spans 13-16 Hz): the arousal effect then acts on what remains of it.
 BANDS = {"delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0)}
 
-DEFAULTS: dict[str, Any] = {
-    "n_subjects": 8,          # subjects
-    "n_trials": 12,           # trials per subject (one rating per trial and dimension)
-    "segments_per_trial": 6,  # segments cut from each trial
-    "segment_seconds": 4.0,   # length of one segment (s)
-    "eeg_channels": 32,       # fixed by the format (DEAP montage); validated, not free
-    "sampling_rate": 64,      # Hz, EEG and EOG; >= 64 keeps the whole beta band (13-30 Hz) below Nyquist
-    "face_frames": 2,         # face frames per segment
-    "face_size": 32,          # face frames are face_size x face_size pixels
-    # strength of the emotion effect per modality (1.0 = the calibrated effect; 0 = no effect)
-    "strength": {"eeg": 1.0, "face": 1.0, "eog": 1.0, "eye": 1.0},
-    "label_noise": 0.15,      # probability per trial and dimension that the rating is on the wrong side of 5
-    "subject_offset": 1.0,    # scale of per-subject differences in every modality
-    "trial_signature": 1.0,   # scale of the label-free trial-specific signature in every modality
-    "noise": 1.0,             # scale of per-segment/per-frame noise in every modality
-}
+#: the generator's parameters (``datasets.<name>.params``) as Param literals; checked in full by merge_params
+PARAMS: dict[str, Param] = params_from_literals({
+    "n_subjects": {"default": 8, "kind": "int", "lo": 1, "doc": "subjects"}, "n_trials": {"default": 12, "kind": "int", "lo": 1, "doc": "trials per subject"},
+    "segments_per_trial": {"default": 6, "kind": "int", "lo": 1, "doc": "segments cut from each trial"},
+    "segment_seconds": {"default": 4.0, "lo": 1, "doc": "length of one segment (s)"},
+    "eeg_channels": {"default": 32, "kind": "int", "lo": 32, "hi": 32, "doc": "fixed by the format (DEAP montage)"},
+    "sampling_rate": {"default": 64, "lo": 32, "doc": "Hz, EEG and EOG; >= 64 keeps the whole beta band below Nyquist"},
+    "face_frames": {"default": 2, "kind": "int", "lo": 1, "doc": "face frames per segment"}, "face_size": {"default": 32, "kind": "int", "lo": 16, "doc": "face side (pixels)"},
+    "strength": {"default": {"eeg": 1.0, "face": 1.0, "eog": 1.0, "eye": 1.0}, "kind": "any", "doc": "emotion effect per modality (1: calibrated; 0: none)"},
+    "label_noise": {"default": 0.15, "lo": 0, "hi": 1, "doc": "probability per trial and dimension that the rating is on the wrong side of 5"},
+    "subject_offset": {"default": 1.0, "lo": 0, "doc": "scale of per-subject differences in every modality"},
+    "trial_signature": {"default": 1.0, "lo": 0, "doc": "scale of the label-free trial-specific signature in every modality"},
+    "noise": {"default": 1.0, "lo": 0, "doc": "scale of per-segment/per-frame noise in every modality"},
+}, "synthetic")
+DEFAULTS: dict[str, Any] = defaults_of(PARAMS)
 
 _POSITIVE_INTS = ("n_subjects", "n_trials", "segments_per_trial", "face_frames", "face_size")
 _NONNEG_FLOATS = ("subject_offset", "trial_signature", "noise")

@@ -42,21 +42,24 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.params import defaults_of, params_from_literals
 
 log = logging.getLogger("cmkd.data")
 
 DETECTORS = ("auto", "haar", "yunet", "skin", "none")
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 
-# parameters shared by the loaders that read face video, with their defaults
-FACE_DEFAULTS = {
-    "frame_step": 40,
-    "frames_per_segment": 5,
-    "face_size": 224,
-    "face_margin": 0.2,
-    "face_detector": "auto",
-    "face_detector_model": None,
-}
+# parameters shared by the loaders that read face video (declared as cmkd.params.Param literals)
+FACE_PARAMS = params_from_literals({
+    "frame_step": {"default": 40, "kind": "int", "lo": 1, "doc": "keep every frame_step-th video frame"},
+    "frames_per_segment": {"default": 5, "kind": "int", "lo": 1, "doc": "face frames per segment"},
+    "face_size": {"default": 224, "kind": "int", "lo": 1, "doc": "side of the square face crop (pixels)"},
+    "face_margin": {"default": 0.2, "lo": 0, "hi": 2, "doc": "margin around the detected face (share of its size)"},
+    "face_detector": {"default": "auto", "kind": "choice", "choices": list(DETECTORS), "doc": "face detector"},
+    "face_detector_model": {"default": None, "kind": "str", "nullable": True,
+                            "doc": "file of the YuNet detector model (default: the bundled search path)"},
+}, "face video")
+FACE_DEFAULTS = defaults_of(FACE_PARAMS)
 
 
 def _cv2():

@@ -49,26 +49,53 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from cmkd.errors import ConfigError
-from cmkd.params import resolve
+from cmkd.params import defaults_of, params_from_literals, resolve
 from cmkd.models.eegnet import EEGNetEncoder
 from cmkd.models.eog import EOGCNNEncoder
 from cmkd.models.eye import EyeMLPEncoder
 from cmkd.models.tsception import MIDLINE_MODES, TSceptionEncoder, hemisphere_order
 from cmkd.models.visual import DEFAULT_ARCH, TimmFrameEncoder
 
-_EEG_INPUT_KEYS = {"n_channels": None, "n_samples": None, "sampling_rate": None,
-                   "channel_names": None}
-
-ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tsception": {"num_T": 15, "num_S": 15, "hidden": None, "dropout": 0.5, "reorder": "auto",
-                  "midline": "drop", **_EEG_INPUT_KEYS},
-    "eegnet": {"F1": 8, "D": 2, "F2": None, "kernel_length": None, "sep_kernel_length": None,
-               "dropout": 0.5, **_EEG_INPUT_KEYS},
-    "timm": {"arch": DEFAULT_ARCH, "img_size": None, "pretrained_path": None, "hint_stage": None,
-             "pretrained": False, "allow_random_init": False},
-    "eog_cnn": {"width": 16, "depth": 3, "kernel_size": 7, "dropout": 0.25},
-    "eye_mlp": {"hidden": [64, 32], "dropout": 0.25},
+_EEG_INPUT_PARAMS = {
+    "n_channels": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "EEG channels (default: the data's)"},
+    "n_samples": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "samples per segment (default: the data's)"},
+    "sampling_rate": {"default": None, "lo": 0, "lo_open": True, "nullable": True, "doc": "Hz (default: the data's)"},
+    "channel_names": {"default": None, "kind": "any", "doc": "channel names (default: the data's)"},
 }
+_DROPOUT = {"default": 0.5, "lo": 0, "hi": 1, "hi_open": True, "doc": "dropout rate"}
+
+#: every encoder's parameters (``encoders.<modality>``: ``name`` plus these), declared as
+#: cmkd.params.Param literals; read without importing this module by the config check and the
+#: listing (cmkd.feasibility.encoder_params)
+ENCODER_PARAMS: dict[str, dict[str, Any]] = {
+    "tsception": {"num_T": {"default": 15, "kind": "int", "lo": 1, "doc": "temporal kernels (Ding et al. 2022 TSception)"},
+                  "num_S": {"default": 15, "kind": "int", "lo": 1, "doc": "spatial kernels"},
+                  "hidden": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "hidden units (null: none)"},
+                  "dropout": _DROPOUT,
+                  "reorder": {"default": "auto", "kind": "any", "doc": "'auto', true or false: order channels by hemisphere"},
+                  "midline": {"default": "drop", "kind": "choice", "choices": list(MIDLINE_MODES), "doc": "midline channels"},
+                  **_EEG_INPUT_PARAMS},
+    "eegnet": {"F1": {"default": 8, "kind": "int", "lo": 1, "doc": "temporal filters (Lawhern et al. 2018 EEGNet)"},
+               "D": {"default": 2, "kind": "int", "lo": 1, "doc": "depth multiplier"},
+               "F2": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "pointwise filters (null: F1 * D)"},
+               "kernel_length": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "temporal kernel (null: half a second)"},
+               "sep_kernel_length": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "separable kernel (null: from the rate)"},
+               "dropout": _DROPOUT, **_EEG_INPUT_PARAMS},
+    "timm": {"arch": {"default": DEFAULT_ARCH, "kind": "str", "doc": "a timm model name"},
+             "img_size": {"default": None, "kind": "any", "doc": "input size (an integer or [h, w]; null: the model's)"},
+             "pretrained_path": {"default": None, "kind": "str", "nullable": True, "doc": "a local weights file"},
+             "hint_stage": {"default": None, "kind": "int", "nullable": True, "doc": "stage whose features are the hint (negative from the end)"},
+             "pretrained": {"default": False, "kind": "bool", "doc": "timm's ImageNet weights"},
+             "allow_random_init": {"default": False, "kind": "bool", "doc": "train from scratch on purpose on real data"}},
+    "eog_cnn": {"width": {"default": 16, "kind": "int", "lo": 1, "doc": "channels of the convolutions"},
+                "depth": {"default": 3, "kind": "int", "lo": 1, "doc": "convolution blocks"},
+                "kernel_size": {"default": 7, "kind": "int", "lo": 1, "doc": "kernel length (odd)"},
+                "dropout": {"default": 0.25, "lo": 0, "hi": 1, "hi_open": True, "doc": "dropout rate"}},
+    "eye_mlp": {"hidden": {"default": [64, 32], "kind": "any", "doc": "hidden layer sizes"},
+                "dropout": {"default": 0.25, "lo": 0, "hi": 1, "hi_open": True, "doc": "dropout rate"}},
+}
+ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
+    name: defaults_of(params_from_literals(p, f"encoders.{name}")) for name, p in ENCODER_PARAMS.items()}
 HEAD_DEFAULTS: dict[str, Any] = {"hidden": 64, "dropout": 0.5}
 FUSIONS = ("concat",)
 
