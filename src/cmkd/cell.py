@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.metrics import headline_metrics, primary_metric
 
 ROOT = Path(__file__).resolve().parents[2]
-METRICS = ("accuracy", "f1", "rmse")
 
 
 def snakemake_command(targets: list[str], configfiles: list[str], config_items: list[str] | None = None,
@@ -47,7 +47,7 @@ def snakemake_command(targets: list[str], configfiles: list[str], config_items: 
 
 
 def _read(paths: list[Path]) -> dict:
-    vals = {m: [] for m in METRICS}
+    vals = {m: [] for m in headline_metrics()}
     status = []
     for p in paths:
         if not p.exists():
@@ -55,7 +55,7 @@ def _read(paths: list[Path]) -> dict:
         m = json.loads(p.read_text(encoding="utf-8"))
         status.append(m.get("status", "ok"))
         if m.get("status", "ok") == "ok":
-            for k in METRICS:
+            for k in vals:
                 vals[k].append(float(m["test"].get(k, math.nan)))
     return {"values": vals, "status": status}
 
@@ -112,7 +112,7 @@ def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles:
         raise DataError(f"snakemake failed (exit {r.returncode}) while re-running the cell; see the job logs under {cfg['results']}/logs/train/{dataset}/{track}/{dimension}/{method}/")
     new = _read(targets)
     task = cfg["dimensions"][dimension].get("task", "classification")
-    metric = "rmse" if task == "regression" else "accuracy"
+    metric = primary_metric(task)
     nm, ns, nn = _summary(new["values"][metric])
     om, os_, on = _summary(old["values"][metric])
     pubs = published_for(cfg, dataset, track, dimension, method)
