@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from cmkd import losses as L
+from cmkd.losses.guided import _kl
 
 TOL = 1e-5
 
@@ -684,7 +685,7 @@ BAD_ARGUMENTS = {
                                       "dgkd: direction must be one of"),
     "cdgkd direction": (lambda: L.cdgkd(_r(2, 3), torch.tensor([0, 1]), [_r(2, 3)], [True], kl_direction="x"),
                         "direction must be one of"),
-    "kl direction": (lambda: L._kl(_r(2, 3), _r(2, 3), 1.0, "x"), "kl direction must be one of"),
+    "kl direction": (lambda: _kl(_r(2, 3), _r(2, 3), 1.0, "x"), "kl direction must be one of"),
     "alpha > 1": (lambda: L.teacher_loss(t64(1.0), t64(1.0), t64(1.0), 0.0, 0.0, 1.5), r"alpha must lie in \[0, 1\]"),
     "beta < 0": (lambda: L.cdgkd(_r(2, 3), torch.tensor([0, 1]), [], [], beta=-0.1), r"beta must lie in \[0, 1\]"),
     "nce one column": (lambda: L.crd_nce_loss(_r(2, 1), 4), r"x must be \(B, K \+ 1\)"),

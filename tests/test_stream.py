@@ -12,6 +12,7 @@ import yaml
 from cmkd import accel, resources, train
 from cmkd.data import stream
 from cmkd.data import synthetic as syn
+from cmkd.data import synthetic_signals
 from cmkd.data.prepared import load_prepared, write_prepared
 from cmkd.errors import ConfigError
 
@@ -24,7 +25,7 @@ def test_chunked_writer_equals_in_memory_generation(tmp_path, monkeypatch):
     arrays, meta = syn.generate(SMALL, 3)
     meta.pop("latent")
     ref = write_prepared(tmp_path / "ref", arrays, meta)
-    monkeypatch.setattr(syn, "_FACE_CHUNK_BYTES", 1)  # one segment per rendering chunk
+    monkeypatch.setattr(synthetic_signals, "_FACE_CHUNK_BYTES", 1)  # one segment per rendering chunk
     out = syn.write_synthetic(tmp_path / "new", SMALL, 3)
     assert load_prepared(out).data_hash == load_prepared(ref).data_hash
     for f in sorted(ref.glob("*.npy")):

@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cmkd.data import synthetic as syn
+from cmkd.data import synthetic_signals as sig
 from cmkd.data.labels import binary
 from cmkd.data.prepared import hash_arrays, hash_params, load_prepared, validate_arrays
 from cmkd.data.splits import make_split
@@ -38,21 +39,21 @@ def band_powers(eeg: np.ndarray, sr: float) -> np.ndarray:
     """Log band power (N, C, n_bands) over the generator's bands."""
     f = np.fft.rfftfreq(eeg.shape[-1], 1.0 / sr)
     p = np.abs(np.fft.rfft(eeg.astype(np.float64), axis=-1)) ** 2
-    return np.stack([np.log(p[..., (f >= lo) & (f < hi)].mean(-1)) for lo, hi in syn.BANDS.values()], axis=-1)
+    return np.stack([np.log(p[..., (f >= lo) & (f < hi)].mean(-1)) for lo, hi in sig.BANDS.values()], axis=-1)
 
 
 def chan(names) -> list[int]:
-    return [syn.EEG_CHANNELS.index(c) for c in names]
+    return [sig.EEG_CHANNELS.index(c) for c in names]
 
 
 def frontal_alpha_asymmetry(eeg: np.ndarray, sr: float) -> np.ndarray:
-    bp = band_powers(eeg, sr)[..., list(syn.BANDS).index("alpha")]
-    return (bp[:, chan(syn.RIGHT_FRONTAL)] - bp[:, chan(syn.LEFT_FRONTAL)]).mean(axis=1)
+    bp = band_powers(eeg, sr)[..., list(sig.BANDS).index("alpha")]
+    return (bp[:, chan(sig.RIGHT_FRONTAL)] - bp[:, chan(sig.LEFT_FRONTAL)]).mean(axis=1)
 
 
 def beta_theta(eeg: np.ndarray, sr: float) -> np.ndarray:
-    bp = band_powers(eeg, sr)[:, chan(syn.FRONTAL_CENTRAL)]
-    return (bp[..., list(syn.BANDS).index("beta")] - bp[..., list(syn.BANDS).index("theta")]).mean(axis=1)
+    bp = band_powers(eeg, sr)[:, chan(sig.FRONTAL_CENTRAL)]
+    return (bp[..., list(sig.BANDS).index("beta")] - bp[..., list(sig.BANDS).index("theta")]).mean(axis=1)
 
 
 def eog_features(eog: np.ndarray) -> np.ndarray:
@@ -368,7 +369,7 @@ def test_eeg_has_a_pink_spectrum_with_an_alpha_peak(default):
     arrays, meta = default
     sr = meta["sampling_rates"]["eeg"]
     f = np.fft.rfftfreq(arrays["eeg"].shape[-1], 1.0 / sr)
-    p = (np.abs(np.fft.rfft(arrays["eeg"][:, chan(syn.POSTERIOR)].astype(np.float64), axis=-1)) ** 2).mean((0, 1))
+    p = (np.abs(np.fft.rfft(arrays["eeg"][:, chan(sig.POSTERIOR)].astype(np.float64), axis=-1)) ** 2).mean((0, 1))
     slope = np.polyfit(np.log(f[(f >= 2) & (f <= 30)]), np.log(p[(f >= 2) & (f <= 30)]), 1)[0]
     assert -2.5 < slope < -0.5  # 1/f^beta background
     alpha = p[(f >= 8) & (f <= 12)].mean()

@@ -65,7 +65,8 @@ def test_published_number_of_unknown_scale_is_shown_not_compared():
     import yaml
     from pathlib import Path
 
-    from cmkd.analysis.tables import published_scale, to_markdown
+    from cmkd.analysis.table_formats import to_markdown
+    from cmkd.analysis.tables import published_scale
 
     published = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "published_tables.yaml").read_text())
     cell = ("uncertainty_prototype_kd", "mahnob_hci", ".", "valence_regression", "rmse")
@@ -122,7 +123,7 @@ def test_leakage_captions_describe_the_splits_that_ran():
 
     import yaml
 
-    from cmkd.analysis.tables import describe_split, split_shares, table_note
+    from cmkd.analysis.table_notes import describe_split, split_shares, table_note
     from cmkd.config import cell_split, deep_merge
 
     root = Path(__file__).resolve().parents[1]

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from cmkd.errors import ConfigError, DataError
-from cmkd.metrics import metric_names, primary_metric
+from cmkd.metrics import headline_metrics, primary_metric
 
 ROOT = Path(__file__).resolve().parents[2]
-METRICS = metric_names(headline=True)  # the metrics read back from a run (cmkd.metrics.METRICS)
 
 
 def snakemake_command(targets: list[str], configfiles: list[str], config_items: list[str] | None = None,
@@ -48,7 +47,7 @@ def snakemake_command(targets: list[str], configfiles: list[str], config_items: 
 
 
 def _read(paths: list[Path]) -> dict:
-    vals = {m: [] for m in METRICS}
+    vals = {m: [] for m in headline_metrics()}
     status = []
     for p in paths:
         if not p.exists():
@@ -56,7 +55,7 @@ def _read(paths: list[Path]) -> dict:
         m = json.loads(p.read_text(encoding="utf-8"))
         status.append(m.get("status", "ok"))
         if m.get("status", "ok") == "ok":
-            for k in METRICS:
+            for k in vals:
                 vals[k].append(float(m["test"].get(k, math.nan)))
     return {"values": vals, "status": status}
 

@@ -294,7 +294,7 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
         "class": spec["class"],
         "task": spec["dimension_spec"].get("task", "classification"),
         "synthetic": spec.get("synthetic", False),
-        "test": {k: math.nan for k in ("accuracy", "f1", "f1_macro", "rmse")},
+        "test": metrics.nan_metrics(),
         "provenance": provenance.collect(spec, "", "n/a"),
         "spec": spec,
         "timing": {"process_s": (time.perf_counter() - t_process_start) if t_process_start else math.nan},

@@ -21,7 +21,7 @@ Verdict (:func:`verdict`), per claim, data set and dimension:
   the margin interval (the reproduced effect differs from the published one by more than the
   margin), else **inconclusive**;
 * a claim with a **direction only** (``direction: better``: the method beats the comparison in
-  the metric's better direction, :data:`cmkd.analysis.stats.HIGHER_IS_BETTER`) is **supported**
+  the metric's better direction, :func:`cmkd.metrics.higher_is_better`) is **supported**
   when the 95 % CI lies wholly on the claimed side of 0, **contradicted** when it lies wholly on
   the other side, else **inconclusive**.
 
@@ -41,8 +41,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as ss
 
-from cmkd.analysis.stats import HIGHER_IS_BETTER, detectable_difference, method_level_test
+from cmkd.analysis.stats import detectable_difference, load_run_details, method_level_test
+from cmkd.atomic import write_csv
 from cmkd.errors import ConfigError, DataError
+from cmkd.metrics import headline_metrics, higher_is_better
 
 #: Columns of claims.csv, in order.
 CLAIM_COLUMNS = (
@@ -177,8 +179,8 @@ def load_claims(path: str | os.PathLike, published: Mapping | str | os.PathLike 
         if c["id"] in seen:
             raise ConfigError(f"{where}: duplicate id")
         seen.add(c["id"])
-        if c.get("metric", "accuracy") not in HIGHER_IS_BETTER:
-            raise ConfigError(f"{where}: metric {c.get('metric')!r} is not one of {sorted(HIGHER_IS_BETTER)}")
+        if c.get("metric", "accuracy") not in headline_metrics():
+            raise ConfigError(f"{where}: metric {c.get('metric')!r} is not one of {sorted(headline_metrics())}")
         if c.get("direction", "better") not in ("better", "worse"):
             raise ConfigError(f"{where}: direction must be 'better' or 'worse'")
         if "published" in c:
@@ -262,7 +264,7 @@ def check_claims(runs: pd.DataFrame, claims: Mapping, datasets: Mapping[str, Map
         metric = c["metric"]
         if metric not in runs:
             continue
-        better = (1 if HIGHER_IS_BETTER[metric] else -1) * (1 if c["direction"] == "better" else -1)
+        better = (1 if higher_is_better(metric) else -1) * (1 if c["direction"] == "better" else -1)
         every = set(c["method"]) | set(c["versus"])
         sub = runs[runs["track"] == str(c["track"])]
         for (ds, tr, dim), cell in sub.groupby(["dataset", "track", "dimension"], sort=True):
@@ -308,9 +310,6 @@ def write_claims(runs_csv: str | os.PathLike, claims_yaml: str | os.PathLike, ou
     """``runs.csv`` (and, through its ``path`` column, each run's test predictions) + ``claims.yaml``
     (published effects from ``published``, the published_tables.yaml) -> ``claims.csv`` (written
     atomically). Returns the table."""
-    from cmkd.analysis.stats import load_run_details
-    from cmkd.atomic import write_csv
-
     try:
         runs = pd.read_csv(runs_csv)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -6,8 +6,9 @@ per-subject results of ...", "no ok runs with a value for rmse") ever enters the
 * feature maps of a cell: at least one network run on the config's split (trivial baselines and
   runs on another split are left out of them); learning curves: one network;
 * a rank (CD) figure of a track, group (students / teachers) and metric: at least two networks
-  of the group run a dimension of that metric's task in the track (``accuracy``: a
-  classification dimension, ``rmse``: a regression dimension);
+  of the group run a dimension of that metric's task in the track (the task's primary metric,
+  :func:`cmkd.metrics.primary_metric`: ``accuracy`` for a classification dimension, ``rmse`` for
+  a regression dimension);
 * the per-subject gain figure of a track: its no-KD reference (the track's first reference of
   class ``baseline``) and another network run one dataset x dimension cell;
 * published vs reproduced: a table maps a row to a published number.
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-#: The metric ranked for each dimension task.
-CD_METRIC = {"classification": "accuracy", "regression": "rmse"}
+from cmkd.metrics import PRIMARY, primary_metric
+
 CD_GROUPS = ("students", "teachers")
 
 
@@ -50,9 +51,9 @@ def cd_figures(cfg: Mapping, cells: Sequence[Sequence[str]], leave_out: Iterable
     for track in sorted({c[1] for c in cells}):
         for group in CD_GROUPS:
             members = set(group_methods(cfg, cells, track, group, leave_out))
-            for metric in sorted(set(CD_METRIC.values())):
+            for metric in sorted({primary_metric(task) for task in PRIMARY}):
                 ran = {m for _, t, dim, m in cells
-                       if t == track and m in members and CD_METRIC[_task(cfg, dim)] == metric}
+                       if t == track and m in members and primary_metric(_task(cfg, dim)) == metric}
                 if len(ran) >= 2:
                     out.append((track, group, metric))
     return out

@@ -21,6 +21,7 @@ from typing import Mapping
 import pandas as pd
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.metrics import METRICS
 
 SNAPSHOT = Path("docs/snapshot")
 FILES = ("README.md", "docs/statistics.md")
@@ -57,8 +58,12 @@ def table_sentence(name: str, table: pd.DataFrame) -> str:
     dimension (at the level of the table's Holm family) and the comparisons it marks significant."""
     parts, sig = [], []
     ref = str(table["reference"].dropna().iloc[0]) if table["reference"].notna().any() else "?"
-    unit = "points" if str(table["metric"].iloc[0]) in ("accuracy", "f1") else str(table["metric"].iloc[0])
-    nd = 1 if unit == "points" else 3  # an RMSE on [0, 1] targets needs three decimals
+    metric = str(table["metric"].iloc[0])
+    spec = METRICS.get(metric)
+    unit = "points" if spec is not None and spec.unit == "%" else metric
+    # percentages in prose to one decimal; other metrics with the catalog's decimals (an RMSE on
+    # [0, 1] targets needs three)
+    nd = 1 if unit == "points" else spec.decimals if spec is not None else 3
     for (ds, dim), g in table.groupby(["dataset", "dimension"], sort=False):
         mde = pd.to_numeric(g["mde"], errors="coerce").dropna()
         k = int((g["method"] != ref).sum())

@@ -1,41 +1,43 @@
 """Aggregation of runs and the results tables (CSV, Markdown, LaTeX, sortable HTML).
 
-``runs.csv`` has one row per run: ``dataset, track, dimension, method, seed, accuracy, f1, rmse``
-then status and provenance columns. Tables give mean ± std over seeds per dataset × track ×
+``runs.csv`` has one row per run: ``dataset, track, dimension, method, seed`` and the headline
+metrics (``accuracy, f1, rmse``), then status and provenance columns, then the other declared
+metrics (:data:`cmkd.metrics.METRICS`, in catalog order). Tables give mean ± std over seeds per dataset × track ×
 dimension × method, and, where the config maps a row to a published cell, the published number
 and the difference. Numbers published for a real data set are shown beside synthetic results as a
 reference only, and every such table says so.
 """
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from cmkd import atomic
+from cmkd.analysis.table_formats import fmt, to_html, to_latex, to_markdown
+from cmkd.analysis.table_notes import NOTE_FAMILIES, power_note, table_note
 from cmkd.errors import DataError
+from cmkd.metrics import METRICS, headline_metrics, metric_names, primary_metric
 
-RUN_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "accuracy", "f1", "rmse"]
-EXTRA_COLUMNS = ["status", "reason", "f1_macro", "class", "task", "synthetic", "best_epoch", "epochs_run",
+#: what identifies a run: its cell and seed (``metrics.json``'s ``cell``)
+RUN_KEY = ("dataset", "track", "dimension", "method", "seed")
+#: the metrics of the test part itself, not of the model: a failed run still reports them, and
+#: every table row shows them as reference points (columns ``chance``, ``majority``)
+TEST_PART_FIGURES = ("majority_fraction", "chance_level")
+#: the model's scores: every declared metric but the test part's own figures
+SCORES = tuple(m for m in metric_names() if m not in TEST_PART_FIGURES)
+RUN_COLUMNS = [*RUN_KEY, *headline_metrics()]
+EXTRA_COLUMNS = ["status", "reason", "class", "task", "synthetic", "best_epoch", "epochs_run",
                  "config_hash", "code_version", "code_hash", "data_hash", "split_hash", "device", "threads",
                  "train_s", "process_s", "peak_rss_mb", "stale", "path",
-                 "balanced_accuracy", "roc_auc", "majority_fraction", "chance_level"]
-METRICS = ("accuracy", "f1", "rmse")
-# reference points (cmkd.metrics): imbalance-aware metrics and the test part's floor
-REFERENCE_METRICS = ("balanced_accuracy", "roc_auc", "majority_fraction", "chance_level")
-SUBJECT_COLUMNS = ["dataset", "track", "dimension", "method", "seed", "group", "subject", "session", "n",
-                   "accuracy", "f1", "rmse", "balanced_accuracy", "roc_auc"]
+                 *metric_names(headline=False)]
+SUBJECT_COLUMNS = [*RUN_KEY, "group", "subject", "session", "n", *SCORES]
 # default labels of the trivial baselines, by class and task
 TRIVIAL_LABELS = {("majority", "classification"): "Majority class (training part)",
                   ("majority", "regression"): "Training mean",
                   ("stratified", "classification"): "Class-distribution sampling",
                   ("stratified", "regression"): "Training-distribution sampling"}
-
-
-#: what identifies a run: its cell and seed (``metrics.json``'s ``cell``)
-RUN_KEY = ("dataset", "track", "dimension", "method", "seed")
 
 
 def run_cell(m: dict, source) -> dict:
@@ -72,10 +74,8 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
         ok = m.get("status", "ok") == "ok"
         rows.append({
             **cell,
-            # a run that is not ok (failed, degenerate) shows its status and reason, no number
-            **{k: (test.get(k, math.nan) if ok else math.nan) for k in METRICS},
             "status": m.get("status", "ok"), "reason": m.get("reason", ""),
-            "f1_macro": test.get("f1_macro", math.nan) if ok else math.nan, "class": m.get("class"), "task": m.get("task"),
+            "class": m.get("class"), "task": m.get("task"),
             "synthetic": m.get("synthetic"), "best_epoch": m.get("best_epoch"), "epochs_run": m.get("epochs_run"),
             "config_hash": prov.get("config_hash"), "code_version": prov.get("code_version"),
             "code_hash": prov.get("code_hash"), "data_hash": prov.get("data_hash"), "split_hash": prov.get("split_hash"),
@@ -84,9 +84,9 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
             "peak_rss_mb": m.get("peak_rss_mb"),
             "stale": bool(prov.get("code_hash") and prov.get("code_hash") != current_code_hash),
             "path": str(f.parent),
-            # the model's scores only for an ok run; the test part's own figures (majority, chance) always
-            **{k: (test.get(k, math.nan) if ok or k in ("majority_fraction", "chance_level") else math.nan)
-               for k in REFERENCE_METRICS},
+            # a run that is not ok (failed, degenerate) shows its status and reason, no score of the
+            # model; the test part's own figures (majority, chance) always
+            **{k: (test.get(k, math.nan) if ok or k in TEST_PART_FIGURES else math.nan) for k in METRICS},
         })
         if m.get("status", "ok") == "ok":
             subject_rows += _subject_rows(m, cell)
@@ -106,7 +106,7 @@ def _subject_rows(m: dict, cell: dict) -> list[dict]:
         for name, g in (m.get(key) or {}).items():
             subject, _, session = str(name).partition("/")
             out.append({**cell, "group": group, "subject": subject, "session": session, "n": g.get("n"),
-                        **{k: g.get(k, math.nan) for k in ("accuracy", "f1", "rmse", "balanced_accuracy", "roc_auc")}})
+                        **{k: g.get(k, math.nan) for k in SCORES}})
     return out
 
 
@@ -116,9 +116,9 @@ def summarise_subjects(subjects: pd.DataFrame, runs: pd.DataFrame | None = None)
     subjects. ``n`` counts subjects. Failed and stale runs are counted from ``runs``."""
     keys = ["dataset", "track", "dimension", "method"]
     sub = subjects[subjects["group"].astype(str) == "subject"] if len(subjects) else subjects
-    per = sub.groupby(keys + ["subject"], sort=True)[[m for m in METRICS + ("balanced_accuracy", "roc_auc")]].mean().reset_index()
+    per = sub.groupby(keys + ["subject"], sort=True)[[m for m in SCORES if m in sub.columns]].mean().reset_index()
     agg = {}
-    for m in METRICS + ("balanced_accuracy", "roc_auc"):
+    for m in (m for m in SCORES if m in per.columns):
         agg[f"{m}_mean"] = (m, "mean")
         agg[f"{m}_std"] = (m, lambda s: float(s.std(ddof=1)) if s.notna().sum() > 1 else math.nan)
     agg["n"] = ("subject", "nunique")
@@ -139,7 +139,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     failed = runs[runs["status"].fillna("ok") != "ok"].groupby(keys).size().rename("n_failed")
     stale = runs[runs["stale"].fillna(False).astype(bool)].groupby(keys).size().rename("n_stale") if "stale" in runs else None
     agg = {}
-    for m in METRICS + tuple(c for c in REFERENCE_METRICS if c in runs.columns):
+    for m in (m for m in METRICS if m in runs.columns):
         agg[f"{m}_mean"] = (m, "mean")
         agg[f"{m}_std"] = (m, lambda s: float(s.std(ddof=1)) if s.notna().sum() > 1 else math.nan)
     agg["n"] = ("seed", "nunique")
@@ -153,15 +153,6 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         out["n_stale"] = 0
     out["n"] = out["n"].fillna(0).astype(int)
     return out.sort_values(keys).reset_index(drop=True)
-
-
-def fmt(mean: float, std: float, metric: str) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    d = 3 if metric == "rmse" else 2
-    if std is None or (isinstance(std, float) and math.isnan(std)):
-        return f"{mean:.{d}f}"
-    return f"{mean:.{d}f} ± {std:.{d}f}"
 
 
 def published_value(published: dict, path: str | None, dataset_key: str, row_key: str | None, dimension: str, metric: str):
@@ -211,7 +202,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
     the table says ``trivial: false``). Each row carries the chance level of its test parts (the
     binomial threshold of :func:`cmkd.metrics.chance_level`, mean over the runs) and the share of
     their majority class."""
-    metric = table.get("metric", "accuracy")
+    metric = table.get("metric", primary_metric("classification"))
     marks = marks or {}
     references = references or {}
     sel = summary[summary["track"] == table["track"]] if "track" in table else summary
@@ -223,7 +214,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
     trivial = trivial or {}
     if table.get("trivial", True) and trivial:  # the floor first: the trivial baselines of the spec
         rows = {**{m: None for m in trivial}, **{m: k for m, k in rows.items() if m not in trivial}}
-    task = "regression" if metric == "rmse" else "classification"
+    task = METRICS[metric].task
     records = []
     for (ds, tr, dim), g in sel.groupby(["dataset", "track", "dimension"], sort=True):
         if table.get("dimensions") and dim not in table["dimensions"]:
@@ -272,12 +263,6 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
                 "synthetic": bool(dinfo.get("synthetic", False)),
             })
     return pd.DataFrame(records)
-
-
-def _pub(v: float, r) -> str:
-    """A published number, 3 decimals for RMSE, marked when its scale is unknown (not compared)."""
-    txt = f"{v:.3f}" if r.get("metric") == "rmse" else f"{v:.2f}"
-    return txt + (" (scale unknown)" if r.get("published_scale") == "unknown" else "")
 
 
 #: the marks of a table: column, which test (stats), what it answers, the MDE column
@@ -373,7 +358,7 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
                 else:
                     df.at[i, col] = _mark(f["p_holm"].get(method, math.nan), med[key], eff,
                                           f["note"].get(method, ""), alpha)
-        unit = "points" if metric in ("accuracy", "f1") else metric
+        unit = "points" if METRICS[metric].unit == "%" else metric
         family = f"Holm over this table's {{k}} comparison(s) with {ref} in {ds} / {dim} ({metric})"
         tests = ", ".join(sorted({t for m, t in seed_test.items() if t and m in fams["seeds"]["mde"]}))
         parts = []
@@ -383,283 +368,6 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
                                      holm=f"{family.format(k=f['k'])}: alpha {f['alpha']:.3g}") if f["k"] else absent)
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts) + ".")
     return df, lines
-
-
-#: the note under a table, per test family: (family, what its MDE says, what is said without a test)
-NOTE_FAMILIES = (
-    ("method", "method-level MDE {mde:.1f} {unit} (training runs as units, run and trial variance in the null; {holm})",
-     "no method-level test (n too small)"),
-    ("seeds", "{mde:.1f} {unit} across training runs of one split design ({tests}, {holm})",
-     "no corrected resampled t-test (n too small, a fixed split or different designs)"),
-    ("trials", "{mde:.1f} {unit} between these trained models on the same test trials (trial-level permutation test, {holm})",
-     "no trial-level test (n too small or no per-trial predictions)"),
-)
-
-
-def power_note(lines: list[str]) -> str:
-    if not lines:
-        return ""
-    return (" ".join(lines) + " Marks: sig = method-level test (the headline: is the method better?); sig_seeds = "
-            "corrected resampled t-test; sig_trials = trial-level test (these trained models differ on these "
-            "trials, not a claim about the methods). * = differs from the reference (Holm-adjusted p < 0.05, Holm "
-            "family named above); ≈ = indistinguishable: the difference from the reference is below that test's "
-            "minimum detectable difference; 'n too small' = the test cannot reach p < 0.05 at its number of "
-            "runs/trials and was not run; 'zero variance' = the differences do not vary, the test is undefined; "
-            "'fixed split' = one split for every seed (no resampling): no corrected resampled test, the paired t "
-            "over seeds is in stats.csv; 'designs differ' = the method and the reference ran different split "
-            "designs, so no runs pair for the corrected test.")
-
-
-def to_markdown(df: pd.DataFrame, title: str, note: str, power: str = "") -> str:
-    lines = [f"# {title}", "", note, ""]
-    cols = ["dataset", "track", "dimension", "label", "reproduced", "chance", "majority", "sig", "published", "diff", "n"]
-    for extra in ("sig_trials", "sig_seeds"):
-        if extra in df.columns:
-            cols.insert(cols.index("sig") + 1, extra)
-    lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "---|" * len(cols))
-    for _, r in df.iterrows():
-        vals = []
-        for c in cols:
-            v = r.get(c, math.nan)
-            if c in ("chance", "majority"):
-                v = _num(v)
-            elif c in ("published", "diff"):
-                v = "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.2f}" if c == "diff" else _pub(v, r)
-            vals.append(str(v))
-        lines.append("| " + " | ".join(vals) + " |")
-    if power:
-        lines += ["", power]
-    return "\n".join(lines) + "\n"
-
-
-def _num(v) -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{float(v):.2f}"
-
-
-def to_latex(df: pd.DataFrame, title: str, power: str = "") -> str:
-    def esc(s):
-        return str(s).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
-
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(title)}}}", r"\begin{tabular}{lllrrrr}", r"\toprule",
-             r"Dataset & Dimension & Method & Reproduced & Chance & Published & $\Delta$ \\", r"\midrule"]
-    for _, r in df.iterrows():
-        pub = "--" if r["published"] is None or (isinstance(r["published"], float) and math.isnan(r["published"])) else esc(_pub(r["published"], r))
-        diff = "--" if isinstance(r["diff"], float) and math.isnan(r["diff"]) else f"{r['diff']:+.2f}"
-        mark = {"*": "$^*$", "≈": r"$^{\approx}$"}.get(str(r.get("sig", "")), "")
-        lines.append(f"{esc(r['dataset'])} & {esc(r['dimension'])} & {esc(r['label'])} & {esc(r['reproduced'])}{mark} & {_num(r.get('chance')).replace('–', '--')} & {pub} & {diff} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    if power:
-        lines.append(r"\par\smallskip\footnotesize " + esc(power).replace("≈", r"$\approx$"))
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-_SORT_JS = """<script>
-document.querySelectorAll('table.sortable th').forEach(function(th, i){
-  th.style.cursor='pointer'; th.title='click to sort';
-  th.addEventListener('click', function(){
-    var t=th.closest('table'), b=t.tBodies[0], rows=Array.from(b.rows), asc=th.dataset.asc!=='1';
-    rows.sort(function(a,c){var x=a.cells[i].dataset.v||a.cells[i].textContent, y=c.cells[i].dataset.v||c.cells[i].textContent;
-      var fx=parseFloat(x), fy=parseFloat(y); var r=(!isNaN(fx)&&!isNaN(fy))?fx-fy:x.localeCompare(y); return asc?r:-r;});
-    rows.forEach(function(r){b.appendChild(r);}); th.dataset.asc=asc?'1':'0';});
-});
-</script>"""
-
-
-def to_html(df: pd.DataFrame, title: str, note: str) -> str:
-    cols = [("dataset", "Dataset"), ("track", "Track"), ("dimension", "Dimension"), ("label", "Method"), ("reproduced", "Reproduced (mean ± std)"),
-            ("chance", "Chance (binomial, α = 0.05)"), ("majority", "Majority class in test (%)"),
-            ("sig", "Sig. vs reference (method-level)"), ("sig_seeds", "Sig. vs reference (corrected resampled t)"),
-            ("sig_trials", "Trained models differ on these trials"), ("reference", "Reference"),
-        ("published", "Published"), ("diff", "Δ (reproduced − published)"), ("n", "Seeds"), ("published_source", "Published source")]
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
-           "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
-           "th{background:#eee}td.num{text-align:right}.note{color:#555;max-width:60em}</style></head><body>",
-           f"<h2>{html.escape(title)}</h2>", f"<p class='note'>{html.escape(note)}</p>",
-           "<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in cols) + "</tr></thead><tbody>"]
-    cols = [(c, h) for c, h in cols if c in df.columns]
-    for _, r in df.iterrows():
-        cells = []
-        for c, _ in cols:
-            v = r[c]
-            sortv = ""
-            if c == "reproduced":
-                sortv = "" if math.isnan(r["mean"]) else f"{r['mean']:.6f}"
-                txt = str(v)
-            elif c in ("published", "diff", "chance", "majority"):
-                isnan = v is None or (isinstance(v, float) and math.isnan(v))
-                txt = "–" if isnan else (f"{v:+.2f}" if c == "diff" else _pub(v, r))
-                sortv = "" if isnan else f"{v:.6f}"
-            else:
-                txt = str(v)
-            cls = " class='num'" if c in ("reproduced", "chance", "majority", "published", "diff", "n") else ""
-            dv = f" data-v='{sortv}'" if sortv else ""
-            cells.append(f"<td{cls}{dv}>{html.escape(txt)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    out.append(_SORT_JS)
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
-def _class_rules(df: pd.DataFrame, table: dict, dims: dict) -> list[str]:
-    """Threshold rule (with its tie side) of each binary dimension the table shows."""
-    from cmkd.data.labels import tie_rule
-
-    shown = table.get("dimensions") or (sorted(df["dimension"].unique()) if "dimension" in df else [])
-    out = []
-    for d in shown:
-        spec = dims.get(d) or {}
-        if spec.get("task") == "classification" and spec.get("n_classes", 2) == 2:
-            out.append(f"{d}: {tie_rule(float(spec.get('threshold', 5.0)), spec.get('tie', 'low'))}")
-    return out
-
-
-# ----------------------------------------------------------------------------- split designs as run
-def split_shares(split: dict) -> tuple[float, float, float] | None:
-    """The expected (train, validation, test) shares of the segments per seed under ``split`` (a
-    run's merged split settings, :func:`cmkd.config.cell_split`); None where they depend on the data
-    (leave-one-subject-out, the SEED-family protocol splits). k-fold: each fold tests ``1/k`` and
-    carves ``val_fraction`` of its training groups for validation; single splits: ``ratios``."""
-    kind = split.get("kind", "trial")
-    if kind == "kfold":
-        k = int(split.get("n_folds", 5))
-        vf = float(split.get("val_fraction", 0.1))
-        return (k - 1) / k * (1 - vf), (k - 1) / k * vf, 1 / k
-    if kind in ("trial", "subject", "leaky"):
-        r = [float(x) for x in split.get("ratios", (0.8, 0.1, 0.1))]
-        return r[0], r[1], r[2]
-    return None
-
-
-def describe_split(split: dict) -> str:
-    """One phrase saying what a split does, generated from its settings (so captions cannot drift)."""
-    kind = split.get("kind", "trial")
-    shares = split_shares(split)
-    pct = ("" if shares is None else
-           f" ({shares[0] * 100:.0f} % of the segments train, {shares[1] * 100:.0f} % validate, "
-           f"{shares[2] * 100:.0f} % test per seed)")
-    ratios = ":".join(f"{float(r) * 10:g}" for r in split.get("ratios", (0.8, 0.1, 0.1)))
-    if kind == "kfold":
-        k = split.get("n_folds", 5)
-        if split.get("folds_by") == "segment":
-            return (f"segment-level {k}-fold cross-validation{pct}: single segments are dealt into the folds, so most "
-                    "test segments have a segment of the same trial in training (leaky); every segment is tested once "
-                    "per seed")
-        by = " within each subject" if split.get("folds_by") == "subject" else ""
-        return f"trial-level {k}-fold cross-validation{by}{pct}: every trial tested once per seed"
-    if kind == "leaky":
-        return (f"one segment-level {ratios} split per seed{pct}: segments of one trial fall in different parts "
-                "(leaky); a seed tests a random tenth-sized sample of the segments")
-    if kind == "trial":
-        return f"one trial-level {ratios} split per seed{pct}"
-    if kind == "subject":
-        return f"one subject-level {ratios} split per seed{pct}"
-    if kind == "loso":
-        return "leave-one-subject-out cross-validation (every subject tested once per seed)"
-    extra = ", ".join(f"{k} {v}" for k, v in sorted(split.items()) if k in ("train_trials", "test_session"))
-    return f"the {kind} protocol split" + (f" ({extra})" if extra else "")
-
-
-def _tests_every_segment(split: dict) -> bool:
-    return split.get("kind") == "kfold"
-
-
-def split_pairing(a: dict, b: dict) -> str:
-    """What the paired test over test trials can pair between runs under splits ``a`` and ``b``."""
-    if _tests_every_segment(a) and _tests_every_segment(b):
-        return ("Both splits test every segment once per seed, so the paired test over test trials pairs every "
-                "trial.")
-    sa, sb = split_shares(a), split_shares(b)
-    if sa is None or sb is None:
-        return "The two runs' test parts differ; the paired test pairs only the segments both test."
-    if _tests_every_segment(a) or _tests_every_segment(b):  # a cross-validation tests every segment once per seed
-        single = sb if _tests_every_segment(a) else sa
-        return (f"The cross-validation tests every segment once per seed, so the single split's test part "
-                f"({single[2] * 100:.0f} % of the segments per seed) is paired in full.")
-    both = sa[2] * sb[2]
-    return (f"The two runs' test parts are drawn separately ({sa[2] * 100:.0f} % and {sb[2] * 100:.0f} % of the "
-            f"segments per seed; expected overlap about {both * 100:.1f} % of the segments), so the paired test over "
-            "test trials has little to pair; the test over seeds (training runs as units) is the comparison that "
-            "uses every run.")
-
-
-def splits_note(df: pd.DataFrame, table: dict, splits: dict) -> str:
-    """``describe_splits: true``: the split design of every row as it ran, per data set (from the
-    spec's ``splits``, "dataset/track/method" -> merged settings), the training-share difference and
-    what the paired test can pair between each row and the table's reference."""
-    if not len(df) or not table.get("describe_splits"):
-        return ""
-    lines: dict[str, list[str]] = {}
-    pairs: dict[str, list[str]] = {}
-    for ds, g in df.groupby("dataset", sort=True):
-        ref = str(g["reference"].iloc[0])
-        ref_split = splits.get(f"{ds}/{g['track'].iloc[0]}/{ref}")
-        for method, label in dict(zip(g["method"], g["label"])).items():
-            sp = splits.get(f"{ds}/{g['track'].iloc[0]}/{method}")
-            if sp is None:
-                continue
-            lines.setdefault(f"{label}: {describe_split(sp)}", []).append(ds)
-            if ref_split is not None and method != ref:
-                txt = split_pairing(ref_split, sp)
-                a, b = split_shares(ref_split), split_shares(sp)
-                if a and b and abs(a[0] - b[0]) >= 0.005:
-                    txt = (f"Part of a difference can come from the training share ({a[0] * 100:.0f} % vs "
-                           f"{b[0] * 100:.0f} % of the segments train). " + txt)
-                pairs.setdefault(txt, []).append(ds)
-    if not lines:
-        return ""
-
-    def where(dss):
-        return "" if len(set(df["dataset"])) == 1 else f" [{', '.join(dict.fromkeys(dss))}]"
-
-    out = "Splits as run (generated from the split settings): " + "; ".join(f"{t}{where(d)}" for t, d in lines.items()) + "."
-    return out + "".join(f" {t}{where(d)}" for t, d in pairs.items())
-
-
-def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
-    syn = bool(len(df) and df["synthetic"].any())
-    parts = [table.get("caption", "")]
-    sp = protocol.get("split", {}) or {}
-    ratios = ":".join(f"{r * 10:g}" for r in sp.get("ratios", (0.8, 0.1, 0.1)))
-    kind = sp.get("kind", "trial")
-    if kind == "kfold":
-        design = (f"stratified {sp.get('n_folds', 5)}-fold cross-validation over trials "
-                  f"({sp.get('folds_by', 'pooled')}; every trial tested once per seed, the seed is the repetition)")
-    elif kind == "loso":
-        design = "leave-one-subject-out cross-validation (every subject tested once per seed)"
-    else:
-        design = f"{kind}-level split {ratios}"
-    over = ("sample std over subjects (each subject's test segments of every seed pooled per subject; n = subjects)"
-            if table.get("over") == "subjects" else "sample std over seeds")
-    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± {over}; {design} "
-                 f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
-                 "validation, test evaluated once.")
-    parts.append(splits_note(df, table, protocol.get("splits") or {}))
-    rules = _class_rules(df, table, protocol.get("dimensions") or {})
-    if rules:
-        parts.append("Binary classes: " + "; ".join(rules) + ".")
-    if len(df) and "published_scale" in df and (df["published_scale"] == "unknown").any():
-        parts.append("Published numbers marked '(scale unknown)' are on a scale the paper does not state; they are "
-                     "shown, not compared (no difference, no verdict).")
-    parts.append("Significance against the reference (column sig, the headline): the method-level test over training "
-                 "runs (seed x fold) and their test trials, whose null holds run-to-run and trial-to-trial variance "
-                 "(is the method better?). Beside it: the corrected resampled t-test over the runs of one split "
-                 "design (sig_seeds) and the trial-level sign-flip test (sig_trials: these trained models differ on "
-                 "these trials; not a claim about the methods). Each is Holm-adjusted over the table's comparisons "
-                 "with the reference in one dataset x dimension.")
-    maj = df["majority"].dropna() if "majority" in df else pd.Series(dtype=float)
-    if len(maj):
-        lo, hi = float(maj.min()), float(maj.max())
-        parts.append(f"Test parts: the majority class holds {lo:.1f} %" + (f" to {hi:.1f} %" if hi - lo >= 0.05 else "")
-                     + " of the segments (column 'majority'). Chance: the accuracy a classifier must exceed to beat "
-                     "the majority-class share at one-sided alpha = 0.05 under a binomial null over the test segments "
-                     "(Combrisson & Jerbi 2015); segments of one trial are not independent, so it is a floor, not a test.")
-    if syn:
-        parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
-                     "and are shown as a reference only; they are not comparable to the reproduced values.")
-    return " ".join(p for p in parts if p)
 
 
 def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=None) -> list[Path]:

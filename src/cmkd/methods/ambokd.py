@@ -41,7 +41,7 @@ class AMBOKD(Method):
     """Adaptive modality balanced online KD, on the face_eeg-to-face track.
 
     The network (``architecture: ambokd``, ``modalities: teacher``) has a visual branch, an EEG
-    branch and a multi-head-attention fusion branch (:class:`cmkd.models.ambokd.AMBOKDNet`);
+    branch and a multi-head-attention fusion branch (:class:`cmkd.models.ambokd_net.AMBOKDNet`);
     all three are trained together from scratch (online KD: no pre-trained teacher, no
     ``requires``). The reported and saved network's predictions are the visual branch's (it reads
     the face only), so AMBOKD appears in the student table as a visual student.
@@ -73,7 +73,7 @@ class AMBOKD(Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         where = self.method_key
-        from cmkd.models.ambokd import AMBOKDNet
+        from cmkd.models.ambokd_net import AMBOKDNet
 
         if not isinstance(student, AMBOKDNet):
             raise ConfigError(f"{where}.architecture: the ambokd method needs 'architecture: ambokd' "

@@ -1,6 +1,6 @@
 """What the multimodal (visual + EEG) architectures share: the CDGKD Table 3 teachers
 (:mod:`cmkd.models.cnn_svm`, :mod:`cmkd.models.cnn_lstm`, :mod:`cmkd.models.dgc_jca`,
-:mod:`cmkd.models.emotionkd_teacher`) and the AMBOKD network (:mod:`cmkd.models.ambokd`).
+:mod:`cmkd.models.emotionkd_teacher`) and the AMBOKD network (:mod:`cmkd.models.ambokd_net`).
 
 Each is registered through :data:`cmkd.models.registry.EXTRA_MODULES` as a whole architecture; a
 config method entry selects one with ``architecture: <name>`` and tunes it with ``model: {...}``.
@@ -20,7 +20,7 @@ Architectures (``architecture:`` name -> class):
 - ``cnn_lstm``  -> :class:`cmkd.models.cnn_lstm.CNNLSTMNet`  (Saffaryazdi et al. 2022)
 - ``dgc_jca``   -> :class:`cmkd.models.dgc_jca.DGCJCANet`   (Cheng et al. 2024, dense graph conv + joint cross-attention)
 - ``emotionkd_teacher`` -> :class:`cmkd.models.emotionkd_teacher.EmotionKDTeacherNet` (Liu et al. 2023, heterogeneity + IMF)
-- ``ambokd``    -> :class:`cmkd.models.ambokd.AMBOKDNet`   (Li et al. 2024, visual, EEG and fusion branches)
+- ``ambokd``    -> :class:`cmkd.models.ambokd_net.AMBOKDNet`   (Li et al. 2024, visual, EEG and fusion branches)
 """
 from __future__ import annotations
 

@@ -29,20 +29,30 @@ network.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
 
 from cmkd.errors import ConfigError, DataError
-from cmkd.models import registry
 from cmkd.models.base import Output
+from cmkd.models.checks import pos_int
+
+#: the fusions a spec may name (``fusion``)
+FUSIONS = ("concat",)
 
 
 class MultiModalNet(nn.Module):
-    """Encoders per modality -> concatenation -> Linear -> ReLU -> Dropout -> Linear."""
+    """Encoders per modality -> concatenation -> Linear -> ReLU -> Dropout -> Linear.
 
-    def __init__(self, spec: Mapping, where: str = "models"):
+    ``build_encoder`` and ``head_config`` are the encoder registry's
+    (:func:`cmkd.models.registry.build_encoder`, :func:`cmkd.models.registry.head_config`): the
+    registry builds this network as its default architecture (:func:`cmkd.models.registry.build_model`),
+    so this module does not import it.
+    """
+
+    def __init__(self, spec: Mapping, where: str = "models", *, build_encoder: Callable[..., nn.Module],
+                 head_config: Callable[..., dict]):
         super().__init__()
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{where}: the model spec must be a mapping, got {type(spec).__name__}")
@@ -59,10 +69,10 @@ class MultiModalNet(nn.Module):
         if len(set(modalities)) != len(modalities):
             raise ConfigError(f"{where}.modalities: a modality is listed twice: {modalities!r}")
         fusion = spec.get("fusion", "concat")
-        if fusion not in registry.FUSIONS:
-            raise ConfigError(f"{where}.fusion: must be one of {list(registry.FUSIONS)}, "
+        if fusion not in FUSIONS:
+            raise ConfigError(f"{where}.fusion: must be one of {list(FUSIONS)}, "
                               f"got {fusion!r}")
-        n_outputs = registry.pos_int(spec.get("n_outputs"), f"{where}.n_outputs")
+        n_outputs = pos_int(spec.get("n_outputs"), f"{where}.n_outputs")
         encoders_cfg = spec.get("encoders") or {}
         inputs = spec.get("inputs") or {}
         self.modalities = list(modalities)
@@ -74,10 +84,9 @@ class MultiModalNet(nn.Module):
             if m not in inputs:
                 raise ConfigError(f"inputs.{m}: no input description (shape, ...) for modality "
                                   f"{m!r}")
-            self.encoders[m] = registry.build_encoder(cfg["name"], cfg, inputs[m],
-                                                      where=f"{where}.{m}",
-                                                      info_where=f"inputs.{m}")
-        head = registry.head_config(spec.get("head"), where=f"{where}.head")
+            self.encoders[m] = build_encoder(cfg["name"], cfg, inputs[m], where=f"{where}.{m}",
+                                             info_where=f"inputs.{m}")
+        head = head_config(spec.get("head"), where=f"{where}.head")
         self.fused_dim = sum(int(e.out_dim) for e in self.encoders.values())
         self.n_outputs = n_outputs
         self.embedding_dim = head["hidden"] or self.fused_dim
@@ -113,7 +122,3 @@ class MultiModalNet(nn.Module):
         features["fused"] = fused
         features["hint"] = features[f"hint_{self.modalities[0]}"]
         return Output(logits, features)
-
-
-#: registered with cmkd.models.registry (EXTRA_MODULES): the architecture of a spec without one
-ARCHITECTURES = {"multimodal": lambda spec, where: MultiModalNet(spec, where=where)}

@@ -49,12 +49,14 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from cmkd.errors import ConfigError
-from cmkd.params import defaults_of, params_from_literals, resolve
+from cmkd.models.checks import _is_int, pos_int, pos_number, probability  # noqa: F401 (the plugins use them)
 from cmkd.models.eegnet import EEGNetEncoder
 from cmkd.models.eog import EOGCNNEncoder
 from cmkd.models.eye import EyeMLPEncoder
+from cmkd.models.fusion import FUSIONS, MultiModalNet  # noqa: F401 (FUSIONS: the fusions a spec may name)
 from cmkd.models.tsception import MIDLINE_MODES, TSceptionEncoder, hemisphere_order
 from cmkd.models.visual import DEFAULT_ARCH, TimmFrameEncoder
+from cmkd.params import defaults_of, params_from_literals, resolve
 
 _EEG_INPUT_PARAMS = {
     "n_channels": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "EEG channels (default: the data's)"},
@@ -97,35 +99,6 @@ ENCODER_PARAMS: dict[str, dict[str, Any]] = {
 ENCODER_DEFAULTS: dict[str, dict[str, Any]] = {
     name: defaults_of(params_from_literals(p, f"encoders.{name}")) for name, p in ENCODER_PARAMS.items()}
 HEAD_DEFAULTS: dict[str, Any] = {"hidden": 64, "dropout": 0.5}
-FUSIONS = ("concat",)
-
-
-# ------------------------------------------------------------------------------ value checks
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def pos_int(v, key: str, allow_none: bool = False, minimum: int = 1):
-    """``v`` if it is an integer >= ``minimum`` (or None when allowed), else ConfigError."""
-    if v is None and allow_none:
-        return None
-    if not _is_int(v) or v < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConfigError(f"{key}: must be {what}{' or null' if allow_none else ''}, got {v!r}")
-    return int(v)
-
-
-def probability(v, key: str) -> float:
-    """A dropout rate in [0, 1)."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
-        raise ConfigError(f"{key}: must be a number in [0, 1), got {v!r}")
-    return float(v)
-
-
-def pos_number(v, key: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ConfigError(f"{key}: must be a positive number, got {v!r}")
-    return float(v)
 
 
 def _merge(name: str, cfg: Mapping | None, where: str) -> dict:
@@ -309,18 +282,18 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 #: ``builder(spec, where) -> nn.Module`` returning :class:`cmkd.models.base.Output`). They are
 #: imported on first use only.
 EXTRA_MODULES = (
-    "cmkd.models.fusion",             # the default: encoders + concatenation fusion (MultiModalNet)
     "cmkd.models.eeg_convnets",       # ShallowConvNet, DeepConvNet (eye <-> EEG track)
     "cmkd.models.cnn_svm",            # CDGKD Table 3 teachers (cmkd.models.face_eeg): CNN+SVM,
     "cmkd.models.cnn_lstm",           # CNN+LSTM,
     "cmkd.models.dgc_jca",            # DGC+JCA,
     "cmkd.models.emotionkd_teacher",  # EmotionKD;
-    "cmkd.models.ambokd",             # and the AMBOKD network
+    "cmkd.models.ambokd_net",         # and the AMBOKD network
     "cmkd.models.mkd",                # MKD dual-stream transformer teacher and EOG student
     "cmkd.models.seed_features",      # encoders of pre-computed features (SEED-IV differential entropy)
 )
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
-#: the architecture of a spec without ``architecture`` (registered by cmkd.models.fusion)
+#: the architecture of a spec without ``architecture``: :class:`cmkd.models.fusion.MultiModalNet`
+#: (registered below, with the encoders and head of this registry)
 DEFAULT_ARCHITECTURE = "multimodal"
 _extras_loaded = False
 
@@ -378,6 +351,14 @@ def head_config(head: Mapping | None, where: str = "models.head") -> dict:
     out["hidden"] = pos_int(out["hidden"], f"{where}.hidden", minimum=0)
     out["dropout"] = probability(out["dropout"], f"{where}.dropout")
     return out
+
+
+def _build_multimodal(spec: Mapping, where: str = "models") -> nn.Module:
+    """The default architecture: encoders of this registry per modality, concatenation fusion, head."""
+    return MultiModalNet(spec, where=where, build_encoder=build_encoder, head_config=head_config)
+
+
+ARCHITECTURES[DEFAULT_ARCHITECTURE] = _build_multimodal
 
 
 def build_model(spec: Mapping, where: str = "models"):

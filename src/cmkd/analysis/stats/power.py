@@ -1,0 +1,82 @@
+"""What a test can detect: the minimum detectable difference (power analysis), the smallest
+p-value a test can return at its n, and Tarone's family size."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from cmkd.analysis.stats.base import N_PERMUTATIONS, POWER
+
+
+def detectable_difference(se: float, df: float, alpha: float, power: float = POWER) -> float:
+    """Smallest true difference a two-sided t-type test with standard error ``se`` and ``df``
+    degrees of freedom detects with ``power`` at level ``alpha``: ``delta * se`` with ``delta`` the
+    noncentrality at which the noncentral t reaches ``power``
+    (:class:`statsmodels.stats.power.TTestPower` with ``nobs = df + 1``: its noncentrality is
+    ``effect_size * sqrt(nobs)``). NaN when ``se`` or ``df`` is not positive and finite."""
+    from statsmodels.stats.power import TTestPower
+
+    if not (se > 0 and math.isfinite(se) and df > 0 and math.isfinite(df)):
+        return math.nan
+    es = TTestPower().solve_power(effect_size=None, nobs=float(df) + 1.0, alpha=float(alpha),
+                                  power=float(power), alternative="two-sided")
+    return float(np.ravel(es)[0]) * math.sqrt(float(df) + 1.0) * float(se)
+
+
+def smallest_p(test: str, n: int, n_permutations: int = N_PERMUTATIONS) -> float:
+    """The smallest two-sided p-value ``test`` can return with ``n`` paired units.
+
+    t-tests: any p once ``n >= 2`` (the t distribution is unbounded); Wilcoxon signed-rank
+    (exact, ``n`` non-zero differences): ``2 / 2**n`` (all differences of one sign); the sign-flip
+    permutation test: ``2 / 2**n`` when enumerated exactly, else ``1 / (n_permutations + 1)``.
+    """
+    n = int(n)
+    if test in ("method_level", "paired_t", "corrected_t", "corrected_kfold_t"):
+        return 0.0 if n >= 2 else 1.0
+    if n < 1:
+        return 1.0
+    exact = 2.0 / 2.0 ** n
+    if test == "wilcoxon":
+        return exact
+    if test == "trial_permutation":
+        # enumerated (2^n <= n_permutations + 1): 2 / 2^n, which is then >= 2 / (n_permutations + 1);
+        # sampled: never below 1 / (n_permutations + 1). Both cases are this maximum.
+        return max(exact, 1.0 / (n_permutations + 1))
+    raise ValueError(f"unknown test {test!r}")
+
+
+def tarone_size(p_min: Sequence[float], alpha: float = 0.05) -> int:
+    """Tarone's (1990, Biometrics 46:515-522) family size for tests with a smallest p-value.
+
+    The smallest ``K >= 1`` for which at most ``K`` tests can reach ``alpha / K``
+    (``#{p_min < alpha/K} <= K``). Only those tests enter the family; the others cannot reject
+    at that level whatever the data, so running them only costs power. With continuous tests
+    (``p_min = 0``) ``K`` is the number of tests, as in Bonferroni/Holm.
+    """
+    p_min = np.asarray(p_min, dtype=float)
+    k = 1
+    while int(np.sum(p_min < alpha / k)) > k:  # ends at the latest at K = the number of tests
+        k += 1
+    return k
+
+
+def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float = POWER,
+                                  ratio: float = 0.0) -> float:
+    """Smallest true mean difference a two-sided paired t-type test detects with ``power``.
+
+    The paired t-test of ``n`` differences with standard deviation ``sd`` has the noncentrality
+    ``delta / (sd / sqrt(n))``; :class:`statsmodels.stats.power.TTestPower` solves it for the
+    standardised effect ``d_z`` and ``delta = d_z * sd``. A corrected test (standard error
+    ``sd * sqrt(1/n + ratio)``, ratio = n_test/n_train) has the same df and a noncentrality smaller
+    by ``sqrt(1 + n * ratio)``, so its MDE is larger by that factor. NaN when ``n < 2`` or
+    ``sd`` is not positive.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    if n < 2 or not (sd > 0) or not math.isfinite(sd):
+        return math.nan
+    es = TTestPower().solve_power(effect_size=None, nobs=int(n), alpha=float(alpha), power=float(power),
+                                  alternative="two-sided")
+    return float(np.ravel(es)[0]) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))

@@ -1,0 +1,190 @@
+"""The notes under a results table, generated from what ran: the design and split captions
+(shares of the parts, what a paired test can pair), the class rules, and the power note of the
+significance marks."""
+from __future__ import annotations
+
+import pandas as pd
+
+from cmkd.data.labels import tie_rule
+
+
+#: the note under a table, per test family: (family, what its MDE says, what is said without a test)
+NOTE_FAMILIES = (
+    ("method", "method-level MDE {mde:.1f} {unit} (training runs as units, run and trial variance in the null; {holm})",
+     "no method-level test (n too small)"),
+    ("seeds", "{mde:.1f} {unit} across training runs of one split design ({tests}, {holm})",
+     "no corrected resampled t-test (n too small, a fixed split or different designs)"),
+    ("trials", "{mde:.1f} {unit} between these trained models on the same test trials (trial-level permutation test, {holm})",
+     "no trial-level test (n too small or no per-trial predictions)"),
+)
+
+
+def power_note(lines: list[str]) -> str:
+    if not lines:
+        return ""
+    return (" ".join(lines) + " Marks: sig = method-level test (the headline: is the method better?); sig_seeds = "
+            "corrected resampled t-test; sig_trials = trial-level test (these trained models differ on these "
+            "trials, not a claim about the methods). * = differs from the reference (Holm-adjusted p < 0.05, Holm "
+            "family named above); ≈ = indistinguishable: the difference from the reference is below that test's "
+            "minimum detectable difference; 'n too small' = the test cannot reach p < 0.05 at its number of "
+            "runs/trials and was not run; 'zero variance' = the differences do not vary, the test is undefined; "
+            "'fixed split' = one split for every seed (no resampling): no corrected resampled test, the paired t "
+            "over seeds is in stats.csv; 'designs differ' = the method and the reference ran different split "
+            "designs, so no runs pair for the corrected test.")
+
+
+def _class_rules(df: pd.DataFrame, table: dict, dims: dict) -> list[str]:
+    """Threshold rule (with its tie side) of each binary dimension the table shows."""
+    shown = table.get("dimensions") or (sorted(df["dimension"].unique()) if "dimension" in df else [])
+    out = []
+    for d in shown:
+        spec = dims.get(d) or {}
+        if spec.get("task") == "classification" and spec.get("n_classes", 2) == 2:
+            out.append(f"{d}: {tie_rule(float(spec.get('threshold', 5.0)), spec.get('tie', 'low'))}")
+    return out
+
+
+# ----------------------------------------------------------------------------- split designs as run
+def split_shares(split: dict) -> tuple[float, float, float] | None:
+    """The expected (train, validation, test) shares of the segments per seed under ``split`` (a
+    run's merged split settings, :func:`cmkd.config.cell_split`); None where they depend on the data
+    (leave-one-subject-out, the SEED-family protocol splits). k-fold: each fold tests ``1/k`` and
+    carves ``val_fraction`` of its training groups for validation; single splits: ``ratios``."""
+    kind = split.get("kind", "trial")
+    if kind == "kfold":
+        k = int(split.get("n_folds", 5))
+        vf = float(split.get("val_fraction", 0.1))
+        return (k - 1) / k * (1 - vf), (k - 1) / k * vf, 1 / k
+    if kind in ("trial", "subject", "leaky"):
+        r = [float(x) for x in split.get("ratios", (0.8, 0.1, 0.1))]
+        return r[0], r[1], r[2]
+    return None
+
+
+def describe_split(split: dict) -> str:
+    """One phrase saying what a split does, generated from its settings (so captions cannot drift)."""
+    kind = split.get("kind", "trial")
+    shares = split_shares(split)
+    pct = ("" if shares is None else
+           f" ({shares[0] * 100:.0f} % of the segments train, {shares[1] * 100:.0f} % validate, "
+           f"{shares[2] * 100:.0f} % test per seed)")
+    ratios = ":".join(f"{float(r) * 10:g}" for r in split.get("ratios", (0.8, 0.1, 0.1)))
+    if kind == "kfold":
+        k = split.get("n_folds", 5)
+        if split.get("folds_by") == "segment":
+            return (f"segment-level {k}-fold cross-validation{pct}: single segments are dealt into the folds, so most "
+                    "test segments have a segment of the same trial in training (leaky); every segment is tested once "
+                    "per seed")
+        by = " within each subject" if split.get("folds_by") == "subject" else ""
+        return f"trial-level {k}-fold cross-validation{by}{pct}: every trial tested once per seed"
+    if kind == "leaky":
+        return (f"one segment-level {ratios} split per seed{pct}: segments of one trial fall in different parts "
+                "(leaky); a seed tests a random tenth-sized sample of the segments")
+    if kind == "trial":
+        return f"one trial-level {ratios} split per seed{pct}"
+    if kind == "subject":
+        return f"one subject-level {ratios} split per seed{pct}"
+    if kind == "loso":
+        return "leave-one-subject-out cross-validation (every subject tested once per seed)"
+    extra = ", ".join(f"{k} {v}" for k, v in sorted(split.items()) if k in ("train_trials", "test_session"))
+    return f"the {kind} protocol split" + (f" ({extra})" if extra else "")
+
+
+def _tests_every_segment(split: dict) -> bool:
+    return split.get("kind") == "kfold"
+
+
+def split_pairing(a: dict, b: dict) -> str:
+    """What the paired test over test trials can pair between runs under splits ``a`` and ``b``."""
+    if _tests_every_segment(a) and _tests_every_segment(b):
+        return ("Both splits test every segment once per seed, so the paired test over test trials pairs every "
+                "trial.")
+    sa, sb = split_shares(a), split_shares(b)
+    if sa is None or sb is None:
+        return "The two runs' test parts differ; the paired test pairs only the segments both test."
+    if _tests_every_segment(a) or _tests_every_segment(b):  # a cross-validation tests every segment once per seed
+        single = sb if _tests_every_segment(a) else sa
+        return (f"The cross-validation tests every segment once per seed, so the single split's test part "
+                f"({single[2] * 100:.0f} % of the segments per seed) is paired in full.")
+    both = sa[2] * sb[2]
+    return (f"The two runs' test parts are drawn separately ({sa[2] * 100:.0f} % and {sb[2] * 100:.0f} % of the "
+            f"segments per seed; expected overlap about {both * 100:.1f} % of the segments), so the paired test over "
+            "test trials has little to pair; the test over seeds (training runs as units) is the comparison that "
+            "uses every run.")
+
+
+def splits_note(df: pd.DataFrame, table: dict, splits: dict) -> str:
+    """``describe_splits: true``: the split design of every row as it ran, per data set (from the
+    spec's ``splits``, "dataset/track/method" -> merged settings), the training-share difference and
+    what the paired test can pair between each row and the table's reference."""
+    if not len(df) or not table.get("describe_splits"):
+        return ""
+    lines: dict[str, list[str]] = {}
+    pairs: dict[str, list[str]] = {}
+    for ds, g in df.groupby("dataset", sort=True):
+        ref = str(g["reference"].iloc[0])
+        ref_split = splits.get(f"{ds}/{g['track'].iloc[0]}/{ref}")
+        for method, label in dict(zip(g["method"], g["label"])).items():
+            sp = splits.get(f"{ds}/{g['track'].iloc[0]}/{method}")
+            if sp is None:
+                continue
+            lines.setdefault(f"{label}: {describe_split(sp)}", []).append(ds)
+            if ref_split is not None and method != ref:
+                txt = split_pairing(ref_split, sp)
+                a, b = split_shares(ref_split), split_shares(sp)
+                if a and b and abs(a[0] - b[0]) >= 0.005:
+                    txt = (f"Part of a difference can come from the training share ({a[0] * 100:.0f} % vs "
+                           f"{b[0] * 100:.0f} % of the segments train). " + txt)
+                pairs.setdefault(txt, []).append(ds)
+    if not lines:
+        return ""
+
+    def where(dss):
+        return "" if len(set(df["dataset"])) == 1 else f" [{', '.join(dict.fromkeys(dss))}]"
+
+    out = "Splits as run (generated from the split settings): " + "; ".join(f"{t}{where(d)}" for t, d in lines.items()) + "."
+    return out + "".join(f" {t}{where(d)}" for t, d in pairs.items())
+
+
+def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
+    syn = bool(len(df) and df["synthetic"].any())
+    parts = [table.get("caption", "")]
+    sp = protocol.get("split", {}) or {}
+    ratios = ":".join(f"{r * 10:g}" for r in sp.get("ratios", (0.8, 0.1, 0.1)))
+    kind = sp.get("kind", "trial")
+    if kind == "kfold":
+        design = (f"stratified {sp.get('n_folds', 5)}-fold cross-validation over trials "
+                  f"({sp.get('folds_by', 'pooled')}; every trial tested once per seed, the seed is the repetition)")
+    elif kind == "loso":
+        design = "leave-one-subject-out cross-validation (every subject tested once per seed)"
+    else:
+        design = f"{kind}-level split {ratios}"
+    over = ("sample std over subjects (each subject's test segments of every seed pooled per subject; n = subjects)"
+            if table.get("over") == "subjects" else "sample std over seeds")
+    parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± {over}; {design} "
+                 f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
+                 "validation, test evaluated once.")
+    parts.append(splits_note(df, table, protocol.get("splits") or {}))
+    rules = _class_rules(df, table, protocol.get("dimensions") or {})
+    if rules:
+        parts.append("Binary classes: " + "; ".join(rules) + ".")
+    if len(df) and "published_scale" in df and (df["published_scale"] == "unknown").any():
+        parts.append("Published numbers marked '(scale unknown)' are on a scale the paper does not state; they are "
+                     "shown, not compared (no difference, no verdict).")
+    parts.append("Significance against the reference (column sig, the headline): the method-level test over training "
+                 "runs (seed x fold) and their test trials, whose null holds run-to-run and trial-to-trial variance "
+                 "(is the method better?). Beside it: the corrected resampled t-test over the runs of one split "
+                 "design (sig_seeds) and the trial-level sign-flip test (sig_trials: these trained models differ on "
+                 "these trials; not a claim about the methods). Each is Holm-adjusted over the table's comparisons "
+                 "with the reference in one dataset x dimension.")
+    maj = df["majority"].dropna() if "majority" in df else pd.Series(dtype=float)
+    if len(maj):
+        lo, hi = float(maj.min()), float(maj.max())
+        parts.append(f"Test parts: the majority class holds {lo:.1f} %" + (f" to {hi:.1f} %" if hi - lo >= 0.05 else "")
+                     + " of the segments (column 'majority'). Chance: the accuracy a classifier must exceed to beat "
+                     "the majority-class share at one-sided alpha = 0.05 under a binomial null over the test segments "
+                     "(Combrisson & Jerbi 2015); segments of one trial are not independent, so it is a floor, not a test.")
+    if syn:
+        parts.append("SYNTHETIC DATA: published numbers are from the real data set named in 'Published source' "
+                     "and are shown as a reference only; they are not comparable to the reproduced values.")
+    return " ".join(p for p in parts if p)
