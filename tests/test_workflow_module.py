@@ -9,7 +9,7 @@ import pytest
 
 from cmkd.devices import DeviceError
 from cmkd.validation import load_config, validate_config
-from cmkd.workflow import figures, inputs, lookup, plan, summary, targets
+from cmkd.workflow import figure_jobs as figures, inputs, lookup, plan, summary, targets
 from cmkd.workflow.grid import Grid, network_method_re, other_protocol_methods, protocol_of, trivial_method_re
 from conftest import ROOT
 

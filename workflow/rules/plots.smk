@@ -6,12 +6,12 @@
 # metric, and one bar plot per results table.
 
 FIG = wf_fig.figure_dir(config)
-# which figures can be drawn is decided from the config (cmkd.workflow.figures, cmkd.analysis.figure_plan):
+# which figures can be drawn is decided from the config (cmkd.workflow.figure_jobs, cmkd.analysis.figure_plan):
 # a rank figure needs two networks of its group on a dimension of its metric's task (RMSE only for tracks
 # with a regression dimension), a per-subject gain figure the track's no-KD reference and another network,
 # a feature map a network on the config's split; a figure with nothing to draw is not planned. Methods
 # on another protocol, and the trivial baselines, are left out of the figures that cannot show them
-# (cmkd.workflow.figures.EXCLUDED). The figures planned: cmkd.workflow.figures.plot_targets.
+# (cmkd.workflow.figure_jobs.EXCLUDED). The figures planned: cmkd.workflow.figure_jobs.plot_targets.
 PLOT_KINDS = wf_fig.FEATURE_KINDS
 # methods in the order the experiments list them (teacher, no-KD student, distilled students ...)
 PLOT_ORDER = wf_fig.method_order_json(GRID)

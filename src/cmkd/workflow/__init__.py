@@ -4,7 +4,7 @@ this package while it plans, on a login node without torch).
 - :mod:`cmkd.workflow.grid`: :class:`~cmkd.workflow.grid.Grid`, the validated config with its cells
   and seeds, and which methods each kind of job or figure leaves out;
 - :mod:`cmkd.workflow.targets`: what the ``all`` rule asks for, table lookups, run files;
-- :mod:`cmkd.workflow.figures`: which figures are planned and what each one draws;
+- :mod:`cmkd.workflow.figure_jobs`: which figures are planned and what each one draws;
 - :mod:`cmkd.workflow.inputs`: input, output and params functions of the data, training and
   tuning rules;
 - :mod:`cmkd.workflow.summary`: the specs of the summary jobs (tables, statistics, claims);

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from cmkd.config import run_dir
-from cmkd.workflow.figures import plot_targets
+from cmkd.workflow.figure_jobs import plot_targets
 from cmkd.workflow.grid import Grid
 from cmkd.workflow.lookup import table_names
 
