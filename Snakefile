@@ -34,9 +34,5 @@ localrules:
 
 rule all:
     input:
-        all_targets(),
-        f"{R}/summary/stats.csv",
-        f"{R}/summary/claims.csv",
-        PLOT_TARGETS,
-        TUNING_TARGETS,
+        wf_tgt.default_targets(GRID, TUNING),
     default_target: True

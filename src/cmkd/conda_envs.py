@@ -62,3 +62,13 @@ def resolved_env_file(template: Path, out_dir: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     return out
+
+
+def job_env_file(basedir: str | Path, name: str, conda: bool, results: str | Path) -> str:
+    """The conda environment file of the jobs (``envs/<name>.yaml`` of the project in ``basedir``):
+    under ``--sdm conda`` (``conda``) a copy whose pip paths are absolute, written under
+    ``results/.conda-envs``, since conda runs pip from ``.snakemake/conda/``."""
+    template = Path(basedir) / "envs" / f"{name}.yaml"
+    if not conda:
+        return str(template)
+    return str(resolved_env_file(template, Path(results).resolve() / ".conda-envs"))

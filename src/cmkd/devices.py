@@ -59,7 +59,10 @@ def torch_build() -> dict:
         version = importlib.metadata.version("torch")
     except importlib.metadata.PackageNotFoundError:
         return {"installed": False, "version": None, "cuda": None, "kind": "missing"}
-    spec = importlib.util.find_spec("torch")
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):  # a torch that cannot be imported here: the wheel's tag below
+        spec = None
     cuda = hip = None
     if spec is not None and spec.submodule_search_locations:
         vfile = Path(list(spec.submodule_search_locations)[0]) / "version.py"

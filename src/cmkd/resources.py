@@ -13,7 +13,8 @@ with the per-segment shapes its loader parameters give (sampling rate, frames, f
   continuous ones, twice (gather + standardise) when held in memory
   (``training.stream_threshold_mb``, :mod:`cmkd.data.stream`); when streamed, a few training and
   evaluation batches;
-- model: activations of a batch, ``ACTIVATION_FACTOR[modality]`` float32 values per input value
+- model: activations of a batch, ``ACTIVATION_FACTOR[modality]`` (the modality catalog,
+  :mod:`cmkd.data.modalities`, declares it with the array's shape) float32 values per input value
   and sample for a training batch (forward + backward; :data:`FORWARD_FRACTION` of that for an
   evaluation batch or a frozen teacher, no gradients; the larger phase sets the peak), plus the encoders' weights and Adam state (:data:`PARAM_MB`). With ``device:
   cuda`` in the config the activations live in GPU memory: the host request holds
@@ -40,7 +41,10 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from cmkd.config import prepared_dir, run_spec
 from cmkd.data import LOADER_INFO
+from cmkd.data.modalities import CATALOG as MODALITY_CATALOG
+from cmkd.data.modalities import DEFAULT_STREAM_THRESHOLD_MB, Geometry, array_row_bytes, segment_bytes
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY
 
@@ -50,11 +54,9 @@ CUDA_HOST_MB = 2000.0    # host memory of the CUDA context and libraries (device
 MARGIN = 1.3
 MIN_RUNTIME = 10         # minutes
 STARTUP_S = 60.0         # per seed: imports, data, split, statistics
-#: float32 activation values kept per input value and training sample (forward + backward);
-#: face: pvt_v2_b0 at 224 px x 5 frames, 248 MB of peak RSS per segment of a training batch
-#: (:data:`MEASURED`: batches of 8, 16 and 32 segments, a linear fit) = 87 per input value;
-#: eeg/eog: the MKD teacher at 128 Hz, 9.4 MB per segment (bench) = about 140 per input value
-ACTIVATION_FACTOR = {"face": 87.0, "eeg": 140.0, "eog": 140.0, "eye": 64.0, "eeg_de": 64.0}
+#: per modality, from the modality catalog (:data:`cmkd.data.modalities.CATALOG`): float32
+#: activation values kept per input value and training sample (forward + backward)
+ACTIVATION_FACTOR = {name: m.activation_factor for name, m in MODALITY_CATALOG.items()}
 #: memory of a sample in a forward pass without gradients (an evaluation batch, a frozen teacher),
 #: as a fraction of a training sample's: pvt_v2_b0 evaluation batches of 16 and 64 segments peak
 #: 39 MB higher per segment (:data:`MEASURED`), a training batch 248 MB: 0.16
@@ -68,46 +70,38 @@ MEASURED = {
     "face_train": [(600, 8, 2636.3), (600, 16, 4769.4), (600, 32, 8618.1), (1200, 32, 8477.0)],
     "face_eval": [(600, 16, 1271.1), (600, 64, 3162.0)],
 }
-#: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2)
-PARAM_MB = {"face": 60.0, "eeg": 4.0, "eog": 4.0, "eye": 2.0, "eeg_de": 2.0}
+#: MiB of weights + gradients + Adam state per encoder kind (student and teachers together: x2),
+#: from the modality catalog
+PARAM_MB = {name: m.param_mb for name, m in MODALITY_CATALOG.items()}
 #: seconds per training sample, per input modality of the student, measured by ``bench --scale
-#: paper`` on a 2-core CPU (2 threads; paper sizes; docs/scale.md): an upper
-#: bound for a GPU, where ``training.sample_s`` should be set from ``scripts/gpu_check.sh``
-SAMPLE_S = {"face": 0.30, "eeg": 0.006, "eog": 0.001, "eye": 1e-5, "eeg_de": 2e-5}
-CONTINUOUS = ("eeg", "eog", "eye", "eeg_de")
+#: paper`` on a 2-core CPU (2 threads; paper sizes; docs/scale.md), from the modality catalog: an
+#: upper bound for a GPU, where ``training.sample_s`` should be set from ``scripts/gpu_check.sh``
+SAMPLE_S = {name: m.sample_s for name, m in MODALITY_CATALOG.items()}
 
 #: nominal number of segments of each real data set (before it is prepared): its loader module's
 #: ``LOADER["nominal_segments"]``
 NOMINAL_SEGMENTS = {name: dict(info.nominal_segments) for name, info in LOADER_INFO.items() if info.nominal_segments}
 
 
-def _segment_shapes(loader: str, params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], int]]:
-    """Per-segment shape and item size of every modality a data set of ``loader`` can hold
+def segment_geometry(loader: str, params: Mapping[str, Any]) -> Geometry:
+    """The segment geometry a data set of ``loader`` is prepared at, from its loader parameters
     (for the synthetic loader, ``params`` are already merged over the generator's defaults)."""
     if loader == "synthetic":
-        fr, fs = int(params["face_frames"]), int(params["face_size"])
-        t = int(round(float(params["sampling_rate"]) * float(params["segment_seconds"])))
-    else:
-        fr, fs = int(params.get("frames_per_segment", 5)), int(params.get("face_size", 224))
-        t = int(round(float(params.get("sampling_rate", 128)) * float(params.get("segment_seconds", 4.0))))
-    return {"eeg": ((32, t), 4), "eog": ((2, t), 4), "face": ((fr, 3, fs, fs), 1), "eye": ((31,), 4),
-            "eeg_de": ((62, 5), 4)}
+        return Geometry(sampling_rate=float(params["sampling_rate"]), segment_seconds=float(params["segment_seconds"]),
+                        frames=int(params["face_frames"]), frame_size=int(params["face_size"]))
+    return Geometry(sampling_rate=float(params.get("sampling_rate", 128)),
+                    segment_seconds=float(params.get("segment_seconds", 4.0)),
+                    frames=int(params.get("frames_per_segment", 5)), frame_size=int(params.get("face_size", 224)))
 
 
 def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
     """``{"n": segments, "bytes": {modality: bytes per segment}, "source": "prepared"|"config"}``."""
-    from cmkd.config import prepared_dir
-
     meta_file = Path(prepared_dir(config, dataset)) / "meta.json"
     if meta_file.is_file():
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             n = int(meta["n_segments"])
-            per = {}
-            for name, spec in meta["arrays"].items():
-                import numpy as np
-
-                per[name] = int(np.prod(spec["shape"][1:], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize
+            per = {name: array_row_bytes(spec) for name, spec in meta["arrays"].items()}
             return {"n": n, "bytes": per, "source": "prepared"}
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: estimate from the config; the job's own check reports the problem
@@ -118,8 +112,7 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
         from cmkd.data.synthetic import DEFAULTS
 
         params = {**DEFAULTS, **params}
-    shapes = _segment_shapes(loader, params)
-    per = {m: math.prod(s) * item for m, (s, item) in shapes.items()}
+    per = segment_bytes(segment_geometry(loader, params))
     if loader == "synthetic":
         n = int(params["n_subjects"]) * int(params["n_trials"]) * int(params["segments_per_trial"])
     else:
@@ -144,9 +137,6 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     ``gpu``: the job trains on a GPU (activations in GPU memory, the host holds the CUDA context);
     ``None``: as the config's ``device`` says (``cuda``). The workflow passes ``True`` when its
     training jobs are given GPUs (a profile's ``train:gpu``) and the device is not ``cpu``."""
-    from cmkd.config import run_spec
-    from cmkd.data.stream import DEFAULT_STREAM_THRESHOLD_MB
-
     spec = run_spec(dict(config), dataset, track, dimension, method, 0)
     if REGISTRY[spec["class"]].trivial:
         # a trivial baseline reads the labels and the split, fits no network: the interpreter's base
@@ -178,11 +168,11 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     # activations: float32 values per input value; the student trains, teachers only run forward
     act = 0.0
     for m in needed:
-        values = per_raw[m] / (1 if m not in CONTINUOUS else 4)  # input values per sample
-        f = ACTIVATION_FACTOR.get(m, 32.0)
+        values = MODALITY_CATALOG[m].values(per_raw[m])  # input values per sample
+        f = ACTIVATION_FACTOR[m]
         train_mult = 1.0 if m in mods else FORWARD_FRACTION  # teachers: forward passes only
         act += 4 * values * f * max(bs * train_mult, ebs * FORWARD_FRACTION) / 2**20
-    params_mb = sum(PARAM_MB.get(m, 10.0) for m in mods) + sum(PARAM_MB.get(m, 10.0) / 3 for m in teacher_mods)
+    params_mb = sum(PARAM_MB[m] for m in mods) + sum(PARAM_MB[m] / 3 for m in teacher_mods)
     if gpu is None:
         gpu = str(config.get("device", "auto")) == "cuda"
     if gpu:  # activations and weights in GPU memory; the host holds the CUDA context
@@ -202,7 +192,7 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     elif "sample_s" in tr:
         sample_s = _positive(tr["sample_s"], "training.sample_s")
     else:
-        sample_s = sum(SAMPLE_S.get(m, 0.01) for m in mods)
+        sample_s = sum(SAMPLE_S[m] for m in mods)
     epochs = int(tr["max_epochs"])
     seconds = n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S) * MARGIN
     if "runtime" in res:

@@ -3,15 +3,15 @@
 
 rule prepare:
     input:
-        raw_root,
+        lambda w: wf_in.raw_root(GRID, w),
     output:
         directory(f"{R}/prepared/{{dataset}}"),
     params:
         py=PY,
         loader=lambda w: config["datasets"][w.dataset]["loader"],
-        root=prepare_root_arg,
+        root=lambda w: wf_in.prepare_root_arg(GRID, w),
         seed=lambda w: config["datasets"][w.dataset].get("seed", 0),
-        params=prepare_params,
+        params=lambda w: wf_in.prepare_params(GRID, w),
     log:
         f"{R}/logs/prepare/{{dataset}}.log",
     threads: 1

@@ -5,44 +5,22 @@
 # learning curves per cell, published vs reproduced, critical difference diagrams per track and
 # metric, and one bar plot per results table.
 
-FIG = f"{R}/summary/figures"
-# every dataset x track x dimension cell of the grid
-PLOT_CELLS = sorted({c[:3] for c in CELLS})
+FIG = wf_fig.figure_dir(config)
+# which figures can be drawn is decided from the config (cmkd.workflow.figure_jobs, cmkd.analysis.figure_plan):
+# a rank figure needs two networks of its group on a dimension of its metric's task (RMSE only for tracks
+# with a regression dimension), a per-subject gain figure the track's no-KD reference and another network,
+# a feature map a network on the config's split; a figure with nothing to draw is not planned. Methods
+# on another protocol, and the trivial baselines, are left out of the figures that cannot show them
+# (cmkd.workflow.figure_jobs.EXCLUDED). The figures planned: cmkd.workflow.figure_jobs.plot_targets.
+PLOT_KINDS = wf_fig.FEATURE_KINDS
 # methods in the order the experiments list them (teacher, no-KD student, distilled students ...)
-PLOT_ORDER = json.dumps(list(dict.fromkeys(c[3] for c in CELLS)))
-# methods trained on another split than the config's (the leaky segment-level split of the leakage
-# table, the k-fold/LOSO runs of the protocols table): left out of feature maps and rankings, which
-# compare networks evaluated under one protocol only
-PLOT_LEAKY = sorted(
-    m for m, v in config["methods"].items() if protocol_of(v.get("split")) != protocol_of(None)
-)
-# trivial baselines (no network, no epoch): no feature map, no learning curve
-PLOT_TRIVIAL = sorted(config.get("trivial_methods") or [])
-PLOT_KINDS = ["tsne", "umap"]
-# which figures can be drawn is decided here, from the config (cmkd.analysis.figure_plan): a rank figure needs
-# two networks of its group on a dimension of its metric's task (RMSE only for tracks with a regression
-# dimension), a per-subject gain figure the track's no-KD reference and another network, a feature map a network
-# on the config's split; a figure with nothing to draw is not planned
-from cmkd.analysis import figure_plan as _fp  # noqa: E402
-
-PLOT_CD = _fp.cd_figures(config, CELLS, PLOT_LEAKY)
-PLOT_GAINS = _fp.gains_tracks(config, CELLS, PLOT_LEAKY + PLOT_TRIVIAL)
-PLOT_FEATURE_CELLS = _fp.feature_cells(CELLS, PLOT_LEAKY + PLOT_TRIVIAL)
-PLOT_CURVE_CELLS = _fp.feature_cells(CELLS, PLOT_TRIVIAL)
-PLOT_TARGETS = (
-    [f"{FIG}/{ds}/{tr}/{dim}/features_{k}.png" for ds, tr, dim in PLOT_FEATURE_CELLS for k in PLOT_KINDS]
-    + [f"{FIG}/{ds}/{tr}/{dim}/curves.png" for ds, tr, dim in PLOT_CURVE_CELLS]
-    + ([f"{FIG}/published_vs_reproduced.png"] if _fp.has_published_cells(config) else [])
-    + [f"{FIG}/cd/{tr}/{g}/{m}.png" for tr, g, m in PLOT_CD]
-    + [f"{FIG}/tables/{n}.png" for n in table_names()]
-    + [f"{FIG}/gains/{tr}.png" for tr in PLOT_GAINS]
-)
+PLOT_ORDER = wf_fig.method_order_json(GRID)
 
 
 rule feature_maps:
     input:
-        metrics=lambda w: cell_run_files(w, "metrics.json", exclude=PLOT_LEAKY + PLOT_TRIVIAL),
-        features=lambda w: cell_run_files(w, "features.npz", exclude=PLOT_LEAKY + PLOT_TRIVIAL),
+        metrics=lambda w: wf_tgt.cell_run_files(GRID, w, "metrics.json", wf_fig.excluded(GRID, "feature_maps")),
+        features=lambda w: wf_tgt.cell_run_files(GRID, w, "features.npz", wf_fig.excluded(GRID, "feature_maps")),
     output:
         [
             report(
@@ -66,13 +44,7 @@ rule feature_maps:
         order=PLOT_ORDER,
         # umap's compiled numba code, shared by the cells' jobs: compiled by the first, loaded by the others
         numba_cache=f"{R}/.cache/numba",
-        class_names=json.dumps(
-            {
-                d: ["low", "high"]
-                for d, v in config["dimensions"].items()
-                if v.get("task", "classification") == "classification" and "threshold" in v
-            }
-        ),
+        class_names=wf_fig.class_names_json(config),
     log:
         f"{R}/logs/plots/features/{{dataset}}/{{track}}/{{dimension}}.log",
     threads: 1
@@ -89,7 +61,7 @@ rule feature_maps:
 
 rule learning_curves:
     input:
-        lambda w: cell_run_files(w, "history.csv", exclude=PLOT_TRIVIAL),
+        lambda w: wf_tgt.cell_run_files(GRID, w, "history.csv", wf_fig.excluded(GRID, "learning_curves")),
     output:
         png=report(
             f"{FIG}/{{dataset}}/{{track}}/{{dimension}}/curves.png",
@@ -117,7 +89,7 @@ rule learning_curves:
 
 rule published_vs_reproduced:
     input:
-        [f"{R}/summary/tables/{n}.csv" for n in table_names()],
+        [f"{R}/summary/tables/{n}.csv" for n in wf_tab.table_names(config)],
     output:
         png=report(
             f"{FIG}/published_vs_reproduced.png",
@@ -157,8 +129,8 @@ rule cd_diagram:
         group="students|teachers",
     params:
         py=PY,
-        exclude=json.dumps(PLOT_LEAKY),
-        methods=lambda w: json.dumps(cd_group_methods(w.track, w.group)),
+        exclude=json.dumps(wf_fig.excluded(GRID, "cd")),
+        methods=lambda w: json.dumps(wf_fig.cd_group_methods(GRID, w.track, w.group)),
     log:
         f"{R}/logs/plots/cd/{{track}}/{{group}}/{{metric}}.log",
     resources:
@@ -189,8 +161,8 @@ rule table_bars:
         table=r"[A-Za-z0-9_\-]+",
     params:
         py=PY,
-        track=lambda w: next((t.get("track", "") for t in config.get("tables", []) if t["name"] == w.table), ""),
-        title=lambda w: next((t.get("title", w.table) for t in config.get("tables", []) if t["name"] == w.table), w.table),
+        track=lambda w: wf_tab.table_bar_track(config, w.table),
+        title=lambda w: wf_tab.table_title(config, w.table),
     log:
         f"{R}/logs/plots/bars/{{table}}.log",
     resources:
@@ -217,8 +189,8 @@ rule subject_gains:
     params:
         py=PY,
         # the track's no-KD reference: its first reference method of class baseline
-        reference=lambda w: _fp.gains_reference(config, w.track),
-        exclude=json.dumps(PLOT_LEAKY + PLOT_TRIVIAL),
+        reference=lambda w: wf_fig.gains_reference(GRID, w.track),
+        exclude=json.dumps(wf_fig.excluded(GRID, "gains")),
         order=PLOT_ORDER,
     log:
         f"{R}/logs/plots/gains/{{track}}.log",

@@ -18,11 +18,8 @@ rule stats:
         ),
     params:
         py=PY,
-        references=json.dumps(
-            {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()},
-            sort_keys=True,
-        ),
-        test_fraction=config["split"]["ratios"][2] / sum(config["split"]["ratios"]),
+        references=wf_sum.references_json(config),
+        test_fraction=wf_sum.test_fraction(config),
     log:
         f"{R}/logs/stats.log",
     resources:
@@ -52,11 +49,7 @@ rule claims:
         ),
     params:
         py=PY,
-        datasets=json.dumps(
-            {d: {"published_as": v.get("published_as", d), "synthetic": bool(v.get("synthetic"))}
-             for d, v in config["datasets"].items()},
-            sort_keys=True,
-        ),
+        datasets=wf_sum.claims_datasets_json(config),
     log:
         f"{R}/logs/claims.log",
     resources:

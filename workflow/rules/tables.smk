@@ -1,7 +1,7 @@
 # Aggregation: every run's metrics -> runs.csv -> mean ± std tables beside the published numbers.
 rule aggregate:
     input:
-        all_metrics(),
+        wf_tgt.all_metrics(GRID),
     output:
         runs=report(
             f"{R}/summary/runs.csv",
@@ -32,16 +32,16 @@ rule tables:
                 f"{R}/summary/tables/{n}.html",
                 caption="../../report/table.rst",
                 category="Tables",
-                subcategory=table_track(n),
+                subcategory=wf_tab.table_track(config, n),
                 labels={"table": n},
             )
-            for n in table_names()
+            for n in wf_tab.table_names(config)
         ],
-        [f"{R}/summary/tables/{n}.{ext}" for n in table_names() for ext in ("csv", "md", "tex")],
+        [f"{R}/summary/tables/{n}.{ext}" for n in wf_tab.table_names(config) for ext in ("csv", "md", "tex")],
         summary=f"{R}/summary/tables/summary.csv",
     params:
         py=PY,
-        spec=tables_spec(),
+        spec=wf_sum.tables_spec(GRID, PUBLISHED),
         outdir=lambda w, output: str(Path(output.summary).parent),
     log:
         f"{R}/logs/tables.log",

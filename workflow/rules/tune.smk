@@ -2,32 +2,30 @@
 # turns tuning on (config/tuned.yaml): one job per tuned run and seed, which runs (or resumes, from
 # the optuna journal beside its output) the studies of every fold of that seed. Its output, the
 # study's result, is an input of the tuned run's training job (train.smk: studies).
-TUNING = tuning_settings(config)
-TUNED_METHODS = sorted(m for m, e in config["methods"].items() if e.get("tuning"))
-TUNING_TARGETS = []
+TUNED_METHODS = wf_tgt.tuned_methods(config)
+TUNING_TARGETS = wf_tgt.tuning_targets(config, TUNING)
 
-if TUNING and TUNED_METHODS:
-    TUNING_TARGETS = [f"{R}/summary/tuning.csv", f"{R}/summary/tuning.html"]
+if TUNING_TARGETS:
 
     rule study:
         input:
             prepared=lambda w: prepared_dir(config, w.dataset),
-            teachers=teacher_checkpoints,
+            teachers=lambda w: wf_in.teacher_checkpoints(GRID, w, [w.seed]),
         output:
             f"{RUN.format(seed='{seed}')}/study.json",
         wildcard_constraints:
             method="|".join(TUNED_METHODS),
         params:
             py=PY,
-            specs=study_specs_json,
+            specs=lambda w: wf_in.study_specs_json(GRID, w),
         benchmark:
             f"{R}/benchmarks/study/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.tsv"
         log:
             f"{R}/logs/study/{{dataset}}/{{track}}/{{dimension}}/{{method}}/seed{{seed}}.log",
         threads: config["threads"]
         resources:  # a study trains n_trials models of its run's size: the runtime of n_trials runs (cmkd.resources.estimate)
-            mem_mb=train_resource("mem_mb", 1),
-            runtime=train_resource("runtime", int(TUNING["n_trials"])),
+            mem_mb=wf_plan.train_resource(GRID, "mem_mb", JOB_ON_GPU, 1),
+            runtime=wf_plan.train_resource(GRID, "runtime", JOB_ON_GPU, int(TUNING["n_trials"])),
         conda:
             TRAIN_ENV
         shell:
@@ -35,8 +33,7 @@ if TUNING and TUNED_METHODS:
 
     rule tuning_cost:
         input:
-            [f"{run_dir(config, ds, tr, dim, m, s)}/study.json" for ds, tr, dim, m in CELLS if m in TUNED_METHODS
-             for s in SEEDS],
+            wf_in.tuned_study_files(GRID, TUNED_METHODS),
         output:
             csv=f"{R}/summary/tuning.csv",
             html=report(f"{R}/summary/tuning.html", caption="../../report/tuning.rst", category="Tuning",

@@ -21,13 +21,16 @@ them. Torch-free (read when the workflow builds its DAG).
   config entry.
 - :data:`LOADERS`: loader name -> ``module:function`` of its prepare function (from the above).
 - :data:`MODALITY_KINDS`: every modality a prepared directory may hold and its kind: ``signal``
-  and ``features`` are standardised with training-part statistics, ``video`` frames are not.
+  and ``features`` are standardised with training-part statistics, ``video`` frames are not
+  (read from the modality catalog, :data:`cmkd.data.modalities.CATALOG`, which also declares each
+  modality's array shape and resource facts).
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
 
+from cmkd.data.modalities import CATALOG as MODALITY_CATALOG
 from cmkd.errors import RegistryError
 from cmkd.literals import check_keys, module_literals
 
@@ -74,10 +77,10 @@ def discover(dirs=None) -> dict[str, LoaderInfo]:
 LOADER_INFO: dict[str, LoaderInfo] = discover()
 LOADERS: dict[str, str] = {name: info.target for name, info in LOADER_INFO.items()}
 
-MODALITY_KINDS: dict[str, str] = {"eeg": "signal", "eog": "signal", "face": "video", "eye": "features", "eeg_de": "features"}
-MODALITIES: tuple[str, ...] = tuple(MODALITY_KINDS)
+MODALITY_KINDS: dict[str, str] = {name: m.kind for name, m in MODALITY_CATALOG.items()}
+MODALITIES: tuple[str, ...] = tuple(MODALITY_CATALOG)
 #: modalities standardised (per channel / feature) with statistics of the training part
-CONTINUOUS: tuple[str, ...] = tuple(m for m, k in MODALITY_KINDS.items() if k != "video")
+CONTINUOUS: tuple[str, ...] = tuple(name for name, m in MODALITY_CATALOG.items() if m.continuous)
 
 
 def family(name: str) -> tuple[str, ...]:

@@ -32,21 +32,16 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from cmkd.data import CONTINUOUS  # the modality catalog: cmkd.data.modalities
+from cmkd.data.modalities import DEFAULT_STREAM_THRESHOLD_MB, arrays_mb
 from cmkd.errors import ConfigError, DataError
 
-#: default of ``training.stream_threshold_mb``: input arrays up to this size are held in memory
-DEFAULT_STREAM_THRESHOLD_MB = 256.0
-from cmkd.data import CONTINUOUS  # the modality table: cmkd.data.MODALITY_KINDS
 _STATS_CHUNK_BYTES = 8 * 2**20
 
 
 def data_mb(prep, modalities: Iterable[str]) -> float:
     """MiB of the arrays of ``modalities`` over every segment, from ``meta.json`` (nothing is read)."""
-    total = 0
-    for mod in modalities:
-        spec = prep.meta["arrays"][mod]
-        total += int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize
-    return total / 2**20
+    return arrays_mb(prep.meta["arrays"], modalities)
 
 
 def stream_threshold_mb(training: Mapping[str, Any]) -> float:

@@ -1,0 +1,60 @@
+"""The specs the summary jobs (tables, statistics, claims) are given, from the config."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from cmkd.config import cell_split
+from cmkd.workflow.grid import Grid
+
+
+def project_file(config_value: str, basedir: str | Path) -> str:
+    """A file the config names (published tables, claims): as given when absolute or found from
+    the working directory, else in the project's folder."""
+    p = Path(config_value)
+    return str(p if (p.is_absolute() or p.exists()) else Path(basedir) / p)
+
+
+def track_references(config: dict) -> dict[str, list[str]]:
+    """The reference methods of every track (default ``[baseline]``)."""
+    return {t: list(v.get("references") or ["baseline"]) for t, v in config["tracks"].items()}
+
+
+def references_json(config: dict) -> str:
+    return json.dumps(track_references(config), sort_keys=True)
+
+
+def test_fraction(config: dict) -> float:
+    """The config's test fraction (the Nadeau-Bengio correction's fallback for runs that recorded
+    no split sizes)."""
+    ratios = config["split"]["ratios"]
+    return ratios[2] / sum(ratios)
+
+
+def claims_datasets_json(config: dict) -> str:
+    """Per data set: the name its published numbers go by, and whether it is synthetic."""
+    return json.dumps({d: {"published_as": v.get("published_as", d), "synthetic": bool(v.get("synthetic"))}
+                       for d, v in config["datasets"].items()}, sort_keys=True)
+
+
+def tables_spec(grid: Grid, published_file: str | Path) -> str:
+    """The spec of the tables job (``cmkd tables --spec``): the published numbers, the tables, the
+    data sets, the protocol (with every run's split settings, for the tables that describe the
+    splits as run), the references and the trivial baselines, as JSON."""
+    config = grid.config
+    with open(published_file, encoding="utf-8") as f:
+        published = yaml.safe_load(f)
+    return json.dumps(
+        {
+            "published": published,
+            "tables": config.get("tables", []),
+            "datasets": config["datasets"],
+            "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"],
+                         "splits": {f"{ds}/{tr}/{m}": cell_split(config, ds, tr, m) for ds, tr, _dim, m in grid.cells}},
+            "references": track_references(config),
+            "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
+        },
+        # no sort_keys: a table's rows keep the config's order (the config loads in file order)
+    )
