@@ -16,7 +16,8 @@ import torch
 import yaml
 
 from conftest import ROOT, tiny_config
-from cmkd.config import check_config, deep_merge, iter_cells, run_spec
+from cmkd.config import deep_merge, iter_cells, run_spec
+from cmkd.validation import check_semantics
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY, method_class, method_params, registered_name
 from cmkd.methods.base import Method, RunContext
@@ -74,7 +75,7 @@ def test_every_method_module_is_registered():
 # ----------------------------------------------------------------------------- check_config
 def test_check_config_accepts_the_shipped_configs():
     cfg = _default_config()
-    assert check_config(cfg) == []
+    assert check_semantics(cfg) == []
     paper = deep_merge(cfg, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
     for key, m in paper["methods"].items():  # the paper grid's parameters (its data roots are not here)
         method_params(m["class"], m.get("params"), f"methods.{key}.params")
@@ -92,7 +93,7 @@ def test_check_config_rejects_bad_method_parameters(params, expected):
     cfg = _default_config()
     cfg["methods"]["kd"]["params"] = params
     with pytest.raises(ConfigError, match=expected):
-        check_config(cfg)
+        check_semantics(cfg)
 
 
 @pytest.mark.parametrize("mutate, expected", [
@@ -112,7 +113,7 @@ def test_check_config_errors_name_the_key(mutate, expected):
     cfg = _default_config()
     mutate(cfg)
     with pytest.raises(ConfigError, match=expected):
-        check_config(cfg)
+        check_semantics(cfg)
 
 
 def test_method_groups_expand_in_order():
@@ -128,7 +129,7 @@ def test_groups_no_experiment_uses_are_not_checked():
     cfg["experiments"] = [{"dataset": "synthetic", "track": "face-to-eeg", "dimensions": ["arousal"],
                            "methods": ["teacher", "baseline", "kd"]}]
     cfg["tables"] = []
-    assert check_config(cfg) == []
+    assert check_semantics(cfg) == []
 
 
 def test_parameter_typo_stops_snakemake_before_any_job(tmp_path, snakemake_runner):
@@ -309,7 +310,8 @@ def test_a_new_method_is_one_module_plus_its_config_entry(tmp_path):
         import pytest
 
         import cmkd
-        from cmkd.config import check_config, iter_cells, run_spec
+        from cmkd.config import iter_cells, run_spec
+        from cmkd.validation import check_semantics
         from cmkd.data.synthetic import write_synthetic
         from cmkd.errors import ConfigError
         from cmkd.methods import REGISTRY
@@ -318,7 +320,7 @@ def test_a_new_method_is_one_module_plus_its_config_entry(tmp_path):
         assert Path(cmkd.__file__).parent.parent == Path(sys.argv[2]), cmkd.__file__  # the copy
         assert REGISTRY["toy"].module == "cmkd.methods.toy" and "temperature" in REGISTRY["toy"].params
         cfg = json.loads(Path(sys.argv[1]).read_text())
-        assert check_config(cfg) == []
+        assert check_semantics(cfg) == []
         assert list(iter_cells(cfg)) == [("synthetic", "face-to-eeg", "arousal", "toy")]
         out = Path(sys.argv[1]).parent
         write_synthetic(out / "prep", cfg["datasets"]["synthetic"]["params"], 0)
@@ -328,7 +330,7 @@ def test_a_new_method_is_one_module_plus_its_config_entry(tmp_path):
         assert res["status"] in ("ok", "degenerate") and res["class"] == "toy", res  # 1 epoch: may predict one class
         cfg["methods"]["toy"]["params"] = {"weight": -1}
         with pytest.raises(ConfigError, match=r"^methods\.toy\.params\.weight: must be >= 0\.0, got -1$"):
-            check_config(cfg)
+            check_semantics(cfg)
         print("toy ok")
     ''', str(tmp_path / "cfg.json"), str(src))
     assert r.returncode == 0 and "toy ok" in r.stdout, (r.stdout + r.stderr)[-3000:]
@@ -385,7 +387,8 @@ def test_a_new_data_set_is_one_loader_module_plus_its_config_entry(tmp_path):
         import pytest
 
         from cmkd import cli
-        from cmkd.config import SEED_FAMILY_LOADERS, check_config
+        from cmkd.config import SEED_FAMILY_LOADERS
+        from cmkd.validation import check_semantics
         from cmkd.data.prepared import load_prepared
         from cmkd.data.rawcheck import INSPECTORS
         from cmkd.errors import ConfigError
@@ -401,14 +404,14 @@ def test_a_new_data_set_is_one_loader_module_plus_its_config_entry(tmp_path):
         except SystemExit as e:
             assert e.code in (0, None), e.code
         cfg = json.loads(cfg_file.read_text())
-        check_config(cfg)
+        check_semantics(cfg)
         assert dataset_size(cfg, "toy")["n"] == 8  # not prepared under results/: the nominal size
         cfg["datasets"]["toy"]["modalities"].append("eye")
         with pytest.raises(ConfigError, match="^datasets.toy.modalities: no modality 'eye': the toy set has no eye tracker$"):
-            check_config(cfg)
+            check_semantics(cfg)
         cfg["datasets"]["toy"]["loader"] = "nosuch"
         with pytest.raises(ConfigError, match="^datasets.toy.loader: unknown loader 'nosuch'"):
-            check_config(cfg)
+            check_semantics(cfg)
         print("toy ok")
     ''', str(tmp_path / "cfg.json"))
     assert r.returncode == 0 and "toy ok" in r.stdout, (r.stdout + r.stderr)[-3000:]

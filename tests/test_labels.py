@@ -144,18 +144,18 @@ def test_balance_meta_counts_both_tie_sides_by_hand():
 def test_config_check_reads_tie_and_not_recorded_modalities():
     from conftest import tiny_config
 
-    from cmkd.config import check_config
+    from cmkd.validation import check_semantics
 
     cfg = tiny_config()
     cfg["dimensions"]["arousal"]["tie"] = "high"
-    check_config(cfg)
+    check_semantics(cfg)
     cfg["dimensions"]["valence_reg"]["tie"] = "high"
     with pytest.raises(ConfigError, match=r"dimensions\.valence_reg\.tie: applies to binary classification"):
-        check_config(cfg)
+        check_semantics(cfg)
     cfg = tiny_config()
     cfg["datasets"]["m"] = {"loader": "mahnob_hci", "modalities": ["eeg"], "params": {"modalities": ["eeg", "eog"]}}
     with pytest.raises(ConfigError, match=r"datasets\.m\.params\.modalities: no modality 'eog': MAHNOB-HCI recorded no EOG"):
-        check_config(cfg)
+        check_semantics(cfg)
 
 
 def test_table_note_states_the_threshold_and_tie_of_each_binary_dimension():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cmkd.validation import load_config
-from cmkd.config import check_config, iter_cells, run_spec
+from cmkd.config import iter_cells, run_spec
+from cmkd.validation import check_semantics
 
 ROOT = Path(__file__).resolve().parents[1]
 MKD_TRACK = "eeg_eog-to-eog"
@@ -51,7 +52,7 @@ def test_paper_grid_selects_on_accuracy_whatever_the_default_selects_on():
 def test_paper_grid_runs_the_mkd_track_on_deap_eeg_eog(roots, tmp_path):
     deap, overlay = roots
     cfg = load_config([str(ROOT / "config/paper.yaml"), str(overlay)])[0]
-    check_config(cfg, strict_tables=True)  # every MKD table cell maps to runs
+    check_semantics(cfg, strict_tables=True)  # every MKD table cell maps to runs
     ds = cfg["datasets"]["deap_eeg_eog"]
     assert ds["loader"] == "deap" and ds["modalities"] == ["eeg", "eog"] and "face" not in ds["params"]["modalities"]
     cells = {(c[2], c[3]) for c in iter_cells(cfg) if c[:2] == ("deap_eeg_eog", MKD_TRACK)}

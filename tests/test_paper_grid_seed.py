@@ -5,7 +5,8 @@ import os
 
 import yaml
 
-from cmkd.config import check_config, iter_cells, run_spec
+from cmkd.config import iter_cells, run_spec
+from cmkd.validation import check_semantics
 from cmkd.config import deep_merge
 from tests.conftest import ROOT
 
@@ -19,7 +20,7 @@ def test_paper_grid_holds_cmcrd_on_the_seed_family(tmp_path):
             os.makedirs(tmp_path / name, exist_ok=True)
             (tmp_path / name / "raw.txt").write_text("x")  # an empty raw root is a config error of its own
             cfg["datasets"][name]["root"] = str(tmp_path / name)
-    check_config(cfg, strict_tables=True)  # every table cell maps to runs
+    check_semantics(cfg, strict_tables=True)  # every table cell maps to runs
     cells = set(iter_cells(cfg))
     for ds, dim in (("seed", "emotion3"), ("seed_iv", "emotion"), ("seed_v", "emotion5")):
         for track in ("eye-to-eeg_de", "eeg_de-to-eye"):

@@ -182,7 +182,8 @@ def test_config_check_of_protocol_splits(tmp_path):
 
     import yaml
 
-    from cmkd.config import check_config, run_spec
+    from cmkd.config import run_spec
+    from cmkd.validation import check_semantics
     from tests.conftest import ROOT
 
     base = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -194,7 +195,7 @@ def test_config_check_of_protocol_splits(tmp_path):
     base["dimensions"]["emotion3"] = {"task": "classification", "n_classes": 3, "target": "emotion"}
     base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"],
                             "methods": ["baseline", "teacher_leaky"]}]
-    check_config(base)
+    check_semantics(base)
     # the data set's split reaches the run spec; a method's own split (leaky) still wins
     assert run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "baseline", 0)["split"]["kind"] == "chronological"
     own = run_spec(base, "seed", "eye-to-eeg_de", "emotion3", "teacher_leaky", 0)["split"]  # segment-level k-fold
@@ -202,20 +203,20 @@ def test_config_check_of_protocol_splits(tmp_path):
     bad = copy.deepcopy(base)
     del bad["datasets"]["seed"]["split"]["train_trials"]
     with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.train_trials: required"):
-        check_config(bad)
+        check_semantics(bad)
     bad = copy.deepcopy(base)
     bad["datasets"]["seed"]["split"]["kind"] = "chronologic"
     with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.kind: unknown split kind 'chronologic' \(known: "):
-        check_config(bad)
+        check_semantics(bad)
     bad = copy.deepcopy(base)
     bad["datasets"]["seed"]["split"]["train_trails"] = 9
     with pytest.raises(ConfigError, match=r"datasets\.seed\.split\.train_trails: unknown split key"):
-        check_config(bad)
+        check_semantics(bad)
     bad = copy.deepcopy(base)
     bad["split"] = {"kind": "cross_session"}
     bad["experiments"] = [{"dataset": "synthetic", "track": "eye-to-eeg", "dimensions": ["arousal"], "methods": ["baseline"]}]
     with pytest.raises(ConfigError, match=r"split\.kind: 'cross_session' is a SEED-family protocol; dataset 'synthetic'"):
-        check_config(bad)
+        check_semantics(bad)
 
 
 def test_plan_time_check_refuses_a_validation_part_missing_a_class(tmp_path):
@@ -224,7 +225,7 @@ def test_plan_time_check_refuses_a_validation_part_missing_a_class(tmp_path):
     class; without prepared data the job checks at start."""
     import yaml
 
-    from cmkd.config import check_config
+    from cmkd.validation import check_semantics
     from cmkd.data.seed import prepare_seed
     from tests.conftest import ROOT
 
@@ -242,11 +243,11 @@ def test_plan_time_check_refuses_a_validation_part_missing_a_class(tmp_path):
     base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"], "methods": ["baseline"]}]
     base["tables"] = []
     root = fs.write_seed(tmp_path / "raw", subjects=(1, 2), sessions=(1, 2, 3), eye=True)
-    check_config(base)  # not prepared yet: nothing to compute at plan time
+    check_semantics(base)  # not prepared yet: nothing to compute at plan time
     prepare_seed(root, tmp_path / "results" / "prepared" / "seed", {"modalities": ["eye", "eeg_de"]})
     # unstratified: one validation clip per subject cannot hold the three classes
     with pytest.raises(DataError, match=r"data set 'seed', subject 1: class \d \('\w+'\) has \d+ training trial.*"
                                         r"seed 0, dimension emotion3; found at plan time"):
-        check_config(base)
+        check_semantics(base)
     base["datasets"]["seed"]["split"]["stratify"] = True  # the default: one clip of every class per subject
-    check_config(base)
+    check_semantics(base)

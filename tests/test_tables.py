@@ -42,7 +42,7 @@ def test_optional_rows_only_where_the_grid_ran_them():
 def test_optional_rows_pass_the_strict_check_and_must_be_rows():
     import pytest
 
-    from cmkd.config import check_config
+    from cmkd.validation import check_semantics
     from cmkd.errors import ConfigError
     from conftest import tiny_config
 
@@ -51,12 +51,12 @@ def test_optional_rows_pass_the_strict_check_and_must_be_rows():
     cfg["methods"]["never_run"] = dict(cfg["methods"][cfg["experiments"][0]["methods"][0]])
     cfg["tables"] = [{"name": "x", "track": track, "rows": {"never_run": None}}]
     with pytest.raises(ConfigError, match="never_run"):
-        check_config(cfg, strict_tables=True)
+        check_semantics(cfg, strict_tables=True)
     cfg["tables"][0]["optional_rows"] = ["never_run"]
-    check_config(cfg, strict_tables=True)
+    check_semantics(cfg, strict_tables=True)
     cfg["tables"][0]["optional_rows"] = ["other"]
     with pytest.raises(ConfigError, match=r"tables\.x\.optional_rows"):
-        check_config(cfg, strict_tables=True)
+        check_semantics(cfg, strict_tables=True)
 
 
 def test_published_number_of_unknown_scale_is_shown_not_compared():

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from cmkd.config import check_config, iter_cells, run_spec
+from cmkd.config import iter_cells, run_spec
+from cmkd.validation import check_semantics
 from cmkd.data.synthetic import write_synthetic
 from cmkd.errors import ConfigError
 from cmkd.methods.trivial import TrivialPredictor
@@ -100,11 +101,11 @@ def test_config_names_a_bad_trivial_method(prepared):
     cfg = copy.deepcopy(prepared)
     cfg["trivial_methods"] = ["baseline"]
     with pytest.raises(ConfigError, match=r"trivial_methods\[0\]: method 'baseline'"):
-        check_config(cfg)
+        check_semantics(cfg)
     cfg = copy.deepcopy(prepared)
     cfg["methods"]["kd"]["requires"] = {"teacher": "majority"}
     with pytest.raises(ConfigError, match=r"methods.kd.requires.teacher: 'majority' is a trivial baseline"):
-        check_config(cfg)
+        check_semantics(cfg)
 
 
 def test_test_groups_split_by_subject_and_by_session():

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from conftest import ROOT, tiny_config
-from cmkd.config import check_config, run_spec
+from cmkd.config import run_spec
+from cmkd.validation import check_semantics
 from cmkd.data.synthetic import write_synthetic
 from cmkd.errors import ConfigError
 from cmkd.models.registry import build_model
@@ -100,13 +101,13 @@ def test_random_visual_init_refused_on_real_data_unless_allowed(weights_file, tm
     cfg["experiments"] = [{**cfg["experiments"][0], "dataset": "real"}]
     cfg["tables"] = []
     with pytest.raises(ConfigError, match=r"encoders\.face: .*randomly initialised.*allow_random_init"):
-        check_config(cfg)
+        check_semantics(cfg)
     for ok in ({"allow_random_init": True}, {"pretrained": True}, {"pretrained_path": str(f)}):
         c = copy.deepcopy(cfg)
         c["encoders"]["face"].update(ok)
-        check_config(c)
+        check_semantics(c)
     c = copy.deepcopy(cfg)
     c["encoders"]["face"]["pretrained_path"] = str(tmp_path / "missing.pth")
     with pytest.raises(ConfigError, match=r"encoders\.face\.pretrained_path: no such weights file"):
-        check_config(c)
-    check_config(tiny_config())  # synthetic data: no weights needed
+        check_semantics(c)
+    check_semantics(tiny_config())  # synthetic data: no weights needed

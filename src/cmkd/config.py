@@ -279,10 +279,6 @@ def check_config(config: dict, strict_tables: bool = False, jobs_use_this_python
             if mod not in config["encoders"] and mod not in (config["methods"][m].get("encoders") or {}):
                 raise ConfigError(f"encoders.{mod}: no encoder configured for modality '{mod}' (needed by method '{m}')")
     check_visual_weights(config)
-    from cmkd.feasibility import check_feasibility
-
-    check_feasibility(config, list(iter_cells(config)), check_env=jobs_use_this_python)  # parameters, data shape, splits, device
-    check_prepared_validation(config)  # every validation part holds its training part's classes
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cmkd.config import _encoder, _modalities, effective_run_config, prepared_dir
 from cmkd.devices import torch_build
 from cmkd.errors import CmkdError, ConfigError
 from cmkd.params import Param
@@ -160,7 +161,6 @@ def check_device(config: dict) -> None:
 
 # ------------------------------------------------------------------------------ parameters
 def check_encoders(config: dict, cells) -> None:
-    from cmkd.config import _encoder, _modalities
 
     known = encoder_params()
     seen = set()
@@ -225,7 +225,6 @@ def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | Non
     """Per-segment ``subject``, ``trial`` and rating arrays of a data set: from the synthetic
     generator (its parameters), else from the prepared folder when it is there; None when
     neither tells (a real data set not yet prepared: the job checks at its start)."""
-    from cmkd.config import prepared_dir
 
     ds = config["datasets"][name]
     prep = Path(prepared_dir(config, name))
@@ -283,7 +282,6 @@ def check_dimensions(config: dict) -> None:
 def check_splits_on_data(config: dict, cells, shapes: dict) -> None:
     """Every split a cell gets, made on the data's shape (seed of the first run): ratios,
     folds vs trials, subjects for LOSO, a training part with a single class."""
-    from cmkd.config import effective_run_config
     from cmkd.data import split_kinds
     from cmkd.data import splits as splits_mod
 

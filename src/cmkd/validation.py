@@ -13,7 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
+from cmkd.config import check_config, check_prepared_validation, deep_merge, iter_cells, select_datasets
+from cmkd.data import LOADER_INFO, split_kinds
 from cmkd.errors import ConfigError
+from cmkd.feasibility import check_feasibility, encoder_params, loader_params
+from cmkd.metrics import METRICS
+from cmkd.params import json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -82,7 +87,6 @@ def load_config(configfiles: Iterable[str | Path] = (), base: str | Path | None 
     """``base`` and the overlays merged in order, as Snakemake merges ``--configfile`` overlays
     (mappings merged key by key, anything else replaced), then the ``--config`` ``items``; returns
     ``(config, lines)``."""
-    from cmkd.config import deep_merge
 
     cfg: dict = {}
     lines: dict = {}
@@ -113,10 +117,6 @@ def generated_sections() -> dict[str, tuple[tuple, Any]]:
     and the loader's or encoder's own). config/schema.yaml holds a copy of each between
     ``# BEGIN generated:NAME`` / ``# END generated:NAME`` marks (for tools that read the file alone,
     e.g. ``snakemake.utils.validate``), kept equal by :func:`sync_schema_file`."""
-    from cmkd.data import LOADER_INFO, split_kinds
-    from cmkd.feasibility import encoder_params, loader_params
-    from cmkd.metrics import METRICS
-    from cmkd.params import json_schema
 
     def when(key: str, value: str, sub: str, decls: dict) -> dict:
         return {"if": {"properties": {key: {"const": value}}, "required": [key]},
@@ -255,13 +255,20 @@ def validate_config(config: dict, lines: dict | None = None, strict_tables: bool
                     jobs_use_this_python: bool = True) -> list[str]:
     """Schema (with defaults filled in place), ``select_datasets`` (:func:`cmkd.config.select_datasets`,
     in place), then :func:`cmkd.config.check_config` (semantics, feasibility, environment). Returns the warnings; raises :class:`ConfigError` naming the key."""
-    from cmkd.config import check_config
-
-    from cmkd.config import select_datasets
-
     validate_schema(config, lines)
     config.update(select_datasets(config))  # only the selected data sets' experiments and tables
-    return check_config(config, strict_tables=strict_tables, jobs_use_this_python=jobs_use_this_python)
+    return check_semantics(config, strict_tables=strict_tables, jobs_use_this_python=jobs_use_this_python)
+
+
+def check_semantics(config: dict, strict_tables: bool = False, jobs_use_this_python: bool = True) -> list[str]:
+    """Everything after the schema: the config's own semantics (:func:`cmkd.config.check_config`),
+    then what a job would otherwise find out late (:func:`cmkd.feasibility.check_feasibility`:
+    parameters, data shape, splits, device) and the prepared validation parts
+    (:func:`cmkd.config.check_prepared_validation`). Returns the warnings."""
+    warnings = check_config(config, strict_tables=strict_tables, jobs_use_this_python=jobs_use_this_python)
+    check_feasibility(config, list(iter_cells(config)), check_env=jobs_use_this_python)
+    check_prepared_validation(config)  # every validation part holds its training part's classes
+    return warnings
 
 
 def config_lines(files: Iterable[str | Path]) -> dict:
