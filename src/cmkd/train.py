@@ -100,6 +100,10 @@ class BestOnValidation:
         """True once ``patience`` epochs in a row brought no improvement."""
         return self.since_best >= self.patience
 
+    def keep(self, model: torch.nn.Module, epoch: int = 0) -> None:
+        """Keep ``model``'s current weights as the selected ones (a run without epochs)."""
+        self.best_state, self.best_epoch = copy.deepcopy(model.state_dict()), epoch
+
     def restore(self, model: torch.nn.Module) -> dict:
         """Load the selected weights into ``model``; returns them."""
         model.load_state_dict(self.best_state)
