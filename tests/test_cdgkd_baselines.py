@@ -252,7 +252,7 @@ def _emotionkd_feedback(params=None, n=16):
     vb = tiny_batch(n, seed=1)
     val = Part(x={"face": vb["face"], "eeg": vb["eeg"]}, y=vb["y"], index=np.arange(n))
     val.groups = np.repeat(np.arange(n // 2), 2)  # two segments per trial
-    parts = {"train": train, "val": val}
+    parts = {"train": train, "val": val, "feedback": train}  # as the loop gives it (feedback_part "train")
     opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
     m.configure(parts=parts, device=torch.device("cpu"), optimizer=opt)
     return m, teacher, parts, opt, b

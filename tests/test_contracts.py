@@ -198,6 +198,7 @@ def test_one_step_of_every_registered_method(name, grid):
     from cmkd.data import labels as labels_mod
     from cmkd.data import selection
     from cmkd.data import splits as splits_mod
+    from cmkd.run.method_setup import method_parts
     from cmkd.train import build_parts
 
     cfg, prep = grid
@@ -216,10 +217,11 @@ def test_one_step_of_every_registered_method(name, grid):
     y = labels_mod.targets(prep, spec["dimension_spec"].get("target", dim), "classification", 5.0)
     split = splits_mod.make_split(np.asarray(prep["subject"]), np.asarray(prep["trial"]), 0, ratios=spec["split"]["ratios"])
     parts, _ = build_parts(prep, needed, y, split, "classification")
-    selection.hold_out_feedback(parts, prep["subject"], prep["trial"], spec["split"].get("feedback_fraction"),
-                                "classification")  # the split's hold-out, as the training loop makes it
-    val_before = np.asarray(parts["val"].index).copy()
+    held_out = selection.hold_out_feedback(parts, prep["subject"], prep["trial"], spec["split"].get("feedback_fraction"),
+                                           "classification").pop("feedback", None)  # the split's hold-out, as the loop makes it
     cls = method_class(name)
+    parts = method_parts(cls, parts, held_out)  # and gives it to a method that declares the need
+    val_before = np.asarray(parts["val"].index).copy()
     m = cls(student, teachers, spec["params"], "classification", 2, context=RunContext(seed=0, key=key, device="cpu"))
     opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-2)
     m.configure(parts=parts, device=torch.device("cpu"), optimizer=opt)

@@ -109,7 +109,7 @@ def test_config_names_a_bad_trivial_method(prepared):
 
 
 def test_test_groups_split_by_subject_and_by_session():
-    from cmkd.train import _test_groups
+    from cmkd.run.checks import subject_positions as _test_groups
 
     prep = {"subject": np.array([1, 1, 2, 2, 2, 3]), "session": np.array([1, 2, 1, 1, 3, 1])}
     g = _test_groups(prep, np.array([0, 1, 2, 4]))  # positions in the test part, not data set indices

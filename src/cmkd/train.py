@@ -1,4 +1,20 @@
-"""The one training loop every method uses.
+"""The one training loop every method uses: a run is a pipeline of named phases,
+
+    load -> build -> fit -> score -> write
+
+- :func:`load`: the run's data (prepared arrays, the teachers' checkpoints, the split, its parts,
+  and the split's feedback hold-out, given to a method that declares the need:
+  :attr:`cmkd.methods.base.Method.feedback_part`, :func:`cmkd.run.method_setup.method_parts`);
+- ``build`` and ``fit``, the phases of the run's kind (:class:`cmkd.run.state.RunKind`): for a
+  network, :func:`build` (student, teachers, method, optimiser) and :func:`fit` (the epoch loop
+  and the selection on validation); the trivial baselines have their own
+  (:mod:`cmkd.run.trivial_run`);
+- :func:`score`: the selected weights on the validation part and, once, on the test part;
+- :func:`write`: features, checkpoint, history, and ``metrics.json`` last (its presence marks a
+  complete run).
+
+:func:`_run` chains them for one split; :func:`run` is the entry point (every fold of a k-fold /
+LOSO run in this process, :mod:`cmkd.crossval`; a failed run recorded as failed).
 
 Protocol (the same for every method, or it is not a benchmark):
 - the split is made from the seed at the trial level (8:1:1) unless the spec asks for another kind,
@@ -17,97 +33,37 @@ Protocol (the same for every method, or it is not a benchmark):
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
-import os
-import sys
+import resource
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from cmkd import accel, atomic, metrics, protocols, provenance
-from cmkd.data import CONTINUOUS as _CONTINUOUS
+from cmkd import accel, atomic, crossval, metrics, provenance
 from cmkd.data import labels as labels_mod
 from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
-from cmkd.data.stream import Part
 from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
-from cmkd.devices import resolve_device
-from cmkd.errors import ConfigError, DataError, DivergenceError
+from cmkd.data.stream import Part  # noqa: F401  (the part type, for the callers of cmkd.train)
+from cmkd.errors import DataError, DivergenceError
 from cmkd.methods import REGISTRY, method_class
-from cmkd.methods.base import RunContext
-
-CONTINUOUS = _CONTINUOUS  # the modality table: cmkd.data.MODALITY_KINDS
+from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, split_hash,  # noqa: F401
+                             subject_positions)
+from cmkd.run.method_setup import attach_method, method_parts
+from cmkd.run.parts import (RequiredRunFailed, build_parts, evaluate, load_checkpoint, model_inputs,  # noqa: F401
+                            predict)
+from cmkd.run.state import Built, Fitted, RunData, RunKind, Scores
+from cmkd.run.torch_setup import log, pause_point, setup_torch
+from cmkd.run.trivial_run import TRIVIAL
 
 
 def req_dir(spec: dict, role: str) -> str:
-    return str(protocols.fold_dir(spec["requires"][role]["dir"], spec.get("fold")))
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _deterministic_algorithms() -> None:
-    """``torch.use_deterministic_algorithms(True)`` without its side import of the inductor
-    compiler (``torch._inductor`` and what it pulls in: about 1.1 s per training job here, and
-    nothing here compiles). The public function sets the same C++ flag and then an inductor
-    option; where the private setter is missing, the public function is called."""
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None:
-        torch.use_deterministic_algorithms(True)
-    else:
-        setter(True)
-    assert torch.are_deterministic_algorithms_enabled()
-
-
-def setup_torch(threads: int, seed: int, device: str) -> torch.device:
-    torch.set_num_threads(int(threads))
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
-        pass
-    torch.set_flush_denormal(True)
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    dev = resolve_device(device)  # a job given a GPU that torch cannot use stops here (cmkd.devices)
-    if dev.type == "cpu":
-        _deterministic_algorithms()
-    else:
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    return dev
-
-
-def pause_point(method: str, epoch: int) -> None:
-    """A barrier for the interrupt tests, inert unless ``CMKD_PAUSE_AT`` is set.
-
-    With ``CMKD_PAUSE_AT=<method>:<epoch>:<dir>``, the run of ``<method>`` stops after epoch
-    ``<epoch>``, writes its pid to ``<dir>/paused`` and waits until ``<dir>/resume`` exists, so a
-    test can interrupt a job at a known point instead of after a guessed delay.
-    """
-    at = os.environ.get("CMKD_PAUSE_AT")
-    if not at:
-        return
-    m, e, d = at.split(":", 2)
-    if m != method or int(e) != epoch:
-        return
-    d = Path(d)
-    atomic.write_text(d / "paused", str(os.getpid()))  # whole or absent: the test reads the pid at once
-    while not (d / "resume").exists():
-        time.sleep(0.05)
-
-
-def split_hash(split: dict) -> str:
-    h = hashlib.sha256()
-    for part in ("train", "val", "test"):
-        h.update(part.encode())
-        h.update(np.asarray(split[part], dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+    return str(crossval.fold_dir(spec["requires"][role]["dir"], spec.get("fold")))
 
 
 class BestOnValidation:
@@ -154,113 +110,324 @@ class BestOnValidation:
         return self.best_state
 
 
-def load_checkpoint(run_dir: str | Path) -> dict:
-    f = Path(run_dir) / "model.pt"
-    if not f.exists():
-        raise DataError(f"{f}: required checkpoint missing (train that run first)")
-    try:
-        ck = torch.load(f, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise DataError(f"{f}: cannot read checkpoint ({e})") from None
-    if ck.get("status") == "failed":
-        raise RequiredRunFailed(f"{f}: the required run failed ({ck.get('reason')})")
-    return ck
+# ----------------------------------------------------------------------------- load
+def load_teachers(spec: dict) -> dict:
+    """The checkpoints of the runs this run requires (of its own fold in a k-fold / LOSO run)."""
+    fold = spec.get("fold")  # set by cmkd.crossval for kfold / loso runs: the teacher of the same fold
+    teachers = {role: load_checkpoint(crossval.fold_dir(req["dir"], fold)) for role, req in spec["requires"].items()}
+    for role, ck in teachers.items():
+        crossval.check_fold_teacher(ck, f"{req_dir(spec, role)}/model.pt")
+    return teachers
 
 
-class RequiredRunFailed(DataError):
-    """A teacher/assistant this run needs has failed: this run is recorded as failed too."""
+def check_inputs(spec: dict, prep, needed: list) -> None:
+    for mod in needed:
+        if mod not in prep:
+            raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data "
+                            f"set lacks (has {prep.modalities})")
+    check_finite(prep, needed)
 
 
-def build_parts(prep, modalities, y, split, task):
-    """Gather each split part into memory and standardise continuous modalities with train statistics."""
-    parts, norm = {}, {}
-    train_idx = split["train"]
-    for mod in modalities:
-        if mod in CONTINUOUS:
-            tr = np.asarray(prep[mod][train_idx], dtype=np.float32)
-            axes = (0,) + tuple(range(2, tr.ndim))  # per channel / feature
-            mean = tr.mean(axis=axes, keepdims=True)
-            std = tr.std(axis=axes, keepdims=True)
-            std[std < 1e-8] = 1.0
-            norm[mod] = (mean, std)
-    for part, idx in split.items():
-        x = {}
-        for mod in modalities:
-            a = np.asarray(prep[mod][idx])
-            if mod in norm:
-                a = (a.astype(np.float32) - norm[mod][0]) / norm[mod][1]
-            x[mod] = torch.from_numpy(np.ascontiguousarray(a))
-        yy = torch.from_numpy(y[idx].astype(np.float32 if task == "regression" else np.int64))
-        parts[part] = Part(x=x, y=yy, index=np.asarray(idx))
-    return parts, {k: {"mean": v[0].reshape(-1).tolist(), "std": v[1].reshape(-1).tolist()} for k, v in norm.items()}
+def check_teachers(spec: dict, teachers: dict, shash: str, data_hash: str) -> None:
+    """A teacher must share the student's split and data, or it has seen the student's test trials."""
+    for role, ck in teachers.items():
+        if ck.get("split_hash") != shash or ck.get("data_hash") != data_hash:
+            raise DataError(
+                f"{req_dir(spec, role)}/model.pt: the '{role}' checkpoint was trained on another split or data "
+                f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
+                "or it has seen the student's test trials")
 
 
-def model_inputs(prep, modalities) -> dict:
-    info = {}
-    for mod in modalities:
-        shape = list(prep.meta["arrays"][mod]["shape"][1:])
-        d = {"shape": shape}
-        sr = prep.meta.get("sampling_rates", {}).get(mod)
-        if sr:
-            d["sampling_rate"] = sr
-        ch = prep.meta.get("channels", {}).get(mod)
-        if ch:
-            d["channel_names"] = ch
-        info[mod] = d
-    return info
+def run_tag(spec: dict) -> str:
+    fold = f" fold{spec['fold']}]" if spec.get("fold") is not None else "]"
+    return f"[{spec['dataset']}/{spec['track']}/{spec['dimension']}/{spec['method']} seed{int(spec['seed'])}" + fold
 
 
-@torch.no_grad()
-def predict(model, part: Part, device, batch_size: int, keep_features: bool = False):
-    model.eval()
-    outs, feats = [], []
-    for s in range(0, len(part), batch_size):
-        idx = torch.arange(s, min(s + batch_size, len(part)))
-        o = model(part.batch(idx, device))
-        outs.append(o.logits.float().cpu())
-        if keep_features:
-            feats.append(o.features["embedding"].float().cpu())
-    logits = torch.cat(outs).numpy() if outs else np.zeros((0, 1), np.float32)
-    emb = torch.cat(feats).numpy() if feats else None
-    return logits, emb
+def load(spec: dict, kind: RunKind | None = None, trial: bool = False, t0: float | None = None,
+         tuned: dict | None = None) -> RunData:
+    """The load phase: device, prepared arrays, teachers' checkpoints, labels, the split (checked)
+    and its parts; the validation part less the split's feedback hold-out, which goes to a method
+    that declares the need (:func:`cmkd.run.method_setup.method_parts`). ``trial``: no test part."""
+    t0 = time.perf_counter() if t0 is None else t0
+    kind = kind or run_kind(spec)
+    seed, fold, tr, dim = int(spec["seed"]), spec.get("fold"), spec["training"], spec["dimension_spec"]
+    device = setup_torch(spec["threads"], seed, spec.get("device", "auto"))
+    task = dim.get("task", "classification")
+    prep = load_prepared(spec["prepared"])
+    teachers = load_teachers(spec)
+    needed = kind.inputs(spec, teachers)
+    check_inputs(spec, prep, needed)
+    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
+                           tie=dim.get("tie", "low"))
+    split = splits_mod.run_splits(prep, seed, spec["split"], y, task)[int(fold) if fold is not None else 0]
+    val_counts = check_validation(spec, prep, split, y, fold)  # before any epoch: a part that cannot measure the task
+    shash = split_hash(split)
+    check_teachers(spec, teachers, shash, prep.data_hash)
+    if trial:  # a tuning trial sees the training and validation parts only
+        split = {k: v for k, v in split.items() if k in ("train", "val")}
+    amp = accel.Amp(tr.get("autocast", "off"), device)
+    parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
+    fb_frac = selection.check_fraction(spec["split"].get("feedback_fraction"), "split.feedback_fraction")
+    held_out = selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task).pop("feedback", None)
+    n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
+    if task == "classification":  # at job start, before any epoch: what the plan could not see
+        check_labels(y, split, n_classes, spec, str(prep.path))
+    return RunData(spec=spec, kind=kind, prep=prep, task=task, n_classes=n_classes, y=y, split=split, split_hash=shash,
+                   parts=method_parts(method_class(spec["class"]), parts, held_out), held_out=held_out,
+                   feedback_fraction=fb_frac, norm=norm, data_mode=data_mode, val_counts=val_counts,
+                   teachers=teachers, device=device, amp=amp, tag=run_tag(spec), t0=t0, t_data=time.perf_counter(),
+                   tuned=tuned)
 
 
-def evaluate(task, model, part, device, batch_size, keep_features=False):
-    logits, emb = predict(model, part, device, batch_size, keep_features)
-    y = part.y.numpy()
-    out = logits.reshape(-1) if task == "regression" else logits
-    m = metrics.compute(task, y, out)
-    if task == "regression":
-        m["loss"] = float(np.mean((out - y) ** 2)) if len(y) else math.nan
-    else:
-        t = torch.from_numpy(logits)
-        m["loss"] = float(torch.nn.functional.cross_entropy(t, part.y).item()) if len(y) else math.nan
-    return m, logits, emb
+# ----------------------------------------------------------------------------- build (a network)
+def network_inputs(spec: dict, teachers: dict) -> list:
+    """The modalities a network run reads: its own and its teachers'."""
+    return list(dict.fromkeys(list(spec["modalities"]) + [m for ck in teachers.values() for m in ck["spec"]["modalities"]]))
 
 
-def _test_groups(prep, test_index) -> dict:
-    """Positions of the test samples of each subject (and of each subject's session, where the
-    data set has sessions), for the per-subject metrics of metrics.json."""
-    subj = np.asarray(prep["subject"])[test_index]
-    out = {"subject": {str(s): np.flatnonzero(subj == s) for s in np.unique(subj)}}
-    if "session" in prep:
-        sess = np.asarray(prep["session"])[test_index]
-        out["session"] = {f"{s}/{e}": np.flatnonzero((subj == s) & (sess == e))
-                          for s, e in sorted({(a, b) for a, b in zip(subj.tolist(), sess.tolist())})}
-    return out
+def build(data: RunData) -> Built:
+    """The build phase of a network run: the student network (seeded), the teachers, the method
+    around them and its Adam optimiser, configured with its parts."""
+    from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
+    from cmkd.models.visual import weights_provenance
+
+    spec = data.spec
+    model_spec = {
+        "architecture": spec.get("architecture"),
+        "model": spec.get("model") or {},
+        "modalities": list(spec["modalities"]),
+        "encoders": spec["encoders"],
+        "inputs": model_inputs(data.prep, list(spec["modalities"])),
+        "head": spec["head"],
+        "n_outputs": data.n_classes,
+    }
+    torch.manual_seed(int(spec["seed"]))
+    student = build_model(model_spec, where="encoders")
+    # where the visual encoders' initial weights came from
+    return attach_method(data, student, model_spec, weights_provenance(student))
 
 
-def check_validation(spec: dict, prep, split: dict, y: np.ndarray, fold: int | None = None) -> dict | None:
-    """A classification run's validation part must hold every class of its training part (per
-    subject where the protocol is per subject): :func:`cmkd.data.splits.check_val_classes`, a
-    DataError naming the data set, subject and class otherwise. Returns the validation class
-    counts (``metrics.json`` ``val_class_counts``); ``None`` for regression."""
-    if spec["dimension_spec"].get("task", "classification") != "classification":
-        return None
-    names = ((prep.meta.get("labels") or {}).get("names") if spec["dimension_spec"].get("target", spec["dimension"])
-             == labels_mod.EMOTION else None)
-    return splits_mod.check_val_classes(split, y, prep["subject"], prep["trial"], spec["dataset"],
-                                        splits_mod.per_subject_validation(spec["split"]), names=names, fold=fold)
+# ----------------------------------------------------------------------------- fit (a network)
+def train_steps(data: RunData, built: Built, perm: torch.Tensor, epoch: int, history: list, out_dir: Path) -> tuple[dict, int]:
+    """One epoch's optimiser steps over the training part in the order ``perm``; returns the summed
+    loss terms (and diagnostics) and the number of steps. A non-finite loss writes the history of
+    the epochs before it and raises :class:`DivergenceError`."""
+    method, opt, amp, bs = built.method, built.optimizer, data.amp, int(data.spec["training"]["batch_size"])
+    sums, nb = {}, 0
+    steps = (perm[s:s + bs] for s in range(0, len(perm), bs))
+    steps = (idx for idx in steps if len(idx) >= 2)  # BatchNorm cannot train on a single sample
+    for idx, batch in stream_mod.iter_batches(data.parts["train"], steps, data.device):
+        with amp.autocast():
+            _, terms = method.training_step(batch)
+        total = sum(terms.values())
+        if not torch.isfinite(total):
+            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
+            raise DivergenceError(f"{data.tag} method '{data.spec['method']}' diverged at epoch {epoch}: "
+                                  f"non-finite loss term(s) {bad}")
+        opt.zero_grad(set_to_none=True)
+        amp.backward(total)
+        amp.step(opt)
+        method.after_step(batch)
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        for k, v in method.diagnostics.items():  # logged, not optimised
+            sums[f"diag_{k}"] = sums.get(f"diag_{k}", 0.0) + float(v)
+        sums["total"] = sums.get("total", 0.0) + float(total.detach())
+        nb += 1
+    return sums, nb
+
+
+def fit_epoch(data: RunData, built: Built, selector: BestOnValidation, epoch: int, g: torch.Generator,
+              history: list, out_dir: Path) -> dict:
+    """One epoch: the training steps, then the validation part (the selector's score); returns
+    the epoch's ``history.csv`` row and logs it."""
+    tr, method, task = data.spec["training"], built.method, data.task
+    te = time.perf_counter()
+    method.train()
+    method.on_epoch_start(epoch, g)
+    perm = torch.randperm(len(data.parts["train"]), generator=g)
+    sums, nb = train_steps(data, built, perm, epoch, history, out_dir)
+    with data.amp.autocast():
+        vm, _, _ = evaluate(task, method.student, data.parts["val"], data.device, int(tr.get("eval_batch_size", 256)))
+    selector.update(epoch, metrics.selection_score(task, vm, str(tr.get("select_on", "accuracy"))), method.student)
+    row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
+           "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
+           "time_s": time.perf_counter() - te, **method.epoch_summary()}  # a method's own columns
+    terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total" and not k.startswith("diag_"))
+    vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"
+    log(f"{data.tag} epoch {epoch}/{int(tr['max_epochs'])} loss={sums.get('total', 0) / max(nb, 1):.4f} ({terms_s}) "
+        f"{vshow} best@{selector.best_epoch} {row['time_s']:.1f}s")
+    return row
+
+
+def fit(data: RunData, built: Built, out_dir: str | Path) -> Fitted:
+    """The fit phase of a network run: epochs until ``max_epochs`` or ``patience`` epochs without
+    a better validation score; the best epoch's weights are loaded into the student."""
+    tr, method = data.spec["training"], built.method
+    patience = int(tr["patience"])
+    g = torch.Generator().manual_seed(int(data.spec["seed"]))
+    history, selector = [], BestOnValidation(patience)
+    t_train0 = time.perf_counter()
+    # the teachers' forward passes are training work (the loop made them every step before)
+    if method.cache_teacher_outputs(data.parts["train"], data.device, int(tr.get("eval_batch_size", 256)),
+                                    float(tr.get("teacher_cache_mb", 1024))):
+        log(f"{data.tag} teacher outputs on the training part computed once and cached")
+    for epoch in range(1, int(tr["max_epochs"]) + 1):
+        history.append(fit_epoch(data, built, selector, epoch, g, history, Path(out_dir)))
+        pause_point(data.spec["method"], epoch)
+        if selector.stop:
+            log(f"{data.tag} early stop: no validation improvement for {patience} epochs")
+            break
+    best_state = selector.restore(method.student)
+    return Fitted(history=history, best_state=best_state, best_epoch=selector.best_epoch, best_score=selector.best,
+                  t_train0=t_train0)
+
+
+def network_degenerate(data: RunData, fitted: Fitted, y_test, out) -> str | None:
+    if data.spec.get("fold") is not None:  # a fold's test part may hold one class (a LOSO subject): the whole run's is checked
+        return degenerate_reason(data.task, [], [], fitted.history)
+    return degenerate_reason(data.task, y_test, out, fitted.history)
+
+
+NETWORK = RunKind("network", network_inputs, build, fit, network_degenerate)
+
+
+def run_kind(spec: dict) -> RunKind:
+    """The trivial baselines' kind for a trivial method class, else the network run."""
+    return TRIVIAL if REGISTRY[spec["class"]].trivial else NETWORK
+
+
+def trial_summary(fitted: Fitted) -> dict:
+    """What a tuning trial returns: the best validation score, its epoch, the epochs run and the
+    best epoch's validation columns."""
+    h, best = fitted.history, fitted.best_epoch
+    return {"score": float(fitted.best_score), "best_epoch": best, "epochs_run": len(h),
+            "val": {k: float(v) for k, v in h[best - 1].items() if k.startswith("val_")} if h else {}}
+
+
+# ----------------------------------------------------------------------------- score and write
+def score(data: RunData, built: Built, fitted: Fitted) -> Scores:
+    """The score phase: the selected weights on the validation part and, once, on the test part."""
+    ebs, student = int(data.spec["training"].get("eval_batch_size", 256)), built.method.student
+    with data.amp.autocast():
+        val_m, _, _ = evaluate(data.task, student, data.parts["val"], data.device, ebs)
+        test_m, logits, emb = evaluate(data.task, student, data.parts["test"], data.device, ebs, keep_features=True)
+    t_end = time.perf_counter()
+    log(f"{data.tag} best epoch {fitted.best_epoch}: test "
+        + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
+    return Scores(val=val_m, test=test_m, test_logits=logits, test_embedding=emb, t_end=t_end)
+
+
+def run_provenance(data: RunData, built: Built) -> dict:
+    return provenance.collect(data.spec, data.prep.data_hash, str(data.device),
+                              {"split_hash": data.split_hash, "val_hash": built.selected["trials_sha256"][:16],
+                               **data.amp.info, "data_access": data.data_mode, "weights": built.initial_weights,
+                               **({"tuning": data.tuned} if data.tuned else {})})
+
+
+def per_subject_records(data: RunData, scores: Scores) -> dict:
+    """The test part's metrics per subject (and session), and over subjects for the per-subject protocols."""
+    y_test, idx, logits = data.parts["test"].y.numpy(), data.parts["test"].index, scores.test_logits
+    out = logits.reshape(-1) if data.task == "regression" else logits
+    groups = subject_positions(data.prep, idx)
+    rec = {"test_per_subject": metrics.per_group(data.task, y_test, out, groups["subject"]),
+           **({"test_per_session": metrics.per_group(data.task, y_test, out, groups["session"])}
+              if "session" in groups else {})}
+    if data.spec["split"].get("kind") in PER_SUBJECT_KINDS and data.task == "classification":
+        rec["test_subject_summary"] = per_subject_scores(np.asarray(data.prep["subject"])[idx], y_test, logits)
+    return rec
+
+
+def run_record(data: RunData, built: Built, fitted: Fitted, scores: Scores) -> dict:
+    """``metrics.json`` of a finished run (less the process time and peak memory)."""
+    spec, task, split, prep = data.spec, data.task, data.split, data.prep
+    y_test = data.parts["test"].y.numpy()
+    bad = data.kind.degenerate(data, fitted, y_test, scores.test_logits.reshape(-1) if task == "regression" else scores.test_logits)
+    if bad:
+        log(f"{data.tag} degenerate run: {bad}")
+    trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
+    per_test = per_subject_records(data, scores)
+    summary = per_test.pop("test_subject_summary", None)
+    return {
+        "status": "degenerate" if bad else "ok",
+        **({"reason": bad} if bad else {}),
+        "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
+        "class": spec["class"],
+        "task": task,
+        "synthetic": spec.get("synthetic", False),
+        "test": dict(scores.test),
+        "val": dict(scores.val),
+        "method_params": {k: v for k, v in built.method.params.items() if v is None or isinstance(v, (bool, int, float, str))},
+        **({} if task == "regression" else
+           {"class_counts": {k: metrics.class_counts(data.y[v], data.n_classes) for k, v in split.items()}}),
+        **per_test,
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": len(fitted.history),
+        "n_segments": {k: int(len(v)) for k, v in split.items()},
+        "n_trials": {k: trials(v) for k, v in split.items()},
+        "split": spec["split"],
+        "selection": built.selected,
+        **({} if data.val_counts is None else {"val_class_counts": data.val_counts}),
+        "timing": {"data_s": data.t_data - data.t0, "train_s": scores.t_end - fitted.t_train0,
+                   "setup_s": fitted.t_train0 - data.t_data, "in_process_s": scores.t_end - data.t0},
+        "provenance": run_provenance(data, built),
+        "spec": spec,
+        **({} if summary is None else {"test_subject_summary": summary}),
+    }
+
+
+def write(data: RunData, built: Built, fitted: Fitted, scores: Scores, out_dir: str | Path,
+          t_process_start: float | None = None) -> dict:
+    """The write phase: features (the test part's per-segment predictions), checkpoint, history
+    and ``metrics.json``, written last: its presence marks a complete run."""
+    out_dir, prep, test = Path(out_dir), data.prep, data.parts["test"]
+    result = run_record(data, built, fitted, scores)
+    emb = scores.test_embedding
+    atomic.write_npz(out_dir / "features.npz", embedding=emb if emb is not None else np.zeros((0,)),
+                     logits=scores.test_logits, y=test.y.numpy(), index=test.index,
+                     subject=np.asarray(prep["subject"])[test.index],  # per-trial predictions (paired tests)
+                     trial=np.asarray(prep["trial"])[test.index])
+    ckpt = {"spec": built.model_spec, "state_dict": fitted.best_state, "split_hash": data.split_hash,
+            "data_hash": prep.data_hash, "config_hash": data.spec["config_hash"], "norm": data.norm, "task": data.task,
+            "provenance": result["provenance"]}
+    with atomic.atomic_path(out_dir / "model.pt") as tmp:
+        torch.save(ckpt, tmp)
+    history = fitted.history
+    atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
+    if t_process_start is not None:
+        result["timing"]["process_s"] = time.perf_counter() - t_process_start
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    atomic.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
+    return result
+
+
+# ----------------------------------------------------------------------------- the pipeline
+def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None, trial: bool = False) -> dict:
+    """One run (one split): load -> build -> fit -> score -> write. ``trial``: a trial of a
+    hyperparameter study (:mod:`cmkd.tuning`): trains on the training part, scores on the
+    validation part, builds no test part (its labels are never read) and writes nothing; returns
+    ``{"score", "best_epoch", "epochs_run", "val"}``. A tuned run (``spec["tuning"]``) takes its
+    split's best parameters from its study first."""
+    t0 = time.perf_counter()
+    tuned = None
+    if spec.get("tuning") and not trial:
+        from cmkd import tuning  # optuna: only for tuned runs
+
+        spec, tuned = tuning.apply_study(spec, spec.get("fold"))
+    data = load(spec, run_kind(spec), trial=trial, t0=t0, tuned=tuned)
+    built = data.kind.build(data)
+    fitted = data.kind.fit(data, built, Path(out_dir))
+    if trial:
+        return trial_summary(fitted)
+    return write(data, built, fitted, score(data, built, fitted), out_dir, t_process_start)
+
+
+def run_folds(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
+    """Every fold of a k-fold / LOSO run in this process (:mod:`cmkd.crossval`), then the run's pooled outputs."""
+    fold_plan = crossval.plan(spec)
+    results = [_run(fold_spec, fold_out) for fold_spec, fold_out in crossval.fold_runs(fold_plan, out_dir)]
+    return crossval.pool(fold_plan, out_dir, results, t_process_start)
 
 
 def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -> dict:
@@ -272,8 +439,8 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
     the job fails instead.
     """
     try:
-        if protocols.is_fold_protocol(spec.get("split")):  # kfold / loso: every fold in this process
-            return protocols.run_folds(spec, out_dir, _run, t_process_start)
+        if crossval.is_fold_protocol(spec.get("split")):  # kfold / loso: every fold in this process
+            return run_folds(spec, out_dir, t_process_start)
         return _run(spec, out_dir, t_process_start)
     except (DivergenceError, RequiredRunFailed) as e:
         if spec.get("on_failure", "record") != "record":
@@ -284,8 +451,6 @@ def run(spec: dict, out_dir: str | Path, t_process_start: float | None = None) -
 
 def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: float | None = None) -> dict:
     """Outputs of a failed run: metrics.json with status 'failed', empty history/features, a marker checkpoint."""
-    import pandas as pd
-
     out_dir = Path(out_dir)
     result = {
         "status": "failed",
@@ -299,283 +464,11 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
         "spec": spec,
         "timing": {"process_s": (time.perf_counter() - t_process_start) if t_process_start else math.nan},
     }
-    atomic.write_npz(out_dir / "features.npz", embedding=np.zeros((0,)), logits=np.zeros((0,)), y=np.zeros((0,)), index=np.zeros((0,)))
+    atomic.write_npz(out_dir / "features.npz", embedding=np.zeros((0,)), logits=np.zeros((0,)), y=np.zeros((0,)),
+                     index=np.zeros((0,)))
     with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"status": "failed", "reason": reason}, tmp)
     if not (out_dir / "history.csv").exists():
         atomic.write_csv(out_dir / "history.csv", pd.DataFrame({"epoch": []}))
     atomic.write_json(out_dir / "metrics.json", result)
-    return result
-
-
-def check_labels(y, split: dict, n_classes: int, spec: dict, source: str) -> None:
-    """Classification labels a network can learn: two classes or more in the data and in the
-    training part, and none beyond ``n_classes``; else :class:`ConfigError` naming the key."""
-    from cmkd.data.labels import DIMENSIONS
-
-    dim, d = spec["dimension"], spec["dimension_spec"]
-    y = np.asarray(y)
-    if np.unique(y).size < 2:
-        raise ConfigError(f"dimensions.{dim}.threshold: every label of {source} falls in one class at threshold "
-                          f"{d.get('threshold', 5.0)} (tie '{d.get('tie', 'low')}'); no classifier can be trained")
-    if d.get("target", dim) in DIMENSIONS and n_classes != 2:
-        raise ConfigError(f"dimensions.{dim}.n_classes: a rating split at a threshold has 2 classes, got {n_classes}")
-    if y.size and int(y.max()) >= n_classes:
-        raise ConfigError(f"dimensions.{dim}.n_classes: {n_classes}, but {source} has class {int(y.max())}")
-    if np.unique(y[np.asarray(split["train"])]).size < 2:
-        raise ConfigError(f"split: the training part of {spec['method']} (dimension '{dim}', {source}) holds a single "
-                          "class; no classifier can be trained")
-
-
-def degenerate_reason(task: str, y_test, out, history: list | None = None) -> str | None:
-    """Why a network run's numbers mean nothing, or None: a non-finite loss in its history, test
-    labels of a single class, or constant test predictions (the trivial baselines, constant by
-    design, are not asked)."""
-    for row in history or []:
-        bad = [k for k, v in row.items() if (k == "val_loss" or k == "train_total") and not math.isfinite(float(v))]
-        if bad:
-            return f"non-finite {bad[0]} at epoch {row.get('epoch')}"
-    y_test, out = np.asarray(y_test), np.asarray(out, dtype=np.float64)
-    if y_test.size > 1 and task == "classification" and np.unique(y_test).size < 2:
-        return f"the test labels have a single class ({int(y_test[0])})"
-    if out.size == 0 or y_test.size < 2:
-        return None
-    if not np.isfinite(out).all():
-        return "non-finite test outputs"
-    if task == "classification":
-        pred = out.argmax(axis=1) if out.ndim == 2 else (out > 0).astype(int)
-        if np.unique(pred).size == 1:
-            return f"constant test predictions (every test segment predicted class {int(pred[0])})"
-    elif np.ptp(out.reshape(-1)) == 0:
-        return f"constant test predictions ({float(out.reshape(-1)[0]):.4g} for every test segment)"
-    return None
-
-
-def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None, trial: bool = False) -> dict:
-    """One run (one split). ``trial``: a trial of a hyperparameter study (:mod:`cmkd.tuning`):
-    trains on the training part, scores on the validation part, builds no test part (its labels
-    are never read) and writes nothing; returns ``{"score", "best_epoch", "val"}``. A tuned run
-    (``spec["tuning"]``) takes its split's best parameters from its study first."""
-    t0 = time.perf_counter()
-    tuned = None
-    if spec.get("tuning") and not trial:
-        from cmkd import tuning
-
-        spec, tuned = tuning.apply_study(spec, spec.get("fold"))
-    out_dir = Path(out_dir)
-    tr = spec["training"]
-    seed = int(spec["seed"])
-    tag = f"[{spec['dataset']}/{spec['track']}/{spec['dimension']}/{spec['method']} seed{seed}" + (f" fold{spec['fold']}]" if spec.get('fold') is not None else "]")
-    device = setup_torch(spec["threads"], seed, spec.get("device", "auto"))
-    dim = spec["dimension_spec"]
-    task = dim.get("task", "classification")
-
-    prep = load_prepared(spec["prepared"])
-    fold = spec.get("fold")  # set by cmkd.protocols for kfold / loso runs: the teacher of the same fold
-    teachers_ck = {role: load_checkpoint(protocols.fold_dir(req["dir"], fold)) for role, req in spec["requires"].items()}
-    for role, ck in teachers_ck.items():
-        protocols.check_fold_teacher(ck, f"{req_dir(spec, role)}/model.pt")
-    modalities = list(spec["modalities"])
-    trivial = REGISTRY[spec["class"]].trivial  # a trivial baseline reads no input: no network, no epoch
-    needed = list(dict.fromkeys(modalities + [m for ck in teachers_ck.values() for m in ck["spec"]["modalities"]]))
-    needed = [] if trivial else needed
-    for mod in needed:
-        if mod not in prep:
-            raise DataError(f"{prep.path}: method '{spec['method']}' needs modality '{mod}', which this prepared data set lacks (has {prep.modalities})")
-    check_finite(prep, needed)
-
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
-                           tie=dim.get("tie", "low"))
-    sp = spec["split"]
-    split = splits_mod.run_splits(prep, seed, sp, y, task)[int(fold) if fold is not None else 0]
-    val_counts = check_validation(spec, prep, split, y, fold)  # before any epoch: a part that cannot measure the task
-    shash = split_hash(split)
-    for role, ck in teachers_ck.items():
-        if ck.get("split_hash") != shash or ck.get("data_hash") != prep.data_hash:
-            raise DataError(
-                f"{req_dir(spec, role)}/model.pt: the '{role}' checkpoint was trained on another split or data "
-                f"(split {ck.get('split_hash')} vs {shash}); a teacher must share the student's split, "
-                "or it has seen the student's test trials")
-    if trial:  # a tuning trial sees the training and validation parts only
-        split = {k: v for k, v in split.items() if k in ("train", "val")}
-    amp = accel.Amp(tr.get("autocast", "off"), device)
-    parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
-    fb_frac = selection.check_fraction(sp.get("feedback_fraction"), "split.feedback_fraction")
-    selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task)  # parts["val"]: the selection trials
-    selection_index = np.asarray(parts["val"].index)  # the same for every method of the column (checked after configure)
-    n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
-    if task == "classification":  # at job start, before any epoch: what the plan could not see
-        check_labels(y, split, n_classes, spec, str(prep.path))
-    t_data = time.perf_counter()
-
-    from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
-    from cmkd.models.visual import weights_provenance, without_pretrained
-
-    model_spec = {
-        "architecture": spec.get("architecture"),
-        "model": spec.get("model") or {},
-        "modalities": modalities,
-        "encoders": spec["encoders"],
-        "inputs": model_inputs(prep, modalities),
-        "head": spec["head"],
-        "n_outputs": n_classes,
-    }
-    torch.manual_seed(seed)
-    if trivial:
-        model_spec = {"trivial": spec["class"], "n_outputs": n_classes}
-        student = method_class(spec["class"]).fit_predictor(parts["train"].y.numpy(), task, n_classes, seed)
-    else:
-        student = build_model(model_spec, where="encoders")
-    initial_weights = None if trivial else weights_provenance(student)  # where the visual encoders' initial weights came from
-    teachers = {}
-    for role, ck in teachers_ck.items():
-        t = build_model(without_pretrained(ck["spec"]))  # its trained weights replace any initial ones
-        t.load_state_dict(ck["state_dict"])
-        teachers[role] = t
-    cls = method_class(spec["class"])
-    context = RunContext(seed=seed, key=spec["method"], device=device)  # seed: for methods' own random choices
-    method = cls(student, teachers, spec["params"], task, n_classes, context=context).to(device)
-    method.dimension_spec = dict(dim)  # the dimension's config (threshold, tie) for methods that bin targets
-    params = method.trainable_parameters()
-    opt_name = tr.get("optimizer", "adam")
-    if opt_name != "adam":
-        raise ConfigError(f"training.optimizer: only 'adam' is supported, got {opt_name!r}")
-    opt = None if trivial else torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0)))
-    method.configure(parts=parts, device=device, optimizer=opt)
-    selected = selection.selection_record(parts["val"], prep["subject"], prep["trial"], fb_frac)
-    if not np.array_equal(np.sort(np.asarray(parts["val"].index)), np.sort(np.asarray(selection_index))):
-        raise ConfigError(f"{spec['method']}: method class '{spec['class']}' changed the validation part in configure(); "
-                          "every row of a table must select on the same validation trials")
-
-    bs, ebs = int(tr["batch_size"]), int(tr.get("eval_batch_size", 256))
-    max_epochs, patience = (0 if trivial else int(tr["max_epochs"])), int(tr["patience"])
-    select_on = str(tr.get("select_on", "accuracy"))
-    g = torch.Generator().manual_seed(seed)
-    history = []
-    selector = BestOnValidation(patience)
-    t_train0 = time.perf_counter()
-    # the teachers' forward passes are training work (the loop made them every step before)
-    cache_mb = float(tr.get("teacher_cache_mb", 1024))
-    if method.cache_teacher_outputs(parts["train"], device, ebs, cache_mb):
-        log(f"{tag} teacher outputs on the training part computed once and cached")
-    for epoch in range(1, max_epochs + 1):
-        te = time.perf_counter()
-        method.train()
-        method.on_epoch_start(epoch, g)
-        perm = torch.randperm(len(parts["train"]), generator=g)
-        sums, nb = {}, 0
-        steps = (perm[s:s + bs] for s in range(0, len(perm), bs))
-        steps = (idx for idx in steps if len(idx) >= 2)  # BatchNorm cannot train on a single sample
-        for idx, batch in stream_mod.iter_batches(parts["train"], steps, device):
-            with amp.autocast():
-                _, terms = method.training_step(batch)
-            total = sum(terms.values())
-            if not torch.isfinite(total):
-                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-                import pandas as pd
-
-                atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
-                raise DivergenceError(f"{tag} method '{spec['method']}' diverged at epoch {epoch}: non-finite loss term(s) {bad}")
-            opt.zero_grad(set_to_none=True)
-            amp.backward(total)
-            amp.step(opt)
-            method.after_step(batch)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            for k, v in method.diagnostics.items():  # logged, not optimised
-                sums[f"diag_{k}"] = sums.get(f"diag_{k}", 0.0) + float(v)
-            sums["total"] = sums.get("total", 0.0) + float(total.detach())
-            nb += 1
-        with amp.autocast():
-            vm, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
-        selector.update(epoch, metrics.selection_score(task, vm, select_on), method.student)
-        row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
-               "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
-               "time_s": time.perf_counter() - te, **method.epoch_summary()}  # a method's own columns
-        history.append(row)
-        terms_s = " ".join(f"{k}={v / max(nb, 1):.4f}" for k, v in sums.items() if k != "total" and not k.startswith("diag_"))
-        vshow = f"val_rmse={vm['rmse']:.4f}" if task == "regression" else f"val_acc={vm['accuracy']:.2f}"
-        log(f"{tag} epoch {epoch}/{max_epochs} loss={sums.get('total', 0) / max(nb, 1):.4f} ({terms_s}) "
-            f"{vshow} best@{selector.best_epoch} {row['time_s']:.1f}s")
-        pause_point(spec["method"], epoch)
-        if selector.stop:
-            log(f"{tag} early stop: no validation improvement for {patience} epochs")
-            break
-    if trivial:
-        selector.keep(method.student)
-    best_state, best_epoch = selector.restore(method.student), selector.best_epoch
-    if trial:
-        return {"score": float(selector.best), "best_epoch": best_epoch, "epochs_run": len(history),
-                "val": {k: float(v) for k, v in history[best_epoch - 1].items() if k.startswith("val_")} if history else {}}
-    with amp.autocast():
-        val_m, _, _ = evaluate(task, method.student, parts["val"], device, ebs)
-        test_m, test_logits, test_emb = evaluate(task, method.student, parts["test"], device, ebs, keep_features=True)
-    t_end = time.perf_counter()
-    log(f"{tag} best epoch {best_epoch}: test " + " ".join(f"{k}={v:.4f}" for k, v in test_m.items() if not math.isnan(v)))
-
-    prov = provenance.collect(spec, prep.data_hash, str(device), {"split_hash": shash, "val_hash": selected["trials_sha256"][:16],
-                                                                 **amp.info, "data_access": data_mode,
-                                                                 "weights": initial_weights,
-                                                                 **({"tuning": tuned} if tuned else {})})
-    groups = _test_groups(prep, parts["test"].index)
-    test_out = test_logits.reshape(-1) if task == "regression" else test_logits
-    trials = lambda idx: len({(int(a), int(b)) for a, b in zip(np.asarray(prep["subject"])[idx], np.asarray(prep["trial"])[idx])})
-    if trivial:
-        bad = None
-    elif fold is not None:  # a fold's test part may hold one class (a LOSO subject): the whole run's is checked
-        bad = degenerate_reason(task, [], [], history)
-    else:
-        bad = degenerate_reason(task, parts["test"].y.numpy(), test_out, history)
-    if bad:
-        log(f"{tag} degenerate run: {bad}")
-    result = {
-        "status": "degenerate" if bad else "ok",
-        **({"reason": bad} if bad else {}),
-        "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
-        "class": spec["class"],
-        "task": task,
-        "synthetic": spec.get("synthetic", False),
-        "test": {k: v for k, v in test_m.items()},
-        "val": {k: v for k, v in val_m.items()},
-        "method_params": {k: v for k, v in method.params.items() if v is None or isinstance(v, (bool, int, float, str))},
-        **({} if task == "regression" else {"class_counts": {k: metrics.class_counts(y[v], n_classes) for k, v in split.items()}}),
-        "test_per_subject": metrics.per_group(task, parts["test"].y.numpy(), test_out, groups["subject"]),
-        **({"test_per_session": metrics.per_group(task, parts["test"].y.numpy(), test_out, groups["session"])}
-           if "session" in groups else {}),
-        "best_epoch": best_epoch,
-        "epochs_run": len(history),
-        "n_segments": {k: int(len(v)) for k, v in split.items()},
-        "n_trials": {k: trials(v) for k, v in split.items()},
-        "split": spec["split"],
-        "selection": selected,
-        **({} if val_counts is None else {"val_class_counts": val_counts}),
-        "timing": {
-            "data_s": t_data - t0,
-            "train_s": t_end - t_train0,
-            "setup_s": t_train0 - t_data,
-            "in_process_s": t_end - t0,
-        },
-        "provenance": prov,
-        "spec": spec,
-    }
-    if sp.get("kind") in PER_SUBJECT_KINDS and task == "classification":  # subject-dependent protocols: mean/sd over subjects
-        result["test_subject_summary"] = per_subject_scores(np.asarray(prep["subject"])[parts["test"].index],
-                                                        parts["test"].y.numpy(), test_logits)
-    atomic.write_npz(out_dir / "features.npz", embedding=test_emb if test_emb is not None else np.zeros((0,)),
-                 logits=test_logits, y=parts["test"].y.numpy(), index=parts["test"].index,
-                 subject=np.asarray(prep["subject"])[parts["test"].index],  # per-trial predictions (paired tests)
-                 trial=np.asarray(prep["trial"])[parts["test"].index])
-    ckpt = {"spec": model_spec, "state_dict": best_state, "split_hash": shash, "data_hash": prep.data_hash,
-            "config_hash": spec["config_hash"], "norm": norm, "task": task, "provenance": prov}
-    with atomic.atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(ckpt, tmp)
-    import pandas as pd
-
-    atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
-    if t_process_start is not None:
-        result["timing"]["process_s"] = time.perf_counter() - t_process_start
-    import resource
-
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    atomic.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
     return result

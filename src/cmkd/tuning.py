@@ -157,9 +157,9 @@ def apply_params(spec: dict, params: dict) -> dict:
 
 def _folds(spec: dict) -> list:
     """The splits of one seed: every fold of a k-fold/LOSO protocol, or [None] (one split)."""
-    from cmkd import protocols
+    from cmkd import crossval
 
-    if not protocols.is_fold_protocol(spec.get("split")):
+    if not crossval.is_fold_protocol(spec.get("split")):
         return [None]
     from cmkd.data import labels as labels_mod
     from cmkd.data.prepared import load_prepared
@@ -169,7 +169,7 @@ def _folds(spec: dict) -> list:
     task = dim.get("task", "classification")
     y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
                            tie=dim.get("tie", "low"))
-    return list(range(len(protocols.folds_of(prep, int(spec["seed"]), spec["split"], y, task))))
+    return list(range(len(crossval.folds_of(prep, int(spec["seed"]), spec["split"], y, task))))
 
 
 def _distributions(space: dict):

@@ -224,7 +224,7 @@ def check_split(split: Mapping[str, np.ndarray], subject, trial, kind: str) -> N
 
 # ----------------------------------------------------------------------------------------------
 # cross-validation protocols: every trial (kfold) or every subject (loso) is tested once per
-# repetition. A run of one seed trains one model per fold (cmkd.protocols); the seed is the
+# repetition. A run of one seed trains one model per fold (cmkd.crossval); the seed is the
 # repetition: it shuffles the fold assignment and the validation carve-out.
 
 #: Split kinds that make several folds per seed (one model per fold; :mod:`cmkd.data.split_kinds`).

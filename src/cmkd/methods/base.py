@@ -50,6 +50,11 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
     roles: tuple = ()
     #: True: the method also trains the checkpoints it receives (else they are frozen, eval mode)
     teachers_trainable: bool = False
+    #: the part its feedback phase trains on, a declared need that the training loop fulfils as
+    #: ``parts["feedback"]`` in :meth:`configure` (:func:`cmkd.run.method_setup.method_parts`):
+    #: ``"held_out"``, the split's hold-out of validation trials (``split.feedback_fraction``; None
+    #: without one), or ``"train"``, the training part; None (the default): no ``parts["feedback"]``
+    feedback_part: str | None = None
     #: the run context (set at construction, see :class:`RunContext`)
     context: RunContext = RunContext()
     #: values logged each step beside the loss terms, not optimised (a method sets it in its step)

@@ -69,6 +69,7 @@ class EmotionKD(FeedbackSchedule, Method):
 
     roles = ("teacher",)
     teachers_trainable = True  # with feedback: false the teacher is frozen in __init__
+    feedback_part = "train"  # the feedback's data: the training part (the class docstring), given by the loop
     feedback_loss_key = "teaching_loss"
     feedback_unconfigured = "emotionkd: call configure(parts=..., device=..., optimizer=...) before the feedback phase"
 
@@ -115,9 +116,9 @@ class EmotionKD(FeedbackSchedule, Method):
 
     def configure(self, parts=None, device=None, optimizer=None, **_):
         """Build the feature regressor ``W`` from one sample's feature sizes and hand its
-        parameters to the optimiser (it is created after the optimiser); with feedback, take the
-        training part as the feedback's data (see the class docstring; ``parts["val"]`` is not
-        touched) and build the teacher's optimiser."""
+        parameters to the optimiser (it is created after the optimiser); with feedback, take
+        ``parts["feedback"]`` (the training part: :attr:`feedback_part`, see the class docstring;
+        ``parts["val"]`` is not touched) as the feedback's data and build the teacher's optimiser."""
         if parts is None:
             return
         self._device = device
@@ -133,8 +134,9 @@ class EmotionKD(FeedbackSchedule, Method):
             if optimizer is None:
                 raise ConfigError(f"{self.params_key}.temp_lr: no student optimiser to take the default from; set it")
             p["temp_lr"] = float(optimizer.param_groups[0]["lr"])
-        # the feedback's data: the training part; the validation part stays whole for model selection
-        self._fb_part = parts["train"]
+        # the feedback's data (feedback_part "train": the training part, given by the training loop as
+        # parts["feedback"]); the validation part stays whole for model selection
+        self._fb_part = parts["feedback"]
         t_params = [q for q in self.teacher.parameters() if q.requires_grad]
         if not t_params:
             raise ConfigError(f"{self.params_key}.feedback: the teacher has no trainable parameters to update")

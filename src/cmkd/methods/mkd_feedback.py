@@ -72,8 +72,10 @@ Validation data and model selection (our protocol, not in the paper): the feedba
 teacher on validation data, so the student's model selection must use validation trials the
 feedback never saw. The split option ``feedback_fraction`` (set on the MKD track, so that every
 run of the track, with or without feedback, selects on the same trials; see
-:mod:`cmkd.data.selection`) makes the training loop hold that share of the validation trials out
-as ``parts["feedback"]``, which :meth:`MKDStudent.configure` takes for the feedback phase. A
+:mod:`cmkd.data.selection`) makes the training loop hold that share of the validation trials out;
+:class:`MKDStudent` declares that it needs them (``feedback_part = "held_out"``), and the loop
+gives them to it as ``parts["feedback"]``, which :meth:`MKDStudent.configure` takes for the
+feedback phase (a method that declares no feedback part gets none). A
 feedback run without that hold-out is refused (a ConfigError naming ``split.feedback_fraction``):
 halving the validation part inside the method (the earlier protocol) made the feedback row select
 on other validation trials than its neighbours. No method changes ``parts["val"]``; the training
@@ -296,6 +298,7 @@ class MKDStudent(FeedbackSchedule, Method):
 
     roles = ("teacher",)
     teachers_trainable = True
+    feedback_part = "held_out"  # the split's hold-out of validation trials (split.feedback_fraction)
     feedback_unconfigured = "MKDStudent.feedback_step: call configure(parts=..., device=..., optimizer=...) first"
     FEATURE_TARGETS = ("imf", "hetero")
 
@@ -346,7 +349,7 @@ class MKDStudent(FeedbackSchedule, Method):
             t.eval()
         return self
 
-    # -- configuration: validation halves and the teacher's optimiser
+    # -- configuration: the feedback part (the split's hold-out) and the teacher's optimiser
     def configure(self, parts, device=None, optimizer=None):
         self._device = device
         if self.params["temp_lr"] is None:

@@ -1,8 +1,9 @@
 """Cross-validation protocols (``split.kind: kfold | loso``): all folds of a run in one process.
 
-A run (one seed = one repetition) trains one model per fold with the ordinary training loop
-(:func:`cmkd.train._run`, called with ``spec["fold"] = i`` and the output folder
-``<run>/fold<i>``), then writes the run's own outputs from the folds:
+A run (one seed = one repetition) trains one model per fold with the ordinary training phases
+(:func:`cmkd.train.run` drives them: :func:`plan` checks every fold's validation part before any
+fold trains, each fold runs with ``spec["fold"] = i`` into ``<run>/fold<i>``
+(:func:`fold_runs`), then :func:`pool` writes the run's own outputs from the folds:
 
 - ``features.npz``: the test predictions of every fold, concatenated (every segment of the data
   set once, since every trial is tested in exactly one fold), with ``fold``, ``subject`` and
@@ -19,12 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from cmkd import atomic, metrics
+from cmkd.data import labels as labels_mod
 from cmkd.data import splits as splits_mod
+from cmkd.data.prepared import load_prepared
 from cmkd.errors import ConfigError, DataError
+from cmkd.methods import REGISTRY
+from cmkd.run.checks import check_validation, degenerate_reason, subject_positions
 
 
 def is_fold_protocol(split_spec: dict) -> bool:
@@ -41,18 +50,20 @@ def folds_of(prep, seed: int, split_spec: dict, y, task: str = "classification")
     return splits_mod.run_splits(prep, int(seed), split_spec, y, task)
 
 
-def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float | None = None) -> dict:
-    """Train every fold of one run with ``run_one(spec, out_dir)`` and write the run's outputs."""
-    import pandas as pd
-    import torch
+@dataclass
+class FoldPlan:
+    """The folds of one run: its spec, prepared data, task and fold splits, and its start time."""
 
-    from cmkd import atomic, metrics
-    from cmkd.data import labels as labels_mod
-    from cmkd.data.prepared import load_prepared
+    spec: dict
+    prep: Any
+    task: str
+    folds: list
+    t0: float
 
+
+def plan(spec: dict) -> FoldPlan:
+    """The folds of one run, every fold's validation part checked before any fold trains."""
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    sp = spec["split"]
     if "fold" in spec:
         raise ConfigError("a run spec names a fold already: folds are made by the protocol, not the spec")
     prep = load_prepared(spec["prepared"])
@@ -60,16 +71,18 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     task = dim.get("task", "classification")
     y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
                            tie=dim.get("tie", "low"))
-    folds = folds_of(prep, int(spec["seed"]), sp, y, task)
-    n_folds = len(folds)
-    from cmkd.train import check_validation
-
+    folds = folds_of(prep, int(spec["seed"]), spec["split"], y, task)
     for f, split in enumerate(folds):  # every fold's validation part, before any fold trains
         check_validation(spec, prep, split, y, f)
+    return FoldPlan(spec, prep, task, folds, t0)
 
-    results = []
-    for f in range(n_folds):
-        results.append(run_one({**spec, "fold": f}, fold_dir(out_dir, f)))
+
+def fold_runs(fold_plan: FoldPlan, out_dir: str | Path) -> list[tuple[dict, Path]]:
+    """``(spec, output folder)`` of every fold of the run."""
+    return [({**fold_plan.spec, "fold": f}, fold_dir(out_dir, f)) for f in range(len(fold_plan.folds))]
+
+
+def _pooled_features(out_dir: Path, n_folds: int) -> dict:
     feats = []
     for f in range(n_folds):
         with np.load(fold_dir(out_dir, f) / "features.npz", allow_pickle=False) as z:
@@ -82,54 +95,58 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
     cat["fold"] = np.concatenate([np.full(len(d["y"]), f, dtype=np.int64) for f, d in enumerate(feats)])
     if np.unique(cat["index"]).size != cat["index"].size:
         raise DataError(f"{out_dir}: a segment was tested in two folds (the fold splits overlap)")
-    out = cat["logits"].reshape(-1) if task == "regression" else cat["logits"]
-    test = metrics.compute(task, cat["y"], out)
-    # per subject (and session) over the pooled test predictions: every fold's test segments of a
-    # subject together, as aggregate_runs reads them (results/summary/subjects.csv)
-    from cmkd.train import _test_groups
+    return cat
 
-    groups = _test_groups(prep, cat["index"])
-    per_group = {"test_per_subject": metrics.per_group(task, cat["y"], out, groups["subject"]),
-                 **({"test_per_session": metrics.per_group(task, cat["y"], out, groups["session"])}
-                    if "session" in groups else {})}
 
+def _pooled_provenance(results: list) -> dict:
     h = hashlib.sha256()
     for r in results:
         h.update(str(r["provenance"].get("split_hash", "")).encode())
-    shash = "folds:" + h.hexdigest()[:16]
-    first = results[0]
     hv = hashlib.sha256()
     for r in results:
         hv.update(str(r["provenance"].get("val_hash", "")).encode())
-    prov = dict(first["provenance"], split_hash=shash, val_hash="folds:" + hv.hexdigest()[:16])
-    if "tuning" in first["provenance"]:  # a tuned run: each fold's chosen parameters (cmkd.tuning.apply_study)
+    prov = dict(results[0]["provenance"], split_hash="folds:" + h.hexdigest()[:16], val_hash="folds:" + hv.hexdigest()[:16])
+    if "tuning" in results[0]["provenance"]:  # a tuned run: each fold's chosen parameters (cmkd.tuning.apply_study)
         prov["tuning"] = [r["provenance"]["tuning"] for r in results]
+    return prov
+
+
+def _fold_records(results: list) -> list:
+    return [{"fold": f, "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],
+             "n_segments": r["n_segments"], "n_trials": r["n_trials"],
+             "split_hash": r["provenance"].get("split_hash"), "val_hash": r["provenance"].get("val_hash"),
+             **({"val_class_counts": r["val_class_counts"]} if "val_class_counts" in r else {})}
+            for f, r in enumerate(results)]
+
+
+def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
+    spec, task, sp = fold_plan.spec, fold_plan.task, fold_plan.spec["split"]
+    out = cat["logits"].reshape(-1) if task == "regression" else cat["logits"]
+    # per subject (and session) over the pooled test predictions: every fold's test segments of a
+    # subject together, as aggregate_runs reads them (results/summary/subjects.csv)
+    groups = subject_positions(fold_plan.prep, cat["index"])
     counts = [r.get("val_class_counts") for r in results]
     val_counts = ({k: int(sum(c.get(k, 0) for c in counts)) for k in sorted({k for c in counts for k in c}, key=int)}
                   if all(c is not None for c in counts) else None)
-    from cmkd.methods import REGISTRY
-    from cmkd.train import degenerate_reason
-
     bad = next((f"fold {i}: {r.get('reason', r['status'])}" for i, r in enumerate(results) if r.get("status", "ok") != "ok"),
                None)
     if bad is None and not REGISTRY[spec["class"]].trivial:
         bad = degenerate_reason(task, cat["y"], out)
-    result = {
+    first = results[0]
+    return {
         "status": "degenerate" if bad else "ok",
         **({"reason": bad} if bad else {}),
         "cell": first["cell"],
         "class": first["class"],
         "task": task,
         "synthetic": first.get("synthetic", False),
-        "test": test,
-        **per_group,
-        "protocol": {"kind": sp["kind"], "n_folds": n_folds, "folds_by": sp.get("folds_by", "pooled")
+        "test": metrics.compute(task, cat["y"], out),
+        "test_per_subject": metrics.per_group(task, cat["y"], out, groups["subject"]),
+        **({"test_per_session": metrics.per_group(task, cat["y"], out, groups["session"])}
+           if "session" in groups else {}),
+        "protocol": {"kind": sp["kind"], "n_folds": len(results), "folds_by": sp.get("folds_by", "pooled")
                      if sp["kind"] == "kfold" else None, "val_fraction": float(sp.get("val_fraction", 0.1))},
-        "folds": [{"fold": f, "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],
-                   "n_segments": r["n_segments"], "n_trials": r["n_trials"],
-                   "split_hash": r["provenance"].get("split_hash"), "val_hash": r["provenance"].get("val_hash"),
-                   **({"val_class_counts": r["val_class_counts"]} if "val_class_counts" in r else {})}
-                  for f, r in enumerate(results)],
+        "folds": _fold_records(results),
         **({} if val_counts is None else {"val_class_counts": val_counts}),  # summed over the folds
         "best_epoch": int(np.median([r["best_epoch"] for r in results])),
         "epochs_run": int(sum(r["epochs_run"] for r in results)),
@@ -137,24 +154,36 @@ def run_folds(spec: dict, out_dir: str | Path, run_one, t_process_start: float |
         "n_trials": {"test": int(len(set(zip(cat["subject"].tolist(), cat["trial"].tolist()))))},
         "split": sp,
         "timing": {"train_s": float(sum(r["timing"]["train_s"] for r in results)),
-                   "in_process_s": time.perf_counter() - t0},
-        "provenance": prov,
+                   "in_process_s": time.perf_counter() - fold_plan.t0},
+        "provenance": _pooled_provenance(results),
         "spec": spec,
     }
-    atomic.write_npz(out_dir / "features.npz", **cat)
-    hist = []
-    for f in range(n_folds):
-        hf = pd.read_csv(fold_dir(out_dir, f) / "history.csv")
-        hist.append(hf.assign(fold=f))
-    hist = pd.concat(hist, ignore_index=True)
+
+
+def _pooled_history(out_dir: Path, n_folds: int) -> pd.DataFrame:
+    hist = pd.concat([pd.read_csv(fold_dir(out_dir, f) / "history.csv").assign(fold=f) for f in range(n_folds)],
+                     ignore_index=True)
     num = hist.drop(columns=["fold"]).groupby("epoch", sort=True)
     merged = num.mean(numeric_only=True).reset_index()
     merged["n_folds"] = num.size().to_numpy()
-    atomic.write_csv(out_dir / "history.csv", merged)
+    return merged
+
+
+def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_start: float | None = None) -> dict:
+    """Write the run's outputs from its folds' (``results``, in fold order): features, history,
+    the marker checkpoint, and ``metrics.json`` last (its presence marks a complete run)."""
+    import torch  # here: planning imports this module and must not load torch
+
+    out_dir, n_folds = Path(out_dir), len(results)
+    cat = _pooled_features(out_dir, n_folds)
+    result = _pooled_record(fold_plan, results, cat)
+    atomic.write_npz(out_dir / "features.npz", **cat)
+    atomic.write_csv(out_dir / "history.csv", _pooled_history(out_dir, n_folds))
     with atomic.atomic_path(out_dir / "model.pt") as tmp:
-        torch.save({"status": "ok", "protocol": sp["kind"], "n_folds": n_folds,
+        torch.save({"status": "ok", "protocol": fold_plan.spec["split"]["kind"], "n_folds": n_folds,
                     "folds": [str(fold_dir(out_dir, f) / "model.pt") for f in range(n_folds)],
-                    "spec": None, "split_hash": shash, "data_hash": prov.get("data_hash")}, tmp)
+                    "spec": None, "split_hash": result["provenance"]["split_hash"],
+                    "data_hash": result["provenance"].get("data_hash")}, tmp)
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
     atomic.write_json(out_dir / "metrics.json", result)  # written last: its presence marks a complete run
@@ -168,4 +197,4 @@ def check_fold_teacher(ck: dict, where: str) -> None:
                         "of a cross-validated teacher must use the same split kind (one teacher per fold)")
 
 
-__all__ = ["is_fold_protocol", "fold_dir", "folds_of", "run_folds", "check_fold_teacher"]
+__all__ = ["is_fold_protocol", "fold_dir", "folds_of", "FoldPlan", "plan", "fold_runs", "pool", "check_fold_teacher"]
