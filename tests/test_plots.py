@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cmkd import cli
-from cmkd.analysis.figures import curves, intervals, maps, published, ranks, readers
+from cmkd.analysis.figures import curves, intervals, maps, published, rank_plots, readers
 from cmkd.analysis.figures.bars import table_bars
 from cmkd.errors import ConfigError, DataError
 
@@ -329,7 +329,7 @@ def _cd_runs() -> pd.DataFrame:
 
 def test_cd_diagram_written_and_ranks(tmp_path):
     runs = _cd_runs()
-    s = ranks.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", metric="accuracy", track=TR,
+    s = rank_plots.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", metric="accuracy", track=TR,
                          exclude=["d"], out_json=tmp_path / "cd.json")
     _assert_drawn(tmp_path / "cd.png", tmp_path / "cd.svg")
     assert s["ranks"] == {"a": 1.0, "b": 2.0, "c": 3.0}
@@ -342,18 +342,18 @@ def test_cd_diagram_written_and_ranks(tmp_path):
     saved = json.loads((tmp_path / "cd.json").read_text())
     assert saved["excluded"] == ["d"] and set(saved["nemenyi"]) == {"a", "b", "c"}
     # too few methods: still a figure, saying so
-    s2 = ranks.cd_diagram(runs, tmp_path / "cd2.png", tmp_path / "cd2.svg", track=TR, exclude=["c", "d"])
+    s2 = rank_plots.cd_diagram(runs, tmp_path / "cd2.png", tmp_path / "cd2.svg", track=TR, exclude=["c", "d"])
     assert s2["p"] is None
     _assert_drawn(tmp_path / "cd2.png")
 
 
 def test_cd_diagram_only_like_networks_and_intervals_below_five_blocks(tmp_path):
     runs = _cd_runs()
-    s = ranks.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", track=TR, methods=["a", "b", "c"],
+    s = rank_plots.cd_diagram(runs, tmp_path / "cd.png", tmp_path / "cd.svg", track=TR, methods=["a", "b", "c"],
                          group="students")
     assert set(s["ranks"]) == {"a", "b", "c"}  # d is not one of the group: never ranked
     four = runs[runs["dimension"] != "familiarity"]
-    s = ranks.cd_diagram(four, tmp_path / "iv.png", tmp_path / "iv.svg", track=TR, methods=["a", "b", "c"],
+    s = rank_plots.cd_diagram(four, tmp_path / "iv.png", tmp_path / "iv.svg", track=TR, methods=["a", "b", "c"],
                          group="students", out_json=tmp_path / "iv.json")
     assert s["drawn"] == "intervals" and "4 block(s)" in s["why"] and s["nemenyi"] == {}
     assert s["methods_compared"] == ["a", "b", "c"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_snakemake, tiny_config
 
-from cmkd import tuning
+from cmkd import study, tuning
 from cmkd.config import run_spec
 from cmkd.errors import ConfigError, DataError
 from cmkd.methods import REGISTRY
@@ -135,7 +135,7 @@ def test_a_trial_never_reads_the_test_part(prepared, monkeypatch):
 
     monkeypatch.setattr(stream_mod, "build_parts_auto", build)
     monkeypatch.setattr(train, "evaluate", evaluate)
-    r = tuning.evaluate_trial(spec, None, {"lr": 3e-3})
+    r = study.evaluate_trial(spec, None, {"lr": 3e-3})
     assert built == [["train", "val"]]
     assert scored and not any(s & test for s in scored)
     assert np.isfinite(r["score"])
@@ -158,17 +158,17 @@ def test_a_killed_study_resumes_from_its_journal(tmp_path):
             raise Killed()
         return {"score": -abs(np.log10(params["lr"]) + 2.5) - abs(params["alpha"] - 0.3), "best_epoch": 1}
 
-    whole = tuning.run_study(spec, tmp_path / "a" / "study.json", evaluate)
+    whole = study.run_study(spec, tmp_path / "a" / "study.json", evaluate)
     uninterrupted = list(calls)
     assert len(uninterrupted) == 4 and whole["folds"][0]["n_trials"] == 4
     calls.clear()
     out = tmp_path / "b" / "study.json"
     with pytest.raises(Killed):
-        tuning.run_study(spec, out, lambda s, f, p: evaluate(s, f, p, kill_at=3))
+        study.run_study(spec, out, lambda s, f, p: evaluate(s, f, p, kill_at=3))
     assert not out.exists() and (tmp_path / "b" / tuning.JOURNAL_FILE).exists()
     assert calls == uninterrupted[:3]
     calls.clear()
-    resumed = tuning.run_study(spec, out, evaluate)
+    resumed = study.run_study(spec, out, evaluate)
     assert calls == uninterrupted[2:]  # the two completed trials are not run again; the killed one is
     f = resumed["folds"][0]
     assert f["resumed_with"] == 2 and f["n_trials"] == 4
@@ -183,7 +183,7 @@ def test_study_then_final_run_records_the_choice(prepared):
 
     cfg = tuning.expand(prepared)
     spec = run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", "baseline_tuned", 1)
-    res = tuning.run_study(spec, spec["tuning"]["study"])
+    res = study.run_study(spec, spec["tuning"]["study"])
     f = res["folds"][0]
     assert res["n_trials"] == f["n_trials"] == 2 and len(f["trials"]) == 2
     assert res["cost"]["cpu_s"] > 0 and res["search_space"]["lr"]["lo"] == SEARCH_RANGES["lr"]["lo"]

@@ -129,7 +129,7 @@ def cmd_train(a) -> None:
 
 def cmd_tune(a) -> None:
     """Run (or resume) the hyperparameter studies of tuned runs (--specs: a list of {spec, out})."""
-    from cmkd.tuning import run_study
+    from cmkd.study import run_study
 
     items = _json_arg(a.specs)
     if not isinstance(items, list) or not all(isinstance(i, dict) and {"spec", "out"} <= set(i) for i in items):
@@ -233,7 +233,7 @@ def cmd_plots_scatter(a) -> None:
 
 
 def cmd_plots_cd(a) -> None:
-    from cmkd.analysis.figures.ranks import cd_diagram
+    from cmkd.analysis.figures.rank_plots import cd_diagram
 
     s = cd_diagram(a.runs, a.out_png, a.out_svg, metric=a.metric, title=a.title, track=a.track or None,
                    exclude=_json_list(a.exclude, "--exclude"), alpha=a.alpha, out_json=a.out_json,

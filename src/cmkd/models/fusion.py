@@ -36,7 +36,7 @@ from torch import nn
 
 from cmkd.errors import ConfigError, DataError
 from cmkd.models.base import Output
-from cmkd.models.checks import pos_int
+from cmkd.models.value_checks import pos_int
 
 #: the fusions a spec may name (``fusion``)
 FUSIONS = ("concat",)

@@ -49,7 +49,7 @@ from typing import Any, Callable, Mapping
 from torch import nn
 
 from cmkd.errors import ConfigError
-from cmkd.models.checks import _is_int, pos_int, pos_number, probability  # noqa: F401 (the plugins use them)
+from cmkd.models.value_checks import _is_int, pos_int, pos_number, probability  # noqa: F401 (the plugins use them)
 from cmkd.models.eegnet import EEGNetEncoder
 from cmkd.models.eog import EOGCNNEncoder
 from cmkd.models.eye import EyeMLPEncoder
