@@ -103,3 +103,63 @@ def test_paper_grid_keeps_each_papers_protocol_and_the_default_cross_validates(r
         if spec["split"]["kind"] == "trial":
             assert spec["split"]["ratios"] == [0.8, 0.1, 0.1], c
         assert spec["split"]["kind"] not in ("kfold", "loso"), c
+
+
+GRID_DOCS = ("docs/paper_grid.md", "docs/seed_family.md")
+
+
+def _block_rows(text: str) -> tuple[set, set]:
+    """(data sets, (data set, track) pairs) of the generated grid blocks of a doc."""
+    from cmkd.listing import GRID_BLOCK
+
+    datasets, tracks = set(), set()
+    for m in GRID_BLOCK.finditer(text):
+        for line in m.group("body").splitlines():
+            cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+            if len(cells) == 4 and cells[0] not in ("data set", "---"):
+                datasets.add(cells[0])
+            if len(cells) == 6 and cells[0].isdigit():
+                tracks.add((cells[1], cells[2]))
+    return datasets, tracks
+
+
+@pytest.mark.parametrize("doc", GRID_DOCS)
+def test_docs_list_the_tracks_and_data_sets_of_the_paper_grid(doc):
+    """The grid blocks of the docs are what config/paper.yaml generates (`python -m cmkd list
+    --sync DOC`), and the data sets and tracks they list, and any track or SEED/DEAP/MAHNOB entry
+    the prose names, are the paper grid's."""
+    import re
+
+    from cmkd.data import LOADER_INFO
+    from cmkd.listing import block_config, sync_file
+
+    assert sync_file(ROOT / doc, check=True, root=ROOT), f"{doc}: run python -m cmkd list --sync {doc}"
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    paper = load_config([str(ROOT / "config/paper.yaml")], base=str(ROOT / "config.yaml"))[0]
+    family = "seed" if "family=seed" in text else None
+    shown = block_config("config/paper.yaml" + (" family=seed" if family else ""), ROOT)
+    datasets, tracks = _block_rows(text)
+    assert tracks == {(e["dataset"], e["track"]) for e in shown["experiments"]}
+    assert datasets == {e["dataset"] for e in shown["experiments"]}
+    if family is None:
+        assert tracks == {(e["dataset"], e["track"]) for e in paper["experiments"]}
+    named = set(re.findall(r"`([a-z_]+-to-[a-z_]+)`", text))
+    assert named <= {e["track"] for e in paper["experiments"]}, named
+    entries = set(re.findall(r"`((?:seed|deap|mahnob)[a-z_]*)`", text))
+    assert entries <= set(paper["datasets"]) | set(LOADER_INFO), entries
+
+
+def test_a_grid_block_follows_its_config(tmp_path):
+    import yaml
+
+    from cmkd.listing import sync_file
+
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    doc = tmp_path / "doc.md"
+    doc.write_text("x\n<!-- catalog:grid -->\n<!-- /catalog:grid -->\n", encoding="utf-8")
+    assert not sync_file(doc, root=tmp_path) and sync_file(doc, check=True, root=tmp_path)
+    assert "| 1 | `synthetic` | `face_eeg-to-face` |" in doc.read_text(encoding="utf-8")
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text(encoding="utf-8"))
+    cfg["experiments"] = cfg["experiments"][1:]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    assert not sync_file(doc, check=True, root=tmp_path)

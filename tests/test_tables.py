@@ -147,3 +147,27 @@ def test_leakage_captions_describe_the_splits_that_ran():
     assert "one segment-level 8:1:1 split per seed" in grid
     assert "expected overlap about 1.0 % of the segments" in grid and "Both splits test every segment" not in grid
     assert split_shares({"kind": "loso"}) is None and "leave-one-subject-out" in describe_split({"kind": "loso"})
+
+
+def test_degenerate_runs_show_as_did_not_learn_apart_from_failed_runs():
+    """A run with constant test predictions (status degenerate) learned nothing; the code did not
+    fail. The table says so apart from failed runs, and its note says what it means."""
+    from cmkd.analysis.table_notes import table_note
+    from cmkd.analysis.tables import summarise
+
+    runs = pd.DataFrame([{"dataset": "synthetic", "track": "t", "dimension": "arousal", "method": m, "seed": s,
+                          "status": st, "accuracy": 60.0 + s if st == "ok" else math.nan, "stale": False}
+                         for m, sts in (("kd", ("ok", "ok", "degenerate")), ("baseline", ("ok", "failed", "degenerate")),
+                                        ("cdgkd", ("ok", "ok", "ok")))
+                         for s, st in enumerate(sts)])
+    summary = summarise(runs)
+    table = {"track": "t", "metric": "accuracy", "rows": {"baseline": None, "kd": None, "cdgkd": None}}
+    df = build_table(summary, table, {}, {}).set_index("method")
+    assert df.loc["kd", "reproduced"].endswith("(1 did not learn)") and "failed" not in df.loc["kd", "reproduced"]
+    assert df.loc["kd", "mean"] == 60.5 and df.loc["kd", "n"] == 2  # not averaged
+    assert df.loc["baseline", "reproduced"].endswith("(1 failed) (1 did not learn)")
+    assert "(" not in df.loc["cdgkd", "reproduced"]
+    note = table_note(df.reset_index().assign(synthetic=False), table, {})
+    assert "'(N did not learn)'" in note and "constant value on the whole test part" in note
+    note = table_note(df.reset_index().assign(synthetic=False, n_degenerate=0), table, {})
+    assert "did not learn" not in note

@@ -165,6 +165,10 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
                  f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
     parts.append(splits_note(df, table, protocol.get("splits") or {}))
+    if len(df) and "n_degenerate" in df and (df["n_degenerate"] > 0).any():
+        parts.append("'(N did not learn)': N runs of the row predicted one constant value on the whole test part "
+                     "(status degenerate: the model learned nothing, the code did not fail); they are not averaged "
+                     "into the mean, and are counted apart from failed runs ('(N failed)').")
     rules = _class_rules(df, table, protocol.get("dimensions") or {})
     if rules:
         parts.append("Binary classes: " + "; ".join(rules) + ".")

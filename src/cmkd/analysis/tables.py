@@ -125,9 +125,10 @@ def summarise_subjects(subjects: pd.DataFrame, runs: pd.DataFrame | None = None)
     out = per.groupby(keys).agg(**agg).reset_index() if len(per) else pd.DataFrame(columns=keys + list(agg))
     if runs is not None:
         seeds = summarise(runs)
-        extra = [c for c in seeds.columns if c in ("n_failed", "n_stale") or c.startswith(("chance_level", "majority_fraction"))]
+        extra = [c for c in seeds.columns
+                 if c in ("n_failed", "n_degenerate", "n_stale") or c.startswith(("chance_level", "majority_fraction"))]
         out = out.merge(seeds[keys + extra], on=keys, how="outer")
-    for c in ("n", "n_failed", "n_stale"):
+    for c in ("n", "n_failed", "n_degenerate", "n_stale"):
         out[c] = out[c].fillna(0).astype(int) if c in out else 0
     return out.sort_values(keys).reset_index(drop=True)
 
@@ -136,7 +137,10 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and n over seeds of each metric per dataset × track × dimension × method (ok runs only)."""
     keys = ["dataset", "track", "dimension", "method"]
     ok = runs[runs["status"].fillna("ok") == "ok"]
-    failed = runs[runs["status"].fillna("ok") != "ok"].groupby(keys).size().rename("n_failed")
+    status = runs["status"].fillna("ok")
+    failed = runs[status != "ok"].groupby(keys).size().rename("n_failed")
+    # of those, the degenerate ones: constant test predictions (the model learned nothing, the code did not fail)
+    degenerate = runs[status == "degenerate"].groupby(keys).size().rename("n_degenerate")
     stale = runs[runs["stale"].fillna(False).astype(bool)].groupby(keys).size().rename("n_stale") if "stale" in runs else None
     agg = {}
     for m in (m for m in METRICS if m in runs.columns):
@@ -144,8 +148,9 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         agg[f"{m}_std"] = (m, lambda s: float(s.std(ddof=1)) if s.notna().sum() > 1 else math.nan)
     agg["n"] = ("seed", "nunique")
     out = ok.groupby(keys).agg(**agg).reset_index() if len(ok) else pd.DataFrame(columns=keys + list(agg))
-    out = out.merge(failed.reset_index(), on=keys, how="outer")
+    out = out.merge(failed.reset_index(), on=keys, how="outer").merge(degenerate.reset_index(), on=keys, how="outer")
     out["n_failed"] = out["n_failed"].fillna(0).astype(int)
+    out["n_degenerate"] = out["n_degenerate"].fillna(0).astype(int)
     if stale is not None:
         out = out.merge(stale.reset_index(), on=keys, how="left")
         out["n_stale"] = out["n_stale"].fillna(0).astype(int)
@@ -229,6 +234,7 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
             std = float(r[f"{metric}_std"].iloc[0]) if len(r) else math.nan
             n = int(r["n"].iloc[0]) if len(r) else 0
             n_failed = int(r["n_failed"].iloc[0]) if len(r) else 0
+            n_degenerate = int(r["n_degenerate"].iloc[0]) if len(r) and "n_degenerate" in r else 0
             n_stale = int(r["n_stale"].iloc[0]) if len(r) else 0
             refs = references.get(tr) or ["baseline"]
             ref = table.get("reference") or next((r for r in refs if r in rows), refs[0])  # one the table shows
@@ -251,8 +257,10 @@ def build_table(summary: pd.DataFrame, table: dict, published: dict, datasets: d
                 "dataset": ds, "track": tr, "dimension": dim, "method": method,
                 "label": table.get("labels", {}).get(method, default_label),
                 "chance": ref_point["chance_level"], "majority": ref_point["majority_fraction"],
-                "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed,
-                "reproduced": fmt(mean, std, metric) + (f" ({n_failed} failed)" if n_failed else "")
+                "metric": metric, "mean": mean, "std": std, "n": n, "n_failed": n_failed, "n_degenerate": n_degenerate,
+                "reproduced": fmt(mean, std, metric)
+                + (f" ({n_failed - n_degenerate} failed)" if n_failed > n_degenerate else "")
+                + (f" ({n_degenerate} did not learn)" if n_degenerate else "")
                 + (f" [{n_stale} stale: older code]" if n_stale else ""),
                 "n_stale": n_stale,
                 "sig": "" if method == ref else marks.get((ds, tr, dim, metric, method, ref), ""),
