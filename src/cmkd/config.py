@@ -423,12 +423,18 @@ def _encoder(base: dict, override: dict | None) -> dict:
     return deep_merge(base, override)
 
 
+def context_split(config: dict, dataset: str, track: str) -> dict:
+    """The split settings of a (data set, track) before any method's own: track > data set > global
+    (merged key by key), as configured; the reference a method's split is compared with."""
+    return deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
+                      config["tracks"][track].get("split"))
+
+
 def cell_split(config: dict, dataset: str, track: str, method: str) -> dict:
     """The split settings a run gets: method > track > data set > global (merged key by key), as
     configured (the kind's declared defaults are filled where the split is made:
     :func:`cmkd.data.split_kinds.settings`)."""
-    return deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
-                                 config["tracks"][track].get("split")), config["methods"][method].get("split"))
+    return deep_merge(context_split(config, dataset, track), config["methods"][method].get("split"))
 
 
 def effective_run_config(config: dict, dataset: str, track: str, dimension: str | None, method: str,

@@ -17,9 +17,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from cmkd import atomic, crossval
-from cmkd.data import labels as labels_mod
 from cmkd.data.prepared import load_prepared
 from cmkd.errors import ConfigError, DivergenceError
+from cmkd.run.checks import run_targets
 from cmkd.train import _run
 from cmkd.tuning import JOURNAL_FILE, apply_params, search_space
 
@@ -29,11 +29,8 @@ def _folds(spec: dict) -> list:
     if not crossval.is_fold_protocol(spec.get("split")):
         return [None]
     prep = load_prepared(spec["prepared"])
-    dim = spec["dimension_spec"]
-    task = dim.get("task", "classification")
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
-                           tie=dim.get("tie", "low"))
-    return list(range(len(crossval.folds_of(prep, int(spec["seed"]), spec["split"], y, task))))
+    y = run_targets(spec, prep)
+    return list(range(len(crossval.folds_of(prep, int(spec["seed"]), spec["split"], y, spec["dimension_spec"]["task"]))))
 
 
 def _distributions(space: dict):

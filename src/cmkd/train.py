@@ -43,17 +43,17 @@ import pandas as pd
 import torch
 
 from cmkd import accel, atomic, crossval, metrics, provenance
-from cmkd.data import labels as labels_mod
 from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
-from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
+from cmkd.data import split_kinds
+from cmkd.data.protocols import per_subject_scores
 from cmkd.data.stream import Part  # noqa: F401  (the part type, for the callers of cmkd.train)
 from cmkd.errors import DataError, DivergenceError
 from cmkd.methods import REGISTRY, method_class
-from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, split_hash,  # noqa: F401
-                             subject_positions)
+from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, run_targets,  # noqa: F401
+                             split_hash, subject_positions)
 from cmkd.run.method_setup import attach_method, method_parts
 from cmkd.run.parts import (RequiredRunFailed, build_parts, evaluate, load_checkpoint, model_inputs,  # noqa: F401
                             predict)
@@ -152,13 +152,12 @@ def load(spec: dict, kind: RunKind | None = None, trial: bool = False, t0: float
     kind = kind or run_kind(spec)
     seed, fold, tr, dim = int(spec["seed"]), spec.get("fold"), spec["training"], spec["dimension_spec"]
     device = setup_torch(spec["threads"], seed, spec.get("device", "auto"))
-    task = dim.get("task", "classification")
+    task = dim["task"]
     prep = load_prepared(spec["prepared"])
     teachers = load_teachers(spec)
     needed = kind.inputs(spec, teachers)
     check_inputs(spec, prep, needed)
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
-                           tie=dim.get("tie", "low"))
+    y = run_targets(spec, prep)
     split = splits_mod.run_splits(prep, seed, spec["split"], y, task)[int(fold) if fold is not None else 0]
     val_counts = check_validation(spec, prep, split, y, fold)  # before any epoch: a part that cannot measure the task
     shash = split_hash(split)
@@ -334,7 +333,7 @@ def per_subject_records(data: RunData, scores: Scores) -> dict:
     rec = {"test_per_subject": metrics.per_group(data.task, y_test, out, groups["subject"]),
            **({"test_per_session": metrics.per_group(data.task, y_test, out, groups["session"])}
               if "session" in groups else {})}
-    if data.spec["split"].get("kind") in PER_SUBJECT_KINDS and data.task == "classification":
+    if split_kinds.get(split_kinds.settings(data.spec["split"])["kind"]).per_subject and data.task == "classification":
         rec["test_subject_summary"] = per_subject_scores(np.asarray(data.prep["subject"])[idx], y_test, logits)
     return rec
 
@@ -457,7 +456,7 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
         "reason": reason,
         "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
         "class": spec["class"],
-        "task": spec["dimension_spec"].get("task", "classification"),
+        "task": spec["dimension_spec"]["task"],
         "synthetic": spec.get("synthetic", False),
         "test": metrics.nan_metrics(),
         "provenance": provenance.collect(spec, "", "n/a"),
