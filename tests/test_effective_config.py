@@ -109,3 +109,16 @@ def test_run_targets_read_the_dimension_settings():
     assert run_targets(spec, prep).tolist() == [0, 0, 0, 0, 1]
     with pytest.raises(KeyError):  # the task is required (the schema says so): no silent classification
         run_targets({"dimension": "arousal", "dimension_spec": {"threshold": 5.0}}, prep)
+
+
+def test_training_settings_fill_the_declared_defaults(default_config):
+    from cmkd.config import TRAINING_DEFAULTS, run_spec
+
+    cfg = copy.deepcopy(default_config)
+    cfg["methods"]["baseline"]["training"] = {"eval_batch_size": 64}
+    eff = effective_run_config(cfg, DS, TRACK, "arousal", "baseline")
+    assert eff["training"]["eval_batch_size"] == 64 and "select_on" not in eff["training"]
+    assert eff["training_settings"] == {**TRAINING_DEFAULTS, **eff["training"]}
+    assert eff["training_settings"]["select_on"] == "accuracy" and eff["training_settings"]["eval_batch_size"] == 64
+    # the spec (and its config hash) holds the training section as configured, not the filled one
+    assert run_spec(cfg, DS, TRACK, "arousal", "baseline", 0)["training"] == eff["training"]

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from cmkd import atomic, crossval
 from cmkd.data.prepared import load_prepared
+from cmkd.config import training_settings
 from cmkd.errors import ConfigError, DivergenceError
 from cmkd.run.checks import run_targets
 from cmkd.train import _run
@@ -115,7 +116,7 @@ def run_study(spec: dict, out: str | Path, evaluate=None) -> dict:
     result = {
         "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
         "of": tun.get("of"), "class": spec["class"], "n_trials": n_trials, "direction": "maximize",
-        "select_on": str(spec["training"].get("select_on", "accuracy")),
+        "select_on": str(training_settings(spec["training"])["select_on"]),
         "sampler": "optuna TPESampler (seeded: run seed, fold, trials spent)", "optuna": optuna.__version__,
         "search_space": space, "folds": folds,
         "cost": {"trials": sum(f["n_trials"] for f in folds),
