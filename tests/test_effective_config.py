@@ -115,6 +115,7 @@ def test_training_settings_fill_the_declared_defaults(default_config):
     from cmkd.config import TRAINING_DEFAULTS, run_spec
 
     cfg = copy.deepcopy(default_config)
+    cfg["training"].pop("select_on", None)
     cfg["methods"]["baseline"]["training"] = {"eval_batch_size": 64}
     eff = effective_run_config(cfg, DS, TRACK, "arousal", "baseline")
     assert eff["training"]["eval_batch_size"] == 64 and "select_on" not in eff["training"]
