@@ -10,7 +10,8 @@ import pytest
 from cmkd.devices import DeviceError
 from cmkd.validation import load_config, validate_config
 from cmkd.workflow import figure_jobs as figures, inputs, lookup, plan, summary, targets
-from cmkd.workflow.grid import Grid, network_method_re, other_protocol_methods, protocol_of, trivial_method_re
+from cmkd.workflow.grid import (Grid, cell_protocol, network_method_re, other_protocol_methods, protocol_of,
+                                trivial_method_re)
 from conftest import ROOT
 
 OTHER_PROTOCOL = ["baseline_eeg_leaky", "baseline_kfold", "baseline_loso", "baseline_trial", "mkd_teacher_leaky",
@@ -57,11 +58,17 @@ def test_table_lookups(default_config):
 def test_methods_on_another_protocol(default_config):
     cfg = default_config
     assert other_protocol_methods(cfg) == OTHER_PROTOCOL
-    assert protocol_of(cfg, None) == ("kfold", 2, "pooled")
-    assert protocol_of(cfg, {"folds_by": "segment", "n_folds": 5}) == ("kfold", 5, "segment")
-    assert protocol_of(cfg, {"kind": "trial"}) == ("trial",)
+    cell = ("synthetic", "face_eeg-to-face")
+    assert cell_protocol(cfg, *cell) == cell_protocol(cfg, *cell, "baseline") == ("kfold", 2, "pooled")
+    assert cell_protocol(cfg, *cell, "teacher_leaky") == ("kfold", 5, "segment")
+    assert cell_protocol(cfg, *cell, "baseline_trial") == ("trial",)
+    assert cell_protocol(cfg, *cell, "baseline_loso") == ("loso",)
+    # the kind's declared defaults fill what a split leaves out (5 folds, pooled)
+    assert protocol_of({"kind": "kfold"}) == ("kfold", 5, "pooled")
     # the same protocol written out again is the config's
-    assert protocol_of(cfg, {"kind": "kfold", "n_folds": 2}) == protocol_of(cfg, None)
+    variant = copy.deepcopy(cfg)
+    variant["methods"]["baseline_trial"]["split"] = {"kind": "kfold", "n_folds": 2}
+    assert "baseline_trial" not in other_protocol_methods(variant)
 
 
 def test_excluded_figures(grid):
@@ -227,7 +234,7 @@ def test_training_resources_are_the_estimate_per_job(grid):
 # ----------------------------------------------------------------------------- summary specs
 def test_summary_specs(grid):
     cfg = grid.config
-    assert summary.test_fraction({"split": {"ratios": [8, 1, 1]}}) == pytest.approx(0.1)
+    assert summary.test_fraction(grid) == pytest.approx(0.1)  # baseline_trial's 8:1:1 (the config's split is k-fold)
     refs = summary.track_references(cfg)
     assert set(refs) == set(cfg["tracks"]) and all(refs.values())
     spec = json.loads(summary.tables_spec(grid, cfg["published_tables"]))

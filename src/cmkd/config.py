@@ -423,12 +423,31 @@ def _encoder(base: dict, override: dict | None) -> dict:
     return deep_merge(base, override)
 
 
+#: the values a run takes for the optional ``training`` keys it leaves out (the schema declares these
+#: keys without defaults, so that a config's hash covers only what it sets; ``stream_threshold_mb``:
+#: :data:`cmkd.data.stream.DEFAULT_STREAM_THRESHOLD_MB`)
+TRAINING_DEFAULTS = {"optimizer": "adam", "weight_decay": 0.0, "eval_batch_size": 256, "select_on": "accuracy",
+                     "autocast": "off", "teacher_cache_mb": 1024}
+
+
+def training_settings(training: dict) -> dict:
+    """A run's ``training`` section (as configured, the method's merged over the config's) with
+    :data:`TRAINING_DEFAULTS` filled in for the keys it leaves out."""
+    return {**copy.deepcopy(TRAINING_DEFAULTS), **training}
+
+
+def context_split(config: dict, dataset: str, track: str) -> dict:
+    """The split settings of a (data set, track) before any method's own: track > data set > global
+    (merged key by key), as configured; the reference a method's split is compared with."""
+    return deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
+                      config["tracks"][track].get("split"))
+
+
 def cell_split(config: dict, dataset: str, track: str, method: str) -> dict:
     """The split settings a run gets: method > track > data set > global (merged key by key), as
     configured (the kind's declared defaults are filled where the split is made:
     :func:`cmkd.data.split_kinds.settings`)."""
-    return deep_merge(deep_merge(deep_merge(config["split"], config["datasets"][dataset].get("split")),
-                                 config["tracks"][track].get("split")), config["methods"][method].get("split"))
+    return deep_merge(context_split(config, dataset, track), config["methods"][method].get("split"))
 
 
 def effective_run_config(config: dict, dataset: str, track: str, dimension: str | None, method: str,
@@ -437,7 +456,8 @@ def effective_run_config(config: dict, dataset: str, track: str, dimension: str 
 
     - ``split``: the split section as configured (:func:`cell_split`; the run's config hash covers it);
     - ``split_settings``: the same with its kind's declared defaults (:func:`cmkd.data.split_kinds.settings`);
-    - ``training``: ``training`` with the method's ``training`` merged over it;
+    - ``training``: ``training`` with the method's ``training`` merged over it (the run's config hash
+      covers it); ``training_settings``: the same with :data:`TRAINING_DEFAULTS` filled in;
     - ``params``: the method's ``params`` as configured; ``method_params``: with its class's declared
       defaults and presets (:func:`cmkd.methods.method_params`; a ConfigError names the key);
     - ``dimension``: the dimension's settings (None without a dimension); ``seed``: the seed (None
@@ -445,10 +465,12 @@ def effective_run_config(config: dict, dataset: str, track: str, dimension: str 
     """
     m = config["methods"][method]
     split = cell_split(config, dataset, track, method)
+    training = deep_merge(config["training"], m.get("training"))
     return {
         "split": split,
         "split_settings": split_kinds.settings(split),
-        "training": deep_merge(config["training"], m.get("training")),
+        "training": training,
+        "training_settings": training_settings(training),
         "params": copy.deepcopy(m.get("params", {}) or {}),
         "method_params": method_params(m["class"], m.get("params"), f"methods.{method}.params"),
         "dimension": None if dimension is None else dict(config["dimensions"][dimension]),

@@ -28,16 +28,18 @@ import numpy as np
 import pandas as pd
 
 from cmkd import atomic, metrics
-from cmkd.data import labels as labels_mod
+from cmkd.data import split_kinds
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import load_prepared
 from cmkd.errors import ConfigError, DataError
 from cmkd.methods import REGISTRY
-from cmkd.run.checks import check_validation, degenerate_reason, subject_positions
+from cmkd.run.checks import check_validation, degenerate_reason, run_targets, subject_positions
 
 
-def is_fold_protocol(split_spec: dict) -> bool:
-    return (split_spec or {}).get("kind") in splits_mod.FOLD_KINDS
+def is_fold_protocol(split_spec: dict | None) -> bool:
+    """A run's split (as configured; its kind ``trial`` when absent) makes several folds per seed
+    (:mod:`cmkd.data.split_kinds`)."""
+    return split_kinds.get(split_kinds.settings(split_spec)["kind"]).folds
 
 
 def fold_dir(run_dir: str | Path, fold: int | None) -> Path:
@@ -67,10 +69,7 @@ def plan(spec: dict) -> FoldPlan:
     if "fold" in spec:
         raise ConfigError("a run spec names a fold already: folds are made by the protocol, not the spec")
     prep = load_prepared(spec["prepared"])
-    dim = spec["dimension_spec"]
-    task = dim.get("task", "classification")
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
-                           tie=dim.get("tie", "low"))
+    task, y = spec["dimension_spec"]["task"], run_targets(spec, prep)
     folds = folds_of(prep, int(spec["seed"]), spec["split"], y, task)
     for f, split in enumerate(folds):  # every fold's validation part, before any fold trains
         check_validation(spec, prep, split, y, f)
@@ -120,7 +119,7 @@ def _fold_records(results: list) -> list:
 
 
 def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
-    spec, task, sp = fold_plan.spec, fold_plan.task, fold_plan.spec["split"]
+    spec, task, sp = fold_plan.spec, fold_plan.task, split_kinds.settings(fold_plan.spec["split"])
     out = cat["logits"].reshape(-1) if task == "regression" else cat["logits"]
     # per subject (and session) over the pooled test predictions: every fold's test segments of a
     # subject together, as aggregate_runs reads them (results/summary/subjects.csv)
@@ -144,15 +143,15 @@ def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
         "test_per_subject": metrics.per_group(task, cat["y"], out, groups["subject"]),
         **({"test_per_session": metrics.per_group(task, cat["y"], out, groups["session"])}
            if "session" in groups else {}),
-        "protocol": {"kind": sp["kind"], "n_folds": len(results), "folds_by": sp.get("folds_by", "pooled")
-                     if sp["kind"] == "kfold" else None, "val_fraction": float(sp.get("val_fraction", 0.1))},
+        "protocol": {"kind": sp["kind"], "n_folds": len(results), "folds_by": sp["folds_by"]
+                     if "folds_by" in split_kinds.get(sp["kind"]).params else None, "val_fraction": float(sp["val_fraction"])},
         "folds": _fold_records(results),
         **({} if val_counts is None else {"val_class_counts": val_counts}),  # summed over the folds
         "best_epoch": int(np.median([r["best_epoch"] for r in results])),
         "epochs_run": int(sum(r["epochs_run"] for r in results)),
         "n_segments": {"test": int(cat["y"].size)},
         "n_trials": {"test": int(len(set(zip(cat["subject"].tolist(), cat["trial"].tolist()))))},
-        "split": sp,
+        "split": spec["split"],
         "timing": {"train_s": float(sum(r["timing"]["train_s"] for r in results)),
                    "in_process_s": time.perf_counter() - fold_plan.t0},
         "provenance": _pooled_provenance(results),
@@ -192,7 +191,7 @@ def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_star
 
 def check_fold_teacher(ck: dict, where: str) -> None:
     """A fold's student loads its fold's teacher; the cell-level marker is not a model."""
-    if ck.get("protocol") in splits_mod.FOLD_KINDS and ck.get("spec") is None:
+    if ck.get("protocol") in split_kinds.kinds(folds=True) and ck.get("spec") is None:
         raise DataError(f"{where}: this is the fold list of a {ck['protocol']} run, not a model; a student "
                         "of a cross-validated teacher must use the same split kind (one teacher per fold)")
 

@@ -17,9 +17,10 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from cmkd import atomic, crossval
-from cmkd.data import labels as labels_mod
 from cmkd.data.prepared import load_prepared
+from cmkd.config import training_settings
 from cmkd.errors import ConfigError, DivergenceError
+from cmkd.run.checks import run_targets
 from cmkd.train import _run
 from cmkd.tuning import JOURNAL_FILE, apply_params, search_space
 
@@ -29,11 +30,8 @@ def _folds(spec: dict) -> list:
     if not crossval.is_fold_protocol(spec.get("split")):
         return [None]
     prep = load_prepared(spec["prepared"])
-    dim = spec["dimension_spec"]
-    task = dim.get("task", "classification")
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
-                           tie=dim.get("tie", "low"))
-    return list(range(len(crossval.folds_of(prep, int(spec["seed"]), spec["split"], y, task))))
+    y = run_targets(spec, prep)
+    return list(range(len(crossval.folds_of(prep, int(spec["seed"]), spec["split"], y, spec["dimension_spec"]["task"]))))
 
 
 def _distributions(space: dict):
@@ -118,7 +116,7 @@ def run_study(spec: dict, out: str | Path, evaluate=None) -> dict:
     result = {
         "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
         "of": tun.get("of"), "class": spec["class"], "n_trials": n_trials, "direction": "maximize",
-        "select_on": str(spec["training"].get("select_on", "accuracy")),
+        "select_on": str(training_settings(spec["training"])["select_on"]),
         "sampler": "optuna TPESampler (seeded: run seed, fold, trials spent)", "optuna": optuna.__version__,
         "search_space": space, "folds": folds,
         "cost": {"trials": sum(f["n_trials"] for f in folds),

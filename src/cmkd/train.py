@@ -43,17 +43,18 @@ import pandas as pd
 import torch
 
 from cmkd import accel, atomic, crossval, metrics, provenance
-from cmkd.data import labels as labels_mod
 from cmkd.data import selection
 from cmkd.data import splits as splits_mod
 from cmkd.data import stream as stream_mod
 from cmkd.data.prepared import check_finite, load_prepared
-from cmkd.data.protocols import PER_SUBJECT_KINDS, per_subject_scores
+from cmkd.config import training_settings
+from cmkd.data import split_kinds
+from cmkd.data.protocols import per_subject_scores
 from cmkd.data.stream import Part  # noqa: F401  (the part type, for the callers of cmkd.train)
 from cmkd.errors import DataError, DivergenceError
 from cmkd.methods import REGISTRY, method_class
-from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, split_hash,  # noqa: F401
-                             subject_positions)
+from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, run_targets,  # noqa: F401
+                             split_hash, subject_positions)
 from cmkd.run.method_setup import attach_method, method_parts
 from cmkd.run.parts import (RequiredRunFailed, build_parts, evaluate, load_checkpoint, model_inputs,  # noqa: F401
                             predict)
@@ -150,24 +151,23 @@ def load(spec: dict, kind: RunKind | None = None, trial: bool = False, t0: float
     that declares the need (:func:`cmkd.run.method_setup.method_parts`). ``trial``: no test part."""
     t0 = time.perf_counter() if t0 is None else t0
     kind = kind or run_kind(spec)
-    seed, fold, tr, dim = int(spec["seed"]), spec.get("fold"), spec["training"], spec["dimension_spec"]
+    seed, fold, tr, dim = int(spec["seed"]), spec.get("fold"), training_settings(spec["training"]), spec["dimension_spec"]
     device = setup_torch(spec["threads"], seed, spec.get("device", "auto"))
-    task = dim.get("task", "classification")
+    task = dim["task"]
     prep = load_prepared(spec["prepared"])
     teachers = load_teachers(spec)
     needed = kind.inputs(spec, teachers)
     check_inputs(spec, prep, needed)
-    y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),
-                           tie=dim.get("tie", "low"))
+    y = run_targets(spec, prep)
     split = splits_mod.run_splits(prep, seed, spec["split"], y, task)[int(fold) if fold is not None else 0]
     val_counts = check_validation(spec, prep, split, y, fold)  # before any epoch: a part that cannot measure the task
     shash = split_hash(split)
     check_teachers(spec, teachers, shash, prep.data_hash)
     if trial:  # a tuning trial sees the training and validation parts only
         split = {k: v for k, v in split.items() if k in ("train", "val")}
-    amp = accel.Amp(tr.get("autocast", "off"), device)
+    amp = accel.Amp(tr["autocast"], device)
     parts, norm, data_mode = stream_mod.build_parts_auto(prep, needed, y, split, task, tr, device, build_parts)
-    fb_frac = selection.check_fraction(spec["split"].get("feedback_fraction"), "split.feedback_fraction")
+    fb_frac = selection.check_fraction(split_kinds.settings(spec["split"])["feedback_fraction"], "split.feedback_fraction")
     held_out = selection.hold_out_feedback(parts, prep["subject"], prep["trial"], fb_frac, task).pop("feedback", None)
     n_classes = 1 if task == "regression" else int(dim.get("n_classes", 2))
     if task == "classification":  # at job start, before any epoch: what the plan could not see
@@ -242,15 +242,15 @@ def fit_epoch(data: RunData, built: Built, selector: BestOnValidation, epoch: in
               history: list, out_dir: Path) -> dict:
     """One epoch: the training steps, then the validation part (the selector's score); returns
     the epoch's ``history.csv`` row and logs it."""
-    tr, method, task = data.spec["training"], built.method, data.task
+    tr, method, task = training_settings(data.spec["training"]), built.method, data.task
     te = time.perf_counter()
     method.train()
     method.on_epoch_start(epoch, g)
     perm = torch.randperm(len(data.parts["train"]), generator=g)
     sums, nb = train_steps(data, built, perm, epoch, history, out_dir)
     with data.amp.autocast():
-        vm, _, _ = evaluate(task, method.student, data.parts["val"], data.device, int(tr.get("eval_batch_size", 256)))
-    selector.update(epoch, metrics.selection_score(task, vm, str(tr.get("select_on", "accuracy"))), method.student)
+        vm, _, _ = evaluate(task, method.student, data.parts["val"], data.device, int(tr["eval_batch_size"]))
+    selector.update(epoch, metrics.selection_score(task, vm, str(tr["select_on"])), method.student)
     row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
            "val_loss": vm["loss"], "val_accuracy": vm["accuracy"], "val_f1": vm["f1"], "val_rmse": vm["rmse"],
            "time_s": time.perf_counter() - te, **method.epoch_summary()}  # a method's own columns
@@ -264,14 +264,14 @@ def fit_epoch(data: RunData, built: Built, selector: BestOnValidation, epoch: in
 def fit(data: RunData, built: Built, out_dir: str | Path) -> Fitted:
     """The fit phase of a network run: epochs until ``max_epochs`` or ``patience`` epochs without
     a better validation score; the best epoch's weights are loaded into the student."""
-    tr, method = data.spec["training"], built.method
+    tr, method = training_settings(data.spec["training"]), built.method
     patience = int(tr["patience"])
     g = torch.Generator().manual_seed(int(data.spec["seed"]))
     history, selector = [], BestOnValidation(patience)
     t_train0 = time.perf_counter()
     # the teachers' forward passes are training work (the loop made them every step before)
-    if method.cache_teacher_outputs(data.parts["train"], data.device, int(tr.get("eval_batch_size", 256)),
-                                    float(tr.get("teacher_cache_mb", 1024))):
+    if method.cache_teacher_outputs(data.parts["train"], data.device, int(tr["eval_batch_size"]),
+                                    float(tr["teacher_cache_mb"])):
         log(f"{data.tag} teacher outputs on the training part computed once and cached")
     for epoch in range(1, int(tr["max_epochs"]) + 1):
         history.append(fit_epoch(data, built, selector, epoch, g, history, Path(out_dir)))
@@ -309,7 +309,7 @@ def trial_summary(fitted: Fitted) -> dict:
 # ----------------------------------------------------------------------------- score and write
 def score(data: RunData, built: Built, fitted: Fitted) -> Scores:
     """The score phase: the selected weights on the validation part and, once, on the test part."""
-    ebs, student = int(data.spec["training"].get("eval_batch_size", 256)), built.method.student
+    ebs, student = int(training_settings(data.spec["training"])["eval_batch_size"]), built.method.student
     with data.amp.autocast():
         val_m, _, _ = evaluate(data.task, student, data.parts["val"], data.device, ebs)
         test_m, logits, emb = evaluate(data.task, student, data.parts["test"], data.device, ebs, keep_features=True)
@@ -334,7 +334,7 @@ def per_subject_records(data: RunData, scores: Scores) -> dict:
     rec = {"test_per_subject": metrics.per_group(data.task, y_test, out, groups["subject"]),
            **({"test_per_session": metrics.per_group(data.task, y_test, out, groups["session"])}
               if "session" in groups else {})}
-    if data.spec["split"].get("kind") in PER_SUBJECT_KINDS and data.task == "classification":
+    if split_kinds.get(split_kinds.settings(data.spec["split"])["kind"]).per_subject and data.task == "classification":
         rec["test_subject_summary"] = per_subject_scores(np.asarray(data.prep["subject"])[idx], y_test, logits)
     return rec
 
@@ -457,7 +457,7 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
         "reason": reason,
         "cell": {k: spec[k] for k in ("dataset", "track", "dimension", "method", "seed")},
         "class": spec["class"],
-        "task": spec["dimension_spec"].get("task", "classification"),
+        "task": spec["dimension_spec"]["task"],
         "synthetic": spec.get("synthetic", False),
         "test": metrics.nan_metrics(),
         "provenance": provenance.collect(spec, "", "n/a"),

@@ -1,8 +1,9 @@
 # Paired tests per dataset x track x dimension cell (cmkd.analysis.stats): runs.csv (and, through its path
 # column, each run's fold metrics and per-trial test predictions) -> stats.csv.
 # References per track: config tracks.<track>.references (default [baseline]); the Nadeau-Bengio
-# correction takes n_test/n_train from the splits that ran (each run's metrics.json); the config's test
-# fraction is only the fallback for runs that recorded no split sizes.
+# correction takes n_test/n_train from the splits that ran (each run's metrics.json); the test share of the
+# grid's effective single splits (cmkd.workflow.summary.test_fraction) is only the fallback for runs that
+# recorded no split sizes.
 
 
 rule stats:
@@ -19,7 +20,7 @@ rule stats:
     params:
         py=PY,
         references=wf_sum.references_json(config),
-        test_fraction=wf_sum.test_fraction(config),
+        test_fraction=wf_sum.test_fraction(GRID),
     log:
         f"{R}/logs/stats.log",
     resources:

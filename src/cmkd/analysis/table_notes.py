@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cmkd.data import split_kinds
 from cmkd.data.labels import tie_rule
 
 
@@ -47,51 +48,59 @@ def _class_rules(df: pd.DataFrame, table: dict, dims: dict) -> list[str]:
 # ----------------------------------------------------------------------------- split designs as run
 def split_shares(split: dict) -> tuple[float, float, float] | None:
     """The expected (train, validation, test) shares of the segments per seed under ``split`` (a
-    run's merged split settings, :func:`cmkd.config.cell_split`); None where they depend on the data
+    run's merged split settings, :func:`cmkd.config.effective_run_config`; its kind's declared
+    defaults filled by :func:`cmkd.data.split_kinds.settings`); None where they depend on the data
     (leave-one-subject-out, the SEED-family protocol splits). k-fold: each fold tests ``1/k`` and
     carves ``val_fraction`` of its training groups for validation; single splits: ``ratios``."""
-    kind = split.get("kind", "trial")
-    if kind == "kfold":
-        k = int(split.get("n_folds", 5))
-        vf = float(split.get("val_fraction", 0.1))
+    sp = split_kinds.settings(split)
+    kind = split_kinds.get(sp["kind"])
+    if kind.folds and "n_folds" in kind.params:
+        k, vf = int(sp["n_folds"]), float(sp["val_fraction"])
         return (k - 1) / k * (1 - vf), (k - 1) / k * vf, 1 / k
-    if kind in ("trial", "subject", "leaky"):
-        r = [float(x) for x in split.get("ratios", (0.8, 0.1, 0.1))]
+    if "ratios" in kind.params:
+        r = [float(x) for x in sp["ratios"]]
         return r[0], r[1], r[2]
     return None
 
 
+def _ratios(split: dict) -> str:
+    return ":".join(f"{float(r) * 10:g}" for r in split["ratios"])
+
+
 def describe_split(split: dict) -> str:
-    """One phrase saying what a split does, generated from its settings (so captions cannot drift)."""
-    kind = split.get("kind", "trial")
-    shares = split_shares(split)
+    """One phrase saying what a split does, generated from its settings (its kind's declared defaults
+    filled in, so captions cannot drift)."""
+    sp = split_kinds.settings(split)
+    kind = sp["kind"]
+    shares = split_shares(sp)
     pct = ("" if shares is None else
            f" ({shares[0] * 100:.0f} % of the segments train, {shares[1] * 100:.0f} % validate, "
            f"{shares[2] * 100:.0f} % test per seed)")
-    ratios = ":".join(f"{float(r) * 10:g}" for r in split.get("ratios", (0.8, 0.1, 0.1)))
     if kind == "kfold":
-        k = split.get("n_folds", 5)
-        if split.get("folds_by") == "segment":
+        k = sp["n_folds"]
+        if sp["folds_by"] == "segment":
             return (f"segment-level {k}-fold cross-validation{pct}: single segments are dealt into the folds, so most "
                     "test segments have a segment of the same trial in training (leaky); every segment is tested once "
                     "per seed")
-        by = " within each subject" if split.get("folds_by") == "subject" else ""
+        by = " within each subject" if sp["folds_by"] == "subject" else ""
         return f"trial-level {k}-fold cross-validation{by}{pct}: every trial tested once per seed"
     if kind == "leaky":
-        return (f"one segment-level {ratios} split per seed{pct}: segments of one trial fall in different parts "
+        return (f"one segment-level {_ratios(sp)} split per seed{pct}: segments of one trial fall in different parts "
                 "(leaky); a seed tests a random tenth-sized sample of the segments")
     if kind == "trial":
-        return f"one trial-level {ratios} split per seed{pct}"
+        return f"one trial-level {_ratios(sp)} split per seed{pct}"
     if kind == "subject":
-        return f"one subject-level {ratios} split per seed{pct}"
+        return f"one subject-level {_ratios(sp)} split per seed{pct}"
     if kind == "loso":
         return "leave-one-subject-out cross-validation (every subject tested once per seed)"
-    extra = ", ".join(f"{k} {v}" for k, v in sorted(split.items()) if k in ("train_trials", "test_session"))
+    extra = ", ".join(f"{k} {v}" for k, v in sorted(sp.items()) if k in ("train_trials", "test_session"))
     return f"the {kind} protocol split" + (f" ({extra})" if extra else "")
 
 
 def _tests_every_segment(split: dict) -> bool:
-    return split.get("kind") == "kfold"
+    """A cross-validation that deals the trials (or segments) into folds: every segment tested once per seed."""
+    kind = split_kinds.get(split_kinds.settings(split)["kind"])
+    return kind.folds and "n_folds" in kind.params
 
 
 def split_pairing(a: dict, b: dict) -> str:
@@ -149,16 +158,15 @@ def splits_note(df: pd.DataFrame, table: dict, splits: dict) -> str:
 def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     syn = bool(len(df) and df["synthetic"].any())
     parts = [table.get("caption", "")]
-    sp = protocol.get("split", {}) or {}
-    ratios = ":".join(f"{r * 10:g}" for r in sp.get("ratios", (0.8, 0.1, 0.1)))
-    kind = sp.get("kind", "trial")
+    sp = split_kinds.settings(protocol.get("split"))  # the config's split, its kind's defaults filled
+    kind = sp["kind"]
     if kind == "kfold":
-        design = (f"stratified {sp.get('n_folds', 5)}-fold cross-validation over trials "
-                  f"({sp.get('folds_by', 'pooled')}; every trial tested once per seed, the seed is the repetition)")
+        design = (f"stratified {sp['n_folds']}-fold cross-validation over trials "
+                  f"({sp['folds_by']}; every trial tested once per seed, the seed is the repetition)")
     elif kind == "loso":
         design = "leave-one-subject-out cross-validation (every subject tested once per seed)"
     else:
-        design = f"{kind}-level split {ratios}"
+        design = f"{kind}-level split {_ratios({'ratios': sp.get('ratios', split_kinds.RATIOS.default)})}"
     over = ("sample std over subjects (each subject's test segments of every seed pooled per subject; n = subjects)"
             if table.get("over") == "subjects" else "sample std over seeds")
     parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± {over}; {design} "

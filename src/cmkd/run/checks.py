@@ -21,12 +21,24 @@ def split_hash(split: dict) -> str:
     return h.hexdigest()[:16]
 
 
+def run_targets(spec: dict, prep) -> np.ndarray:
+    """The targets of a run's dimension (:func:`cmkd.data.labels.targets`) from its settings
+    (``spec["dimension_spec"]``, as configured: ``task`` required, the threshold filled by the
+    schema): its ``target`` array (the dimension's name when absent), threshold and tie side
+    where set (:func:`cmkd.data.labels.targets`' own defaults otherwise)."""
+    dim = spec["dimension_spec"]
+    kw = {k: dim[k] for k in ("threshold", "tie") if k in dim}
+    if "threshold" in kw:
+        kw["threshold"] = float(kw["threshold"])
+    return labels_mod.targets(prep, dim.get("target", spec["dimension"]), dim["task"], **kw)
+
+
 def check_validation(spec: dict, prep, split: dict, y: np.ndarray, fold: int | None = None) -> dict | None:
     """A classification run's validation part must hold every class of its training part (per
     subject where the protocol is per subject): :func:`cmkd.data.splits.check_val_classes`, a
     DataError naming the data set, subject and class otherwise. Returns the validation class
     counts (``metrics.json`` ``val_class_counts``); ``None`` for regression."""
-    if spec["dimension_spec"].get("task", "classification") != "classification":
+    if spec["dimension_spec"]["task"] != "classification":
         return None
     names = ((prep.meta.get("labels") or {}).get("names") if spec["dimension_spec"].get("target", spec["dimension"])
              == labels_mod.EMOTION else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmkd.config import training_settings
 from cmkd.data import selection
 from cmkd.errors import ConfigError, RegistryError
 from cmkd.methods import method_class
@@ -42,7 +43,7 @@ def build_teachers(checkpoints: dict) -> dict:
 
 
 def check_optimizer(training: dict) -> str:
-    name = training.get("optimizer", "adam")
+    name = training_settings(training)["optimizer"]
     if name != "adam":
         raise ConfigError(f"training.optimizer: only 'adam' is supported, got {name!r}")
     return name
@@ -54,7 +55,7 @@ def attach_method(data: RunData, student, model_spec: dict, initial_weights, opt
     ``configure`` changed the validation part (every row of a table selects on the same trials)."""
     import torch
 
-    spec, tr = data.spec, data.spec["training"]
+    spec, tr = data.spec, training_settings(data.spec["training"])
     teachers = build_teachers(data.teachers)
     cls = method_class(spec["class"])
     context = RunContext(seed=int(spec["seed"]), key=spec["method"], device=data.device)  # seed: the methods' own random choices
@@ -62,7 +63,7 @@ def attach_method(data: RunData, student, model_spec: dict, initial_weights, opt
     method.dimension_spec = dict(spec["dimension_spec"])  # the dimension's config (threshold, tie) for methods that bin targets
     params = method.trainable_parameters()
     check_optimizer(tr)
-    opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr.get("weight_decay", 0.0))) if optimizer else None
+    opt = torch.optim.Adam(params, lr=float(tr["lr"]), weight_decay=float(tr["weight_decay"])) if optimizer else None
     selection_index = np.asarray(data.parts["val"].index)
     method.configure(parts=data.parts, device=data.device, optimizer=opt)
     selected = selection.selection_record(data.parts["val"], data.prep["subject"], data.prep["trial"], data.feedback_fraction)

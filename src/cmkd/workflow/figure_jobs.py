@@ -76,7 +76,7 @@ def curve_cells(grid: Grid) -> list[tuple[str, str, str]]:
 def class_names_json(config: dict) -> str:
     """Class names of the thresholded classification dimensions (``low``, ``high``), as JSON."""
     return json.dumps({d: ["low", "high"] for d, v in config["dimensions"].items()
-                       if v.get("task", "classification") == "classification" and "threshold" in v})
+                       if v["task"] == "classification" and "threshold" in v})
 
 
 def plot_targets(grid: Grid) -> list[str]:

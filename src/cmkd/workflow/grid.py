@@ -4,25 +4,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from cmkd.config import iter_cells, trivial_method_names
+from cmkd.config import context_split, deep_merge, effective_run_config, iter_cells, trivial_method_names
+from cmkd.data import split_kinds
 
 #: wildcard regex of a name (data set, dimension, method)
 NAME_RE = r"[a-z0-9_]+"
 
 
-def protocol_of(config: Mapping, method_split: Mapping | None) -> tuple:
-    """kind (and, for k-fold, the number of folds and how trials are dealt) of a method's split
-    merged over the config's: runs on another protocol are left out of figures and rankings."""
-    sp = {**config["split"], **(method_split or {})}
-    return (sp["kind"], sp.get("n_folds"), sp.get("folds_by", "pooled")) if sp["kind"] == "kfold" else (sp["kind"],)
+#: split parameters that make another protocol (other folds) where the kind declares them
+PROTOCOL_PARAMS = ("n_folds", "folds_by")
 
 
-def other_protocol_methods(config: Mapping) -> list[str]:
-    """Methods trained on another split than the config's (the leaky segment-level split of the
-    leakage table, the k-fold/LOSO runs of the protocols table), sorted: left out of feature maps
-    and rankings, which compare networks evaluated under one protocol only."""
-    ref = protocol_of(config, None)
-    return sorted(m for m, v in config["methods"].items() if protocol_of(config, v.get("split")) != ref)
+def protocol_of(split: Mapping) -> tuple:
+    """The protocol of a split (its kind's declared defaults filled: :func:`cmkd.data.split_kinds.settings`):
+    its kind and, where the kind declares them, how many folds and how trials are dealt into them.
+    Runs on another protocol are left out of figures and rankings."""
+    sp = split_kinds.settings(split)
+    kind = split_kinds.get(sp["kind"])
+    return (kind.name, *(sp[p] for p in PROTOCOL_PARAMS if p in kind.params))
+
+
+def cell_protocol(config: Mapping, dataset: str, track: str, method: str | None = None) -> tuple:
+    """:func:`protocol_of` a run's effective split (:func:`cmkd.config.effective_run_config`), or
+    without ``method`` of the (data set, track)'s split that a method's own split is compared with."""
+    if method is None:
+        return protocol_of(context_split(config, dataset, track))
+    return protocol_of(effective_run_config(config, dataset, track, None, method)["split_settings"])
+
+
+def other_protocol_methods(config: Mapping, cells: list | None = None) -> list[str]:
+    """Methods trained on another split than their (data set, track)'s in some cell of the grid (the
+    leaky segment-level split of the leakage table, the k-fold/LOSO runs of the protocols table),
+    sorted: left out of feature maps and rankings, which compare networks evaluated under one
+    protocol only. A method no cell runs: its own split over the config's, against the config's."""
+    cells = list(iter_cells(config)) if cells is None else cells
+    ref = {ctx: cell_protocol(config, *ctx) for ctx in dict.fromkeys((c[0], c[1]) for c in cells)}
+    runs: dict[str, set] = {}
+    for ds, tr, _dim, m in cells:
+        runs.setdefault(m, set()).add((ds, tr))
+    top = protocol_of(config["split"])
+
+    def other(m: str) -> bool:
+        if m not in runs:
+            return protocol_of(deep_merge(config["split"], config["methods"][m].get("split"))) != top
+        return any(cell_protocol(config, ds, tr, m) != ref[(ds, tr)] for ds, tr in runs[m])
+
+    return sorted(m for m in config["methods"] if other(m))
 
 
 @dataclass
@@ -44,13 +71,14 @@ class Grid:
 
     @classmethod
     def of(cls, config: dict) -> "Grid":
+        cells = list(iter_cells(config))
         return cls(
             config=config,
-            cells=list(iter_cells(config)),
+            cells=cells,
             seeds=[int(s) for s in config["seeds"]],
             trivial=sorted(trivial_method_names(config)),
             listed_trivial=sorted(config.get("trivial_methods") or []),
-            other_protocol=other_protocol_methods(config),
+            other_protocol=other_protocol_methods(config, cells),
         )
 
     @property

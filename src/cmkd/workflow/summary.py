@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from cmkd.config import cell_split
+from cmkd.config import effective_run_config
+from cmkd.data import split_kinds
 from cmkd.workflow.grid import Grid
 
 
@@ -26,11 +27,22 @@ def references_json(config: dict) -> str:
     return json.dumps(track_references(config), sort_keys=True)
 
 
-def test_fraction(config: dict) -> float:
-    """The config's test fraction (the Nadeau-Bengio correction's fallback for runs that recorded
-    no split sizes)."""
-    ratios = config["split"]["ratios"]
-    return ratios[2] / sum(ratios)
+def test_fraction(grid: Grid) -> float:
+    """The test share of the grid's single splits (the Nadeau-Bengio correction's fallback for runs
+    that recorded no split sizes): ``ratios`` of every cell's effective split
+    (:func:`cmkd.config.effective_run_config`, its kind's defaults filled) whose kind declares
+    ratios, the share most cells use (the first of a tie); the config's top-level split where no cell
+    runs a single split."""
+    config = grid.config
+    shares: list[float] = []
+    for ds, tr, _dim, m in grid.cells:
+        sp = effective_run_config(config, ds, tr, None, m)["split_settings"]
+        if "ratios" in split_kinds.get(sp["kind"]).params:
+            shares.append(sp["ratios"][2] / sum(sp["ratios"]))
+    if not shares:
+        ratios = split_kinds.settings(config["split"])["ratios"]
+        return ratios[2] / sum(ratios)
+    return max(dict.fromkeys(shares), key=shares.count)
 
 
 def claims_datasets_json(config: dict) -> str:
@@ -52,7 +64,8 @@ def tables_spec(grid: Grid, published_file: str | Path) -> str:
             "tables": config.get("tables", []),
             "datasets": config["datasets"],
             "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"],
-                         "splits": {f"{ds}/{tr}/{m}": cell_split(config, ds, tr, m) for ds, tr, _dim, m in grid.cells}},
+                         "splits": {f"{ds}/{tr}/{m}": effective_run_config(config, ds, tr, None, m)["split"]
+                                    for ds, tr, _dim, m in grid.cells}},
             "references": track_references(config),
             "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
         },
