@@ -7,6 +7,7 @@ Snakefile: cmkd.validation); a representative subset also through `snakemake -n`
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -397,3 +398,72 @@ def test_runs_csv_shows_a_degenerate_run_as_such(tmp_path):
     assert math.isnan(bad["accuracy"]) and math.isnan(bad["f1"])
     s = summarise(df)
     assert s["accuracy_mean"].iloc[0] == pytest.approx(0.7) and s["n_failed"].iloc[0] == 1
+
+
+# ------------------------------------------------------------------------ disk full, write errors
+_NO_SPACE = """\
+import errno, os
+def _full(fd, offset, length):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+os.posix_fallocate = _full
+"""
+
+
+def test_prepare_on_a_full_disk_names_the_file_and_leaves_no_temporary_folder(tmp_path):
+    """A full disk (os.posix_fallocate refusing the space, as it does on a full file system) ends
+    `prepare` with one line naming the file, exit 2, no traceback, no temporary folder: not a
+    `Bus error` from a memory-mapped write into a sparse file."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_NO_SPACE)
+    out = tmp_path / "prep" / "synthetic"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT / "src")]), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "cmkd", "prepare", "synthetic", "--out", str(out),
+                        "--params", json.dumps({"n_subjects": 2, "n_trials": 2, "segments_per_trial": 1})],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert TRACE not in r.stderr
+    first = _first(r.stderr)
+    assert first.startswith(f"error: {out}/") and ".npy: could not write (No space left on device)" in first, first
+    assert not out.exists()
+    assert list((tmp_path / "prep").iterdir()) == []  # no .synthetic.*.tmp left
+
+
+def test_write_error_of_meta_json_names_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from cmkd.data.prepared import PreparedWriter
+    from cmkd.errors import DataError
+
+    real = Path.write_text
+
+    def failing(self, *a, **k):
+        if self.name == "meta.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    w = PreparedWriter(tmp_path / "out", {"subject": ((3,), np.int64), "trial": ((3,), np.int64),
+                                          "segment": ((3,), np.int64)})
+    for k in ("subject", "trial", "segment"):
+        w.write(k, 0, np.arange(3))
+    with pytest.raises(DataError, match=r"out/meta\.json: could not write \(Input/output error\)"):
+        w.finish({"dataset": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_prepared_and_atomic_writers_on_a_read_only_file_system(tmp_path, monkeypatch):
+    from cmkd import atomic
+    from cmkd.data import prepared
+    from cmkd.errors import DataError
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(np, "save", read_only)
+    arrays = {k: np.arange(3) for k in ("subject", "trial", "segment")}
+    with pytest.raises(DataError, match=r"out/(subject|trial|segment)\.npy: could not write \(Read-only file system\)"):
+        prepared.write_prepared(tmp_path / "out", arrays, {"dataset": "x"})
+    with pytest.raises(DataError, match=r"a\.npy: could not write \(Read-only file system\)"):
+        atomic.write_npy(tmp_path / "a.npy", np.arange(3))
+    assert list(tmp_path.iterdir()) == []
