@@ -108,6 +108,18 @@ CONFIG_CASES = [
     ("zero_segments", {"datasets": {"synthetic": {"params": {"segments_per_trial": 0}}}},
      "datasets.synthetic.params.segments_per_trial"),
     ("face_too_small", {"datasets": {"synthetic": {"params": {"face_size": 8}}}}, "datasets.synthetic.params.face_size"),
+    # face size vs the visual architecture (cmkd.models.visual_sizes, no torch)
+    ("face_too_small_for_arch", {"datasets": {"synthetic": {"params": {"face_size": 24}}}},
+     "datasets.synthetic.params.face_size: 24 px faces of data set 'synthetic' do not fit encoders.face.arch 'test_convnext3'"),
+    ("face_not_a_patch_multiple", {"encoders": {"face": {"arch": "test_vit"}},
+                                   "datasets": {"synthetic": {"params": {"face_size": 40}}}},
+     "datasets.synthetic.params.face_size: 40 px faces of data set 'synthetic' do not fit encoders.face.arch 'test_vit'"),
+    ("img_size_too_small_for_pvt", {"encoders": {"face": {"arch": "pvt_v2_b0", "img_size": 20}}},
+     "encoders.face.img_size: 20 px faces of data set 'synthetic' do not fit encoders.face.arch 'pvt_v2_b0'"),
+    ("method_arch_too_big_for_face", {"datasets": {"synthetic": {"params": {"face_size": 28}}},
+                                      "encoders": {"face": {"arch": "resnet18"}},
+                                      "methods": {"baseline": {"encoders": {"face": {"arch": "pvt_v2_b0"}}}}},
+     "datasets.synthetic.params.face_size: 28 px faces of data set 'synthetic' do not fit methods.baseline.encoders.face.arch"),
     ("label_noise_two", {"datasets": {"synthetic": {"params": {"label_noise": 2}}}}, "datasets.synthetic.params.label_noise"),
     ("encoder_name_typo", {"encoders": {"eeg": {"name": "tsceptin"}}}, "encoders.eeg.name: unknown encoder"),
     ("encoder_key_typo", {"encoders": {"eeg": {"numT": 3}}}, "encoders.eeg.numT: unknown key"),
@@ -186,6 +198,27 @@ def test_device_cuda_on_a_cpu_only_torch(tmp_path, monkeypatch, capsys):
     rc, err = _check(tmp_path, {"device": "cuda"}, monkeypatch, capsys)
     assert rc == 0, err
     assert "torch" not in sys.modules or True  # planning imports no torch: checked by test_check_imports_no_torch
+
+
+def test_frame_size_table_matches_the_installed_timm():
+    """cmkd.models.visual_sizes.FRAME_SIZES (read at plan time, without torch) against the
+    encoder the job builds: each architecture takes its smallest size and refuses the one below
+    (and, for a multiple above 1, the side between)."""
+    from cmkd.models.visual import TimmFrameEncoder, import_timm
+    from cmkd.models.visual_sizes import FRAME_SIZES
+
+    assert feasibility.frame_sizes() == FRAME_SIZES  # what the check reads with ast
+
+    import_timm()  # through the torchvision shim
+
+    for arch, (smallest, multiple) in FRAME_SIZES.items():
+        TimmFrameEncoder(arch, smallest)
+        TimmFrameEncoder(arch, smallest + multiple)
+        refused = [smallest - 1] if smallest > 1 else []
+        refused += [smallest + multiple // 2] if multiple > 1 else []
+        for side in refused:
+            with pytest.raises(ValueError, match=f"cannot take {side}x{side} px frames"):
+                TimmFrameEncoder(arch, side)
 
 
 def test_check_imports_no_torch(tmp_path):
