@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import fixtures as fx
-from conftest import ROOT, SNAKEMAKE
+from conftest import ROOT
 from cmkd import cli, feasibility
 
 TRACE = "Traceback (most recent call last)"
@@ -282,23 +282,7 @@ def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------------------ snakemake -n
-DRY_RUN_CASES = ["top_level_typo", "resources_typo", "threshold_one_class", "n_classes_three", "encoder_key_typo",
-                 "ratios_sum", "loso_one_subject"]
-
-
-@pytest.mark.parametrize("name", DRY_RUN_CASES)
-def test_bad_config_is_stopped_by_the_dry_run(name, tmp_path):
-    _, overlay, expect = next(c for c in CONFIG_CASES if c[0] == name)
-    ov = tmp_path / "overlay.yaml"
-    ov.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **overlay}))
-    r = subprocess.run([SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(ov)], capture_output=True, text=True,
-                       cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out
-    first = next(ln for ln in out.splitlines() if ln.startswith("invalid config:"))
-    assert expect in first, out
-    assert "Job stats" not in out and TRACE not in out
-    assert len(out.splitlines()) < 20, out  # not the whole document
+# the catalogue through `snakemake -n`: tests/test_bad_input_dryrun.py
 
 
 # ------------------------------------------------------------------------------ command line
