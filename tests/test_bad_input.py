@@ -484,3 +484,22 @@ def test_write_prepared_and_atomic_writers_on_a_read_only_file_system(tmp_path, 
     with pytest.raises(DataError, match=r"a\.npy: could not write \(Read-only file system\)"):
         atomic.write_npy(tmp_path / "a.npy", np.arange(3))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_face_size_of_a_real_data_set(tmp_path):
+    """A real data set's face size: a prepared meta.json's face array, else the loader's
+    face_size parameter, else its declared default; a value the loader has not checked is left
+    to it."""
+    config = {"results": str(tmp_path / "results"), "datasets": {"deap": {"loader": "deap", "root": str(tmp_path)}}}
+    size = lambda: feasibility.face_size(config, "deap", None)  # noqa: E731
+    assert size() == (224, "datasets.deap.params.face_size (default)")
+    config["datasets"]["deap"]["params"] = {"face_size": 48}
+    assert size() == (48, "datasets.deap.params.face_size")
+    config["datasets"]["deap"]["params"] = {"face_size": "big"}
+    assert size() is None
+    meta = tmp_path / "results" / "prepared" / "deap" / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"arrays": {"face": {"shape": [10, 5, 3, 64, 64], "dtype": "|u1"}}}))
+    assert size() == (64, f"{meta} (face array)")
+    assert feasibility.frame_size_problem("pvt_v2_b0", 28) and not feasibility.frame_size_problem("pvt_v2_b0", 29)
+    assert feasibility.frame_size_problem("some_new_arch", 1) is None  # checked by the job

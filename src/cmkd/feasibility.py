@@ -257,8 +257,9 @@ def face_size(config: dict, name: str, synth_params: dict | None) -> tuple[int, 
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             pass  # a damaged prepared folder is the prepare job's to report
     params = ds.get("params") or {}
-    if "face_size" in params:
-        return int(params["face_size"]), where
+    if "face_size" in params:  # checked against the loader's declaration, if any, by check_dataset_params
+        v = params["face_size"]
+        return (v, where) if isinstance(v, int) and not isinstance(v, bool) else None
     decl = loader_params(ds["loader"]).get("face_size")
     return (int(decl.default), f"{where} (default)") if isinstance(decl, Param) else None
 
