@@ -7,6 +7,7 @@ Snakefile: cmkd.validation); a representative subset also through `snakemake -n`
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 import fixtures as fx
-from conftest import ROOT, SNAKEMAKE
+from conftest import ROOT
 from cmkd import cli, feasibility
 
 TRACE = "Traceback (most recent call last)"
@@ -107,6 +108,18 @@ CONFIG_CASES = [
     ("zero_segments", {"datasets": {"synthetic": {"params": {"segments_per_trial": 0}}}},
      "datasets.synthetic.params.segments_per_trial"),
     ("face_too_small", {"datasets": {"synthetic": {"params": {"face_size": 8}}}}, "datasets.synthetic.params.face_size"),
+    # face size vs the visual architecture (cmkd.models.visual_sizes, no torch)
+    ("face_too_small_for_arch", {"datasets": {"synthetic": {"params": {"face_size": 24}}}},
+     "datasets.synthetic.params.face_size: 24 px faces of data set 'synthetic' do not fit encoders.face.arch 'test_convnext3'"),
+    ("face_not_a_patch_multiple", {"encoders": {"face": {"arch": "test_vit"}},
+                                   "datasets": {"synthetic": {"params": {"face_size": 40}}}},
+     "datasets.synthetic.params.face_size: 40 px faces of data set 'synthetic' do not fit encoders.face.arch 'test_vit'"),
+    ("img_size_too_small_for_pvt", {"encoders": {"face": {"arch": "pvt_v2_b0", "img_size": 20}}},
+     "encoders.face.img_size: 20 px faces of data set 'synthetic' do not fit encoders.face.arch 'pvt_v2_b0'"),
+    ("method_arch_too_big_for_face", {"datasets": {"synthetic": {"params": {"face_size": 28}}},
+                                      "encoders": {"face": {"arch": "resnet18"}},
+                                      "methods": {"baseline": {"encoders": {"face": {"arch": "pvt_v2_b0"}}}}},
+     "datasets.synthetic.params.face_size: 28 px faces of data set 'synthetic' do not fit methods.baseline.encoders.face.arch"),
     ("label_noise_two", {"datasets": {"synthetic": {"params": {"label_noise": 2}}}}, "datasets.synthetic.params.label_noise"),
     ("encoder_name_typo", {"encoders": {"eeg": {"name": "tsceptin"}}}, "encoders.eeg.name: unknown encoder"),
     ("encoder_key_typo", {"encoders": {"eeg": {"numT": 3}}}, "encoders.eeg.numT: unknown key"),
@@ -187,6 +200,27 @@ def test_device_cuda_on_a_cpu_only_torch(tmp_path, monkeypatch, capsys):
     assert "torch" not in sys.modules or True  # planning imports no torch: checked by test_check_imports_no_torch
 
 
+def test_frame_size_table_matches_the_installed_timm():
+    """cmkd.models.visual_sizes.FRAME_SIZES (read at plan time, without torch) against the
+    encoder the job builds: each architecture takes its smallest size and refuses the one below
+    (and, for a multiple above 1, the side between)."""
+    from cmkd.models.visual import TimmFrameEncoder, import_timm
+    from cmkd.models.visual_sizes import FRAME_SIZES
+
+    assert feasibility.frame_sizes() == FRAME_SIZES  # what the check reads with ast
+
+    import_timm()  # through the torchvision shim
+
+    for arch, (smallest, multiple) in FRAME_SIZES.items():
+        TimmFrameEncoder(arch, smallest)
+        TimmFrameEncoder(arch, smallest + multiple)
+        refused = [smallest - 1] if smallest > 1 else []
+        refused += [smallest + multiple // 2] if multiple > 1 else []
+        for side in refused:
+            with pytest.raises(ValueError, match=f"cannot take {side}x{side} px frames"):
+                TimmFrameEncoder(arch, side)
+
+
 def test_check_imports_no_torch(tmp_path):
     code = ("import sys; from cmkd.validation import load_config, validate_config; c, l = load_config([]); "
             "validate_config(c, l, True); print('torch' in sys.modules)")
@@ -248,23 +282,7 @@ def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------------------------ snakemake -n
-DRY_RUN_CASES = ["top_level_typo", "resources_typo", "threshold_one_class", "n_classes_three", "encoder_key_typo",
-                 "ratios_sum", "loso_one_subject"]
-
-
-@pytest.mark.parametrize("name", DRY_RUN_CASES)
-def test_bad_config_is_stopped_by_the_dry_run(name, tmp_path):
-    _, overlay, expect = next(c for c in CONFIG_CASES if c[0] == name)
-    ov = tmp_path / "overlay.yaml"
-    ov.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **overlay}))
-    r = subprocess.run([SNAKEMAKE, "-n", "--cores", "1", "--configfile", str(ov)], capture_output=True, text=True,
-                       cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out
-    first = next(ln for ln in out.splitlines() if ln.startswith("invalid config:"))
-    assert expect in first, out
-    assert "Job stats" not in out and TRACE not in out
-    assert len(out.splitlines()) < 20, out  # not the whole document
+# the catalogue through `snakemake -n`: tests/test_bad_input_dryrun.py
 
 
 # ------------------------------------------------------------------------------ command line
@@ -397,3 +415,91 @@ def test_runs_csv_shows_a_degenerate_run_as_such(tmp_path):
     assert math.isnan(bad["accuracy"]) and math.isnan(bad["f1"])
     s = summarise(df)
     assert s["accuracy_mean"].iloc[0] == pytest.approx(0.7) and s["n_failed"].iloc[0] == 1
+
+
+# ------------------------------------------------------------------------ disk full, write errors
+_NO_SPACE = """\
+import errno, os
+def _full(fd, offset, length):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+os.posix_fallocate = _full
+"""
+
+
+def test_prepare_on_a_full_disk_names_the_file_and_leaves_no_temporary_folder(tmp_path):
+    """A full disk (os.posix_fallocate refusing the space, as it does on a full file system) ends
+    `prepare` with one line naming the file, exit 2, no traceback, no temporary folder: not a
+    `Bus error` from a memory-mapped write into a sparse file."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_NO_SPACE)
+    out = tmp_path / "prep" / "synthetic"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(ROOT / "src")]), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "cmkd", "prepare", "synthetic", "--out", str(out),
+                        "--params", json.dumps({"n_subjects": 2, "n_trials": 2, "segments_per_trial": 1})],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert TRACE not in r.stderr
+    first = _first(r.stderr)
+    assert first.startswith(f"error: {out}/") and ".npy: could not write (No space left on device)" in first, first
+    assert not out.exists()
+    assert list((tmp_path / "prep").iterdir()) == []  # no .synthetic.*.tmp left
+
+
+def test_write_error_of_meta_json_names_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from cmkd.data.prepared import PreparedWriter
+    from cmkd.errors import DataError
+
+    real = Path.write_text
+
+    def failing(self, *a, **k):
+        if self.name == "meta.json":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "write_text", failing)
+    w = PreparedWriter(tmp_path / "out", {"subject": ((3,), np.int64), "trial": ((3,), np.int64),
+                                          "segment": ((3,), np.int64)})
+    for k in ("subject", "trial", "segment"):
+        w.write(k, 0, np.arange(3))
+    with pytest.raises(DataError, match=r"out/meta\.json: could not write \(Input/output error\)"):
+        w.finish({"dataset": "x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_prepared_and_atomic_writers_on_a_read_only_file_system(tmp_path, monkeypatch):
+    from cmkd import atomic
+    from cmkd.data import prepared
+    from cmkd.errors import DataError
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(np, "save", read_only)
+    arrays = {k: np.arange(3) for k in ("subject", "trial", "segment")}
+    with pytest.raises(DataError, match=r"out/(subject|trial|segment)\.npy: could not write \(Read-only file system\)"):
+        prepared.write_prepared(tmp_path / "out", arrays, {"dataset": "x"})
+    with pytest.raises(DataError, match=r"a\.npy: could not write \(Read-only file system\)"):
+        atomic.write_npy(tmp_path / "a.npy", np.arange(3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_face_size_of_a_real_data_set(tmp_path):
+    """A real data set's face size: a prepared meta.json's face array, else the loader's
+    face_size parameter, else its declared default; a value the loader has not checked is left
+    to it."""
+    config = {"results": str(tmp_path / "results"), "datasets": {"deap": {"loader": "deap", "root": str(tmp_path)}}}
+    size = lambda: feasibility.face_size(config, "deap", None)  # noqa: E731
+    assert size() == (224, "datasets.deap.params.face_size (default)")
+    config["datasets"]["deap"]["params"] = {"face_size": 48}
+    assert size() == (48, "datasets.deap.params.face_size")
+    config["datasets"]["deap"]["params"] = {"face_size": "big"}
+    assert size() is None
+    meta = tmp_path / "results" / "prepared" / "deap" / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"arrays": {"face": {"shape": [10, 5, 3, 64, 64], "dtype": "|u1"}}}))
+    assert size() == (64, f"{meta} (face array)")
+    assert feasibility.frame_size_problem("pvt_v2_b0", 28) and not feasibility.frame_size_problem("pvt_v2_b0", 29)
+    assert feasibility.frame_size_problem("some_new_arch", 1) is None  # checked by the job

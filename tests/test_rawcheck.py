@@ -33,7 +33,43 @@ def listing(root: Path) -> list:
 def test_every_loader_has_an_inspector():
     from cmkd.data import LOADERS
 
-    assert set(LOADERS) - {"synthetic"} <= set(INSPECTORS)
+    assert set(LOADERS) <= set(INSPECTORS)
+
+
+SMALL = {"n_subjects": 3, "n_trials": 4, "segments_per_trial": 2, "face_size": 16, "face_frames": 1}
+
+
+def test_inspect_synthetic_reports_the_ratings_prepare_writes(tmp_path):
+    """The synthetic check draws the ratings without the signals: they are the trial ratings of
+    the prepared folder `prepare synthetic` writes with the same parameters and seed."""
+    import numpy as np
+
+    from cmkd.data.prepared import load_prepared
+    from cmkd.data.synthetic import write_synthetic
+
+    r = inspect_raw("synthetic", None, SMALL, seed=3)
+    prep = load_prepared(write_synthetic(tmp_path / "prep", SMALL, 3))
+    first = np.asarray(prep["segment"]) == 0
+    assert r.ok and r.segments == prep.n == 24 and r.subjects == {0, 1, 2} and len(r.usable) == 12
+    for k in ("valence", "arousal", "dominance", "liking"):
+        assert r.ratings[k] == [float(v) for v in np.asarray(prep[k])[first]], k
+    assert inspect_raw("synthetic", None, SMALL, seed=4).ratings != r.ratings
+
+
+def test_inspect_synthetic_command_line(capsys):
+    from cmkd import cli
+
+    assert cli.main(["inspect", "synthetic", "--params", '{"n_subjects": 2}']) == 0
+    assert "no problem found" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:  # a threshold above every rating: one class, exit 1
+        cli.main(["inspect", "synthetic", "--threshold", "9.5"])
+    assert e.value.code == 1 and "PROBLEM: valence: no rating is high at threshold 9.5" in capsys.readouterr().out
+    assert cli.main(["inspect", "synthetic", "--params", '{"n_trial": 2}']) == 2
+    assert "--params.n_trial" in capsys.readouterr().err
+    assert cli.main(["inspect", "deap"]) == 2
+    assert "inspect deap: --root (the raw data root) is required" in capsys.readouterr().err
+    assert cli.main(["inspect", "deap", "--root", ".", "--seed", "1"]) == 2
+    assert "inspect deap: --seed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("loader", ["seed", "seed_v"])

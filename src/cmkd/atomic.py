@@ -1,10 +1,13 @@
 """Atomic writers: a killed job never leaves a half-written file behind.
 
 Every writer writes to a temporary file in the destination folder and renames it over the
-target (``os.replace`` is atomic on POSIX within one file system).
+target (``os.replace`` is atomic on POSIX within one file system). A write that fails (a full
+disk, an I/O error, a read-only file system) removes the temporary file and raises a
+:class:`~cmkd.errors.DataError` naming the file that could not be written (:func:`write_error`).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -17,17 +20,51 @@ import numpy as np
 from cmkd.errors import DataError
 
 
+def write_error(path: str | os.PathLike, e: OSError) -> DataError:
+    """The one-line error of a failed write: ``"<path>: could not write (<reason>)"``; a full disk
+    says so."""
+    reason = e.strerror or str(e)
+    hint = "; free some space and run again" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return DataError(f"{path}: could not write ({reason}){hint}")
+
+
+def preallocate(path: str | os.PathLike, size: int) -> None:
+    """Reserve ``size`` bytes of ``path`` on disk (``os.posix_fallocate``), so that a memory-mapped
+    write into it cannot hit a full disk (which the kernel reports as SIGBUS, a ``Bus error``
+    that kills the process): a full disk is an :class:`OSError` here instead. A file system that
+    cannot reserve space (no ``posix_fallocate``, ``EOPNOTSUPP``) is left as it is."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None or size <= 0:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success only."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success only. An
+    :class:`OSError` (full disk, I/O error, read-only file system) becomes a :class:`DataError`
+    naming ``path``; the temporary file is removed whatever the failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise write_error(path, e) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        raise write_error(path, e) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -104,7 +104,7 @@ def cmd_inspect(a) -> None:
     """Check a raw data folder without preparing it (cmkd.data.rawcheck); exit 1 on problems."""
     from cmkd.data.rawcheck import main as inspect_main
 
-    rc = inspect_main(a.loader, a.root, a.params or {}, a.threshold, a.tie)
+    rc = inspect_main(a.loader, a.root, a.params or {}, a.threshold, a.tie, seed=a.seed)
     if rc:
         raise SystemExit(rc)
 
@@ -450,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("inspect", help="check a raw data folder before preparing it (exit 1 on problems)")
-    s.add_argument("loader", help="a loader of cmkd.data.LOADERS with a raw-data check (deap, mahnob_hci ...)")
-    s.add_argument("--root", required=True, help="raw data root")
+    s.add_argument("loader", help="a loader of cmkd.data.LOADERS with a raw-data check (deap, mahnob_hci, synthetic ...)")
+    s.add_argument("--root", help="raw data root (not needed for synthetic)")
+    s.add_argument("--seed", type=_typed(_nonneg_int, "a non-negative integer"), default=None,
+                   help="generator seed (synthetic; default 0)")
     s.add_argument("--params", type=JSON_ARG, help="loader parameters as JSON or @file (as datasets.<name>.params)")
     s.add_argument("--threshold", type=_typed(_rating, "a number"), default=5.0, help="rating threshold for the class balance (default 5)")
     s.add_argument("--tie", default="low", help="side of a rating equal to the threshold: low (default) | high")

@@ -220,6 +220,83 @@ def check_dataset_params(name: str, ds: dict) -> dict | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def frame_sizes() -> dict[str, tuple[int, int]]:
+    """``FRAME_SIZES`` of cmkd.models.visual_sizes (read with :mod:`ast`: no torch)."""
+    path = MODELS / "visual_sizes.py"
+    return {k: (int(v[0]), int(v[1])) for k, v in _value(_top_assign(_tree(path), "FRAME_SIZES"), _tree(path), path).items()}
+
+
+def frame_size_problem(arch: str, side: int) -> str | None:
+    """Why timm architecture ``arch`` cannot take ``side`` px square frames, or None (also for an
+    architecture not in :func:`frame_sizes`: the job checks it when it builds the encoder)."""
+    if arch not in frame_sizes():
+        return None
+    smallest, multiple = frame_sizes()[arch]
+    if side < smallest:
+        return f"timm model '{arch}' takes frames of at least {smallest} px, got {side} px"
+    if (side - smallest) % multiple:
+        return f"timm model '{arch}' takes frame sides of {smallest} + a multiple of {multiple} px, got {side} px"
+    return None
+
+
+def face_size(config: dict, name: str, synth_params: dict | None) -> tuple[int, str] | None:
+    """The side of a data set's face frames and the key (or file) it comes from: the synthetic
+    generator's ``face_size``; a prepared ``meta.json``'s face array; else the loader's
+    ``face_size`` parameter (set or declared default). None when the data set has none."""
+    ds = config["datasets"][name]
+    where = f"datasets.{name}.params.face_size"
+    if synth_params is not None:
+        return int(synth_params["face_size"]), where
+    meta = Path(prepared_dir(config, name)) / "meta.json"
+    if meta.is_file():
+        try:
+            face = (json.loads(meta.read_text(encoding="utf-8")).get("arrays") or {}).get("face")
+            if face:
+                return int(face["shape"][-1]), f"{meta} (face array)"
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            pass  # a damaged prepared folder is the prepare job's to report
+    params = ds.get("params") or {}
+    if "face_size" in params:  # checked against the loader's declaration, if any, by check_dataset_params
+        v = params["face_size"]
+        return (v, where) if isinstance(v, int) and not isinstance(v, bool) else None
+    decl = loader_params(ds["loader"]).get("face_size")
+    return (int(decl.default), f"{where} (default)") if isinstance(decl, Param) else None
+
+
+def check_face_sizes(config: dict, cells, sizes: dict) -> None:
+    """A face size (or ``img_size``) the configured timm architecture cannot take, by the
+    torch-free table ``FRAME_SIZES`` of cmkd.models.visual_sizes (:func:`frame_sizes`; an
+    architecture not in it is checked by the job when it builds the encoder)."""
+    done = set()
+    for ds, tr, _dim, m in cells:
+        if sizes.get(ds) is None or config["methods"][m].get("architecture"):
+            continue
+        if "face" not in _modalities(config, m, tr, f"methods.{m}"):
+            continue
+        override = (config["methods"][m].get("encoders") or {}).get("face")
+        enc = _encoder(config["encoders"].get("face", {}), override) if override else config["encoders"].get("face", {})
+        key = f"methods.{m}.encoders.face" if override else "encoders.face"
+        if not isinstance(enc, dict) or enc.get("name") != "timm" or (ds, key) in done:
+            continue
+        done.add((ds, key))
+        arch = enc.get("arch", encoder_params()["timm"]["arch"].default)
+        img = enc.get("img_size")
+        if img is None:
+            side, src = sizes[ds]
+            sides = [side]
+        else:
+            sides = list(img) if isinstance(img, (list, tuple)) else [img]
+            src = f"{key}.img_size"
+        for side in sides:
+            problem = frame_size_problem(arch, int(side)) if isinstance(side, int) else None
+            if problem:
+                hint = ("set a larger img_size (frames are resized to it)" if img is not None else
+                        f"use a larger face size or set {key}.img_size (frames are resized to it)")
+                raise ConfigError(f"{src}: {side} px faces of data set '{ds}' do not fit {key}.arch "
+                                  f"'{arch}': {problem}; {hint}")
+
+
 # ------------------------------------------------------------------------------ data shape
 def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | None:
     """Per-segment ``subject``, ``trial`` and rating arrays of a data set: from the synthetic
@@ -345,9 +422,11 @@ def check_feasibility(config: dict, cells, check_env: bool = True) -> None:
     check_dimensions(config)
     check_encoders(config, cells)
     used = {c[0] for c in cells}
-    shapes = {}
+    shapes, faces = {}, {}
     for name, ds in config["datasets"].items():
         synth = check_dataset_params(name, ds)
         if name in used:
+            faces[name] = face_size(config, name, synth)
             shapes[name] = data_shape(config, name, synth)
+    check_face_sizes(config, cells, faces)
     check_splits_on_data(config, cells, shapes)

@@ -15,7 +15,10 @@ axis of every array is one 4 s segment. Arrays:
 cache key), ``content_hash`` (hash of the arrays written) and ``arrays`` (shape and dtype of each).
 
 The directory is written to a temporary sibling and renamed into place, so a killed job leaves
-no directory that looks complete.
+no directory that looks complete. A write that fails (full disk, I/O error, read-only file
+system) removes the temporary sibling and raises a :class:`DataError` naming the file that could
+not be written; memory-mapped files are preallocated first (:func:`cmkd.atomic.preallocate`), so a
+full disk is that error and not a ``Bus error``.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -32,7 +36,7 @@ import numpy as np
 
 from cmkd.data import MODALITIES as _MODALITIES
 from cmkd.errors import DataError
-from cmkd.atomic import dumps, read_json
+from cmkd.atomic import dumps, preallocate, read_json, write_error
 
 INDEX_ARRAYS = ("subject", "trial", "segment")
 RATING_ARRAYS = ("valence", "arousal", "dominance", "liking")
@@ -111,6 +115,21 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], where: str = "arrays") -> 
     return int(n or 0)
 
 
+def _make_tmp(out_dir: Path) -> Path:
+    """A temporary sibling of ``out_dir`` (its parents created); a failure names ``out_dir``."""
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    except OSError as e:
+        raise write_error(out_dir, e) from None
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+
+
 def write_prepared(out_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
     """Validate and write a prepared directory atomically; return its path.
 
@@ -126,15 +145,19 @@ def write_prepared(out_dir: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     full_meta["arrays"] = {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in sorted(arrays.items())}
     full_meta["content_hash"] = hash_arrays(arrays)
     full_meta.setdefault("format_version", 1)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp = _make_tmp(out_dir)
+    target = out_dir
     try:
         for name, a in arrays.items():
+            target = out_dir / f"{name}.npy"
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(a), allow_pickle=False)
+        target = out_dir / "meta.json"
         (tmp / "meta.json").write_text(dumps(full_meta), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        target = out_dir
+        _move_into_place(tmp, out_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(target, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -259,20 +282,38 @@ class PreparedWriter:
     :meth:`finish` hashes the files with plain reads, writes ``meta.json`` and renames the
     directory into place, as :func:`write_prepared` does. The content hash equals the one
     :func:`write_prepared` gives for the same arrays.
+
+    Every file is preallocated at its full size when created (a full disk fails here, not as a
+    ``Bus error`` in a mapped write); any failed write removes the temporary folder and raises a
+    :class:`DataError` naming the file (as it will be named in ``out_dir``).
     """
 
     def __init__(self, out_dir: str | os.PathLike, specs: Mapping[str, tuple[tuple[int, ...], Any]]):
         self.out_dir = Path(out_dir)
-        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".tmp", dir=self.out_dir.parent))
+        self.tmp = _make_tmp(self.out_dir)
         self.specs = {k: (tuple(int(d) for d in s), np.dtype(dt)) for k, (s, dt) in specs.items()}
         try:
             for name, (shape, dtype) in self.specs.items():
-                m = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
-                del m
+                with self._writing(name):
+                    f = self.tmp / f"{name}.npy"
+                    m = np.lib.format.open_memmap(f, mode="w+", dtype=dtype, shape=shape)
+                    size = m.offset + m.nbytes
+                    del m
+                    preallocate(f, size)
         except BaseException:
             self.abort()
             raise
+
+    @contextmanager
+    def _writing(self, name: str):
+        """An :class:`OSError` in the block: abort, and a :class:`DataError` naming the file ``name``
+        of ``out_dir`` (an array's ``.npy``, ``meta.json``, or ``out_dir`` itself for ``""``)."""
+        try:
+            yield
+        except OSError as e:
+            self.abort()
+            target = self.out_dir / (f"{name}.npy" if name in self.specs else name)
+            raise write_error(target, e) from None
 
     def write(self, name: str, start: int, block: np.ndarray) -> None:
         """Copy ``block`` into rows ``start:start+len(block)`` of array ``name``."""
@@ -283,12 +324,13 @@ class PreparedWriter:
                             f"does not fit the array {shape}")
         if block.shape[0] == 0:
             return
-        m = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="r+")
-        try:
-            m[start:start + block.shape[0]] = block.astype(dtype, copy=False)
-            m.flush()
-        finally:
-            del m
+        with self._writing(name):
+            m = np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="r+")
+            try:
+                m[start:start + block.shape[0]] = block.astype(dtype, copy=False)
+                m.flush()
+            finally:
+                del m
 
     def finish(self, meta: Mapping[str, Any]) -> Path:
         try:
@@ -302,10 +344,10 @@ class PreparedWriter:
             full_meta["arrays"] = {k: {"shape": list(s), "dtype": dt.str} for k, (s, dt) in sorted(self.specs.items())}
             full_meta["content_hash"] = hash_npy_files(self.tmp, self.specs)
             full_meta.setdefault("format_version", 1)
-            (self.tmp / "meta.json").write_text(dumps(full_meta), encoding="utf-8")
-            if self.out_dir.exists():
-                shutil.rmtree(self.out_dir)
-            os.replace(self.tmp, self.out_dir)
+            with self._writing("meta.json"):
+                (self.tmp / "meta.json").write_text(dumps(full_meta), encoding="utf-8")
+            with self._writing(""):
+                _move_into_place(self.tmp, self.out_dir)
         except BaseException:
             self.abort()
             raise

@@ -10,8 +10,9 @@ wrong channel count) are listed the same way; the command then exits with status
 
 One check per loader (:data:`INSPECTORS`, from each loader module's ``LOADER["inspect"]``), each
 ``(root, params) -> RawReport``: a function here (DEAP, MAHNOB-HCI, SEED-IV: each reuses the loader's
-own planning and checks, so the report says what preparing would do) or, by default, the loader
-itself run into a temporary folder (SEED, SEED-V, a new loader).
+own planning and checks, so the report says what preparing would do; the synthetic generator: its
+ratings drawn from its parameters and seed, no signal generated, no root read) or, by default,
+the loader itself run into a temporary folder (SEED, SEED-V, a new loader).
 """
 from __future__ import annotations
 
@@ -273,6 +274,28 @@ def inspect_seed_iv(root: str | Path, params: dict | None = None) -> RawReport:
     return r
 
 
+# -------------------------------------------------------------------------------- synthetic ----
+def inspect_synthetic(root: str | Path | None = None, params: dict | None = None, seed: int = 0) -> RawReport:
+    """The synthetic data set as ``prepare synthetic`` with ``params`` and ``seed`` would write it:
+    subjects, trials, segments and the ratings per trial (drawn as the generator draws them,
+    without generating the signals; ``root`` is not read). Bad parameters raise the generator's
+    :class:`~cmkd.errors.ConfigError`."""
+    from cmkd.data import synthetic as S
+
+    plan = S._plan(params or {}, seed, "--params")
+    p, small = plan["p"], plan["small"]
+    r = RawReport("synthetic", "(generated, no raw root)" if root is None else str(root), "trial",
+                  params={**dict(params or {}), "seed": seed}, modalities=["eeg", "eog", "face", "eye"],
+                  sampling_rates={m: float(v) for m, v in plan["meta"]["sampling_rates"].items()})
+    first = small["segment"] == 0
+    r.subjects = {int(x) for x in np.unique(small["subject"])}
+    r.usable = [f"subject {a} trial {b}" for a, b in zip(small["subject"][first].tolist(), small["trial"][first].tolist())]
+    r.segments = int(small["subject"].size)
+    r.ratings = {k: [float(v) for v in small[k][first]] for k in ("valence", "arousal", "dominance", "liking")}
+    r.checks[f"generated: {p['segments_per_trial']} segments of {p['segment_seconds']:g} s per trial"] = len(r.usable)
+    return r
+
+
 def _inspect_by_preparing(loader: str, name: str, prepare: Callable, root: str | Path, params: dict | None) -> RawReport:
     """For feature data sets (SEED, SEED-V: a few MB per subject, no video): run the loader itself
     into a temporary folder, report from what it wrote (its skipped items, windows, labels), then
@@ -316,13 +339,13 @@ def _inspector(name: str, how: str) -> Callable[[str | Path, dict | None], RawRe
     that function."""
     import importlib
 
-    def inspect(root: str | Path, params: dict | None = None) -> RawReport:
+    def inspect(root: str | Path, params: dict | None = None, **kw) -> RawReport:
         from cmkd.data import LOADER_INFO, loader
 
         if how == "prepare":
             return _inspect_by_preparing(name, LOADER_INFO[name].title, loader(name), root, params)
         mod, fn = how.split(":")
-        return getattr(importlib.import_module(mod), fn)(root, params)
+        return getattr(importlib.import_module(mod), fn)(root, params, **kw)
 
     return inspect
 
@@ -337,26 +360,33 @@ def _inspectors() -> dict[str, Callable[[str | Path, dict | None], RawReport]]:
 INSPECTORS: dict[str, Callable[[str | Path, dict | None], RawReport]] = _inspectors()
 
 
-def inspect_raw(loader: str, root: str | Path, params: dict | None = None,
-                inspectors: dict[str, Callable[..., RawReport]] | None = None) -> RawReport:
-    """Run the inspector of ``loader`` (from ``inspectors``, default :data:`INSPECTORS`)."""
+def inspect_raw(loader: str, root: str | Path | None, params: dict | None = None,
+                inspectors: dict[str, Callable[..., RawReport]] | None = None, **kw) -> RawReport:
+    """Run the inspector of ``loader`` (from ``inspectors``, default :data:`INSPECTORS`); ``kw``
+    (the synthetic generator's ``seed``) goes to it."""
     from cmkd.errors import ConfigError
 
     table = inspectors or INSPECTORS
     if loader not in table:
         raise ConfigError(f"inspect: no raw-data check for loader '{loader}' (known: {', '.join(sorted(table))})")
-    return table[loader](root, params)
+    return table[loader](root, params, **kw)
 
 
-def main(loader: str, root: str, params: dict | None = None, threshold: float = 5.0, tie: str = "low",
-         out: Any = None) -> int:
-    """Print the report; return 0 when preparing would go through cleanly, 1 when not."""
+def main(loader: str, root: str | None, params: dict | None = None, threshold: float = 5.0, tie: str = "low",
+         out: Any = None, seed: int | None = None) -> int:
+    """Print the report; return 0 when preparing would go through cleanly, 1 when not. ``root``
+    may be None for the synthetic generator only; ``seed`` is the generator's (synthetic only)."""
     import sys
 
     from cmkd.data.labels import check_tie
+    from cmkd.errors import ConfigError
 
     check_tie(tie, "--tie")
-    r = inspect_raw(loader, root, params)
+    if loader != "synthetic" and root is None:
+        raise ConfigError(f"inspect {loader}: --root (the raw data root) is required")
+    if loader != "synthetic" and seed is not None:
+        raise ConfigError(f"inspect {loader}: --seed is the synthetic generator's; loader '{loader}' takes none")
+    r = inspect_raw(loader, root, params, **({"seed": seed} if seed is not None else {}))
     print(format_report(r, threshold, tie), file=out or sys.stdout)
     return 0 if r.ok and not _all_one_class(r, one_class(r, threshold, tie)) else 1
 

@@ -60,7 +60,7 @@ from cmkd.params import Param, defaults_of, params_from_literals
 
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 # (generated data: prepare is (out, params, seed), no raw data to check, the size comes from the params)
-LOADER = {"name": "synthetic", "prepare": "write_synthetic", "inspect": None}
+LOADER = {"name": "synthetic", "prepare": "write_synthetic", "inspect": "cmkd.data.rawcheck:inspect_synthetic"}
 GENERATOR_VERSION = 1
 CONFIG_KEY = "datasets.synthetic.params"  # where the knobs live in config.yaml (error messages)
 

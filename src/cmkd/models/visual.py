@@ -149,7 +149,9 @@ class TimmFrameEncoder(nn.Module):
         self._check_input_size()
 
     def _check_input_size(self) -> None:
-        """Fail at build time, naming the size, when the backbone cannot take ``img_size`` frames."""
+        """Fail at build time, naming the size, when the backbone cannot take ``img_size`` frames
+        (the config check refuses before the DAG the sizes cmkd.models.visual_sizes declares for
+        an architecture; this is the check of any other)."""
         was_training = self.backbone.training
         self.backbone.eval()
         try:
