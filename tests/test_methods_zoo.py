@@ -377,11 +377,11 @@ def test_nst_objective_hand():
     logits = [[0.0, 1.0]]
     m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {}, "classification", 2)
     _, terms = m.training_step({"y": torch.tensor([1])})
-    assert terms["nst"].item() == pytest.approx(25.0 * want, rel=1e-5)  # weights: paper, beta = lambda/2 = 25
-    m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {"weights": "repdistiller"},
+    assert terms["nst"].item() == pytest.approx(50.0 * want, rel=1e-5)  # weights: paper, the authors' kt_weight 50
+    m = method_class("nst")(Stub(logits, hint=s), {"teacher": Stub(logits, hint=t)}, {"weights": "repdistiller", "beta": 3.0},
                             "classification", 2)
     _, terms = m.training_step({"y": torch.tensor([1])})
-    assert terms["nst"].item() == pytest.approx(50.0 * want, rel=1e-5)
+    assert terms["nst"].item() == pytest.approx(3.0 * want, rel=1e-5)  # an explicit beta wins over the preset
 
 
 def test_dgkd_objective_hand():
@@ -567,22 +567,22 @@ def test_teacher_cache_respects_budget_and_trainable_teachers():
 
 # ----------------------------------------------------------------------------- weight presets
 # (method, preset) -> the values the preset must resolve to, each from the source named in the
-# method's REGISTER comment and docs/kd_weights.md
+# method's REGISTER comment and docs/kd_weights.md (whose table is generated from the presets)
 CITED_WEIGHTS = {
-    ("kd", "paper"): {"temperature": 20.0, "alpha": 0.9},          # Hinton et al. 2015 §3 (alpha: none given)
+    ("kd", "paper"): {"temperature": 20.0, "alpha": 2 / 3},        # Hinton et al. 2015 §3 (T), §4.1 (CE 0.5 : KD 1)
     ("kd", "repdistiller"): {"temperature": 4.0, "alpha": 0.9},    # run_cifar_distill.sh -r 0.1 -a 0.9, --kd_T 4
     ("kd", "previous"): {"temperature": 4.0, "alpha": 0.5},        # the values run at 912213b
     ("fitnets", "paper"): {"beta": 100.0},                         # none given (hint stage): RepDistiller's
     ("fitnets", "repdistiller"): {"beta": 100.0},
-    ("nst", "paper"): {"beta": 25.0},                              # lambda = 50 in CE + lambda/2 MMD^2
+    ("nst", "paper"): {"beta": 50.0},                              # authors' code: kt_weight 50 on the MMD
     ("nst", "repdistiller"): {"beta": 50.0},
-    ("sp", "paper"): {"beta": 3000.0},                             # Tung & Mori 2019 §4.1 gamma
+    ("sp", "paper"): {"beta": 3000.0},                             # Tung & Mori 2019 gamma (RepDistiller's, author-verified)
     ("sp", "repdistiller"): {"beta": 3000.0},
     ("pkt", "paper"): {"beta": 30000.0},                           # none given (PKT alone): RepDistiller's
     ("pkt", "repdistiller"): {"beta": 30000.0},
-    ("rkd", "paper"): {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},     # Park et al. 2019 §4.2
+    ("rkd", "paper"): {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},     # authors' code: --dist_ratio 25 --angle_ratio 50
     ("rkd", "repdistiller"): {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},
-    ("crd", "paper"): {"beta": 0.8},                               # Tian et al. 2020 §4
+    ("crd", "paper"): {"beta": 0.8},                               # the paper's code (RepDistiller): -b 0.8
     ("crd", "repdistiller"): {"beta": 0.8},
 }
 
@@ -603,7 +603,7 @@ def test_weight_presets_yield_to_explicit_values_and_reject_unknown_names():
     from cmkd.methods import method_params
 
     p = method_params("kd", {"weights": "paper", "temperature": 2.0}, "methods.kd.params")
-    assert p["temperature"] == 2.0 and p["alpha"] == 0.9  # the explicit value wins, the rest from the preset
+    assert p["temperature"] == 2.0 and p["alpha"] == 2 / 3  # the explicit value wins, the rest from the preset
     with pytest.raises(ConfigError, match=r"methods\.kd\.params\.weights"):
         method_params("kd", {"weights": "cifar"}, "methods.kd.params")
 
@@ -615,4 +615,36 @@ def test_kd_method_object_runs_with_the_preset():
     m = method_class("kd")(nn.Linear(2, 2), {"teacher": nn.Linear(2, 2)}, {"weights": "repdistiller"}, "classification", 2)
     assert (m.params["alpha"], m.params["temperature"]) == (0.9, 4.0)
     m = method_class("nst")(nn.Linear(2, 2), {"teacher": nn.Linear(2, 2)}, {}, "classification", 2)
-    assert m.params["beta"] == 25.0 and m.params["weights"] == "paper"
+    assert m.params["beta"] == 50.0 and m.params["weights"] == "paper"
+
+
+def test_kd_weights_doc_table_is_generated_from_the_presets(tmp_path):
+    """docs/kd_weights.md shows the presets in a block generated from them, every (method, parameter)
+    of it has a row in the sources table, and no other method declares presets of its own."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from cmkd.methods import weight_table
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "kd_weights.md"
+    assert weight_table.sync_file(doc, check=True), \
+        "docs/kd_weights.md's preset table is stale: run python -m cmkd.methods.weight_table --sync docs/kd_weights.md"
+    text = doc.read_text(encoding="utf-8")
+    # a preset that changes is seen: the committed text no longer matches
+    changed = dict(REGISTRY)
+    nst = changed["nst"]
+    changed["nst"] = dataclasses.replace(nst, presets={**nst.presets, "paper": {"beta": 25.0}})
+    assert weight_table.fill(text, registry=changed) != text
+    stale = tmp_path / "kd_weights.md"
+    stale.write_text(text.replace("| `nst` | `beta` | 50 |", "| `nst` | `beta` | 25 |"), encoding="utf-8")
+    assert not weight_table.sync_file(stale, check=True)
+    # every value of the table has its source written beside it
+    sources = text.split("## Where each `paper` value comes from", 1)[1]
+    for m, p, _ in weight_table.rows():
+        assert re.search(rf"^\| `{m}` \| `{p}` \| .+ \| .+ \|$", sources, re.M), f"no source row for {m}.{p}"
+    # the table lists every method with presets of its own (CMCRD inherits CRD's)
+    listed = {REGISTRY[m].presets.__repr__() for m in weight_table.BASELINES}
+    for name, info in REGISTRY.items():
+        if info.presets and name not in weight_table.BASELINES:
+            assert repr(info.presets) in listed, f"{name}: presets of its own, missing from docs/kd_weights.md"

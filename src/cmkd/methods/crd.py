@@ -127,8 +127,8 @@ REGISTER = {
                        "negatives": {"default": "auto", "kind": "choice", "choices": ["auto", "class", "uniform"]},
                        "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                         "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-            # Tian et al. 2020, §4 (CIFAR-100): beta = 0.8 in L = CE + beta L_CRD, the same in RepDistiller, the
-            # paper's code (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 0.8)
+            # paper: beta = 0.8 in L = CE + beta L_CRD, from the paper's own code, RepDistiller (README.md: "the
+            # command for running CRD", -a 0 -b 0.8; scripts/run_cifar_distill.sh:29); sources in docs/kd_weights.md
             "presets": {"paper": {"beta": 0.8}, "repdistiller": {"beta": 0.8}, "previous": {"beta": 0.8}}},
 }
 

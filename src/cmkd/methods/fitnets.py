@@ -102,8 +102,9 @@ REGISTER = {
                            "feature": {"default": "hint", "kind": "choice", "choices": ["hint", "embedding"]},
                            "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                             "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-                # Romero et al. 2015 train the hint in a stage of its own (§2.2-2.3: the hint loss alone, then KD), so the
-                # paper gives no weight of the hint beside the CE: RepDistiller's beta 100 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 100)
+                # paper: Romero et al. 2015 train the hint in a stage of its own (§2.3, Algorithm 1: the hint loss alone,
+                # then KD), so the paper gives no weight of the hint beside the CE: RepDistiller's beta 100
+                # (scripts/run_cifar_distill.sh:7, -a 0 -b 100); sources in docs/kd_weights.md
                 "presets": {"paper": {"beta": 100.0}, "repdistiller": {"beta": 100.0}, "previous": {"beta": 100.0}}},
 }
 

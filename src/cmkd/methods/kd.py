@@ -13,11 +13,13 @@ class KD(Method):
     The teacher is the checkpoint of role ``teacher`` (any modalities); the student sees only its
     own modalities. For regression the soft-target term is the MSE between the two outputs.
 
-    Weights (``weights`` preset, docs/kd_weights.md): ``paper`` (default) T = 20, Hinton et al. 2015
-    §3 (MNIST distillation); the paper gives no number for alpha ("a considerably lower weight" on
-    the hard-target term), so alpha is RepDistiller's 0.9 (``scripts/run_cifar_distill.sh``
-    ``-r 0.1 -a 0.9``); ``repdistiller`` alpha 0.9, T 4 (``train_student.py --kd_T 4``);
-    ``previous`` alpha 0.5, T 4 (the values run at 912213b).
+    Weights (``weights`` preset; the values in this module's ``REGISTER``, their table and sources
+    in docs/kd_weights.md): ``paper`` (default) T = 20, Hinton et al. 2015 §3 (MNIST), and
+    alpha = 2/3: §4.1 puts "a relative weight of 0.5 on the cross-entropy for the hard targets"
+    against the T²-scaled soft term (weight 1), i.e. CE : KD = 0.5 : 1, which the convex form above
+    writes as alpha = 1 / 1.5 (§2: with the T² scaling the relative weight does not depend on T);
+    ``repdistiller`` alpha 0.9, T 4 (RepDistiller ``scripts/run_cifar_distill.sh`` ``-r 0.1 -a 0.9``,
+    ``train_student.py`` ``--kd_T`` default 4); ``previous`` alpha 0.5, T 4 (the values run at 912213b).
     """
 
     roles = ("teacher",)
@@ -40,13 +42,14 @@ REGISTER = {
            "description": "Hinton et al. 2015 knowledge distillation (TAKD: a chain of kd runs)",
            "search": {"alpha": "mix", "temperature": "temperature"},
            "params": {"temperature": {"default": 20.0, "lo": 0.0, "lo_open": True},
-                      "alpha": {"default": 0.9, "lo": 0.0, "hi": 1.0},
+                      "alpha": {"default": 0.6666666666666666, "lo": 0.0, "hi": 1.0},
                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                                  "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-           # Hinton et al. 2015: T = 20 (§3, MNIST: the distilled 800-unit net's soft targets); the paper gives no
-           # number for the weight, only "a considerably lower weight on the [hard-target] objective": RepDistiller's
-           # alpha 0.9 (scripts/run_cifar_distill.sh: -r 0.1 -a 0.9, train_student.py --kd_T 4) is used for it
-           "presets": {"paper": {"alpha": 0.9, "temperature": 20.0},
+           # paper: Hinton et al. 2015, T = 20 (§3, MNIST: the 800-unit net distilled at a temperature of 20) and
+           # alpha = 2/3 (§4.1: "a relative weight of 0.5 on the cross-entropy for the hard targets", the soft term at
+           # weight 1 and scaled by T^2 (§2), so CE : KD = 0.5 : 1 = (1 - alpha) : alpha); repdistiller: RepDistiller
+           # scripts/run_cifar_distill.sh (-r 0.1 -a 0.9) and train_student.py (--kd_T default 4); sources in docs/kd_weights.md
+           "presets": {"paper": {"alpha": 0.6666666666666666, "temperature": 20.0},
                        "repdistiller": {"alpha": 0.9, "temperature": 4.0},
                        "previous": {"alpha": 0.5, "temperature": 4.0}}},
 }

@@ -8,7 +8,9 @@ this module's ``REGISTER`` and docs/kd_weights.md):
     L = gamma * CE(y, s) + alpha * KD + beta * L_MMD^2(F_T, F_S)
 
 with the squared MMD of the L2-normalised channel maps under the polynomial kernel
-``k(x, y) = (x^T y)^2`` (:func:`cmkd.losses.nst`; the paper's ``lambda / 2`` is our ``beta``).
+``k(x, y) = (x^T y)^2`` (:func:`cmkd.losses.nst`). ``beta`` multiplies the MMD as the authors' code
+does (TuSimple/neuron-selectivity-transfer: ``kt_weight = 50`` on ``mmd_poly``, no factor 1/2;
+docs/kd_weights.md).
 RepDistiller sums NST over several intermediate layer pairs; our networks expose one hint map
 per encoder, so one pair is used: the student's ``feature`` (default ``hint``) and the teacher's
 ``teacher_feature`` (null: the same name; ``hint_eeg`` to match the teacher's EEG map).
@@ -78,19 +80,20 @@ class NST(ZooMethod):
 REGISTER = {
     "nst": {"roles": ["teacher"], "description": "Huang & Wang 2017 neuron selectivity transfer",
             "extends": ["zoo", "teacher_feature"],
-            # beta around RepDistiller's 50 (the paper's lambda/2 = 25 inside it) (CIFAR-100), two decades each side
+            # beta around the authors' and RepDistiller's 50, two decades each side
             "search": {"beta": {"lo": 0.5, "hi": 5000.0, "log": True}},
-            "params": {"beta": {"default": 25.0, "lo": 0.0},
+            "params": {"beta": {"default": 50.0, "lo": 0.0},
                        "feature": {"default": "hint", "kind": "str"},
                        "positions": {"default": "spatial", "kind": "choice", "choices": ["spatial", "batch"],
                                      "doc": "NST's positions: the maps' spatial positions (the paper) or the "
                                             "batch's inputs (a reconstruction for vector features)"},
                        "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                         "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-            # Huang & Wang 2017, §4 (CIFAR implementation details): lambda = 50 with the polynomial kernel, in
-            # L = CE + lambda/2 L_MMD^2, so beta = lambda / 2 = 25; RepDistiller puts its -b 50 on the MMD without the
-            # 1/2 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 50)
-            "presets": {"paper": {"beta": 25.0}, "repdistiller": {"beta": 50.0}, "previous": {"beta": 50.0}}},
+            # paper: the authors' code (TuSimple/neuron-selectivity-transfer, config/cfgs.py: kt_weight = 50 for
+            # kt_type 'mmd' with mmd_kernel 'poly'; symbol/inception_bn.py passes it with c = 0 to symbol/transfer.py
+            # mmd_poly, the grad_scale of the MMD itself, no factor 1/2); repdistiller: scripts/run_cifar_distill.sh
+            # (-a 0 -b 50); sources in docs/kd_weights.md
+            "presets": {"paper": {"beta": 50.0}, "repdistiller": {"beta": 50.0}, "previous": {"beta": 50.0}}},
 }
 
 METHODS = {"nst": NST}

@@ -36,8 +36,10 @@ REGISTER = {
             "params": {"beta": {"default": 30000.0, "lo": 0.0},
                        "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                         "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-            # Passalis & Tefas 2018 train the student with the PKT divergence alone (§3-4: no CE beside it), so the
-            # paper gives no weight beside the CE: RepDistiller's beta 30000 (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 30000)
+            # paper: Passalis & Tefas 2018 train the student with the PKT divergence alone (the authors' code,
+            # passalis/probabilistic_kt nn/pkt.py:8, knowledge_transfer(..., supervised_weight=0): no CE beside it), so
+            # the paper gives no weight beside the CE: RepDistiller's beta 30000 (scripts/run_cifar_distill.sh:19,
+            # -a 0 -b 30000); sources in docs/kd_weights.md
             "presets": {"paper": {"beta": 30000.0}, "repdistiller": {"beta": 30000.0}, "previous": {"beta": 30000.0}}},
 }
 

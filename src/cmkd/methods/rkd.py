@@ -40,8 +40,10 @@ REGISTER = {
                        "w_a": {"default": 50.0, "lo": 0.0},
                        "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                         "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-            # Park et al. 2019, §4.2 (image classification): lambda_RKD-D = 25, lambda_RKD-A = 50 (our w_d, w_a; beta 1
-            # multiplies their sum), the values of RepDistiller's RKDLoss (w_d=25, w_a=50) and -b 1 (RepDistiller scripts/run_cifar_distill.sh)
+            # paper: the authors' code for image classification (lenscloth/RKD run_distill_classification.py:41,43:
+            # --dist_ratio 25, --angle_ratio 50, beside the CE at weight 1: our w_d, w_a, beta 1); repdistiller:
+            # distiller_zoo/RKD.py:10 (RKDLoss(w_d=25, w_a=50)) with -b 1 (scripts/run_cifar_distill.sh:17);
+            # sources in docs/kd_weights.md
             "presets": {"paper": {"beta": 1.0, "w_d": 25.0, "w_a": 50.0}, "repdistiller": {"beta": 1.0, "w_d": 25.0, "w_a": 50.0},
                         "previous": {"beta": 1.0, "w_d": 25.0, "w_a": 50.0}}},
 }

@@ -40,8 +40,10 @@ REGISTER = {
            "params": {"beta": {"default": 3000.0, "lo": 0.0},
                       "weights": {"default": "paper", "kind": "choice", "choices": ["paper", "repdistiller", "previous"],
                        "doc": "preset of the loss weights: the method's paper, RepDistiller's CIFAR-100 commands, or the values run at 912213b"}},
-           # Tung & Mori 2019, §4.1 (CIFAR-10): gamma = 3000 in L = CE + gamma/b^2 sum ||G_T - G_S||_F^2, which
-           # RepDistiller keeps (RepDistiller scripts/run_cifar_distill.sh: -a 0 -b 3000)
+           # paper: gamma = 3000 in L = CE + gamma/b^2 sum ||G_T - G_S||_F^2 (Tung & Mori 2019, §4.1, CIFAR-10; the
+           # paper's text not checked here), the value of RepDistiller's SP (scripts/run_cifar_distill.sh:11, -a 0 -b 3000),
+           # a reimplementation the paper's first author verified (RepDistiller README.md, Acknowledgement);
+           # sources in docs/kd_weights.md
            "presets": {"paper": {"beta": 3000.0}, "repdistiller": {"beta": 3000.0}, "previous": {"beta": 3000.0}}},
 }
 
