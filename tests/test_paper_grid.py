@@ -12,7 +12,7 @@ from cmkd.validation import check_semantics
 ROOT = Path(__file__).resolve().parents[1]
 MKD_TRACK = "eeg_eog-to-eog"
 MKD_ROWS = {"mkd_teacher", "mkd_teacher_leaky", "baseline_eog", "mkd_student_nokd", "mkd_student", "mkd_finetune",
-            "mkd_v1_hinton", "mkd_v2_fusion"}
+            "mkd_v1_hinton", "mkd_v2_fusion", "mkd_deepconvnet", "mkd_cgan"}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,22 @@ def test_paper_grid_runs_the_mkd_track_on_deap_eeg_eog(roots, tmp_path):
                            "inputs": inputs, "head": spec["head"], "n_outputs": 2})
     assert {(e.fc1.out_features, e.fc2.out_features) for e in teacher.extractors} == {(1024, 512)}
     assert {(e.fc1.out_features, e.fc2.out_features) for e in student.extractors} == {(512, 256)}
+    # MKD Table 1's baselines at these sizes: DeepConvNet on the 2 EOG derivations; CGAN's generator as wide as
+    # the teacher's EEG feature it imitates
+    import torch
+
+    deep = run_spec(cfg, "deap_eeg_eog", MKD_TRACK, "arousal", "mkd_deepconvnet", 0)
+    net = build_model({"modalities": deep["modalities"], "encoders": deep["encoders"],
+                       "inputs": {"eog": {"shape": [2, 512], "sampling_rate": 128}}, "head": deep["head"], "n_outputs": 2})
+    assert deep["modalities"] == ["eog"] and net({"eog": torch.zeros(2, 2, 512)}).logits.shape == (2, 2)
+    cg = run_spec(cfg, "deap_eeg_eog", MKD_TRACK, "arousal", "mkd_cgan", 0)
+    cgan = build_model({"architecture": "cgan_student", "model": cg["model"], "modalities": cg["modalities"],
+                        "encoders": cg["encoders"], "inputs": {"eog": {"shape": [2, 512], "sampling_rate": 128}},
+                        "head": cg["head"], "n_outputs": 2})
+    with torch.no_grad():
+        t_eeg = teacher.eval()({"eeg": torch.zeros(2, 32, 512), "eog": torch.zeros(2, 2, 512)}).features["eeg"]
+        assert cgan.eval()({"eog": torch.zeros(2, 2, 512)}).features["generated"].shape == t_eeg.shape
+    assert cg["requires"]["teacher"]["method"] == "mkd_teacher"
     # the EEG+EOG entry keeps every participant (the face entry keeps only those with video)
     from cmkd.data.deap import prepare_deap
     from cmkd.data.prepared import load_prepared

@@ -289,6 +289,7 @@ EXTRA_MODULES = (
     "cmkd.models.emotionkd_teacher",  # EmotionKD;
     "cmkd.models.ambokd_net",         # and the AMBOKD network
     "cmkd.models.mkd",                # MKD dual-stream transformer teacher and EOG student
+    "cmkd.models.cgan_net",           # the CGAN baseline's EOG student (MKD Table 1)
     "cmkd.models.seed_features",      # encoders of pre-computed features (SEED-IV differential entropy)
 )
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
