@@ -12,11 +12,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+import yaml
+
+from cmkd.methods.baseline import Baseline
+from cmkd.models.registry import build_model
+from cmkd.train import Part, setup_torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,13 +51,9 @@ def overhead(results: str | Path) -> dict:
 
 
 def dag_time(configfiles: list[str], overlay: dict | None = None) -> dict:
-    import tempfile
-
-    import yaml
-
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, str(ROOT / "tests"))
-        from fixtures import write_all
+        from fixtures import write_all  # lazy: optional (tests/fixtures, on sys.path only from the line above)
 
         roots = write_all(Path(tmp) / "raw")
         rf = Path(tmp) / "roots.yaml"
@@ -76,11 +79,6 @@ def dag_time(configfiles: list[str], overlay: dict | None = None) -> dict:
 
 def throughput(kind: str, epochs: int = 3, n: int = 512) -> dict:
     """Segments/s of one student trained by the project's loop vs a plain loop (same model, data, batch size)."""
-    import torch
-
-    from cmkd.models.registry import build_model
-    from cmkd.train import Part, setup_torch
-
     setup_torch(1, 0, "cpu")
     rng = np.random.default_rng(0)
     if kind == "tsception":
@@ -113,8 +111,6 @@ def throughput(kind: str, epochs: int = 3, n: int = 512) -> dict:
         return n * epochs / (time.perf_counter() - t0)
 
     def framework():
-        from cmkd.methods.baseline import Baseline
-
         torch.manual_seed(0)
         model = build_model(spec)
         method = Baseline(model, {}, {}, "classification", 2)

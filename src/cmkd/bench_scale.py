@@ -21,9 +21,11 @@ sooner) and ignores the teachers' forward passes of a distillation run (cached o
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,6 +34,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+import yaml
+
+from cmkd import accel, train
+from cmkd.config import deep_merge, iter_cells, run_spec
+from cmkd.data import labels, splits, stream
+from cmkd.data import synthetic as syn
+from cmkd.data.prepared import PreparedWriter, load_prepared
+from cmkd.methods import method_class
+from cmkd.models.registry import build_model
+from cmkd.resources import dataset_size, estimate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,16 +70,11 @@ def _peak_rss_mb() -> float:
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def paper_config() -> dict:
-    import yaml
-
-    from cmkd.config import deep_merge
-
     base = yaml.safe_load(open(ROOT / "config.yaml"))
     paper = yaml.safe_load(open(ROOT / "config" / "paper.yaml"))
     cfg = deep_merge(base, paper)
@@ -79,9 +87,6 @@ def write_deap_sized(out: Path, size: dict, face_segments: int = 15, log=print) 
     """The DEAP-sized synthetic set (see the module docstring): EEG, EOG, eye features and ratings
     of every subject generated; face frames of the first ``face_segments`` segments rendered and
     repeated over the others (rendering all of them would take longer than the rehearsal)."""
-    from cmkd.data import synthetic as syn
-    from cmkd.data.prepared import PreparedWriter
-
     plan = syn._plan(size, 0, "bench")
     p, rng, cue = plan["p"], plan["rng"], plan["cue"]
     S, K, G = p["n_subjects"], p["n_trials"], p["segments_per_trial"]
@@ -122,8 +127,6 @@ def write_deap_sized(out: Path, size: dict, face_segments: int = 15, log=print) 
 
 def write_seed_iv_sized(out: Path, n: int = SEED_IV_SEGMENTS) -> Path:
     """A SEED-IV-sized set of eye features (31) and DE features (62 x 5), 4 classes, in chunks."""
-    from cmkd.data.prepared import PreparedWriter
-
     subjects, trials = 15, 3 * 24
     per_trial = max(1, n // (subjects * trials))
     n = subjects * trials * per_trial
@@ -157,15 +160,6 @@ def write_seed_iv_sized(out: Path, n: int = SEED_IV_SEGMENTS) -> Path:
 def run_job(cfg: dict, prepared: str, track: str, dimension: str, method: str, batch_size: int,
             steps: int, device: str = "auto", autocast: str = "off") -> dict:
     """``steps`` training steps (after one warm-up step) of one job kind; time per sample and peak memory."""
-    import torch
-
-    from cmkd import accel, train
-    from cmkd.config import run_spec
-    from cmkd.data import labels, splits, stream
-    from cmkd.data.prepared import load_prepared
-    from cmkd.methods import method_class
-    from cmkd.models.registry import build_model
-
     spec = run_spec(cfg, "bench", track, dimension, method, 0) if "bench" in cfg["datasets"] else None
     tr = dict(spec["training"], batch_size=batch_size, autocast=autocast)
     dev = train.setup_torch(spec["threads"], 0, device)
@@ -228,9 +222,6 @@ def _job_subprocess(args: dict, timeout: float) -> dict:
 # ----------------------------------------------------------------------------- grid projection
 def project_grid(cfg: dict, per_sample: dict[frozenset, float]) -> dict:
     """Σ over the paper grid's cells of seeds x epochs x samples x time per sample; memory per job."""
-    from cmkd.config import iter_cells, run_spec
-    from cmkd.resources import dataset_size, estimate
-
     total_s, jobs, mems, missing = 0.0, 0, [], set()
     by_dataset: dict[str, float] = {}
     for ds, track, dim, method in iter_cells(cfg):
@@ -317,16 +308,12 @@ def main(device: str = "auto", autocast: str = "off", face_segments: int = 15, w
 
 
 def _student_modalities(cfg, ds, track, method):
-    from cmkd.config import run_spec
-
     c = _bench_cfg(cfg, "deap" if ds == "deap" else "seed_iv")
     return sorted(run_spec(c, "bench", track, "arousal" if ds == "deap" else "emotion", method, 0)["modalities"])
 
 
 def _bench_cfg(cfg: dict, like: str) -> dict:
     """The paper config with a data set ``bench`` that stands for ``like``."""
-    import copy
-
     c = copy.deepcopy(cfg)
     c["datasets"]["bench"] = copy.deepcopy(c["datasets"][like])
     # time and memory do not depend on the weights' values: random initialisation, so that the
@@ -356,14 +343,6 @@ def plain_amp_loop(cfg: dict, prepared: str, track: str, dimension: str, method:
     """The reference: the same student network and data, in a minimal PyTorch loop (inputs
     standardised once and held in pinned memory, ``torch.autocast`` + ``GradScaler`` for fp16,
     cross-entropy, Adam); time per sample after one warm-up step, peak GPU memory."""
-    import torch
-
-    from cmkd import train
-    from cmkd.config import run_spec
-    from cmkd.data import labels
-    from cmkd.data.prepared import load_prepared
-    from cmkd.models.registry import build_model
-
     spec = run_spec(cfg, "bench", track, dimension, method, 0)
     dev = train.setup_torch(spec["threads"], 0, device)
     prep = load_prepared(prepared)

@@ -107,7 +107,7 @@ def _cuda_failure(torch) -> str:
 
 def resolve_device(requested: str, env: Mapping[str, str] | None = None):
     """The torch device of a job that says ``device: requested`` (``auto``, ``cpu``, ``cuda``)."""
-    import torch
+    import torch  # lazy: torch (the planner imports this module)
 
     requested = str(requested)
     if requested not in ("auto", "cpu", "cuda"):

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping
 from cmkd.config import experiment_methods
 from cmkd.data import LOADER_INFO
 from cmkd.errors import ConfigError
+from cmkd.metrics import METRICS, PRIMARY
 from cmkd.params import describe
 from cmkd.validation import load_config
 
@@ -46,7 +47,7 @@ def _param_table(params: Mapping[str, Any]) -> list[str]:
 
 
 def _methods() -> list[str]:
-    from cmkd.methods import REGISTRY
+    from cmkd.methods import REGISTRY  # lazy: startup (the CLI imports this module to build its parser)
 
     out = ["### Methods (`methods.<key>.class`, `params`)"]
     for name in sorted(REGISTRY):
@@ -66,7 +67,7 @@ def _methods() -> list[str]:
 
 
 def _encoders() -> list[str]:
-    from cmkd.feasibility import encoder_params
+    from cmkd.feasibility import encoder_params  # lazy: startup (the CLI imports this module to build its parser)
 
     out = ["### Encoders (`encoders.<modality>.name` and its keys)"]
     for name, params in sorted(encoder_params().items()):
@@ -75,8 +76,8 @@ def _encoders() -> list[str]:
 
 
 def _loaders() -> list[str]:
-    from cmkd.data import LOADER_INFO
-    from cmkd.feasibility import loader_params
+    from cmkd.data import LOADER_INFO  # lazy: startup (the CLI imports this module to build its parser)
+    from cmkd.feasibility import loader_params  # lazy: startup (the CLI imports this module to build its parser)
 
     out = ["### Loaders (`datasets.<name>.loader`, `params`)"]
     for name, info in sorted(LOADER_INFO.items()):
@@ -87,7 +88,7 @@ def _loaders() -> list[str]:
 
 
 def _splits() -> list[str]:
-    from cmkd.data import split_kinds
+    from cmkd.data import split_kinds  # lazy: startup (the CLI imports this module to build its parser)
 
     out = ["### Split kinds (`split.kind`)", "",
            "Parameters of every kind: " + ", ".join(f"`{k}`" for k in split_kinds.COMMON) + "."]
@@ -103,8 +104,6 @@ def _splits() -> list[str]:
 
 
 def _metrics() -> list[str]:
-    from cmkd.metrics import METRICS, PRIMARY
-
     out = ["### Metrics (`tables[].metric`)", "", "| metric | task | better | unit | decimals | headline | label |",
            "|---|---|---|---|---|---|---|"]
     for m in METRICS.values():

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from cmkd.errors import ConfigError
+from cmkd.errors import ConfigError, RegistryError
 
 KINDS = ("number", "int", "bool", "str", "choice", "any")
 
@@ -67,8 +67,6 @@ def param_from_literal(decl: Mapping[str, Any], where: str) -> Param:
     """A :class:`Param` from its literal form ``{"default": ..., "kind": ..., "lo": ..., ...}`` (the
     fields of Param, ``default`` required, ``kind`` ``number`` unless given, ``choices`` a list);
     a malformed one raises :class:`cmkd.errors.RegistryError` naming ``where``."""
-    from cmkd.errors import RegistryError
-
     if not isinstance(decl, Mapping) or "default" not in decl:
         raise RegistryError(f"{where}: a parameter is a dict with at least a 'default', got {decl!r}")
     unknown = sorted(set(decl) - set(PARAM_FIELDS))

@@ -32,6 +32,8 @@ about the papers.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 from pathlib import Path
@@ -40,6 +42,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats as ss
+import yaml
 
 from cmkd.analysis.stats import detectable_difference, load_run_details, method_level_test
 from cmkd.atomic import write_csv
@@ -149,8 +152,6 @@ def load_claims(path: str | os.PathLike, published: Mapping | str | os.PathLike 
     ``published`` entries are resolved against ``published`` (the parsed ``published_tables.yaml``
     or its path: :func:`resolve_published`). One :class:`ConfigError` naming the file and the claim
     on a bad entry."""
-    import yaml
-
     if published is not None and not isinstance(published, Mapping):
         try:
             published = yaml.safe_load(Path(published).read_text(encoding="utf-8")) or {}
@@ -326,9 +327,6 @@ def write_claims(runs_csv: str | os.PathLike, claims_yaml: str | os.PathLike, ou
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import json
-
     p = argparse.ArgumentParser(prog="cmkd claims", description="runs.csv + claims.yaml -> claims.csv")
     p.add_argument("--runs", required=True)
     p.add_argument("--claims", required=True, help="claims.yaml (config/claims.yaml)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
+from cmkd.config import evaluated_modalities
 from cmkd.metrics import PRIMARY, primary_metric
 
 CD_GROUPS = ("students", "teachers")
@@ -31,8 +32,6 @@ def group_methods(cfg: Mapping, cells: Iterable[Sequence[str]], track: str, grou
     """Networks of ``track`` that solve the same task from the same input: its students (the
     track's student modalities) or its teachers (teacher modalities), by the modalities the
     evaluated network reads (:func:`cmkd.config.evaluated_modalities`); ``leave_out`` excluded."""
-    from cmkd.config import evaluated_modalities
-
     tr = cfg["tracks"][track]
     want = sorted(tr["student" if group == "students" else "teacher"])
     skip = set(leave_out)

@@ -10,6 +10,7 @@ differs from what the snapshot gives, the test suite's check); ``--refresh RESUL
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
+import yaml
 
 from cmkd.errors import ConfigError, DataError
 from cmkd.metrics import METRICS
@@ -79,8 +81,6 @@ def table_sentence(name: str, table: pd.DataFrame) -> str:
 
 def render_blocks(snapshot: str | os.PathLike = SNAPSHOT) -> dict[str, str]:
     """The generated text blocks (name -> markdown) of a snapshot folder."""
-    import yaml
-
     snap = Path(snapshot)
     try:
         cfg = yaml.safe_load((snap / "config.yaml").read_text(encoding="utf-8"))
@@ -131,8 +131,6 @@ def refresh(results: str | os.PathLike, config: str | os.PathLike, description: 
             snapshot: str | os.PathLike = SNAPSHOT) -> None:
     """Copy a run's summary (``<results>/summary``: stats.csv, claims.csv, tables/*.csv) and its
     config into ``snapshot``, with ``source.yaml`` (description, code version, number of runs)."""
-    import yaml
-
     summ = Path(results) / "summary"
     if not (summ / "stats.csv").exists():
         raise DataError(f"{summ}: no stats.csv (run the workflow first)")
@@ -154,8 +152,6 @@ def refresh(results: str | os.PathLike, config: str | os.PathLike, description: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     p = argparse.ArgumentParser(prog="cmkd quote", description="fill the docs' generated blocks from a results snapshot")
     p.add_argument("files", nargs="*", default=list(FILES))
     p.add_argument("--snapshot", default=str(SNAPSHOT))

@@ -31,7 +31,7 @@ import importlib
 from dataclasses import dataclass, field
 
 from cmkd.data.modalities import CATALOG as MODALITY_CATALOG
-from cmkd.errors import RegistryError
+from cmkd.errors import ConfigError, RegistryError
 from cmkd.literals import check_keys, module_literals
 
 
@@ -90,8 +90,6 @@ def family(name: str) -> tuple[str, ...]:
 
 def loader(name: str):
     """The prepare function of loader ``name`` (imported on use)."""
-    from cmkd.errors import ConfigError
-
     if name not in LOADERS:
         raise ConfigError(f"unknown data set loader '{name}' (known: {', '.join(LOADERS)})")
     mod, fn = LOADERS[name].split(":")

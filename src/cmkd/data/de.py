@@ -47,7 +47,7 @@ def differential_entropy(x: np.ndarray, sfreq: float, window_seconds: float,
     over the whole trial; the filtered signal is cut into non-overlapping windows of
     ``window_seconds`` and :func:`gaussian_de` of each window's variance is taken.
     """
-    from scipy.signal import butter, sosfiltfilt
+    from scipy.signal import butter, sosfiltfilt  # lazy: optional (scipy.signal costs ~0.9 s; the planner imports this module)
 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:

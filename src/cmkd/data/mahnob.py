@@ -200,7 +200,7 @@ def stimulus_window(raw, path: Path) -> tuple[int, int | None] | None:
     its level returns to zero, unless that comes within ``PULSE_MAX_S`` (1 s): then the trigger
     is an onset pulse and the offset is None. None when there is no trigger at all.
     """
-    import mne
+    import mne  # lazy: optional (mne, only to read MAHNOB's BDF files)
 
     try:
         ev = mne.find_events(raw, stim_channel="Status", output="step", consecutive=True, shortest_event=1,
@@ -375,7 +375,7 @@ def eeg_channels(names: list[str], bdf: Path) -> list[str]:
 
 
 def read_bdf(bdf: Path, preload: bool):
-    import mne
+    import mne  # lazy: optional (mne, only to read MAHNOB's BDF files)
 
     try:
         return mne.io.read_raw_bdf(bdf, stim_channel="Status", preload=preload, verbose="error")

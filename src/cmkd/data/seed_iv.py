@@ -92,7 +92,7 @@ _FOLDERS = {"eye": "eye_feature_smooth", "eeg_de": "eeg_feature_smooth"}
 
 
 def _loadmat(path: Path) -> dict:
-    import scipy.io
+    import scipy.io  # lazy: optional (scipy.io; the planner imports this module)
 
     try:
         return scipy.io.loadmat(str(path))

@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from cmkd.data import labels as labels_mod
+from cmkd.data import splits as splits_mod
 from cmkd.errors import ConfigError, DataError
 
 TRIAL_KEY = 1_000_000  # trial key = subject * TRIAL_KEY + trial
@@ -83,7 +85,7 @@ def split_validation(part, fraction: float = 0.5, task: str = "classification") 
 
 def subset(part, pos: np.ndarray):
     """The segments of ``part`` at positions ``pos``, as a part of the same type."""
-    import torch  # here, not at the top: the config check imports this module and must not load torch
+    import torch  # lazy: torch (the config check imports this module)
 
     t = torch.as_tensor(pos, dtype=torch.long)
     # a streamed array gives a streamed subset (nothing read into memory); an in-memory tensor is indexed
@@ -150,9 +152,6 @@ def validation_hashes(prep, spec: dict) -> list[str]:
     (:func:`cmkd.data.splits.run_splits`), less the split's feedback hold-out. Torch-free: the
     contract test compares these over the rows of a table, and the loop checks that no method
     changes the part it selects on."""
-    from cmkd.data import labels as labels_mod
-    from cmkd.data import splits as splits_mod
-
     dim = spec["dimension_spec"]
     task = dim.get("task", "classification")
     y = labels_mod.targets(prep, dim.get("target", spec["dimension"]), task, float(dim.get("threshold", 5.0)),

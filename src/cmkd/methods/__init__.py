@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 from cmkd.errors import RegistryError
 from cmkd.literals import check_keys, module_literals
+from cmkd.methods.params_common import GROUPS, SEARCH_RANGES
 from cmkd.params import Param, param_from_literal, resolve
 
 
@@ -69,8 +70,6 @@ def _search_space(entry_search: dict, params: dict, where: str) -> dict:
     ``{param: "<key of params_common.SEARCH_RANGES>"}``. Only numeric parameters of the method may
     be searched, inside their declared range; ``lr`` is not named (every method searches it, with
     the shared range ``SEARCH_RANGES["lr"]``)."""
-    from cmkd.methods.params_common import SEARCH_RANGES
-
     out = {}
     for p, rng in entry_search.items():
         w = f"{where}.search.{p}"
@@ -101,8 +100,6 @@ def _search_space(entry_search: dict, params: dict, where: str) -> dict:
 
 
 def _group_params() -> dict[str, dict[str, Param]]:
-    from cmkd.methods.params_common import GROUPS
-
     return {g: {p: param_from_literal(d, f"cmkd/methods/params_common.py: GROUPS['{g}'].{p}") for p, d in decls.items()}
             for g, decls in GROUPS.items()}
 

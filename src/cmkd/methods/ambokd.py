@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from cmkd import losses
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
+from cmkd.models.ambokd_net import AMBOKDNet
 
 VISUAL, EEG = "face", "eeg"
 
@@ -73,7 +74,6 @@ class AMBOKD(Method):
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
         where = self.method_key
-        from cmkd.models.ambokd_net import AMBOKDNet
 
         if not isinstance(student, AMBOKDNet):
             raise ConfigError(f"{where}.architecture: the ambokd method needs 'architecture: ambokd' "

@@ -23,6 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmkd.methods import REGISTRY, apply_preset, registered_name
+from cmkd.models.base import Output
+from cmkd.params import defaults_of, resolve
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -86,8 +90,6 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
     def param_spec(cls) -> dict:
         """The parameters this class accepts: a ``defaults`` dict set on the class (or a base below
         :class:`Method`) if any, else its registry entry's declarations."""
-        from cmkd.methods import REGISTRY, registered_name
-
         for c in cls.__mro__:
             if c is Method:
                 break
@@ -98,16 +100,12 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
 
     @classmethod
     def default_params(cls) -> dict:
-        from cmkd.params import defaults_of
-
         return defaults_of(cls.param_spec())
 
     @property
     def method_key(self) -> str:
         """This method's config key, named in errors: ``methods.<key>`` (the class's registry name
         in angle brackets when no config key is known)."""
-        from cmkd.methods import registered_name
-
         return f"methods.{self.context.key or '<' + (registered_name(type(self)) or type(self).__name__) + '>'}"
 
     @property
@@ -116,9 +114,6 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
         return f"{self.method_key}.params"
 
     def _check_params(self) -> None:
-        from cmkd.methods import REGISTRY, apply_preset, registered_name
-        from cmkd.params import resolve
-
         spec, name = self.param_spec(), registered_name(type(self))
         params = apply_preset(name, self.params) if name and spec is REGISTRY[name].params else self.params
         self.params = resolve(params, spec, self.params_key)
@@ -153,8 +148,6 @@ class Method(nn.Module, metaclass=_ContextAtConstruction):
         (``teachers_trainable``) or when the outputs would exceed ``budget_mb`` (then the teachers
         run per batch, as before). Returns whether the cache is in use.
         """
-        from cmkd.models.base import Output
-
         self._teacher_cache = None
         if self.teachers_trainable or not self.teachers or budget_mb <= 0 or len(part) == 0:
             return False

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
+from cmkd.models.registry import architecture
 
 
 class _ArchTeacher(Method):
@@ -21,7 +22,6 @@ class _ArchTeacher(Method):
 
     def __init__(self, student, teachers, params, task, n_classes):
         super().__init__(student, teachers, params, task, n_classes)
-        from cmkd.models.registry import architecture
 
         cls = architecture(self.architecture)
         if not isinstance(student, cls):

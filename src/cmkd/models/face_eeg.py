@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from cmkd.errors import ConfigError, DataError
+from cmkd.models import registry
 from cmkd.params import resolve
 
 VISUAL, EEG = "face", "eeg"
@@ -62,8 +63,6 @@ def _check_modalities(spec: Mapping, where: str) -> None:
 
 
 def _encoder(spec: Mapping, mod: str, where: str) -> nn.Module:
-    from cmkd.models import registry
-
     cfg = (spec.get("encoders") or {}).get(mod)
     if not isinstance(cfg, Mapping) or not isinstance(cfg.get("name"), str):
         raise ConfigError(f"{where}.{mod}.name: no encoder named for modality {mod!r}")
@@ -74,8 +73,6 @@ def _encoder(spec: Mapping, mod: str, where: str) -> nn.Module:
 
 
 def _head(in_dim: int, spec: Mapping, n_outputs: int, where: str) -> nn.Sequential:
-    from cmkd.models import registry
-
     h = registry.head_config(spec.get("head"), where=f"{where}.head")
     if h["hidden"]:
         return nn.Sequential(nn.Linear(in_dim, h["hidden"]), nn.ReLU(), nn.Dropout(h["dropout"]),
@@ -92,8 +89,6 @@ def _classify(head: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def _n_outputs(spec: Mapping, where: str) -> int:
-    from cmkd.models import registry
-
     return registry.pos_int(spec.get("n_outputs"), f"{where}.n_outputs")
 
 

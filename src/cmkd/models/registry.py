@@ -43,6 +43,7 @@ value that disagrees with the data is an error.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 from typing import Any, Callable, Mapping
 
@@ -55,7 +56,7 @@ from cmkd.models.eog import EOGCNNEncoder
 from cmkd.models.eye import EyeMLPEncoder
 from cmkd.models.fusion import FUSIONS, MultiModalNet  # noqa: F401 (FUSIONS: the fusions a spec may name)
 from cmkd.models.tsception import MIDLINE_MODES, TSceptionEncoder, hemisphere_order
-from cmkd.models.visual import DEFAULT_ARCH, TimmFrameEncoder
+from cmkd.models.visual import DEFAULT_ARCH, TimmFrameEncoder, import_timm
 from cmkd.params import defaults_of, params_from_literals, resolve
 
 _EEG_INPUT_PARAMS = {
@@ -227,7 +228,6 @@ def _build_timm(cfg, info, where, info_where):
         if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
             raise ConfigError(f"{where}.pretrained_path: no such weights file: {path!r}")
         path = os.fspath(path)
-    from cmkd.models.visual import import_timm
 
     if not import_timm().is_model(arch):
         raise ConfigError(f"{where}.arch: unknown timm model {arch!r}")
@@ -303,7 +303,6 @@ def _load_extras() -> None:
     global _extras_loaded
     if _extras_loaded:
         return
-    import importlib
 
     for mod_name in EXTRA_MODULES:
         try:

@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cmkd.models._torchvision_shim import ensure_timm_importable
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PAPER_ARCH = "pvt_v2_b0"
@@ -54,10 +56,8 @@ DEFAULT_ARCH = "test_vit"
 
 def import_timm():
     """Import timm (through the torchvision shim) and return the module."""
-    from cmkd.models._torchvision_shim import ensure_timm_importable
-
     ensure_timm_importable()
-    import timm
+    import timm  # lazy: optional (timm, only for face encoders)
 
     return timm
 
@@ -87,7 +87,7 @@ def _hub_cache_file(backbone) -> str | None:
     if not repo:
         return None
     try:
-        from huggingface_hub import try_to_load_from_cache
+        from huggingface_hub import try_to_load_from_cache  # lazy: optional (huggingface_hub, only to locate cached weights)
     except ImportError:
         return None
     for name in (cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"):

@@ -61,7 +61,7 @@ def import_umap(cache_dir: str | os.PathLike | None = None):
     directory, or when umap is already imported, this is a plain import.
     """
     if "umap" in sys.modules or (cache_dir is None and not os.environ.get(NUMBA_CACHE_ENV)):
-        import umap
+        import umap  # lazy: optional (umap-learn and numba: only UMAP maps need them)
 
         return umap
     if cache_dir is not None:
@@ -69,7 +69,7 @@ def import_umap(cache_dir: str | os.PathLike | None = None):
             raise ConfigError(f"--numba-cache: numba is already imported; set {NUMBA_CACHE_ENV} before it is")
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         os.environ[NUMBA_CACHE_ENV] = str(cache_dir)
-    import numba
+    import numba  # lazy: optional (umap-learn and numba: only UMAP maps need them)
 
     def cached(decorator):
         def wrapper(*args, **kwargs):
@@ -85,7 +85,7 @@ def import_umap(cache_dir: str | os.PathLike | None = None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numba's "cannot cache" notes for the few closures it compiles
-            import umap
+            import umap  # lazy: optional (umap-learn and numba: only UMAP maps need them)
     finally:
         numba.njit, numba.jit = njit, jit
     return umap

@@ -7,13 +7,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
 from cmkd.analysis.stats.base import MARK_TEST, POWER
 
 
 def _holm(table: pd.DataFrame) -> pd.Series:
-    from statsmodels.stats.multitest import multipletests
-
     out = pd.Series(np.nan, index=table.index, dtype=float)
     family = ["dataset", "track", "dimension", "metric", "test", "reference"]
     for _, grp in table.groupby(family, sort=False, dropna=False):
@@ -60,9 +60,6 @@ def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: st
     "p_holm": {method: p}, "mde": {method: mde}, "note": {method: note}}`` (``k = 0`` when the
     table has no row of ``test``).
     """
-    from statsmodels.stats.multitest import multipletests
-    from statsmodels.stats.power import TTestPower
-
     by_method = dict(test) if isinstance(test, Mapping) else {m: test for m in methods}
     base = stats_df[(stats_df["dataset"].astype(str) == str(dataset))
                     & (stats_df["track"].astype(str) == str(track))

@@ -6,6 +6,7 @@ import math
 from typing import Sequence
 
 import numpy as np
+from statsmodels.stats.power import TTestPower
 
 from cmkd.analysis.stats.base import N_PERMUTATIONS, POWER
 
@@ -16,8 +17,6 @@ def detectable_difference(se: float, df: float, alpha: float, power: float = POW
     noncentrality at which the noncentral t reaches ``power``
     (:class:`statsmodels.stats.power.TTestPower` with ``nobs = df + 1``: its noncentrality is
     ``effect_size * sqrt(nobs)``). NaN when ``se`` or ``df`` is not positive and finite."""
-    from statsmodels.stats.power import TTestPower
-
     if not (se > 0 and math.isfinite(se) and df > 0 and math.isfinite(df)):
         return math.nan
     es = TTestPower().solve_power(effect_size=None, nobs=float(df) + 1.0, alpha=float(alpha),
@@ -73,8 +72,6 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float 
     by ``sqrt(1 + n * ratio)``, so its MDE is larger by that factor. NaN when ``n < 2`` or
     ``sd`` is not positive.
     """
-    from statsmodels.stats.power import TTestPower
-
     if n < 2 or not (sd > 0) or not math.isfinite(sd):
         return math.nan
     es = TTestPower().solve_power(effect_size=None, nobs=int(n), alpha=float(alpha), power=float(power),

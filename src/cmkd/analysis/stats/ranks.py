@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats as ss
 
 from cmkd.analysis.stats.base import _KEY, _check_columns, _is_ok
+from cmkd.atomic import atomic_path
 from cmkd.metrics import METRICS
 
 
@@ -28,7 +29,7 @@ def friedman_nemenyi(
     Only methods present in every block are ranked; the others are dropped with a note.
     With fewer than 2 blocks or 3 methods, ``statistic`` and ``p`` are ``None``.
     """
-    import scikit_posthocs as sp
+    import scikit_posthocs as sp  # lazy: optional (loads matplotlib and seaborn)
 
     block_cols = list(block_cols)
     _check_columns(runs, [*block_cols, "method", metric])
@@ -106,11 +107,9 @@ def critical_difference_diagram(
     says so in words, so the rule's outputs still exist. Uses the Agg canvas (no display);
     both files are written atomically.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    import scikit_posthocs as sp
-
-    from cmkd.atomic import atomic_path
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: optional (matplotlib: only the CD diagram draws)
+    from matplotlib.figure import Figure  # lazy: optional (matplotlib: only the CD diagram draws)
+    import scikit_posthocs as sp  # lazy: optional (loads matplotlib and seaborn)
 
     ranks = pd.Series(dict(ranks) if not isinstance(ranks, pd.Series) else ranks, dtype=float)
     fig = Figure(figsize=(7.0, max(2.5, 0.35 * len(ranks) + 1.2)))
