@@ -418,7 +418,7 @@ def test_main_stats(grid, tmp_path, capsys):
 def test_rank_figures_group_ambokd_by_what_its_evaluated_network_reads():
     """AMBOKD trains on face + EEG (modalities: teacher) but its evaluated network is the visual
     branch: the rank figures put it among the students of face_eeg-to-face, not the teachers
-    (cmkd.config.like_networks, read by workflow/rules/common.smk cd_group_methods)."""
+    (cmkd.config.like_networks, read by cmkd.workflow.figure_jobs.cd_group_methods)."""
     from pathlib import Path
 
     import yaml

@@ -130,13 +130,7 @@ LAZY_REASONS = {"torch", "optional", "cycle", "startup"}
 LAZY_TAG = re.compile(r"#\s*lazy:\s*([A-Za-z_]+)")
 #: files other changes are editing at the moment, relative to src/ (fnmatch patterns): their imports inside
 #: functions are tagged once those changes are merged, and the entry goes
-PENDING = {
-    "cmkd/workflow/*", "cmkd/run/*", "cmkd/methods/mkd*.py",
-    "cmkd/train.py", "cmkd/crossval.py", "cmkd/tuning.py", "cmkd/study.py", "cmkd/cell.py", "cmkd/config.py",
-    "cmkd/feasibility.py", "cmkd/validation.py", "cmkd/cli.py", "cmkd/atomic.py",
-    "cmkd/analysis/tables.py", "cmkd/analysis/table_notes.py",
-    "cmkd/data/prepared.py", "cmkd/data/rawcheck.py", "cmkd/data/video.py", "cmkd/data/synthetic.py",
-}
+PENDING: set[str] = set()
 
 
 def untagged_function_imports(src: Path = SRC, pending: set[str] = frozenset()) -> list[str]:

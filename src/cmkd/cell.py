@@ -15,9 +15,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from cmkd.analysis.tables import published_scale, published_value
+from cmkd.config import effective_run_config, iter_cells, run_dir
 from cmkd.errors import ConfigError, DataError
 from cmkd.metrics import headline_metrics, primary_metric
+from cmkd.validation import load_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,10 +72,6 @@ def _summary(values: list[float]) -> tuple[float, float, int]:
 
 
 def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: str) -> list[tuple[str, float]]:
-    import yaml
-
-    from cmkd.analysis.tables import published_scale, published_value
-
     pub_file = Path(cfg["published_tables"])
     if not pub_file.is_absolute():
         pub_file = ROOT / pub_file
@@ -93,9 +93,6 @@ def published_for(cfg: dict, dataset: str, track: str, dimension: str, method: s
 def run_cell(dataset: str, track: str, dimension: str, method: str, configfiles: list[str],
              cores: int = 2, extra: list[str] | None = None, dry_run: bool = False,
              config_items: list[str] | None = None, profile: str | None = None, jobs: int | None = None) -> dict:
-    from cmkd.config import effective_run_config, iter_cells, run_dir
-    from cmkd.validation import load_config, validate_config
-
     cfg, lines = load_config(configfiles, items=config_items)
     validate_config(cfg, lines)  # the workflow's own validation: schema, select_datasets, then semantics
     cells = set(iter_cells(cfg))

@@ -12,9 +12,13 @@ _T_START = time.perf_counter()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import yaml  # noqa: E402
+
+from cmkd.analysis.figures import MAX_POINTS, PROJECTIONS  # noqa: E402
 from cmkd.errors import CmkdError, ConfigError  # noqa: E402
 from cmkd.metrics import METRICS, headline_metrics, primary_metric  # noqa: E402
 
@@ -29,12 +33,10 @@ def _json_arg(value: str):
         except OSError as e:
             raise ConfigError(f"{p}: cannot read the file ({e.strerror or e})") from None
         if p.suffix in (".yaml", ".yml"):
-            import yaml
-
             try:
                 return yaml.safe_load(text)
             except yaml.YAMLError as e:
-                from cmkd.validation import _yaml_error
+                from cmkd.validation import _yaml_error  # lazy: startup
 
                 raise _yaml_error(p, e) from None
         try:
@@ -75,8 +77,6 @@ def _pos_int(value: str) -> int:
 
 
 def _rating(value: str) -> float:
-    import math
-
     v = float(value)
     if not math.isfinite(v):
         raise ValueError(value)
@@ -89,7 +89,7 @@ JSON_ARG = _typed(_json_arg, "JSON or @file")
 def cmd_prepare(a) -> None:
     params = a.params or {}
     name = a.dataset
-    from cmkd.data import loader
+    from cmkd.data import loader  # lazy: startup
 
     f = loader(name)  # cmkd.data.LOADERS
     if name == "synthetic":
@@ -102,7 +102,7 @@ def cmd_prepare(a) -> None:
 
 def cmd_inspect(a) -> None:
     """Check a raw data folder without preparing it (cmkd.data.rawcheck); exit 1 on problems."""
-    from cmkd.data.rawcheck import main as inspect_main
+    from cmkd.data.rawcheck import main as inspect_main  # lazy: startup
 
     rc = inspect_main(a.loader, a.root, a.params or {}, a.threshold, a.tie, seed=a.seed)
     if rc:
@@ -111,7 +111,7 @@ def cmd_inspect(a) -> None:
 
 def cmd_train(a) -> None:
     """Train one run (--spec + --out) or several in one process (--specs: a list of {spec, out})."""
-    from cmkd.train import run
+    from cmkd.train import run  # lazy: startup
 
     if a.specs:
         items = a.specs
@@ -129,7 +129,7 @@ def cmd_train(a) -> None:
 
 def cmd_tune(a) -> None:
     """Run (or resume) the hyperparameter studies of tuned runs (--specs: a list of {spec, out})."""
-    from cmkd.study import run_study
+    from cmkd.study import run_study  # lazy: startup
 
     items = _json_arg(a.specs)
     if not isinstance(items, list) or not all(isinstance(i, dict) and {"spec", "out"} <= set(i) for i in items):
@@ -139,13 +139,13 @@ def cmd_tune(a) -> None:
 
 
 def cmd_tuning_cost(a) -> None:
-    from cmkd.tuning import write_cost
+    from cmkd.tuning import write_cost  # lazy: startup
 
     write_cost(a.studies, a.out, a.html)
 
 
 def cmd_aggregate(a) -> None:
-    from cmkd.analysis.tables import aggregate_runs
+    from cmkd.analysis.tables import aggregate_runs  # lazy: startup
 
     files = list(a.metrics)
     if a.metrics_list:
@@ -154,13 +154,13 @@ def cmd_aggregate(a) -> None:
 
 
 def cmd_tables(a) -> None:
-    from cmkd.analysis.tables import write_tables
+    from cmkd.analysis.tables import write_tables  # lazy: startup
 
     write_tables(a.runs, a.spec, a.out_dir, stats_csv=a.stats, subjects_csv=a.subjects)
 
 
 def cmd_cell(a) -> None:
-    from cmkd.cell import run_cell
+    from cmkd.cell import run_cell  # lazy: startup
 
     run_cell(a.dataset, a.track, a.dimension, a.method, a.configfile or [], cores=a.cores, dry_run=a.dry_run,
              config_items=a.config, profile=a.profile, jobs=a.jobs, extra=getattr(a, "extra", None))
@@ -168,11 +168,11 @@ def cmd_cell(a) -> None:
 
 def cmd_bench(a) -> None:
     if a.scale == "paper":
-        from cmkd.bench_scale import main as scale_main
+        from cmkd.bench_scale import main as scale_main  # lazy: startup
 
         scale_main(device=a.device, autocast=a.autocast, face_segments=a.face_segments)
         return
-    from cmkd.bench import main as bench_main
+    from cmkd.bench import main as bench_main  # lazy: startup
 
     bench_main(a.results, a.configfile)
 
@@ -192,8 +192,8 @@ def _json_list(value: str | None, where: str) -> list:
 
 def cmd_plots_features(a) -> None:
     """t-SNE/UMAP maps of every cell of runs.csv, or of the runs whose metrics.json are given."""
-    from cmkd.analysis.figures.maps import feature_maps, import_umap
-    from cmkd.analysis.figures.readers import read_runs, runs_by_cell, runs_from_metrics
+    from cmkd.analysis.figures.maps import feature_maps, import_umap  # lazy: startup
+    from cmkd.analysis.figures.readers import read_runs, runs_by_cell, runs_from_metrics  # lazy: startup
 
     if a.numba_cache and "umap" in a.kinds:
         import_umap(a.numba_cache)
@@ -218,7 +218,7 @@ def cmd_plots_features(a) -> None:
 
 
 def cmd_plots_curves(a) -> None:
-    from cmkd.analysis.figures.curves import learning_curves
+    from cmkd.analysis.figures.curves import learning_curves  # lazy: startup
 
     by_method: dict[str, list[str]] = {}
     for p in a.histories:
@@ -227,13 +227,13 @@ def cmd_plots_curves(a) -> None:
 
 
 def cmd_plots_scatter(a) -> None:
-    from cmkd.analysis.figures.published import published_vs_reproduced
+    from cmkd.analysis.figures.published import published_vs_reproduced  # lazy: startup
 
     published_vs_reproduced(a.tables, a.out_png, a.out_svg, title=a.title)
 
 
 def cmd_plots_cd(a) -> None:
-    from cmkd.analysis.figures.rank_plots import cd_diagram
+    from cmkd.analysis.figures.rank_plots import cd_diagram  # lazy: startup
 
     s = cd_diagram(a.runs, a.out_png, a.out_svg, metric=a.metric, title=a.title, track=a.track or None,
                    exclude=_json_list(a.exclude, "--exclude"), alpha=a.alpha, out_json=a.out_json,
@@ -242,13 +242,13 @@ def cmd_plots_cd(a) -> None:
 
 
 def cmd_plots_bars(a) -> None:
-    from cmkd.analysis.figures.bars import table_bars
+    from cmkd.analysis.figures.bars import table_bars  # lazy: startup
 
     table_bars(a.table, a.runs, a.out_png, a.out_svg, title=a.title, track=a.track or None)
 
 
 def cmd_plots_gains(a) -> None:
-    from cmkd.analysis.figures.gains import gains_figure
+    from cmkd.analysis.figures.gains import gains_figure  # lazy: startup
 
     labels = json.loads(a.labels) if a.labels else {}
     gains_figure(a.subjects, a.out_png, a.out_svg, reference=a.reference, track=a.track or None,
@@ -258,8 +258,6 @@ def cmd_plots_gains(a) -> None:
 
 def _add_plots(sub) -> None:
     """``plots {features,curves,scatter,cd,bars,gains}``: the figures of the report (cmkd.analysis.figures)."""
-    from cmkd.analysis.figures import MAX_POINTS, PROJECTIONS
-
     plots = sub.add_parser("plots", help="figures: features | curves | scatter | cd | bars | gains",
                            description="figures of the report (cmkd.analysis.figures), each as PNG and SVG")
     fig = plots.add_subparsers(dest="figure", required=True)
@@ -333,7 +331,7 @@ def _add_plots(sub) -> None:
 
 def cmd_stats(a) -> None:
     """Paired tests per cell: runs.csv -> stats.csv (cmkd.analysis.stats.write_stats)."""
-    from cmkd.analysis.stats import write_stats
+    from cmkd.analysis.stats import write_stats  # lazy: startup
 
     try:
         refs = json.loads(a.references)
@@ -365,13 +363,13 @@ def _add_stats(sub) -> None:
 
 
 def cmd_claims(a) -> None:
-    from cmkd.analysis.claims import main as claims_main
+    from cmkd.analysis.claims import main as claims_main  # lazy: startup
 
     claims_main(a.rest)
 
 
 def cmd_quote(a) -> None:
-    from cmkd.analysis.quotes import main as quote_main
+    from cmkd.analysis.quotes import main as quote_main  # lazy: startup
 
     quote_main(a.rest)
 
@@ -380,8 +378,8 @@ def cmd_check(a) -> None:
     """Check config.yaml (+ overlays, merged in order as Snakemake merges them, then --config
     items) strictly, on the workflow's own path (cmkd.validation: schema, select_datasets, then
     semantics): every table cell must map to runs in the DAG."""
-    from cmkd.config import iter_cells
-    from cmkd.validation import load_config, validate_config
+    from cmkd.config import iter_cells  # lazy: startup
+    from cmkd.validation import load_config, validate_config  # lazy: startup
 
     cfg, lines = load_config(a.configfile or [], items=a.config)
     for w in validate_config(cfg, lines, strict_tables=True):
@@ -389,7 +387,7 @@ def cmd_check(a) -> None:
     n_cells = len(list(iter_cells(cfg)))
     print(f"config OK: {n_cells} cells x {len(cfg['seeds'])} seeds; every table cell maps to runs in the DAG")
     if a.cluster:  # what this environment's torch can do for the Slurm profile's GPU jobs (torch-free)
-        from cmkd.devices import cluster_check, slurm_gpus_per_job
+        from cmkd.devices import cluster_check, slurm_gpus_per_job  # lazy: startup
 
         allow = a.allow_cpu_torch or bool(cfg.get("allow_cpu_torch"))
         for line in cluster_check(slurm_gpus_per_job(), allow_cpu_torch=allow):
@@ -397,7 +395,7 @@ def cmd_check(a) -> None:
 
 
 def cmd_unlock(a) -> None:
-    from cmkd.locks import clear_stale_lock
+    from cmkd.locks import clear_stale_lock  # lazy: startup
 
     print(f"{a.directory}: {clear_stale_lock(a.directory)}")
 
@@ -405,8 +403,8 @@ def cmd_unlock(a) -> None:
 def cmd_list(a) -> None:
     """Print the catalogs (cmkd.listing); ``--sync``/``--check FILE``: README's block, ``--sync-schema``:
     config/schema.yaml's generated sections (``--check`` with it: exit 2 when they differ)."""
-    from cmkd import listing
-    from cmkd.validation import sync_schema_file
+    from cmkd import listing  # lazy: startup
+    from cmkd.validation import sync_schema_file  # lazy: startup
 
     if a.sync_schema:
         stale = sync_schema_file(check=a.check is not None)
@@ -423,7 +421,7 @@ def cmd_list(a) -> None:
 
 
 def add_list_parser(sub) -> None:
-    from cmkd.listing import SECTIONS
+    from cmkd.listing import SECTIONS  # lazy: startup
 
     s = sub.add_parser("list", help="the registered methods, encoders, loaders, split kinds and metrics with their "
                        "parameters, types, defaults and papers (Markdown)")

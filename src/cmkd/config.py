@@ -15,7 +15,9 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from cmkd.data import LOADER_INFO, LOADERS, MODALITIES, family, split_kinds
+from cmkd.data import (LOADER_INFO, LOADERS, MODALITIES, family, split_kinds, labels as labels_mod, splits as splits_mod)
+from cmkd.data.labels import check_tie
+from cmkd.data.prepared import load_prepared
 from cmkd.data.selection import check_fraction
 from cmkd.errors import ConfigError, DataError
 from cmkd.methods import REGISTRY, method_params
@@ -53,9 +55,7 @@ def evaluated_modalities(config: dict, method: str, track: str) -> list[str]:
     """The modalities the network a run evaluates reads: the method's ``modalities`` (what it
     trains on), unless its registered class declares ``evaluates: student`` (e.g. AMBOKD, which
     trains on face + EEG and is evaluated as its visual branch): then the track's student
-    modalities. Figures group like networks by this (workflow/rules/common.smk cd_group_methods)."""
-    from cmkd.methods import REGISTRY
-
+    modalities. Figures group like networks by this (cmkd.workflow.figure_jobs.cd_group_methods)."""
     info = REGISTRY.get(config["methods"][method].get("class", ""))
     if info is not None and info.evaluates == "student":
         return sorted(config["tracks"][track]["student"])
@@ -66,7 +66,7 @@ def like_networks(config: dict, track: str, group: str, leave_out=()) -> list[st
     """The methods of ``track`` whose evaluated networks solve the same task from the same input:
     ``group`` ``students`` (they read the track's student modalities) or ``teachers`` (the teacher
     modalities), by :func:`evaluated_modalities`; in grid order, ``leave_out`` (e.g. leaky runs)
-    left out. The rank figures compare these (workflow/rules/common.smk cd_group_methods)."""
+    left out. The rank figures compare these (cmkd.workflow.figure_jobs.cd_group_methods)."""
     if group not in ("students", "teachers"):
         raise ValueError(f"like_networks: group must be 'students' or 'teachers', got {group!r}")
     want = sorted(config["tracks"][track]["student" if group == "students" else "teacher"])
@@ -186,8 +186,6 @@ def check_config(config: dict, strict_tables: bool = False, jobs_use_this_python
         _check_dataset_modalities(name, ds)
     for name, d in dims.items():
         if "tie" in d:
-            from cmkd.data.labels import check_tie
-
             check_tie(d["tie"], f"dimensions.{name}.tie")
             if d.get("task") != "classification" or d.get("n_classes", 2) != 2:
                 raise ConfigError(f"dimensions.{name}.tie: applies to binary classification of ratings only "
@@ -315,10 +313,6 @@ def check_prepared_validation(config: dict) -> None:
     holding every class of its training part (:func:`cmkd.data.splits.check_val_classes`; a
     DataError naming the data set, subject and class). A data set not prepared yet is checked by
     its jobs at start, before any epoch. Torch-free: the index and label arrays only."""
-    from cmkd.data import labels as labels_mod
-    from cmkd.data import splits as splits_mod
-    from cmkd.data.prepared import load_prepared
-
     todo: dict = {}
     for ds, tr, dim, m in iter_cells(config):
         if not (Path(prepared_dir(config, ds)) / "meta.json").is_file():

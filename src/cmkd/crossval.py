@@ -171,7 +171,7 @@ def _pooled_history(out_dir: Path, n_folds: int) -> pd.DataFrame:
 def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_start: float | None = None) -> dict:
     """Write the run's outputs from its folds' (``results``, in fold order): features, history,
     the marker checkpoint, and ``metrics.json`` last (its presence marks a complete run)."""
-    import torch  # here: planning imports this module and must not load torch
+    import torch  # lazy: torch; here: planning imports this module and must not load torch
 
     out_dir, n_folds = Path(out_dir), len(results)
     cat = _pooled_features(out_dir, n_folds)

@@ -26,9 +26,12 @@ from typing import Any
 import numpy as np
 
 from cmkd.config import _encoder, _modalities, effective_run_config, prepared_dir
+from cmkd.data import LOADER_INFO, labels as labels_mod, split_kinds, splits as splits_mod
+from cmkd.data.labels import DIMENSIONS, EMOTION
+from cmkd.data.synthetic import _plan
 from cmkd.devices import torch_build
 from cmkd.errors import CmkdError, ConfigError
-from cmkd.params import Param
+from cmkd.params import Param, param_from_literal
 
 MODELS = Path(__file__).resolve().parent / "models"
 
@@ -109,8 +112,6 @@ def _value(node, tree: ast.Module, path: Path):
 
 @lru_cache(maxsize=1)
 def _encoder_decls() -> dict[str, dict[str, Any]]:
-    from cmkd.params import param_from_literal
-
     out: dict[str, dict[str, Any]] = {}
     for path in _model_modules():
         tree = _tree(path)
@@ -195,16 +196,12 @@ def check_encoders(config: dict, cells) -> None:
 
 def loader_params(loader: str) -> dict[str, Any]:
     """``{name: Param}`` a loader declares (its module's ``PARAMS``; loader modules are torch-free)."""
-    from cmkd.data import LOADER_INFO
-
     return dict(getattr(importlib.import_module(LOADER_INFO[loader].module), "PARAMS", None) or {})
 
 
 def check_dataset_params(name: str, ds: dict) -> dict | None:
     """Unknown or ill-typed loader parameters, by the loader's declarations (:func:`loader_params`);
     the synthetic generator checks its own in full (``merge_params``), whose merged params are returned."""
-    from cmkd.data import LOADER_INFO
-
     params = ds.get("params") or {}
     where = f"datasets.{name}.params"
     if ds["loader"] == "synthetic":
@@ -319,7 +316,6 @@ def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | Non
             return None  # a damaged prepared folder is the prepare job's to report
     if synth_params is None:
         return None
-    from cmkd.data.synthetic import _plan
 
     # merge_params refused zero segments per trial; the ratings are drawn without the signals
     small = _plan(ds.get("params") or {}, int(ds.get("seed", 0)), f"datasets.{name}.params")["small"]
@@ -328,8 +324,6 @@ def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | Non
 
 
 def _labels(shape: dict, dim_name: str, dim: dict, where: str):
-    from cmkd.data import labels as labels_mod
-
     if dim.get("task") != "classification":
         return None
     target = dim.get("target", dim_name)
@@ -344,8 +338,6 @@ def _labels(shape: dict, dim_name: str, dim: dict, where: str):
 
 def check_dimensions(config: dict) -> None:
     """A rating dimension is binary (``n_classes`` 2 or absent); its target is a known array."""
-    from cmkd.data.labels import DIMENSIONS, EMOTION
-
     for name, d in config["dimensions"].items():
         target = d.get("target", name)
         if target not in DIMENSIONS and target != EMOTION:
@@ -359,9 +351,6 @@ def check_dimensions(config: dict) -> None:
 def check_splits_on_data(config: dict, cells, shapes: dict) -> None:
     """Every split a cell gets, made on the data's shape (seed of the first run): ratios,
     folds vs trials, subjects for LOSO, a training part with a single class."""
-    from cmkd.data import split_kinds
-    from cmkd.data import splits as splits_mod
-
     for where, part in [*((f"tracks.{t}.split", v.get("split")) for t, v in config["tracks"].items()),
                         *((f"methods.{k}.split", v.get("split")) for k, v in config["methods"].items())]:
         split_kinds.check_section(part, where)  # known keys and kinds, declared value checks

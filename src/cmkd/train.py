@@ -43,16 +43,14 @@ import pandas as pd
 import torch
 
 from cmkd import accel, atomic, crossval, metrics, provenance
-from cmkd.data import selection
-from cmkd.data import splits as splits_mod
-from cmkd.data import stream as stream_mod
-from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.config import training_settings
-from cmkd.data import split_kinds
+from cmkd.data import selection, split_kinds, splits as splits_mod, stream as stream_mod
+from cmkd.data.prepared import check_finite, load_prepared
 from cmkd.data.protocols import per_subject_scores
 from cmkd.data.stream import Part  # noqa: F401  (the part type, for the callers of cmkd.train)
 from cmkd.errors import DataError, DivergenceError
 from cmkd.methods import REGISTRY, method_class
+from cmkd.models.visual import weights_provenance
 from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, run_targets,  # noqa: F401
                              split_hash, subject_positions)
 from cmkd.run.method_setup import attach_method, method_parts
@@ -188,8 +186,7 @@ def network_inputs(spec: dict, teachers: dict) -> list:
 def build(data: RunData) -> Built:
     """The build phase of a network run: the student network (seeded), the teachers, the method
     around them and its Adam optimiser, configured with its parts."""
-    from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
-    from cmkd.models.visual import weights_provenance
+    from cmkd.models.registry import build_model  # lazy: optional; imports timm only when a visual encoder is built
 
     spec = data.spec
     model_spec = {
@@ -412,7 +409,7 @@ def _run(spec: dict, out_dir: str | Path, t_process_start: float | None = None, 
     t0 = time.perf_counter()
     tuned = None
     if spec.get("tuning") and not trial:
-        from cmkd import tuning  # optuna: only for tuned runs
+        from cmkd import tuning  # lazy: optional; optuna: only for tuned runs
 
         spec, tuned = tuning.apply_study(spec, spec.get("fold"))
     data = load(spec, run_kind(spec), trial=trial, t0=t0, tuned=tuned)

@@ -28,7 +28,13 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
+
+from cmkd import atomic
+from cmkd.config import experiment_methods
 from cmkd.errors import ConfigError, DataError
+from cmkd.methods import REGISTRY
+from cmkd.methods.params_common import SEARCH_RANGES
 
 SUFFIX = "_tuned"          # the tuned twin of method m is the method key m + SUFFIX
 STUDY_FILE = "study.json"  # a study's result, in the tuned run's seed folder (the study job's output)
@@ -45,9 +51,6 @@ def settings(config: dict) -> dict | None:
 def search_space(class_name: str) -> dict:
     """``{name: {"lo", "hi", "log"}}`` searched for a method of registered class ``class_name``:
     the learning rate (``lr``, the same range for every method) and the method's own ``search``."""
-    from cmkd.methods import REGISTRY
-    from cmkd.methods.params_common import SEARCH_RANGES
-
     lr = SEARCH_RANGES["lr"]
     return {"lr": {"lo": float(lr["lo"]), "hi": float(lr["hi"]), "log": bool(lr["log"])},
             **copy.deepcopy(REGISTRY[class_name].search)}
@@ -57,9 +60,6 @@ def student_methods(config: dict) -> list[str]:
     """Method keys the experiments run that are students: a network (not a trivial baseline) that
     no method of the grid requires (a teacher or a teacher assistant is required by another) and
     that runs the split of its track (not a leakage or protocol variant)."""
-    from cmkd.config import experiment_methods
-    from cmkd.methods import REGISTRY
-
     listed, required = [], set()
     for i, exp in enumerate(config["experiments"]):
         for m in experiment_methods(config, exp, f"experiments[{i}].methods"):
@@ -98,7 +98,6 @@ def expand(config: dict) -> dict:
     t = settings(config)
     if t is None:
         return config
-    from cmkd.config import experiment_methods
 
     n = int(t["n_trials"])
     tuned = tuned_methods(config)
@@ -199,8 +198,6 @@ def check_equal_budget(studies: list[dict]) -> None:
 def cost_table(study_files: list[str | Path]):
     """Per tuned method: studies, trials, CPU- and wall-minutes of the trials (from the studies'
     own timing), after :func:`check_equal_budget`; the last row is the total."""
-    import pandas as pd
-
     studies = [json.loads(Path(p).read_text()) for p in study_files]
     check_equal_budget(studies)
     rows = []
@@ -224,8 +221,6 @@ def cost_table(study_files: list[str | Path]):
 
 def write_cost(study_files: list[str | Path], out_csv: str | Path, out_html: str | Path) -> None:
     """``tuning.csv`` and its HTML page for the report: the cost sentence generated from the run."""
-    from cmkd import atomic
-
     t = cost_table(study_files)
     tot = t.iloc[-1]
     sentence = (f"Tuning cost: {tot['jobs']} study jobs ({tot['studies']} studies, {tot['trials']} trials of "

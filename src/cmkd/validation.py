@@ -13,6 +13,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
+from jsonschema import Draft202012Validator, validators
+from snakemake.cli import parse_config
+import yaml
+
 from cmkd.config import check_config, check_prepared_validation, deep_merge, iter_cells, select_datasets
 from cmkd.data import LOADER_INFO, split_kinds
 from cmkd.errors import ConfigError
@@ -36,8 +40,6 @@ def _yaml_error(path: str | Path, e: Exception) -> ConfigError:
 def read_yaml(path: str | Path) -> tuple[dict, dict]:
     """``(data, lines)`` of one config file: ``lines`` maps a key path (tuple) to its line. A YAML
     syntax error names the file and line; a file that is not a mapping names the file."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file '{path}' not found")
@@ -73,8 +75,6 @@ def parse_config_items(items: Iterable[str] | None) -> dict:
     """``KEY=VALUE`` items of ``--config``, read by Snakemake's own parser (so ``cmkd cell`` and
     ``cmkd check`` see what the workflow sees: ``select_datasets=[deap]`` is a list, ``threads=4``
     an integer, ``allow_cpu_torch=True`` a boolean)."""
-    from snakemake.cli import parse_config
-
     items = list(items or [])
     try:
         return parse_config(items)
@@ -151,8 +151,6 @@ def _schema() -> dict:
 
 @lru_cache(maxsize=1)
 def _schema_file() -> dict:
-    import yaml
-
     return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
 
 
@@ -162,8 +160,6 @@ _MARKS = re.compile(r"^(?P<indent>[ ]*)# BEGIN generated:(?P<name>[a-z-]+)(?P<no
 
 def render_generated(name: str, indent: str) -> str:
     """The YAML of one generated section as it stands between its marks in config/schema.yaml."""
-    import yaml
-
     path, section = generated_sections()[name]
     text = yaml.safe_dump({path[-1]: section}, sort_keys=False, width=110, allow_unicode=True)
     return "".join(f"{indent}{ln}\n" for ln in text.splitlines())
@@ -223,8 +219,6 @@ def _messages(err) -> list[tuple[tuple, str]]:
 def validate_schema(config: dict, lines: dict | None = None) -> dict:
     """Validate against config/schema.yaml and fill its defaults in place (as Snakemake's
     ``validate(set_default=True)``). Errors: one :class:`ConfigError`, one line per error."""
-    from jsonschema import Draft202012Validator, validators
-
     base = Draft202012Validator
     props = base.VALIDATORS["properties"]
 

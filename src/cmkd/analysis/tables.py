@@ -15,10 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from cmkd import atomic
+from cmkd.analysis import stats as st
 from cmkd.analysis.table_formats import fmt, to_html, to_latex, to_markdown
 from cmkd.analysis.table_notes import NOTE_FAMILIES, power_note, table_note
 from cmkd.errors import DataError
 from cmkd.metrics import METRICS, headline_metrics, metric_names, primary_metric
+from cmkd.provenance import code_hash
 
 #: what identifies a run: its cell and seed (``metrics.json``'s ``cell``)
 RUN_KEY = ("dataset", "track", "dimension", "method", "seed")
@@ -63,8 +65,6 @@ def aggregate_runs(files, out_csv, current_code_hash: str | None = None, subject
     With ``subjects_csv``, also one row per run and test subject (``group = subject``) and per run,
     subject and session where the data set has sessions (``group = session``)."""
     if current_code_hash is None:
-        from cmkd.provenance import code_hash
-
         current_code_hash = code_hash()
     rows, subject_rows = [], []
     for f in files:
@@ -322,8 +322,6 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
     ``(df, lines)``: one sentence per dataset x dimension for the table's note, naming each
     test's Holm family.
     """
-    from cmkd.analysis import stats as st
-
     if df.empty:
         return df, []
     df = df.copy()

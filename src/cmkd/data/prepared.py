@@ -226,7 +226,7 @@ def load_prepared(path: str | os.PathLike) -> Prepared:
 
 def check_finite(prep: Prepared, names: list[str]) -> None:
     """Raise :class:`DataError` naming the array, segment and channel of the first NaN/inf."""
-    from cmkd.data.stream import RowReader  # plain file reads: a scanned memory map would stay in the RSS
+    from cmkd.data.stream import RowReader  # lazy: torch; plain file reads: a scanned memory map would stay in the RSS
 
     for name in names:
         a = prep[name]  # checks the file against meta.json

@@ -16,6 +16,10 @@ the loader itself run into a temporary folder (SEED, SEED-V, a new loader).
 """
 from __future__ import annotations
 
+import importlib
+import json
+import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +27,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cmkd.data.cache import group_skipped, resolve_params
-from cmkd.errors import CmkdError, DataError
+from cmkd.data import LOADER_INFO, loader
+from cmkd.data import deap as D
+from cmkd.data import mahnob as M
+from cmkd.data import seed_iv as S
+from cmkd.data import synthetic as SYN
+from cmkd.data import video as vid
+from cmkd.data.cache import check_modalities, group_skipped, resolve_params
+from cmkd.data.labels import check_tie, class_balance
+from cmkd.errors import CmkdError, ConfigError, DataError
 
 
 @dataclass
@@ -65,8 +76,6 @@ def _grouped(title: str, items: list[dict], lines: list[str]) -> None:
 
 def format_report(r: RawReport, threshold: float = 5.0, tie: str = "low") -> str:
     """The report as text; class balance split at ``threshold`` with ``tie`` (see cmkd.data.labels)."""
-    from cmkd.data.labels import class_balance
-
     lines = [f"{r.loader} at {r.root}"]
     if r.params:
         lines.append(f"parameters: {r.params}")
@@ -106,9 +115,6 @@ def format_report(r: RawReport, threshold: float = 5.0, tie: str = "low") -> str
 
 # ------------------------------------------------------------------------------- MAHNOB-HCI ----
 def inspect_mahnob(root: str | Path, params: dict | None = None) -> RawReport:
-    from cmkd.data import mahnob as M
-    from cmkd.data import video as vid
-
     p = resolve_params(params, M.DEFAULTS, "MAHNOB-HCI")
     mods = M.check_params(p)
     want_face = "face" in mods
@@ -159,9 +165,6 @@ def inspect_mahnob(root: str | Path, params: dict | None = None) -> RawReport:
 
 # ------------------------------------------------------------------------------------- DEAP ----
 def inspect_deap(root: str | Path, params: dict | None = None) -> RawReport:
-    from cmkd.data import deap as D
-    from cmkd.data import video as vid
-
     p = resolve_params(params, D.DEFAULTS, "DEAP")
     mods = D.check_params(p)
     want_face = "face" in mods
@@ -224,9 +227,6 @@ def inspect_deap(root: str | Path, params: dict | None = None) -> RawReport:
 
 # ---------------------------------------------------------------------------------- SEED-IV ----
 def inspect_seed_iv(root: str | Path, params: dict | None = None) -> RawReport:
-    from cmkd.data import seed_iv as S
-    from cmkd.data.cache import check_modalities
-
     p = resolve_params(params, S.DEFAULTS, "SEED-IV")
     mods = check_modalities(p["modalities"], S.MODALITIES, "SEED-IV")
     root = Path(root)
@@ -280,9 +280,7 @@ def inspect_synthetic(root: str | Path | None = None, params: dict | None = None
     subjects, trials, segments and the ratings per trial (drawn as the generator draws them,
     without generating the signals; ``root`` is not read). Bad parameters raise the generator's
     :class:`~cmkd.errors.ConfigError`."""
-    from cmkd.data import synthetic as S
-
-    plan = S._plan(params or {}, seed, "--params")
+    plan = SYN._plan(params or {}, seed, "--params")
     p, small = plan["p"], plan["small"]
     r = RawReport("synthetic", "(generated, no raw root)" if root is None else str(root), "trial",
                   params={**dict(params or {}), "seed": seed}, modalities=["eeg", "eog", "face", "eye"],
@@ -300,9 +298,6 @@ def _inspect_by_preparing(loader: str, name: str, prepare: Callable, root: str |
     """For feature data sets (SEED, SEED-V: a few MB per subject, no video): run the loader itself
     into a temporary folder, report from what it wrote (its skipped items, windows, labels), then
     delete the folder. Nothing is written under the raw root or the results."""
-    import json
-    import tempfile
-
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: {name} root directory not found")
@@ -337,11 +332,7 @@ def _inspector(name: str, how: str) -> Callable[[str | Path, dict | None], RawRe
     """The raw-data check a loader's ``LOADER["inspect"]`` names, imported on use: ``"prepare"`` runs
     the loader into a temporary folder (:func:`_inspect_by_preparing`), ``"module:function"`` calls
     that function."""
-    import importlib
-
     def inspect(root: str | Path, params: dict | None = None, **kw) -> RawReport:
-        from cmkd.data import LOADER_INFO, loader
-
         if how == "prepare":
             return _inspect_by_preparing(name, LOADER_INFO[name].title, loader(name), root, params)
         mod, fn = how.split(":")
@@ -351,8 +342,6 @@ def _inspector(name: str, how: str) -> Callable[[str | Path, dict | None], RawRe
 
 
 def _inspectors() -> dict[str, Callable[[str | Path, dict | None], RawReport]]:
-    from cmkd.data import LOADER_INFO
-
     return {name: _inspector(name, info.inspect) for name, info in LOADER_INFO.items() if info.inspect}
 
 
@@ -364,8 +353,6 @@ def inspect_raw(loader: str, root: str | Path | None, params: dict | None = None
                 inspectors: dict[str, Callable[..., RawReport]] | None = None, **kw) -> RawReport:
     """Run the inspector of ``loader`` (from ``inspectors``, default :data:`INSPECTORS`); ``kw``
     (the synthetic generator's ``seed``) goes to it."""
-    from cmkd.errors import ConfigError
-
     table = inspectors or INSPECTORS
     if loader not in table:
         raise ConfigError(f"inspect: no raw-data check for loader '{loader}' (known: {', '.join(sorted(table))})")
@@ -376,11 +363,6 @@ def main(loader: str, root: str | None, params: dict | None = None, threshold: f
          out: Any = None, seed: int | None = None) -> int:
     """Print the report; return 0 when preparing would go through cleanly, 1 when not. ``root``
     may be None for the synthetic generator only; ``seed`` is the generator's (synthetic only)."""
-    import sys
-
-    from cmkd.data.labels import check_tie
-    from cmkd.errors import ConfigError
-
     check_tie(tie, "--tie")
     if loader != "synthetic" and root is None:
         raise ConfigError(f"inspect {loader}: --root (the raw data root) is required")
@@ -399,8 +381,6 @@ def _all_one_class(r: RawReport, single: list[str]) -> bool:
 def one_class(r: RawReport, threshold: float = 5.0, tie: str = "low") -> list[str]:
     """Dimensions whose ratings all fall on one side of ``threshold``: a classifier of them has a
     single class to learn (the check of ``dimensions.<name>.threshold`` before any job)."""
-    from cmkd.data.labels import class_balance
-
     out = []
     for dim, vals in r.ratings.items():
         if not vals:

@@ -64,7 +64,7 @@ FACE_DEFAULTS = defaults_of(FACE_PARAMS)
 
 def _cv2():
     try:
-        import cv2  # imported lazily: only face preparation needs OpenCV
+        import cv2  # lazy: optional; imported lazily: only face preparation needs OpenCV
     except ImportError as e:  # pragma: no cover - OpenCV is a pinned dependency
         raise ConfigError(f"face frames need OpenCV (opencv-python-headless): {e}") from None
     return cv2

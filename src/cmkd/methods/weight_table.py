@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from cmkd.errors import ConfigError
+from cmkd.methods import REGISTRY
 
 # the KD baselines whose presets the table lists, in table order (CMCRD inherits CRD's presets)
 BASELINES = ("kd", "fitnets", "nst", "sp", "rkd", "pkt", "crd")
@@ -29,8 +30,7 @@ def _value(v) -> str:
 def rows(registry=None) -> list[tuple[str, str, dict[str, object]]]:
     """``(method, parameter, {preset: value})`` for every parameter a preset of a baseline sets, in
     :data:`BASELINES` order, each method's parameters in the order its ``paper`` preset names them."""
-    if registry is None:
-        from cmkd.methods import REGISTRY as registry
+    registry = REGISTRY if registry is None else registry
     out = []
     for m in BASELINES:
         presets = registry[m].presets

@@ -4,12 +4,14 @@ part included), and the check that it left the validation part alone."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from cmkd.config import training_settings
 from cmkd.data import selection
 from cmkd.errors import ConfigError, RegistryError
 from cmkd.methods import method_class
 from cmkd.methods.base import RunContext
+from cmkd.models.visual import without_pretrained
 from cmkd.run.state import Built, RunData
 
 #: the values of :attr:`cmkd.methods.base.Method.feedback_part`
@@ -31,8 +33,7 @@ def method_parts(cls, parts: dict, held_out) -> dict:
 
 def build_teachers(checkpoints: dict) -> dict:
     """The teachers' networks from their checkpoints (their trained weights replace any initial ones)."""
-    from cmkd.models.registry import build_model  # imports timm only when a visual encoder is built
-    from cmkd.models.visual import without_pretrained
+    from cmkd.models.registry import build_model  # lazy: optional; imports timm only when a visual encoder is built
 
     teachers = {}
     for role, ck in checkpoints.items():
@@ -53,8 +54,6 @@ def attach_method(data: RunData, student, model_spec: dict, initial_weights, opt
     """The method of ``data.spec`` around ``student`` and the teachers, its Adam optimiser (none
     with ``optimizer`` False: nothing to train), configured with its parts; a ConfigError if its
     ``configure`` changed the validation part (every row of a table selects on the same trials)."""
-    import torch
-
     spec, tr = data.spec, training_settings(data.spec["training"])
     teachers = build_teachers(data.teachers)
     cls = method_class(spec["class"])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 from cmkd.analysis import figure_plan
+from cmkd.analysis.figures import PROJECTIONS
 from cmkd.workflow.grid import Grid
 from cmkd.workflow.lookup import table_names
 
 #: the projections of a cell's feature maps
-FEATURE_KINDS = ["tsne", "umap"]
+FEATURE_KINDS = list(PROJECTIONS)  # the projections the feature maps draw (cmkd.analysis.figures)
 #: the methods each kind of figure leaves out: ``other_protocol`` (runs on another split than the
 #: config's: feature maps and rankings compare networks evaluated under one protocol only) and
 #: ``trivial`` (the config's trivial baselines: no network, no epoch, no features)
