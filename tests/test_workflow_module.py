@@ -125,7 +125,7 @@ def test_cd_groups(grid):
 def test_targets_of_the_default_config(grid):
     got = targets.default_targets(grid)
     r, fig = "results/summary", "results/summary/figures"
-    assert len(got) == len(set(got)) == 73
+    assert len(got) == len(set(got)) == 75
     assert got[0] == f"{r}/runs.csv"
     tables = lookup.table_names(grid.config)
     assert got[1:1 + len(tables)] == [f"{r}/tables/{n}.html" for n in tables]
@@ -136,7 +136,7 @@ def test_targets_of_the_default_config(grid):
     assert sorted(p.rsplit("/", 1)[1] for p in got if p.startswith(f"{fig}/gains/")) == [
         "eeg_eog-to-eog.png", "eye-to-eeg.png", "face-to-eeg.png", "face_eeg-to-face.png"]
     assert not [p for p in got if "tuning" in p]  # tuning is off in the default
-    assert len(targets.all_metrics(grid)) == len(grid.cells) * 3 == 137 * 3
+    assert len(targets.all_metrics(grid)) == len(grid.cells) * 3 == 139 * 3
 
 
 def test_tuning_targets_only_with_tuning_and_a_tuned_method(default_config):

@@ -98,13 +98,28 @@ class DeepConvNetEncoder(nn.Module):
         return hint.flatten(1), hint
 
 
-_EEG_INPUT_KEYS = {"n_channels": None, "n_samples": None, "sampling_rate": None, "channel_names": None}
+_EEG_INPUT_PARAMS = {
+    "n_channels": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "EEG channels (default: the data's)"},
+    "n_samples": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "samples per segment (default: the data's)"},
+    "sampling_rate": {"default": None, "lo": 0, "lo_open": True, "nullable": True, "doc": "Hz (default: the data's)"},
+    "channel_names": {"default": None, "kind": "any", "doc": "channel names (default: the data's)"},
+}
+_DROPOUT = {"default": 0.5, "lo": 0, "hi": 1, "hi_open": True, "doc": "dropout rate"}
 
-ENCODER_DEFAULTS = {
-    "shallowconvnet": {"n_filters": 40, "kernel_length": None, "pool_length": None, "pool_stride": None,
-                       "dropout": 0.5, **_EEG_INPUT_KEYS},
-    "deepconvnet": {"n_filters": [25, 50, 100, 200], "kernel_length": None, "pool": 3, "dropout": 0.5,
-                    **_EEG_INPUT_KEYS},
+#: the encoders' parameters as cmkd.params.Param literals (read with ast by the config check and the
+#: listing: cmkd.feasibility.encoder_params)
+ENCODER_PARAMS = {
+    "shallowconvnet": {
+        "n_filters": {"default": 40, "kind": "int", "lo": 1, "doc": "temporal and spatial filters (Schirrmeister et al. 2017 ShallowConvNet)"},
+        "kernel_length": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "temporal kernel (null: from the rate)"},
+        "pool_length": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "mean-pool length (null: from the rate)"},
+        "pool_stride": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "mean-pool stride (null: from the rate)"},
+        "dropout": _DROPOUT, **_EEG_INPUT_PARAMS},
+    "deepconvnet": {
+        "n_filters": {"default": [25, 50, 100, 200], "kind": "any", "doc": "filters of the four blocks (Schirrmeister et al. 2017 DeepConvNet)"},
+        "kernel_length": {"default": None, "kind": "int", "lo": 1, "nullable": True, "doc": "temporal kernel (null: from the rate)"},
+        "pool": {"default": 3, "kind": "int", "lo": 1, "doc": "max-pool length and stride of each block"},
+        "dropout": _DROPOUT, **_EEG_INPUT_PARAMS},
 }
 
 

@@ -310,6 +310,9 @@ def _load_extras() -> None:
         except ImportError as e:  # a listed module must load: a silent skip would hide its encoders
             raise ImportError(f"cmkd.models.registry.EXTRA_MODULES lists {mod_name!r}, which cannot be imported: {e}") from e
         ENCODERS.update(getattr(mod, "ENCODERS", {}))
+        for name, decl in getattr(mod, "ENCODER_PARAMS", {}).items():
+            ENCODER_PARAMS[name] = decl
+            ENCODER_DEFAULTS[name] = defaults_of(params_from_literals(decl, f"encoders.{name}"))
         ENCODER_DEFAULTS.update(getattr(mod, "ENCODER_DEFAULTS", {}))
         ARCHITECTURES.update(getattr(mod, "ARCHITECTURES", {}))
     _extras_loaded = True

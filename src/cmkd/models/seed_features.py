@@ -41,7 +41,13 @@ class DEMLPEncoder(NormMLP):
         return out, e.transpose(1, 2)  # hint (B, band_dim, C)
 
 
-ENCODER_DEFAULTS = {"de_mlp": {"band_dim": 16, "hidden": [128, 64], "dropout": 0.25}}
+#: the encoder's parameters as cmkd.params.Param literals (read with ast by the config check and the
+#: listing: cmkd.feasibility.encoder_params)
+ENCODER_PARAMS = {"de_mlp": {
+    "band_dim": {"default": 16, "kind": "int", "lo": 1, "doc": "features per channel after the shared band layer"},
+    "hidden": {"default": [128, 64], "kind": "any", "doc": "hidden layer sizes"},
+    "dropout": {"default": 0.25, "lo": 0, "hi": 1, "hi_open": True, "doc": "dropout rate"},
+}}
 
 
 def _build_de_mlp(cfg, info, where, info_where):
