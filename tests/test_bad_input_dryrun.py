@@ -10,19 +10,17 @@ written once), so the whole catalogue costs about as much as a handful of sequen
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import yaml
 
 from conftest import ROOT, SNAKEMAKE
-from test_bad_input import CONFIG_CASES, TRACE, _full_dir, _real
+from bad_inputs import CONFIG_CASES, DRYRUN_EXTRA, TRACE, applies, first_line
 
-#: one or more per kind of check (names of test_bad_input.CONFIG_CASES)
+#: one or more per kind of check (names of bad_inputs.CONFIG_CASES)
 CASES = [
     # schema
     "top_level_typo", "dataset_key_typo", "training_typo", "resources_typo", "table_metric_typo",
@@ -38,37 +36,6 @@ CASES = [
     "root_missing", "root_empty", "real_param_typo", "not_recorded",
 ]
 
-#: Snakemake's own lines before the project's error
-BANNER = ("Config file ", "WorkflowError", "Building DAG", "Assuming unrestricted", "host:", "Using shell",
-          "Provided cores", "Rules claiming", "Select jobs")
-
-
-def _prepared_one_class(tmp):
-    """A prepared DEAP folder whose arousal ratings are all high: only its meta.json tells."""
-    prep = tmp / "results" / "prepared" / "deap"
-    prep.mkdir(parents=True)
-    n = 60
-    arrays = {"subject": np.repeat(np.arange(5), 12), "trial": np.tile(np.repeat(np.arange(4), 3), 5),
-              "arousal": np.full(n, 7.0, np.float32), "valence": np.linspace(1, 9, n).astype(np.float32)}
-    for k, v in arrays.items():
-        np.save(prep / f"{k}.npy", v)
-    (prep / "meta.json").write_text(json.dumps({
-        "dataset": "deap", "n_segments": n, "content_hash": "test",
-        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}}))
-    return _real(tmp, _full_dir(tmp))
-
-
-#: inputs of their own: (name, overlay or function of a folder -> overlay, text of the first line)
-EXTRA = [
-    ("device_cuda_on_cpu_torch", {"device": "cuda"}, "device: 'cuda' asked for, but the installed torch is a CPU-only build"),
-    ("prepared_one_class", _prepared_one_class, "dimensions.arousal.threshold"),
-]
-
-
-def first_line(out: str) -> str:
-    """The first line of the output that is not Snakemake's own banner."""
-    return next((ln for ln in out.splitlines() if ln.strip() and not ln.startswith(BANNER)), "")
-
 
 def _dry_run(name, overlay, tmp):
     tmp.mkdir(parents=True)
@@ -82,11 +49,8 @@ def _dry_run(name, overlay, tmp):
 
 
 def test_the_catalogue_is_stopped_by_the_dry_run(tmp_path):
-    from cmkd.devices import torch_build
-
     cases = {c[0]: c for c in CONFIG_CASES}
-    todo = [cases[n] for n in CASES] + [c for c in EXTRA if c[0] != "device_cuda_on_cpu_torch"
-                                        or torch_build()["kind"] == "cpu"]
+    todo = [cases[n] for n in CASES] + [c for c in DRYRUN_EXTRA if applies(c[0])]
     assert len(todo) >= 25
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda c: _dry_run(c[0], c[1], tmp_path / c[0]), todo))
