@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from cmkd.analysis import quotes
 from cmkd.analysis.quotes import FILES, fill, refresh, render_blocks, table_sentence
-from cmkd.errors import ConfigError
+from cmkd.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +61,11 @@ def test_refresh_and_fill(tmp_path):
                                    "tables": [{"name": "students"}]}))
     refresh(tmp_path / "results", cfg, "a test run", tmp_path / "snap")
     blocks = render_blocks(tmp_path / "snap")
+    assert "default-time" not in blocks  # the run left no timing record
+    (res / "timing.yaml").write_text("code_version: abc\ncores: 2\nsetup_s: 5\nworkflow_and_report_s: 55\n"
+                                     "total_s: 60\ntraining_jobs: 3\n")
+    refresh(tmp_path / "results", cfg, "a test run", tmp_path / "snap")
+    assert "1 min 0 s on 2 cores, 5 s of it set-up, 3 training jobs" in render_blocks(tmp_path / "snap")["default-time"]
     body = " ".join(blocks["default-resolves"].split())
     assert "(a test run; code abc; one split by trial per seed, 0.8 : 0.1 : 0.1, seeds [0, 1]; 2 training runs)" in body
     assert "MDE 12.0 points on d / x (K = 1); none significant" in body
@@ -67,3 +73,16 @@ def test_refresh_and_fill(tmp_path):
     assert fill(doc, blocks) == doc.replace("old\n", blocks["default-resolves"])
     with pytest.raises(ConfigError, match="'other'"):
         fill("<!-- generated:other -->\n<!-- /generated:other -->", blocks, "README.md")
+
+
+def test_the_default_time_is_the_run_record(tmp_path):
+    """README's time of the default comes from the timing record run_default.sh writes beside the
+    run's summary, carried into the snapshot by --refresh; no record, no block."""
+    rec = tmp_path / "timing.yaml"
+    rec.write_text("code_version: 'abc123'\ncores: 2\nsetup_s: 61\nworkflow_and_report_s: 1000\n"
+                   "total_s: 1061\ntraining_jobs: 139\n")
+    assert quotes.timing_sentence(rec) == ("measured by `scripts/run_default.sh` from a fresh clone of abc123: "
+                                           "17 min 41 s on 2 cores, 1 min 1 s of it set-up, 139 training jobs")
+    rec.write_text("cores: 2\n")
+    with pytest.raises(DataError, match="timing.yaml: not a timing record"):
+        quotes.timing_sentence(rec)

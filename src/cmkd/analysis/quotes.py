@@ -111,8 +111,29 @@ def render_blocks(snapshot: str | os.PathLike = SNAPSHOT) -> dict[str, str]:
                  + (", a demonstration on synthetic data, no evidence about the papers" if demo else "") + "): "
                  + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in ("supported", "contradicted", "inconclusive"))
                  + " (`claims.csv`, the report's claims table).")
-    return {"default-resolves": textwrap.fill(text, width=100, initial_indent="- ", subsequent_indent="  ",
-                                              break_on_hyphens=False, break_long_words=False) + "\n"}
+    blocks = {"default-resolves": textwrap.fill(text, width=100, initial_indent="- ", subsequent_indent="  ",
+                                                break_on_hyphens=False, break_long_words=False) + "\n"}
+    if (snap / "timing.yaml").exists():
+        blocks["default-time"] = timing_sentence(snap / "timing.yaml") + "\n"
+    return blocks
+
+
+def _min_s(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s} s" if m else f"{s} s"
+
+
+def timing_sentence(path: Path) -> str:
+    """How long the snapshot's run took (``timing.yaml``, written by scripts/run_default.sh)."""
+    try:
+        t = yaml.safe_load(path.read_text(encoding="utf-8"))
+        total, setup = float(t["total_s"]), float(t["setup_s"])
+        text = (f"measured by `scripts/run_default.sh` from a fresh clone of {t['code_version']}: "
+                f"{_min_s(total)} on {int(t['cores'])} cores, {_min_s(setup)} of it set-up, "
+                f"{int(t['training_jobs'])} training jobs")
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not a timing record of scripts/run_default.sh ({exc})") from None
+    return text
 
 
 def fill(text: str, blocks: Mapping[str, str], where: str = "") -> str:
@@ -138,7 +159,7 @@ def refresh(results: str | os.PathLike, config: str | os.PathLike, description: 
     if snap.exists():
         shutil.rmtree(snap)
     (snap / "tables").mkdir(parents=True)
-    for f in ("stats.csv", "claims.csv"):
+    for f in ("stats.csv", "claims.csv", "timing.yaml"):
         if (summ / f).exists():
             shutil.copyfile(summ / f, snap / f)
     for f in sorted((summ / "tables").glob("*.csv")):
