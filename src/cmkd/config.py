@@ -280,11 +280,11 @@ def check_config(config: dict, strict_tables: bool = False, jobs_use_this_python
     cells = set(iter_cells(config))
     grid_datasets = {exp["dataset"] for exp in config["experiments"]}
     for t in config.get("tables", []) or []:
-        if "track" in t and t["track"] not in tracks:
-            raise ConfigError(f"tables.{t['name']}.track: unknown track '{t['track']}'")
         t_ds = set(t.get("datasets") or grid_datasets)
         if not t_ds & grid_datasets:
-            continue  # a table of data sets this grid does not run (e.g. synthetic-only rows): it stays empty here
+            continue  # a table of data sets this grid does not run (its track may be the paper grid's): not planned
+        if "track" in t and t["track"] not in tracks:
+            raise ConfigError(f"tables.{t['name']}.track: unknown track '{t['track']}'")
         if t.get("reference") and "track" in t and \
                 t["reference"] not in (tracks[t["track"]].get("references") or ["baseline"]):
             raise ConfigError(f"tables.{t['name']}.reference: '{t['reference']}' is not one of "
