@@ -20,7 +20,7 @@ import yaml
 
 import fixtures as fx
 from conftest import ROOT
-from bad_inputs import CLI_CASES, CONFIG_CASES, TRACE, full_dir, real_deap
+from bad_inputs import CLI_CASES, CONFIG_CASES, TRACE, full_dir, prepared_one_class, real_deap
 from cmkd import cli, feasibility
 
 
@@ -136,17 +136,7 @@ def test_overlays_merge_in_order_and_missing_or_non_mapping_files(tmp_path, monk
 
 def test_prepared_data_decide_the_class_balance(tmp_path, monkeypatch, capsys):
     """A real data set already prepared: its ratings tell the classes before any job."""
-    prep = tmp_path / "results" / "prepared" / "deap"
-    prep.mkdir(parents=True)
-    n = 60
-    arrays = {"subject": np.repeat(np.arange(5), 12), "trial": np.tile(np.repeat(np.arange(4), 3), 5),
-              "arousal": np.full(n, 7.0, np.float32), "valence": np.linspace(1, 9, n).astype(np.float32)}
-    for k, v in arrays.items():
-        np.save(prep / f"{k}.npy", v)
-    (prep / "meta.json").write_text(json.dumps({
-        "dataset": "deap", "n_segments": n, "content_hash": "test",
-        "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()}}))
-    real = real_deap(tmp_path, full_dir(tmp_path))
+    real = prepared_one_class(tmp_path)
     real["experiments"][0]["dimensions"] = ["arousal"]
     rc, err = _check(tmp_path, real, monkeypatch, capsys)
     assert rc == 2 and "dimensions.arousal.threshold" in _first(err) and "meta.json" in err, err

@@ -48,7 +48,7 @@ from torch import nn
 
 from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
-from cmkd.methods.zoo_common import feature, where
+from cmkd.methods.zoo_common import feature, student_probe, where
 
 
 # ----------------------------------------------------------------------------- the losses
@@ -120,15 +120,7 @@ class CGAN(Method):
 
     @torch.no_grad()
     def _probe(self, parts, device):
-        if parts is None or "train" not in parts or len(parts["train"]) < 1:
-            raise ValueError("cgan: configure() needs parts with a non-empty 'train' part")
-        batch = parts["train"].batch(torch.arange(min(2, len(parts["train"]))), device)
-        was = self.student.training
-        self.student.eval()
-        try:
-            s_out = self.student(batch)
-        finally:
-            self.student.train(was)
+        s_out, batch = student_probe(self.student, parts, device, "cgan")
         return s_out, self._real(batch), batch
 
     def configure(self, parts=None, device=None, optimizer=None, **_):

@@ -86,6 +86,21 @@ def match_spatial(student: torch.Tensor, teacher: torch.Tensor) -> tuple[torch.T
 
 
 # ----------------------------------------------------------------------------- the common objective
+
+@torch.no_grad()
+def student_probe(student, parts, device, name: str) -> tuple:
+    """The student's outputs on (at most) two training samples, in eval mode and without gradient,
+    and that batch: what a method sizes its own modules from (the real feature shapes)."""
+    if parts is None or "train" not in parts or len(parts["train"]) < 1:
+        raise ValueError(f"{name}: configure() needs parts with a non-empty 'train' part")
+    batch = parts["train"].batch(torch.arange(min(2, len(parts["train"]))), device)
+    was = student.training
+    student.eval()
+    try:
+        return student(batch), batch
+    finally:
+        student.train(was)
+
 class ZooMethod(Method):
     """``L = gamma * task_loss + alpha * KD(T) + beta * L_feature`` (RepDistiller's objective).
 
@@ -128,18 +143,8 @@ class ZooMethod(Method):
     def probe(self, parts, device) -> tuple:
         """Student and teacher outputs on two training samples (eval mode, no gradient), to size
         the method's own modules (regressor, embedding heads) from the real feature shapes."""
-        if parts is None or "train" not in parts or len(parts["train"]) < 1:
-            raise ValueError(f"{self.name}: configure() needs parts with a non-empty 'train' part")
-        n = min(2, len(parts["train"]))
-        batch = parts["train"].batch(torch.arange(n), device)
-        was = self.student.training
-        self.student.eval()
-        try:
-            s_out = self.student(batch)
-        finally:
-            self.student.train(was)
-        t_out = self.teacher_outputs(batch)["teacher"]
-        return s_out, t_out
+        s_out, batch = student_probe(self.student, parts, device, self.name)
+        return s_out, self.teacher_outputs(batch)["teacher"]
 
     @staticmethod
     def add_to_optimizer(optimizer, module) -> None:
