@@ -191,6 +191,7 @@ def test_config_check_of_protocol_splits(tmp_path):
     base["datasets"]["seed"] = {"loader": "seed", "root": str(tmp_path), "modalities": ["eye", "eeg_de"],
                                 "split": {"kind": "chronological", "train_trials": 9}}
     base["tracks"]["eye-to-eeg_de"] = {"teacher": ["eye"], "student": ["eeg_de"]}
+    base["tracks"]["eeg_de-to-eye"] = {"teacher": ["eeg_de"], "student": ["eye"]}  # a table of seed names it
     base["encoders"]["eeg_de"] = {"name": "de_mlp"}
     base["dimensions"]["emotion3"] = {"task": "classification", "n_classes": 3, "target": "emotion"}
     base["experiments"] = [{"dataset": "seed", "track": "eye-to-eeg_de", "dimensions": ["emotion3"],

@@ -28,6 +28,7 @@ def _summary_of(cells, chance=62.5, majority=56.25):
         reg = dim.endswith("_reg")
         rows.append({"dataset": ds, "track": tr, "dimension": dim, "method": m,
                      "accuracy_mean": math.nan if reg else 50.0 + i % 20, "accuracy_std": 1.0,
+                     "f1_mean": math.nan if reg else 45.0 + i % 20, "f1_std": 1.0,
                      "rmse_mean": 0.3 if reg else math.nan, "rmse_std": 0.01,
                      "chance_level_mean": math.nan if reg else chance, "majority_fraction_mean": math.nan if reg else majority,
                      "n": 3, "n_failed": 0, "n_stale": 0})

@@ -28,7 +28,6 @@ import numpy as np
 from cmkd.config import _encoder, _modalities, effective_run_config, prepared_dir
 from cmkd.data import LOADER_INFO, labels as labels_mod, split_kinds, splits as splits_mod
 from cmkd.data.labels import DIMENSIONS, EMOTION
-from cmkd.data.synthetic import _plan
 from cmkd.devices import torch_build
 from cmkd.errors import CmkdError, ConfigError
 from cmkd.params import Param, param_from_literal
@@ -318,6 +317,8 @@ def data_shape(config: dict, name: str, synth_params: dict | None) -> dict | Non
         return None
 
     # merge_params refused zero segments per trial; the ratings are drawn without the signals
+    from cmkd.data.synthetic import _plan  # lazy: plugin
+
     small = _plan(ds.get("params") or {}, int(ds.get("seed", 0)), f"datasets.{name}.params")["small"]
     return {**{k: small[k] for k in ("subject", "trial", "valence", "arousal", "dominance", "liking")},
             "source": f"datasets.{name}.params (synthetic generator)"}

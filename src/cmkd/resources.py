@@ -45,7 +45,6 @@ from cmkd.config import prepared_dir, run_spec
 from cmkd.data import LOADER_INFO
 from cmkd.data.modalities import CATALOG as MODALITY_CATALOG
 from cmkd.data.modalities import DEFAULT_STREAM_THRESHOLD_MB, Geometry, array_row_bytes, segment_bytes
-from cmkd.data.synthetic import DEFAULTS
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY
 
@@ -110,6 +109,7 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
     loader = ds.get("loader", dataset)
     params = dict(ds.get("params") or {})
     if loader == "synthetic":  # the generator's own defaults for what the config leaves out
+        from cmkd.data.synthetic import DEFAULTS  # lazy: plugin
 
         params = {**DEFAULTS, **params}
     per = segment_bytes(segment_geometry(loader, params))

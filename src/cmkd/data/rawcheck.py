@@ -28,11 +28,6 @@ from typing import Any, Callable
 import numpy as np
 
 from cmkd.data import LOADER_INFO, loader
-from cmkd.data import deap as D
-from cmkd.data import mahnob as M
-from cmkd.data import seed_iv as S
-from cmkd.data import synthetic as SYN
-from cmkd.data import video as vid
 from cmkd.data.cache import check_modalities, group_skipped, resolve_params
 from cmkd.data.labels import check_tie, class_balance
 from cmkd.errors import CmkdError, ConfigError, DataError
@@ -115,6 +110,8 @@ def format_report(r: RawReport, threshold: float = 5.0, tie: str = "low") -> str
 
 # ------------------------------------------------------------------------------- MAHNOB-HCI ----
 def inspect_mahnob(root: str | Path, params: dict | None = None) -> RawReport:
+    from cmkd.data import mahnob as M  # lazy: plugin
+    from cmkd.data import video as vid  # lazy: plugin
     p = resolve_params(params, M.DEFAULTS, "MAHNOB-HCI")
     mods = M.check_params(p)
     want_face = "face" in mods
@@ -165,6 +162,8 @@ def inspect_mahnob(root: str | Path, params: dict | None = None) -> RawReport:
 
 # ------------------------------------------------------------------------------------- DEAP ----
 def inspect_deap(root: str | Path, params: dict | None = None) -> RawReport:
+    from cmkd.data import deap as D  # lazy: plugin
+    from cmkd.data import video as vid  # lazy: plugin
     p = resolve_params(params, D.DEFAULTS, "DEAP")
     mods = D.check_params(p)
     want_face = "face" in mods
@@ -227,6 +226,7 @@ def inspect_deap(root: str | Path, params: dict | None = None) -> RawReport:
 
 # ---------------------------------------------------------------------------------- SEED-IV ----
 def inspect_seed_iv(root: str | Path, params: dict | None = None) -> RawReport:
+    from cmkd.data import seed_iv as S  # lazy: plugin
     p = resolve_params(params, S.DEFAULTS, "SEED-IV")
     mods = check_modalities(p["modalities"], S.MODALITIES, "SEED-IV")
     root = Path(root)
@@ -280,6 +280,7 @@ def inspect_synthetic(root: str | Path | None = None, params: dict | None = None
     subjects, trials, segments and the ratings per trial (drawn as the generator draws them,
     without generating the signals; ``root`` is not read). Bad parameters raise the generator's
     :class:`~cmkd.errors.ConfigError`."""
+    from cmkd.data import synthetic as SYN  # lazy: plugin
     plan = SYN._plan(params or {}, seed, "--params")
     p, small = plan["p"], plan["small"]
     r = RawReport("synthetic", "(generated, no raw root)" if root is None else str(root), "trial",
