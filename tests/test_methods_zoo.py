@@ -625,11 +625,12 @@ def test_kd_weights_doc_table_is_generated_from_the_presets(tmp_path):
     import re
     from pathlib import Path
 
+    from cmkd import listing
     from cmkd.methods import weight_table
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "kd_weights.md"
-    assert weight_table.sync_file(doc, check=True), \
-        "docs/kd_weights.md's preset table is stale: run python -m cmkd.methods.weight_table --sync docs/kd_weights.md"
+    assert listing.sync_file(doc, check=True), \
+        "docs/kd_weights.md's preset table is stale: run python -m cmkd list --sync docs/kd_weights.md"
     text = doc.read_text(encoding="utf-8")
     # a preset that changes is seen: the committed text no longer matches
     changed = dict(REGISTRY)
@@ -638,7 +639,7 @@ def test_kd_weights_doc_table_is_generated_from_the_presets(tmp_path):
     assert weight_table.fill(text, registry=changed) != text
     stale = tmp_path / "kd_weights.md"
     stale.write_text(text.replace("| `nst` | `beta` | 50 |", "| `nst` | `beta` | 25 |"), encoding="utf-8")
-    assert not weight_table.sync_file(stale, check=True)
+    assert not listing.sync_file(stale, check=True)
     # every value of the table has its source written beside it
     sources = text.split("## Where each `paper` value comes from", 1)[1]
     for m, p, _ in weight_table.rows():

@@ -427,7 +427,7 @@ def add_list_parser(sub) -> None:
                        "parameters, types, defaults and papers (Markdown)")
     s.add_argument("sections", nargs="*", metavar="SECTION",
                    help=f"any of {', '.join(SECTIONS)} (default: all)")
-    s.add_argument("--sync", metavar="FILE", help="write the listing into FILE's <!-- catalog:list --> block (README.md)")
+    s.add_argument("--sync", metavar="FILE", help="fill FILE's generated blocks: the listing (README.md), a config's grid (docs/paper_grid.md), the KD weight presets (docs/kd_weights.md)")
     s.add_argument("--check", metavar="FILE", nargs="?", const="README.md",
                    help="exit 2 when FILE's block (or, with --sync-schema, config/schema.yaml) differs")
     s.add_argument("--sync-schema", action="store_true", help="write config/schema.yaml's generated sections")

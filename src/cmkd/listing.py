@@ -216,13 +216,18 @@ def fill_grid(text: str, root: str | Path) -> str:
 
 
 def sync_file(path: str | Path, check: bool = False, root: str | Path | None = None) -> bool:
-    """Fill ``path``'s listing and grid blocks (``check``: only compare); True when it already held
-    them. A file with neither block is a :class:`ConfigError`; grid blocks read their configs under
+    """Fill ``path``'s listing, grid and KD-weights blocks (``check``: only compare); True when it
+    already held them. A file with none of them is a :class:`ConfigError`; grid blocks read their configs under
     ``root`` (default: the working folder)."""
+    from cmkd.methods import weight_table  # lazy: startup
+
     p = Path(path)
     old = p.read_text(encoding="utf-8")
-    new = old if GRID_BLOCK.search(old) and not BLOCK.search(old) else fill(old, str(p))
+    other = GRID_BLOCK.search(old) or weight_table.BLOCK.search(old)
+    new = old if other and not BLOCK.search(old) else fill(old, str(p))
     new = fill_grid(new, Path.cwd() if root is None else root)
+    if weight_table.BLOCK.search(new):
+        new = weight_table.fill(new, str(p))
     if new != old and not check:
         p.write_text(new, encoding="utf-8")
     return new == old

@@ -3,15 +3,13 @@
 The values live in one place: the ``presets`` of each baseline's ``REGISTER`` entry (selected by
 its ``weights`` parameter, :func:`cmkd.methods.apply_preset`). docs/kd_weights.md holds their table
 between ``<!-- generated:kd-weights -->`` and ``<!-- /generated:kd-weights -->``; the sources of the
-values are written beside it, by hand. ``python -m cmkd.methods.weight_table --sync docs/kd_weights.md``
-rewrites the block, ``--check`` (the test suite's check) fails when it is stale. Torch-free.
+values are written beside it, by hand. ``python -m cmkd list --sync docs/kd_weights.md`` rewrites the
+block with the other generated blocks (:func:`cmkd.listing.sync_file`), ``--check`` (the test suite's
+check) fails when it is stale. Torch-free.
 """
 from __future__ import annotations
 
-import argparse
 import re
-import sys
-from pathlib import Path
 
 from cmkd.errors import ConfigError
 from cmkd.methods import REGISTRY
@@ -57,31 +55,3 @@ def fill(text: str, where: str = "docs/kd_weights.md", registry=None) -> str:
     if not BLOCK.search(text):
         raise ConfigError(f"{where}: no <!-- generated:kd-weights --> ... <!-- /generated:kd-weights --> block")
     return BLOCK.sub(lambda m: m.group(1) + render(registry) + m.group(3), text, count=1)
-
-
-def sync_file(path: str | Path, check: bool = False, registry=None) -> bool:
-    """Fill ``path``'s kd-weights block (``check``: only compare); True when it already held the table."""
-    p = Path(path)
-    old = p.read_text(encoding="utf-8")
-    new = fill(old, str(p), registry)
-    if new != old and not check:
-        p.write_text(new, encoding="utf-8")
-    return new == old
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cmkd.methods.weight_table", description=__doc__.splitlines()[0])
-    ap.add_argument("path", nargs="?", default="docs/kd_weights.md")
-    ap.add_argument("--check", action="store_true", help="only compare; exit 1 when the block is stale")
-    ap.add_argument("--sync", action="store_true", help="rewrite the block (the default)")
-    a = ap.parse_args(argv)
-    same = sync_file(a.path, check=a.check)
-    if a.check and not same:
-        print(f"{a.path}: the kd-weights table is stale: run python -m cmkd.methods.weight_table --sync {a.path}",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
