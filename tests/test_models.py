@@ -416,3 +416,19 @@ def test_shim_defines_nothing_when_torchvision_works_in_a_fresh_process():
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+def test_an_encoder_module_with_untyped_defaults_is_refused(tmp_path, monkeypatch):
+    """Extra encoder modules declare ENCODER_PARAMS (typed, read by the check before the DAG); a
+    module that still declares plain ENCODER_DEFAULTS is refused when the registry loads it."""
+    import sys
+
+    from cmkd.models import registry
+
+    (tmp_path / "untyped_encoders.py").write_text("ENCODERS = {}\nENCODER_DEFAULTS = {'toy': {'width': 4}}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "EXTRA_MODULES", ("untyped_encoders",))
+    monkeypatch.setattr(registry, "_extras_loaded", False)
+    monkeypatch.delitem(sys.modules, "untyped_encoders", raising=False)
+    with pytest.raises(ImportError, match="untyped_encoders: declare the encoders' parameters as ENCODER_PARAMS"):
+        registry._load_extras()

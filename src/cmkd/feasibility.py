@@ -4,8 +4,7 @@ parameters, every split's ratios and its feasibility on the data's shape, classe
 after thresholding, the device against the installed torch build (empty or missing raw
 roots: cmkd.config.check_config).
 
-Declarations are read where they are defined: the encoders' ``ENCODER_PARAMS`` (Param literals;
-``ENCODER_DEFAULTS`` where a module declares plain defaults) and the architectures'
+Declarations are read where they are defined: the encoders' ``ENCODER_PARAMS`` (Param literals) and the architectures'
 ``ARCHITECTURES`` from the model modules' source (with :mod:`ast`, so planning imports no torch),
 the loaders' ``PARAMS`` from their (torch-free) modules, the split kinds from
 :mod:`cmkd.data.split_kinds`; the schema and the listing (:mod:`cmkd.listing`) read the same. The data's shape
@@ -118,16 +117,11 @@ def _encoder_decls() -> dict[str, dict[str, Any]]:
         if node is not None:  # Param literals
             for name, decl in _value(node, tree, path).items():
                 out[name] = {k: param_from_literal(v, f"{path.name}: ENCODER_PARAMS.{name}.{k}") for k, v in decl.items()}
-            continue
-        node = _top_assign(tree, "ENCODER_DEFAULTS")  # plain defaults (not checked)
-        if node is not None:
-            out.update(_value(node, tree, path))
     return out
 
 
 def encoder_params() -> dict[str, dict[str, Any]]:
-    """Encoder name -> ``{key: Param}`` (or ``{key: default}`` for a module that declares plain
-    defaults): ``ENCODER_PARAMS`` / ``ENCODER_DEFAULTS`` of cmkd.models.registry and the modules its
+    """Encoder name -> ``{key: Param}``: ``ENCODER_PARAMS`` of cmkd.models.registry and the modules its
     ``EXTRA_MODULES`` lists, read with :mod:`ast` (planning imports no torch)."""
     return {k: dict(v) for k, v in _encoder_decls().items()}
 

@@ -278,7 +278,7 @@ ENCODERS: dict[str, Callable[..., nn.Module]] = {
 
 
 #: modules that contribute more encoders (a dict ``ENCODERS`` of builders with the signature of
-#: the ones above, and ``ENCODER_DEFAULTS``) and whole architectures (a dict ``ARCHITECTURES`` of
+#: the ones above, and their parameters as ``ENCODER_PARAMS`` Param literals) and whole architectures (a dict ``ARCHITECTURES`` of
 #: ``builder(spec, where) -> nn.Module`` returning :class:`cmkd.models.base.Output`). They are
 #: imported on first use only.
 EXTRA_MODULES = (
@@ -310,10 +310,12 @@ def _load_extras() -> None:
         except ImportError as e:  # a listed module must load: a silent skip would hide its encoders
             raise ImportError(f"cmkd.models.registry.EXTRA_MODULES lists {mod_name!r}, which cannot be imported: {e}") from e
         ENCODERS.update(getattr(mod, "ENCODERS", {}))
+        if hasattr(mod, "ENCODER_DEFAULTS"):  # untyped: the check before the DAG could not read its values
+            raise ImportError(f"{mod_name}: declare the encoders' parameters as ENCODER_PARAMS (Param literals), "
+                              "not ENCODER_DEFAULTS")
         for name, decl in getattr(mod, "ENCODER_PARAMS", {}).items():
             ENCODER_PARAMS[name] = decl
             ENCODER_DEFAULTS[name] = defaults_of(params_from_literals(decl, f"encoders.{name}"))
-        ENCODER_DEFAULTS.update(getattr(mod, "ENCODER_DEFAULTS", {}))
         ARCHITECTURES.update(getattr(mod, "ARCHITECTURES", {}))
     _extras_loaded = True
 
