@@ -7,13 +7,15 @@ disk, an I/O error, a read-only file system) removes the temporary file and rais
 """
 from __future__ import annotations
 
+import csv
 import errno
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -114,6 +116,34 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
+
+
+def _cell(value: Any) -> str:
+    """A history value as text: empty for a missing one (None, NaN: as pandas writes it), the
+    shortest round-trip form for a number."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(float(value)) else repr(float(value))
+    return str(value)
+
+
+def write_rows(path: str | os.PathLike, rows: list[Mapping[str, Any]], columns: list[str] | None = None) -> None:
+    """Write dict rows as CSV atomically, without pandas (a training job writes its history and
+    never needs pandas otherwise): the columns are ``columns`` or every key in first-seen order; a
+    missing value is an empty field."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(columns)
+            for row in rows:
+                w.writerow([_cell(row.get(c)) for c in columns])
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:

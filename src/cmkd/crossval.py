@@ -18,14 +18,15 @@ fold trains, each fold runs with ``spec["fold"] = i`` into ``<run>/fold<i>``
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from cmkd import atomic, metrics
 from cmkd.data import split_kinds
@@ -159,13 +160,41 @@ def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
     }
 
 
-def _pooled_history(out_dir: Path, n_folds: int) -> pd.DataFrame:
-    hist = pd.concat([pd.read_csv(fold_dir(out_dir, f) / "history.csv").assign(fold=f) for f in range(n_folds)],
-                     ignore_index=True)
-    num = hist.drop(columns=["fold"]).groupby("epoch", sort=True)
-    merged = num.mean(numeric_only=True).reset_index()
-    merged["n_folds"] = num.size().to_numpy()
-    return merged
+def _number(text: str) -> float | None:
+    """A history field as a number (empty: NaN); None when it is not one."""
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _pooled_history(out_dir: Path, n_folds: int) -> tuple[list[dict], list[str]]:
+    """The folds' histories merged per epoch: the mean over the folds that ran that epoch of every
+    numeric column (missing values skipped; a column with text is left out), and ``n_folds``, the
+    number of folds that did. Rows and columns for :func:`cmkd.atomic.write_rows`."""
+    rows, columns = [], ["epoch"]
+    for f in range(n_folds):
+        with open(fold_dir(out_dir, f) / "history.csv", newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns += [c for c in reader.fieldnames or [] if c not in columns]
+            rows += list(reader)
+    parsed = [{c: _number(r.get(c) or "") for c in columns} for r in rows]
+    numeric = [c for c in columns if all(p[c] is not None for p in parsed)]
+    by_epoch: dict[float, list[dict]] = {}
+    for p in parsed:
+        by_epoch.setdefault(p["epoch"], []).append(p)
+    merged = []
+    for epoch in sorted(by_epoch):
+        group = by_epoch[epoch]
+        row = {"epoch": int(epoch) if float(epoch).is_integer() else epoch}
+        for c in numeric[1:]:
+            values = [g[c] for g in group if not math.isnan(g[c])]
+            row[c] = sum(values) / len(values) if values else math.nan
+        row["n_folds"] = len(group)
+        merged.append(row)
+    return merged, numeric + ["n_folds"]
 
 
 def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_start: float | None = None) -> dict:
@@ -177,7 +206,7 @@ def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_star
     cat = _pooled_features(out_dir, n_folds)
     result = _pooled_record(fold_plan, results, cat)
     atomic.write_npz(out_dir / "features.npz", **cat)
-    atomic.write_csv(out_dir / "history.csv", _pooled_history(out_dir, n_folds))
+    atomic.write_rows(out_dir / "history.csv", *_pooled_history(out_dir, n_folds))
     with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"status": "ok", "protocol": fold_plan.spec["split"]["kind"], "n_folds": n_folds,
                     "folds": [str(fold_dir(out_dir, f) / "model.pt") for f in range(n_folds)],

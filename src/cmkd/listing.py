@@ -25,7 +25,6 @@ from cmkd.data import LOADER_INFO
 from cmkd.errors import ConfigError
 from cmkd.metrics import METRICS, PRIMARY
 from cmkd.params import describe
-from cmkd.validation import load_config
 
 SECTIONS = ("methods", "encoders", "loaders", "splits", "metrics")
 BLOCK = re.compile(r"(<!-- catalog:list[^>]*-->\n)(?P<body>.*?)(<!-- /catalog:list -->)", re.S)
@@ -206,6 +205,8 @@ def block_config(words: str, root: str | Path) -> dict:
     opts = dict(w.split("=", 1) for w in words.split() if "=" in w)
     if set(opts) - {"family"}:
         raise ConfigError(f"catalog:grid block: unknown option(s) {sorted(set(opts) - {'family'})} (family=NAME)")
+    from cmkd.validation import load_config  # lazy: startup (jsonschema; the command line imports SECTIONS)
+
     cfg = load_config([str(root / f) for f in files], base=str(root / "config.yaml"))[0]
     return restrict(cfg, opts.get("family"))
 

@@ -39,7 +39,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from cmkd import accel, atomic, crossval, metrics, provenance
@@ -219,7 +218,7 @@ def train_steps(data: RunData, built: Built, perm: torch.Tensor, epoch: int, his
         total = sum(terms.values())
         if not torch.isfinite(total):
             bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-            atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history))  # the epochs before the divergence
+            atomic.write_rows(out_dir / "history.csv", history, None if history else ["epoch"])  # the epochs before the divergence
             raise DivergenceError(f"{data.tag} method '{data.spec['method']}' diverged at epoch {epoch}: "
                                   f"non-finite loss term(s) {bad}")
         opt.zero_grad(set_to_none=True)
@@ -391,7 +390,7 @@ def write(data: RunData, built: Built, fitted: Fitted, scores: Scores, out_dir: 
     with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save(ckpt, tmp)
     history = fitted.history
-    atomic.write_csv(out_dir / "history.csv", pd.DataFrame(history) if history else pd.DataFrame({"epoch": []}))
+    atomic.write_rows(out_dir / "history.csv", history, None if history else ["epoch"])
     if t_process_start is not None:
         result["timing"]["process_s"] = time.perf_counter() - t_process_start
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -466,6 +465,6 @@ def write_failed(spec: dict, out_dir: str | Path, reason: str, t_process_start: 
     with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"status": "failed", "reason": reason}, tmp)
     if not (out_dir / "history.csv").exists():
-        atomic.write_csv(out_dir / "history.csv", pd.DataFrame({"epoch": []}))
+        atomic.write_rows(out_dir / "history.csv", [], ["epoch"])
     atomic.write_json(out_dir / "metrics.json", result)
     return result

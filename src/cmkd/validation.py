@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from jsonschema import Draft202012Validator, validators
-from snakemake.cli import parse_config
 import yaml
 
 from cmkd.config import check_config, check_prepared_validation, deep_merge, iter_cells, select_datasets
@@ -77,6 +76,8 @@ def parse_config_items(items: Iterable[str] | None) -> dict:
     an integer, ``allow_cpu_torch=True`` a boolean)."""
     items = list(items or [])
     try:
+        from snakemake.cli import parse_config  # lazy: startup (0.7 s; every command line builds the list parser)
+
         return parse_config(items)
     except ValueError as e:
         raise ConfigError(f"--config {' '.join(items)}: {e}") from None

@@ -3,12 +3,24 @@ p-value a test can return at its n, and Tarone's family size."""
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 from statsmodels.stats.power import TTestPower
 
 from cmkd.analysis.stats.base import N_PERMUTATIONS, POWER
+
+
+@lru_cache(maxsize=None)
+def standard_effect(nobs: float, alpha: float, power: float = POWER) -> float:
+    """The standardised effect ``d`` at which a two-sided one-sample t-test of ``nobs``
+    observations at level ``alpha`` reaches ``power``
+    (:meth:`statsmodels.stats.power.TTestPower.solve_power`). It depends on these three numbers
+    only, and a stats file asks for the same few thousands of times: computed once each."""
+    es = TTestPower().solve_power(effect_size=None, nobs=float(nobs), alpha=float(alpha), power=float(power),
+                                  alternative="two-sided")
+    return float(np.ravel(es)[0])
 
 
 def detectable_difference(se: float, df: float, alpha: float, power: float = POWER) -> float:
@@ -19,9 +31,7 @@ def detectable_difference(se: float, df: float, alpha: float, power: float = POW
     ``effect_size * sqrt(nobs)``). NaN when ``se`` or ``df`` is not positive and finite."""
     if not (se > 0 and math.isfinite(se) and df > 0 and math.isfinite(df)):
         return math.nan
-    es = TTestPower().solve_power(effect_size=None, nobs=float(df) + 1.0, alpha=float(alpha),
-                                  power=float(power), alternative="two-sided")
-    return float(np.ravel(es)[0]) * math.sqrt(float(df) + 1.0) * float(se)
+    return standard_effect(float(df) + 1.0, float(alpha), float(power)) * math.sqrt(float(df) + 1.0) * float(se)
 
 
 def smallest_p(test: str, n: int, n_permutations: int = N_PERMUTATIONS) -> float:
@@ -74,6 +84,4 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float 
     """
     if n < 2 or not (sd > 0) or not math.isfinite(sd):
         return math.nan
-    es = TTestPower().solve_power(effect_size=None, nobs=int(n), alpha=float(alpha), power=float(power),
-                                  alternative="two-sided")
-    return float(np.ravel(es)[0]) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))
+    return standard_effect(float(int(n)), float(alpha), float(power)) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))
