@@ -1,9 +1,13 @@
 """Uncertainty-aware cross-modal prototype KD (face -> EEG): prototypes, similarity alignment and
-evidential uncertainty against hand computation, training steps (classification and regression),
-the regression RMSE, and a tiny Snakemake run of the face-to-eeg track."""
+the uncertainty weight against hand computation, the total loss (U7) by hand on a two-sample batch,
+the switches of the per-component ablation (each drops its term and nothing else), training steps
+(classification and regression), the regression RMSE, and a tiny Snakemake run of the face-to-eeg
+track."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,12 +15,13 @@ import pytest
 import torch
 
 from cmkd import metrics
+from cmkd.accel import Amp
 from cmkd.errors import ConfigError
 from cmkd.methods import method_class
-from cmkd.methods.uaproto import (UAProto, bin_targets, class_prototypes, cosine_to_prototypes,
-                                  evidential_uncertainty, prototype_alignment)
+from cmkd.methods.uaproto import UAProto, bin_targets, class_prototypes, cosine_to_prototypes, prototype_alignment
 from cmkd.models.registry import build_model
-from cmkd.train import Part, evaluate
+from cmkd.models.base import Output
+from cmkd.train import Part, evaluate, train_steps
 
 from conftest import tiny_config
 
@@ -48,8 +53,8 @@ def test_bin_targets_use_the_labels_tie_rule():
 
 
 def test_confidence_weight_ranks_a_confident_sample_above_an_ambiguous_one():
-    """(U3') w = 1 - H(softmax(cos / tau)) / log K by hand: cosines (0.95, -0.5) (clear) against
-    (0.9, 0.9) (ambiguous), tau = 0.1; the evidence weight 1 - u ranks them the other way."""
+    """(U3) w = 1 - H(softmax(cos / tau)) / log K by hand: cosines (0.95, -0.5) (clear) against
+    (0.9, 0.9) (ambiguous), tau = 0.1."""
     from cmkd.methods.uaproto import confidence_weights
 
     cos = torch.tensor([[0.95, -0.5], [0.9, 0.9]], dtype=torch.float64)
@@ -66,13 +71,9 @@ def test_confidence_weight_ranks_a_confident_sample_above_an_ambiguous_one():
     p3 = [math.exp(v) / (math.exp(1) + 2) for v in (1.0, 0.0, 0.0)]
     h3 = -sum(v * math.log(v) for v in p3)
     assert float(confidence_weights(torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64))) == pytest.approx(1 - h3 / math.log(3), rel=1e-12)
-    # the method: default weight ranks the clear sample first; weight: evidence keeps the old ranking
+    # the method ranks the clear sample first
     m, _ = _method("classification")
-    w = m.sample_weights(cos)
-    assert float(w[0]) > float(w[1])
-    old = _method("classification", {"weight": "evidence"})[0].sample_weights(cos)
-    np.testing.assert_allclose(old.numpy(), [0.779, 0.858], atol=1e-3)
-    assert float(old[0]) < float(old[1])
+    np.testing.assert_allclose(m.sample_weights(cos).numpy(), [w_clear, w_ambiguous], rtol=1e-9, atol=1e-12)
     assert _method("classification", {"uncertainty": False})[0].sample_weights(cos).tolist() == [1.0, 1.0]
 
 
@@ -101,29 +102,6 @@ def test_prototype_similarity_alignment_by_hand():
     got = prototype_alignment(cs / tau, ct / tau)
     np.testing.assert_allclose(got.numpy(), [k0, k1], rtol=1e-10)
     assert float(prototype_alignment(ct / tau, ct / tau).abs().max()) < 1e-12  # identical -> 0
-
-
-def test_evidential_uncertainty_by_hand_and_bounds():
-    cos = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
-    u, b = evidential_uncertainty(cos, tau_u=0.5)
-    e2 = math.e ** 2
-    s0 = (e2 + 1) + (1 + 1)
-    np.testing.assert_allclose(u.numpy(), [2 / s0, 2 / 4.0], rtol=1e-12)
-    np.testing.assert_allclose(b[0].numpy(), [e2 / s0, 1 / s0], rtol=1e-12)
-    np.testing.assert_allclose((b.sum(1) + u).numpy(), [1.0, 1.0], rtol=1e-12)  # belief + uncertainty = 1
-    g = torch.Generator().manual_seed(0)
-    for tau_u in (0.1, 0.5, 2.0):
-        for k in (2, 5):
-            c = torch.nn.functional.normalize(torch.randn(50, 8, generator=g, dtype=torch.float64), dim=1)
-            p = torch.nn.functional.normalize(torch.randn(k, 8, generator=g, dtype=torch.float64), dim=1)
-            uu, bb = evidential_uncertainty(cosine_to_prototypes(c, p), tau_u)
-            lo, hi = 1 / (1 + math.exp(1 / tau_u)), 1 / (1 + math.exp(-1 / tau_u))
-            assert 0 < float(uu.min()) and float(uu.max()) <= 1
-            assert float(uu.min()) >= lo - 1e-12 and float(uu.max()) <= hi + 1e-12
-            np.testing.assert_allclose((bb.sum(1) + uu).numpy(), 1.0, rtol=1e-12)
-    # the extreme cosines reach the bounds exactly
-    uu, _ = evidential_uncertainty(torch.tensor([[1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64), 0.5)
-    np.testing.assert_allclose(uu.numpy(), [1 / (1 + math.e ** 2), 1 / (1 + math.e ** -2)], rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- methods
@@ -233,8 +211,11 @@ def test_uaproto_param_errors():
         _method("classification", {"bogus": 1})
     with pytest.raises(ConfigError, match="params.uncertainty"):
         _method("classification", {"uncertainty": "yes"})
-    with pytest.raises(ConfigError, match="params.weight"):
-        _method("classification", {"weight": "belief"})
+    for switch in ("proto", "feat", "head"):
+        with pytest.raises(ConfigError, match=f"params.{switch}"):
+            _method("classification", {switch: 0})
+    with pytest.raises(ConfigError, match="unknown key"):  # the evidential weight and its temperature are gone
+        _method("classification", {"tau_u": 0.5})
     with pytest.raises(ConfigError, match="params.bin_tie"):
         _method("regression", {"bin_tie": "middle"})
     assert method_class("uaproto") is UAProto
@@ -251,7 +232,7 @@ def test_uaproto_uncertainty_weights_change_the_alignment_terms():
         torch.manual_seed(1)
         _, terms = m.training_step(batch)
         out[flag] = terms
-    # weights 1 - u lie in [0, 1): the weighted terms are strictly smaller; the head term is unweighted
+    # weights in [0, 1] (not all 1): the weighted terms are strictly smaller; the head term is unweighted
     assert float(out[True]["feat"].detach()) < float(out[False]["feat"].detach())
     assert float(out[True]["head"].detach()) == pytest.approx(float(out[False]["head"].detach()), rel=1e-6)
 
@@ -296,18 +277,141 @@ def test_tiny_snakemake_face_to_eeg(tmp_path, snakemake_runner):
     assert {"train_task", "train_proto", "train_feat", "train_head"} <= set(hist.columns)
 
 
-def test_tau_u_is_read_only_with_the_evidence_weight():
-    """The docstring's claim: the default weight (confidence) does not read tau_u; evidence does."""
-    part = _data()
-    batch = part.batch(torch.arange(len(part)), "cpu")
+# ----------------------------------------------------------------------------- the total (U7) and the ablation switches
+class _Stub(torch.nn.Module):
+    """A network whose fused feature is its input ``batch[key]`` (2-D) and whose head is ``x @ W``;
+    ``classify`` is that head (the teacher's distillation head)."""
 
-    def feat(params):
-        m, _ = _method("classification", params)
+    def __init__(self, key, w):
+        super().__init__()
+        self.key = key
+        self.w = torch.nn.Parameter(torch.as_tensor(w, dtype=torch.float64))
+
+    def classify(self, z):
+        return z @ self.w, None
+
+    def forward(self, batch):
+        z = batch[self.key]
+        return Output(self.classify(z)[0], {"fused": z})
+
+
+def _stub_method(params):
+    """UAProto on the stubs, identity heads and adapter, prototypes (1, 0) and (0, 1)."""
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    m = UAProto(_Stub("s", eye), {"teacher": _Stub("t", eye)}, params, "classification", 2)
+    m.adapter = torch.nn.Linear(2, 2).double()
+    with torch.no_grad():
+        m.adapter.weight.copy_(torch.tensor(eye))
+        m.adapter.bias.zero_()
+    m.prototypes = torch.tensor(eye, dtype=torch.float64)
+    m.present = torch.tensor([True, True])
+    return m
+
+
+# z_t: (2, 0) at prototype 0, (1, 1) halfway; z_s = g(z_s): (1, 1) halfway, (0, 3) at prototype 1
+STUB_BATCH = {"t": torch.tensor([[2.0, 0.0], [1.0, 1.0]], dtype=torch.float64),
+              "s": torch.tensor([[1.0, 1.0], [0.0, 3.0]], dtype=torch.float64),
+              "y": torch.tensor([0, 1]), "index": torch.tensor([0, 1])}
+STUB_PARAMS = {"tau": 0.5, "temperature": 2.0, "lambda_proto": 0.5, "lambda_feat": 2.0, "lambda_head": 3.0}
+
+
+def _softmax(v):
+    e = [math.exp(x) for x in v]
+    return [x / sum(e) for x in e]
+
+
+def _kl(p, q):
+    return sum(a * math.log(a / b) for a, b in zip(p, q))
+
+
+def _by_hand(uncertainty=True):
+    """The terms of (U3)-(U7) for STUB_BATCH and STUB_PARAMS, with math only."""
+    r = 1 / math.sqrt(2)
+    tau, t = 0.5, 2.0
+    # (U2) cosines: teacher (1, 0) and (r, r); student (r, r) and (0, 1)
+    q = [[1 / tau, 0.0], [r / tau, r / tau]]
+    s = [[r / tau, r / tau], [0.0, 1 / tau]]
+    # (U3) w = 1 - H(softmax(q)) / log 2: sample 1 is halfway (H = log 2, w = 0)
+    p0 = _softmax(q[0])
+    w = [1 - (-sum(x * math.log(x) for x in p0)) / math.log(2), 0.0] if uncertainty else [1.0, 1.0]
+    # (U4) KL(softmax(q) || softmax(s)); (U5) 1 - cos(g(z_s), z_t) = 1 - r for both samples
+    kl = [_kl(_softmax(q[i]), _softmax(s[i])) for i in range(2)]
+    proto = sum(w[i] * kl[i] for i in range(2)) / 2
+    feat = sum(w[i] * (1 - r) for i in range(2)) / 2
+    # (U6) identity head: y_{t|s} = g(z_s), y_t = z_t; T^2 KL(softmax(y_t / T) || softmax(y_{t|s} / T)), batch mean
+    head = t * t * (_kl(_softmax([1.0, 0.0]), _softmax([0.5, 0.5])) + _kl(_softmax([0.5, 0.5]), _softmax([0.0, 1.5]))) / 2
+    # L_task: the student's logits are z_s, labels (0, 1)
+    task = (math.log(2) + math.log(1 + math.exp(-3))) / 2
+    return {"task": task, "proto": 0.5 * proto, "feat": 2.0 * feat, "head": 3.0 * head}
+
+
+def test_the_total_is_the_docstrings_sum_by_hand():
+    """(U7) L = L_task + lambda_proto L_proto + lambda_feat L_feat + lambda_head L_head, each term
+    by hand on a two-sample batch (lambdas 0.5, 2, 3 so that a lost lambda shows)."""
+    for uncertainty in (True, False):
+        m = _stub_method({**STUB_PARAMS, "uncertainty": uncertainty})
+        _, terms = m.training_step(STUB_BATCH)
+        want = _by_hand(uncertainty)
+        assert set(terms) == set(want)
+        for k, v in want.items():
+            assert float(terms[k].detach()) == pytest.approx(v, rel=1e-12), (uncertainty, k)
+        assert float(sum(terms.values()).detach()) == pytest.approx(sum(want.values()), rel=1e-12)
+    # the uncertainty weight of the halfway sample is 0: the weighted terms differ from the unweighted ones
+    assert _by_hand(True)["feat"] < _by_hand(False)["feat"]
+
+
+@pytest.mark.parametrize("switch", ["proto", "feat", "head"])
+def test_a_switch_drops_its_term_and_nothing_else_by_hand(switch):
+    m = _stub_method({**STUB_PARAMS, switch: False})
+    _, terms = m.training_step(STUB_BATCH)
+    want = {k: v for k, v in _by_hand().items() if k != switch}
+    assert set(terms) == set(want)
+    for k, v in want.items():
+        assert float(terms[k].detach()) == pytest.approx(v, rel=1e-12), k
+    assert float(sum(terms.values()).detach()) == pytest.approx(sum(want.values()), rel=1e-12)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_each_switch_on_the_networks_removes_its_term_exactly(task):
+    """On the face and EEG networks and a fixed batch: a switch off removes its term from the loss
+    terms (so from history.csv) and leaves every other term bit for bit; uncertainty: false keeps
+    every term and changes the weighted ones only."""
+    part = _data(regression=task == "regression")
+    batch = part.batch(torch.arange(8), "cpu")
+
+    def terms_of(params):
+        m, _ = _method(task, params)
         m.configure(parts={"train": part}, device=torch.device("cpu"))
         m.eval()
-        torch.manual_seed(1)
         _, terms = m.training_step(batch)
-        return float(terms["feat"].detach())
+        return {k: float(v.detach()) for k, v in terms.items()}
 
-    assert feat({"tau_u": 0.1}) == feat({"tau_u": 2.0})
-    assert feat({"weight": "evidence", "tau_u": 0.1}) != pytest.approx(feat({"weight": "evidence", "tau_u": 2.0}), rel=1e-4)
+    full = terms_of({})
+    assert set(full) == {"task", "proto", "feat", "head"} and all(v > 0 for v in full.values())
+    for switch in ("proto", "feat", "head"):
+        off = terms_of({switch: False})
+        assert set(off) == set(full) - {switch}, switch
+        assert off == {k: v for k, v in full.items() if k != switch}, switch
+    flat = terms_of({"uncertainty": False})
+    assert set(flat) == set(full) and flat["task"] == full["task"] and flat["head"] == full["head"]
+    assert flat["feat"] != full["feat"] and flat["proto"] != full["proto"]
+
+
+def test_a_switched_off_term_has_no_history_column():
+    """Through the training loop's epoch (cmkd.train.train_steps): the summed terms, whose keys are
+    the train_<term> columns of history.csv, hold no entry for a term switched off."""
+    part = _data()
+    cols = {}
+    for params in ({}, {"proto": False}, {"feat": False, "head": False}):
+        m, _ = _method("classification", params)
+        opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
+        m.configure(parts={"train": part}, device=torch.device("cpu"), optimizer=opt)
+        m.train()
+        data = SimpleNamespace(amp=Amp("off", "cpu"), spec={"training": {"batch_size": 12}, "method": "uaproto"},
+                               parts={"train": part}, device=torch.device("cpu"), tag="t")
+        sums, nb = train_steps(data, SimpleNamespace(method=m, optimizer=opt), torch.arange(len(part)), 1, [], Path("."))
+        assert nb == 2
+        cols[tuple(params)] = {k for k in sums if not k.startswith("diag_")}
+    assert cols[()] == {"task", "proto", "feat", "head", "total"}
+    assert cols[("proto",)] == {"task", "feat", "head", "total"}
+    assert cols[("feat", "head")] == {"task", "proto", "total"}

@@ -3,63 +3,68 @@
 A frozen visual (face) teacher guides an EEG student. What seed 000 (the summary of the paper we
 have) says: knowledge is transferred from the visual to the EEG modality with *prototype-based
 similarity alignment* (class prototypes align the feature distributions across modalities) and a
-*task-specific distillation head* (soft-label alignment that accounts for uncertainty), with
-*uncertainty-aware feature alignment* and semantic consistency against label noise; the ablation
-studies each loss component. It gives no equations, no uncertainty estimator and no weights, so
-every formula below is a documented choice built from these pieces (equation tags ``(U1)``... are
-this module's). In particular the uncertainty measure is ours: by default the normalised entropy
-of the teacher's prototype distribution (``weight: confidence``); the subjective-logic evidence
-of (U3) (Sensoy et al. 2018) is an alternative of ours (``weight: evidence``), not the paper's.
+*task-specific distillation head* (it aligns soft labels "while accounting for uncertainty"), with
+*uncertainty-aware feature alignment* ("incorporating uncertainty measures into the alignment
+process") and semantic consistency against label noise; its ablation studies "each loss
+component". It gives no equations, no uncertainty measure and no weights. Everything below is
+therefore the project's reading, marked (reading) where it goes beyond those words; the equation
+tags ``(U1)``... are this module's:
+
+- the uncertainty measure (U3) is the project's: seed 000 names none;
+- the weights sit on the two alignment terms (U4, U5), the "uncertainty-aware feature alignment";
+  the head term (U6) is unweighted, although the seed says the head aligns soft labels "while
+  accounting for uncertainty" (reading: the teacher's soft labels at temperature ``T`` are the
+  only uncertainty the head term carries; weighting it too is an open choice, not made here);
+- "semantic consistency" is read as the prototype alignment (U4): the class prototypes carry the
+  classes' semantics across the modalities (reading);
+- the loss components of the ablation are the three terms (U4)-(U6) and the weights (U3); each
+  has a switch (``proto``, ``feat``, ``head``, ``uncertainty``), all on by default (reading: the
+  seed does not list the components its ablation drops).
 
 Notation: ``z_t`` the teacher's intermediate feature (its encoder output, ``features["fused"]``,
 the input of its head), ``z_s`` the student's (``features["fused"]``), ``g`` a trained
 ``Linear(D_s, D_t)`` adapter into the teacher's feature space, ``hat(x) = x / ||x||``, ``K`` the
 number of prototypes.
 
-- (U1) prototypes: ``c_k = hat(mean_{i: class(i) = k} hat(z_t,i))`` over the *whole training
-  part*, computed once in :meth:`UAProto.configure` (the teacher is frozen, so they are exact and
-  deterministic, no running average). For classification the classes are the labels; for
-  regression the targets in [0, 1] are cut into ``n_bins`` bins (:func:`bin_targets`). With the
-  default ``n_bins = 2`` the bins are the binary labels themselves: the rating ``r = 1 + 8 y`` is
-  classed by :func:`cmkd.data.labels.binary` at ``bin_threshold`` (null: the dimension's
+- (U1) prototypes (reading): ``c_k = hat(mean_{i: class(i) = k} hat(z_t,i))`` over the *whole
+  training part*, computed once in :meth:`UAProto.configure` (the teacher is frozen, so they are
+  exact and deterministic, no running average). For classification the classes are the labels;
+  for regression the targets in [0, 1] are cut into ``n_bins`` bins (:func:`bin_targets`). With
+  the default ``n_bins = 2`` the bins are the binary labels themselves: the rating ``r = 1 + 8 y``
+  is classed by :func:`cmkd.data.labels.binary` at ``bin_threshold`` (null: the dimension's
   ``threshold``, else 5) with the tie rule ``bin_tie`` (null: the dimension's ``tie``, else
-  ``low``: a rating equal to the threshold is low, as the labels). With ``n_bins > 2``: equal-width
-  bins of [0, 1], a target on an inner edge going to the lower bin (``low``) or the upper one
-  (``high``). A class with no training sample has no prototype and is left out.
-- (U2) similarities: ``q_ik = cos(z_t,i, c_k) / tau`` (teacher), ``s_ik = cos(g(z_s,i), c_k) / tau``
-  (student), ``tau`` = ``params.tau`` (0.1).
-- (U3) (only with ``weight: evidence``; our alternative, not named by seed 000) an evidential
-  uncertainty of the teacher (subjective logic, Sensoy et al. 2018):
-  evidence ``e_ik = exp(cos(z_t,i, c_k) / tau_u)``, Dirichlet ``alpha_ik = e_ik + 1``,
-  ``S_i = sum_k alpha_ik``, belief ``b_ik = e_ik / S_i``, uncertainty ``u_i = K / S_i``; so
-  ``sum_k b_ik + u_i = 1`` and ``u_i`` lies in ``(0, 1]``; with cosine evidence, more tightly
-  ``u_i in [1 / (1 + e^{1/tau_u}), 1 / (1 + e^{-1/tau_u})]``. ``tau_u`` = ``params.tau_u`` (0.5),
-  read only with ``weight: evidence`` (the default ``confidence`` does not use it).
-- (U3') the per-sample weight ``w_i`` (detached), ``params.weight``:
-
-  - ``confidence`` (default): ``w_i = 1 - H(softmax(q_i)) / log K``, one minus the normalised
-    entropy of the teacher's prototype distribution of (U2), in ``[0, 1]``: 1 when the teacher's
-    feature is at one prototype and away from the others, 0 when it is equally close to all (an
-    ambiguous sample). E.g. ``tau = 0.1``, cosines ``(0.95, -0.5)`` give ``w = 1 - 1.1e-5``;
-    ``(0.9, 0.9)`` give ``w = 0``.
-  - ``evidence``: ``w_i = 1 - u_i`` of (U3), the total belief. It grows with the *total*
-    evidence, not with how it is distributed: cosines ``(0.9, 0.9)`` give 0.858 and ``(0.95, -0.5)``
-    0.779 at ``tau_u = 0.5``, so an ambiguous sample outweighs a clear one (kept for comparison).
-
-  The mean and the standard deviation of ``w`` over each batch are logged (``diag_ua_w_mean``,
-  ``diag_ua_w_std`` in ``history.csv``, averaged over the epoch's batches).
-- (U4) uncertainty-aware prototype alignment:
+  ``low``: a rating equal to the threshold is low, as the labels). With ``n_bins > 2``:
+  equal-width bins of [0, 1], a target on an inner edge going to the lower bin (``low``) or the
+  upper one (``high``). A class with no training sample has no prototype and is left out.
+- (U2) similarities (reading): ``q_ik = cos(z_t,i, c_k) / tau`` (teacher),
+  ``s_ik = cos(g(z_s,i), c_k) / tau`` (student), ``tau`` = ``params.tau`` (0.1).
+- (U3) the per-sample uncertainty weight (reading; detached): ``w_i = 1 - H(softmax(q_i)) / log K``,
+  one minus the normalised entropy of the teacher's prototype distribution of (U2), in ``[0, 1]``:
+  1 when the teacher's feature is at one prototype and away from the others, 0 when it is equally
+  close to all (an ambiguous sample). E.g. ``tau = 0.1``, cosines ``(0.95, -0.5)`` give
+  ``w = 1 - 1.1e-5``; ``(0.9, 0.9)`` give ``w = 0``. ``uncertainty: false`` sets every
+  ``w_i = 1`` (the ablation without uncertainty weights). The mean and the standard deviation of
+  ``w`` over each batch are logged (``diag_ua_w_mean``, ``diag_ua_w_std`` in ``history.csv``,
+  averaged over the epoch's batches).
+- (U4) uncertainty-aware prototype alignment (``proto``):
   ``L_proto = 1/B sum_i w_i KL(softmax(q_i) || softmax(s_i))``.
-- (U5) uncertainty-aware feature alignment: ``L_feat = 1/B sum_i w_i (1 - cos(g(z_s,i), z_t,i))``.
-- (U6) task-specific distillation head: ``y_{t|s} = head_t(g(z_s))`` with the teacher's frozen
-  head (in eval mode; gradient flows through it into ``g`` and the student);
-  classification: ``L_head = T^2 KL(softmax(y_t / T) || softmax(y_{t|s} / T))``
-  (:func:`cmkd.losses.kd`, ``T`` = ``params.temperature``, 4); regression:
-  ``L_head = MSE(y_{t|s}, y_t)``.
-- (U7) ``L = L_task + lambda_proto L_proto + lambda_feat L_feat + lambda_head L_head``, with
-  ``L_task`` the student's own cross-entropy (classification) or MSE on [0, 1] targets
-  (regression); all lambdas 1 by default (set one to 0 for an ablation). ``uncertainty: false``
-  sets every ``w_i = 1`` (the ablation without uncertainty-aware weighting).
+- (U5) uncertainty-aware feature alignment (``feat``):
+  ``L_feat = 1/B sum_i w_i (1 - cos(g(z_s,i), z_t,i))``.
+- (U6) task-specific distillation head (``head``; reading: the head is the teacher's own):
+  ``y_{t|s} = head_t(g(z_s))`` with the teacher's frozen head (in eval mode; gradient flows
+  through it into ``g`` and the student); classification:
+  ``L_head = T^2 KL(softmax(y_t / T) || softmax(y_{t|s} / T))`` (:func:`cmkd.losses.kd`, ``T`` =
+  ``params.temperature``, 4); regression: ``L_head = MSE(y_{t|s}, y_t)``.
+- (U7) ``L = L_task + [proto] lambda_proto L_proto + [feat] lambda_feat L_feat + [head] lambda_head L_head``,
+  with ``L_task`` the student's own cross-entropy (classification) or MSE on [0, 1] targets
+  (regression), and ``[x]`` 1 when the switch ``x`` is on, else 0; all lambdas 1 by default. A
+  term whose switch is off (or whose lambda is 0) is not computed and is not a loss term at all
+  (no ``train_<term>`` column in ``history.csv``); the other terms are unchanged.
+
+An earlier version offered an evidential weight (subjective logic, Sensoy et al. 2018) with its own
+temperature ``tau_u``; seed 000 names no evidential uncertainty, no grid row ran it, and it ranked
+an ambiguous sample above a clear one (it grows with the total evidence, not with how it is
+distributed), so it and ``tau_u`` (read by nothing else) are gone.
 
 Rows of this method are labelled "reconstruction: the paper gives no equations" in the tables.
 
@@ -80,7 +85,7 @@ from cmkd.errors import ConfigError
 from cmkd.methods.base import Method
 
 TIES = ("low", "high")
-WEIGHTS = ("confidence", "evidence")
+TERMS = ("proto", "feat", "head")  # the switchable loss terms (U4)-(U6), each with its switch and lambda
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -132,20 +137,8 @@ def cosine_to_prototypes(features: torch.Tensor, prototypes: torch.Tensor) -> to
     return F.normalize(features, dim=1) @ F.normalize(prototypes, dim=1).t()
 
 
-def evidential_uncertainty(cosines: torch.Tensor, tau_u: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """(U3): ``e = exp(cos / tau_u)``, ``alpha = e + 1``, ``S = sum alpha``; returns
-    ``(u = K / S (B,), belief = e / S (B, K))``."""
-    if cosines.dim() != 2:
-        raise ValueError(f"evidential_uncertainty: cosines must be (B, K), got {tuple(cosines.shape)}")
-    if not float(tau_u) > 0:
-        raise ValueError(f"evidential_uncertainty: tau_u must be > 0, got {tau_u}")
-    e = torch.exp(cosines / float(tau_u))
-    s = (e + 1.0).sum(dim=1)
-    return cosines.shape[1] / s, e / s.unsqueeze(1)
-
-
 def confidence_weights(sim: torch.Tensor) -> torch.Tensor:
-    """(U3') ``w_i = 1 - H(softmax(sim_i)) / log K``: one minus the normalised Shannon entropy of
+    """(U3) ``w_i = 1 - H(softmax(sim_i)) / log K``: one minus the normalised Shannon entropy of
     each row's distribution over the ``K`` prototypes (``sim`` = ``q`` of (U2), cosines over
     ``tau``). In ``[0, 1]``; shape (B,). Reconstruction (the paper gives no equations)."""
     if sim.dim() != 2 or sim.shape[1] < 2:
@@ -172,7 +165,8 @@ def weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- method
 class UAProto(Method):
-    """Uncertainty-aware prototype KD, (U1)-(U7) of the module docstring."""
+    """Uncertainty-aware prototype KD, (U1)-(U7) of the module docstring; the switches ``proto``,
+    ``feat``, ``head`` and ``uncertainty`` drop one loss component each (the ablation rows)."""
 
     roles = ("teacher",)
 
@@ -206,14 +200,17 @@ class UAProto(Method):
         return bin_targets(y, self.n_protos, thr, tie)
 
     def sample_weights(self, cos_t: torch.Tensor) -> torch.Tensor:
-        """(U3') the detached per-sample weights of the teacher's cosines to the prototypes."""
+        """(U3) the detached per-sample weights of the teacher's cosines to the prototypes (all 1
+        with ``uncertainty: false``)."""
         p = self.params
         if not p["uncertainty"]:
             return torch.ones(cos_t.shape[0], dtype=cos_t.dtype, device=cos_t.device)
-        if p["weight"] == "confidence":
-            return confidence_weights(cos_t / p["tau"]).detach()
-        u, _ = evidential_uncertainty(cos_t, p["tau_u"])
-        return (1.0 - u).detach()
+        return confidence_weights(cos_t / p["tau"]).detach()
+
+    def active_terms(self) -> tuple[str, ...]:
+        """The loss terms of (U4)-(U6) this run computes: switch on and lambda > 0 (U7)."""
+        p = self.params
+        return tuple(t for t in TERMS if p[t] and p[f"lambda_{t}"] > 0)
 
     @torch.no_grad()
     def set_prototypes(self, features: torch.Tensor, y: torch.Tensor) -> None:
@@ -259,13 +256,14 @@ class UAProto(Method):
         w = self.sample_weights(cos_t)
         self.diagnostics = {"ua_w_mean": float(w.mean()),
                             "ua_w_std": float(w.std(unbiased=False)) if w.numel() > 1 else 0.0}
-        if p["lambda_proto"] > 0:
+        active = self.active_terms()
+        if "proto" in active:
             cos_s = cosine_to_prototypes(g, self.prototypes)
             kl = prototype_alignment(cos_s / p["tau"], cos_t / p["tau"])
             terms["proto"] = p["lambda_proto"] * weighted_mean(kl, w)
-        if p["lambda_feat"] > 0:
+        if "feat" in active:
             terms["feat"] = p["lambda_feat"] * weighted_mean(1.0 - F.cosine_similarity(g, z_t, dim=1), w)
-        if p["lambda_head"] > 0:
+        if "head" in active:
             y_ts, _ = teacher.classify(g)  # the frozen teacher head (eval mode: no dropout)
             if self.task == "regression":
                 terms["head"] = p["lambda_head"] * F.mse_loss(y_ts, t_out.logits.detach())
@@ -282,11 +280,11 @@ REGISTER = {
                            "temperature": "temperature"},
                 "params": {"lambda_proto": {"default": 1.0, "lo": 0.0}, "lambda_feat": {"default": 1.0, "lo": 0.0}, "lambda_head": {"default": 1.0, "lo": 0.0},
                            "tau": {"default": 0.1, "lo": 0.0, "lo_open": True},
-                           "tau_u": {"default": 0.5, "lo": 0.0, "lo_open": True,
-                                     "doc": "evidence temperature (U3); read only with weight: evidence"},
                            "n_bins": {"default": 2, "kind": "int", "lo": 2},
-                           "uncertainty": {"default": True, "kind": "bool"},
-                           "weight": {"default": "confidence", "kind": "choice", "choices": ["confidence", "evidence"]},
+                           "uncertainty": {"default": True, "kind": "bool", "doc": "(U3) uncertainty weights; false: every weight 1 (ablation)"},
+                           "proto": {"default": True, "kind": "bool", "doc": "(U4) prototype alignment term; false drops it (ablation)"},
+                           "feat": {"default": True, "kind": "bool", "doc": "(U5) feature alignment term; false drops it (ablation)"},
+                           "head": {"default": True, "kind": "bool", "doc": "(U6) distillation-head term; false drops it (ablation)"},
                            "bin_threshold": {"default": None, "lo": 1.0, "nullable": True},
                            "bin_tie": {"default": None, "kind": "choice", "choices": ["low", "high"], "nullable": True}}},
 }
