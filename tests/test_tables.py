@@ -91,6 +91,34 @@ def test_published_number_of_unknown_scale_is_shown_not_compared():
     assert a["published"] == 57.1 and a["comparison"] == "compared" and math.isclose(a["diff"], 0.9)
 
 
+def test_uaproto_f1_table_shows_the_published_f1():
+    """Table uaproto_f1 of config.yaml: seed 000's arousal F1 (60.0) beside the reproduced F1 on
+    MAHNOB-HCI (compared), shown as a reference on synthetic data; only the full method's row
+    carries it, and the accuracy table keeps its 57.1."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    published = yaml.safe_load((root / "config" / "published_tables.yaml").read_text())
+    table = next(t for t in cfg["tables"] if t["name"] == "uaproto_f1")
+    assert table["metric"] == "f1" and table["caption"].strip()
+    assert list(table["rows"]) == list(next(t for t in cfg["tables"] if t["name"] == "uaproto")["rows"])
+    summary = pd.DataFrame([{"dataset": ds, "track": "face-to-eeg", "dimension": "arousal", "method": m,
+                             "f1_mean": 55.0 + i, "f1_std": 2.0, "accuracy_mean": 50.0, "accuracy_std": 1.0,
+                             "n": 10, "n_failed": 0, "n_stale": 0}
+                            for ds in ("mahnob_hci", "synthetic") for i, m in enumerate(table["rows"])])
+    datasets = {"mahnob_hci": {"published_as": "mahnob_hci"}, "synthetic": {"synthetic": True, "published_as": "mahnob_hci"}}
+    df = build_table(summary, table, published, datasets)
+    full = df[df["method"] == "uaproto"].set_index("dataset")
+    assert full.loc["mahnob_hci", "published"] == 60.0 and full.loc["mahnob_hci", "comparison"] == "compared"
+    assert math.isclose(full.loc["mahnob_hci", "diff"], 58.0 - 60.0)
+    assert full.loc["synthetic", "published"] == 60.0 and full.loc["synthetic", "comparison"] == "reference only (synthetic data)"
+    others = df[df["method"] != "uaproto"]
+    assert others["published"].isna().all() and set(df["metric"]) == {"f1"}
+
+
 def test_published_tables_mark_the_projects_readings():
     """Every attribution of config/published_tables.yaml that the seed text does not make (data sets
     and architectures seed 003 does not name, the PVT version) is listed in project_readings with

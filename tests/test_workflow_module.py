@@ -125,7 +125,7 @@ def test_cd_groups(grid):
 def test_targets_of_the_default_config(grid):
     got = targets.default_targets(grid)
     r, fig = "results/summary", "results/summary/figures"
-    assert len(got) == len(set(got)) == 75
+    assert len(got) == len(set(got)) == 77
     assert got[0] == f"{r}/runs.csv"
     tables = lookup.table_names(grid.config)
     assert got[1:1 + len(tables)] == [f"{r}/tables/{n}.html" for n in tables]
