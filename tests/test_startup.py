@@ -43,3 +43,26 @@ def test_history_rows_round_trip(tmp_path):
     assert text.splitlines() == ["epoch,loss,val_accuracy,extra", "1,0.5,,", "2,0.25,,True"]
     back = pd.read_csv(tmp_path / "h.csv")
     assert back["loss"].tolist() == [0.5, 0.25] and back["val_accuracy"].isna().all()
+
+
+def test_figures_do_not_import_seaborn():
+    """The figures' style is matplotlib settings (seaborn's whitegrid written out): a plotting job
+    (about 50 in the default) does not pay seaborn's 0.7 CPU-s import for it."""
+    probe = ("import json, sys\nimport cmkd.analysis.figures.bars, cmkd.analysis.figures.style as s\n"
+             "s.palette(4)\nprint(json.dumps('seaborn' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+
+
+def test_whitegrid_matches_seaborn():
+    """The written-out style is seaborn's (when seaborn is installed), so the figures look as before."""
+    import pytest
+
+    sns = pytest.importorskip("seaborn")
+    from cmkd.analysis.figures import style
+
+    want = dict(sns.axes_style("whitegrid", {"axes.spines.top": False, "axes.spines.right": False}))
+    want.pop("image.cmap")
+    assert style._WHITEGRID == want
+    assert style.palette(10) == [tuple(c) for c in sns.color_palette("tab10", 10)]

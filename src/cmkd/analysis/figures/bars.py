@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from cmkd.analysis.figures.intervals import mean_ci
 from cmkd.analysis.figures.readers import read_runs, read_table
-from cmkd.analysis.figures.style import message, palette, panel_grid, save_figure, style
+from cmkd.analysis.figures.style import despine, message, palette, panel_grid, save_figure, style
 from cmkd.metrics import METRICS, primary_metric
 
 #: the metric whose binomial chance level (:func:`cmkd.metrics.chance_level`) the tables give
@@ -104,7 +103,7 @@ def table_bars(
                 ax.set_ylim(bottom=0.0)
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 legend.setdefault(lab, h)
-            sns.despine(ax=ax)
+            despine(ax)
         if legend:
             fig.legend(list(legend.values()), list(legend), loc="outside lower center",
                        ncols=len(legend) if len(facets) > 1 else min(len(legend), 2), fontsize=8)
