@@ -370,3 +370,22 @@ def test_a_table_is_its_own_holm_family(tmp_path):
     assert df.loc["kd", "mde"] == pytest.approx(ml.mde * es_ml(0.05) / es_ml(0.025), rel=1e-9)
     text = (tmp_path / "tables" / "one.md").read_text()
     assert "Holm over this table's 1 comparison(s) with baseline in syn / arousal (accuracy): alpha 0.05" in text
+
+
+def test_runs_for_mde_is_the_smallest_run_count_that_reaches_the_target():
+    """The projection of the method-level MDE to more training runs: at the returned R the MDE (standard
+    error shrunk by sqrt(n/R), df grown by (R-1)/(n-1)) is within the target, at R - 1 it is not."""
+    import math
+
+    from cmkd.analysis.stats.power import detectable_difference, runs_for_mde, standard_effect
+
+    alpha = 0.05 / 11
+    for mde, df, n in ((16.0, 5.0, 6), (14.3, 5.0, 6), (30.0, 2.0, 3), (12.0, 11.0, 12)):
+        r = int(runs_for_mde(mde, df, n, 10.0, alpha))
+        se = mde / (standard_effect(df + 1.0, alpha) * math.sqrt(df + 1.0))
+        assert abs(detectable_difference(se, df, alpha) - mde) < 1e-9  # the inversion is exact at n runs
+        at = lambda k: detectable_difference(se * math.sqrt(n / k), df * (k - 1) / (n - 1), alpha)  # noqa: E731
+        assert at(r) <= 10.0 < at(r - 1)
+    assert runs_for_mde(9.0, 5.0, 6, 10.0, alpha) == 6          # already within the target
+    assert math.isnan(runs_for_mde(float("nan"), 5.0, 6, 10.0, alpha))
+    assert runs_for_mde(16.0, 5.0, 6, 10.0, alpha) == 10        # the default's students table, arousal (6 runs)

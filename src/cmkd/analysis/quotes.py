@@ -22,6 +22,7 @@ from typing import Mapping
 import pandas as pd
 import yaml
 
+from cmkd.analysis.stats.base import MDE_TARGET_POINTS
 from cmkd.errors import ConfigError, DataError
 from cmkd.metrics import METRICS
 
@@ -69,7 +70,14 @@ def table_sentence(name: str, table: pd.DataFrame) -> str:
     for (ds, dim), g in table.groupby(["dataset", "dimension"], sort=False):
         mde = pd.to_numeric(g["mde"], errors="coerce").dropna()
         k = int((g["method"] != ref).sum())
-        parts.append(f"MDE {_fmt(float(mde.iloc[0]), nd)} {unit} on {ds} / {dim} (K = {k})" if len(mde)
+        need = ""
+        if unit == "points" and {"runs", "runs_for_target"} <= set(g.columns):
+            n_now = pd.to_numeric(g["runs"], errors="coerce").dropna()
+            n_need = pd.to_numeric(g["runs_for_target"], errors="coerce").dropna()
+            if len(n_now) and len(n_need) and float(n_need.iloc[0]) > float(n_now.iloc[0]):
+                need = (f"; {MDE_TARGET_POINTS:g} points would take about {float(n_need.iloc[0]):.0f} training runs "
+                        f"per method, against {float(n_now.iloc[0]):.0f} here")
+        parts.append(f"MDE {_fmt(float(mde.iloc[0]), nd)} {unit} on {ds} / {dim} (K = {k}{need})" if len(mde)
                      else f"no method-level test against {ref} on {ds} / {dim}")
         for row in g.itertuples(index=False):
             if str(row.sig) == "*":  # (no effect in the table when its reference is not one of its rows)

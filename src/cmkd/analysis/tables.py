@@ -305,7 +305,34 @@ def _mark(p_holm: float, mde: float, eff: float, note: str, alpha: float) -> str
     return "no p-value" if note else ""
 
 
-def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> tuple[pd.DataFrame, list[str]]:
+def _runs_needed(fam: dict, g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim) -> str:
+    """The sentence on what :data:`MDE_TARGET_POINTS` would take: the median over the table's
+    method-level comparisons of the training runs each would need, and, from this run's own time
+    of the table's rows (``process_s`` of runs.csv, else ``train_s``), the minutes that many more
+    runs would add."""
+    need = pd.DataFrame(list(fam["runs"].values()), columns=["n", "r"], dtype=float).dropna()
+    if need.empty:
+        return ""
+    target, r_need, n_now = st.MDE_TARGET_POINTS, float(need["r"].median()), float(need["n"].median())
+    text = f"reaching a method-level MDE of {target:g} points would take about {r_need:.0f} training runs per method"
+    if r_need <= n_now:
+        return f"the method-level MDE is within {target:g} points at this run's {n_now:.0f} training runs per method"
+    col = next((c for c in ("process_s", "train_s") if runs is not None and c in runs.columns), None)
+    if col is not None and n_now > 0:
+        sel = runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
+                   & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(g["method"]))]
+        cpu_min = float(pd.to_numeric(sel[col], errors="coerce").sum()) / 60.0
+        if cpu_min > 0:
+            what = "process" if col == "process_s" else "training"
+            text += (f" (this run: {n_now:.0f}): about {cpu_min * (r_need / n_now - 1.0):.1f} more minutes of "
+                     f"{what} time for the table's rows on this run's machine, against their {cpu_min:.1f} here "
+                     "(the teachers they distil from not counted)")
+            return text
+    return text + f" (this run: {n_now:.0f})"
+
+
+def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
+              runs: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Significance marks and the minimum detectable difference (MDE) of one built table.
 
     The table's comparisons with its reference, per dataset x dimension, form the Holm family of
@@ -330,6 +357,8 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
         df[col] = ""
         df[mcol] = math.nan
     df["effect"] = math.nan
+    df["runs"] = math.nan          # training runs per method of the method-level comparisons (median)
+    df["runs_for_target"] = math.nan  # ... that MDE_TARGET_POINTS would need (median; runs_for_mde)
     for (ds, tr, dim), g in df.groupby(["dataset", "track", "dimension"], sort=False):
         ref = g["reference"].iloc[0]
         metric = g["metric"].iloc[0]
@@ -345,7 +374,9 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
         # the corrected test of each method's own design (k-fold or holdout)
         seed_test = {m: next((t for t in st.SEED_MARK_TESTS
                               if ((fam["method"] == m) & (fam["test"] == t)).any()), None) for m in others}
-        fams = {"method": st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST, alpha),
+        unit = "points" if METRICS[metric].unit == "%" else metric
+        fams = {"method": st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.MARK_TEST, alpha,
+                                          target=st.MDE_TARGET_POINTS if unit == "points" else None),
                 "seeds": st.table_family(stats_df, ds, tr, dim, metric, ref, others, seed_test, alpha),
                 "trials": st.table_family(stats_df, ds, tr, dim, metric, ref, others, st.TRIAL_MARK_TEST, alpha)}
         med = {k: float(pd.Series(list(f["mde"].values()), dtype=float).median()) if f["mde"] else math.nan
@@ -364,7 +395,6 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
                 else:
                     df.at[i, col] = _mark(f["p_holm"].get(method, math.nan), med[key], eff,
                                           f["note"].get(method, ""), alpha)
-        unit = "points" if METRICS[metric].unit == "%" else metric
         family = f"Holm over this table's {{k}} comparison(s) with {ref} in {ds} / {dim} ({metric})"
         tests = ", ".join(sorted({t for m, t in seed_test.items() if t and m in fams["seeds"]["mde"]}))
         parts = []
@@ -372,7 +402,13 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05) -> 
             f = fams[key]
             parts.append(says.format(mde=med[key], unit=unit, tests=tests,
                                      holm=f"{family.format(k=f['k'])}: alpha {f['alpha']:.3g}") if f["k"] else absent)
-        lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts) + ".")
+        need = _runs_needed(fams["method"], g, runs, ds, tr, dim) if fams["method"]["k"] else ""
+        counts = pd.DataFrame(list(fams["method"]["runs"].values()), columns=["n", "r"], dtype=float).dropna()
+        if len(counts):
+            df.loc[g.index, "runs"] = float(counts["n"].median())
+            df.loc[g.index, "runs_for_target"] = float(counts["r"].median())
+        lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts)
+                     + (f"; {need}" if need else "") + ".")
     return df, lines
 
 
@@ -412,7 +448,7 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
         note = table_note(df, table, protocol)
         power = ""
         if stats_df is not None:
-            df, mde_lines = add_power(df, stats_df)
+            df, mde_lines = add_power(df, stats_df, runs=runs)
             power = power_note(mde_lines)
         base = out_dir / table["name"]
         atomic.write_csv(base.with_suffix(".csv"), df)

@@ -82,22 +82,24 @@ sign-flip), :mod:`~cmkd.analysis.stats.power` (MDE, smallest p, Tarone),
 (Friedman/Nemenyi, CD diagram), :mod:`~cmkd.analysis.stats.run_files` (the runs' files and
 :func:`write_stats`). Every public name is re-exported here.
 """
-from cmkd.analysis.stats.base import (FAMILY, FIXED_SPLIT_KINDS, MARK_TEST, N_BOOTSTRAP, N_PERMUTATIONS, POWER,
+from cmkd.analysis.stats.base import (FAMILY, FIXED_SPLIT_KINDS, MARK_TEST, MDE_TARGET_POINTS, N_BOOTSTRAP,
+                                      N_PERMUTATIONS, POWER,
                                       QUESTIONS, SEED_MARK_TESTS, STATS_COLUMNS, TESTS, TRIAL_MARK_TEST,
                                       _zero_variance)
 from cmkd.analysis.stats.comparison import _trial_row, corrected_t_test, method_level_test, sign_flip_test
 from cmkd.analysis.stats.family import _holm, significance_marks, table_family
 from cmkd.analysis.stats.paired import paired_tests
-from cmkd.analysis.stats.power import detectable_difference, minimum_detectable_difference, smallest_p, tarone_size
+from cmkd.analysis.stats.power import (detectable_difference, minimum_detectable_difference, runs_for_mde, smallest_p,
+                                       tarone_size)
 from cmkd.analysis.stats.ranks import (MIN_CD_BLOCKS, critical_difference_diagram, friedman_nemenyi,
                                        nemenyi_critical_difference)
 from cmkd.analysis.stats.run_files import load_run_designs, load_run_details, write_stats
 
 __all__ = [
-    "FAMILY", "FIXED_SPLIT_KINDS", "MARK_TEST", "MIN_CD_BLOCKS", "N_BOOTSTRAP", "N_PERMUTATIONS", "POWER",
+    "FAMILY", "FIXED_SPLIT_KINDS", "MARK_TEST", "MDE_TARGET_POINTS", "MIN_CD_BLOCKS", "N_BOOTSTRAP", "N_PERMUTATIONS", "POWER",
     "QUESTIONS", "SEED_MARK_TESTS", "STATS_COLUMNS", "TESTS", "TRIAL_MARK_TEST",
     "corrected_t_test", "critical_difference_diagram", "detectable_difference", "friedman_nemenyi",
     "load_run_designs", "load_run_details", "method_level_test", "minimum_detectable_difference",
-    "nemenyi_critical_difference", "paired_tests", "sign_flip_test", "significance_marks", "smallest_p",
+    "nemenyi_critical_difference", "paired_tests", "runs_for_mde", "sign_flip_test", "significance_marks", "smallest_p",
     "table_family", "tarone_size", "write_stats",
 ]

@@ -46,6 +46,10 @@ FIXED_SPLIT_KINDS = PROTOCOL_KINDS
 FAMILY = "all methods against one reference in one dataset x track x dimension cell, for one metric and test"
 #: Power at which the minimum detectable difference is given.
 POWER = 0.8
+#: The method-level resolution a comparison table aims at, in points of a percentage metric: each
+#: table's note says how many training runs per method its method-level MDE would need to reach it
+#: (:func:`cmkd.analysis.stats.power.runs_for_mde`) and what they would cost.
+MDE_TARGET_POINTS = 10.0
 #: Sign flips of the trial-level permutation test (exact enumeration when 2^n is not larger).
 N_PERMUTATIONS = 9999
 N_BOOTSTRAP = 2000

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from cmkd.analysis.stats.base import MARK_TEST
-from cmkd.analysis.stats.power import standard_effect
+from cmkd.analysis.stats.power import runs_for_mde, standard_effect
 
 
 def holm_adjust(p: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -60,7 +60,8 @@ def significance_marks(stats_df: pd.DataFrame, alpha: float = 0.05,
 
 
 def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: str, metric: str,
-                 reference: str, methods: Sequence[str], test, alpha: float = 0.05) -> dict:
+                 reference: str, methods: Sequence[str], test, alpha: float = 0.05,
+                 target: float | None = None) -> dict:
     """One table's comparisons with ``reference`` as their own Holm family.
 
     A table reports its own comparisons, so its marks are corrected over them only: Holm over
@@ -70,8 +71,10 @@ def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: st
     (K = the number of those comparisons), rescaled from each row's ``mde`` at its cell-wide
     ``alpha_family`` (``TTestPower`` effect sizes at the two levels with ``nobs = df + 1``; the
     correction factor and the standard error cancel). Returns ``{"alpha": alpha / K, "k": K,
-    "p_holm": {method: p}, "mde": {method: mde}, "note": {method: note}}`` (``k = 0`` when the
-    table has no row of ``test``).
+    "p_holm": {method: p}, "mde": {method: mde}, "note": {method: note}, "runs": {method: (n, R)}}``
+    (``k = 0`` when the table has no row of ``test``); ``runs`` only with ``target``: the training
+    runs each comparison ran and would need (``(n, R)``) for its MDE at ``alpha / K`` to reach ``target``
+    (:func:`cmkd.analysis.stats.power.runs_for_mde`).
     """
     by_method = dict(test) if isinstance(test, Mapping) else {m: test for m in methods}
     base = stats_df[(stats_df["dataset"].astype(str) == str(dataset))
@@ -80,7 +83,7 @@ def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: st
                     & (stats_df["metric"] == metric) & (stats_df["reference"] == reference)]
     pick = pd.Series([by_method.get(m) for m in base["method"]], index=base.index, dtype=object)
     sel = base[(base["method"].isin(list(methods))) & (base["test"] == pick)]
-    out = {"alpha": math.nan, "k": int(len(sel)), "p_holm": {}, "mde": {}, "note": {}}
+    out = {"alpha": math.nan, "k": int(len(sel)), "p_holm": {}, "mde": {}, "note": {}, "runs": {}}
     if sel.empty:
         return out
     a_t = float(alpha) / len(sel)
@@ -97,6 +100,8 @@ def table_family(stats_df: pd.DataFrame, dataset: str, track: str, dimension: st
         if math.isfinite(m) and nobs >= 2:
             m *= standard_effect(float(nobs), a_t) / standard_effect(float(nobs), float(row.alpha_family))
         out["mde"][row.method] = m
+        if target is not None:
+            out["runs"][row.method] = (int(row.n), runs_for_mde(m, df, int(row.n), float(target), a_t))
         note = getattr(row, "note", "")
         out["note"][row.method] = "" if pd.isna(note) else str(note)
     return out

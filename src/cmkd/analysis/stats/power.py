@@ -85,3 +85,34 @@ def minimum_detectable_difference(sd: float, n: int, alpha: float, power: float 
     if n < 2 or not (sd > 0) or not math.isfinite(sd):
         return math.nan
     return standard_effect(float(int(n)), float(alpha), float(power)) * float(sd) * math.sqrt(1.0 + int(n) * float(ratio))
+
+
+def runs_for_mde(mde: float, df: float, n_runs: int, target: float, alpha: float, power: float = POWER,
+                 max_runs: int = 100_000) -> float:
+    """How many training runs a method-level comparison would need for its MDE to reach ``target``.
+
+    The comparison ran ``n_runs`` runs and has minimum detectable difference ``mde`` with ``df``
+    degrees of freedom at level ``alpha`` (:func:`detectable_difference`). With ``R`` runs of the
+    same design the run term of its standard error scales as ``sqrt(n_runs / R)`` and its degrees
+    of freedom as ``(R - 1) / (n_runs - 1)``: the run term dominates the method-level test's error
+    when its df is near ``n_runs - 1``, which is the case this projects (the trial term does not
+    shrink with runs, so where it matters the projection is a lower bound). Returns the smallest
+    such ``R >= n_runs`` (``n_runs`` when ``mde <= target`` already), NaN when the inputs do not
+    define it or ``max_runs`` does not reach it.
+    """
+    if not (math.isfinite(mde) and mde > 0 and math.isfinite(df) and df > 0 and n_runs >= 2 and target > 0):
+        return math.nan
+    if mde <= target:
+        return float(n_runs)
+    se = mde / (standard_effect(df + 1.0, float(alpha), float(power)) * math.sqrt(df + 1.0))
+
+    def mde_at(r: int) -> float:
+        return detectable_difference(se * math.sqrt(n_runs / r), df * (r - 1) / (n_runs - 1), alpha, power)
+
+    if mde_at(max_runs) > target:
+        return math.nan
+    lo, hi = n_runs, max_runs  # mde_at(lo) > target >= mde_at(hi); MDE falls as runs are added
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if mde_at(mid) > target else (lo, mid)
+    return float(hi)
