@@ -215,10 +215,14 @@ def test_validation_parts_hold_every_class(name, seed_root, seed_v_root, tmp_pat
     if name == "seed_iv":
         specs.append(paper["datasets"]["seed_iv_cross_session"]["split"])
     for sp in specs:
+        assert sp["models"] == "per_subject"  # the paper grid: one model per subject, validated on its own clips
         for seed in (0, 1, 2):
-            (split,) = run_splits(prep, seed, sp, y, "classification")
+            (split,) = run_splits(prep, seed, {**sp, "models": "pooled"}, y, "classification")
             counts = check_val_classes(split, y, prep["subject"], prep["trial"], name, per_subject_validation(sp), names)
             assert set(counts) == {str(c) for c in range(len(names))} and min(counts.values()) >= 2  # 2 subjects
+            for fold in run_splits(prep, seed, sp, y, "classification"):  # one per subject
+                counts = check_val_classes(fold, y, prep["subject"], prep["trial"], name, True, names)
+                assert set(counts) == {str(c) for c in range(len(names))} and min(counts.values()) >= 1
     old = _last_clip_rule(prep, paper["datasets"][name]["split"]["train_trials"])
     seen = {names[c] for c in np.unique(y[old["val"]])}
     assert seen == {"seed": {"positive"}, "seed_iv": set(names) - {"fear"}, "seed_v": {"disgust", "fear"}}[name]

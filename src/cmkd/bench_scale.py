@@ -12,9 +12,12 @@
    in-memory parts of :mod:`cmkd.data.stream`, the model registry, the method's training step,
    Adam, ``training.autocast``), at two batch sizes: the time per training sample, and the peak
    RSS (VmHWM; peak GPU memory on CUDA) of both, extrapolated linearly to the paper's batch size.
-3. Projects the cost of the whole paper grid (config/paper.yaml): for every cell, seeds x epochs
+3. Projects the cost of the whole paper grid (config/paper.yaml): for every cell, seeds x (epochs
    x (training + a third of validation segments) x the measured time per sample of its student's
-   job kind, and the memory per job the Slurm rule asks for (:func:`cmkd.resources.estimate`).
+   job kind + :data:`cmkd.resources.MODEL_S` per further model of a run), the segments and models
+   summed over the models a run trains (:func:`cmkd.resources.run_segments`: the folds of a
+   k-fold or LOSO run, the subjects of a SEED-family protocol with ``models: per_subject``), and
+   the memory per job the Slurm rule asks for (:func:`cmkd.resources.estimate`).
 
 The projection is an upper bound in epochs (``max_epochs``; early stopping ends most runs
 sooner) and ignores the teachers' forward passes of a distillation run (cached once per run).
@@ -44,7 +47,7 @@ from cmkd.data import synthetic as syn
 from cmkd.data.prepared import PreparedWriter, load_prepared
 from cmkd.methods import method_class
 from cmkd.models.registry import build_model
-from cmkd.resources import dataset_size, estimate
+from cmkd.resources import MODEL_S, dataset_size, dataset_subjects, estimate, run_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -221,8 +224,10 @@ def _job_subprocess(args: dict, timeout: float) -> dict:
 
 # ----------------------------------------------------------------------------- grid projection
 def project_grid(cfg: dict, per_sample: dict[frozenset, float]) -> dict:
-    """Σ over the paper grid's cells of seeds x epochs x samples x time per sample; memory per job."""
-    total_s, jobs, mems, missing = 0.0, 0, [], set()
+    """Σ over the paper grid's cells of seeds x (epochs x samples x time per sample + the further
+    models' overhead), samples and models summed over the models of a run; memory per job.
+    ``models``: the models the grid trains (cells x seeds x models per run)."""
+    total_s, jobs, models, mems, missing = 0.0, 0, 0, [], set()
     by_dataset: dict[str, float] = {}
     for ds, track, dim, method in iter_cells(cfg):
         spec = run_spec(cfg, ds, track, dim, method, 0)
@@ -232,12 +237,16 @@ def project_grid(cfg: dict, per_sample: dict[frozenset, float]) -> dict:
             continue
         n = dataset_size(cfg, ds)["n"]
         epochs = int(spec["training"]["max_epochs"])
-        s = len(cfg["seeds"]) * epochs * (0.8 * n + 0.1 * n / 3) * per_sample[key]
+        run = run_segments(spec["split"], n, dataset_subjects(cfg, ds))
+        s = len(cfg["seeds"]) * (epochs * (run["train"] + run["val"] / 3) * per_sample[key]
+                                 + (run["models"] - 1) * MODEL_S)
         total_s += s
         by_dataset[ds] = by_dataset.get(ds, 0.0) + s
         jobs += 1
+        models += len(cfg["seeds"]) * run["models"]
         mems.append(estimate(cfg, ds, track, dim, method, n_seeds=len(cfg["seeds"]))["mem_mb"])
-    return {"cells": jobs, "hours": total_s / 3600, "hours_by_dataset": {k: v / 3600 for k, v in by_dataset.items()},
+    return {"cells": jobs, "models": models, "hours": total_s / 3600,
+            "hours_by_dataset": {k: v / 3600 for k, v in by_dataset.items()},
             "mem_mb_min": min(mems) if mems else 0, "mem_mb_max": max(mems) if mems else 0,
             "mem_mb_median": float(np.median(mems)) if mems else 0, "unmeasured": sorted(missing)}
 
@@ -294,7 +303,8 @@ def main(device: str = "auto", autocast: str = "off", face_segments: int = 15, w
         print("== projected cost of the paper grid (config/paper.yaml; max_epochs, no early stop)", flush=True)
         g = project_grid(cfg, per_sample)
         unit = "GPU-hours" if rows and rows[0]["device"].startswith("cuda") else "CPU-hours (2 threads per job)"
-        print(f"cells: {g['cells']} (x {len(cfg['seeds'])} seeds); {g['hours']:.0f} {unit}; by data set: "
+        print(f"cells: {g['cells']} (x {len(cfg['seeds'])} seeds; {g['models']} models trained, one per fold or "
+              f"per subject where a run trains several); {g['hours']:.0f} {unit}; by data set: "
               + ", ".join(f"{k} {v:.0f}" for k, v in g["hours_by_dataset"].items()), flush=True)
         print(f"memory per training job (Slurm mem_mb of the rule): min {g['mem_mb_min']} MB, "
               f"median {g['mem_mb_median']:.0f} MB, max {g['mem_mb_max']} MB", flush=True)

@@ -333,7 +333,7 @@ def check_prepared_validation(config: dict) -> None:
         names = (prep.meta.get("labels") or {}).get("names") if target == labels_mod.EMOTION else None
         for seed in config.get("seeds") or [0]:
             for f, sp in enumerate(splits_mod.run_splits(prep, int(seed), split, y, "classification")):
-                fold = f if split_kinds.settings(split)["kind"] in split_kinds.kinds(folds=True) else None
+                fold = f if split_kinds.fold_run(split) else None
                 try:
                     splits_mod.check_val_classes(sp, y, prep["subject"], prep["trial"], ds,
                                                  splits_mod.per_subject_validation(split), names=names, fold=fold)

@@ -1,4 +1,6 @@
-"""Cross-validation protocols (``split.kind: kfold | loso``): all folds of a run in one process.
+"""Fold runs: cross-validation (``split.kind: kfold | loso``) and the SEED-family protocols with one
+model per subject (``split.models: per_subject``, whose folds are the subjects): all folds of a run
+in one process.
 
 A run (one seed = one repetition) trains one model per fold with the ordinary training phases
 (:func:`cmkd.train.run` drives them: :func:`plan` checks every fold's validation part before any
@@ -6,15 +8,20 @@ fold trains, each fold runs with ``spec["fold"] = i`` into ``<run>/fold<i>``
 (:func:`fold_runs`), then :func:`pool` writes the run's own outputs from the folds:
 
 - ``features.npz``: the test predictions of every fold, concatenated (every segment of the data
-  set once, since every trial is tested in exactly one fold), with ``fold``, ``subject`` and
-  ``trial`` per segment: the per-trial predictions the trial-level paired test needs;
+  set once, since every trial is tested in exactly one fold; per subject: every test segment of
+  the protocol once), with ``fold``, ``subject`` and ``trial`` per segment: the per-trial
+  predictions the trial-level paired test needs;
 - ``metrics.json``: the test metrics of the pooled predictions (``test``, and per subject and
   session: ``test_per_subject``, ``test_per_session``), each fold's test metrics (``folds``, with
-  each fold's split hash, for the corrected repeated k-fold t-test), ``protocol``;
+  each fold's split hash, for the corrected repeated k-fold t-test), ``protocol``; with one model
+  per subject the headline ``test`` is the mean over subjects of ``test_per_subject``
+  (``averaged_over: subjects``; the pooled predictions' metrics in ``test_pooled``), each fold
+  record names its ``subject``;
 - ``history.csv``: the mean over folds of every logged column per epoch (``n_folds`` says how
   many folds reached that epoch);
 - ``model.pt``: a marker that lists the fold checkpoints; a student of a k-fold teacher loads
-  the teacher's checkpoint of its own fold (:func:`fold_dir`), whose split hash must match.
+  the teacher's checkpoint of its own fold (:func:`fold_dir`), whose split hash must match (a
+  per-subject student: the same subject's teacher).
 """
 from __future__ import annotations
 
@@ -32,15 +39,16 @@ from cmkd import atomic, metrics
 from cmkd.data import split_kinds
 from cmkd.data import splits as splits_mod
 from cmkd.data.prepared import load_prepared
+from cmkd.data.protocols import per_subject_scores
 from cmkd.errors import ConfigError, DataError
 from cmkd.methods import REGISTRY
 from cmkd.run.checks import check_validation, degenerate_reason, run_targets, subject_positions
 
 
 def is_fold_protocol(split_spec: dict | None) -> bool:
-    """A run's split (as configured; its kind ``trial`` when absent) makes several folds per seed
-    (:mod:`cmkd.data.split_kinds`)."""
-    return split_kinds.get(split_kinds.settings(split_spec)["kind"]).folds
+    """A run's split (as configured; its kind ``trial`` when absent) makes several folds per seed:
+    k-fold, LOSO, or a SEED-family protocol with one model per subject (:mod:`cmkd.data.split_kinds`)."""
+    return split_kinds.fold_run(split_spec)
 
 
 def fold_dir(run_dir: str | Path, fold: int | None) -> Path:
@@ -111,12 +119,52 @@ def _pooled_provenance(results: list) -> dict:
     return prov
 
 
-def _fold_records(results: list) -> list:
-    return [{"fold": f, "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],
+def _fold_records(results: list, subjects=None) -> list:
+    """Each fold's record; ``subjects`` (the pooled test segments' subjects, in fold order): the
+    subject of each per-subject model."""
+    who = {}
+    if subjects is not None:
+        start = 0
+        for f, r in enumerate(results):
+            n = int(r["n_segments"]["test"])
+            who[f] = {"subject": int(subjects[start])} if n else {}
+            start += n
+    return [{"fold": f, **who.get(f, {}), "test": r["test"], "val": r["val"], "best_epoch": r["best_epoch"],
              "n_segments": r["n_segments"], "n_trials": r["n_trials"],
              "split_hash": r["provenance"].get("split_hash"), "val_hash": r["provenance"].get("val_hash"),
              **({"val_class_counts": r["val_class_counts"]} if "val_class_counts" in r else {})}
             for f, r in enumerate(results)]
+
+
+def subject_mean(per_subject: dict) -> dict:
+    """The mean over subjects of every metric of ``test_per_subject`` (NaN where no subject has it):
+    the headline of a run with one model per subject, each subject weighing the same."""
+    names = [k for k in next(iter(per_subject.values()), {}) if k != "n"]
+    out = {}
+    for k in names:
+        vals = [float(v[k]) for v in per_subject.values() if not math.isnan(float(v[k]))]
+        out[k] = sum(vals) / len(vals) if vals else math.nan
+    return out
+
+
+def _per_subject_fields(fold_plan: FoldPlan, cat: dict, per_subject: dict, out) -> dict:
+    """The record fields of a run with one model per subject: the headline ``test`` as the mean
+    over subjects, ``averaged_over``, the pooled predictions' metrics beside it (``test_pooled``)
+    and, for classification, the accuracy's mean and spread over subjects."""
+    rec = {"test": subject_mean(per_subject), "averaged_over": "subjects",
+           "test_pooled": metrics.compute(fold_plan.task, cat["y"], out)}
+    if fold_plan.task == "classification":
+        rec["test_subject_summary"] = per_subject_scores(cat["subject"], cat["y"], cat["logits"])
+    return rec
+
+
+def _protocol_record(sp: dict, n_folds: int) -> dict:
+    kind = split_kinds.get(sp["kind"])
+    rec = {"kind": sp["kind"], "n_folds": n_folds, "folds_by": sp["folds_by"] if "folds_by" in kind.params else None,
+           "val_fraction": float(sp["val_fraction"]) if "val_fraction" in kind.params else None}
+    if "models" in kind.params:
+        rec["models"] = sp["models"]
+    return rec
 
 
 def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
@@ -125,6 +173,10 @@ def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
     # per subject (and session) over the pooled test predictions: every fold's test segments of a
     # subject together, as aggregate_runs reads them (results/summary/subjects.csv)
     groups = subject_positions(fold_plan.prep, cat["index"])
+    per_subject = metrics.per_group(task, cat["y"], out, groups["subject"])
+    by_subject = split_kinds.per_subject_models(sp)
+    headline = (_per_subject_fields(fold_plan, cat, per_subject, out) if by_subject
+                else {"test": metrics.compute(task, cat["y"], out)})
     counts = [r.get("val_class_counts") for r in results]
     val_counts = ({k: int(sum(c.get(k, 0) for c in counts)) for k in sorted({k for c in counts for k in c}, key=int)}
                   if all(c is not None for c in counts) else None)
@@ -140,13 +192,12 @@ def _pooled_record(fold_plan: FoldPlan, results: list, cat: dict) -> dict:
         "class": first["class"],
         "task": task,
         "synthetic": first.get("synthetic", False),
-        "test": metrics.compute(task, cat["y"], out),
-        "test_per_subject": metrics.per_group(task, cat["y"], out, groups["subject"]),
+        **headline,
+        "test_per_subject": per_subject,
         **({"test_per_session": metrics.per_group(task, cat["y"], out, groups["session"])}
            if "session" in groups else {}),
-        "protocol": {"kind": sp["kind"], "n_folds": len(results), "folds_by": sp["folds_by"]
-                     if "folds_by" in split_kinds.get(sp["kind"]).params else None, "val_fraction": float(sp["val_fraction"])},
-        "folds": _fold_records(results),
+        "protocol": _protocol_record(sp, len(results)),
+        "folds": _fold_records(results, cat["subject"] if by_subject else None),
         **({} if val_counts is None else {"val_class_counts": val_counts}),  # summed over the folds
         "best_epoch": int(np.median([r["best_epoch"] for r in results])),
         "epochs_run": int(sum(r["epochs_run"] for r in results)),
@@ -209,6 +260,7 @@ def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_star
     atomic.write_rows(out_dir / "history.csv", *_pooled_history(out_dir, n_folds))
     with atomic.atomic_path(out_dir / "model.pt") as tmp:
         torch.save({"status": "ok", "protocol": fold_plan.spec["split"]["kind"], "n_folds": n_folds,
+                    "models": result["protocol"].get("models"),
                     "folds": [str(fold_dir(out_dir, f) / "model.pt") for f in range(n_folds)],
                     "spec": None, "split_hash": result["provenance"]["split_hash"],
                     "data_hash": result["provenance"].get("data_hash")}, tmp)
@@ -219,10 +271,12 @@ def pool(fold_plan: FoldPlan, out_dir: str | Path, results: list, t_process_star
 
 
 def check_fold_teacher(ck: dict, where: str) -> None:
-    """A fold's student loads its fold's teacher; the cell-level marker is not a model."""
-    if ck.get("protocol") in split_kinds.kinds(folds=True) and ck.get("spec") is None:
-        raise DataError(f"{where}: this is the fold list of a {ck['protocol']} run, not a model; a student "
-                        "of a cross-validated teacher must use the same split kind (one teacher per fold)")
+    """A fold's student loads its fold's teacher (a per-subject model's: the same subject's
+    model); the cell-level marker is not a model."""
+    if ck.get("spec") is None and ("folds" in ck or ck.get("protocol") in split_kinds.kinds(folds=True)):
+        models = " with one model per subject" if ck.get("models") == "per_subject" else ""
+        raise DataError(f"{where}: this is the fold list of a {ck.get('protocol')} run{models}, not a model; a student "
+                        "of a cross-validated or per-subject teacher must use the same split kind and models (one teacher per fold)")
 
 
 __all__ = ["is_fold_protocol", "fold_dir", "folds_of", "FoldPlan", "plan", "fold_runs", "pool", "check_fold_teacher"]

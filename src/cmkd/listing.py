@@ -141,7 +141,8 @@ def _split_words(split: Mapping[str, Any]) -> str:
     if kind == "kfold":
         return f"kfold {split.get('n_folds', 5)} ({split.get('folds_by', 'pooled')})"
     extra = ", ".join(f"{k} {split[k]}" for k in ("train_trials", "test_session") if k in split)
-    return kind + (f" ({extra})" if extra else "")
+    models = {"per_subject": "; one model per subject", "pooled": "; one pooled model"}.get(split.get("models"), "")
+    return kind + (f" ({extra})" if extra else "") + models
 
 
 def grid_datasets(config: Mapping[str, Any]) -> list[dict]:

@@ -24,9 +24,13 @@ The activation factors and the base are calibrated on the CPU with ``python -m c
 paper`` (peak RSS per job kind, docs/scale.md); they are deliberately generous, and
 attempt-scaled retries (the Slurm profile's ``retries``) double and triple a job killed for memory.
 
-**Runtime** (minutes) = ``(seeds x (epochs x (n_train + n_val / 3) x sample_s + STARTUP_S) x
-MARGIN) / 60 x attempt``, at least :data:`MIN_RUNTIME`, where ``sample_s`` is the time per
-training sample: ``methods.<name>.resources.sample_s`` when set, else ``training.sample_s``, else
+**Runtime** (minutes) = ``(seeds x (epochs x (n_train + n_val / 3) x sample_s + STARTUP_S +
+(models - 1) x MODEL_S) x MARGIN) / 60 x attempt``, at least :data:`MIN_RUNTIME`, where ``models``
+is the number of models one run trains (:func:`cmkd.data.split_kinds.models_per_run`: k for a
+k-fold, one per subject for LOSO and for a SEED-family protocol with ``models: per_subject``),
+``n_train`` and ``n_val`` the training and validation segments summed over them
+(:func:`run_segments`: the per-subject models share the pooled split's segments, the folds of a
+cross-validation each train on most of the data), and ``sample_s`` the time per training sample: ``methods.<name>.resources.sample_s`` when set, else ``training.sample_s``, else
 :data:`SAMPLE_S` per student input modality (measured by the bench on the CPU; on a GPU set it from
 ``scripts/gpu_check.sh``).
 
@@ -41,8 +45,10 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from cmkd.config import prepared_dir, run_spec
-from cmkd.data import LOADER_INFO
+from cmkd.data import LOADER_INFO, split_kinds
 from cmkd.data.modalities import CATALOG as MODALITY_CATALOG
 from cmkd.data.modalities import DEFAULT_STREAM_THRESHOLD_MB, Geometry, array_row_bytes, segment_bytes
 from cmkd.errors import ConfigError
@@ -54,6 +60,7 @@ CUDA_HOST_MB = 2000.0    # host memory of the CUDA context and libraries (device
 MARGIN = 1.3
 MIN_RUNTIME = 10         # minutes
 STARTUP_S = 60.0         # per seed: imports, data, split, statistics
+MODEL_S = 10.0           # per further model of a run (a fold, a subject): build, per-epoch bookkeeping, scoring, checkpoint
 #: per modality, from the modality catalog (:data:`cmkd.data.modalities.CATALOG`): float32
 #: activation values kept per input value and training sample (forward + backward)
 ACTIVATION_FACTOR = {name: m.activation_factor for name, m in MODALITY_CATALOG.items()}
@@ -125,6 +132,42 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
     return {"n": n, "bytes": per, "source": "config"}
 
 
+def dataset_subjects(config: Mapping[str, Any], dataset: str) -> int | None:
+    """The number of subjects of a data set: from the prepared ``subject`` array when prepared,
+    else the synthetic generator's ``n_subjects`` or the loader's ``nominal_subjects``; None
+    when unknown."""
+    arr = Path(prepared_dir(config, dataset)) / "subject.npy"
+    if arr.is_file():
+        try:
+            return int(np.unique(np.load(arr, mmap_mode="r")).size)
+        except (OSError, ValueError):
+            pass  # unreadable: from the config; the job's own check reports the problem
+    ds = config["datasets"][dataset]
+    loader = ds.get("loader", dataset)
+    if loader == "synthetic":
+        from cmkd.data.synthetic import DEFAULTS  # lazy: plugin
+
+        return int({**DEFAULTS, **(ds.get("params") or {})}["n_subjects"])
+    info = LOADER_INFO.get(loader)
+    return info.nominal_subjects if info is not None else None
+
+
+def run_segments(split: Mapping[str, Any] | None, n: int, n_subjects: int | None) -> dict:
+    """``{"models", "train", "val"}`` of one run (one seed) of ``split`` on ``n`` segments: the
+    models it trains and its training and validation segments summed over them. Per-subject
+    models share the pooled split's segments (about 0.8 n train, 0.1 n validate, as a single
+    split); each fold of a k-fold trains on ``(k-1)/k`` of the trials less its validation share,
+    each LOSO fold on all subjects but one."""
+    sp = split_kinds.settings(split)
+    kind = split_kinds.get(sp["kind"])
+    models = split_kinds.models_per_run(sp, n_subjects or 1)
+    if kind.folds:
+        vf = float(sp["val_fraction"])
+        nontest = (models - 1) * n if "n_folds" in kind.params or n_subjects else 0.8 * n
+        return {"models": models, "train": nontest * (1 - vf), "val": nontest * vf}
+    return {"models": models, "train": 0.8 * n, "val": 0.1 * n}
+
+
 def _positive(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigError(f"{where}: must be a number > 0, got {value!r}")
@@ -186,7 +229,8 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
         mem = (BASE_MB + data_mb + act + params_mb) * MARGIN * attempt
     mem_mb = int(math.ceil(mem / 100.0) * 100)
 
-    n_train, n_val = 0.8 * n, 0.1 * n
+    per_run = run_segments(spec["split"], n, dataset_subjects(config, dataset))
+    n_train, n_val = per_run["train"], per_run["val"]
     if "sample_s" in res:
         sample_s = _positive(res["sample_s"], f"{where}.sample_s")
     elif "sample_s" in tr:
@@ -194,11 +238,12 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     else:
         sample_s = sum(SAMPLE_S[m] for m in mods)
     epochs = int(tr["max_epochs"])
-    seconds = n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S) * MARGIN
+    seconds = n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S
+                         + (per_run["models"] - 1) * MODEL_S) * MARGIN
     if "runtime" in res:
         runtime = int(math.ceil(_positive(res["runtime"], f"{where}.runtime") * n_seeds * attempt))
     else:
         runtime = max(MIN_RUNTIME, int(math.ceil(seconds / 60.0 * attempt)))
     return {"mem_mb": mem_mb, "runtime": runtime, "n_segments": n, "size_source": size["source"],
             "data_mb": round(data_mb_total, 1), "streamed": streamed, "modalities": needed,
-            "sample_s": sample_s, "gpu": gpu}
+            "sample_s": sample_s, "gpu": gpu, "models": per_run["models"]}

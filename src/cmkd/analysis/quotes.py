@@ -46,7 +46,8 @@ def split_text(split: Mapping) -> str:
         return "leave one subject out"
     if kind in ("trial", "subject", "leaky"):
         return f"one split by {kind} per seed, {' : '.join(str(r) for r in split.get('ratios', [0.8, 0.1, 0.1]))}"
-    return f"the fixed {kind} protocol"
+    models = {"per_subject": ", one model per subject", "pooled": ", one pooled model"}.get(split.get("models"), "")
+    return f"the fixed {kind} protocol{models}"
 
 
 def _read(path: Path) -> pd.DataFrame:

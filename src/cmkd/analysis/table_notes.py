@@ -94,7 +94,35 @@ def describe_split(split: dict) -> str:
     if kind == "loso":
         return "leave-one-subject-out cross-validation (every subject tested once per seed)"
     extra = ", ".join(f"{k} {v}" for k, v in sorted(sp.items()) if k in ("train_trials", "test_session"))
-    return f"the {kind} protocol split" + (f" ({extra})" if extra else "")
+    return f"the {kind} protocol split" + (f" ({extra})" if extra else "") + _models_phrase(sp)
+
+
+def _models_phrase(split: dict) -> str:
+    """How many models a protocol split trains (its ``models`` parameter), or "" for other kinds."""
+    if "models" not in split_kinds.get(split_kinds.settings(split)["kind"]).params:
+        return ""
+    if split_kinds.per_subject_models(split):
+        return (", one model per subject (trained on its training clips, selected on its validation clips), the "
+                "metrics the mean over subjects")
+    return ", one pooled model over all subjects (every subject's training clips), tested on all test clips"
+
+
+def protocol_note(df: pd.DataFrame, table: dict, splits: dict) -> str:
+    """The SEED-family protocol each data set of the table ran, pooled or per-subject models
+    (generated from the runs' split settings; a table that describes its splits says it there)."""
+    if not len(df) or table.get("describe_splits") or not {"dataset", "track", "method"} <= set(df.columns):
+        return ""
+    lines: dict[str, list[str]] = {}
+    for ds, tr, m in dict.fromkeys(zip(df["dataset"], df["track"], df["method"])):
+        sp = splits.get(f"{ds}/{tr}/{m}")
+        if sp is not None and _models_phrase(sp):
+            lines.setdefault(describe_split(sp), [])
+            if ds not in lines[describe_split(sp)]:
+                lines[describe_split(sp)].append(ds)
+    if not lines:
+        return ""
+    return ("Protocol as run (generated from the split settings): "
+            + "; ".join(f"{', '.join(d)}: {t}" for t, d in lines.items()) + ".")
 
 
 def _tests_every_segment(split: dict) -> bool:
@@ -172,6 +200,7 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     parts.append(f"Metric: {table.get('metric', 'accuracy')}; mean ± {over}; {design} "
                  f"unless the method says otherwise; seeds {protocol.get('seeds', '?')}; model selection on "
                  "validation, test evaluated once.")
+    parts.append(protocol_note(df, table, protocol.get("splits") or {}))
     parts.append(splits_note(df, table, protocol.get("splits") or {}))
     if len(df) and "n_degenerate" in df and (df["n_degenerate"] > 0).any():
         parts.append("'(N did not learn)': N runs of the row predicted one constant value on the whole test part "

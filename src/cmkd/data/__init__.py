@@ -15,7 +15,8 @@ them. Torch-free (read when the workflow builds its DAG).
   ``synthetic``: ``(out, params, seed)``) are required; ``title`` (display name, default the
   name), ``family`` (``seed``: sessions, so the SEED-family protocol splits apply),
   ``nominal_segments`` (``{"default": n, "<modality>": n}``: the size before preparing, for the
-  resource estimate), ``not_recorded`` (``{modality: why}``: asking for it is a config error),
+  resource estimate), ``nominal_subjects`` (the number of subjects before preparing: the models
+  a LOSO or per-subject run trains, for the resource estimate), ``not_recorded`` (``{modality: why}``: asking for it is a config error),
   ``inspect`` (the raw-data check: ``"module:function"``; ``"prepare"``, the default, runs the
   loader into a temporary folder; ``None``: none). Adding a data set is its loader module and its
   config entry.
@@ -43,6 +44,7 @@ class LoaderInfo:
     title: str = ""               # display name in messages (default: the name)
     family: str | None = None     # "seed": sessions (SEED-family protocol splits)
     nominal_segments: dict = field(default_factory=dict)  # {"default": n, modality: n}
+    nominal_subjects: int | None = None                   # subjects before preparing (models per run)
     not_recorded: dict = field(default_factory=dict)      # {modality: why it was never recorded}
     inspect: str | None = "prepare"  # raw-data check: "module:function", "prepare" or None
 
@@ -52,7 +54,7 @@ class LoaderInfo:
 
 
 _LOADER_TYPES = {"name": str, "prepare": str, "title": str, "family": (str, type(None)), "nominal_segments": dict,
-                 "not_recorded": dict, "inspect": (str, type(None))}
+                 "nominal_subjects": int, "not_recorded": dict, "inspect": (str, type(None))}
 
 
 def discover(dirs=None) -> dict[str, LoaderInfo]:

@@ -67,7 +67,7 @@ log = logging.getLogger("cmkd.data")
 
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 LOADER = {"name": "deap", "prepare": "prepare_deap", "title": "DEAP", "inspect": "cmkd.data.rawcheck:inspect_deap",
-          "nominal_segments": {"default": 32 * 40 * 15, "face": 22 * 40 * 15}}  # 22 subjects with face video
+          "nominal_segments": {"default": 32 * 40 * 15, "face": 22 * 40 * 15}, "nominal_subjects": 32}  # 22 subjects with face video
 DATASET = LOADER["name"]
 LOADER_VERSION = 2  # 2: face video needs the CSV mapping; short videos skipped, not padded
 SFREQ = 128

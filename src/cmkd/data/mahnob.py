@@ -78,6 +78,7 @@ log = logging.getLogger("cmkd.data")
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 LOADER = {"name": "mahnob_hci", "prepare": "prepare_mahnob", "title": "MAHNOB-HCI",
           "inspect": "cmkd.data.rawcheck:inspect_mahnob", "nominal_segments": {"default": 27 * 20 * 20},
+          "nominal_subjects": 27,
           "not_recorded": {"eog": "MAHNOB-HCI recorded no EOG (EXG1-EXG3 are ECG electrodes, EXG4-EXG8 carry no useful "
                                   "signal; Soleymani et al. 2012); remove 'eog' from this data set's modalities"}}
 DATASET = LOADER["name"]

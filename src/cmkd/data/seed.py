@@ -55,7 +55,7 @@ log = logging.getLogger("cmkd.data")
 
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 LOADER = {"name": "seed", "prepare": "prepare_seed", "title": "SEED", "family": "seed",
-          "nominal_segments": {"default": 15 * 3 * 15 * 60}}  # clips of about 4 min, 4 s windows (1 s DE pooled in fours)
+          "nominal_segments": {"default": 15 * 3 * 15 * 60}, "nominal_subjects": 15}  # clips of about 4 min, 4 s windows (1 s DE pooled in fours)
 DATASET = LOADER["name"]
 LOADER_VERSION = 1
 N_TRIALS = 15

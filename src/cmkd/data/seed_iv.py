@@ -46,7 +46,7 @@ log = logging.getLogger("cmkd.data")
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 LOADER = {"name": "seed_iv", "prepare": "prepare_seed_iv", "title": "SEED-IV", "family": "seed",
           "inspect": "cmkd.data.rawcheck:inspect_seed_iv",
-          "nominal_segments": {"default": 15 * 3 * 24 * 60}}  # trials of about 60 windows of 4 s
+          "nominal_segments": {"default": 15 * 3 * 24 * 60}, "nominal_subjects": 15}  # trials of about 60 windows of 4 s
 DATASET = LOADER["name"]
 LOADER_VERSION = 1
 N_TRIALS = 24

@@ -43,7 +43,7 @@ log = logging.getLogger("cmkd.data")
 
 # what the package tables hold about this loader: read by cmkd.data with ast, without importing this module
 LOADER = {"name": "seed_v", "prepare": "prepare_seed_v", "title": "SEED-V", "family": "seed",
-          "nominal_segments": {"default": 16 * 3 * 15 * 45}}  # clips of 2-4 min, 4 s windows
+          "nominal_segments": {"default": 16 * 3 * 15 * 45}, "nominal_subjects": 16}  # clips of 2-4 min, 4 s windows
 DATASET = LOADER["name"]
 LOADER_VERSION = 1
 N_SESSIONS = 3

@@ -10,7 +10,9 @@ Adding a split kind is one :func:`register` call (or one entry below) plus its i
 Families: ``trial`` (every segment of a trial in one part), ``subject`` (every segment of a subject
 in one part), ``leaky`` (segments assigned one by one: the leakage study), ``protocol`` (the SEED
 family's official subject-dependent protocols; they need a data set of the loader family named
-by ``loader_family``).
+by ``loader_family``). A protocol's ``models`` parameter chooses one pooled model over all
+subjects (``pooled``, the default) or one model per subject (``per_subject``, the papers' report):
+:func:`fold_run` makes the latter a fold run whose folds are the subjects.
 
 A parameter is a :class:`cmkd.params.Param`; one name means one thing in every kind (one
 :class:`Param` object, shared). :data:`COMMON` parameters apply to every kind. Defaults come from
@@ -62,6 +64,11 @@ TRAIN_TRIALS = Param(None, "int", lo=1, doc="clips per session that train (SEED 
 VAL_TRIALS = Param(1, "int", lo=1, doc="validation clips of every class per subject, drawn with the seed from its "
                                        "training clips across its training sessions")
 TEST_SESSION = Param(3, "int", lo=1, doc="the session that tests")
+MODELS = Param("pooled", "choice", choices=("pooled", "per_subject"),
+               doc="pooled: one model trained on every subject's training clips and tested on all test clips; "
+                   "per_subject: one model per subject (its own training, validation and test clips), the run's "
+                   "metrics the mean over subjects (the SEED-family papers' report; a fold run whose folds are the "
+                   "subjects, cmkd.crossval)")
 
 #: parameters of every kind
 COMMON = {"stratify": STRATIFY, "feedback_fraction": FEEDBACK_FRACTION}
@@ -127,11 +134,13 @@ for _k in (
               "k-fold cross-validation over trials: every trial tested once per seed, one model per fold"),
     SplitKind("loso", "subject", True, {"val_fraction": VAL_FRACTION},
               "leave one subject out: every subject tested once per seed, unseen in training"),
-    SplitKind("chronological", "protocol", False, {"train_trials": TRAIN_TRIALS, "val_trials": VAL_TRIALS},
+    SplitKind("chronological", "protocol", False,
+              {"train_trials": TRAIN_TRIALS, "val_trials": VAL_TRIALS, "models": MODELS},
               "per subject and session, the first train_trials clips train and the rest test (the SEED family's "
               "official subject-dependent split)", per_subject=True, loader_family="seed",
               make="cmkd.data.protocols:protocol_split", paper="Zheng & Lu 2015 (SEED); Zheng et al. 2019 (SEED-IV)"),
-    SplitKind("cross_session", "protocol", False, {"test_session": TEST_SESSION, "val_trials": VAL_TRIALS},
+    SplitKind("cross_session", "protocol", False,
+              {"test_session": TEST_SESSION, "val_trials": VAL_TRIALS, "models": MODELS},
               "every subject's test_session tests and its other sessions train", per_subject=True,
               loader_family="seed", make="cmkd.data.protocols:protocol_split",
               paper="Zheng et al. 2019 (SEED-IV cross-session)"),
@@ -158,9 +167,33 @@ def settings(split: Mapping[str, Any] | None, where: str = "split") -> dict:
     return out
 
 
+def per_subject_models(split: Mapping[str, Any] | None) -> bool:
+    """A split (as configured, its kind ``trial`` when absent) trains one model per subject: a kind
+    that declares ``models`` with ``models: per_subject`` (the key is ignored by the other kinds)."""
+    sp = settings(split)
+    return "models" in get(sp["kind"]).params and sp["models"] == "per_subject"
+
+
+def fold_run(split: Mapping[str, Any] | None) -> bool:
+    """A run of this split trains several models per seed, pooled afterwards (:mod:`cmkd.crossval`):
+    a fold kind (k-fold, LOSO), or a protocol with one model per subject (its folds are the subjects)."""
+    return get(settings(split)["kind"]).folds or per_subject_models(split)
+
+
+def models_per_run(split: Mapping[str, Any] | None, n_subjects: int) -> int:
+    """How many models one run (one seed) of ``split`` trains on a data set of ``n_subjects``
+    subjects: ``n_folds`` for k-fold, one per subject for LOSO and per-subject models, else one."""
+    sp = settings(split)
+    kind = get(sp["kind"])
+    if kind.folds:
+        return int(sp["n_folds"]) if "n_folds" in kind.params else max(1, int(n_subjects))
+    return max(1, int(n_subjects)) if per_subject_models(sp) else 1
+
+
 def check_section(part: Mapping[str, Any] | None, where: str) -> None:
     """A ``split`` section of a data set, track or method: known keys, a known kind, and the values
-    its declarations check (:class:`ConfigError` naming ``{where}.{key}``)."""
+    its declarations check (:class:`ConfigError` naming ``{where}.{key}``); ``models: per_subject``
+    beside a kind that does not declare ``models``."""
     params = all_params()
     for k, v in (part or {}).items():
         if k == "kind":
@@ -170,6 +203,11 @@ def check_section(part: Mapping[str, Any] | None, where: str) -> None:
             raise ConfigError(f"{where}.{k}: unknown split key (known: {', '.join(split_keys())})")
         else:
             params[k].check(v, f"{where}.{k}")
+    kind = SPLIT_KINDS.get((part or {}).get("kind"))
+    if kind is not None and (part or {}).get("models", "pooled") != "pooled" and "models" not in kind.params:
+        users = [k.name for k in SPLIT_KINDS.values() if "models" in k.params]
+        raise ConfigError(f"{where}.models: {part['models']!r} needs a kind that trains per-subject models "
+                          f"({', '.join(users)}); kind '{kind.name}' does not declare it")
 
 
 def schema() -> dict:

@@ -475,7 +475,8 @@ def run_splits(arrays: Mapping, seed: int, split_spec: Mapping, y, task: str) ->
     """The split(s) of one run, as the training loop makes them: the folds of one repetition for
     :data:`FOLD_KINDS`, else a one-element list (:func:`make_split`). ``arrays``: ``subject``,
     ``trial`` (and ``session`` where the data set has sessions); ``y`` the run's targets (they
-    stratify a classification split unless ``split.stratify`` is false)."""
+    stratify a classification split unless ``split.stratify`` is false). A protocol split with
+    ``models: per_subject`` gives one split per subject (:func:`subject_folds`)."""
     sp = split_kinds.settings(split_spec)  # the kind's declared defaults filled in
     stratify = np.asarray(y) if (task == "classification" and sp["stratify"]) else None
     subject, trial = np.asarray(arrays["subject"]), np.asarray(arrays["trial"])
@@ -484,5 +485,37 @@ def run_splits(arrays: Mapping, seed: int, split_spec: Mapping, y, task: str) ->
         return fold_splits(subject, trial, int(seed), kind=sp["kind"], val_fraction=float(sp["val_fraction"]),
                            stratify=stratify, **own)
     session = np.asarray(arrays["session"]) if "session" in arrays else None
-    return [make_split(subject, trial, int(seed), kind=sp["kind"], ratios=tuple(sp.get("ratios") or ()),
-                       stratify=stratify, session=session, protocol=sp)]
+    split = make_split(subject, trial, int(seed), kind=sp["kind"], ratios=tuple(sp.get("ratios") or ()),
+                       stratify=stratify, session=session, protocol=sp)
+    return subject_folds(split, subject) if split_kinds.per_subject_models(sp) else [split]
+
+
+def subject_folds(split: Mapping[str, np.ndarray], subject) -> list[dict[str, np.ndarray]]:
+    """A protocol split cut into one split per subject (``models: per_subject``), in subject order:
+    fold ``i`` holds the ``i``-th subject's (sorted ids) training, validation and test segments of
+    ``split`` and nothing else. Checked by :func:`check_subject_folds`."""
+    subject = _as_1d_int(subject, "subject")
+    parts = {p: np.asarray(split[p], dtype=np.int64) for p in PARTS}
+    folds = [{p: idx[subject[idx] == s] for p, idx in parts.items()}
+             for s in np.unique(subject[np.concatenate(list(parts.values()))])]
+    check_subject_folds(folds, split, subject)
+    return folds
+
+
+def check_subject_folds(folds: Sequence[Mapping[str, np.ndarray]], split: Mapping[str, np.ndarray], subject) -> None:
+    """Per-subject folds of ``split``: every fold holds one subject only, with training, validation
+    and test segments; together they are ``split``, part by part (no segment lost or added)."""
+    subject = _as_1d_int(subject, "subject")
+    for i, f in enumerate(folds):
+        who = np.unique(subject[np.concatenate([np.asarray(f[p], np.int64) for p in PARTS])])
+        if who.size != 1:
+            raise DataError(f"split: per-subject fold {i} holds subjects {who.tolist()}; a per-subject model must see "
+                            "only its own subject's segments")
+        empty = [p for p in PARTS if not len(f[p])]
+        if empty:
+            raise DataError(f"split: subject {int(who[0])} has no {empty[0]} segment in the protocol split; a "
+                            "per-subject model needs training, validation and test clips of its subject")
+    for p in PARTS:
+        got = np.sort(np.concatenate([np.asarray(f[p], np.int64) for f in folds])) if folds else np.zeros(0, np.int64)
+        if not np.array_equal(got, np.sort(np.asarray(split[p], np.int64))):
+            raise DataError(f"split: the per-subject folds' {p} parts are not the protocol split's {p} part")

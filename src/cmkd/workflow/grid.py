@@ -11,13 +11,14 @@ from cmkd.data import split_kinds
 NAME_RE = r"[a-z0-9_]+"
 
 
-#: split parameters that make another protocol (other folds) where the kind declares them
-PROTOCOL_PARAMS = ("n_folds", "folds_by")
+#: split parameters that make another protocol (other folds, one model per subject) where the kind declares them
+PROTOCOL_PARAMS = ("n_folds", "folds_by", "models")
 
 
 def protocol_of(split: Mapping) -> tuple:
     """The protocol of a split (its kind's declared defaults filled: :func:`cmkd.data.split_kinds.settings`):
-    its kind and, where the kind declares them, how many folds and how trials are dealt into them.
+    its kind and, where the kind declares them, how many folds and how trials are dealt into them, and
+    whether one model per subject is trained.
     Runs on another protocol are left out of figures and rankings."""
     sp = split_kinds.settings(split)
     kind = split_kinds.get(sp["kind"])
