@@ -125,12 +125,14 @@ def test_cd_groups(grid):
 def test_targets_of_the_default_config(grid):
     got = targets.default_targets(grid)
     r, fig = "results/summary", "results/summary/figures"
-    assert len(got) == len(set(got)) == 77
+    assert len(got) == len(set(got)) == 78
     assert got[0] == f"{r}/runs.csv"
     tables = lookup.table_names(grid.config)
     assert got[1:1 + len(tables)] == [f"{r}/tables/{n}.html" for n in tables]
     assert {f"{r}/stats.csv", f"{r}/claims.csv", f"{fig}/published_vs_reproduced.png"} <= set(got)
-    assert {f"{fig}/tables/{n}.png" for n in tables} <= set(got)
+    gains = [t["name"] for t in grid.config["tables"] if t.get("gains")]   # averaged differences: no bar plot
+    assert gains == ["cmcrd_average_gains"] and f"{fig}/tables/cmcrd_average_gains.png" not in got
+    assert {f"{fig}/tables/{n}.png" for n in tables if n not in gains} <= set(got)
     assert len([p for p in got if p.endswith("/features_tsne.png")]) == 8 == len(figures.feature_map_cells(grid))
     assert len([p for p in got if p.endswith("/curves.png")]) == 8
     assert sorted(p.rsplit("/", 1)[1] for p in got if p.startswith(f"{fig}/gains/")) == [

@@ -289,6 +289,14 @@ def check_config(config: dict, strict_tables: bool = False, jobs_use_this_python
                 t["reference"] not in (tracks[t["track"]].get("references") or ["baseline"]):
             raise ConfigError(f"tables.{t['name']}.reference: '{t['reference']}' is not one of "
                               f"tracks.{t['track']}.references, so no test against it is run")
+        if t.get("gains") and (t.get("rows") or "track" not in t):
+            raise ConfigError(f"tables.{t['name']}.gains: a gains table has a track and no rows (its rows are the gains)")
+        for key, g in (t.get("gains") or {}).items():
+            for suffix in (t.get("variants") or {"": ""}).values():
+                for m in [g["method"], *g["versus"]]:
+                    if m + suffix not in methods:  # a variant's method a grid does not declare: no unit there
+                        if not suffix:
+                            raise ConfigError(f"tables.{t['name']}.gains.{key}: unknown method '{m}'")
         for m in t.get("optional_rows") or []:
             if m not in (t.get("rows") or {}):
                 raise ConfigError(f"tables.{t['name']}.optional_rows: '{m}' is not one of the table's rows")

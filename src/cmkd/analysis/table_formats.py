@@ -94,8 +94,10 @@ def to_html(df: pd.DataFrame, title: str, note: str) -> str:
            "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:3px 8px}"
            "th{background:#eee}td.num{text-align:right}.note{color:#555;max-width:60em}</style></head><body>",
            f"<h2>{html.escape(title)}</h2>", f"<p class='note'>{html.escape(note)}</p>",
-           "<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in cols) + "</tr></thead><tbody>"]
-    cols = [(c, h) for c, h in cols if c in df.columns]
+           ]
+    cols = [(c, h) for c, h in cols if c in df.columns]   # the header names the columns the rows have
+    out.append("<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in cols)
+               + "</tr></thead><tbody>")
     for _, r in df.iterrows():
         cells = []
         for c, _ in cols:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cmkd import atomic
 from cmkd.analysis import stats as st
+from cmkd.analysis.averaged_gains import build_gains_table, gains_markdown, gains_note
 from cmkd.analysis.table_formats import fmt, to_html, to_latex, to_markdown
 from cmkd.analysis.table_notes import NOTE_FAMILIES, power_note, table_note
 from cmkd.errors import DataError
@@ -435,6 +436,9 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
     protocol = spec.get("protocol", {})
     by_subject = None
     for table in spec.get("tables", []):
+        if table.get("gains"):  # a paper's averaged gains as rows (cmkd.analysis.averaged_gains)
+            written += _write_gains(runs, table, published, spec.get("datasets", {}), out_dir)
+            continue
         src = summary
         if table.get("over") == "subjects":
             if subjects_csv is None:
@@ -457,3 +461,15 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
         atomic.write_text(base.with_suffix(".html"), to_html(df, title, note + (" " + power if power else "")))
         written += [base.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]
     return written
+
+
+def _write_gains(runs: pd.DataFrame, table: dict, published: dict, datasets: dict, out_dir: Path) -> list[Path]:
+    """The files of a gains table (``tables.<name>.gains``: :mod:`cmkd.analysis.averaged_gains`)."""
+    df = build_gains_table(runs, table, published, datasets)
+    title, note = table.get("title", table["name"]), gains_note(df, table) if len(df) else table.get("caption", "")
+    base = out_dir / table["name"]
+    atomic.write_csv(base.with_suffix(".csv"), df)
+    atomic.write_text(base.with_suffix(".md"), gains_markdown(df, title, note))
+    atomic.write_text(base.with_suffix(".tex"), to_latex(df, title) if len(df) else "")
+    atomic.write_text(base.with_suffix(".html"), to_html(df, title, note))
+    return [base.with_suffix(s) for s in (".csv", ".md", ".tex", ".html")]

@@ -7,7 +7,7 @@ import json
 from cmkd.analysis import figure_plan
 from cmkd.analysis.figures import PROJECTIONS
 from cmkd.workflow.grid import Grid
-from cmkd.workflow.lookup import table_names
+from cmkd.workflow.lookup import bar_tables
 
 #: the projections of a cell's feature maps
 FEATURE_KINDS = list(PROJECTIONS)  # the projections the feature maps draw (cmkd.analysis.figures)
@@ -88,6 +88,6 @@ def plot_targets(grid: Grid) -> list[str]:
         + [f"{fig}/{ds}/{tr}/{dim}/curves.png" for ds, tr, dim in curve_cells(grid)]
         + ([f"{fig}/published_vs_reproduced.png"] if figure_plan.has_published_cells(grid.config) else [])
         + [f"{fig}/cd/{tr}/{g}/{m}.png" for tr, g, m in cd_figures(grid)]
-        + [f"{fig}/tables/{n}.png" for n in table_names(grid.config)]
+        + [f"{fig}/tables/{n}.png" for n in bar_tables(grid.config)]
         + [f"{fig}/gains/{tr}.png" for tr in gains_tracks(grid)]
     )

@@ -7,6 +7,12 @@ def table_names(config: dict) -> list[str]:
     return [t["name"] for t in config.get("tables", [])]
 
 
+def bar_tables(config: dict) -> list[str]:
+    """The tables with a bar plot: every table but a gains table (its rows are averaged differences,
+    not a metric of runs: cmkd.analysis.averaged_gains)."""
+    return [t["name"] for t in config.get("tables", []) if not t.get("gains")]
+
+
 def table_entry(config: dict, name: str) -> dict | None:
     """The config entry of table ``name`` (None when there is none)."""
     return next((t for t in config.get("tables", []) if t["name"] == name), None)

@@ -37,6 +37,8 @@ def published_vs_reproduced(
         missing = [c for c in ("dataset", "dimension", "method", "metric", "mean") if c not in df.columns]
         if missing:
             raise DataError(f"{p}: table lacks column(s) {missing}")
+        if "kind" in df.columns:  # a gains table's rows are averaged differences, not a metric: not drawn
+            df = df[df["kind"].fillna("").astype(str) != "gain"]
         df = df.assign(table=Path(p).stem)
         frames.append(df)
     pts = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
