@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmkd.models._torchvision_shim import ensure_timm_importable
+from cmkd.models.visual_frozen import FrozenFeatureHead
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -191,17 +192,20 @@ class TimmFrameEncoder(nn.Module):
             return fmap
         return fmap
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(per-frame pooled features (B, F, D), hint)``: one pass of the backbone over every frame."""
         if x.dim() != 5:
             raise ValueError(f"expected face clips (B, F, 3, H, W), got shape {tuple(x.shape)}")
         b, f = x.shape[:2]
         frames = self._prepare(x.reshape(b * f, *x.shape[2:]))
         fmap, hint_map = self._features(frames)
         pooled = self.backbone.forward_head(fmap)  # num_classes=0: pooled pre-logits
-        feat = pooled.reshape(b, f, -1).mean(dim=1)
         hint = self._channels_first(hint_map)
-        hint = hint.reshape(b, f, *hint.shape[1:]).mean(dim=1)
-        return feat, hint
+        return pooled.reshape(b, f, -1), hint.reshape(b, f, *hint.shape[1:]).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_frame, hint = self.frames(x)
+        return per_frame.mean(dim=1), hint
 
     def _features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(last feature map, hint map): one pass through the backbone."""
@@ -213,8 +217,11 @@ class TimmFrameEncoder(nn.Module):
 
 
 def weights_provenance(model: nn.Module) -> dict:
-    """``{module name: TimmFrameEncoder.weights}`` for every frame encoder in ``model``."""
-    return {name or "model": dict(m.weights) for name, m in model.named_modules() if isinstance(m, TimmFrameEncoder)}
+    """``{module name: weights}`` for every frame encoder in ``model``: a fine-tuned
+    :class:`TimmFrameEncoder`'s initial weights, or the frozen features' provenance of a
+    :class:`cmkd.models.visual_frozen.FrozenFeatureHead` (``frozen: true``, with the cache key)."""
+    return {name or "model": dict(m.weights) for name, m in model.named_modules()
+            if isinstance(m, (TimmFrameEncoder, FrozenFeatureHead))}
 
 
 def without_pretrained(spec):
