@@ -243,4 +243,23 @@ def test_table_note_names_the_frozen_features():
     table = {"track": "face_eeg-to-face", "rows": {"baseline": None, "kd": "kd"}}
     note = visual_note(table, vis)
     assert "frozen pvt_v2_b2 features (ImageNet weights from timm)" in note and "not fine-tuned" in note
+    assert "authors train on stored PVT features" in note
     assert visual_note({"track": "face-to-eeg", "rows": {"baseline": None}}, vis) == ""
+
+
+def test_streamed_parts_read_the_cached_features(tmp_path):
+    """A data set past training.stream_threshold_mb streams its rows from the features file, not the frames."""
+    from cmkd import train
+
+    cfg = frozen_config(tmp_path)
+    write_synthetic(f"{cfg['results']}/prepared/synthetic", PARAMS, 0)
+    spec = run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", "baseline", 0)
+    mem = train.load(spec)
+    spec["training"]["stream_threshold_mb"] = 0
+    streamed = train.load(spec)
+    assert mem.data_mode == "memory" and streamed.data_mode == "stream"
+    idx = torch.arange(4)
+    assert torch.equal(mem.parts["train"].batch(idx, "cpu")["face"], streamed.parts["train"].batch(idx, "cpu")["face"])
+    np.save(tmp_path / "short.npy", np.zeros((1, 2, 256), np.float32))
+    with pytest.raises(DataError, match="1 rows"):
+        load_prepared(mem.prep.path).with_array("face", tmp_path / "short.npy")

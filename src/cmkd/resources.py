@@ -93,7 +93,8 @@ FROZEN_HEAD_SAMPLE_S = 1e-4
 #: the one extraction pass (every job of a data set may be the first, or wait for it under the lock):
 #: seconds per segment = this x SAMPLE_S["face"] (a pvt_v2_b0 training sample at 5 x 224 px): pvt_v2_b2,
 #: the paper grid's extractor, costs 4.0 GFLOPs per 224 px frame against b0's 0.6, a forward pass about
-#: a third of a training step: 6.7 / 3
+#: a third of a training step: 6.7 / 3 = 2.2, an upper bound (on a shared 2-core CPU, 2 threads, a b2
+#: forward pass of a 5-frame segment took 0.8-1.2 times a b0 training step of one)
 FROZEN_EXTRACT_FACTOR = 2.2
 #: the extraction batch's activations (no gradient) relative to pvt_v2_b0's: b2's stages are twice as wide
 FROZEN_EXTRACT_WIDTH = 2.0

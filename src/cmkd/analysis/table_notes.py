@@ -166,9 +166,11 @@ def visual_note(table: dict, visual: dict) -> str:
             descs.setdefault(desc, []).append(m)
     if not descs:
         return ""
+    pvt = any("pvt" in d for d in descs)
     return ("Visual encoder (generated from the config): " + "; ".join(
         f"{d} [{', '.join(dict.fromkeys(ms))}]" if len(descs) > 1 else d for d, ms in descs.items())
-        + ". CDGKD's authors train on stored PVT features as well (their code reads precomputed frame features).")
+        + (". CDGKD's authors train on stored PVT features as well (their code reads precomputed frame features)."
+           if pvt else "."))
 
 
 def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:

@@ -11,8 +11,11 @@ hint; negative k counts from the end) -- always channels first:
 ViT-like token outputs ``(B, D, h, w)`` when the patch tokens form a known grid (prefix tokens
 such as the class token dropped), else ``(B, D, N)``.
 
-The paper size is ``pvt_v2_b0`` (3.4 M parameters) at 224 px; the fast default is timm's
-``test_vit`` (0.3 M parameters) at the data's own size.
+The fine-tuned paper size is ``pvt_v2_b0`` (3.4 M parameters) at 224 px; the fast default is timm's
+``test_vit`` (0.3 M parameters) at the data's own size. With ``frozen: true`` this class only
+extracts: the training job runs it once per frame in eval mode without gradients and caches the
+pooled features (:mod:`cmkd.run.frame_features`; the paper grid: ``pvt_v2_b2``), and the network
+holds a small head on them instead (:class:`cmkd.models.visual_frozen.FrozenFeatureHead`).
 
 Weights (CDGKD §4.3 extracts visual features with PVT; its authors' code feeds ImageNet-pretrained
 PVT features), as timm users expect them:

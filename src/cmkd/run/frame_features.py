@@ -170,7 +170,10 @@ def ensure(prep: Prepared, settings: dict, root: str | os.PathLike, device="cpu"
         return folder / f"{FACE}.npy", prov
     root.mkdir(parents=True, exist_ok=True)
     with open(root / f"{key[:16]}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another job of the grid may be extracting the same features
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another job of the grid may be extracting the same features
+        except OSError as e:  # a file system without locks (some network mounts): extract; the rename stays atomic
+            log(f"frozen face features: no lock on {root} ({e.strerror}); extracting without waiting for other jobs")
         if _fresh(folder, key):
             log(f"frozen face features: cache hit {folder} (extracted by another job)")
             return folder / f"{FACE}.npy", prov
