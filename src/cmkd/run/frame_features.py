@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -217,8 +217,3 @@ def apply(spec: dict, teachers: Mapping[str, dict], prep: Prepared, needed: list
             raise DataError(f"{spec['method']}: {who} was trained on frozen face features {feats.get('cache_key', '?')[:16]}, "
                             f"this run's are {prov['cache_key'][:16]} ({file}): other weights or frames; train it again")
     return prep.with_array(FACE, file, {"frame_features": {FACE: prov}})
-
-
-def input_features(prep: Prepared, modality: str) -> dict[str, Any] | None:
-    """The provenance of the cached features a view reads for ``modality`` (None for raw arrays)."""
-    return (prep.meta.get("frame_features") or {}).get(modality)
