@@ -331,6 +331,11 @@ def _bench_cfg(cfg: dict, like: str) -> dict:
     for enc in (c.get("encoders") or {}).values():
         if isinstance(enc, dict) and enc.get("pretrained"):
             enc.update(pretrained=False, allow_random_init=True)
+    face = (c.get("encoders") or {}).get("face")
+    if isinstance(face, dict) and face.get("frozen"):
+        # the calibration of cmkd.resources (SAMPLE_S, MEASURED) is the fine-tuned pvt_v2_b0 student's, the
+        # expensive path; the frozen features' costs are derived from it (cmkd.resources.FROZEN_EXTRACT_FACTOR)
+        face.update(arch="pvt_v2_b0", frozen=False, hint_stage=2)
     return c
 
 

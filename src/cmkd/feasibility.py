@@ -254,6 +254,53 @@ def face_size(config: dict, name: str, synth_params: dict | None) -> tuple[int, 
     return (int(decl.default), f"{where} (default)") if isinstance(decl, Param) else None
 
 
+def face_encoder(config: dict, method: str, track: str) -> tuple[str, dict] | None:
+    """``(config key, settings)`` of the face encoder a method's network reads on a track (its
+    override merged over ``encoders.face``), or None when the method reads no face."""
+    if "face" not in _modalities(config, method, track, f"methods.{method}"):
+        return None
+    override = (config["methods"][method].get("encoders") or {}).get("face")
+    enc = _encoder(config["encoders"].get("face", {}), override) if override else config["encoders"].get("face", {})
+    return (f"methods.{method}.encoders.face" if override else "encoders.face"), enc
+
+
+#: the face encoder keys that decide frozen features (cmkd.run.frame_features.EXTRACTION_KEYS)
+FROZEN_EXTRACTION_KEYS = ("frozen", "arch", "img_size", "pretrained", "pretrained_path")
+
+
+def _frozen(enc: dict) -> bool:
+    return isinstance(enc, dict) and enc.get("name") == "timm" and enc.get("frozen") is True
+
+
+def check_frozen_faces(config: dict, cells) -> None:
+    """Frozen face features (``encoders.face.frozen: true``, cmkd.run.frame_features): a frozen
+    encoder takes no ``hint_stage`` (its hint is its head's per-frame map), and a run's face
+    networks read the face one way: a method and each run it requires (teacher, assistants) that
+    read the face are all frozen with the same extraction settings, or all fine-tuned."""
+    done = set()
+    for _ds, tr, _dim, m in cells:
+        own = face_encoder(config, m, tr)
+        if own is not None and _frozen(own[1]) and own[1].get("hint_stage") is not None:
+            raise ConfigError(f"{own[0]}.hint_stage: {own[1]['hint_stage']!r} names a backbone stage, but {own[0]}.frozen "
+                              f"is true (method '{m}'): the backbone's maps are cached constants, the hint of a frozen "
+                              "encoder is its head's per-frame map; set hint_stage: null")
+        for role, target in (config["methods"][m].get("requires") or {}).items():
+            other = face_encoder(config, target, tr)
+            if own is None or other is None or (m, target, tr) in done:
+                continue
+            done.add((m, target, tr))
+            if not (_frozen(own[1]) or _frozen(other[1])):
+                continue
+            mine = {k: own[1].get(k) for k in FROZEN_EXTRACTION_KEYS}
+            theirs = {k: other[1].get(k) for k in FROZEN_EXTRACTION_KEYS}
+            if mine != theirs:
+                diff = [k for k in FROZEN_EXTRACTION_KEYS if mine[k] != theirs[k]]
+                raise ConfigError(f"{own[0]}.{diff[0]}: method '{m}' reads the face with {mine[diff[0]]!r}, its {role} "
+                                  f"'{target}' ({other[0]}) with {theirs[diff[0]]!r}; with frozen face features every "
+                                  "network of a run reads the same cached features (the same frozen, arch, img_size "
+                                  "and weights) or none does")
+
+
 def check_face_sizes(config: dict, cells, sizes: dict) -> None:
     """A face size (or ``img_size``) the configured timm architecture cannot take, by the
     torch-free table ``FRAME_SIZES`` of cmkd.models.visual_sizes (:func:`frame_sizes`; an
@@ -405,6 +452,7 @@ def check_feasibility(config: dict, cells, check_env: bool = True) -> None:
         check_device(config)
     check_dimensions(config)
     check_encoders(config, cells)
+    check_frozen_faces(config, cells)
     used = {c[0] for c in cells}
     shapes, faces = {}, {}
     for name, ds in config["datasets"].items():

@@ -34,6 +34,12 @@ cross-validation each train on most of the data), and ``sample_s`` the time per 
 :data:`SAMPLE_S` per student input modality (measured by the bench on the CPU; on a GPU set it from
 ``scripts/gpu_check.sh``).
 
+**Frozen face features** (``encoders.face.frozen``, :mod:`cmkd.run.frame_features`): the epochs read
+(F, D) float32 features per segment (:data:`FROZEN_FEATURE_DIM`) instead of the frames, the face's
+training activations are the extraction batch's (forward only, :data:`FROZEN_EXTRACT_BATCH` segments),
+its ``sample_s`` is the small head's (:data:`FROZEN_HEAD_SAMPLE_S`), and the runtime adds the one
+extraction pass over the data set (:data:`FROZEN_EXTRACT_FACTOR`), which any job may have to make.
+
 **Overrides.** ``methods.<name>.resources.mem_mb`` / ``runtime`` replace the estimate (still
 scaled by the attempt); ``snakemake --set-resources train:mem_mb=...`` replaces the whole
 expression for every training job.
@@ -85,6 +91,23 @@ PARAM_MB = {name: m.param_mb for name, m in MODALITY_CATALOG.items()}
 #: upper bound for a GPU, where ``training.sample_s`` should be set from ``scripts/gpu_check.sh``
 SAMPLE_S = {name: m.sample_s for name, m in MODALITY_CATALOG.items()}
 
+#: frozen face features (``encoders.face.frozen``, cmkd.run.frame_features): the training job reads
+#: (N, F, D) float32 features, D at most this (timm's PVT v2 b1-b5: 512), instead of the frames
+FROZEN_FEATURE_DIM = 512
+#: seconds per training sample of the head on frozen features (a LayerNorm and a Linear per frame,
+#: as cheap as the eye-feature MLP's sample): the backbone neither runs nor trains in the epochs
+FROZEN_HEAD_SAMPLE_S = 1e-4
+#: the one extraction pass (every job of a data set may be the first, or wait for it under the lock):
+#: seconds per segment = this x SAMPLE_S["face"] (a pvt_v2_b0 training sample at 5 x 224 px): pvt_v2_b2,
+#: the paper grid's extractor, costs 4.0 GFLOPs per 224 px frame against b0's 0.6, a forward pass about
+#: a third of a training step: 6.7 / 3 = 2.2, an upper bound (on a shared 2-core CPU, 2 threads, a b2
+#: forward pass of a 5-frame segment took 0.8-1.2 times a b0 training step of one)
+FROZEN_EXTRACT_FACTOR = 2.2
+#: the extraction batch's activations (no gradient) relative to pvt_v2_b0's: b2's stages are twice as wide
+FROZEN_EXTRACT_WIDTH = 2.0
+#: segments per extraction batch (cmkd.run.frame_features.BATCH_SEGMENTS; a test keeps them equal)
+FROZEN_EXTRACT_BATCH = 32
+
 #: nominal number of segments of each real data set (before it is prepared): its loader module's
 #: ``LOADER["nominal_segments"]``
 NOMINAL_SEGMENTS = {name: dict(info.nominal_segments) for name, info in LOADER_INFO.items() if info.nominal_segments}
@@ -109,7 +132,8 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
             n = int(meta["n_segments"])
             per = {name: array_row_bytes(spec) for name, spec in meta["arrays"].items()}
-            return {"n": n, "bytes": per, "source": "prepared"}
+            frames = int(meta["arrays"]["face"]["shape"][1]) if "face" in meta["arrays"] else 0
+            return {"n": n, "bytes": per, "source": "prepared", "face_frames": frames}
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: estimate from the config; the job's own check reports the problem
     ds = config["datasets"][dataset]
@@ -119,7 +143,8 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
         from cmkd.data.synthetic import DEFAULTS  # lazy: plugin
 
         params = {**DEFAULTS, **params}
-    per = segment_bytes(segment_geometry(loader, params))
+    geometry = segment_geometry(loader, params)
+    per = segment_bytes(geometry)
     if loader == "synthetic":
         n = int(params["n_subjects"]) * int(params["n_trials"]) * int(params["segments_per_trial"])
     else:
@@ -129,7 +154,7 @@ def dataset_size(config: Mapping[str, Any], dataset: str) -> dict:
                               f"(prepare it first, or set methods.<name>.resources.mem_mb and runtime)")
         mods = ds.get("modalities") or params.get("modalities") or []
         n = nominal["face"] if "face" in mods and "face" in nominal else nominal["default"]
-    return {"n": n, "bytes": per, "source": "config"}
+    return {"n": n, "bytes": per, "source": "config", "face_frames": int(geometry.frames)}
 
 
 def dataset_subjects(config: Mapping[str, Any], dataset: str) -> int | None:
@@ -196,6 +221,13 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     size = dataset_size(config, dataset)
     n = size["n"]
     per_raw = {m: size["bytes"].get(m, 0) for m in needed}
+    frozen = "face" in needed and any(
+        isinstance(enc, dict) and enc.get("frozen") is True
+        for enc in [spec["encoders"].get("face")] + [run_spec(dict(config), dataset, track, dimension, r["method"], 0)
+                                                    ["encoders"].get("face") for r in spec["requires"].values()])
+    frames_bytes = per_raw.get("face", 0)
+    if frozen:  # the epochs read the cached features, not the frames
+        per_raw["face"] = int(size.get("face_frames") or 1) * FROZEN_FEATURE_DIM * 4
     # float32 in memory for the continuous modalities (their files are float32 already)
     per_mem = {m: b for m, b in per_raw.items()}
     tr = spec["training"]
@@ -211,6 +243,10 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     # activations: float32 values per input value; the student trains, teachers only run forward
     act = 0.0
     for m in needed:
+        if frozen and m == "face":  # the extraction batch (forward, no gradient); the head's activations are small
+            values = MODALITY_CATALOG[m].values(frames_bytes)
+            act += 4 * values * ACTIVATION_FACTOR[m] * FROZEN_EXTRACT_WIDTH * FROZEN_EXTRACT_BATCH * FORWARD_FRACTION / 2**20
+            continue
         values = MODALITY_CATALOG[m].values(per_raw[m])  # input values per sample
         f = ACTIVATION_FACTOR[m]
         train_mult = 1.0 if m in mods else FORWARD_FRACTION  # teachers: forward passes only
@@ -236,14 +272,15 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     elif "sample_s" in tr:
         sample_s = _positive(tr["sample_s"], "training.sample_s")
     else:
-        sample_s = sum(SAMPLE_S[m] for m in mods)
+        sample_s = sum(FROZEN_HEAD_SAMPLE_S if (frozen and m == "face") else SAMPLE_S[m] for m in mods)
     epochs = int(tr["max_epochs"])
-    seconds = n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S
-                         + (per_run["models"] - 1) * MODEL_S) * MARGIN
+    extract_s = n * FROZEN_EXTRACT_FACTOR * SAMPLE_S["face"] if frozen else 0.0
+    seconds = (n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S
+                          + (per_run["models"] - 1) * MODEL_S) + extract_s) * MARGIN
     if "runtime" in res:
         runtime = int(math.ceil(_positive(res["runtime"], f"{where}.runtime") * n_seeds * attempt))
     else:
         runtime = max(MIN_RUNTIME, int(math.ceil(seconds / 60.0 * attempt)))
     return {"mem_mb": mem_mb, "runtime": runtime, "n_segments": n, "size_source": size["source"],
             "data_mb": round(data_mb_total, 1), "streamed": streamed, "modalities": needed,
-            "sample_s": sample_s, "gpu": gpu, "models": per_run["models"]}
+            "sample_s": sample_s, "gpu": gpu, "models": per_run["models"], "frozen_face": frozen}

@@ -52,6 +52,7 @@ from cmkd.methods import REGISTRY, method_class
 from cmkd.models.visual import weights_provenance
 from cmkd.run.checks import (check_labels, check_validation, degenerate_reason, run_targets,  # noqa: F401
                              split_hash, subject_positions)
+from cmkd.run import frame_features
 from cmkd.run.method_setup import attach_method, method_parts
 from cmkd.run.parts import (RequiredRunFailed, build_parts, evaluate, load_checkpoint, model_inputs,  # noqa: F401
                             predict)
@@ -155,6 +156,7 @@ def load(spec: dict, kind: RunKind | None = None, trial: bool = False, t0: float
     teachers = load_teachers(spec)
     needed = kind.inputs(spec, teachers)
     check_inputs(spec, prep, needed)
+    prep = frame_features.apply(spec, teachers, prep, needed, device)  # frozen face features in place of the frames
     y = run_targets(spec, prep)
     split = splits_mod.run_splits(prep, seed, spec["split"], y, task)[int(fold) if fold is not None else 0]
     val_counts = check_validation(spec, prep, split, y, fold)  # before any epoch: a part that cannot measure the task

@@ -183,6 +183,24 @@ def splits_note(df: pd.DataFrame, table: dict, splits: dict) -> str:
     return out + "".join(f" {t}{where(d)}" for t, d in pairs.items())
 
 
+def visual_note(table: dict, visual: dict) -> str:
+    """The frozen visual features the table's rows ran with (``protocol.visual``: run -> description,
+    :func:`cmkd.workflow.summary.frozen_visual`); empty when every face network fine-tunes."""
+    rows = set(table.get("rows") or {})
+    descs = {}
+    for run, desc in visual.items():
+        _ds, tr, m = run.split("/", 2)
+        if m in rows and tr == table.get("track", tr):
+            descs.setdefault(desc, []).append(m)
+    if not descs:
+        return ""
+    pvt = any("pvt" in d for d in descs)
+    return ("Visual encoder (generated from the config): " + "; ".join(
+        f"{d} [{', '.join(dict.fromkeys(ms))}]" if len(descs) > 1 else d for d, ms in descs.items())
+        + (". CDGKD's authors train on stored PVT features as well (their code reads precomputed frame features)."
+           if pvt else "."))
+
+
 def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
     syn = bool(len(df) and df["synthetic"].any())
     parts = [table.get("caption", "")]
@@ -202,6 +220,7 @@ def table_note(df: pd.DataFrame, table: dict, protocol: dict) -> str:
                  "validation, test evaluated once.")
     parts.append(protocol_note(df, table, protocol.get("splits") or {}))
     parts.append(splits_note(df, table, protocol.get("splits") or {}))
+    parts.append(visual_note(table, protocol.get("visual") or {}))
     if len(df) and "n_degenerate" in df and (df["n_degenerate"] > 0).any():
         parts.append("'(N did not learn)': N runs of the row predicted one constant value on the whole test part "
                      "(status degenerate: the model learned nothing, the code did not fail); they are not averaged "

@@ -171,6 +171,25 @@ class Prepared:
     path: Path
     meta: dict
     _cache: dict = field(default_factory=dict, repr=False)
+    #: arrays read from another file than ``<path>/<name>.npy`` (:meth:`with_array`)
+    files: dict = field(default_factory=dict, repr=False)
+
+    def file(self, name: str) -> Path:
+        """The ``.npy`` file of array ``name``."""
+        return Path(self.files[name]) if name in self.files else self.path / f"{name}.npy"
+
+    def with_array(self, name: str, file: str | os.PathLike, extra_meta: Mapping[str, Any] | None = None) -> "Prepared":
+        """A view of this data set whose array ``name`` is read from ``file`` (rows aligned with
+        the segments; e.g. the cached frame features of :mod:`cmkd.run.frame_features` in place
+        of the frames); ``extra_meta`` is merged into the view's ``meta.json`` contents. The
+        ``content_hash`` (:attr:`data_hash`) stays the prepared set's."""
+        with open(file, "rb") as f:
+            shape, dtype, _ = _npy_data_offset(f)
+        if not shape or shape[0] != self.n:
+            raise DataError(f"{file}: {shape[0] if shape else 0} rows, the prepared data set {self.path} has {self.n}")
+        meta = {**self.meta, **dict(extra_meta or {})}
+        meta["arrays"] = {**self.meta["arrays"], name: {"shape": list(shape), "dtype": np.dtype(dtype).str}}
+        return Prepared(path=self.path, meta=meta, files={**self.files, name: Path(file)})
 
     @property
     def n(self) -> int:
@@ -191,7 +210,7 @@ class Prepared:
         if name not in self._cache:
             if name not in self.meta["arrays"]:
                 raise DataError(f"{self.path}: no array '{name}' (has {self.names})")
-            f = self.path / f"{name}.npy"
+            f = self.file(name)
             try:
                 a = np.load(f, mmap_mode="r", allow_pickle=False)
             except FileNotFoundError:
@@ -232,7 +251,7 @@ def check_finite(prep: Prepared, names: list[str]) -> None:
         a = prep[name]  # checks the file against meta.json
         if a.dtype.kind != "f":
             continue
-        reader = RowReader(prep.path / f"{name}.npy")
+        reader = RowReader(prep.file(name))
         step = max(1, (8 << 20) // max(1, reader.row_bytes))
         for start in range(0, a.shape[0], step):
             block = reader.rows(np.arange(start, min(a.shape[0], start + step)))
@@ -245,7 +264,7 @@ def check_finite(prep: Prepared, names: list[str]) -> None:
                     names_ch = prep.meta.get("channels", {}).get(name)
                     c = int(idx[1])
                     chan = f", channel {names_ch[c] if names_ch and c < len(names_ch) else c}"
-                raise DataError(f"{prep.path / (name + '.npy')}: non-finite value in segment {seg}{chan}")
+                raise DataError(f"{prep.file(name)}: non-finite value in segment {seg}{chan}")
 
 
 def _npy_data_offset(f) -> tuple[tuple[int, ...], np.dtype, int]:

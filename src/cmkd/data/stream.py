@@ -215,7 +215,7 @@ class StreamPart(Part):
 
 def build_stream_parts(prep, modalities, y, split, task, pin: bool = False):
     """Streamed parts and the standardisation statistics (``norm`` as :func:`cmkd.train.build_parts`)."""
-    readers = {mod: RowReader(prep.path / f"{mod}.npy") for mod in modalities}
+    readers = {mod: RowReader(prep.file(mod)) for mod in modalities}
     for mod, r in readers.items():
         if r.shape[0] != prep.n:
             raise DataError(f"{r.path}: {r.shape[0]} rows, meta.json says {prep.n}")

@@ -33,7 +33,7 @@ class CNNLSTMNet(_Base):
         c = _model_cfg(spec, where, {"lstm_hidden": 32, "lstm_layers": 1})
         self.encoders = nn.ModuleDict({m: _encoder(spec, m, where) for m in self.modalities})
         hv = self.encoders[VISUAL]
-        if not hasattr(hv, "backbone"):
+        if not hasattr(hv, "frames"):
             raise ConfigError(f"{where}.{VISUAL}.name: cnn_lstm needs a frame encoder (timm) for the face")
         eeg_hint_ch = int(getattr(self.encoders[EEG], "hint_shape", (self.encoders[EEG].out_dim,))[0])
         self.lstm = nn.ModuleDict({
@@ -43,7 +43,11 @@ class CNNLSTMNet(_Base):
         self.head = _head(2 * c["lstm_hidden"], spec, self.n_outputs, where)
 
     def _frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-frame vectors (B, F, D), hint): the backbone's pooled frames and its last map, or the
+        frozen features' head (encoders.face.frozen: :class:`cmkd.models.visual_frozen.FrozenFeatureHead`)."""
         enc = self.encoders[VISUAL]
+        if not hasattr(enc, "backbone"):
+            return enc.frames(x)
         if x.dim() != 5:
             raise DataError(f"expected face clips (B, F, 3, H, W), got shape {tuple(x.shape)}")
         b, f = x.shape[:2]

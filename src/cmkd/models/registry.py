@@ -22,7 +22,9 @@ name              input (without batch axis)                   config keys (defa
                                                                (null = H), pretrained_path (null),
                                                                pretrained (false: timm's hub
                                                                weights), allow_random_init (false;
-                                                               see cmkd.models.visual)
+                                                               see cmkd.models.visual), frozen
+                                                               (false), frozen_hidden (256; see
+                                                               cmkd.models.visual_frozen)
 ``eog_cnn``       EOG ``(2, T)``                               width (16), depth (3),
                                                                kernel_size (7, odd),
                                                                dropout (0.25)
@@ -57,6 +59,7 @@ from cmkd.models.eye import EyeMLPEncoder
 from cmkd.models.fusion import FUSIONS, MultiModalNet  # noqa: F401 (FUSIONS: the fusions a spec may name)
 from cmkd.models.tsception import MIDLINE_MODES, TSceptionEncoder, hemisphere_order
 from cmkd.models.visual import DEFAULT_ARCH, TimmFrameEncoder, import_timm
+from cmkd.models.visual_frozen import FrozenFeatureHead
 from cmkd.params import defaults_of, params_from_literals, resolve
 
 _EEG_INPUT_PARAMS = {
@@ -89,7 +92,10 @@ ENCODER_PARAMS: dict[str, dict[str, Any]] = {
              "pretrained_path": {"default": None, "kind": "str", "nullable": True, "doc": "a local weights file"},
              "hint_stage": {"default": None, "kind": "int", "nullable": True, "doc": "stage whose features are the hint (negative from the end)"},
              "pretrained": {"default": False, "kind": "bool", "doc": "timm's ImageNet weights"},
-             "allow_random_init": {"default": False, "kind": "bool", "doc": "train from scratch on purpose on real data"}},
+             "allow_random_init": {"default": False, "kind": "bool", "doc": "train from scratch on purpose on real data"},
+             "frozen": {"default": False, "kind": "bool",
+                        "doc": "features extracted once per frame by the pretrained backbone and cached; only a small head trains (CDGKD's authors' setting)"},
+             "frozen_hidden": {"default": 256, "kind": "int", "lo": 1, "doc": "width of the head on the frozen features (its per-frame map is the hint)"}},
     "eog_cnn": {"width": {"default": 16, "kind": "int", "lo": 1, "doc": "channels of the convolutions"},
                 "depth": {"default": 3, "kind": "int", "lo": 1, "doc": "convolution blocks"},
                 "kernel_size": {"default": 7, "kind": "int", "lo": 1, "doc": "kernel length (odd)"},
@@ -210,8 +216,31 @@ def _build_eegnet(cfg, info, where, info_where):
         dropout=probability(c["dropout"], f"{where}.dropout")))
 
 
+def _build_frozen_head(c, info, where, info_where):
+    """``frozen: true``: the head on the cached frame features the training job put in place of
+    the frames (``inputs.face.features`` names how they were extracted; cmkd.run.frame_features)."""
+    if c["hint_stage"] is not None:
+        raise ConfigError(f"{where}.hint_stage: {c['hint_stage']!r} names a backbone stage, but with {where}.frozen: true "
+                          "the backbone's maps are cached constants; the hint is the frozen head's per-frame map "
+                          "(cmkd.models.visual_frozen): set hint_stage: null")
+    feats = info.get("features")
+    if not isinstance(feats, Mapping) or info.get("shape") is None or len(info["shape"]) != 2:
+        raise ConfigError(f"{where}.frozen: true reads the cached frame features (F, D) that the training job extracts "
+                          f"(cmkd.run.frame_features), but {info_where} describes {info.get('shape')!r}, not features")
+    if feats.get("arch") != c["arch"]:
+        raise ConfigError(f"{where}.arch: {c['arch']!r}, but the cached features of {info_where} were extracted with "
+                          f"{feats.get('arch')!r}")
+    _, dim = _shape(info, 2, info_where, "frames, feature size")
+    hidden = pos_int(c["frozen_hidden"], f"{where}.frozen_hidden")
+    return _built(where, lambda: FrozenFeatureHead(dim, hidden, provenance=dict(feats)))
+
+
 def _build_timm(cfg, info, where, info_where):
     c = _merge("timm", cfg, where)
+    if not isinstance(c["frozen"], bool):
+        raise ConfigError(f"{where}.frozen: must be true or false, got {c['frozen']!r}")
+    if c["frozen"]:
+        return _build_frozen_head(c, info, where, info_where)
     _, _, _, h, w = [None] + _shape(info, 4, info_where, "frames, 3, height, width")
     arch = c["arch"]
     if not isinstance(arch, str) or not arch:

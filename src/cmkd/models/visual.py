@@ -11,8 +11,11 @@ hint; negative k counts from the end) -- always channels first:
 ViT-like token outputs ``(B, D, h, w)`` when the patch tokens form a known grid (prefix tokens
 such as the class token dropped), else ``(B, D, N)``.
 
-The paper size is ``pvt_v2_b0`` (3.4 M parameters) at 224 px; the fast default is timm's
-``test_vit`` (0.3 M parameters) at the data's own size.
+The fine-tuned paper size is ``pvt_v2_b0`` (3.4 M parameters) at 224 px; the fast default is timm's
+``test_vit`` (0.3 M parameters) at the data's own size. With ``frozen: true`` this class only
+extracts: the training job runs it once per frame in eval mode without gradients and caches the
+pooled features (:mod:`cmkd.run.frame_features`; the paper grid: ``pvt_v2_b2``), and the network
+holds a small head on them instead (:class:`cmkd.models.visual_frozen.FrozenFeatureHead`).
 
 Weights (CDGKD §4.3 extracts visual features with PVT; its authors' code feeds ImageNet-pretrained
 PVT features), as timm users expect them:
@@ -47,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmkd.models._torchvision_shim import ensure_timm_importable
+from cmkd.models.visual_frozen import FrozenFeatureHead
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -191,17 +195,20 @@ class TimmFrameEncoder(nn.Module):
             return fmap
         return fmap
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def frames(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(per-frame pooled features (B, F, D), hint)``: one pass of the backbone over every frame."""
         if x.dim() != 5:
             raise ValueError(f"expected face clips (B, F, 3, H, W), got shape {tuple(x.shape)}")
         b, f = x.shape[:2]
         frames = self._prepare(x.reshape(b * f, *x.shape[2:]))
         fmap, hint_map = self._features(frames)
         pooled = self.backbone.forward_head(fmap)  # num_classes=0: pooled pre-logits
-        feat = pooled.reshape(b, f, -1).mean(dim=1)
         hint = self._channels_first(hint_map)
-        hint = hint.reshape(b, f, *hint.shape[1:]).mean(dim=1)
-        return feat, hint
+        return pooled.reshape(b, f, -1), hint.reshape(b, f, *hint.shape[1:]).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_frame, hint = self.frames(x)
+        return per_frame.mean(dim=1), hint
 
     def _features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(last feature map, hint map): one pass through the backbone."""
@@ -213,8 +220,11 @@ class TimmFrameEncoder(nn.Module):
 
 
 def weights_provenance(model: nn.Module) -> dict:
-    """``{module name: TimmFrameEncoder.weights}`` for every frame encoder in ``model``."""
-    return {name or "model": dict(m.weights) for name, m in model.named_modules() if isinstance(m, TimmFrameEncoder)}
+    """``{module name: weights}`` for every frame encoder in ``model``: a fine-tuned
+    :class:`TimmFrameEncoder`'s initial weights, or the frozen features' provenance of a
+    :class:`cmkd.models.visual_frozen.FrozenFeatureHead` (``frozen: true``, with the cache key)."""
+    return {name or "model": dict(m.weights) for name, m in model.named_modules()
+            if isinstance(m, (TimmFrameEncoder, FrozenFeatureHead))}
 
 
 def without_pretrained(spec):

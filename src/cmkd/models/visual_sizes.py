@@ -16,7 +16,8 @@ from __future__ import annotations
 FRAME_SIZES: dict[str, tuple[int, int]] = {
     "test_vit": (16, 16),        # 16 px patches, no resampling of a partial patch
     "test_convnext3": (32, 1),   # total stride 32
-    "pvt_v2_b0": (29, 1),        # the paper's visual encoder
+    "pvt_v2_b0": (29, 1),        # the fine-tuned paper-size visual encoder
+    "pvt_v2_b2": (29, 1),        # the paper grid's frozen feature extractor (encoders.face.frozen)
     "resnet18": (1, 1),          # padded convolutions and adaptive pooling take any size
     "resnet50": (1, 1),
     "convnext_tiny": (32, 1),

@@ -67,6 +67,9 @@ def model_inputs(prep, modalities) -> dict:
         ch = prep.meta.get("channels", {}).get(mod)
         if ch:
             d["channel_names"] = ch
+        feats = (prep.meta.get("frame_features") or {}).get(mod)
+        if feats:  # cached frozen features in place of the frames (cmkd.run.frame_features)
+            d["features"] = dict(feats)
         info[mod] = d
     return info
 

@@ -8,6 +8,7 @@ import yaml
 
 from cmkd.config import effective_run_config
 from cmkd.data import split_kinds
+from cmkd.feasibility import face_encoder
 from cmkd.workflow.grid import Grid
 
 
@@ -51,6 +52,24 @@ def claims_datasets_json(config: dict) -> str:
                        for d, v in config["datasets"].items()}, sort_keys=True)
 
 
+def frozen_visual(config: dict, cells) -> dict[str, str]:
+    """``{"dataset/track/method": description}`` of every run whose face encoder is frozen
+    (``encoders.face.frozen``, cmkd.run.frame_features), for the tables' generated notes."""
+    out = {}
+    for ds, tr, _dim, m in cells:
+        fe = face_encoder(config, m, tr)
+        if fe is None or not isinstance(fe[1], dict) or fe[1].get("frozen") is not True:
+            continue
+        enc = fe[1]
+        weights = ("ImageNet weights from timm" if enc.get("pretrained") else
+                   "weights from a local file" if enc.get("pretrained_path") else "random initialisation")
+        size = enc.get("img_size")
+        out[f"{ds}/{tr}/{m}"] = (f"frozen {enc.get('arch')} features ({weights}{f', {size} px' if size else ''}), "
+                                 f"extracted once per frame and cached, with a {enc.get('frozen_hidden', 256)}-wide "
+                                 "head trained on them (the backbone is not fine-tuned)")
+    return out
+
+
 def tables_spec(grid: Grid, published_file: str | Path) -> str:
     """The spec of the tables job (``cmkd tables --spec``): the published numbers, the tables, the
     data sets, the protocol (with every run's split settings, for the tables that describe the
@@ -65,7 +84,8 @@ def tables_spec(grid: Grid, published_file: str | Path) -> str:
             "datasets": config["datasets"],
             "protocol": {"split": config["split"], "seeds": config["seeds"], "dimensions": config["dimensions"],
                          "splits": {f"{ds}/{tr}/{m}": effective_run_config(config, ds, tr, None, m)["split"]
-                                    for ds, tr, _dim, m in grid.cells}},
+                                    for ds, tr, _dim, m in grid.cells},
+                         "visual": frozen_visual(config, grid.cells)},
             "references": track_references(config),
             "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
         },

@@ -1,0 +1,265 @@
+"""Frozen visual features (encoders.face.frozen, cmkd.run.frame_features): extracted once per prepared
+data set and encoder settings, cached, reused by every method; the backbone is in no network and no
+optimiser, the head trains; the cache key follows the weights and the frames; the config check
+refuses a frozen encoder with a backbone hint stage or a run whose networks read the face two ways.
+Random-init tiny timm architectures on synthetic data: nothing is downloaded."""
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_config
+from cmkd.config import run_spec
+from cmkd.data.prepared import load_prepared
+from cmkd.data.synthetic import write_synthetic
+from cmkd.errors import ConfigError, DataError
+from cmkd.models.registry import build_model
+from cmkd.models.visual import TimmFrameEncoder, import_timm
+from cmkd.models.visual_frozen import FrozenFeatureHead
+from cmkd.run import frame_features as ff
+from cmkd.validation import check_semantics
+
+BN_ARCH = "test_efficientnet"  # batch norm: a backbone left in training mode gives batch-dependent features
+PARAMS = {"n_subjects": 2, "n_trials": 4, "segments_per_trial": 2, "sampling_rate": 32, "face_frames": 2, "face_size": 32}
+
+
+@pytest.fixture(scope="module")
+def prep_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ff") / "results/prepared/synthetic"
+    write_synthetic(d, PARAMS, 0)
+    return d
+
+
+def settings(arch=BN_ARCH, **kw):
+    return ff.extraction_settings({"name": "timm", "arch": arch, "frozen": True, **kw}, (32, 32))
+
+
+def counting(monkeypatch):
+    calls = []
+    real = ff.extract
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ff, "extract", spy)
+    return calls
+
+
+def test_cache_hit_gives_the_same_features_as_one_frame_alone(prep_dir, tmp_path, monkeypatch):
+    prep = load_prepared(prep_dir)
+    calls = counting(monkeypatch)
+    f1, p1 = ff.ensure(prep, settings(), tmp_path / "cache")
+    a1 = np.load(f1).copy()
+    f2, p2 = ff.ensure(prep, settings(), tmp_path / "cache")  # another method / seed: a cache hit
+    assert calls == [1] and f1 == f2 and p1["cache_key"] == p2["cache_key"]
+    assert np.array_equal(a1, np.load(f2))
+    assert a1.shape == (prep.n, PARAMS["face_frames"], 256) and a1.dtype == np.float32
+    # each segment's cached features are the backbone's (eval mode) on that segment alone: not batch-dependent
+    enc, _ = ff.build_extractor(settings())
+    for i in (0, prep.n - 1):
+        with torch.no_grad():
+            alone = enc.frames(torch.from_numpy(np.array(prep["face"][i:i + 1])))[0][0].numpy()
+        np.testing.assert_allclose(a1[i], alone, rtol=1e-5, atol=1e-6)
+    assert not enc.training and not any(p.requires_grad for p in enc.parameters())
+
+
+def _weights_file(path, seed):
+    torch.manual_seed(seed)
+    m = import_timm().create_model(BN_ARCH, pretrained=False, num_classes=0)
+    torch.save({k: (torch.randn_like(v) * 0.1 if v.is_floating_point() else v) for k, v in m.state_dict().items()}, path)
+    return str(path)
+
+
+def test_cache_key_follows_the_weights_and_the_frames(prep_dir, tmp_path, monkeypatch):
+    prep = load_prepared(prep_dir)
+    calls = counting(monkeypatch)
+    wa, wb = _weights_file(tmp_path / "a.pth", 1), _weights_file(tmp_path / "b.pth", 2)
+    fa, pa = ff.ensure(prep, settings(pretrained_path=wa), tmp_path / "cache")
+    fb, pb = ff.ensure(prep, settings(pretrained_path=wb), tmp_path / "cache")
+    assert pa["cache_key"] != pb["cache_key"] and fa != fb and calls == [1, 1]
+    assert pa["file_sha256"] != pb["file_sha256"] and pa["source"] == "file"
+    assert not np.array_equal(np.load(fa), np.load(fb))
+    # the same file again: a hit; the same weights under another file name: the same features (keyed by the state)
+    ff.ensure(prep, settings(pretrained_path=wa), tmp_path / "cache")
+    (tmp_path / "copy.pth").write_bytes((tmp_path / "a.pth").read_bytes())
+    _, pc = ff.ensure(prep, settings(pretrained_path=str(tmp_path / "copy.pth")), tmp_path / "cache")
+    assert calls == [1, 1] and pc["cache_key"] == pa["cache_key"]
+    # other frames (another generator seed): another key, extracted again
+    other = tmp_path / "results/prepared/other"
+    write_synthetic(other, PARAMS, 1)
+    fo, po = ff.ensure(load_prepared(other), settings(pretrained_path=wa), tmp_path / "cache")
+    assert po["cache_key"] != pa["cache_key"] and calls == [1, 1, 1]
+    # a damaged cache folder (meta.json gone) is extracted again
+    (fa.parent / "meta.json").unlink()
+    ff.ensure(prep, settings(pretrained_path=wa), tmp_path / "cache")
+    assert len(calls) == 4
+
+
+def frozen_config(tmp_path, arch=BN_ARCH):
+    cfg = tiny_config(results=str(tmp_path / "res"))
+    cfg["training"]["max_epochs"] = 1
+    cfg["datasets"]["synthetic"]["params"] = dict(PARAMS)
+    cfg["encoders"]["face"].update({"arch": arch, "frozen": True, "hint_stage": None, "frozen_hidden": 8})
+    cfg["methods"]["nst"]["params"] = {"weights": "paper", "positions": "spatial"}
+    return cfg
+
+
+def _run(cfg, method):
+    from cmkd.train import run
+
+    out = f"{cfg['results']}/synthetic/face_eeg-to-face/arousal/{method}/seed0"
+    return run(run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", method, 0), out), out
+
+
+def test_methods_share_one_extraction_and_record_it(tmp_path, monkeypatch):
+    cfg = frozen_config(tmp_path)
+    write_synthetic(f"{cfg['results']}/prepared/synthetic", PARAMS, 0)
+    calls = counting(monkeypatch)
+    keys = set()
+    for m in ("teacher", "baseline", "kd", "fitnets", "nst"):  # the hint methods read the head's per-frame map
+        r, _ = _run(cfg, m)
+        assert r["status"] in ("ok", "degenerate"), r.get("reason")
+        (w,) = r["provenance"]["weights"].values()
+        assert w["frozen"] is True and w["arch"] == BN_ARCH and w["state_sha256"]
+        keys.add(w["cache_key"])
+    assert calls == [1] and len(keys) == 1
+    (folder,) = [p for p in (tmp_path / "res/frame_features/synthetic").iterdir() if p.is_dir()]
+    assert json.loads((folder / "meta.json").read_text())["key"] in keys
+
+
+def test_backbone_is_in_no_network_and_no_optimiser_and_the_head_trains(tmp_path):
+    from cmkd import train
+
+    cfg = frozen_config(tmp_path)
+    write_synthetic(f"{cfg['results']}/prepared/synthetic", PARAMS, 0)
+    spec = run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", "baseline", 0)
+    data = train.load(spec)
+    assert data.parts["train"].x["face"].shape[1:] == (PARAMS["face_frames"], 256)  # features, not frames
+    built = train.build(data)
+    student = built.method.student
+    assert not any(isinstance(m, TimmFrameEncoder) for m in student.modules())
+    heads = [m for m in student.modules() if isinstance(m, FrozenFeatureHead)]
+    assert len(heads) == 1
+    head_params = {id(p) for p in heads[0].parameters()}
+    assert sum(p.numel() for p in heads[0].parameters()) == 2 * 256 + 256 * 8 + 8  # LayerNorm + Linear only
+    opt_params = {id(p) for g in built.optimizer.param_groups for p in g["params"]}
+    assert head_params <= opt_params and opt_params <= {id(p) for p in built.method.parameters()} | head_params
+    before = {k: v.clone() for k, v in heads[0].state_dict().items()}
+    idx = torch.arange(len(data.parts["train"]))[:8]
+    batch = data.parts["train"].batch(idx, data.device)
+    _, terms = built.method.training_step(batch)
+    built.optimizer.zero_grad()
+    sum(terms.values()).backward()
+    built.optimizer.step()
+    assert any(not torch.equal(before[k], v) for k, v in heads[0].state_dict().items())
+
+
+def test_frozen_head_in_the_table3_architectures(tmp_path):
+    feats = {"arch": BN_ARCH, "cache_key": "k"}
+    spec = {"modalities": ["face", "eeg"], "n_outputs": 2, "head": {"hidden": 8, "dropout": 0.0},
+            "encoders": {"face": {"name": "timm", "arch": BN_ARCH, "frozen": True, "frozen_hidden": 8},
+                         "eeg": {"name": "tsception", "num_T": 4, "num_S": 4}},
+            "inputs": {"face": {"shape": [2, 256], "features": feats},
+                       "eeg": {"shape": [32, 64], "sampling_rate": 32}}}
+    batch = {"face": torch.randn(3, 2, 256), "eeg": torch.randn(3, 32, 64)}
+    for arch in (None, "cnn_lstm", "dgc_jca", "cnn_svm", "emotionkd_teacher", "ambokd"):
+        s = dict(spec, architecture=arch, model={})
+        out = build_model(s)(batch)
+        assert out.logits.shape == (3, 2) and out.features["hint"].shape == (3, 8, 2), arch
+
+
+def test_frozen_encoder_needs_features_and_no_hint_stage():
+    spec = {"modalities": ["face"], "n_outputs": 2, "encoders": {"face": {"name": "timm", "arch": BN_ARCH, "frozen": True}},
+            "inputs": {"face": {"shape": [2, 3, 32, 32]}}}
+    with pytest.raises(ConfigError, match=r"frozen: true reads the cached frame features"):
+        build_model(spec)
+    s = copy.deepcopy(spec)
+    s["inputs"]["face"] = {"shape": [2, 256], "features": {"arch": BN_ARCH}}
+    s["encoders"]["face"]["hint_stage"] = 1
+    with pytest.raises(ConfigError, match=r"hint_stage: 1 names a backbone stage"):
+        build_model(s)
+    s["encoders"]["face"]["hint_stage"] = None
+    s["inputs"]["face"]["features"]["arch"] = "test_vit"
+    with pytest.raises(ConfigError, match=r"extracted with 'test_vit'"):
+        build_model(s)
+
+
+def test_config_check_refuses_hint_stage_and_mixed_face_readers():
+    cfg = tiny_config()
+    cfg["encoders"]["face"].update({"frozen": True, "hint_stage": None})
+    check_semantics(cfg)
+    c = copy.deepcopy(cfg)
+    c["encoders"]["face"]["hint_stage"] = 1
+    with pytest.raises(ConfigError, match=r"encoders\.face\.hint_stage: 1 names a backbone stage.*frozen"):
+        check_semantics(c)
+    c = copy.deepcopy(cfg)
+    c["methods"]["kd"]["encoders"] = {"face": {"frozen": False}}  # the student fine-tunes, its teacher is frozen
+    with pytest.raises(ConfigError, match=r"methods\.kd\.encoders\.face\.frozen: method 'kd' .* teacher 'teacher'"):
+        check_semantics(c)
+    c["methods"]["kd"]["encoders"] = {"face": {"arch": "test_vit"}}  # frozen both, other features
+    with pytest.raises(ConfigError, match=r"methods\.kd\.encoders\.face\.arch"):
+        check_semantics(c)
+
+
+def test_job_refuses_a_teacher_trained_on_other_face_inputs(tmp_path):
+    cfg = frozen_config(tmp_path)
+    write_synthetic(f"{cfg['results']}/prepared/synthetic", PARAMS, 0)
+    _run(cfg, "teacher")
+    fine = copy.deepcopy(cfg)
+    fine["encoders"]["face"].update({"frozen": False})
+    with pytest.raises(DataError, match=r"fine-tunes on the frames"):
+        _run(fine, "kd")
+    other = copy.deepcopy(cfg)
+    other["encoders"]["face"]["arch"] = "test_convnext3"
+    with pytest.raises(DataError, match=r"read the same features"):
+        _run(other, "kd")
+
+
+def test_resources_know_the_frozen_encoder_is_cheap():
+    from cmkd import resources
+
+    assert resources.FROZEN_EXTRACT_BATCH == ff.BATCH_SEGMENTS
+    cfg = tiny_config()
+    cfg["methods"]["kd"]["training"] = {"max_epochs": 100}
+    fine = resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "kd")
+    cfg["encoders"]["face"].update({"frozen": True, "hint_stage": None})
+    frozen = resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "kd")
+    assert frozen["frozen_face"] and not fine["frozen_face"]
+    assert frozen["sample_s"] < fine["sample_s"] / 100
+
+
+def test_table_note_names_the_frozen_features():
+    from cmkd.analysis.table_notes import visual_note
+    from cmkd.workflow.summary import frozen_visual
+
+    cfg = tiny_config()
+    cells = [("synthetic", "face_eeg-to-face", "arousal", m) for m in ("teacher", "baseline", "kd")]
+    assert frozen_visual(cfg, cells) == {}  # fine-tuning: no note
+    cfg["encoders"]["face"].update({"frozen": True, "hint_stage": None, "arch": "pvt_v2_b2", "pretrained": True})
+    vis = frozen_visual(cfg, cells)
+    table = {"track": "face_eeg-to-face", "rows": {"baseline": None, "kd": "kd"}}
+    note = visual_note(table, vis)
+    assert "frozen pvt_v2_b2 features (ImageNet weights from timm)" in note and "not fine-tuned" in note
+    assert "authors train on stored PVT features" in note
+    assert visual_note({"track": "face-to-eeg", "rows": {"baseline": None}}, vis) == ""
+
+
+def test_streamed_parts_read_the_cached_features(tmp_path):
+    """A data set past training.stream_threshold_mb streams its rows from the features file, not the frames."""
+    from cmkd import train
+
+    cfg = frozen_config(tmp_path)
+    write_synthetic(f"{cfg['results']}/prepared/synthetic", PARAMS, 0)
+    spec = run_spec(cfg, "synthetic", "face_eeg-to-face", "arousal", "baseline", 0)
+    mem = train.load(spec)
+    spec["training"]["stream_threshold_mb"] = 0
+    streamed = train.load(spec)
+    assert mem.data_mode == "memory" and streamed.data_mode == "stream"
+    idx = torch.arange(4)
+    assert torch.equal(mem.parts["train"].batch(idx, "cpu")["face"], streamed.parts["train"].batch(idx, "cpu")["face"])
+    np.save(tmp_path / "short.npy", np.zeros((1, 2, 256), np.float32))
+    with pytest.raises(DataError, match="1 rows"):
+        load_prepared(mem.prep.path).with_array("face", tmp_path / "short.npy")
