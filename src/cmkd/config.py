@@ -402,6 +402,17 @@ def _check_protocol_split(config: dict, exp: dict, ds: dict) -> None:
         for p, decl in kind.params.items():
             if decl.default is None and not decl.nullable and sp.get(p) is None:
                 raise ConfigError(f"{where}.{p}: required by split.kind '{kind.name}' ({decl.doc})")
+        if sp.get("models", "pooled") != "pooled" and "models" not in kind.params:
+            # a models key merged from another section than the kind's (e.g. the top-level split):
+            # the split would silently train one pooled model
+            src = next((w for w, part in ((f"methods.{m}.split", config["methods"][m].get("split")),
+                                          (f"tracks.{exp['track']}.split", config["tracks"][exp["track"]].get("split")),
+                                          (f"datasets.{exp['dataset']}.split", ds.get("split")),
+                                          ("split", config.get("split")))
+                        if "models" in (part or {})), "split")
+            raise ConfigError(f"{src}.models: {sp['models']!r} for method '{m}' on {exp['dataset']} / {exp['track']}, "
+                              f"whose split kind '{kind.name}' trains no per-subject models (only "
+                              f"{', '.join(k for k in split_kinds.SPLIT_KINDS if 'models' in split_kinds.get(k).params)})")
 
 
 def prepared_dir(config: dict, dataset: str) -> str:
