@@ -253,3 +253,24 @@ def test_runs_without_a_recorded_split_fall_back_to_the_test_fraction(tmp_path):
             for s, x in enumerate(d) for m in ("baseline", "kd")]
     r = _stats(tmp_path, rows).query("test == 'corrected_t'").iloc[0]
     assert r.statistic == pytest.approx(3 / math.sqrt((1 / 5 + 0.1 / 0.9) * 2.5), rel=1e-12)
+
+
+def test_per_subject_models_of_a_protocol_split_get_no_corrected_test(tmp_path):
+    """Per-subject models (SEED family): the folds are the subjects of a fixed protocol split, whose
+    training sets do not overlap and do not change with the seed: no Bouckaert-Frank row (its
+    n_test/n_train correction is for resampled, overlapping training sets), the table says 'fixed
+    split', and the paired t over seeds stays."""
+    split = {"kind": "chronological", "train_trials": 9, "models": "per_subject"}
+    rows = []
+    for s, diffs in D.items():
+        rows.append(_run(tmp_path, "baseline", s, 50.0, _folds(diffs, "subj", 10, 8, 2, 0.0), split=split))
+        rows.append(_run(tmp_path, "kd", s, 53.0, _folds(diffs, "subj", 10, 8, 2, 1.0), split=split))
+    table = _stats(tmp_path, rows)
+    kd = table[table.method == "kd"]
+    assert "corrected_kfold_t" not in set(kd.test)
+    assert "fixed split (chronological, one model per subject)" in kd[kd.test == "paired_t"].note.iloc[0]
+    spec = {"tables": [{"name": "s", "track": "t", "metric": "accuracy", "reference": "baseline",
+                        "rows": {"baseline": None, "kd": None}}],
+            "datasets": {"syn": {}}, "references": {"t": ["baseline"]}, "protocol": {}}
+    write_tables(tmp_path / "runs.csv", spec, tmp_path / "tables", tmp_path / "stats.csv")
+    assert pd.read_csv(tmp_path / "tables" / "s.csv").set_index("method").loc["kd", "sig_seeds"] == "fixed split"

@@ -150,7 +150,17 @@ def paired_tests(
                         fj, unpaired = _fold_pairs(fm, fr, joined.index, metric)
                         out += seed_rows
                         same_design = len(fj) > 0 and unpaired == 0
-                        if len(fj):
+                        fixed_kind = sorted({str(k) for k in (cd[cd["method"].isin([method, ref])]["kind"].dropna()
+                                                              if cd is not None else [])} & set(FIXED_SPLIT_KINDS))
+                        if len(fj) and fixed_kind:
+                            # per-subject models of a protocol split: the folds are the subjects, whose
+                            # training sets do not overlap, and the split does not change with the seed
+                            run_d = (fj[f"{metric}_m"] - fj[f"{metric}_r"]).to_numpy(float)
+                            run_id = (fj["seed"].astype(str) + "/" + fj["fold"].astype(str)).to_numpy()
+                            design_note = (f"fixed split ({', '.join(fixed_kind)}, one model per subject): no "
+                                           "resampling of the training set, so no corrected resampled t-test; the "
+                                           "paired t over seeds is the test (training-run variance only)")
+                        elif len(fj):
                             fd = (fj[f"{metric}_m"] - fj[f"{metric}_r"]).to_numpy(float)
                             k_ratio = float(fj["n_test_m"].mean() / fj["n_train_m"].mean())
                             kr = [r for r in _t_rows(fd, k_ratio, "corrected_kfold_t")
