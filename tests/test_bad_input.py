@@ -174,7 +174,7 @@ def test_bad_command_line_argument(argv, code, expect, tmp_path, capsys):
     assert TRACE not in err
 
 
-@pytest.mark.parametrize("command", ["prepare", "inspect", "train", "aggregate", "tables", "cell", "bench", "check",
+@pytest.mark.parametrize("command", ["prepare", "inspect", "train", "frame-features", "aggregate", "tables", "cell", "bench", "check",
                                      "unlock-stale", "plots", "stats"])
 def test_every_subcommand_help(command, capsys):
     rc, out, err = _cli([command, "--help"], capsys)

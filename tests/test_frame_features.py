@@ -1,10 +1,14 @@
 """Frozen visual features (encoders.face.frozen, cmkd.run.frame_features): extracted once per prepared
-data set and encoder settings, cached, reused by every method; the backbone is in no network and no
-optimiser, the head trains; the cache key follows the weights and the frames; the config check
-refuses a frozen encoder with a backbone hint stage or a run whose networks read the face two ways.
-Random-init tiny timm architectures on synthetic data: nothing is downloaded."""
+data set and encoder settings - a workflow job of its own (rule frame_features) that the face training
+jobs depend on - cached, reused by every method; the backbone is in no network and no optimiser, the
+head trains; the folder follows the configured settings, the key inside it the weights and the frames
+(a stale folder is refused); the config check refuses a frozen encoder with a backbone hint stage or a
+run whose networks read the face two ways. Random-init tiny timm architectures on synthetic data:
+nothing is downloaded."""
 import copy
 import json
+import math
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ from cmkd.config import run_spec
 from cmkd.data.prepared import load_prepared
 from cmkd.data.synthetic import write_synthetic
 from cmkd.errors import ConfigError, DataError
+from cmkd.frame_keys import settings_key
 from cmkd.models.registry import build_model
 from cmkd.models.visual import TimmFrameEncoder, import_timm
 from cmkd.models.visual_frozen import FrozenFeatureHead
@@ -32,8 +37,18 @@ def prep_dir(tmp_path_factory):
     return d
 
 
+def encoder(arch=BN_ARCH, **kw):
+    return {"name": "timm", "arch": arch, "frozen": True, **kw}
+
+
 def settings(arch=BN_ARCH, **kw):
-    return ff.extraction_settings({"name": "timm", "arch": arch, "frozen": True, **kw}, (32, 32))
+    return ff.extraction_settings(encoder(arch, **kw), (32, 32))
+
+
+def ensure(prep, root, **kw):
+    """ensure() into the folder the workflow would plan for these settings under ``root``."""
+    enc = encoder(**kw)
+    return ff.ensure(prep, enc, root / settings_key(enc))
 
 
 def counting(monkeypatch):
@@ -51,9 +66,9 @@ def counting(monkeypatch):
 def test_cache_hit_gives_the_same_features_as_one_frame_alone(prep_dir, tmp_path, monkeypatch):
     prep = load_prepared(prep_dir)
     calls = counting(monkeypatch)
-    f1, p1 = ff.ensure(prep, settings(), tmp_path / "cache")
+    f1, p1 = ensure(prep, tmp_path / "cache")
     a1 = np.load(f1).copy()
-    f2, p2 = ff.ensure(prep, settings(), tmp_path / "cache")  # another method / seed: a cache hit
+    f2, p2 = ensure(prep, tmp_path / "cache")  # another method / seed: a cache hit
     assert calls == [1] and f1 == f2 and p1["cache_key"] == p2["cache_key"]
     assert np.array_equal(a1, np.load(f2))
     assert a1.shape == (prep.n, PARAMS["face_frames"], 256) and a1.dtype == np.float32
@@ -77,25 +92,50 @@ def test_cache_key_follows_the_weights_and_the_frames(prep_dir, tmp_path, monkey
     prep = load_prepared(prep_dir)
     calls = counting(monkeypatch)
     wa, wb = _weights_file(tmp_path / "a.pth", 1), _weights_file(tmp_path / "b.pth", 2)
-    fa, pa = ff.ensure(prep, settings(pretrained_path=wa), tmp_path / "cache")
-    fb, pb = ff.ensure(prep, settings(pretrained_path=wb), tmp_path / "cache")
+    fa, pa = ensure(prep, tmp_path / "cache", pretrained_path=wa)
+    fb, pb = ensure(prep, tmp_path / "cache", pretrained_path=wb)
     assert pa["cache_key"] != pb["cache_key"] and fa != fb and calls == [1, 1]
     assert pa["file_sha256"] != pb["file_sha256"] and pa["source"] == "file"
     assert not np.array_equal(np.load(fa), np.load(fb))
-    # the same file again: a hit; the same weights under another file name: the same features (keyed by the state)
-    ff.ensure(prep, settings(pretrained_path=wa), tmp_path / "cache")
+    meta = json.loads((fa.parent / "meta.json").read_text())
+    assert meta["key"] == pa["cache_key"] and meta["weights"]["state_sha256"] == pa["state_sha256"]
+    assert meta["frames_content_hash"] == prep.data_hash and meta["settings_key"] == fa.parent.name
+    # the same file again: a hit; the same weights under another file name: another folder (the
+    # configured settings name it), the same features (the key inside follows the state)
+    ensure(prep, tmp_path / "cache", pretrained_path=wa)
     (tmp_path / "copy.pth").write_bytes((tmp_path / "a.pth").read_bytes())
-    _, pc = ff.ensure(prep, settings(pretrained_path=str(tmp_path / "copy.pth")), tmp_path / "cache")
-    assert calls == [1, 1] and pc["cache_key"] == pa["cache_key"]
-    # other frames (another generator seed): another key, extracted again
+    fc, pc = ensure(prep, tmp_path / "cache", pretrained_path=str(tmp_path / "copy.pth"))
+    assert calls == [1, 1, 1] and fc != fa and pc["cache_key"] == pa["cache_key"]
+    assert np.array_equal(np.load(fa), np.load(fc), equal_nan=True)
+    # other frames (another generator seed, another data set): another folder, extracted again
     other = tmp_path / "results/prepared/other"
     write_synthetic(other, PARAMS, 1)
-    fo, po = ff.ensure(load_prepared(other), settings(pretrained_path=wa), tmp_path / "cache")
-    assert po["cache_key"] != pa["cache_key"] and calls == [1, 1, 1]
+    fo, po = ensure(load_prepared(other), tmp_path / "cache2", pretrained_path=wa)
+    assert po["cache_key"] != pa["cache_key"] and calls == [1, 1, 1, 1]
     # a damaged cache folder (meta.json gone) is extracted again
     (fa.parent / "meta.json").unlink()
-    ff.ensure(prep, settings(pretrained_path=wa), tmp_path / "cache")
-    assert len(calls) == 4
+    ensure(prep, tmp_path / "cache", pretrained_path=wa)
+    assert len(calls) == 5
+
+
+def test_stale_folder_is_refused_naming_meta_json(tmp_path, monkeypatch):
+    """The folder is named by the configured settings; what they do not decide (the weights file's
+    content, the prepared frames) is checked against meta.json: a mismatch is a DataError, the
+    training job never rewrites a folder the other jobs read."""
+    prep_path = tmp_path / "results/prepared/synthetic"
+    write_synthetic(prep_path, PARAMS, 0)
+    w = _weights_file(tmp_path / "w.pth", 1)
+    f, _ = ensure(load_prepared(prep_path), tmp_path / "cache", pretrained_path=w)
+    calls = counting(monkeypatch)
+    _weights_file(tmp_path / "w.pth", 2)  # other weights under the same path
+    with pytest.raises(DataError, match=rf"{f.parent / 'meta.json'}: stale frozen face features: extracted with weights of sha256"):
+        ensure(load_prepared(prep_path), tmp_path / "cache", pretrained_path=w)
+    _weights_file(tmp_path / "w.pth", 1)
+    ensure(load_prepared(prep_path), tmp_path / "cache", pretrained_path=w)  # the same weights again: fine
+    write_synthetic(prep_path, PARAMS, 3)  # the prepared data set rebuilt with other frames
+    with pytest.raises(DataError, match=r"meta.json: stale frozen face features: extracted from the frames .* content hash"):
+        ensure(load_prepared(prep_path), tmp_path / "cache", pretrained_path=w)
+    assert calls == []
 
 
 def frozen_config(tmp_path, arch=BN_ARCH):
@@ -229,6 +269,16 @@ def test_resources_know_the_frozen_encoder_is_cheap():
     frozen = resources.estimate(cfg, "synthetic", "face_eeg-to-face", "arousal", "kd")
     assert frozen["frozen_face"] and not fine["frozen_face"]
     assert frozen["sample_s"] < fine["sample_s"] / 100
+    # the extraction is a job of its own (rule frame_features): a forward pass over the data set, on the
+    # training jobs' GPU when they have one (the host holds the CUDA context), more at a retry
+    cfg["datasets"]["synthetic"]["params"]["n_subjects"] = 400  # long enough to pass the minimum runtime
+    cpu, gpu = (resources.extraction_estimate(cfg, "synthetic", 1, gpu=g) for g in (False, True))
+    n = cpu["n_segments"]
+    assert cpu["runtime"] == math.ceil(
+        (n * resources.FROZEN_EXTRACT_FACTOR * resources.SAMPLE_S["face"] + resources.STARTUP_S) * resources.MARGIN / 60)
+    assert cpu["runtime"] > resources.MIN_RUNTIME and gpu["mem_mb"] > resources.CUDA_HOST_MB
+    again = resources.extraction_estimate(cfg, "synthetic", 2)
+    assert again["runtime"] >= 2 * cpu["runtime"] - 1 and again["mem_mb"] >= 2 * cpu["mem_mb"] - 100
 
 
 def test_table_note_names_the_frozen_features():
@@ -263,3 +313,108 @@ def test_streamed_parts_read_the_cached_features(tmp_path):
     np.save(tmp_path / "short.npy", np.zeros((1, 2, 256), np.float32))
     with pytest.raises(DataError, match="1 rows"):
         load_prepared(mem.prep.path).with_array("face", tmp_path / "short.npy")
+
+
+# ----------------------------------------------------------------------------- the workflow's extraction job
+def _grid(cfg):
+    from cmkd.workflow import plan
+    from cmkd.workflow.grid import Grid
+
+    plan.check_config(cfg, [], True)
+    return Grid.of(cfg)
+
+
+def test_plan_one_extraction_per_dataset_and_settings(tmp_path):
+    from types import SimpleNamespace as W
+
+    from cmkd.frame_keys import cache_folder
+    from cmkd.workflow import frame_jobs
+
+    cfg = frozen_config(tmp_path)
+    cfg["experiments"][0]["dimensions"] = ["arousal", "valence"]
+    grid = _grid(copy.deepcopy(cfg))
+    ((ds, key), enc), = frame_jobs.extractions(grid).items()
+    meta = f"{cfg['results']}/frame_features/synthetic/{key}/meta.json"
+    assert ds == "synthetic" and enc["arch"] == BN_ARCH and frame_jobs.target_files(grid) == [meta]
+    for m in ("teacher", "baseline", "kd"):  # every face run of the data set reads the one extraction
+        for dim in ("arousal", "valence"):
+            assert frame_jobs.run_inputs(grid, W(dataset="synthetic", track="face_eeg-to-face", dimension=dim, method=m)) == [meta]
+    # the folder the training job reads is the planned one
+    spec = run_spec(grid.config, "synthetic", "face_eeg-to-face", "arousal", "kd", 0)
+    assert f"{cache_folder(spec['prepared'], ff.frozen_encoder(spec, {}))}/meta.json" == meta
+    assert json.loads(frame_jobs.encoder_json(grid, W(dataset="synthetic", fkey=key)))["frozen"] is True
+    # a changed setting: another job and folder
+    other = copy.deepcopy(cfg)
+    other["encoders"]["face"]["img_size"] = 64
+    (key2,) = [k for _, k in frame_jobs.extractions(_grid(other))]
+    assert key2 != key
+    # a method of its own settings (no teacher shares them): two extractions, each run reads its own
+    mixed = copy.deepcopy(cfg)
+    mixed["methods"]["baseline"]["encoders"] = {"face": {"arch": "test_vit"}}
+    g = _grid(mixed)
+    assert len(frame_jobs.extractions(g)) == 2
+    base, kd = (frame_jobs.run_inputs(g, W(dataset="synthetic", track="face_eeg-to-face", method=m)) for m in ("baseline", "kd"))
+    assert base != kd and kd == [meta]
+    # fine-tuned faces: no extraction, no input
+    fine = copy.deepcopy(cfg)
+    fine["encoders"]["face"]["frozen"] = False
+    fine["encoders"]["face"]["hint_stage"] = 1
+    g = _grid(fine)
+    assert frame_jobs.extractions(g) == {} and frame_jobs.run_inputs(g, W(dataset="synthetic", track="face_eeg-to-face", method="kd")) == []
+
+
+def _blocks(out: str, rule: str) -> list[dict]:
+    """The jobs of ``rule`` in a dry-run's log: ``{"input": [...], "output": [...]}`` each."""
+    jobs = []
+    for b in out.split(f"rule {rule}:")[1:]:
+        b = b.split("\n\n", 1)[0]
+        job = {}
+        for field in ("input", "output"):
+            line = next((ln for ln in b.splitlines() if ln.strip().startswith(f"{field}:")), f"{field}: ")
+            job[field] = [p for p in line.split(":", 1)[1].strip().split(", ") if p]
+        jobs.append(job)
+    return jobs
+
+
+def test_dry_run_plans_one_extraction_that_the_face_training_jobs_wait_for(tmp_path, snakemake_runner):
+    cfg = frozen_config(tmp_path)
+    cfg["results"] = "results"
+    cfg["experiments"][0]["dimensions"] = ["arousal", "valence"]
+    r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    (job,) = _blocks(out, "frame_features")
+    meta = next(p for p in job["output"] if p.endswith("meta.json"))
+    assert job["input"] == ["results/prepared/synthetic"] and meta.startswith("results/frame_features/synthetic/")
+    trains = _blocks(out, "train")
+    assert len(trains) == 6  # teacher, baseline, kd x 2 dimensions
+    assert all(meta in t["input"] for t in trains), trains
+    # the resources of a forward pass over the data set (cmkd.resources.extraction_estimate)
+    from cmkd import resources
+
+    block = out.split("rule frame_features:")[1].split("\n\n", 1)[0]
+    est = resources.extraction_estimate(_grid(copy.deepcopy(cfg)).config, "synthetic", 1, gpu=False)
+    assert int(re.search(r"mem_mb=(\d+)", block).group(1)) == est["mem_mb"]
+    assert int(re.search(r"runtime=(\d+)", block).group(1)) == est["runtime"]
+
+
+def test_workflow_extracts_once_and_the_training_jobs_read_it(tmp_path, snakemake_runner):
+    cfg = frozen_config(tmp_path)
+    cfg["results"] = "results"
+    runs = [f"results/synthetic/face_eeg-to-face/arousal/{m}/seed0/metrics.json" for m in ("baseline", "kd")]
+    r = snakemake_runner(tmp_path, "--cores", "2", *runs, config=cfg, timeout=400)
+    assert r.returncode == 0, r.stderr[-4000:]
+    root = tmp_path / "results/frame_features/synthetic"
+    (folder,) = [p for p in root.iterdir() if p.is_dir()]
+    assert not list(root.glob("*.lock"))  # no training job extracted or waited on the lock
+    (log,) = (tmp_path / "results/logs/frame_features/synthetic").glob("*.log")
+    assert "frames in" in log.read_text() and log.stem == folder.name
+    key = json.loads((folder / "meta.json").read_text())["key"]
+    logs = list((tmp_path / "results/logs/train").rglob("*.log"))
+    assert len(logs) == 3  # teacher (kd's), baseline, kd
+    for lg in logs:
+        text = lg.read_text()
+        assert f"frozen face features: results/frame_features/synthetic/{folder.name}" in text and "extracting" not in text, text[-2000:]
+    for run in runs:
+        (w,) = json.loads((tmp_path / run).read_text())["provenance"]["weights"].values()
+        assert w["cache_key"] == key and w["frozen"] is True

@@ -57,7 +57,8 @@ def test_slurm_profile_defaults(monkeypatch):
     assert p["slurm-status-command"] == "squeue"
     assert p["rerun-incomplete"] == "True" and int(p["retries"]) >= 1
     assert p["slurm-requeue"] == "True"
-    assert p["set-resources"] == ["train:train_slots=1", "train:gpu=1"]
+    # the frozen face feature extraction (rule frame_features) gets the training jobs' GPU
+    assert p["set-resources"] == ["train:train_slots=1", "train:gpu=1", "frame_features:gpu=1"]
     assert not any(r.startswith(("slurm_partition", "slurm_account")) for r in p["default-resources"])
     cell = "cell_{dataset}_{track}_{dimension}_{method}"
     assert p["groups"] == [f"train={cell}", f"train_trivial={cell}"]
@@ -74,14 +75,16 @@ def test_slurm_profile_reads_the_environment(monkeypatch):
     })
     assert "slurm_partition=cpuq" in p["default-resources"] and "slurm_account=lab1" in p["default-resources"]
     assert set(p["set-resources"]) == {"train:train_slots=1", "train:gpu=2", "train:gpu_model=a100",
-                                       "train:slurm_partition=gpuq"}
+                                       "train:slurm_partition=gpuq", "frame_features:gpu=2",
+                                       "frame_features:gpu_model=a100", "frame_features:slurm_partition=gpuq"}
     assert p["group-components"] == ["cell_{dataset}_{track}_{dimension}_{method}=5"]
     assert p["jobs"] == "7"
     # no GPU: no model either; the GPU partition falls back to the CPU one
     p = _parse(PROFILES["slurm"], monkeypatch=monkeypatch,
                env={"CMKD_SLURM_PARTITION": "debug", "CMKD_SLURM_GPUS": "0", "CMKD_SLURM_GPU_MODEL": "a100",
                     "CMKD_SLURM_GROUPS": "0"})
-    assert set(p["set-resources"]) == {"train:train_slots=1", "train:gpu=0", "train:slurm_partition=debug"}
+    assert set(p["set-resources"]) == {"train:train_slots=1", "train:gpu=0", "train:slurm_partition=debug",
+                                       "frame_features:gpu=0", "frame_features:slurm_partition=debug"}
     assert "groups" not in p and "group-components" not in p
 
 

@@ -127,6 +127,14 @@ def cmd_train(a) -> None:
         t_start = time.perf_counter()  # later runs of this process start where the previous ended
 
 
+def cmd_frame_features(a) -> None:
+    """Extract the frozen face features of one data set and encoder settings (the workflow's job)."""
+    from cmkd.run.frame_features import extract_job  # lazy: startup (torch)
+    from cmkd.run.torch_setup import setup_torch  # lazy: startup (torch)
+
+    extract_job(a.prepared, a.encoder, a.out, setup_torch(a.threads, 0, a.device))
+
+
 def cmd_tune(a) -> None:
     """Run (or resume) the hyperparameter studies of tuned runs (--specs: a list of {spec, out})."""
     from cmkd.study import run_study  # lazy: startup
@@ -462,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", help="run directory")
     s.add_argument("--specs", type=JSON_ARG, help="JSON list (or @file) of {spec, out}: several runs (e.g. all seeds of a cell) in one process")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("frame-features", help="extract the frozen face features of a prepared data set (encoders.face.frozen)")
+    s.add_argument("--prepared", required=True, help="prepared data set folder")
+    s.add_argument("--encoder", required=True, type=JSON_ARG, help="the frozen face encoder's settings as JSON or @file")
+    s.add_argument("--out", required=True, help="the cache folder (<results>/frame_features/<dataset>/<settings key>)")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda (as the config's device)")
+    s.add_argument("--threads", type=_typed(_pos_int, "an integer > 0"), default=1, help="torch threads")
+    s.set_defaults(func=cmd_frame_features)
 
     s = sub.add_parser("tune", help="run or resume the hyperparameter studies of tuned runs (cmkd.tuning)")
     s.add_argument("--specs", required=True, help="JSON list of {spec, out: study.json} (or @file)")

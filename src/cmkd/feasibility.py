@@ -264,7 +264,7 @@ def face_encoder(config: dict, method: str, track: str) -> tuple[str, dict] | No
     return (f"methods.{method}.encoders.face" if override else "encoders.face"), enc
 
 
-#: the face encoder keys that decide frozen features (cmkd.run.frame_features.EXTRACTION_KEYS)
+#: the face encoder keys that decide frozen features (cmkd.frame_keys.EXTRACTION_KEYS, and frozen itself)
 FROZEN_EXTRACTION_KEYS = ("frozen", "arch", "img_size", "pretrained", "pretrained_path")
 
 

@@ -37,8 +37,11 @@ cross-validation each train on most of the data), and ``sample_s`` the time per 
 **Frozen face features** (``encoders.face.frozen``, :mod:`cmkd.run.frame_features`): the epochs read
 (F, D) float32 features per segment (:data:`FROZEN_FEATURE_DIM`) instead of the frames, the face's
 training activations are the extraction batch's (forward only, :data:`FROZEN_EXTRACT_BATCH` segments),
-its ``sample_s`` is the small head's (:data:`FROZEN_HEAD_SAMPLE_S`), and the runtime adds the one
-extraction pass over the data set (:data:`FROZEN_EXTRACT_FACTOR`), which any job may have to make.
+its ``sample_s`` is the small head's (:data:`FROZEN_HEAD_SAMPLE_S`). The one extraction pass over the
+data set is a job of its own (rule ``frame_features``): :func:`extraction_estimate` - a forward pass of
+:data:`FROZEN_EXTRACT_BATCH` segments at a time, :data:`FROZEN_EXTRACT_FACTOR` x ``SAMPLE_S["face"]``
+per segment; the training jobs start after it and neither make nor wait for it (their memory keeps
+the extraction batch's activations: a run outside the workflow extracts in the job).
 
 **Overrides.** ``methods.<name>.resources.mem_mb`` / ``runtime`` replace the estimate (still
 scaled by the attempt); ``snakemake --set-resources train:mem_mb=...`` replaces the whole
@@ -97,8 +100,7 @@ FROZEN_FEATURE_DIM = 512
 #: seconds per training sample of the head on frozen features (a LayerNorm and a Linear per frame,
 #: as cheap as the eye-feature MLP's sample): the backbone neither runs nor trains in the epochs
 FROZEN_HEAD_SAMPLE_S = 1e-4
-#: the one extraction pass (every job of a data set may be the first, or wait for it under the lock):
-#: seconds per segment = this x SAMPLE_S["face"] (a pvt_v2_b0 training sample at 5 x 224 px): pvt_v2_b2,
+#: the one extraction pass (the workflow's frame_features job, :func:`extraction_estimate`): seconds per segment = this x SAMPLE_S["face"] (a pvt_v2_b0 training sample at 5 x 224 px): pvt_v2_b2,
 #: the paper grid's extractor, costs 4.0 GFLOPs per 224 px frame against b0's 0.6, a forward pass about
 #: a third of a training step: 6.7 / 3 = 2.2, an upper bound (on a shared 2-core CPU, 2 threads, a b2
 #: forward pass of a 5-frame segment took 0.8-1.2 times a b0 training step of one)
@@ -274,9 +276,7 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     else:
         sample_s = sum(FROZEN_HEAD_SAMPLE_S if (frozen and m == "face") else SAMPLE_S[m] for m in mods)
     epochs = int(tr["max_epochs"])
-    extract_s = n * FROZEN_EXTRACT_FACTOR * SAMPLE_S["face"] if frozen else 0.0
-    seconds = (n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S
-                          + (per_run["models"] - 1) * MODEL_S) + extract_s) * MARGIN
+    seconds = n_seeds * (epochs * (n_train + n_val / 3) * sample_s + STARTUP_S + (per_run["models"] - 1) * MODEL_S) * MARGIN
     if "runtime" in res:
         runtime = int(math.ceil(_positive(res["runtime"], f"{where}.runtime") * n_seeds * attempt))
     else:
@@ -284,3 +284,22 @@ def estimate(config: Mapping[str, Any], dataset: str, track: str, dimension: str
     return {"mem_mb": mem_mb, "runtime": runtime, "n_segments": n, "size_source": size["source"],
             "data_mb": round(data_mb_total, 1), "streamed": streamed, "modalities": needed,
             "sample_s": sample_s, "gpu": gpu, "models": per_run["models"], "frozen_face": frozen}
+
+
+def extraction_estimate(config: Mapping[str, Any], dataset: str, attempt: int = 1, gpu: bool = False) -> dict:
+    """``{"mem_mb", "runtime"}`` of the frozen face feature extraction of ``dataset`` (the workflow's
+    ``frame_features`` job): the interpreter, the backbone's weights and a forward pass of
+    :data:`FROZEN_EXTRACT_BATCH` segments (on a GPU: the CUDA context's host memory instead), and
+    :data:`FROZEN_EXTRACT_FACTOR` x ``SAMPLE_S["face"]`` seconds per segment plus the start-up;
+    scaled by the attempt. The features are written through a memory map, one batch at a time."""
+    size = dataset_size(config, dataset)
+    n, frames_bytes = size["n"], size["bytes"].get("face", 0)
+    values = MODALITY_CATALOG["face"].values(frames_bytes)
+    act = 4 * values * ACTIVATION_FACTOR["face"] * FROZEN_EXTRACT_WIDTH * FROZEN_EXTRACT_BATCH * FORWARD_FRACTION / 2**20
+    batch_mb = 2 * FROZEN_EXTRACT_BATCH * frames_bytes / 2**20  # the uint8 rows read and their float copy
+    attempt = max(1, int(attempt))
+    body = CUDA_HOST_MB if gpu else act + PARAM_MB["face"]
+    mem_mb = int(math.ceil((BASE_MB + batch_mb + body) * MARGIN * attempt / 100.0) * 100)
+    seconds = (n * FROZEN_EXTRACT_FACTOR * SAMPLE_S["face"] + STARTUP_S) * MARGIN
+    runtime = max(MIN_RUNTIME, int(math.ceil(seconds / 60.0 * attempt)))
+    return {"mem_mb": mem_mb, "runtime": runtime, "n_segments": n, "size_source": size["source"], "gpu": gpu}

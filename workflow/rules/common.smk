@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from cmkd.conda_envs import job_env_file  # noqa: E402
 from cmkd.config import prepared_dir  # noqa: E402
 from cmkd.tuning import settings as tuning_settings  # noqa: E402
-from cmkd.workflow import figure_jobs as wf_fig, inputs as wf_in, lookup as wf_tab, plan as wf_plan  # noqa: E402
+from cmkd.workflow import figure_jobs as wf_fig, frame_jobs as wf_ff, inputs as wf_in, lookup as wf_tab, plan as wf_plan  # noqa: E402
 from cmkd.workflow import summary as wf_sum, targets as wf_tgt  # noqa: E402
 from cmkd.workflow.grid import Grid, network_method_re, trivial_method_re  # noqa: E402
 from snakemake.settings.types import DeploymentMethod  # noqa: E402
@@ -47,3 +47,8 @@ wildcard_constraints:
     dimension=r"[a-z0-9_]+",
     method=r"[a-z0-9_]+",
     seed=r"\d+",
+
+
+# training jobs (and the frozen face feature extraction) that ask for a GPU (the profile's train:gpu)
+# or say device: cuda run in the CUDA env, every other job in the CPU env
+TRAIN_ENV = conda_env(wf_plan.train_env_name(config, TRAIN_GPUS))

@@ -13,10 +13,6 @@
 # the run folder (cmkd.config.RUN_DIR) with the cell's wildcards; seed filled per output
 RUN = wf_in.run_pattern(GRID)
 
-# training jobs that ask for a GPU (the profile's train:gpu) or say device: cuda run in the CUDA
-# env, every other job in the CPU env
-TRAIN_ENV = conda_env(wf_plan.train_env_name(config, TRAIN_GPUS))
-
 
 # Two job kinds, told apart by the method wildcard: `train` fits a network (the Slurm profile gives
 # it a GPU), `train_trivial` fits a trivial baseline on the training labels alone (no network, no
@@ -26,6 +22,7 @@ rule train:
         prepared=lambda w: prepared_dir(config, w.dataset),
         teachers=lambda w: wf_in.teacher_checkpoints(GRID, w),
         studies=lambda w: wf_in.study_files(GRID, w),  # a tuned run's studies (tune.smk): the best parameters of each split
+        frame_features=lambda w: wf_ff.run_inputs(GRID, w),  # frozen face features (data.smk): extracted before
     output:
         metrics=wf_in.train_outputs(GRID, "metrics.json"),
         model=wf_in.train_outputs(GRID, "model.pt"),

@@ -11,6 +11,7 @@ if TUNING_TARGETS:
         input:
             prepared=lambda w: prepared_dir(config, w.dataset),
             teachers=lambda w: wf_in.teacher_checkpoints(GRID, w, [w.seed]),
+            frame_features=lambda w: wf_ff.run_inputs(GRID, w),
         output:
             f"{RUN.format(seed='{seed}')}/study.json",
         wildcard_constraints:

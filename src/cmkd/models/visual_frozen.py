@@ -1,10 +1,10 @@
 """The trainable part of the face encoder with frozen features (``encoders.face.frozen: true``).
 
 CDGKD (seed 001, §4.3) *extracts* the visual features with PVT, and its authors' code reads
-precomputed per-frame features. With ``frozen: true`` the training job extracts them once per
-prepared data set and encoder settings with the pretrained timm backbone
-(:mod:`cmkd.run.frame_features`: one pooled vector per frame, ``(N, F, D)``, cached under
-``results/frame_features/``) and hands the network these features in place of the frames; the
+precomputed per-frame features. With ``frozen: true`` the workflow's extraction job (rule
+``frame_features``) extracts them once per prepared data set and encoder settings with the
+pretrained timm backbone (:mod:`cmkd.run.frame_features`: one pooled vector per frame, ``(N, F, D)``,
+cached under ``results/frame_features/``) and the training job hands the network these features in place of the frames; the
 backbone is in no network and in no optimiser. :class:`FrozenFeatureHead` is what trains on top:
 
     per frame:  LayerNorm(D) -> Linear(D, hidden) -> GELU      ((B, F, D) -> (B, F, hidden))

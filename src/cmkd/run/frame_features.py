@@ -2,23 +2,33 @@
 encoder settings, cached, and handed to the networks in place of the frames.
 
 CDGKD's authors extract the visual features with a pretrained PVT and train on the stored
-per-frame features. Here a training job whose face encoder (its own, or a teacher's) is frozen
-calls :func:`apply` at the start of its load phase:
+per-frame features. Here the extraction is a job of its own in the workflow (rule
+``frame_features``, ``python -m cmkd frame-features``: :func:`extract_job`), one per data set and
+extraction settings, and every training job whose face encoder (its own, or a teacher's) is frozen
+takes its ``meta.json`` as an input and calls :func:`apply` at the start of its load phase:
 
 1. the extraction settings are the encoder's ``arch``, ``img_size`` (null: the frames' size) and
    weights (``pretrained`` / ``pretrained_path``; random initialisation under a fixed seed, 0, so
    that every job of a synthetic grid extracts with the same backbone);
-2. the backbone is built (:class:`cmkd.models.visual.TimmFrameEncoder`) and the cache key is the
-   sha256 over the format version, the prepared set's ``content_hash`` (which covers the frames),
-   the face array's shape, the architecture, the input size, the sha256 of the backbone's state
-   dict (the weights, whatever their source) and the normalisation;
-3. ``<results>/frame_features/<dataset>/<key[:16]>/`` holds ``face.npy`` (N, F, D) float32, one
-   pooled feature vector per frame (the backbone in eval mode, no gradient, float32), and
-   ``meta.json`` (the full key and the provenance). A folder whose ``meta.json`` names the key is
-   reused (every method and seed of the data set reads the same file); else the features are
-   extracted under an exclusive lock (``<key[:16]>.lock``: concurrent jobs of one grid wait for
-   the first instead of extracting twice) and written to a temporary sibling renamed into place;
-4. the run's prepared data set becomes a view whose ``face`` array is that file
+2. the folder is ``<results>/frame_features/<dataset>/<settings_key>/``, keyed by what the config
+   decides (:mod:`cmkd.frame_keys`: the workflow knows it at plan time); it holds ``face.npy``
+   (N, F, D) float32, one pooled feature vector per frame (the backbone in eval mode, no gradient,
+   float32), and ``meta.json``: the full cache key - the sha256 over the format version, the
+   prepared set's ``content_hash`` (which covers the frames), the face array's shape, the
+   architecture, the input size, the sha256 of the backbone's state dict (the weights, whatever
+   their source) and the normalisation - with the frames' content hash, the weights and their
+   sha256 written out;
+3. the training job builds the backbone, computes the key and compares it with ``meta.json``'s: a
+   mismatch (the prepared data or the weights changed after the extraction) is a
+   :class:`DataError` naming the file and the differing part. A training job never rewrites the
+   folder: every job of the data set reads it (some may be reading it now), and re-extracting in
+   one of them would make the others wait again; the workflow's extraction job is redone when the
+   prepared data or a ``pretrained_path`` file change (they are its inputs), and ``snakemake
+   --forcerun frame_features`` (or deleting the folder) redoes it for weights that changed unseen;
+4. outside the workflow (a direct ``python -m cmkd train``) a missing folder is extracted by the
+   job itself, under an exclusive lock (``<settings_key>.lock``: concurrent jobs wait for the
+   first instead of extracting twice), into a temporary sibling renamed into place;
+5. the run's prepared data set becomes a view whose ``face`` array is that file
    (:meth:`cmkd.data.prepared.Prepared.with_array`) and whose ``meta.json`` holds the provenance
    under ``frame_features.face``, which :func:`cmkd.run.parts.model_inputs` passes to the encoder
    (``inputs.face.features``) and the encoder to ``metrics.json`` (``provenance.weights``).
@@ -42,41 +52,23 @@ import numpy as np
 import torch
 
 from cmkd import atomic
-from cmkd.data.prepared import Prepared, hash_params
+from cmkd.data.prepared import Prepared, hash_params, load_prepared
 from cmkd.data.stream import RowReader
-from cmkd.errors import DataError
+from cmkd.errors import ConfigError, DataError
+from cmkd.frame_keys import EXTRACTION_KEYS, FACE, FORMAT_VERSION, cache_folder, configured_settings, is_frozen
 from cmkd.run.torch_setup import log
-
-FORMAT_VERSION = 1
-FACE = "face"
-#: the encoder keys that decide the features (the head's own keys do not)
-EXTRACTION_KEYS = ("arch", "img_size", "pretrained", "pretrained_path")
 #: segments per extraction batch
 BATCH_SEGMENTS = 32
 #: the seed of a randomly initialised backbone (synthetic data): the same backbone in every job
 INIT_SEED = 0
 
 
-def cache_root(prepared: str | os.PathLike) -> Path:
-    """``<results>/frame_features/<dataset>`` for the prepared folder ``<results>/prepared/<dataset>``
-    (beside it, not inside: the prepared folder is a workflow output that must not change)."""
-    p = Path(prepared)
-    return p.parent.parent / "frame_features" / p.name
-
-
-def is_frozen(enc: Mapping | None) -> bool:
-    return isinstance(enc, Mapping) and enc.get("name") == "timm" and enc.get("frozen") is True
-
-
 def extraction_settings(enc: Mapping, frame_hw: tuple[int, int]) -> dict:
     """The settings that decide the features: arch, input size (the frames' own when null), weights."""
-    from cmkd.models.registry import ENCODER_DEFAULTS  # lazy: optional (the model registry, only for a frozen face encoder)
-
-    c = {**ENCODER_DEFAULTS["timm"], **{k: v for k, v in enc.items() if k != "name"}}
-    img = c["img_size"]
-    hw = tuple(frame_hw) if img is None else tuple(img) if isinstance(img, (list, tuple)) else (img, img)
-    return {"arch": str(c["arch"]), "img_size": [int(hw[0]), int(hw[1])], "pretrained": bool(c["pretrained"]),
-            "pretrained_path": None if c["pretrained_path"] is None else os.fspath(c["pretrained_path"])}
+    c = configured_settings(enc)
+    if c["img_size"] is None:
+        c["img_size"] = [int(frame_hw[0]), int(frame_hw[1])]
+    return c
 
 
 def _face_encoders(spec: dict, teachers: Mapping[str, dict]) -> list[tuple[str, dict, dict | None]]:
@@ -146,61 +138,108 @@ def extract(enc, face_file: str | os.PathLike, out: np.ndarray, device, batch: i
         out[s:s + len(rows)] = per_frame.float().cpu().numpy()
 
 
-def _fresh(folder: Path, key: str) -> bool:
+def _write(extractor, prep: Prepared, settings: dict, weights: dict, key: str, folder: Path, device) -> None:
+    """Extract into a temporary sibling of ``folder``, then rename it into place."""
+    t0 = time.perf_counter()
+    extractor.to(device)
+    face = prep.meta["arrays"][FACE]["shape"]
+    with torch.no_grad():
+        dim = extractor.frames(torch.zeros(1, *face[1:], dtype=torch.uint8, device=device))[0].shape[-1]
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(meta, dict) and meta.get("key") == key and (folder / f"{FACE}.npy").is_file()
+        out = np.lib.format.open_memmap(tmp / f"{FACE}.npy", mode="w+", dtype=np.float32,
+                                        shape=(int(face[0]), int(face[1]), int(dim)))
+        extract(extractor, prep.file(FACE), out, device)
+        out.flush()
+        del out
+        atomic.write_json(tmp / "meta.json", {"key": key, "format": FORMAT_VERSION, "settings_key": folder.name,
+                                              "prepared": str(prep.path), "frames_content_hash": prep.data_hash,
+                                              "settings": settings, "weights": weights,
+                                              "shape": [int(face[0]), int(face[1]), int(dim)]})
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"frozen face features: {settings['arch']} over {face[0]} x {face[1]} frames in "
+        f"{time.perf_counter() - t0:.1f} s -> {folder}")
 
 
-def ensure(prep: Prepared, settings: dict, root: str | os.PathLike, device="cpu") -> tuple[Path, dict]:
-    """``(face.npy of the cached features, provenance)``: reused when the cache holds the key,
-    else extracted and written (see the module docstring)."""
+AGAIN = ("extract them again: the workflow's frame_features job (snakemake --forcerun frame_features), "
+         "python -m cmkd frame-features, or delete the folder")
+
+
+def check_cache(folder: Path, key: str, prep: Prepared, weights: dict) -> None:
+    """The cached features in ``folder`` are the ones this job would extract (the key of
+    ``meta.json``), else :class:`DataError` naming the file and what differs."""
+    meta_file = folder / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DataError(f"{meta_file}: unreadable frozen face features ({e}); {AGAIN}") from None
+    if not isinstance(meta, dict) or meta.get("key") != key:
+        meta = meta if isinstance(meta, dict) else {}
+        had = (meta.get("weights") or {}).get("state_sha256")
+        if meta.get("frames_content_hash") != prep.data_hash:
+            why = (f"extracted from the frames of the prepared set with content hash {meta.get('frames_content_hash')}, "
+                   f"{prep.path} now has {prep.data_hash}")
+        elif had != weights["state_sha256"]:
+            why = (f"extracted with weights of sha256 {had}, this job's backbone ({weights.get('source', '?')}) "
+                   f"has {weights['state_sha256']}")
+        else:
+            why = f"cache key {meta.get('key')}, this job's is {key} (another cache format, face shape or normalisation)"
+        raise DataError(f"{meta_file}: stale frozen face features: {why}; {AGAIN}")
+    if not (folder / f"{FACE}.npy").is_file():
+        raise DataError(f"{meta_file}: names frozen face features but {folder / (FACE + '.npy')} is missing; {AGAIN}")
+
+
+def ensure(prep: Prepared, enc: Mapping, folder: str | os.PathLike, device="cpu") -> tuple[Path, dict]:
+    """``(face.npy of the cached features, provenance)`` of the frozen encoder ``enc`` in ``folder``:
+    checked against this job's key when ``meta.json`` is there (the workflow's extraction job wrote
+    it), else extracted here under the lock (a run outside the workflow; see the module docstring)."""
     if FACE not in prep:
         raise DataError(f"{prep.path}: no 'face' array to extract frozen features from")
-    enc, weights = build_extractor(settings)
+    settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
+    extractor, weights = build_extractor(settings)
     key = cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
-    root = Path(root)
-    folder = root / key[:16]
+    folder = Path(folder)
     prov = {**weights, "frozen": True, "img_size": list(settings["img_size"]), "cache_key": key,
             "features": str(folder / f"{FACE}.npy")}
-    if _fresh(folder, key):
-        log(f"frozen face features: cache hit {folder}")
-        return folder / f"{FACE}.npy", prov
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{key[:16]}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # another job of the grid may be extracting the same features
-        except OSError as e:  # a file system without locks (some network mounts): extract; the rename stays atomic
-            log(f"frozen face features: no lock on {root} ({e.strerror}); extracting without waiting for other jobs")
-        if _fresh(folder, key):
-            log(f"frozen face features: cache hit {folder} (extracted by another job)")
-            return folder / f"{FACE}.npy", prov
-        t0 = time.perf_counter()
-        enc.to(device)
-        face = prep.meta["arrays"][FACE]["shape"]
-        with torch.no_grad():
-            dim = enc.frames(torch.zeros(1, *face[1:], dtype=torch.uint8, device=device))[0].shape[-1]
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=root))
-        try:
-            out = np.lib.format.open_memmap(tmp / f"{FACE}.npy", mode="w+", dtype=np.float32,
-                                            shape=(int(face[0]), int(face[1]), int(dim)))
-            extract(enc, prep.file(FACE), out, device)
-            out.flush()
-            del out
-            atomic.write_json(tmp / "meta.json", {"key": key, "format": FORMAT_VERSION, "prepared": str(prep.path),
-                                                  "frames_content_hash": prep.data_hash, "settings": settings,
-                                                  "weights": weights, "shape": [int(face[0]), int(face[1]), int(dim)]})
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        log(f"frozen face features: {settings['arch']} over {face[0]} x {face[1]} frames in "
-            f"{time.perf_counter() - t0:.1f} s -> {folder}")
+    if not (folder / "meta.json").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # another job may be extracting the same features
+            except OSError as e:  # a file system without locks (some network mounts): the rename stays atomic
+                log(f"frozen face features: no lock on {folder.parent} ({e.strerror}); extracting without waiting")
+            if not (folder / "meta.json").exists():
+                log(f"frozen face features: {folder} missing (a run outside the workflow): extracting in this job")
+                _write(extractor, prep, settings, weights, key, folder, device)
+    check_cache(folder, key, prep, weights)
+    log(f"frozen face features: {folder}")
     return folder / f"{FACE}.npy", prov
+
+
+def extract_job(prepared: str | os.PathLike, enc: Mapping, out: str | os.PathLike, device="cpu") -> Path:
+    """The workflow's extraction job (``python -m cmkd frame-features``): the features of the
+    frozen encoder ``enc`` over the prepared set, written to ``out`` (its cache folder, whose name
+    must be the settings' key), replacing what was there. Returns ``out``."""
+    out = Path(out)
+    if not is_frozen(enc):
+        raise ConfigError(f"frame-features: {dict(enc)} is not a frozen timm encoder (name: timm, frozen: true)")
+    if out != cache_folder(prepared, enc):
+        raise ConfigError(f"frame-features: --out {out} is not the cache folder of these settings and data set "
+                          f"({cache_folder(prepared, enc)}): the training jobs would not find it")
+    prep = load_prepared(prepared)
+    if FACE not in prep:
+        raise DataError(f"{prep.path}: no 'face' array to extract frozen features from")
+    settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
+    extractor, weights = build_extractor(settings)
+    key = cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
+    _write(extractor, prep, settings, weights, key, out, device)
+    return out
 
 
 def apply(spec: dict, teachers: Mapping[str, dict], prep: Prepared, needed: list, device="cpu") -> Prepared:
@@ -209,9 +248,7 @@ def apply(spec: dict, teachers: Mapping[str, dict], prep: Prepared, needed: list
     enc = frozen_encoder(spec, teachers)
     if enc is None or FACE not in needed:
         return prep
-    frame_hw = tuple(prep.meta["arrays"][FACE]["shape"][-2:])
-    settings = extraction_settings(enc, frame_hw)
-    file, prov = ensure(prep, settings, cache_root(spec["prepared"]), device)
+    file, prov = ensure(prep, enc, cache_folder(spec["prepared"], enc), device)
     for who, _, feats in _face_encoders(spec, teachers):
         if feats is not None and feats.get("cache_key") != prov["cache_key"]:
             raise DataError(f"{spec['method']}: {who} was trained on frozen face features {feats.get('cache_key', '?')[:16]}, "

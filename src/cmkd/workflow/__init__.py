@@ -7,6 +7,8 @@ this package while it plans, on a login node without torch).
 - :mod:`cmkd.workflow.figure_jobs`: which figures are planned and what each one draws;
 - :mod:`cmkd.workflow.inputs`: input, output and params functions of the data, training and
   tuning rules;
+- :mod:`cmkd.workflow.frame_jobs`: the frozen face feature extraction jobs (one per data set and
+  extraction settings) and the training jobs' inputs from them;
 - :mod:`cmkd.workflow.summary`: the specs of the summary jobs (tables, statistics, claims);
 - :mod:`cmkd.workflow.plan`: planning checks (the config, the GPU refusal), job environments and
   resources.
