@@ -398,6 +398,19 @@ def test_dry_run_plans_one_extraction_that_the_face_training_jobs_wait_for(tmp_p
     assert int(re.search(r"runtime=(\d+)", block).group(1)) == est["runtime"]
 
 
+def test_tuning_studies_wait_for_the_extraction_too(tmp_path, snakemake_runner):
+    cfg = frozen_config(tmp_path)
+    cfg["results"] = "results"
+    cfg["tuning"] = {"enabled": True, "n_trials": 2, "methods": "all"}
+    r = snakemake_runner(tmp_path, "-n", config=cfg, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    (job,) = _blocks(out, "frame_features")
+    meta = next(p for p in job["output"] if p.endswith("meta.json"))
+    studies = _blocks(out, "study")
+    assert studies and all(meta in st["input"] for st in studies), studies
+
+
 def test_workflow_extracts_once_and_the_training_jobs_read_it(tmp_path, snakemake_runner):
     cfg = frozen_config(tmp_path)
     cfg["results"] = "results"
