@@ -306,18 +306,21 @@ def _mark(p_holm: float, mde: float, eff: float, note: str, alpha: float) -> str
     return "no p-value" if note else ""
 
 
-def _runs_needed(fam: dict, g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim) -> str:
-    """The sentence on what :data:`MDE_TARGET_POINTS` would take: the median over the table's
-    method-level comparisons of the training runs each would need, and, from this run's own time
-    of the table's rows (``process_s`` of runs.csv, else ``train_s``), the minutes that many more
-    runs would add."""
-    need = pd.DataFrame(list(fam["runs"].values()), columns=["n", "r"], dtype=float).dropna()
-    if need.empty:
-        return ""
-    target, r_need, n_now = st.MDE_TARGET_POINTS, float(need["r"].median()), float(need["n"].median())
-    text = f"reaching a method-level MDE of {target:g} points would take about {r_need:.0f} training runs per method"
+def _run_counts(fam: dict) -> tuple[float, float] | None:
+    """``(runs, runs for the target)``: the medians over a method-level family's comparisons of the
+    training runs each ran and would need for :data:`MDE_TARGET_POINTS` (``fam["runs"]``), or None."""
+    counts = pd.DataFrame(list(fam["runs"].values()), columns=["n", "r"], dtype=float).dropna()
+    return (float(counts["n"].median()), float(counts["r"].median())) if len(counts) else None
+
+
+def _runs_needed(n_now: float, r_need: float, g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim) -> str:
+    """The sentence on what :data:`MDE_TARGET_POINTS` would take (``r_need`` training runs per method
+    against ``n_now``: :func:`_run_counts`) and, from this run's own time of the table's rows
+    (``process_s`` of runs.csv, else ``train_s``), the minutes that many more runs would add."""
+    target = st.MDE_TARGET_POINTS
     if r_need <= n_now:
         return f"the method-level MDE is within {target:g} points at this run's {n_now:.0f} training runs per method"
+    text = f"reaching a method-level MDE of {target:g} points would take about {r_need:.0f} training runs per method"
     col = next((c for c in ("process_s", "train_s") if runs is not None and c in runs.columns), None)
     if col is not None and n_now > 0:
         sel = runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
@@ -403,11 +406,11 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
             f = fams[key]
             parts.append(says.format(mde=med[key], unit=unit, tests=tests,
                                      holm=f"{family.format(k=f['k'])}: alpha {f['alpha']:.3g}") if f["k"] else absent)
-        need = _runs_needed(fams["method"], g, runs, ds, tr, dim) if fams["method"]["k"] else ""
-        counts = pd.DataFrame(list(fams["method"]["runs"].values()), columns=["n", "r"], dtype=float).dropna()
-        if len(counts):
-            df.loc[g.index, "runs"] = float(counts["n"].median())
-            df.loc[g.index, "runs_for_target"] = float(counts["r"].median())
+        counts = _run_counts(fams["method"])
+        need = ""
+        if counts is not None:
+            df.loc[g.index, "runs"], df.loc[g.index, "runs_for_target"] = counts
+            need = _runs_needed(*counts, g, runs, ds, tr, dim)
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts)
                      + (f"; {need}" if need else "") + ".")
     return df, lines

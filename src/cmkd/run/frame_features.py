@@ -46,7 +46,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -195,15 +195,21 @@ def check_cache(folder: Path, key: str, prep: Prepared, weights: dict) -> None:
         raise DataError(f"{meta_file}: names frozen face features but {folder / (FACE + '.npy')} is missing; {AGAIN}")
 
 
-def ensure(prep: Prepared, enc: Mapping, folder: str | os.PathLike, device="cpu") -> tuple[Path, dict]:
-    """``(face.npy of the cached features, provenance)`` of the frozen encoder ``enc`` in ``folder``:
-    checked against this job's key when ``meta.json`` is there (the workflow's extraction job wrote
-    it), else extracted here under the lock (a run outside the workflow; see the module docstring)."""
+def _extraction(prep: Prepared, enc: Mapping) -> tuple[dict, Any, dict, str]:
+    """``(settings, backbone, weights provenance, cache key)`` of the frozen encoder ``enc`` on ``prep``:
+    what the extraction job writes and every training job checks the cache against."""
     if FACE not in prep:
         raise DataError(f"{prep.path}: no 'face' array to extract frozen features from")
     settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
     extractor, weights = build_extractor(settings)
-    key = cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
+    return settings, extractor, weights, cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
+
+
+def ensure(prep: Prepared, enc: Mapping, folder: str | os.PathLike, device="cpu") -> tuple[Path, dict]:
+    """``(face.npy of the cached features, provenance)`` of the frozen encoder ``enc`` in ``folder``:
+    checked against this job's key when ``meta.json`` is there (the workflow's extraction job wrote
+    it), else extracted here under the lock (a run outside the workflow; see the module docstring)."""
+    settings, extractor, weights, key = _extraction(prep, enc)
     folder = Path(folder)
     prov = {**weights, "frozen": True, "img_size": list(settings["img_size"]), "cache_key": key,
             "features": str(folder / f"{FACE}.npy")}
@@ -233,11 +239,7 @@ def extract_job(prepared: str | os.PathLike, enc: Mapping, out: str | os.PathLik
         raise ConfigError(f"frame-features: --out {out} is not the cache folder of these settings and data set "
                           f"({cache_folder(prepared, enc)}): the training jobs would not find it")
     prep = load_prepared(prepared)
-    if FACE not in prep:
-        raise DataError(f"{prep.path}: no 'face' array to extract frozen features from")
-    settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
-    extractor, weights = build_extractor(settings)
-    key = cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
+    settings, extractor, weights, key = _extraction(prep, enc)
     _write(extractor, prep, settings, weights, key, out, device)
     return out
 

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
 from cmkd.analysis.stats.base import MARK_TEST
 from cmkd.analysis.stats.power import runs_for_mde, standard_effect
 

@@ -152,31 +152,31 @@ def paired_tests(
                         same_design = len(fj) > 0 and unpaired == 0
                         fixed_kind = sorted({str(k) for k in (cd[cd["method"].isin([method, ref])]["kind"].dropna()
                                                               if cd is not None else [])} & set(FIXED_SPLIT_KINDS))
-                        if len(fj) and fixed_kind:
-                            # per-subject models of a protocol split: the folds are the subjects, whose
-                            # training sets do not overlap, and the split does not change with the seed
-                            run_d = (fj[f"{metric}_m"] - fj[f"{metric}_r"]).to_numpy(float)
-                            run_id = (fj["seed"].astype(str) + "/" + fj["fold"].astype(str)).to_numpy()
-                            design_note = (f"fixed split ({', '.join(fixed_kind)}, one model per subject): no "
-                                           "resampling of the training set, so no corrected resampled t-test; the "
-                                           "paired t over seeds is the test (training-run variance only)")
-                        elif len(fj):
-                            fd = (fj[f"{metric}_m"] - fj[f"{metric}_r"]).to_numpy(float)
-                            k_ratio = float(fj["n_test_m"].mean() / fj["n_train_m"].mean())
-                            kr = [r for r in _t_rows(fd, k_ratio, "corrected_kfold_t")
-                                  if r["test"] == "corrected_kfold_t"]
-                            for r in kr:
-                                r["note"] = "; ".join(x for x in (
-                                    r["note"], f"{fj['seed'].nunique()} repetition(s) x {fj['fold'].nunique()} "
-                                    f"fold(s) of the same split; n_test/n_train = {k_ratio:.3g} "
-                                    "(n_train: training + validation segments of the fold)",
-                                    f"{unpaired} fold run(s) of another split not paired" if unpaired else "") if x)
-                            out += kr
-                            run_d, run_id = fd, (fj["seed"].astype(str) + "/" + fj["fold"].astype(str)).to_numpy()
-                        else:
+                        if not len(fj):
                             design_note = ("the folds of the method and the reference are of different designs "
                                            "(no fold with the same split hash): no corrected k-fold t-test; "
                                            "method-level runs paired by seed")
+                        else:
+                            fd = (fj[f"{metric}_m"] - fj[f"{metric}_r"]).to_numpy(float)
+                            run_d, run_id = fd, (fj["seed"].astype(str) + "/" + fj["fold"].astype(str)).to_numpy()
+                            if fixed_kind:
+                                # per-subject models of a protocol split: the folds are the subjects, whose
+                                # training sets do not overlap, and the split does not change with the seed
+                                design_note = (f"fixed split ({', '.join(fixed_kind)}, one model per subject): no "
+                                               "resampling of the training set, so no corrected resampled t-test; "
+                                               "the paired t over seeds is the test (training-run variance only)")
+                            else:
+                                k_ratio = float(fj["n_test_m"].mean() / fj["n_train_m"].mean())
+                                kr = [r for r in _t_rows(fd, k_ratio, "corrected_kfold_t")
+                                      if r["test"] == "corrected_kfold_t"]
+                                for r in kr:
+                                    r["note"] = "; ".join(x for x in (
+                                        r["note"], f"{fj['seed'].nunique()} repetition(s) x {fj['fold'].nunique()} "
+                                        f"fold(s) of the same split; n_test/n_train = {k_ratio:.3g} "
+                                        "(n_train: training + validation segments of the fold)",
+                                        f"{unpaired} fold run(s) of another split not paired" if unpaired else "")
+                                        if x)
+                                out += kr
                     elif has_m or has_r:
                         out += seed_rows
                         design_note = ("the method and the reference ran different protocols (cross-validation "
