@@ -242,6 +242,11 @@ def test_config_check_refuses_hint_stage_and_mixed_face_readers():
     c["methods"]["kd"]["encoders"] = {"face": {"arch": "test_vit"}}  # frozen both, other features
     with pytest.raises(ConfigError, match=r"methods\.kd\.encoders\.face\.arch"):
         check_semantics(c)
+    c["methods"]["kd"]["encoders"] = {"face": {"pretrained": False}}  # spells out the default the teacher leaves out
+    check_semantics(c)
+    c["methods"]["kd"]["encoders"] = {"face": {"pretrained": True, "allow_random_init": True}}
+    with pytest.raises(ConfigError, match=r"methods\.kd\.encoders\.face\.pretrained: .* False"):
+        check_semantics(c)
 
 
 def test_job_refuses_a_teacher_trained_on_other_face_inputs(tmp_path):
@@ -256,6 +261,10 @@ def test_job_refuses_a_teacher_trained_on_other_face_inputs(tmp_path):
     other["encoders"]["face"]["arch"] = "test_convnext3"
     with pytest.raises(DataError, match=r"read the same features"):
         _run(other, "kd")
+    spelled = copy.deepcopy(cfg)  # the student spells out the defaults its teacher's encoder leaves out: the same features
+    spelled["methods"]["kd"]["encoders"] = {"face": {"pretrained": False, "img_size": None}}
+    assert "pretrained" not in cfg["encoders"]["face"]
+    _run(spelled, "kd")
 
 
 def test_resources_know_the_frozen_encoder_is_cheap():

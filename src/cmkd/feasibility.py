@@ -18,9 +18,10 @@ import ast
 import importlib
 import json
 import math
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from cmkd.data import LOADER_INFO, labels as labels_mod, split_kinds, splits as 
 from cmkd.data.labels import DIMENSIONS, EMOTION
 from cmkd.devices import torch_build
 from cmkd.errors import CmkdError, ConfigError
-from cmkd.params import Param, param_from_literal
+from cmkd.params import Param, defaults_of, param_from_literal
 
 MODELS = Path(__file__).resolve().parent / "models"
 
@@ -264,12 +265,25 @@ def face_encoder(config: dict, method: str, track: str) -> tuple[str, dict] | No
     return (f"methods.{method}.encoders.face" if override else "encoders.face"), enc
 
 
-#: the face encoder keys that decide frozen features (cmkd.frame_keys.EXTRACTION_KEYS, and frozen itself)
-FROZEN_EXTRACTION_KEYS = ("frozen", "arch", "img_size", "pretrained", "pretrained_path")
-
-
 def _frozen(enc: dict) -> bool:
     return isinstance(enc, dict) and enc.get("name") == "timm" and enc.get("frozen") is True
+
+
+def configured_settings(enc: Mapping) -> dict:
+    """The extraction keys of a timm encoder's settings (``arch``, ``img_size``, ``pretrained``,
+    ``pretrained_path``: what decides its frozen features, cmkd.frame_keys), its declared defaults
+    filled in, so that an encoder that spells out a default equals one that leaves it out."""
+    c = {**defaults_of(encoder_params()["timm"]), **{k: v for k, v in enc.items() if k != "name"}}
+    img = c["img_size"]
+    return {"arch": str(c["arch"]),
+            "img_size": None if img is None else [int(v) for v in img] if isinstance(img, (list, tuple)) else [int(img)] * 2,
+            "pretrained": bool(c["pretrained"]),
+            "pretrained_path": None if c["pretrained_path"] is None else os.fspath(c["pretrained_path"])}
+
+
+def _frozen_settings(enc: dict) -> dict:
+    """What decides a face network's frozen features: ``frozen`` and :func:`configured_settings`."""
+    return {"frozen": _frozen(enc), **configured_settings(enc)}
 
 
 def check_frozen_faces(config: dict, cells) -> None:
@@ -291,10 +305,9 @@ def check_frozen_faces(config: dict, cells) -> None:
             done.add((m, target, tr))
             if not (_frozen(own[1]) or _frozen(other[1])):
                 continue
-            mine = {k: own[1].get(k) for k in FROZEN_EXTRACTION_KEYS}
-            theirs = {k: other[1].get(k) for k in FROZEN_EXTRACTION_KEYS}
+            mine, theirs = _frozen_settings(own[1]), _frozen_settings(other[1])
             if mine != theirs:
-                diff = [k for k in FROZEN_EXTRACTION_KEYS if mine[k] != theirs[k]]
+                diff = [k for k in mine if mine[k] != theirs[k]]
                 raise ConfigError(f"{own[0]}.{diff[0]}: method '{m}' reads the face with {mine[diff[0]]!r}, its {role} "
                                   f"'{target}' ({other[0]}) with {theirs[diff[0]]!r}; with frozen face features every "
                                   "network of a run reads the same cached features (the same frozen, arch, img_size "

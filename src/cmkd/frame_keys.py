@@ -18,29 +18,15 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from cmkd.feasibility import encoder_params
-from cmkd.params import defaults_of
+from cmkd.feasibility import configured_settings
 
 #: the cache format (the layout of face.npy and meta.json)
 FORMAT_VERSION = 2
 FACE = "face"
-#: the encoder keys that decide the features (the head's own keys do not)
-EXTRACTION_KEYS = ("arch", "img_size", "pretrained", "pretrained_path")
 
 
 def is_frozen(enc: Mapping | None) -> bool:
     return isinstance(enc, Mapping) and enc.get("name") == "timm" and enc.get("frozen") is True
-
-
-def configured_settings(enc: Mapping) -> dict:
-    """The extraction keys of a timm encoder's settings, its declared defaults filled in
-    (``ENCODER_PARAMS`` read without importing the model code)."""
-    c = {**defaults_of(encoder_params()["timm"]), **{k: v for k, v in enc.items() if k != "name"}}
-    img = c["img_size"]
-    return {"arch": str(c["arch"]),
-            "img_size": None if img is None else [int(v) for v in img] if isinstance(img, (list, tuple)) else [int(img)] * 2,
-            "pretrained": bool(c["pretrained"]),
-            "pretrained_path": None if c["pretrained_path"] is None else os.fspath(c["pretrained_path"])}
 
 
 def settings_key(enc: Mapping) -> str:

@@ -55,7 +55,7 @@ from cmkd import atomic
 from cmkd.data.prepared import Prepared, hash_params, load_prepared
 from cmkd.data.stream import RowReader
 from cmkd.errors import ConfigError, DataError
-from cmkd.frame_keys import EXTRACTION_KEYS, FACE, FORMAT_VERSION, cache_folder, configured_settings, is_frozen
+from cmkd.frame_keys import FACE, FORMAT_VERSION, cache_folder, configured_settings, is_frozen
 from cmkd.run.torch_setup import log
 #: segments per extraction batch
 BATCH_SEGMENTS = 32
@@ -97,9 +97,9 @@ def frozen_encoder(spec: dict, teachers: Mapping[str, dict]) -> dict | None:
         fine = next(e[0] for e in encs if not is_frozen(e[1]))
         raise DataError(f"{spec['method']}: {frozen[0][0]} reads frozen face features (encoders.face.frozen: true) but "
                         f"{fine} fine-tunes on the frames; a run reads the face one way: set encoders.face.frozen alike")
-    first = {k: frozen[0][1].get(k) for k in EXTRACTION_KEYS}
+    first = configured_settings(frozen[0][1])  # defaults filled in: a key spelled out equals the key left out
     for who, enc, _ in frozen[1:]:
-        other = {k: enc.get(k) for k in EXTRACTION_KEYS}
+        other = configured_settings(enc)
         if other != first:
             raise DataError(f"{spec['method']}: {who} extracted its face features with {other}, "
                             f"{frozen[0][0]} with {first}: the networks of a run read the same features")
