@@ -185,6 +185,12 @@ def cmd_bench(a) -> None:
     bench_main(a.results, a.configfile)
 
 
+def cmd_design(a) -> None:
+    from cmkd.design import run_design  # lazy: startup
+
+    run_design(a.table, a.configfile or [], results=a.out, cores=a.cores)
+
+
 def _json_list(value: str | None, where: str) -> list:
     """A JSON list of strings (or a comma-separated list); empty for no value."""
     if not value:
@@ -529,6 +535,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--face-segments", type=_typed(_pos_int, "a positive integer"), default=15, help="--scale paper: segments of face frames "
                    "rendered (repeated over the rest of the data set)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("design", help="what a design resolves and costs: one table's rows trained under the config "
+                       "(and its overlays), the table built, its method-level MDE per dimension beside the training CPU time")
+    s.add_argument("table", help="a table of the config (tables.<name>)")
+    s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE", help="overlay(s) over config.yaml, merged "
+                   "in order: the design (seeds, split, training, data set knobs)")
+    s.add_argument("--out", help="results folder (default design/<table>-<key of the merged config>)")
+    s.add_argument("--cores", type=_typed(_pos_int, "a positive integer"), default=2, help="local cores (default 2)")
+    s.set_defaults(func=cmd_design)
 
     s = sub.add_parser("check", help="strict config check (CI): the workflow's validation (schema, semantics) and table cells -> runs")
     s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE", help="overlay(s) over config.yaml, merged in order")
