@@ -94,3 +94,27 @@ def test_an_overlay_changes_the_design_not_the_rows(tmp_path):
     assert d["seeds"] == [0, 1, 2, 3, 4] and d["training"]["max_epochs"] == 4
     assert set(iter_cells(d)) == set(iter_cells(design_config(_config(), "students", "r")))
     assert (ROOT / "Snakefile").exists()
+
+
+def test_the_command_goes_to_a_profile_or_local_cores_and_names_a_failure(tmp_path, monkeypatch):
+    import subprocess as sp
+
+    import cmkd.design as design
+
+    seen = []
+
+    def fake_run(cmd, *a, **k):
+        seen.append(cmd)
+        return sp.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(design.subprocess, "run", fake_run)
+    with pytest.raises(DataError, match=r"snakemake failed \(exit 1\) while running the design of 'students'"):
+        design.run_design("students", [], results=str(tmp_path / "d"), profile="slurm", jobs=8)
+    with pytest.raises(DataError):
+        design.run_design("students", [], results=str(tmp_path / "d"), cores=3)
+    cluster, local = seen
+    assert cluster[cluster.index("--profile") + 1] == "slurm" and "--jobs" in cluster and "--scheduler" not in cluster
+    assert local[local.index("--cores") + 1] == "3" and "--profile" not in local and "--force" not in local
+    assert cluster[1] == str(tmp_path / "d" / "summary" / "tables" / "students.csv")
+    overlay = yaml.safe_load((tmp_path / "d" / "design.yaml").read_text())
+    assert overlay["results"] == str(tmp_path / "d") and {e["track"] for e in overlay["experiments"]} == {"face_eeg-to-face"}

@@ -188,7 +188,7 @@ def cmd_bench(a) -> None:
 def cmd_design(a) -> None:
     from cmkd.design import run_design  # lazy: startup
 
-    run_design(a.table, a.configfile or [], results=a.out, cores=a.cores)
+    run_design(a.table, a.configfile or [], results=a.out, cores=a.cores, profile=a.profile, jobs=a.jobs)
 
 
 def _json_list(value: str | None, where: str) -> list:
@@ -542,7 +542,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--configfile", action="extend", nargs="+", metavar="FILE", help="overlay(s) over config.yaml, merged "
                    "in order: the design (seeds, split, training, data set knobs)")
     s.add_argument("--out", help="results folder (default design/<table>-<key of the merged config>)")
-    s.add_argument("--cores", type=_typed(_pos_int, "a positive integer"), default=2, help="local cores (default 2)")
+    s.add_argument("--cores", type=_typed(_pos_int, "a positive integer"), default=2, help="without --profile: local cores (default 2)")
+    s.add_argument("--profile", help="a Snakemake profile (e.g. slurm): the design's jobs go to the cluster")
+    s.add_argument("--jobs", type=_typed(_pos_int, "a positive integer"), help="with --profile: jobs submitted at once")
     s.set_defaults(func=cmd_design)
 
     s = sub.add_parser("check", help="strict config check (CI): the workflow's validation (schema, semantics) and table cells -> runs")

@@ -97,10 +97,12 @@ def summarise(table_csv: str | Path, table: str) -> list[dict]:
     return list(out.values())
 
 
-def run_design(table: str, configfiles: list[str], results: str | None = None, cores: int = 2) -> dict:
+def run_design(table: str, configfiles: list[str], results: str | None = None, cores: int = 2,
+               profile: str | None = None, jobs: int | None = None) -> dict:
     """Train table ``table``'s rows under the design of ``configfiles`` (overlays over config.yaml)
     in ``results`` (default: ``design/<table>-<key of the merged config>``), build the table, print and return
-    the summary (also written to ``<results>/design.json``)."""
+    the summary (also written to ``<results>/design.json``). ``profile`` (e.g. ``slurm``) sends the
+    jobs to the cluster, as ``cmkd cell`` does; else they run on ``cores`` local cores."""
     cfg, lines = load_config(configfiles)
     validate_config(cfg, lines)
     if results is None:  # one folder per table and design: the same design re-run reuses its runs
@@ -117,7 +119,8 @@ def run_design(table: str, configfiles: list[str], results: str | None = None, c
     dcfg, dlines = load_config(files)
     validate_config(dcfg, dlines)
     target = res / "summary" / "tables" / f"{table}.csv"
-    cmd = snakemake_command([str(target)], files, cores=cores, extra=["--scheduler", "greedy"])
+    cmd = snakemake_command([str(target)], files, profile=profile, cores=cores, jobs=jobs,
+                            extra=[] if profile else ["--scheduler", "greedy"])
     cmd.remove("--force")  # a fresh folder: nothing to force; a re-run reuses what ran
     print("running:", " ".join(shlex.quote(c) for c in cmd), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
