@@ -66,6 +66,10 @@ def test_the_dry_run_of_a_design_trains_the_rows_and_what_they_require(tmp_path,
     assert planned == {(dim, m) for dim in ("arousal", "valence") for m in chain}, sorted(planned)
 
 
+_OUT = {"table": "students", "configfiles": ["d.yaml"], "seeds": [0, 1, 2], "training_jobs": 36,
+        "training_cpu_s": 500.0, "training_job_s": 520.0, "wall_s": 300.0}
+
+
 def test_summary_reads_the_built_table(tmp_path):
     f = tmp_path / "students.csv"
     f.write_text("dataset,track,dimension,method,metric,mean,mde,runs,runs_for_target\n"
@@ -76,9 +80,12 @@ def test_summary_reads_the_built_table(tmp_path):
     assert [d["dimension"] for d in s] == ["arousal", "valence"]
     assert s[0]["mde"] == 16.0 and s[0]["runs"] == 6.0 and s[0]["runs_for_target"] == 10.0
     assert s[0]["means"] == {"baseline": 65.0, "cdgkd": 68.5} and math.isnan(s[1]["mde"])
-    text = report({"table": "students", "configfiles": ["d.yaml"], "seeds": [0, 1, 2], "training_jobs": 36,
-                   "training_cpu_s": 500.0, "training_job_s": 520.0, "wall_s": 300.0, "dimensions": s})
-    assert "arousal: method-level MDE 16.0 points at 6 runs per method (the target would take 10)" in text
+    text = report({**_OUT, "dimensions": s})
+    assert "arousal: method-level MDE 16 points at 6 runs per method (the target would take 10)" in text
+    assert "valence: no method-level MDE" in text
+    s[0]["mde"], s[0]["runs_for_target"] = 9.3, 10.0
+    s[0]["runs"] = 10.0
+    assert "MDE 9.3 points at 10 runs per method (within the target)" in report({**_OUT, "dimensions": s[:1]})
     empty = tmp_path / "empty.csv"
     empty.write_text("dataset,track,dimension,method\n")
     with pytest.raises(DataError, match="nothing ran"):
@@ -102,10 +109,13 @@ def test_the_command_goes_to_a_profile_or_local_cores_and_names_a_failure(tmp_pa
     import cmkd.design as design
 
     seen = []
+    real_run = sp.run
 
-    def fake_run(cmd, *a, **k):
-        seen.append(cmd)
-        return sp.CompletedProcess(cmd, 1)
+    def fake_run(cmd, *a, **k):  # the design's Snakemake call fails; any other command runs
+        if isinstance(cmd, list) and len(cmd) > 1 and str(cmd[1]).endswith("students.csv"):
+            seen.append(cmd)
+            return sp.CompletedProcess(cmd, 1)
+        return real_run(cmd, *a, **k)
 
     monkeypatch.setattr(design.subprocess, "run", fake_run)
     with pytest.raises(DataError, match=r"snakemake failed \(exit 1\) while running the design of 'students'"):

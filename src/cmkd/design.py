@@ -128,9 +128,9 @@ def run_design(table: str, configfiles: list[str], results: str | None = None, c
     wall_s = time.perf_counter() - t0
     if r.returncode != 0:
         raise DataError(f"snakemake failed (exit {r.returncode}) while running the design of '{table}'; see the logs under {res}/logs/")
-    train_wall, train_cpu, jobs = _train_seconds(res)
+    train_wall, train_cpu, n_jobs = _train_seconds(res)
     out = {"table": table, "configfiles": files, "seeds": list(dcfg["seeds"]),
-           "cells": len(list(iter_cells(dcfg))), "training_jobs": jobs,
+           "cells": len(list(iter_cells(dcfg))), "training_jobs": n_jobs,
            "training_job_s": round(train_wall, 1), "training_cpu_s": round(train_cpu, 1), "wall_s": round(wall_s, 1),
            "dimensions": summarise(target, table)}
     (res / "design.json").write_text(json.dumps(out, indent=2, sort_keys=True), encoding="utf-8")
@@ -145,6 +145,13 @@ def report(out: dict) -> str:
              f"({out['training_job_s']:.0f} s of job time), {out['wall_s']:.0f} s in all"]
     for d in out["dimensions"]:
         means = ", ".join(f"{m} {v:.1f}" for m, v in d["means"].items() if math.isfinite(v))
-        lines.append(f"  {d['dimension']}: method-level MDE {d['mde']:.1f} points at {d['runs']:.0f} runs per method "
-                     f"(the target would take {d['runs_for_target']:.0f}); {d['metric']}: {means}")
+        unit = "rmse" if d["metric"] == "rmse" else "points"
+        if not math.isfinite(d["mde"]):
+            lines.append(f"  {d['dimension']}: no method-level MDE (no method-level test ran); {d['metric']}: {means}")
+            continue
+        need = d["runs_for_target"]
+        target = ("within the target" if math.isfinite(need) and need <= d["runs"] else
+                  f"the target would take {need:.0f}" if math.isfinite(need) else "no projection to the target")
+        lines.append(f"  {d['dimension']}: method-level MDE {d['mde']:.3g} {unit} at {d['runs']:.0f} runs per method "
+                     f"({target}); {d['metric']}: {means}")
     return "\n".join(lines)
