@@ -440,3 +440,37 @@ def test_workflow_extracts_once_and_the_training_jobs_read_it(tmp_path, snakemak
     for run in runs:
         (w,) = json.loads((tmp_path / run).read_text())["provenance"]["weights"].values()
         assert w["cache_key"] == key and w["frozen"] is True
+
+
+def test_a_cache_hit_builds_no_backbone_when_meta_json_shows_the_same_weights(tmp_path, monkeypatch):
+    """On a hit whose meta.json records this job's settings, frames, weights file (sha256) and
+    library versions, the job trusts the recorded weights hash: no backbone is built. Anything else
+    (another timm, other bytes in the weights file) builds it and compares, as before."""
+    prep_path = tmp_path / "results/prepared/synthetic"
+    write_synthetic(prep_path, PARAMS, 0)
+    prep = load_prepared(prep_path)
+    w = _weights_file(tmp_path / "w.pth", 1)
+    f1, p1 = ensure(prep, tmp_path / "cache", pretrained_path=w)
+    meta_file = f1.parent / "meta.json"
+    assert json.loads(meta_file.read_text())["versions"]["timm"] == import_timm().__version__
+    real, builds = ff.build_extractor, []
+
+    def spy(settings):
+        builds.append(settings["arch"])
+        return real(settings)
+
+    monkeypatch.setattr(ff, "build_extractor", spy)
+    f2, p2 = ensure(prep, tmp_path / "cache", pretrained_path=w)
+    assert builds == [] and (f2, p2) == (f1, p1)  # the provenance a build would give, from meta.json
+    meta = json.loads(meta_file.read_text())
+    meta["versions"]["timm"] = "0.0.1"  # extracted under another timm: build and compare the hash
+    meta_file.write_text(json.dumps(meta))
+    assert ensure(prep, tmp_path / "cache", pretrained_path=w) == (f1, p1) and builds == [BN_ARCH]
+    meta["versions"] = ff._versions()
+    meta_file.write_text(json.dumps(meta))
+    _weights_file(tmp_path / "w.pth", 2)  # other bytes under the same path: built, and refused
+    with pytest.raises(DataError, match="stale frozen face features: extracted with weights of sha256"):
+        ensure(prep, tmp_path / "cache", pretrained_path=w)
+    assert builds == [BN_ARCH, BN_ARCH]
+    random_init = ensure(prep, tmp_path / "cache_random")  # a random backbone (INIT_SEED): a hit without a build
+    assert ensure(prep, tmp_path / "cache_random") == random_init and len(builds) == 3

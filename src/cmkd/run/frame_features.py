@@ -45,6 +45,7 @@ import os
 import shutil
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -155,7 +156,7 @@ def _write(extractor, prep: Prepared, settings: dict, weights: dict, key: str, f
         del out
         atomic.write_json(tmp / "meta.json", {"key": key, "format": FORMAT_VERSION, "settings_key": folder.name,
                                               "prepared": str(prep.path), "frames_content_hash": prep.data_hash,
-                                              "settings": settings, "weights": weights,
+                                              "settings": settings, "weights": weights, "versions": _versions(),
                                               "shape": [int(face[0]), int(face[1]), int(dim)]})
         if folder.exists():
             shutil.rmtree(folder)
@@ -195,6 +196,36 @@ def check_cache(folder: Path, key: str, prep: Prepared, weights: dict) -> None:
         raise DataError(f"{meta_file}: names frozen face features but {folder / (FACE + '.npy')} is missing; {AGAIN}")
 
 
+def _versions() -> dict:
+    """The libraries that decide a backbone's weights as built (timm's model code and weight
+    loading, torch's initialisation), recorded in meta.json."""
+    return {"torch": torch.__version__, "timm": version("timm")}
+
+
+def _recorded(prep: Prepared, settings: dict, folder: Path) -> dict | None:
+    """``meta.json`` of ``folder`` when it shows the features this job would extract without
+    building the backbone: the same format, settings and frames, the same library versions, and
+    for a weights file the same file content (its sha256); else None, and the job builds the
+    backbone to compare its weights' hash (:func:`check_cache` then says what differs). timm's hub
+    weights (``pretrained: true``) are found by building the model: never a fast hit."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    w = meta.get("weights") if isinstance(meta.get("weights"), dict) else {}
+    if (meta.get("format") != FORMAT_VERSION or meta.get("settings") != settings or not meta.get("key")
+            or meta.get("frames_content_hash") != prep.data_hash or meta.get("versions") != _versions()
+            or not w.get("state_sha256") or not (folder / f"{FACE}.npy").is_file()):
+        return None
+    if settings["pretrained_path"]:
+        from cmkd.models.visual import file_sha256  # lazy: optional (the model module: frozen-feature runs only)
+
+        return meta if w.get("file_sha256") == file_sha256(settings["pretrained_path"]) else None
+    return None if settings["pretrained"] else meta
+
+
 def _extraction(prep: Prepared, enc: Mapping) -> tuple[dict, Any, dict, str]:
     """``(settings, backbone, weights provenance, cache key)`` of the frozen encoder ``enc`` on ``prep``:
     what the extraction job writes and every training job checks the cache against."""
@@ -208,9 +239,18 @@ def _extraction(prep: Prepared, enc: Mapping) -> tuple[dict, Any, dict, str]:
 def ensure(prep: Prepared, enc: Mapping, folder: str | os.PathLike, device="cpu") -> tuple[Path, dict]:
     """``(face.npy of the cached features, provenance)`` of the frozen encoder ``enc`` in ``folder``:
     checked against this job's key when ``meta.json`` is there (the workflow's extraction job wrote
-    it), else extracted here under the lock (a run outside the workflow; see the module docstring)."""
-    settings, extractor, weights, key = _extraction(prep, enc)
+    it), else extracted here under the lock (a run outside the workflow; see the module docstring).
+    A cache hit whose ``meta.json`` shows this job's settings, frames, weights file and library
+    versions (:func:`_recorded`) builds no backbone: the weights' hash it recorded is this job's."""
     folder = Path(folder)
+    if FACE in prep:
+        settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
+        meta = _recorded(prep, settings, folder)
+        if meta is not None:
+            log(f"frozen face features: {folder} (meta.json: the same settings, frames, weights and versions)")
+            return folder / f"{FACE}.npy", {**meta["weights"], "frozen": True, "img_size": list(settings["img_size"]),
+                                            "cache_key": meta["key"], "features": str(folder / f"{FACE}.npy")}
+    settings, extractor, weights, key = _extraction(prep, enc)
     prov = {**weights, "frozen": True, "img_size": list(settings["img_size"]), "cache_key": key,
             "features": str(folder / f"{FACE}.npy")}
     if not (folder / "meta.json").exists():
