@@ -86,6 +86,13 @@ def test_summary_reads_the_built_table(tmp_path):
     s[0]["mde"], s[0]["runs_for_target"] = 9.3, 10.0
     s[0]["runs"] = 10.0
     assert "MDE 9.3 points at 10 runs per method (within the target)" in report({**_OUT, "dimensions": s[:1]})
+    rmse = {"dimension": "valence_reg", "metric": "rmse", "mde": 0.0407, "runs": math.nan, "runs_for_target": math.nan,
+            "means": {"baseline": 0.2634, "uaproto": 0.2711}}
+    none = {"dimension": "arousal", "metric": "rmse", "mde": math.nan, "runs": math.nan, "runs_for_target": math.nan,
+            "means": {"baseline": math.nan}}
+    text = report({**_OUT, "dimensions": [none, rmse]})
+    assert "arousal: no rmse of this table's rows" in text
+    assert "valence_reg: method-level MDE 0.0407 rmse (no projection to the target); rmse: baseline 0.263, uaproto 0.271" in text
     empty = tmp_path / "empty.csv"
     empty.write_text("dataset,track,dimension,method\n")
     with pytest.raises(DataError, match="nothing ran"):

@@ -144,14 +144,18 @@ def report(out: dict) -> str:
              f"{out['training_jobs']} training jobs, {out['training_cpu_s']:.0f} CPU s of training "
              f"({out['training_job_s']:.0f} s of job time), {out['wall_s']:.0f} s in all"]
     for d in out["dimensions"]:
-        means = ", ".join(f"{m} {v:.1f}" for m, v in d["means"].items() if math.isfinite(v))
         unit = "rmse" if d["metric"] == "rmse" else "points"
+        fmt = "{:.3g}" if unit == "rmse" else "{:.1f}"
+        means = ", ".join(f"{m} {fmt.format(v)}" for m, v in d["means"].items() if math.isfinite(v))
+        if not means:
+            lines.append(f"  {d['dimension']}: no {d['metric']} of this table's rows (its metric does not apply)")
+            continue
         if not math.isfinite(d["mde"]):
             lines.append(f"  {d['dimension']}: no method-level MDE (no method-level test ran); {d['metric']}: {means}")
             continue
-        need = d["runs_for_target"]
-        target = ("within the target" if math.isfinite(need) and need <= d["runs"] else
+        runs, need = d["runs"], d["runs_for_target"]
+        at = f" at {runs:.0f} runs per method" if math.isfinite(runs) else ""
+        target = ("within the target" if math.isfinite(need) and need <= runs else
                   f"the target would take {need:.0f}" if math.isfinite(need) else "no projection to the target")
-        lines.append(f"  {d['dimension']}: method-level MDE {d['mde']:.3g} {unit} at {d['runs']:.0f} runs per method "
-                     f"({target}); {d['metric']}: {means}")
+        lines.append(f"  {d['dimension']}: method-level MDE {d['mde']:.3g} {unit}{at} ({target}); {d['metric']}: {means}")
     return "\n".join(lines)
