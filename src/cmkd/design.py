@@ -29,16 +29,16 @@ from cmkd.cell import snakemake_command
 from cmkd.config import experiment_methods, iter_cells
 from cmkd.errors import ConfigError, DataError
 from cmkd.validation import load_config, validate_config
+from cmkd.workflow.lookup import table_entry, table_names
 
 
 def design_config(config: dict, table: str, results: str) -> dict:
     """``config`` reduced to what table ``table`` reports: its track's experiments, each with only
     the table's rows (and the trivial baselines), written under ``results``. A row's teachers and
     assistants are not cells of their own: the training jobs of the rows require them."""
-    spec = next((t for t in config.get("tables") or [] if t.get("name") == table), None)
+    spec = table_entry(config, table)
     if spec is None:
-        raise ConfigError(f"design: no table '{table}' in the config (tables: "
-                          f"{', '.join(str(t.get('name')) for t in config.get('tables') or [])})")
+        raise ConfigError(f"design: no table '{table}' in the config (tables: {', '.join(table_names(config))})")
     if spec.get("gains") or "track" not in spec:
         raise ConfigError(f"tables.{table}: a gains table reports averages over other runs, not comparisons with a "
                           "method-level MDE; name a table of the methods it averages")
