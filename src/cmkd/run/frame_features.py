@@ -226,14 +226,24 @@ def _recorded(prep: Prepared, settings: dict, folder: Path) -> dict | None:
     return None if settings["pretrained"] else meta
 
 
-def _extraction(prep: Prepared, enc: Mapping) -> tuple[dict, Any, dict, str]:
-    """``(settings, backbone, weights provenance, cache key)`` of the frozen encoder ``enc`` on ``prep``:
-    what the extraction job writes and every training job checks the cache against."""
+def _settings(prep: Prepared, enc: Mapping) -> dict:
+    """The extraction settings of the frozen encoder ``enc`` on ``prep``'s frames."""
     if FACE not in prep:
         raise DataError(f"{prep.path}: no 'face' array to extract frozen features from")
-    settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
+    return extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
+
+
+def _extraction(prep: Prepared, settings: dict) -> tuple[Any, dict, str]:
+    """``(backbone, weights provenance, cache key)`` of the extraction ``settings`` on ``prep``:
+    what the extraction job writes and a training job checks the cache against."""
     extractor, weights = build_extractor(settings)
-    return settings, extractor, weights, cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
+    return extractor, weights, cache_key(prep, settings, weights["state_sha256"], weights["normalisation"])
+
+
+def _provenance(weights: dict, settings: dict, key: str, folder: Path) -> dict:
+    """A run's record of the frozen features it read (``weights`` as built or as meta.json recorded them)."""
+    return {**weights, "frozen": True, "img_size": list(settings["img_size"]), "cache_key": key,
+            "features": str(folder / f"{FACE}.npy")}
 
 
 def ensure(prep: Prepared, enc: Mapping, folder: str | os.PathLike, device="cpu") -> tuple[Path, dict]:
@@ -243,16 +253,13 @@ def ensure(prep: Prepared, enc: Mapping, folder: str | os.PathLike, device="cpu"
     A cache hit whose ``meta.json`` shows this job's settings, frames, weights file and library
     versions (:func:`_recorded`) builds no backbone: the weights' hash it recorded is this job's."""
     folder = Path(folder)
-    if FACE in prep:
-        settings = extraction_settings(enc, tuple(prep.meta["arrays"][FACE]["shape"][-2:]))
-        meta = _recorded(prep, settings, folder)
-        if meta is not None:
-            log(f"frozen face features: {folder} (meta.json: the same settings, frames, weights and versions)")
-            return folder / f"{FACE}.npy", {**meta["weights"], "frozen": True, "img_size": list(settings["img_size"]),
-                                            "cache_key": meta["key"], "features": str(folder / f"{FACE}.npy")}
-    settings, extractor, weights, key = _extraction(prep, enc)
-    prov = {**weights, "frozen": True, "img_size": list(settings["img_size"]), "cache_key": key,
-            "features": str(folder / f"{FACE}.npy")}
+    settings = _settings(prep, enc)
+    meta = _recorded(prep, settings, folder)
+    if meta is not None:
+        log(f"frozen face features: {folder} (meta.json: the same settings, frames, weights and versions)")
+        return folder / f"{FACE}.npy", _provenance(meta["weights"], settings, meta["key"], folder)
+    extractor, weights, key = _extraction(prep, settings)
+    prov = _provenance(weights, settings, key, folder)
     if not (folder / "meta.json").exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         with open(folder.parent / f"{folder.name}.lock", "w") as lock:
@@ -279,7 +286,8 @@ def extract_job(prepared: str | os.PathLike, enc: Mapping, out: str | os.PathLik
         raise ConfigError(f"frame-features: --out {out} is not the cache folder of these settings and data set "
                           f"({cache_folder(prepared, enc)}): the training jobs would not find it")
     prep = load_prepared(prepared)
-    settings, extractor, weights, key = _extraction(prep, enc)
+    settings = _settings(prep, enc)
+    extractor, weights, key = _extraction(prep, settings)
     _write(extractor, prep, settings, weights, key, out, device)
     return out
 
