@@ -389,3 +389,33 @@ def test_runs_for_mde_is_the_smallest_run_count_that_reaches_the_target():
     assert runs_for_mde(9.0, 5.0, 6, 10.0, alpha) == 6          # already within the target
     assert math.isnan(runs_for_mde(float("nan"), 5.0, 6, 10.0, alpha))
     assert runs_for_mde(16.0, 5.0, 6, 10.0, alpha) == 10        # the default's students table, arousal (6 runs)
+
+
+def test_cost_of_the_target_counts_whole_seeds_and_the_runs_the_rows_distil_from():
+    """The note's cost of a 10-point method-level MDE: runs come as whole seeds (every fold of each),
+    and the added runs of the teachers and assistants the rows require (through one another) are
+    counted, at the median time of each method's runs (the first run of a job pays its start-up)."""
+    from cmkd.analysis.tables import _runs_needed, required_closure
+
+    requires = {"cdgkd": ["teacher", "ta2"], "ta2": ["teacher", "ta1"], "ta1": ["teacher"], "kd": ["teacher"],
+                "other": ["elsewhere"]}
+    assert required_closure(["baseline", "kd", "cdgkd"], requires) == ["teacher", "ta2", "ta1"]
+    assert required_closure(["kd", "teacher"], requires) == []  # a row is not counted twice
+    times = {"baseline": [90, 30, 30], "kd": [60, 60, 60], "cdgkd": [120, 60, 60],
+             "teacher": [60, 30, 30], "ta1": [30, 30, 30], "ta2": [30, 30, 30], "other": [600, 600, 600]}
+    runs = pd.DataFrame([{"dataset": "d", "track": "t", "dimension": "a", "method": m, "seed": s, "process_s": x}
+                         for m, xs in times.items() for s, x in enumerate(xs)])
+    rows = pd.DataFrame({"method": ["baseline", "kd", "cdgkd"]})
+    # 6 runs = 3 seeds x 2 folds; 9 runs needed -> 5 seeds (10 runs): 2 more seeds = 2/3 more of each method's runs
+    text = _runs_needed(6.0, 9.0, rows, runs, "d", "t", "a", requires)
+    assert "about 10 training runs per method (5 seeds x 2 folds; this run: 6)" in text
+    # rows: (30 + 60 + 60) s per run x 2 more seeds = 300 s = 5.0 min; required: (30 + 30 + 30) x 2 = 180 s = 3.0 min
+    assert "about 8.0 more minutes of process time" in text
+    assert "5.0 for the table's 3 rows and 3.0 for the 3 methods they distil from (teacher, ta2, ta1)" in text
+    # here: rows 150 + 180 + 240 = 570 s, required 120 + 90 + 90 = 300 s: 870 s = 14.5 min
+    assert text.endswith("against 14.5 minutes for these runs here")
+    # without requires only the rows
+    assert "about 5.0 more minutes" in _runs_needed(6.0, 9.0, rows, runs, "d", "t", "a")
+    # one run per seed (a fixed split): seeds alone
+    assert "about 8 training runs per method (8 seeds; this run: 3)" in _runs_needed(3.0, 8.0, rows, runs, "d", "t", "a")
+    assert _runs_needed(6.0, 6.0, rows, runs, "d", "t", "a").startswith("the method-level MDE is within 10 points")

@@ -243,6 +243,9 @@ def test_summary_specs(grid):
     assert [t["name"] for t in spec["tables"]] == lookup.table_names(cfg)
     assert spec["trivial_methods"] == {"majority": "majority", "stratified": "stratified"}
     assert spec["protocol"]["splits"]["synthetic/face_eeg-to-face/teacher_leaky"]["folds_by"] == "segment"
+    # what each method distils from (the cost of more runs counts them): CDGKD's teacher and assistants
+    assert spec["requires"]["cdgkd"] == list(cfg["methods"]["cdgkd"]["requires"].values())
+    assert "baseline" not in spec["requires"]
     assert json.loads(summary.claims_datasets_json(cfg))["synthetic"]["synthetic"] is True
     assert summary.project_file("config/claims.yaml", "/elsewhere") in ("config/claims.yaml", "/elsewhere/config/claims.yaml")
     assert summary.project_file("no/such.yaml", "/base") == "/base/no/such.yaml"

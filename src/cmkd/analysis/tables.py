@@ -313,30 +313,89 @@ def _run_counts(fam: dict) -> tuple[float, float] | None:
     return (float(counts["n"].median()), float(counts["r"].median())) if len(counts) else None
 
 
-def _runs_needed(n_now: float, r_need: float, g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim) -> str:
+def required_closure(methods, requires: dict | None) -> list[str]:
+    """The methods that ``methods`` distil from (``requires``: method -> the methods it requires,
+    ``methods.<name>.requires`` of the config), directly or through another, that are not in
+    ``methods`` themselves; in the order first met."""
+    requires, seen, out = requires or {}, set(methods), []
+    todo = list(methods)
+    while todo:
+        for r in requires.get(todo.pop(0)) or []:
+            if r not in seen:
+                seen.add(r)
+                out.append(r)
+                todo.append(r)
+    return out
+
+
+def _process_minutes(runs: pd.DataFrame, col: str, ds, tr, dim, methods, factor: float) -> tuple[float, float]:
+    """``(minutes, more)``: the summed ``col`` time of the runs of ``methods`` in the cell (ds, tr, dim),
+    in minutes, and what ``factor`` times as many runs more would add: per method the median time of
+    its runs times the added runs (the median leaves out the job start-up, which only a job's first run
+    pays and added runs of the same job do not)."""
+    sel = runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
+               & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(methods))]
+    here = more = 0.0
+    for _, m in sel.groupby("method", sort=False):
+        t = pd.to_numeric(m[col], errors="coerce").dropna()
+        if len(t):
+            here += float(t.sum()) / 60.0
+            more += factor * len(t) * float(t.median()) / 60.0
+    return here, more
+
+
+def whole_seeds(n_now: float, r_need: float, runs: pd.DataFrame | None, ds, tr, dim, methods) -> tuple[float, int, int]:
+    """``(runs, seeds, runs per seed)``: ``r_need`` training runs per method rounded up to whole seeds,
+    each with every fold of its split (runs per seed = ``n_now`` over the median number of seeds of
+    ``methods`` in runs.csv's cell). ``(r_need, 0, 0)`` where runs.csv does not tell the seeds."""
+    sel = None if runs is None else runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
+                                         & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(methods))]
+    seeds = float(sel.groupby("method").size().median()) if sel is not None and len(sel) else math.nan
+    per_seed = n_now / seeds if seeds > 0 else math.nan
+    if not (math.isfinite(r_need) and math.isfinite(per_seed) and per_seed >= 1
+            and abs(per_seed - round(per_seed)) < 1e-9):
+        return r_need, 0, 0
+    per_seed = int(round(per_seed))
+    n_seeds = math.ceil(r_need / per_seed - 1e-9)
+    return float(n_seeds * per_seed), n_seeds, per_seed
+
+
+def _runs_needed(n_now: float, r_need: float, g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim,
+                 requires: dict | None = None) -> str:
     """The sentence on what :data:`MDE_TARGET_POINTS` would take (``r_need`` training runs per method
-    against ``n_now``: :func:`_run_counts`) and, from this run's own time of the table's rows
-    (``process_s`` of runs.csv, else ``train_s``), the minutes that many more runs would add."""
+    against ``n_now``: :func:`_run_counts`) and, from this run's own time (``process_s`` of runs.csv,
+    else ``train_s``), the minutes that many more runs would add: for the table's rows and for the
+    teachers and assistants they distil from (:func:`required_closure` of ``requires``), which must
+    run as many seeds for the rows to run them."""
     target = st.MDE_TARGET_POINTS
     if r_need <= n_now:
         return f"the method-level MDE is within {target:g} points at this run's {n_now:.0f} training runs per method"
-    text = f"reaching a method-level MDE of {target:g} points would take about {r_need:.0f} training runs per method"
+    rows = list(g["method"])
+    r_need, n_seeds, per_seed = whole_seeds(n_now, r_need, runs, ds, tr, dim, rows)
+    how = f"{n_seeds} seeds" + (f" x {per_seed} folds" if per_seed > 1 else "") + "; " if n_seeds else ""
+    text = (f"reaching a method-level MDE of {target:g} points would take about {r_need:.0f} training runs per "
+            f"method ({how}this run: {n_now:.0f})")
     col = next((c for c in ("process_s", "train_s") if runs is not None and c in runs.columns), None)
-    if col is not None and n_now > 0:
-        sel = runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
-                   & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(g["method"]))]
-        cpu_min = float(pd.to_numeric(sel[col], errors="coerce").sum()) / 60.0
-        if cpu_min > 0:
-            what = "process" if col == "process_s" else "training"
-            text += (f" (this run: {n_now:.0f}): about {cpu_min * (r_need / n_now - 1.0):.1f} more minutes of "
-                     f"{what} time for the table's rows on this run's machine, against their {cpu_min:.1f} here "
-                     "(the teachers they distil from not counted)")
-            return text
-    return text + f" (this run: {n_now:.0f})"
+    if col is None or n_now <= 0:
+        return text
+    what = "process" if col == "process_s" else "training"
+    factor = r_need / n_now - 1.0
+    req = required_closure(rows, requires)
+    here_rows, more_rows = _process_minutes(runs, col, ds, tr, dim, rows, factor)
+    here_req, more_req = _process_minutes(runs, col, ds, tr, dim, req, factor)
+    if here_rows + here_req <= 0:
+        return text
+    text += f": about {more_rows + more_req:.1f} more minutes of {what} time on this run's machine"
+    if req:
+        shown = ", ".join(req[:6]) + (", ..." if len(req) > 6 else "")
+        what_req = f"the {len(req)} methods" if len(req) > 1 else "the method"
+        text += (f", {more_rows:.1f} for the table's {len(rows)} rows and {more_req:.1f} for {what_req} they distil "
+                 f"from ({shown}), which must run as many seeds")
+    return text + f", against {here_rows + here_req:.1f} minutes for these runs here"
 
 
 def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
-              runs: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+              runs: pd.DataFrame | None = None, requires: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Significance marks and the minimum detectable difference (MDE) of one built table.
 
     The table's comparisons with its reference, per dataset x dimension, form the Holm family of
@@ -351,7 +410,8 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
     ``effect`` (mean minus the reference's mean) and ``mde``, ``mde_seeds``, ``mde_trials`` (the
     median MDE of the table's comparisons, 80 % power at the table's level alpha/K). Returns
     ``(df, lines)``: one sentence per dataset x dimension for the table's note, naming each
-    test's Holm family.
+    test's Holm family and, where the method-level MDE is above :data:`MDE_TARGET_POINTS`, what
+    reaching it would take (:func:`_runs_needed`; ``requires``: method -> the methods it requires).
     """
     if df.empty:
         return df, []
@@ -362,7 +422,7 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
         df[mcol] = math.nan
     df["effect"] = math.nan
     df["runs"] = math.nan          # training runs per method of the method-level comparisons (median)
-    df["runs_for_target"] = math.nan  # ... that MDE_TARGET_POINTS would need (median; runs_for_mde)
+    df["runs_for_target"] = math.nan  # ... that MDE_TARGET_POINTS would need (median; runs_for_mde), in whole seeds
     for (ds, tr, dim), g in df.groupby(["dataset", "track", "dimension"], sort=False):
         ref = g["reference"].iloc[0]
         metric = g["metric"].iloc[0]
@@ -409,8 +469,10 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
         counts = _run_counts(fams["method"])
         need = ""
         if counts is not None:
-            df.loc[g.index, "runs"], df.loc[g.index, "runs_for_target"] = counts
-            need = _runs_needed(*counts, g, runs, ds, tr, dim)
+            n_now, r_need = counts
+            df.loc[g.index, "runs"] = n_now
+            df.loc[g.index, "runs_for_target"] = whole_seeds(n_now, r_need, runs, ds, tr, dim, list(g["method"]))[0]
+            need = _runs_needed(n_now, r_need, g, runs, ds, tr, dim, requires)
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts)
                      + (f"; {need}" if need else "") + ".")
     return df, lines
@@ -455,7 +517,7 @@ def write_tables(runs_csv, spec: dict, out_dir, stats_csv=None, subjects_csv=Non
         note = table_note(df, table, protocol)
         power = ""
         if stats_df is not None:
-            df, mde_lines = add_power(df, stats_df, runs=runs)
+            df, mde_lines = add_power(df, stats_df, runs=runs, requires=spec.get("requires"))
             power = power_note(mde_lines)
         base = out_dir / table["name"]
         atomic.write_csv(base.with_suffix(".csv"), df)

@@ -88,6 +88,8 @@ def tables_spec(grid: Grid, published_file: str | Path) -> str:
                          "visual": frozen_visual(config, grid.cells)},
             "references": track_references(config),
             "trivial_methods": {m: config["methods"][m]["class"] for m in config.get("trivial_methods") or []},
+            # what each method distils from (methods.<name>.requires): the cost of more runs counts them too
+            "requires": {m: list(e["requires"].values()) for m, e in config["methods"].items() if e.get("requires")},
         },
         # no sort_keys: a table's rows keep the config's order (the config loads in file order)
     )
