@@ -328,13 +328,18 @@ def required_closure(methods, requires: dict | None) -> list[str]:
     return out
 
 
+def _cell_runs(runs: pd.DataFrame, ds, tr, dim, methods) -> pd.DataFrame:
+    """The rows of runs.csv of ``methods`` in the cell (ds, tr, dim)."""
+    return runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
+                & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(methods))]
+
+
 def _process_minutes(runs: pd.DataFrame, col: str, ds, tr, dim, methods, factor: float) -> tuple[float, float]:
     """``(minutes, more)``: the summed ``col`` time of the runs of ``methods`` in the cell (ds, tr, dim),
     in minutes, and what ``factor`` times as many runs more would add: per method the median time of
     its runs times the added runs (the median leaves out the job start-up, which only a job's first run
     pays and added runs of the same job do not)."""
-    sel = runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
-               & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(methods))]
+    sel = _cell_runs(runs, ds, tr, dim, methods)
     here = more = 0.0
     for _, m in sel.groupby("method", sort=False):
         t = pd.to_numeric(m[col], errors="coerce").dropna()
@@ -348,8 +353,7 @@ def whole_seeds(n_now: float, r_need: float, runs: pd.DataFrame | None, ds, tr, 
     """``(runs, seeds, runs per seed)``: ``r_need`` training runs per method rounded up to whole seeds,
     each with every fold of its split (runs per seed = ``n_now`` over the median number of seeds of
     ``methods`` in runs.csv's cell). ``(r_need, 0, 0)`` where runs.csv does not tell the seeds."""
-    sel = None if runs is None else runs[(runs["dataset"].astype(str) == str(ds)) & (runs["track"].astype(str) == str(tr))
-                                         & (runs["dimension"].astype(str) == str(dim)) & runs["method"].isin(list(methods))]
+    sel = None if runs is None else _cell_runs(runs, ds, tr, dim, methods)
     seeds = float(sel.groupby("method").size().median()) if sel is not None and len(sel) else math.nan
     per_seed = n_now / seeds if seeds > 0 else math.nan
     if not (math.isfinite(r_need) and math.isfinite(per_seed) and per_seed >= 1
