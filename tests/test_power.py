@@ -395,7 +395,11 @@ def test_cost_of_the_target_counts_whole_seeds_and_the_runs_the_rows_distil_from
     """The note's cost of a 10-point method-level MDE: runs come as whole seeds (every fold of each),
     and the added runs of the teachers and assistants the rows require (through one another) are
     counted, at the median time of each method's runs (the first run of a job pays its start-up)."""
-    from cmkd.analysis.tables import _runs_needed, required_closure
+    from cmkd.analysis.tables import _runs_needed as needed, required_closure, whole_seeds
+
+    def _runs_needed(n_now, r_need, rows, runs, ds, tr, dim, requires=None):  # as add_power calls it
+        return needed(n_now, whole_seeds(n_now, r_need, runs, ds, tr, dim, list(rows["method"])), rows, runs,
+                      ds, tr, dim, requires)
 
     requires = {"cdgkd": ["teacher", "ta2"], "ta2": ["teacher", "ta1"], "ta1": ["teacher"], "kd": ["teacher"],
                 "other": ["elsewhere"]}

@@ -364,18 +364,18 @@ def whole_seeds(n_now: float, r_need: float, runs: pd.DataFrame | None, ds, tr, 
     return float(n_seeds * per_seed), n_seeds, per_seed
 
 
-def _runs_needed(n_now: float, r_need: float, g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim,
+def _runs_needed(n_now: float, need: tuple[float, int, int], g: pd.DataFrame, runs: pd.DataFrame | None, ds, tr, dim,
                  requires: dict | None = None) -> str:
-    """The sentence on what :data:`MDE_TARGET_POINTS` would take (``r_need`` training runs per method
-    against ``n_now``: :func:`_run_counts`) and, from this run's own time (``process_s`` of runs.csv,
-    else ``train_s``), the minutes that many more runs would add: for the table's rows and for the
-    teachers and assistants they distil from (:func:`required_closure` of ``requires``), which must
-    run as many seeds for the rows to run them."""
+    """The sentence on what :data:`MDE_TARGET_POINTS` would take (``need``: the training runs per
+    method, in whole seeds, of :func:`whole_seeds`, against ``n_now``: :func:`_run_counts`) and, from
+    this run's own time (``process_s`` of runs.csv, else ``train_s``), the minutes that many more runs
+    would add: for the table's rows and for the teachers and assistants they distil from
+    (:func:`required_closure` of ``requires``), which must run as many seeds for the rows to run them."""
     target = st.MDE_TARGET_POINTS
+    r_need, n_seeds, per_seed = need
     if r_need <= n_now:
         return f"the method-level MDE is within {target:g} points at this run's {n_now:.0f} training runs per method"
     rows = list(g["method"])
-    r_need, n_seeds, per_seed = whole_seeds(n_now, r_need, runs, ds, tr, dim, rows)
     how = f"{n_seeds} seeds" + (f" x {per_seed} folds" if per_seed > 1 else "") + "; " if n_seeds else ""
     text = (f"reaching a method-level MDE of {target:g} points would take about {r_need:.0f} training runs per "
             f"method ({how}this run: {n_now:.0f})")
@@ -474,9 +474,9 @@ def add_power(df: pd.DataFrame, stats_df: pd.DataFrame, alpha: float = 0.05,
         need = ""
         if counts is not None:
             n_now, r_need = counts
-            df.loc[g.index, "runs"] = n_now
-            df.loc[g.index, "runs_for_target"] = whole_seeds(n_now, r_need, runs, ds, tr, dim, list(g["method"]))[0]
-            need = _runs_needed(n_now, r_need, g, runs, ds, tr, dim, requires)
+            in_seeds = whole_seeds(n_now, r_need, runs, ds, tr, dim, list(g["method"]))
+            df.loc[g.index, "runs"], df.loc[g.index, "runs_for_target"] = n_now, in_seeds[0]
+            need = _runs_needed(n_now, in_seeds, g, runs, ds, tr, dim, requires)
         lines.append(f"Minimum detectable difference from {ref} (80 % power), {ds} / {dim}: " + "; ".join(parts)
                      + (f"; {need}" if need else "") + ".")
     return df, lines
